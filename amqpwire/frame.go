@@ -91,12 +91,8 @@ func (r *FrameReader) ReadFrame() (Frame, error) {
 		return Frame{}, NewConnectionError(CodeFrameError, 0, 0,
 			"frame size %d exceeds frame_max %d (type %d, channel %d)", total, r.max, typ, channel)
 	}
-	n := int(size) + 1 // payload and end octet; size+8 <= 128 MiB, so no overflow
-	if cap(r.buf) < n {
-		r.buf = make([]byte, n, growTo(n))
-	}
-	buf := r.buf[:n]
-	if _, err := io.ReadFull(r.r, buf); err != nil {
+	buf, err := r.readPayload(int(size) + 1) // size+8 <= 128 MiB: no overflow
+	if err != nil {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
@@ -118,6 +114,37 @@ func (r *FrameReader) ReadFrame() (Frame, error) {
 			"unknown frame type %d (channel %d, size %d)", typ, channel, size)
 	}
 	return Frame{Type: typ, Channel: channel, Payload: buf[:size:size]}, nil
+}
+
+// readPayload reads n bytes into the reused buffer. When the buffer must
+// grow, it grows with the bytes actually received (doubling from 64 KiB), so
+// a header that announces a large frame and is followed by little data
+// costs little memory.
+func (r *FrameReader) readPayload(n int) ([]byte, error) {
+	if cap(r.buf) >= n {
+		buf := r.buf[:n]
+		_, err := io.ReadFull(r.r, buf)
+		return buf, err
+	}
+	buf := r.buf[:0]
+	for len(buf) < n {
+		if len(buf) == cap(buf) {
+			c := min(max(2*cap(buf), readBufferSize), growTo(n))
+			grown := make([]byte, len(buf), c)
+			copy(grown, buf)
+			buf = grown
+			r.buf = grown
+		}
+		k, err := io.ReadFull(r.r, buf[len(buf):min(cap(buf), n)])
+		buf = buf[:len(buf)+k]
+		if err != nil {
+			if err == io.EOF && len(buf) > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+	}
+	return buf, nil
 }
 
 // growTo rounds a buffer size up to a 4 KiB multiple so that frames of

@@ -283,3 +283,25 @@ func TestSteadyStateAllocs(t *testing.T) {
 		t.Errorf("FrameWriter: %v allocs", a)
 	}
 }
+
+func TestLargeAnnouncedFrameGrowsWithData(t *testing.T) {
+	raw := append([]byte{FrameBody, 0, 1, 0x06, 0x40, 0x00, 0x00}, make([]byte, 1000)...) // 100 MiB announced
+	r := NewFrameReader(bytes.NewReader(raw), 0)
+	if _, err := r.ReadFrame(); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatal(err)
+	}
+	if cap(r.buf) > readBufferSize {
+		t.Fatalf("buffer grew to %d for 1000 bytes of data", cap(r.buf))
+	}
+	// A frame larger than the buffer is read in growing steps.
+	body := bytes.Repeat([]byte{7}, 300000)
+	var buf bytes.Buffer
+	w := NewFrameWriter(&buf)
+	w.WriteContentRaw(1, ClassBasic, []byte{0, 0}, body, 0)
+	w.Flush()
+	r = NewFrameReader(&buf, 0)
+	mustRead(t, r)
+	if f := mustRead(t, r); !bytes.Equal(f.Payload, body) {
+		t.Fatal("body differs")
+	}
+}

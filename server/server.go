@@ -1,39 +1,227 @@
 // Package server is the Warren broker: listener, connections, channels, vhosts and delivery.
+//
+// Ownership (see ARCHITECTURE.md): each connection has a reader goroutine that owns the
+// connection and channel state and dispatches methods, and a writer goroutine that flushes the
+// output buffer. Queues deliver into a channel's output under the channel's lock. Lock order,
+// never taken the other way: vhost.mu → queue lock → channel.mu → conn.wmu.
 package server
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
 )
 
-// Config holds the broker settings that server.New needs.
+// Version is the broker version sent in connection.start.
+const Version = "0.1.0"
+
+// Defaults for Config fields left zero.
+const (
+	DefaultHeartbeat        = 60 * time.Second
+	DefaultFrameMax         = 131072
+	DefaultChannelMax       = 2047
+	DefaultMaxMessageSize   = 16 << 20 // RabbitMQ 4.x's default max_message_size
+	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultWriteBacklog     = 4 << 20
+)
+
+// User is an account that may log in.
+type User struct {
+	Name     string
+	Password string
+}
+
+// Config holds the broker settings that server.New needs. Zero fields take the defaults above.
 type Config struct {
 	// Logger receives structured logs. The zero value discards them.
 	Logger zerolog.Logger
-	// Heartbeat is the heartbeat interval offered in connection.tune (default 60s; 0 disables).
+	// Heartbeat is the heartbeat interval offered in connection.tune (default 60s; negative
+	// offers 0, which lets the client disable heartbeats).
 	Heartbeat time.Duration
 	// FrameMax is the largest frame offered in connection.tune (default 131072).
 	FrameMax uint32
 	// ChannelMax is the highest channel number offered in connection.tune (default 2047).
 	ChannelMax uint16
+	// MaxMessageSize is the largest message body accepted (default 16 MiB); larger ones get
+	// 406 PRECONDITION_FAILED.
+	MaxMessageSize int
+	// HandshakeTimeout bounds the time from TCP accept to connection.open (default 10s).
+	HandshakeTimeout time.Duration
+	// WriteBacklog is how many bytes may wait in a connection's output before its consumers
+	// stop receiving deliveries until the socket drains (default 4 MiB).
+	WriteBacklog int
+	// Users may log in. Empty means the single user guest/guest.
+	Users []User
+	// GuestAnywhere lets the user "guest" log in from non-loopback addresses. RabbitMQ refuses
+	// that by default, and so does Warren.
+	GuestAnywhere bool
 }
 
-// Server is a running broker.
+func (c *Config) setDefaults() {
+	if c.Heartbeat == 0 {
+		c.Heartbeat = DefaultHeartbeat
+	}
+	if c.Heartbeat < 0 {
+		c.Heartbeat = 0
+	}
+	if c.FrameMax == 0 {
+		c.FrameMax = DefaultFrameMax
+	}
+	if c.ChannelMax == 0 {
+		c.ChannelMax = DefaultChannelMax
+	}
+	if c.MaxMessageSize == 0 {
+		c.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if c.HandshakeTimeout == 0 {
+		c.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if c.WriteBacklog == 0 {
+		c.WriteBacklog = DefaultWriteBacklog
+	}
+	if len(c.Users) == 0 {
+		c.Users = []User{{Name: "guest", Password: "guest"}}
+	}
+}
+
+// Server is a broker.
 type Server struct {
-	cfg Config
+	cfg    Config
+	log    zerolog.Logger
+	users  map[string]User
+	vhosts map[string]*vhost
+
+	connIDs atomic.Uint64
+
+	mu        sync.Mutex
+	conns     map[*conn]struct{}
+	listeners map[net.Listener]struct{}
+	closing   bool
+	wg        sync.WaitGroup // one per connection
 }
 
-// New returns a broker configured by cfg.
-func New(cfg Config) *Server { return &Server{cfg: cfg} }
+// New returns a broker configured by cfg, with the vhost "/" and its predeclared exchanges.
+func New(cfg Config) *Server {
+	cfg.setDefaults()
+	s := &Server{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		users:     make(map[string]User, len(cfg.Users)),
+		vhosts:    make(map[string]*vhost),
+		conns:     make(map[*conn]struct{}),
+		listeners: make(map[net.Listener]struct{}),
+	}
+	for _, u := range cfg.Users {
+		s.users[u.Name] = u
+	}
+	s.vhosts["/"] = newVhost("/", s.log)
+	return s
+}
 
-// Serve accepts AMQP connections on ln until ctx is cancelled or Shutdown is called.
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("server: closed")
+
+// Serve accepts AMQP connections on ln until ctx is cancelled or Shutdown is called. It always
+// returns a non-nil error: ErrServerClosed after a shutdown.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	return errors.New("server: not implemented yet")
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+
+	stop := context.AfterFunc(ctx, func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = s.Shutdown(sctx)
+	})
+	defer stop()
+
+	s.log.Info().Str("addr", ln.Addr().String()).Msg("listening for AMQP 0-9-1")
+	var delay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closing := s.closing
+			s.mu.Unlock()
+			if closing {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				s.log.Warn().Err(err).Dur("retry_in", delay).Msg("accept failed")
+				time.Sleep(delay)
+				continue
+			}
+			return fmt.Errorf("accept on %s: %w", ln.Addr(), err)
+		}
+		delay = 0
+		s.startConn(nc)
+	}
 }
 
-// Shutdown closes every connection with connection.close 320 and waits for them to finish.
-func (s *Server) Shutdown(ctx context.Context) error { return nil }
+func (s *Server) startConn(nc net.Conn) {
+	c := newConn(s, nc)
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		_ = nc.Close()
+		return
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		c.serve()
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+	}()
+}
+
+// Shutdown stops accepting, closes every connection with connection.close 320
+// CONNECTION_FORCED and waits for them to finish or for ctx to end.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	for ln := range s.listeners {
+		_ = ln.Close()
+		delete(s.listeners, ln)
+	}
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+
+	for _, c := range conns {
+		c.forceClose("broker forced connection closure with reason 'shutdown'")
+	}
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		s.log.Info().Int("connections", len(conns)).Msg("shut down")
+		return nil
+	case <-ctx.Done():
+		for _, c := range conns {
+			_ = c.nc.Close()
+		}
+		<-done
+		return fmt.Errorf("shutdown: %w", ctx.Err())
+	}
+}

@@ -1,0 +1,258 @@
+package server
+
+import (
+	"errors"
+	"sync"
+
+	"github.com/rs/zerolog"
+
+	"github.com/warrenmq/warren/amqpwire"
+	"github.com/warrenmq/warren/server/queue"
+)
+
+// channel is one AMQP channel of a connection.
+type channel struct {
+	id   uint16
+	conn *conn
+	vh   *vhost
+	log  zerolog.Logger
+
+	// Owned by the connection's reader goroutine.
+	closing    bool   // channel.close was sent; discarding frames until close-ok
+	lastQueue  string // the queue most recently declared on this channel
+	content    content
+	confirm    bool
+	publishSeq uint64
+	tx         *txState // non-nil after tx.select
+	scratch    routeScratch
+	keys       []string
+	settleBuf  []unackedRec
+
+	// Shared with the queues delivering to this channel's consumers; see consumer.go.
+	mu            sync.Mutex
+	released      bool
+	consumers     map[string]*consumer
+	nextTag       uint64
+	unacked       unackedList
+	prefetchCount uint16 // per-consumer limit given to new consumers (basic.qos global=false)
+	globalLimit   uint16 // channel-wide limit (basic.qos global=true); 0 is unlimited
+	globalUnacked int    // unacked deliveries to this channel's consumers
+	deliver       amqpwire.BasicDeliver
+}
+
+func newChannel(c *conn, id uint16) *channel {
+	return &channel{
+		id:        id,
+		conn:      c,
+		vh:        c.vh,
+		log:       c.log.With().Uint16("channel", id).Logger(),
+		consumers: make(map[string]*consumer),
+	}
+}
+
+// send queues one method on this channel.
+func (ch *channel) send(m amqpwire.Method) { ch.conn.send(ch.id, m) }
+
+// handleFrame processes one frame for this channel. A channel error closes only the channel and
+// is handled here; a connection error is returned.
+func (ch *channel) handleFrame(f amqpwire.Frame) error {
+	if ch.closing {
+		return ch.handleWhileClosing(f)
+	}
+	var m amqpwire.Method
+	var err error
+	switch f.Type {
+	case amqpwire.FrameMethod:
+		if ch.content.active() {
+			return ch.content.unexpected()
+		}
+		m, err = amqpwire.DecodeMethod(f.Payload)
+		if err != nil {
+			return err
+		}
+		err = ch.handleMethod(m)
+	case amqpwire.FrameHeader:
+		err = ch.handleHeader(f.Payload)
+	case amqpwire.FrameBody:
+		err = ch.handleBody(f.Payload)
+	default:
+		err = amqpwire.NewConnectionError(amqpwire.CodeFrameError, 0, 0, "unknown frame type %d", f.Type)
+	}
+	return ch.fail(err, m)
+}
+
+// fail turns a handler's error into the right close: a soft ChannelError closes the channel,
+// anything else goes up to the connection. Errors without a method get the failing one's ids.
+func (ch *channel) fail(err error, m amqpwire.Method) error {
+	if err == nil {
+		return nil
+	}
+	var che *amqpwire.ChannelError
+	if errors.As(err, &che) {
+		if che.ClassID == 0 && m != nil {
+			che.ClassID, che.MethodID = m.ClassID(), m.MethodID()
+		}
+		if amqpwire.IsHardError(che.Code) {
+			return &amqpwire.ConnectionError{Code: che.Code, Text: che.Text, ClassID: che.ClassID, MethodID: che.MethodID}
+		}
+		ch.log.Info().Uint16("code", che.Code).Str("text", che.Text).Msg("channel error")
+		ch.closeWith(che)
+		return nil
+	}
+	var coe *amqpwire.ConnectionError
+	if errors.As(err, &coe) && coe.ClassID == 0 && m != nil {
+		coe.ClassID, coe.MethodID = m.ClassID(), m.MethodID()
+	}
+	return err
+}
+
+// closeWith starts a server-initiated channel close: channel.close, release everything the
+// channel holds, then discard frames until close-ok.
+func (ch *channel) closeWith(che *amqpwire.ChannelError) {
+	ch.send(&amqpwire.ChannelClose{ReplyCode: che.Code, ReplyText: che.Text, ClassId: che.ClassID, MethodId: che.MethodID})
+	ch.closing = true
+	ch.content.reset()
+	ch.release()
+}
+
+// handleWhileClosing discards frames until channel.close-ok (0-9-1 §2.2.4); a crossing
+// channel.close from the client is answered so both sides finish.
+func (ch *channel) handleWhileClosing(f amqpwire.Frame) error {
+	if f.Type != amqpwire.FrameMethod {
+		return nil
+	}
+	m, err := amqpwire.DecodeMethod(f.Payload)
+	if err != nil {
+		return err
+	}
+	switch m.(type) {
+	case *amqpwire.ChannelCloseOk:
+		delete(ch.conn.channels, ch.id)
+	case *amqpwire.ChannelClose:
+		ch.send(&amqpwire.ChannelCloseOk{})
+		delete(ch.conn.channels, ch.id)
+	}
+	return nil
+}
+
+// handleMethod dispatches a method that arrived on an open channel.
+func (ch *channel) handleMethod(m amqpwire.Method) error {
+	switch m := m.(type) {
+	case *amqpwire.ChannelOpen:
+		return amqpwire.NewConnectionError(amqpwire.CodeChannelError, m.ClassID(), m.MethodID(), "second 'channel.open' seen")
+	case *amqpwire.ChannelClose:
+		ch.release()
+		ch.send(&amqpwire.ChannelCloseOk{})
+		delete(ch.conn.channels, ch.id)
+		return nil
+	case *amqpwire.ChannelCloseOk:
+		return nil
+	case *amqpwire.ChannelFlow:
+		if !m.Active {
+			// RabbitMQ refuses to stop deliveries this way; basic.qos is the tool for that.
+			return amqpwire.NewConnectionError(amqpwire.CodeNotImplemented, m.ClassID(), m.MethodID(), "active=false")
+		}
+		ch.send(&amqpwire.ChannelFlowOk{Active: true})
+		return nil
+	case *amqpwire.ChannelFlowOk:
+		return nil
+
+	case *amqpwire.ExchangeDeclare:
+		return ch.exchangeDeclare(m)
+	case *amqpwire.ExchangeDelete:
+		return ch.exchangeDelete(m)
+	case *amqpwire.ExchangeBind:
+		return ch.exchangeBind(m)
+	case *amqpwire.ExchangeUnbind:
+		return ch.exchangeUnbind(m)
+
+	case *amqpwire.QueueDeclare:
+		return ch.queueDeclare(m)
+	case *amqpwire.QueueBind:
+		return ch.queueBind(m)
+	case *amqpwire.QueueUnbind:
+		return ch.queueUnbind(m)
+	case *amqpwire.QueuePurge:
+		return ch.queuePurge(m)
+	case *amqpwire.QueueDelete:
+		return ch.queueDelete(m)
+
+	case *amqpwire.BasicQos:
+		return ch.basicQos(m)
+	case *amqpwire.BasicConsume:
+		return ch.basicConsume(m)
+	case *amqpwire.BasicCancel:
+		return ch.basicCancel(m)
+	case *amqpwire.BasicPublish:
+		return ch.basicPublish(m)
+	case *amqpwire.BasicGet:
+		return ch.basicGet(m)
+	case *amqpwire.BasicAck:
+		return ch.settle(m.DeliveryTag, m.Multiple, settleAck)
+	case *amqpwire.BasicNack:
+		return ch.settle(m.DeliveryTag, m.Multiple, rejectMode(m.Requeue))
+	case *amqpwire.BasicReject:
+		return ch.settle(m.DeliveryTag, false, rejectMode(m.Requeue))
+	case *amqpwire.BasicRecover:
+		return ch.basicRecover(m.Requeue, true)
+	case *amqpwire.BasicRecoverAsync:
+		return ch.basicRecover(m.Requeue, false)
+
+	case *amqpwire.ConfirmSelect:
+		return ch.confirmSelect(m)
+	case *amqpwire.TxSelect:
+		return ch.txSelect(m)
+	case *amqpwire.TxCommit:
+		return ch.txCommit()
+	case *amqpwire.TxRollback:
+		return ch.txRollback()
+	}
+	if m.ClassID() == amqpwire.ClassConnection {
+		return amqpwire.NewConnectionError(amqpwire.CodeCommandInvalid, m.ClassID(), m.MethodID(),
+			"%s is only allowed on channel 0", m.MethodName())
+	}
+	return amqpwire.NewConnectionError(amqpwire.CodeCommandInvalid, m.ClassID(), m.MethodID(),
+		"unimplemented method %s", m.MethodName())
+}
+
+// expandQueueName applies RabbitMQ's shortcut: an empty queue name means the queue most
+// recently declared on this channel.
+func (ch *channel) expandQueueName(name string) (string, error) {
+	if name != "" {
+		return name, nil
+	}
+	if ch.lastQueue == "" {
+		return "", amqpwire.NewChannelError(amqpwire.CodeNotFound, 0, 0, "no previously declared queue")
+	}
+	return ch.lastQueue, nil
+}
+
+// release cancels the channel's consumers and requeues its unacked messages; the channel
+// delivers nothing afterwards. It runs when the channel or its connection closes.
+func (ch *channel) release() {
+	ch.mu.Lock()
+	if ch.released {
+		ch.mu.Unlock()
+		return
+	}
+	ch.released = true
+	consumers := make([]*consumer, 0, len(ch.consumers))
+	for _, cs := range ch.consumers {
+		cs.cancelled = true
+		consumers = append(consumers, cs)
+	}
+	clear(ch.consumers)
+	recs := ch.unacked.takeAll(nil)
+	ch.mu.Unlock()
+
+	if ch.tx != nil {
+		// Acks taken under a transaction that never committed go back too.
+		recs = append(recs, ch.tx.takeAcks()...)
+	}
+	forEachQueue(recs, func(q *queueRec, es []*queue.Entry) { q.q.Requeue(es) })
+	for _, cs := range consumers {
+		if remaining, ok := cs.q.q.RemoveConsumer(cs); ok && remaining == 0 {
+			ch.vh.autoDeleteQueue(cs.q)
+		}
+	}
+}

@@ -1,0 +1,224 @@
+package server
+
+import (
+	"errors"
+
+	"github.com/warrenmq/warren/amqpwire"
+	"github.com/warrenmq/warren/server/queue"
+)
+
+// settleMode is what an ack, nack or reject does with the deliveries it names.
+type settleMode int
+
+const (
+	settleAck     settleMode = iota // done with: forget
+	settleRequeue                   // back to the queue, redelivered
+	settleDrop                      // rejected without requeue: discarded
+)
+
+func rejectMode(requeue bool) settleMode {
+	if requeue {
+		return settleRequeue
+	}
+	return settleDrop
+}
+
+func (ch *channel) basicQos(m *amqpwire.BasicQos) error {
+	if m.PrefetchSize != 0 {
+		// RabbitMQ does not implement byte-based prefetch and says so.
+		return amqpwire.NewConnectionError(amqpwire.CodeNotImplemented, m.ClassID(), m.MethodID(), "prefetch_size!=0 (%d)", m.PrefetchSize)
+	}
+	ch.mu.Lock()
+	if m.Global {
+		// RabbitMQ's reading of global: one limit shared by every consumer on the channel.
+		ch.globalLimit = m.PrefetchCount
+	} else {
+		// per_consumer_qos: a limit for each consumer created on this channel from now on.
+		ch.prefetchCount = m.PrefetchCount
+	}
+	kicks := ch.unblockLocked(nil)
+	ch.mu.Unlock()
+	ch.send(&amqpwire.BasicQosOk{})
+	kickQueues(kicks)
+	return nil
+}
+
+func (ch *channel) basicConsume(m *amqpwire.BasicConsume) error {
+	name, err := ch.expandQueueName(m.Queue)
+	if err != nil {
+		return err
+	}
+	q, err := ch.vh.queueFor(ch.conn, name)
+	if err != nil {
+		return err
+	}
+	tag := m.ConsumerTag
+	if tag == "" {
+		tag = uniqueName("amq.ctag-")
+	}
+	ch.mu.Lock()
+	if _, dup := ch.consumers[tag]; dup {
+		ch.mu.Unlock()
+		return amqpwire.NewConnectionError(amqpwire.CodeNotAllowed, m.ClassID(), m.MethodID(), "attempt to reuse consumer tag '%s'", tag)
+	}
+	// The consumer starts pending so nothing is delivered before consume-ok is on the wire.
+	cs := &consumer{ch: ch, tag: tag, q: q, noAck: m.NoAck, prefetch: ch.prefetchCount, pending: true}
+	ch.consumers[tag] = cs
+	ch.mu.Unlock()
+
+	if err := q.q.AddConsumer(cs, queue.ConsumerOptions{Exclusive: m.Exclusive, NoAck: m.NoAck}); err != nil {
+		ch.mu.Lock()
+		delete(ch.consumers, tag)
+		ch.mu.Unlock()
+		if errors.Is(err, queue.ErrExclusiveUse) {
+			return amqpwire.NewChannelError(amqpwire.CodeAccessRefused, m.ClassID(), m.MethodID(),
+				"queue '%s' in vhost '%s' in exclusive use", name, ch.vh.name)
+		}
+		return ch.vh.errNoQueue(name)
+	}
+	ch.mu.Lock()
+	if !m.NoWait {
+		ch.send(&amqpwire.BasicConsumeOk{ConsumerTag: tag})
+	}
+	cs.pending = false
+	ch.mu.Unlock()
+	q.q.Kick()
+	return nil
+}
+
+func (ch *channel) basicCancel(m *amqpwire.BasicCancel) error {
+	ch.mu.Lock()
+	cs := ch.consumers[m.ConsumerTag]
+	if cs != nil {
+		delete(ch.consumers, m.ConsumerTag)
+		cs.cancelled = true
+	}
+	ch.mu.Unlock()
+	if !m.NoWait {
+		// Cancelling an unknown tag is not an error (0-9-1 §1.8.3.5, and RabbitMQ agrees).
+		ch.send(&amqpwire.BasicCancelOk{ConsumerTag: m.ConsumerTag})
+	}
+	if cs != nil {
+		if remaining, ok := cs.q.q.RemoveConsumer(cs); ok && remaining == 0 {
+			ch.vh.autoDeleteQueue(cs.q)
+		}
+	}
+	return nil
+}
+
+func (ch *channel) basicGet(m *amqpwire.BasicGet) error {
+	name, err := ch.expandQueueName(m.Queue)
+	if err != nil {
+		return err
+	}
+	q, err := ch.vh.queueFor(ch.conn, name)
+	if err != nil {
+		return err
+	}
+	e, remaining := q.q.Get(m.NoAck)
+	if e == nil {
+		ch.send(&amqpwire.BasicGetEmpty{})
+		return nil
+	}
+	c := ch.conn
+	ch.mu.Lock()
+	ch.nextTag++
+	if !m.NoAck {
+		ch.unacked.push(unackedRec{tag: ch.nextTag, q: q, e: e})
+	}
+	c.wmu.Lock()
+	c.out.WriteMethod(ch.id, &amqpwire.BasicGetOk{
+		DeliveryTag:  ch.nextTag,
+		Redelivered:  e.Redelivered,
+		Exchange:     e.Msg.Exchange,
+		RoutingKey:   e.Msg.RoutingKey,
+		MessageCount: uint32(remaining),
+	})
+	c.out.WriteContentRaw(ch.id, amqpwire.ClassBasic, e.Msg.RawProperties, e.Msg.Body, c.frameMax)
+	c.wmu.Unlock()
+	ch.mu.Unlock()
+	c.kickWriter()
+	return nil
+}
+
+// settle handles basic.ack, basic.nack and basic.reject.
+func (ch *channel) settle(tag uint64, multiple bool, mode settleMode) error {
+	ch.mu.Lock()
+	recs, ok := ch.unacked.take(tag, multiple, ch.settleBuf[:0])
+	if !ok {
+		ch.mu.Unlock()
+		return amqpwire.NewChannelError(amqpwire.CodePreconditionFailed, 0, 0, "unknown delivery tag %d", tag)
+	}
+	if ch.tx != nil {
+		// Under tx.select, acks take effect at commit; the tag is checked now, as RabbitMQ does.
+		ch.tx.acks = append(ch.tx.acks, txAck{mode: mode, recs: append([]unackedRec(nil), recs...)})
+		ch.mu.Unlock()
+		return nil
+	}
+	kicks := ch.releaseCreditLocked(recs)
+	ch.mu.Unlock()
+	applySettle(recs, mode)
+	kickQueues(kicks)
+	clear(recs)
+	ch.settleBuf = recs[:0]
+	return nil
+}
+
+// releaseCreditLocked returns the prefetch credit of settled deliveries and the queues of
+// consumers that can take more now.
+func (ch *channel) releaseCreditLocked(recs []unackedRec) []*queue.Queue {
+	for _, r := range recs {
+		if r.cs != nil {
+			r.cs.unacked--
+			ch.globalUnacked--
+		}
+	}
+	return ch.unblockLocked(nil)
+}
+
+// unblockLocked clears the blocked flag of the channel's consumers and returns their queues, to
+// be kicked once the channel's lock is released.
+func (ch *channel) unblockLocked(kicks []*queue.Queue) []*queue.Queue {
+	for _, cs := range ch.consumers {
+		if cs.blocked {
+			cs.blocked = false
+			kicks = append(kicks, cs.q.q)
+		}
+	}
+	return kicks
+}
+
+func kickQueues(qs []*queue.Queue) {
+	for _, q := range qs {
+		q.Kick()
+	}
+}
+
+// applySettle tells the queues what happened to their deliveries.
+func applySettle(recs []unackedRec, mode settleMode) {
+	forEachQueue(recs, func(q *queueRec, es []*queue.Entry) {
+		switch mode {
+		case settleRequeue:
+			q.q.Requeue(es)
+		default:
+			q.q.Settle(len(es))
+		}
+	})
+}
+
+// basicRecover redelivers every unacked message of the channel (requeue=true). RabbitMQ does not
+// implement requeue=false, and neither does Warren.
+func (ch *channel) basicRecover(requeue, reply bool) error {
+	if !requeue {
+		return amqpwire.NewConnectionError(amqpwire.CodeNotImplemented, amqpwire.ClassBasic, 110, "requeue=false")
+	}
+	ch.mu.Lock()
+	recs := ch.unacked.takeAll(nil)
+	ch.releaseCreditLocked(recs)
+	ch.mu.Unlock()
+	applySettle(recs, settleRequeue)
+	if reply {
+		ch.send(&amqpwire.BasicRecoverOk{})
+	}
+	return nil
+}

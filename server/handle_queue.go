@@ -1,0 +1,125 @@
+package server
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"strings"
+
+	"github.com/warrenmq/warren/amqpwire"
+	"github.com/warrenmq/warren/binding"
+)
+
+// uniqueName returns prefix followed by 22 random URL-safe characters, the shape of RabbitMQ's
+// server-generated names (amq.gen-…, amq.ctag-…).
+func uniqueName(prefix string) string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return prefix + base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func (ch *channel) queueDeclare(m *amqpwire.QueueDeclare) error {
+	name := m.Queue
+	if !m.Passive && strings.HasPrefix(name, "amq.") {
+		return amqpwire.NewChannelError(amqpwire.CodeAccessRefused, 0, 0,
+			"queue name '%s' contains reserved prefix 'amq.*'", name)
+	}
+	if name == "" {
+		if m.Passive {
+			var err error
+			if name, err = ch.expandQueueName(name); err != nil {
+				return err
+			}
+		} else {
+			name = uniqueName("amq.gen-")
+		}
+	}
+	q, err := ch.vh.declareQueue(ch.conn, queueDecl{
+		name:       name,
+		passive:    m.Passive,
+		durable:    m.Durable,
+		exclusive:  m.Exclusive,
+		autoDelete: m.AutoDelete,
+		args:       m.Arguments,
+	})
+	if err != nil {
+		return err
+	}
+	if q.owner == ch.conn {
+		ch.conn.exclusive = append(ch.conn.exclusive, q.name)
+	}
+	ch.lastQueue = name
+	if !m.NoWait {
+		st := q.q.Stats()
+		ch.send(&amqpwire.QueueDeclareOk{Queue: name, MessageCount: uint32(st.Ready), ConsumerCount: uint32(st.Consumers)})
+	}
+	return nil
+}
+
+func (ch *channel) queueBind(m *amqpwire.QueueBind) error {
+	name, err := ch.expandQueueName(m.Queue)
+	if err != nil {
+		return err
+	}
+	b := binding.Binding{
+		Source:     m.Exchange,
+		Dest:       binding.Destination{Kind: binding.DestQueue, Name: name},
+		RoutingKey: m.RoutingKey,
+		Args:       m.Arguments,
+	}
+	if err := ch.vh.bind(ch.conn, b); err != nil {
+		return err
+	}
+	if !m.NoWait {
+		ch.send(&amqpwire.QueueBindOk{})
+	}
+	return nil
+}
+
+func (ch *channel) queueUnbind(m *amqpwire.QueueUnbind) error {
+	name, err := ch.expandQueueName(m.Queue)
+	if err != nil {
+		return err
+	}
+	b := binding.Binding{
+		Source:     m.Exchange,
+		Dest:       binding.Destination{Kind: binding.DestQueue, Name: name},
+		RoutingKey: m.RoutingKey,
+		Args:       m.Arguments,
+	}
+	if err := ch.vh.unbind(ch.conn, b); err != nil {
+		return err
+	}
+	ch.send(&amqpwire.QueueUnbindOk{})
+	return nil
+}
+
+func (ch *channel) queuePurge(m *amqpwire.QueuePurge) error {
+	name, err := ch.expandQueueName(m.Queue)
+	if err != nil {
+		return err
+	}
+	q, err := ch.vh.queueFor(ch.conn, name)
+	if err != nil {
+		return err
+	}
+	n := q.q.Purge()
+	if !m.NoWait {
+		ch.send(&amqpwire.QueuePurgeOk{MessageCount: uint32(n)})
+	}
+	return nil
+}
+
+func (ch *channel) queueDelete(m *amqpwire.QueueDelete) error {
+	name, err := ch.expandQueueName(m.Queue)
+	if err != nil {
+		return err
+	}
+	n, err := ch.vh.deleteQueue(ch.conn, name, m.IfUnused, m.IfEmpty)
+	if err != nil {
+		return err
+	}
+	if !m.NoWait {
+		ch.send(&amqpwire.QueueDeleteOk{MessageCount: uint32(n)})
+	}
+	return nil
+}

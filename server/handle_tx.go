@@ -1,0 +1,95 @@
+package server
+
+import (
+	"github.com/warrenmq/warren/amqpwire"
+	"github.com/warrenmq/warren/server/queue"
+)
+
+// txState holds a transactional channel's uncommitted work.
+type txState struct {
+	publishes []txPublish
+	acks      []txAck
+}
+
+type txPublish struct {
+	x         *exchangeRec
+	msg       *queue.Message
+	keys      []string
+	mandatory bool
+}
+
+type txAck struct {
+	mode settleMode
+	recs []unackedRec
+}
+
+// takeAcks returns every delivery named by an uncommitted ack, nack or reject.
+func (t *txState) takeAcks() []unackedRec {
+	var recs []unackedRec
+	for _, a := range t.acks {
+		recs = append(recs, a.recs...)
+	}
+	t.acks = nil
+	return recs
+}
+
+func (ch *channel) confirmSelect(m *amqpwire.ConfirmSelect) error {
+	if ch.tx != nil {
+		return amqpwire.NewChannelError(amqpwire.CodePreconditionFailed, 0, 0, "cannot switch from tx to confirm mode")
+	}
+	ch.confirm = true
+	if !m.NoWait {
+		ch.send(&amqpwire.ConfirmSelectOk{})
+	}
+	return nil
+}
+
+func (ch *channel) txSelect(*amqpwire.TxSelect) error {
+	if ch.confirm {
+		return amqpwire.NewChannelError(amqpwire.CodePreconditionFailed, 0, 0, "cannot switch from confirm to tx mode")
+	}
+	if ch.tx == nil {
+		ch.tx = &txState{}
+	}
+	ch.send(&amqpwire.TxSelectOk{})
+	return nil
+}
+
+func errNotTransactional() error {
+	return amqpwire.NewChannelError(amqpwire.CodePreconditionFailed, 0, 0, "channel is not transactional")
+}
+
+// txCommit applies the transaction: publishes first, then acks, as RabbitMQ does.
+func (ch *channel) txCommit() error {
+	if ch.tx == nil {
+		return errNotTransactional()
+	}
+	for _, p := range ch.tx.publishes {
+		ch.deliverPublish(p.x, p.msg, p.keys, p.mandatory)
+	}
+	ch.tx.publishes = nil
+	for _, a := range ch.tx.acks {
+		ch.mu.Lock()
+		kicks := ch.releaseCreditLocked(a.recs)
+		ch.mu.Unlock()
+		applySettle(a.recs, a.mode)
+		kickQueues(kicks)
+	}
+	ch.tx.acks = nil
+	ch.send(&amqpwire.TxCommitOk{})
+	return nil
+}
+
+// txRollback discards uncommitted publishes and puts acked deliveries back to unacked.
+func (ch *channel) txRollback() error {
+	if ch.tx == nil {
+		return errNotTransactional()
+	}
+	ch.tx.publishes = nil
+	recs := ch.tx.takeAcks()
+	ch.mu.Lock()
+	ch.unacked.restore(recs)
+	ch.mu.Unlock()
+	ch.send(&amqpwire.TxRollbackOk{})
+	return nil
+}

@@ -1,0 +1,246 @@
+package server
+
+import (
+	"bytes"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net"
+	"runtime"
+	"time"
+
+	"github.com/warrenmq/warren/amqpwire"
+)
+
+// errAuthFailed ends a handshake whose credentials were refused.
+var errAuthFailed = errors.New("authentication failed")
+
+// serverProperties builds the connection.start server-properties table, with RabbitMQ's keys
+// and only the capabilities Warren really implements (COMPATIBILITY.md §1).
+func serverProperties() (amqpwire.Table, error) {
+	return amqpwire.NewTable(map[string]any{
+		"product":      "Warren",
+		"version":      Version,
+		"platform":     "Go " + runtime.Version(),
+		"copyright":    "Copyright (c) the Warren authors",
+		"information":  "Licensed under the Apache License 2.0. See https://github.com/warrenmq/warren",
+		"cluster_name": "warren@" + hostname(),
+		"capabilities": map[string]any{
+			"publisher_confirms":           true,
+			"exchange_exchange_bindings":   true,
+			"basic.nack":                   true,
+			"consumer_cancel_notify":       true,
+			"connection.blocked":           true,
+			"per_consumer_qos":             true,
+			"authentication_failure_close": true,
+		},
+	})
+}
+
+// handshake runs protocol header → start/start-ok → tune/tune-ok → open/open-ok. It returns an
+// error when the connection must end; it has already told the peer what it could.
+func (c *conn) handshake() error {
+	cfg := &c.srv.cfg
+	_ = c.nc.SetDeadline(time.Now().Add(cfg.HandshakeTimeout))
+	if err := amqpwire.ReadProtocolHeader(c.nc); err != nil {
+		if errors.Is(err, amqpwire.ErrBadProtocolHeader) {
+			// 0-9-1 §4.2.2: answer a bad header with the one we speak, then close.
+			_, _ = c.nc.Write(amqpwire.ProtocolHeader)
+		}
+		return fmt.Errorf("protocol header: %w", err)
+	}
+	props, err := serverProperties()
+	if err != nil {
+		return fmt.Errorf("server properties: %w", err)
+	}
+	if err := c.sendNow(&amqpwire.ConnectionStart{VersionMajor: 0, VersionMinor: 9, ServerProperties: props,
+		Mechanisms: "PLAIN AMQPLAIN", Locales: "en_US"}); err != nil {
+		return err
+	}
+
+	startOk, err := expectMethod[*amqpwire.ConnectionStartOk](c)
+	if err != nil {
+		return err
+	}
+	c.readClientCapabilities(startOk.ClientProperties)
+	user, err := c.authenticate(startOk)
+	if err != nil {
+		return err
+	}
+	c.user = user
+	c.log = c.log.With().Str("user", user).Logger()
+
+	hb := uint16(cfg.Heartbeat / time.Second)
+	if err := c.sendNow(&amqpwire.ConnectionTune{ChannelMax: cfg.ChannelMax, FrameMax: cfg.FrameMax, Heartbeat: hb}); err != nil {
+		return err
+	}
+	tuneOk, err := expectMethod[*amqpwire.ConnectionTuneOk](c)
+	if err != nil {
+		return err
+	}
+	if err := c.negotiate(tuneOk); err != nil {
+		c.refuse(err)
+		return err
+	}
+
+	open, err := expectMethod[*amqpwire.ConnectionOpen](c)
+	if err != nil {
+		return err
+	}
+	vh, ok := c.srv.vhosts[open.VirtualHost]
+	if !ok {
+		err := amqpwire.NewConnectionError(amqpwire.CodeNotAllowed, amqpwire.ClassConnection, 40, "vhost %s not found", open.VirtualHost)
+		c.refuse(err)
+		return err
+	}
+	c.vh = vh
+	c.log = c.log.With().Str("vhost", vh.name).Logger()
+	_ = c.nc.SetDeadline(time.Time{})
+	go c.writeLoop()
+	c.send(0, &amqpwire.ConnectionOpenOk{})
+	return nil
+}
+
+// sendNow writes one method straight away; used before the writer goroutine runs.
+func (c *conn) sendNow(m amqpwire.Method) error {
+	c.wmu.Lock()
+	c.out.WriteMethod(0, m)
+	err := c.out.Flush()
+	c.wmu.Unlock()
+	if err != nil {
+		return fmt.Errorf("send %s: %w", m.MethodName(), err)
+	}
+	return nil
+}
+
+// expectMethod reads the next handshake method, which must be a T.
+func expectMethod[T amqpwire.Method](c *conn) (T, error) {
+	var zero T
+	for {
+		f, err := c.r.ReadFrame()
+		if err != nil {
+			return zero, fmt.Errorf("read handshake frame: %w", err)
+		}
+		if f.Type == amqpwire.FrameHeartbeat {
+			continue
+		}
+		if f.Type != amqpwire.FrameMethod || f.Channel != 0 {
+			return zero, fmt.Errorf("handshake: unexpected frame type %d on channel %d", f.Type, f.Channel)
+		}
+		m, err := amqpwire.DecodeMethod(f.Payload)
+		if err != nil {
+			return zero, fmt.Errorf("handshake: %w", err)
+		}
+		t, ok := m.(T)
+		if !ok {
+			return zero, fmt.Errorf("handshake: expected %T, got %s", zero, m.MethodName())
+		}
+		return t, nil
+	}
+}
+
+func (c *conn) readClientCapabilities(props amqpwire.Table) {
+	v, ok, err := props.Get("capabilities")
+	if err != nil || !ok {
+		return
+	}
+	caps, ok := v.(amqpwire.Table)
+	if !ok {
+		return
+	}
+	flag := func(name string) bool {
+		v, ok, err := caps.Get(name)
+		b, isBool := v.(bool)
+		return err == nil && ok && isBool && b
+	}
+	c.capCancelNotify = flag("consumer_cancel_notify")
+	c.capAuthFailureClose = flag("authentication_failure_close")
+}
+
+// authenticate checks the start-ok response against the configured users.
+func (c *conn) authenticate(ok *amqpwire.ConnectionStartOk) (string, error) {
+	var user, pass string
+	switch ok.Mechanism {
+	case "PLAIN":
+		// RFC 4616: [authzid] NUL authcid NUL passwd
+		parts := bytes.SplitN([]byte(ok.Response), []byte{0}, 3)
+		if len(parts) != 3 {
+			return "", c.authFailure(ok.Mechanism, "", "malformed PLAIN response")
+		}
+		user, pass = string(parts[1]), string(parts[2])
+	case "AMQPLAIN":
+		t := amqpwire.Table(ok.Response)
+		lv, _, err1 := t.Get("LOGIN")
+		pv, _, err2 := t.Get("PASSWORD")
+		l, okL := lv.(string)
+		p, okP := pv.(string)
+		if err1 != nil || err2 != nil || !okL || !okP {
+			return "", c.authFailure(ok.Mechanism, "", "malformed AMQPLAIN response")
+		}
+		user, pass = l, p
+	default:
+		err := amqpwire.NewConnectionError(amqpwire.CodeCommandInvalid, amqpwire.ClassConnection, 11,
+			"unknown authentication mechanism '%s'", ok.Mechanism)
+		c.refuse(err)
+		return "", err
+	}
+	u, known := c.srv.users[user]
+	if !known || subtle.ConstantTimeCompare([]byte(u.Password), []byte(pass)) != 1 {
+		return "", c.authFailure(ok.Mechanism, user, "invalid credentials")
+	}
+	if user == "guest" && !c.srv.cfg.GuestAnywhere && !isLoopback(c.nc.RemoteAddr()) {
+		return "", c.authFailure(ok.Mechanism, user, "user 'guest' can only connect via localhost")
+	}
+	return user, nil
+}
+
+// authFailure logs the reason and, for clients that asked for it, sends connection.close 403
+// (RabbitMQ's authentication_failure_close); others just see the socket close.
+func (c *conn) authFailure(mechanism, user, why string) error {
+	c.log.Warn().Str("user", user).Str("mechanism", mechanism).Str("reason", why).Msg("login refused")
+	if c.capAuthFailureClose {
+		c.refuse(amqpwire.NewConnectionError(amqpwire.CodeAccessRefused, amqpwire.ClassConnection, 11,
+			"Login was refused using authentication mechanism %s. For details see the broker logfile.", mechanism))
+	}
+	return fmt.Errorf("%w: %s", errAuthFailed, why)
+}
+
+// refuse sends connection.close for an error during the handshake; the connection then ends
+// without waiting for close-ok, as RabbitMQ does before the connection is open.
+func (c *conn) refuse(err error) {
+	var ce *amqpwire.ConnectionError
+	if !errors.As(err, &ce) {
+		return
+	}
+	_ = c.sendNow(&amqpwire.ConnectionClose{ReplyCode: ce.Code, ReplyText: ce.Text, ClassId: ce.ClassID, MethodId: ce.MethodID})
+}
+
+// negotiate applies tune-ok the way RabbitMQ validates it: a client value above the server's
+// offer (0 counting as unlimited) or a frame_max below the minimum is refused with 530.
+func (c *conn) negotiate(t *amqpwire.ConnectionTuneOk) error {
+	cfg := &c.srv.cfg
+	if t.FrameMax != 0 && t.FrameMax < amqpwire.FrameMinSize {
+		return negotiationError("frame_max", "lower", "minimum", uint32(amqpwire.FrameMinSize), t.FrameMax)
+	}
+	if t.FrameMax == 0 || t.FrameMax > cfg.FrameMax {
+		return negotiationError("frame_max", "higher", "maximum", cfg.FrameMax, t.FrameMax)
+	}
+	if t.ChannelMax == 0 || t.ChannelMax > cfg.ChannelMax {
+		return negotiationError("channel_max", "higher", "maximum", uint32(cfg.ChannelMax), uint32(t.ChannelMax))
+	}
+	c.frameMax = t.FrameMax
+	c.channelMax = t.ChannelMax
+	c.heartbeat = time.Duration(t.Heartbeat) * time.Second
+	c.r.SetMaxFrameSize(c.frameMax)
+	return nil
+}
+
+func negotiationError(field, cmp, bound string, server, client uint32) error {
+	return amqpwire.NewConnectionError(amqpwire.CodeNotAllowed, amqpwire.ClassConnection, 31,
+		"negotiated %s = %d is %s than the %s allowed value (%d)", field, client, cmp, bound, server)
+}
+
+func isLoopback(a net.Addr) bool {
+	ta, ok := a.(*net.TCPAddr)
+	return ok && ta.IP.IsLoopback()
+}

@@ -1,0 +1,464 @@
+package server
+
+import (
+	"strings"
+	"sync"
+
+	"github.com/rs/zerolog"
+
+	"github.com/warrenmq/warren/amqpwire"
+	"github.com/warrenmq/warren/binding"
+	"github.com/warrenmq/warren/exchange"
+	"github.com/warrenmq/warren/server/queue"
+)
+
+// exchangeRec is a declared exchange.
+type exchangeRec struct {
+	def       exchange.Definition
+	router    exchange.Router
+	alternate string // alternate-exchange argument, "" for none
+}
+
+// queueRec is a declared queue and the metadata the protocol checks against.
+type queueRec struct {
+	q          *queue.Queue
+	name       string
+	durable    bool
+	autoDelete bool
+	owner      *conn // the declaring connection of an exclusive queue, nil otherwise
+	args       amqpwire.Table
+}
+
+// vhost holds the exchanges and queues of one virtual host. mu guards the two maps and the
+// bindings between them (routers lock themselves for routing); publishers take it shared.
+type vhost struct {
+	name string
+	log  zerolog.Logger
+
+	mu        sync.RWMutex
+	exchanges map[string]*exchangeRec
+	queues    map[string]*queueRec
+}
+
+func newVhost(name string, log zerolog.Logger) *vhost {
+	v := &vhost{
+		name:      name,
+		log:       log.With().Str("vhost", name).Logger(),
+		exchanges: make(map[string]*exchangeRec),
+		queues:    make(map[string]*queueRec),
+	}
+	for _, d := range exchange.Predeclared() {
+		r, err := exchange.NewRouter(d.Kind)
+		if err != nil {
+			// Predeclared kinds are built in; a failure here is a programming error caught by tests.
+			v.log.Error().Err(err).Str("exchange", d.Name).Msg("cannot create predeclared exchange")
+			continue
+		}
+		v.exchanges[d.Name] = &exchangeRec{def: d, router: r}
+	}
+	return v
+}
+
+func (v *vhost) errNoExchange(name string) error {
+	return amqpwire.NewChannelError(amqpwire.CodeNotFound, 0, 0, "no exchange '%s' in vhost '%s'", name, v.name)
+}
+
+func (v *vhost) errNoQueue(name string) error {
+	return amqpwire.NewChannelError(amqpwire.CodeNotFound, 0, 0, "no queue '%s' in vhost '%s'", name, v.name)
+}
+
+func (v *vhost) errLocked(name string) error {
+	return amqpwire.NewChannelError(amqpwire.CodeResourceLocked, 0, 0,
+		"cannot obtain exclusive access to locked queue '%s' in vhost '%s'. It could be originally declared on another connection or the exclusive property value does not match that of the original declaration.",
+		name, v.name)
+}
+
+func errDefaultExchange() error {
+	return amqpwire.NewChannelError(amqpwire.CodeAccessRefused, 0, 0, "operation not permitted on the default exchange")
+}
+
+// exchange returns the named exchange.
+func (v *vhost) exchange(name string) (*exchangeRec, error) {
+	v.mu.RLock()
+	x := v.exchanges[name]
+	v.mu.RUnlock()
+	if x == nil {
+		return nil, v.errNoExchange(name)
+	}
+	return x, nil
+}
+
+// declareExchange creates an exchange or checks a redeclare against the existing one.
+func (v *vhost) declareExchange(d exchange.Definition, passive bool) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if d.Name == "" {
+		// RabbitMQ refuses even a passive declare of the default exchange.
+		return errDefaultExchange()
+	}
+	x := v.exchanges[d.Name]
+	if passive {
+		if x == nil {
+			return v.errNoExchange(d.Name)
+		}
+		return nil
+	}
+	if x != nil {
+		if err := x.def.Equivalent(v.name, d); err != nil {
+			return amqpwire.NewChannelError(amqpwire.CodePreconditionFailed, 0, 0, "%s", err.Error())
+		}
+		return nil
+	}
+	if strings.HasPrefix(d.Name, "amq.") {
+		return amqpwire.NewChannelError(amqpwire.CodeAccessRefused, 0, 0,
+			"exchange name '%s' contains reserved prefix 'amq.*'", d.Name)
+	}
+	if !exchange.KnownKind(d.Kind) {
+		// RabbitMQ treats an unknown type as a hard error.
+		return amqpwire.NewConnectionError(amqpwire.CodeCommandInvalid, 0, 0, "unknown exchange type '%s'", d.Kind)
+	}
+	r, err := exchange.NewRouter(d.Kind)
+	if err != nil {
+		return amqpwire.NewConnectionError(amqpwire.CodeCommandInvalid, 0, 0, "unknown exchange type '%s'", d.Kind)
+	}
+	alt, err := stringArg(d.Args, "alternate-exchange")
+	if err != nil {
+		return err
+	}
+	v.exchanges[d.Name] = &exchangeRec{def: d, router: r, alternate: alt}
+	return nil
+}
+
+// deleteExchange removes an exchange and every binding from or to it. A missing exchange is not
+// an error (RabbitMQ's delete is idempotent).
+func (v *vhost) deleteExchange(name string, ifUnused bool) error {
+	if name == "" {
+		return errDefaultExchange()
+	}
+	if strings.HasPrefix(name, "amq.") {
+		return amqpwire.NewChannelError(amqpwire.CodeAccessRefused, 0, 0,
+			"exchange '%s' in vhost '%s' is a predeclared system exchange and cannot be deleted", name, v.name)
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	x := v.exchanges[name]
+	if x == nil {
+		return nil
+	}
+	if ifUnused && (x.router.Len() > 0 || v.isDestinationLocked(binding.Destination{Kind: binding.DestExchange, Name: name})) {
+		return amqpwire.NewChannelError(amqpwire.CodePreconditionFailed, 0, 0, "exchange '%s' in vhost '%s' in use", name, v.name)
+	}
+	v.removeExchangeLocked(name)
+	return nil
+}
+
+func (v *vhost) removeExchangeLocked(name string) {
+	delete(v.exchanges, name)
+	v.removeDestinationLocked(binding.Destination{Kind: binding.DestExchange, Name: name})
+}
+
+// isDestinationLocked reports whether some exchange has a binding to d.
+func (v *vhost) isDestinationLocked(d binding.Destination) bool {
+	for _, x := range v.exchanges {
+		if x.router.HasDestination(d) {
+			return true
+		}
+	}
+	return false
+}
+
+// removeDestinationLocked drops every binding to d and deletes auto-delete exchanges that lose
+// their last binding that way.
+func (v *vhost) removeDestinationLocked(d binding.Destination) {
+	for name, x := range v.exchanges {
+		if len(x.router.RemoveDestination(d)) > 0 {
+			v.autoDeleteExchangeLocked(name, x)
+		}
+	}
+}
+
+// autoDeleteExchangeLocked deletes an auto-delete exchange that has no bindings left.
+func (v *vhost) autoDeleteExchangeLocked(name string, x *exchangeRec) {
+	if x.def.AutoDelete && x.router.Len() == 0 && v.exchanges[name] == x {
+		v.log.Debug().Str("exchange", name).Msg("auto-deleting exchange")
+		v.removeExchangeLocked(name)
+	}
+}
+
+// bind adds b. The source must exist and not be the default exchange; the destination must exist.
+func (v *vhost) bind(c *conn, b binding.Binding) error {
+	if b.Source == "" || (b.Dest.Kind == binding.DestExchange && b.Dest.Name == "") {
+		return errDefaultExchange()
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	x := v.exchanges[b.Source]
+	if err := v.checkDestinationLocked(c, b.Dest); err != nil {
+		return err
+	}
+	if x == nil {
+		return v.errNoExchange(b.Source)
+	}
+	if _, err := x.router.Bind(b); err != nil {
+		return amqpwire.NewChannelError(amqpwire.CodePreconditionFailed, 0, 0, "%s", err.Error())
+	}
+	return nil
+}
+
+func (v *vhost) checkDestinationLocked(c *conn, d binding.Destination) error {
+	if d.Kind == binding.DestExchange {
+		if v.exchanges[d.Name] == nil {
+			return v.errNoExchange(d.Name)
+		}
+		return nil
+	}
+	q := v.queues[d.Name]
+	if q == nil {
+		return v.errNoQueue(d.Name)
+	}
+	if q.owner != nil && q.owner != c {
+		return v.errLocked(d.Name)
+	}
+	return nil
+}
+
+// unbind removes b; a missing binding is not an error, as in RabbitMQ.
+func (v *vhost) unbind(c *conn, b binding.Binding) error {
+	if b.Source == "" || (b.Dest.Kind == binding.DestExchange && b.Dest.Name == "") {
+		return errDefaultExchange()
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if b.Dest.Kind == binding.DestQueue {
+		if q := v.queues[b.Dest.Name]; q != nil && q.owner != nil && q.owner != c {
+			return v.errLocked(b.Dest.Name)
+		}
+	}
+	x := v.exchanges[b.Source]
+	if x == nil {
+		return nil
+	}
+	if x.router.Unbind(b) {
+		v.autoDeleteExchangeLocked(b.Source, x)
+	}
+	return nil
+}
+
+// queueFor returns the named queue for an operation by c; exclusive queues of other
+// connections are locked (405).
+func (v *vhost) queueFor(c *conn, name string) (*queueRec, error) {
+	v.mu.RLock()
+	q := v.queues[name]
+	v.mu.RUnlock()
+	if q == nil {
+		return nil, v.errNoQueue(name)
+	}
+	if q.owner != nil && q.owner != c {
+		return nil, v.errLocked(name)
+	}
+	return q, nil
+}
+
+// queueDecl is a queue.declare after name expansion.
+type queueDecl struct {
+	name       string
+	passive    bool
+	durable    bool
+	exclusive  bool
+	autoDelete bool
+	args       amqpwire.Table
+}
+
+// declareQueue creates a queue or checks a redeclare; it returns the queue and whether it was
+// created.
+func (v *vhost) declareQueue(c *conn, d queueDecl) (*queueRec, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	q := v.queues[d.name]
+	if q != nil {
+		if q.owner != nil && q.owner != c {
+			return nil, v.errLocked(d.name)
+		}
+		if d.passive {
+			return q, nil
+		}
+		if err := v.queueEquivalent(q, d); err != nil {
+			return nil, err
+		}
+		return q, nil
+	}
+	if d.passive {
+		return nil, v.errNoQueue(d.name)
+	}
+	q = &queueRec{
+		q:          queue.New(d.name, queue.NewMemBacklog()),
+		name:       d.name,
+		durable:    d.durable,
+		autoDelete: d.autoDelete,
+		args:       d.args,
+	}
+	if d.exclusive {
+		q.owner = c
+	}
+	v.queues[d.name] = q
+	return q, nil
+}
+
+func (v *vhost) queueEquivalent(q *queueRec, d queueDecl) error {
+	if (q.owner != nil) != d.exclusive {
+		return v.errLocked(d.name)
+	}
+	if q.durable != d.durable {
+		return inequivalent("durable", "queue", d.name, v.name, d.durable, q.durable)
+	}
+	if q.autoDelete != d.autoDelete {
+		return inequivalent("auto_delete", "queue", d.name, v.name, d.autoDelete, q.autoDelete)
+	}
+	return argsEquivalent(queueArgKeys, "queue", d.name, v.name, d.args, q.args)
+}
+
+// deleteQueue removes a queue and its bindings and cancels its consumers. It returns how many
+// messages were ready. A missing queue is not an error (RabbitMQ's delete is idempotent).
+func (v *vhost) deleteQueue(c *conn, name string, ifUnused, ifEmpty bool) (int, error) {
+	v.mu.Lock()
+	q := v.queues[name]
+	if q == nil {
+		v.mu.Unlock()
+		return 0, nil
+	}
+	if q.owner != nil && q.owner != c {
+		v.mu.Unlock()
+		return 0, v.errLocked(name)
+	}
+	st := q.q.Stats()
+	if ifUnused && st.Consumers > 0 {
+		v.mu.Unlock()
+		return 0, amqpwire.NewChannelError(amqpwire.CodePreconditionFailed, 0, 0, "queue '%s' in vhost '%s' in use", name, v.name)
+	}
+	if ifEmpty && st.Ready > 0 {
+		v.mu.Unlock()
+		return 0, amqpwire.NewChannelError(amqpwire.CodePreconditionFailed, 0, 0, "queue '%s' in vhost '%s' not empty", name, v.name)
+	}
+	v.removeQueueLocked(q)
+	v.mu.Unlock()
+	return v.finishQueueDelete(q), nil
+}
+
+func (v *vhost) removeQueueLocked(q *queueRec) {
+	delete(v.queues, q.name)
+	v.removeDestinationLocked(binding.Destination{Kind: binding.DestQueue, Name: q.name})
+}
+
+// finishQueueDelete runs after the queue left the maps: it drops the messages and tells the
+// consumers (server-sent basic.cancel).
+func (v *vhost) finishQueueDelete(q *queueRec) int {
+	consumers, n := q.q.Delete()
+	for _, c := range consumers {
+		if cs, ok := c.(*consumer); ok {
+			cs.cancelledByServer()
+		}
+	}
+	v.log.Debug().Str("queue", q.name).Int("messages", n).Msg("queue deleted")
+	return n
+}
+
+// autoDeleteQueue deletes q if it is auto-delete and has no consumers left.
+func (v *vhost) autoDeleteQueue(q *queueRec) {
+	if !q.autoDelete {
+		return
+	}
+	v.mu.Lock()
+	if v.queues[q.name] != q || q.q.Stats().Consumers > 0 {
+		v.mu.Unlock()
+		return
+	}
+	v.removeQueueLocked(q)
+	v.mu.Unlock()
+	v.finishQueueDelete(q)
+}
+
+// deleteExclusiveQueues deletes the exclusive queues c declared, when c closes.
+func (v *vhost) deleteExclusiveQueues(c *conn, names []string) {
+	for _, name := range names {
+		v.mu.Lock()
+		q := v.queues[name]
+		if q == nil || q.owner != c {
+			v.mu.Unlock()
+			continue
+		}
+		v.removeQueueLocked(q)
+		v.mu.Unlock()
+		v.finishQueueDelete(q)
+	}
+}
+
+// routeScratch is per-channel memory reused by route so publishing does not allocate.
+type routeScratch struct {
+	dests  []binding.Destination
+	work   []*exchangeRec
+	seen   []*exchangeRec
+	queues []*queueRec
+}
+
+// route returns the queues a message published to x with the given routing keys reaches,
+// each once, following exchange-to-exchange bindings (with a visited set, so cycles end) and
+// alternate exchanges (used when an exchange itself routes nowhere, as RabbitMQ does).
+func (v *vhost) route(x *exchangeRec, keys []string, headers amqpwire.Table, s *routeScratch) []*queueRec {
+	s.queues = s.queues[:0]
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	if x.def.Name == "" {
+		// The default exchange: an implicit binding from every queue's name to the queue.
+		for _, k := range keys {
+			if q := v.queues[k]; q != nil && !containsQueueRec(s.queues, q) {
+				s.queues = append(s.queues, q)
+			}
+		}
+		return s.queues
+	}
+	s.work = append(s.work[:0], x)
+	s.seen = append(s.seen[:0], x)
+	for len(s.work) > 0 {
+		cur := s.work[len(s.work)-1]
+		s.work = s.work[:len(s.work)-1]
+		s.dests = s.dests[:0]
+		for _, k := range keys {
+			s.dests = cur.router.Route(k, headers, s.dests)
+		}
+		if len(s.dests) == 0 && cur.alternate != "" {
+			s.dests = append(s.dests, binding.Destination{Kind: binding.DestExchange, Name: cur.alternate})
+		}
+		for _, d := range s.dests {
+			if d.Kind == binding.DestQueue {
+				if q := v.queues[d.Name]; q != nil && !containsQueueRec(s.queues, q) {
+					s.queues = append(s.queues, q)
+				}
+				continue
+			}
+			nx := v.exchanges[d.Name]
+			if nx != nil && !containsExchange(s.seen, nx) {
+				s.seen = append(s.seen, nx)
+				s.work = append(s.work, nx)
+			}
+		}
+	}
+	return s.queues
+}
+
+func containsQueueRec(qs []*queueRec, q *queueRec) bool {
+	for _, x := range qs {
+		if x == q {
+			return true
+		}
+	}
+	return false
+}
+
+func containsExchange(xs []*exchangeRec, x *exchangeRec) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}

@@ -295,3 +295,10 @@ func (s *HeaderSet) Reset(headers amqpwire.Table) error {
 
 // Len returns the number of decoded headers.
 func (s *HeaderSet) Len() int { return len(s.fields) }
+
+// EqualValues reports whether two decoded field values are equal the way RabbitMQ compares
+// them, with Erlang's == on the terms it decodes (the rules at the top of this file): 1 equals
+// int64(1), 1.0 and a timestamp of 1 second; "a" equals []byte("a").
+func EqualValues(a, b any) bool {
+	return reduce(a).equal(reduce(b))
+}

@@ -254,6 +254,9 @@ func recv[T any](t testing.TB, c <-chan T, what string) T {
 	panic("unreachable")
 }
 
+// timeoutAfter fires when a wait has lasted too long.
+func timeoutAfter() <-chan time.Time { return time.After(timeout) }
+
 // recvBodies receives n deliveries and returns their bodies in order.
 func recvBodies(t testing.TB, c <-chan amqp.Delivery, n int) []string {
 	t.Helper()
@@ -380,7 +383,7 @@ func seq(prefix string, n int) []string {
 	return out
 }
 
-// publishBodies publishes each body to the default exchange with queue as the key, confirmed.
+// toQueue publishes each body to the default exchange with queue as the key, confirmed.
 func (p *publisher) toQueue(queue string, bodies ...string) {
 	p.t.Helper()
 	for _, b := range bodies {

@@ -44,9 +44,9 @@ type conn struct {
 	capAuthFailureClose bool
 
 	// Owned by the reader goroutine.
-	channels map[uint16]*channel
-	closing  bool // connection.close was sent; waiting for close-ok
-	finished bool // the peer closed and got close-ok: stop reading
+	channels  map[uint16]*channel
+	closing   bool     // connection.close was sent; waiting for close-ok
+	finished  bool     // the peer closed and got close-ok: stop reading
 	exclusive []string // exclusive queues declared on this connection
 
 	// Output, shared by the reader, the queues delivering to this connection's consumers and

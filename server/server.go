@@ -28,7 +28,7 @@ const (
 	DefaultChannelMax       = 2047
 	DefaultMaxMessageSize   = 16 << 20 // RabbitMQ 4.x's default max_message_size
 	DefaultHandshakeTimeout = 10 * time.Second
-	DefaultWriteBacklog     = 4 << 20
+	DefaultWriteBacklog     = 1 << 20
 )
 
 // User is an account that may log in.
@@ -54,7 +54,7 @@ type Config struct {
 	// HandshakeTimeout bounds the time from TCP accept to connection.open (default 10s).
 	HandshakeTimeout time.Duration
 	// WriteBacklog is how many bytes may wait in a connection's output before its consumers
-	// stop receiving deliveries until the socket drains (default 4 MiB).
+	// stop receiving deliveries until the socket drains (default 1 MiB).
 	WriteBacklog int
 	// Users may log in. Empty means the single user guest/guest.
 	Users []User

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"bufio"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// buildBinary compiles cmd/warren into a temporary directory.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "warren")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// freeAddr returns a loopback address with a port that was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	return addr
+}
+
+// TestSIGTERMClosesConnectionsWith320 runs the real binary, connects a client, sends SIGTERM and
+// expects connection.close 320 CONNECTION_FORCED at the client and a clean exit (status 0).
+func TestSIGTERMClosesConnectionsWith320(t *testing.T) {
+	bin := buildBinary(t)
+	addr := freeAddr(t)
+	cmd := exec.Command(bin, "--listen", addr, "--data-dir", t.TempDir(), "--log-level", "info")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+
+	// Logs are JSON lines when stderr is not a terminal; wait for the listener line.
+	lines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	waitForLine(t, lines, "listening for AMQP 0-9-1")
+
+	conn, err := amqp.Dial("amqp://guest:guest@" + addr + "/")
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case e := <-closed:
+		if e == nil || e.Code != amqp.ConnectionForced || !strings.HasPrefix(e.Reason, "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'") {
+			t.Errorf("close = %v, want 320 CONNECTION_FORCED with reason 'shutdown'", e)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no connection.close within 10s of SIGTERM")
+	}
+	go func() {
+		for range lines {
+		}
+	}()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("broker exit: %v, want status 0", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("broker still running 15s after SIGTERM")
+	}
+}
+
+func waitForLine(t *testing.T, lines <-chan string, substr string) {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("broker exited before logging %q", substr)
+			}
+			if strings.Contains(l, substr) {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("no %q log line within 30s", substr)
+		}
+	}
+}
+
+// TestBadFlagsFail: an unknown log level or an unusable listen address is an error, not a
+// half-started broker.
+func TestBadFlagsFail(t *testing.T) {
+	devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer devnull.Close()
+	for _, args := range [][]string{
+		{"--log-level", "loud"},
+		{"--listen", "127.0.0.1:99999"},
+		{"--no-such-flag"},
+	} {
+		if err := run(args, devnull); err == nil {
+			t.Errorf("run(%v) succeeded, want an error", args)
+		}
+	}
+	if err := run([]string{"--log-level", "loud"}, devnull); err == nil || !strings.Contains(err.Error(), "--log-level") {
+		t.Errorf("error %v does not name the flag", err)
+	}
+	if err := run([]string{"--listen", "127.0.0.1:99999"}, devnull); err == nil || !strings.Contains(err.Error(), "listen on 127.0.0.1:99999") {
+		t.Errorf("error %v does not name the address", err)
+	}
+}

@@ -132,14 +132,11 @@ func writeTerm(b *strings.Builder, v any) {
 	}
 }
 
-// writeBinary writes an Erlang binary as ~tp shows it: <<"abc">>, <<"é"/utf8>> for other
-// printable UTF-8, and the byte values otherwise.
+// writeBinary writes an Erlang binary as RabbitMQ's reply texts show it: <<"abc">> when the
+// bytes are printable UTF-8 (RabbitMQ 3.10 prints <<"é">>, without /utf8), else the byte values.
 func writeBinary(b *strings.Builder, s string) {
-	printable, ascii := utf8.ValidString(s), true
+	printable := utf8.ValidString(s)
 	for _, r := range s {
-		if r >= utf8.RuneSelf {
-			ascii = false
-		}
 		if !unicode.IsPrint(r) && r != '\n' && r != '\t' {
 			printable = false
 			break
@@ -169,9 +166,6 @@ func writeBinary(b *strings.Builder, s string) {
 			}
 		}
 		b.WriteByte('"')
-		if !ascii {
-			b.WriteString("/utf8")
-		}
 	}
 	b.WriteString(">>")
 }

@@ -124,6 +124,7 @@ func TestCompileHeadersInvalid(t *testing.T) {
 		{int32(1), `Invalid x-match field type signedint (value 1); expected longstr`},
 		{[]byte("all"), `Invalid x-match field type binary (value <<"all">>); expected longstr`},
 		{true, `Invalid x-match field type bool (value true); expected longstr`},
+		{"é", `Invalid x-match field value <<"é">>; expected all, any, all-with-x, or any-with-x`},
 		{nil, `Invalid x-match field type void (value undefined); expected longstr`},
 	}
 	for _, c := range cases {
@@ -162,7 +163,7 @@ func TestFormatValue(t *testing.T) {
 	}{
 		{"abc", `<<"abc">>`},
 		{`a"b\`, `<<"a\"b\\">>`},
-		{"é", `<<"é"/utf8>>`},
+		{"é", `<<"é">>`},
 		{[]byte{0, 1, 255}, `<<0,1,255>>`},
 		{int8(-3), "-3"},
 		{uint32(4000000000), "4000000000"},

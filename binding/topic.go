@@ -3,6 +3,7 @@ package binding
 import (
 	"slices"
 	"strings"
+	"sync"
 )
 
 // Topic binding keys and routing keys are lists of words separated by '.'. In a binding key the
@@ -16,11 +17,19 @@ import (
 // key. Match walks it once per routing-key word, so routing never scans all bindings.
 //
 // Topic is not safe for concurrent use: Match may run concurrently with other Match calls, but
-// Add and Remove need exclusive access (the topic exchange holds a lock around it).
+// Add and Remove need exclusive access (the topic exchange holds a lock around it). A Topic
+// must not be copied.
 type Topic struct {
 	root   topicNode
 	n      int
-	lastID uint64
+	lastID uint64 // of nodes
+
+	// Destinations are interned: nodes hold 4-byte ids, and Match deduplicates by id.
+	ids   map[Destination]uint32
+	dests []Destination // by id; the zero Destination in free slots
+	refs  []uint32      // (key, destination) pairs per id
+	free  []uint32      // ids to reuse
+	marks sync.Pool     // of *[]uint64, bitsets over ids for deduplicating large results
 }
 
 // topicNode is one word position of the trie. Literal words, "*" and "#" lead to separate
@@ -35,7 +44,7 @@ type topicNode struct {
 	// id names the node in a nodeSet's map; a map of ids, unlike a map of pointers, lets
 	// Match keep its node buffers on the stack.
 	id    uint64
-	dests destSet
+	dests idSet // interned destinations bound with the key that ends here
 }
 
 // NewTopic returns an empty trie.
@@ -54,11 +63,47 @@ func (t *Topic) Add(bindingKey string, d Destination) bool {
 	forEachWord(bindingKey, func(w string) {
 		n = n.child(w, &t.lastID)
 	})
-	if !n.dests.add(d) {
+	id, known := t.ids[d]
+	if known && n.dests.contains(id) {
 		return false
 	}
+	if !known {
+		id = t.intern(d)
+	}
+	n.dests.add(id)
+	t.refs[id]++
 	t.n++
 	return true
+}
+
+// intern gives d an id, reusing a freed one if there is one.
+func (t *Topic) intern(d Destination) uint32 {
+	if t.ids == nil {
+		t.ids = make(map[Destination]uint32)
+	}
+	// The name may be a slice of a larger buffer (a frame); keep a copy of its own.
+	d.Name = strings.Clone(d.Name)
+	var id uint32
+	if k := len(t.free); k > 0 {
+		id, t.free = t.free[k-1], t.free[:k-1]
+		t.dests[id] = d
+	} else {
+		id = uint32(len(t.dests))
+		t.dests = append(t.dests, d)
+		t.refs = append(t.refs, 0)
+	}
+	t.ids[d] = id
+	return id
+}
+
+// release drops one pair's reference to id, freeing the id with its last pair.
+func (t *Topic) release(id uint32) {
+	t.refs[id]--
+	if t.refs[id] == 0 {
+		delete(t.ids, t.dests[id])
+		t.dests[id] = Destination{}
+		t.free = append(t.free, id)
+	}
 }
 
 // child returns the child of n for word w, creating it with the next id if needed.
@@ -130,9 +175,11 @@ func (t *Topic) Remove(bindingKey string, d Destination) bool {
 		path = append(path, step{n, w})
 		n = c
 	})
-	if !found || !n.dests.remove(d) {
+	id, known := t.ids[d]
+	if !found || !known || !n.dests.remove(id) {
 		return false
 	}
+	t.release(id)
 	t.n--
 	for i := len(path) - 1; i >= 0 && n.empty(); i-- {
 		p := path[i]
@@ -154,8 +201,8 @@ func (t *Topic) Remove(bindingKey string, d Destination) bool {
 
 // Match appends to out every destination bound with a key that matches routingKey, each
 // destination once however many of its keys match, and returns the extended slice. The order
-// of the appended destinations is unspecified. It allocates only to grow out, or when an
-// unusually large number of trie nodes match at once.
+// of the appended destinations is unspecified. In steady state it allocates only to grow out
+// (or when an unusually large number of trie nodes match at once).
 func (t *Topic) Match(routingKey string, out []Destination) []Destination {
 	// The trie is walked as a nondeterministic automaton: cur holds every node that the words
 	// read so far can lead to, each once. A "#" node stays in the set while it consumes words,
@@ -190,17 +237,68 @@ func (t *Topic) Match(routingKey string, out []Destination) []Destination {
 		cur, next = next, cur
 	}
 
-	start, sources := len(out), 0
-	for _, n := range cur.list {
-		if n.dests.len() > 0 {
+	return t.collect(cur.list, out)
+}
+
+// collect appends the destinations bound at the matched nodes, each once.
+func (t *Topic) collect(nodes []*topicNode, out []Destination) []Destination {
+	sources, total := 0, 0
+	for _, n := range nodes {
+		if k := n.dests.len(); k > 0 {
 			sources++
-			out = n.dests.appendTo(out)
+			total += k
 		}
 	}
-	if sources > 1 {
-		out = dedupe(out, start)
+	switch {
+	case sources <= 1:
+		// One node's ids are distinct already.
+		for _, n := range nodes {
+			for _, id := range n.dests.list {
+				out = append(out, t.dests[id])
+			}
+		}
+	case total <= 32:
+		var buf [32]uint32
+		seen := buf[:0]
+		for _, n := range nodes {
+			for _, id := range n.dests.list {
+				if !slices.Contains(seen, id) {
+					seen = append(seen, id)
+					out = append(out, t.dests[id])
+				}
+			}
+		}
+	default:
+		p := t.getMarks()
+		marks := *p
+		for _, n := range nodes {
+			for _, id := range n.dests.list {
+				w, bit := id/64, uint64(1)<<(id%64)
+				if marks[w]&bit == 0 {
+					marks[w] |= bit
+					out = append(out, t.dests[id])
+				}
+			}
+		}
+		// Clear only the words that were touched.
+		for _, n := range nodes {
+			for _, id := range n.dests.list {
+				marks[id/64] = 0
+			}
+		}
+		t.marks.Put(p)
 	}
 	return out
+}
+
+// getMarks returns a zeroed bitset with a bit for every id.
+func (t *Topic) getMarks() *[]uint64 {
+	words := (len(t.dests) + 63) / 64
+	if p, _ := t.marks.Get().(*[]uint64); p != nil && len(*p) >= words {
+		return p
+	}
+	m := make([]uint64, words)
+	return &m
 }
 
 // forEachWord calls fn with each word of a topic key: none for "", otherwise one more than
@@ -264,72 +362,45 @@ func (s nodeSet) add(n *topicNode) nodeSet {
 	return s
 }
 
-// dedupe removes repeated destinations from out[start:], keeping the first of each, and returns
-// the shortened slice. Small results are checked pairwise; large ones are sorted, which loses
-// their order (Match does not promise one) but allocates nothing.
-func dedupe(out []Destination, start int) []Destination {
-	tail := out[start:]
-	if len(tail) <= 32 {
-		k := 0
-		for i, d := range tail {
-			if !slices.Contains(tail[:k], d) {
-				tail[k] = tail[i]
-				k++
-			}
-		}
-		clear(tail[k:])
-		return out[:start+k]
-	}
-	slices.SortFunc(tail, compareDest)
-	kept := slices.Compact(tail)
-	return out[:start+len(kept)]
+// idSet is the set of interned destinations bound at one trie node. Most nodes hold one or a
+// few, kept in a slice; a node bound to many (a "#" shared by thousands of queues) also gets
+// an index so that Add and Remove stay constant-time.
+type idSet struct {
+	list  []uint32
+	index map[uint32]int32
 }
 
-// destSet is the set of destinations bound at one trie node. Most nodes hold one or a few
-// destinations, kept in a slice; a node bound to many (a "#" shared by thousands of queues)
-// also gets an index so that Add and Remove stay constant-time.
-type destSet struct {
-	list  []Destination
-	index map[Destination]int
-}
+const idSetScan = 16
 
-const destSetScan = 16
+func (s *idSet) len() int { return len(s.list) }
 
-func (s *destSet) len() int { return len(s.list) }
-
-func (s *destSet) appendTo(out []Destination) []Destination {
-	return append(out, s.list...)
-}
-
-func (s *destSet) find(d Destination) int {
+func (s *idSet) find(id uint32) int {
 	if s.index != nil {
-		if i, ok := s.index[d]; ok {
-			return i
+		if i, ok := s.index[id]; ok {
+			return int(i)
 		}
 		return -1
 	}
-	return slices.Index(s.list, d)
+	return slices.Index(s.list, id)
 }
 
-func (s *destSet) add(d Destination) bool {
-	if s.find(d) >= 0 {
-		return false
-	}
-	d.Name = strings.Clone(d.Name)
-	s.list = append(s.list, d)
+func (s *idSet) contains(id uint32) bool { return s.find(id) >= 0 }
+
+// add inserts id, which the caller knows is absent.
+func (s *idSet) add(id uint32) {
+	s.list = append(s.list, id)
 	if s.index != nil {
-		s.index[d] = len(s.list) - 1
-	} else if len(s.list) > destSetScan {
-		s.index = make(map[Destination]int, len(s.list))
+		s.index[id] = int32(len(s.list) - 1)
+	} else if len(s.list) > idSetScan {
+		s.index = make(map[uint32]int32, len(s.list))
 		for i, e := range s.list {
-			s.index[e] = i
+			s.index[e] = int32(i)
 		}
 	}
-	return true
 }
 
-func (s *destSet) remove(d Destination) bool {
-	i := s.find(d)
+func (s *idSet) remove(id uint32) bool {
+	i := s.find(id)
 	if i < 0 {
 		return false
 	}
@@ -337,14 +408,13 @@ func (s *destSet) remove(d Destination) bool {
 	if i != last {
 		s.list[i] = s.list[last]
 		if s.index != nil {
-			s.index[s.list[i]] = i
+			s.index[s.list[i]] = int32(i)
 		}
 	}
-	s.list[last] = Destination{}
 	s.list = s.list[:last]
 	if s.index != nil {
-		delete(s.index, d)
-		if len(s.list) <= destSetScan/2 {
+		delete(s.index, id)
+		if len(s.list) <= idSetScan/2 {
 			s.index = nil
 		}
 	}

@@ -318,6 +318,41 @@ func TestTopicLargeDestSet(t *testing.T) {
 	}
 }
 
+// TestTopicInternedIDs checks that destination ids are freed with their last pair and reused.
+func TestTopicInternedIDs(t *testing.T) {
+	tr := NewTopic()
+	for round := range 50 {
+		for i := range 40 {
+			d := q(fmt.Sprintf("r%d-q%d", round, i))
+			tr.Add("a.#", d)
+			tr.Add("#.b", d)
+			tr.Add("a.b", d)
+		}
+		if got := len(tr.Match("a.b", nil)); got != 40 {
+			t.Fatalf("round %d: Match = %d destinations, want 40", round, got)
+		}
+		for i := range 40 {
+			d := q(fmt.Sprintf("r%d-q%d", round, i))
+			tr.Remove("a.#", d)
+			if got := tr.Match("a.b", nil); !slices.Contains(got, d) {
+				t.Fatalf("round %d: %v gone while still bound with a.b and #.b", round, d)
+			}
+			tr.Remove("#.b", d)
+			tr.Remove("a.b", d)
+		}
+	}
+	if len(tr.dests) > 40 || len(tr.ids) != 0 {
+		t.Fatalf("ids not reused: %d slots, %d live", len(tr.dests), len(tr.ids))
+	}
+	// A name that is a slice of a larger buffer is copied.
+	buf := []byte("queue-name-in-a-frame")
+	d := Destination{DestQueue, string(buf[:5])}
+	tr.Add("k", d)
+	if got := tr.Match("k", nil); len(got) != 1 || got[0].Name != "queue" {
+		t.Fatalf("Match = %v", got)
+	}
+}
+
 // TestTopicManyHashes checks that keys with many "#" words route in polynomial time: a
 // backtracking matcher takes C(64, 8) steps here.
 func TestTopicManyHashes(t *testing.T) {
@@ -365,11 +400,17 @@ func randomTopicKey(r *rand.Rand, wildcards bool) string {
 // sets, random adds and removes, every routing key checked against the naive matcher.
 func TestTopicRandomAgainstNaive(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
-	for round := range 300 {
+	for round := range 600 {
 		tr := NewTopic()
 		var pairs []topicPair
-		for range r.IntN(20) {
-			p := topicPair{randomTopicKey(r, true), q(fmt.Sprint(r.IntN(4)))}
+		// Every other round binds many destinations, so that results pass 32 and are
+		// deduplicated with the bitset.
+		dests, bindings := 4, 20
+		if round%2 == 1 {
+			dests, bindings = 80, 300
+		}
+		for range r.IntN(bindings) {
+			p := topicPair{randomTopicKey(r, true), q(fmt.Sprint(r.IntN(dests)))}
 			added := tr.Add(p.key, p.dest)
 			if added == slices.Contains(pairs, p) {
 				t.Fatalf("round %d: Add(%q,%v) = %v with pairs %v", round, p.key, p.dest, added, pairs)
@@ -397,7 +438,7 @@ func TestTopicRandomAgainstNaive(t *testing.T) {
 		for _, p := range pairs {
 			tr.Remove(p.key, p.dest)
 		}
-		if tr.Len() != 0 || !tr.root.empty() {
+		if tr.Len() != 0 || !tr.root.empty() || len(tr.ids) != 0 || len(tr.free) != len(tr.dests) {
 			t.Fatalf("round %d: trie not empty after removing everything", round)
 		}
 	}
@@ -429,23 +470,31 @@ func FuzzTopicMatch(f *testing.F) {
 		var pairs []topicPair
 		for i, line := range lines {
 			if k, ok := strings.CutPrefix(line, "-"); ok {
-				for j, p := range pairs {
-					if p.key == k {
-						if !tr.Remove(p.key, p.dest) {
-							t.Fatalf("Remove(%q, %v) = false", p.key, p.dest)
-						}
-						pairs = slices.Delete(pairs, j, j+1)
-						break
+				// Remove the first pair with that key.
+				if j := slices.IndexFunc(pairs, func(p topicPair) bool { return p.key == k }); j >= 0 {
+					if !tr.Remove(pairs[j].key, pairs[j].dest) {
+						t.Fatalf("Remove(%q, %v) = false", pairs[j].key, pairs[j].dest)
 					}
+					pairs = slices.Delete(pairs, j, j+1)
 				}
 				continue
 			}
-			p := topicPair{line, q(fmt.Sprint(i % 3))}
-			if added := tr.Add(p.key, p.dest); added == slices.Contains(pairs, p) {
-				t.Fatalf("Add(%q, %v) = %v", p.key, p.dest, added)
+			// Keys with a "#" also go to twelve shared destinations, so that results pass 32
+			// and take the bitset path.
+			dests := []Destination{q(fmt.Sprint(i % 3))}
+			if strings.Contains(line, "#") {
+				for j := range 12 {
+					dests = append(dests, q(fmt.Sprintf("h%d", j)))
+				}
 			}
-			if !slices.Contains(pairs, p) {
-				pairs = append(pairs, p)
+			for _, d := range dests {
+				p := topicPair{line, d}
+				if added := tr.Add(p.key, p.dest); added == slices.Contains(pairs, p) {
+					t.Fatalf("Add(%q, %v) = %v", p.key, p.dest, added)
+				}
+				if !slices.Contains(pairs, p) {
+					pairs = append(pairs, p)
+				}
 			}
 		}
 		if tr.Len() != len(pairs) {

@@ -14,12 +14,13 @@ type Definition struct {
 
 // Equivalent checks a redeclare, other, against the existing exchange d, as RabbitMQ's
 // rabbit_exchange:assert_equivalence does: type, durable, auto_delete and internal must be the
-// same, then each compared argument must be absent from both or present in both with the same
-// type class (every integer width is one class, float and double another, each other type its
-// own) and an equal value. The first difference gives an *InequivalentError whose text is
-// RabbitMQ's explanation, the part after "PRECONDITION_FAILED - ", e.g.
-// "inequivalent arg 'type' for exchange 'logs' in vhost '/': received 'fanout' but current is
-// 'direct'". A malformed arguments table gives the table's error.
+// same, then alternate-exchange must be absent from both or present in both with equal values
+// (rabbit_misc:assert_args_equivalence: the same type class, integers or floats, and ==, or
+// else identical terms; so int32 7 equals int64 7, a longstr equals a byte array with the same
+// bytes, but 7 does not equal 7.0). The first difference gives an *InequivalentError whose text
+// is RabbitMQ's explanation, the part after "PRECONDITION_FAILED - ", e.g. "inequivalent arg
+// 'type' for exchange 'logs' in vhost '/': received 'fanout' but current is 'direct'". A
+// malformed arguments table gives the table's error.
 func (d Definition) Equivalent(vhost string, other Definition) error {
 	fail := func(arg, received, current string) error {
 		return &InequivalentError{Arg: arg, Exchange: d.Name, VHost: vhost, Received: received, Current: current}
@@ -43,7 +44,7 @@ func (d Definition) Equivalent(vhost string, other Definition) error {
 	// The arguments RabbitMQ compares (rabbit_exchange:assert_args_equivalence): "the spec
 	// says arguments are compared for semantic equivalence", and the only one that means
 	// something to the built-in kinds is alternate-exchange.
-	for _, key := range [...]string{"alternate-exchange"} {
+	for _, key := range [...]string{alternateExchange} {
 		cur, curOK, err := d.Args.Get(key)
 		if err != nil {
 			return err
@@ -52,31 +53,46 @@ func (d Definition) Equivalent(vhost string, other Definition) error {
 		if err != nil {
 			return err
 		}
-		same := curOK == recvOK
-		if curOK && recvOK {
-			same = typeClass(cur) == typeClass(recv) && binding.EqualValues(cur, recv)
-		}
-		if !same {
+		switch {
+		case curOK && recvOK:
+			if !argsEquivalent(cur, recv) {
+				return fail(key, quoteValue(recv), quoteValue(cur))
+			}
+		case curOK != recvOK:
 			return fail(key, describeArg(recv, recvOK), describeArg(cur, curOK))
 		}
 	}
 	return nil
 }
 
-// typeClass is rabbit_misc:type_class: the integer types (and decimal) form one class, float
-// and double another, and every other type is a class of its own.
-func typeClass(v any) byte {
-	switch t := amqpwire.TypeOf(v); t {
-	case 'b', 'B', 's', 'u', 'I', 'i', 'l', 'D':
-		return 'l'
-	case 'f', 'd':
-		return 'd'
-	default:
-		return t
+const alternateExchange = "alternate-exchange"
+
+// argsEquivalent is rabbit_misc:assert_args_equivalence1 for two present values: equal by
+// Erlang's == within a type class (every integer width and decimal, or float and double), or
+// identical Erlang terms (a longstr and a byte array with the same bytes; a timestamp and a long
+// with the same number). Both come down to binding.EqualValues, except that == would also let
+// an integer equal a float, which neither rule allows.
+func argsEquivalent(a, b any) bool {
+	isFloat := func(v any) bool {
+		t := amqpwire.TypeOf(v)
+		return t == 'f' || t == 'd'
 	}
+	return isFloat(a) == isFloat(b) && binding.EqualValues(a, b)
 }
 
-// describeArg prints an argument as rabbit_misc:val does.
+// quoteValue prints a present argument as rabbit_misc:val does for a bare value: 'ae', '7'.
+func quoteValue(v any) string {
+	switch v := v.(type) {
+	case string:
+		return "'" + v + "'"
+	case []byte:
+		return "'" + string(v) + "'"
+	}
+	return "'" + binding.FormatValue(v) + "'"
+}
+
+// describeArg prints an argument present on one side only, as rabbit_misc:val does for a
+// {Type, Value} pair: the value 'ae' of type 'longstr', or none.
 func describeArg(v any, ok bool) string {
 	if !ok {
 		return "none"
@@ -91,6 +107,34 @@ func describeArg(v any, ok bool) string {
 		s = binding.FormatValue(v)
 	}
 	return "the value '" + s + "' of type '" + binding.TypeName(v) + "'"
+}
+
+// Validate checks the arguments of an exchange about to be created, as RabbitMQ's
+// exchange.declare does before creating one (a redeclare only checks Equivalent):
+// alternate-exchange, when present, must be a longstr. The error matches ErrInvalidArgument
+// and its text is RabbitMQ's, e.g. "invalid type 'long' for arg 'alternate-exchange' in
+// exchange 'logs' in vhost '/'" (406 PRECONDITION_FAILED).
+func (d Definition) Validate(vhost string) error {
+	v, ok, err := d.Args.Get(alternateExchange)
+	if err != nil {
+		return err
+	}
+	if _, isString := v.(string); ok && !isString {
+		return &invalidArgumentError{"invalid type '" + binding.TypeName(v) + "' for arg '" +
+			alternateExchange + "' in exchange '" + d.Name + "' in vhost '" + vhost + "'"}
+	}
+	return nil
+}
+
+// AlternateExchange returns the name in the alternate-exchange argument, where unroutable
+// messages go, if there is one and it is a longstr.
+func (d Definition) AlternateExchange() (string, bool) {
+	v, ok, err := d.Args.Get(alternateExchange)
+	if err != nil || !ok {
+		return "", false
+	}
+	name, ok := v.(string)
+	return name, ok
 }
 
 // Predeclared returns the exchanges every vhost is created with, as RabbitMQ's rabbit_vhost

@@ -3,6 +3,7 @@ package exchange
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/warrenmq/warren/amqpwire"
 )
@@ -18,6 +19,7 @@ func TestDefinitionEquivalent(t *testing.T) {
 	ok := []Definition{
 		cur,
 		same(func(d *Definition) { d.Args = table(t, "x-other", "2", "alternate-exchange", "ae") }), // other args ignored
+		same(func(d *Definition) { d.Args = table(t, "alternate-exchange", []byte("ae")) }),         // identical bytes
 	}
 	for _, d := range ok {
 		if err := cur.Equivalent("/", d); err != nil {
@@ -41,9 +43,9 @@ func TestDefinitionEquivalent(t *testing.T) {
 		{same(func(d *Definition) { d.Args = nil }),
 			"inequivalent arg 'alternate-exchange' for exchange 'logs' in vhost '/': received none but current is the value 'ae' of type 'longstr'"},
 		{same(func(d *Definition) { d.Args = table(t, "alternate-exchange", "ae2") }),
-			"inequivalent arg 'alternate-exchange' for exchange 'logs' in vhost '/': received the value 'ae2' of type 'longstr' but current is the value 'ae' of type 'longstr'"},
-		{same(func(d *Definition) { d.Args = table(t, "alternate-exchange", []byte("ae")) }), // longstr and binary are different type classes
-			"inequivalent arg 'alternate-exchange' for exchange 'logs' in vhost '/': received the value 'ae' of type 'binary' but current is the value 'ae' of type 'longstr'"},
+			"inequivalent arg 'alternate-exchange' for exchange 'logs' in vhost '/': received 'ae2' but current is 'ae'"},
+		{same(func(d *Definition) { d.Args = table(t, "alternate-exchange", true) }),
+			"inequivalent arg 'alternate-exchange' for exchange 'logs' in vhost '/': received 'true' but current is 'ae'"},
 	}
 	for _, c := range bad {
 		err := cur.Equivalent("/", c.other)
@@ -69,7 +71,7 @@ func TestDefinitionEquivalent(t *testing.T) {
 }
 
 // TestArgTypeClasses follows rabbit_misc:assert_args_equivalence: integer widths are one class
-// and compare by value, float and double another; other types only match themselves.
+// and compare by value, float and double another; otherwise only identical terms are equal.
 func TestArgTypeClasses(t *testing.T) {
 	cases := []struct {
 		cur, recv any
@@ -81,7 +83,9 @@ func TestArgTypeClasses(t *testing.T) {
 		{int32(1), 1.0, false}, // int and float classes differ
 		{float32(0.5), 0.5, true},
 		{"a", "a", true},
-		{"a", []byte("a"), false},
+		{"a", []byte("a"), true},
+		{time.Unix(7, 0), int64(7), true},
+		{int32(7), 7.0, false},
 		{true, true, true},
 		{true, int8(1), false},
 		{amqpwire.Decimal{Scale: 1, Value: 5}, amqpwire.Decimal{Scale: 1, Value: 5}, true},
@@ -96,7 +100,7 @@ func TestArgTypeClasses(t *testing.T) {
 	}
 	d := Definition{Name: "e", Kind: KindDirect, Args: table(t, "alternate-exchange", int32(7))}
 	err := d.Equivalent("/", Definition{Name: "e", Kind: KindDirect, Args: table(t, "alternate-exchange", 7.5)})
-	if want := "inequivalent arg 'alternate-exchange' for exchange 'e' in vhost '/': received the value '7.5' of type 'double' but current is the value '7' of type 'signedint'"; err == nil || err.Error() != want {
+	if want := "inequivalent arg 'alternate-exchange' for exchange 'e' in vhost '/': received '7.5' but current is '7'"; err == nil || err.Error() != want {
 		t.Errorf("got %v\nwant %s", err, want)
 	}
 }
@@ -129,5 +133,40 @@ func TestPredeclared(t *testing.T) {
 	got[0].Name = "changed"
 	if Predeclared()[0].Name != "" {
 		t.Error("Predeclared shares its slice")
+	}
+}
+
+func TestDefinitionValidate(t *testing.T) {
+	ok := []amqpwire.Table{nil, table(t, "alternate-exchange", "ae"), table(t, "x-foo", int32(1))}
+	for _, args := range ok {
+		d := Definition{Name: "logs", Kind: KindTopic, Args: args}
+		if err := d.Validate("/"); err != nil {
+			t.Errorf("Validate(%v) = %v", args, err)
+		}
+	}
+	bad := []struct {
+		v    any
+		want string
+	}{
+		{int64(7), "invalid type 'long' for arg 'alternate-exchange' in exchange 'logs' in vhost 'v'"},
+		{7.0, "invalid type 'double' for arg 'alternate-exchange' in exchange 'logs' in vhost 'v'"},
+		{[]byte("ae"), "invalid type 'binary' for arg 'alternate-exchange' in exchange 'logs' in vhost 'v'"},
+		{time.Unix(7, 0), "invalid type 'timestamp' for arg 'alternate-exchange' in exchange 'logs' in vhost 'v'"},
+	}
+	for _, c := range bad {
+		d := Definition{Name: "logs", Kind: KindTopic, Args: table(t, "alternate-exchange", c.v)}
+		err := d.Validate("v")
+		if !errors.Is(err, ErrInvalidArgument) || err.Error() != c.want {
+			t.Errorf("Validate(%#v) = %v, want %s", c.v, err, c.want)
+		}
+	}
+	if name, ok := (Definition{Args: table(t, "alternate-exchange", "ae")}).AlternateExchange(); !ok || name != "ae" {
+		t.Errorf("AlternateExchange = %q, %v", name, ok)
+	}
+	if _, ok := (Definition{Args: table(t, "alternate-exchange", int32(1))}).AlternateExchange(); ok {
+		t.Error("AlternateExchange accepted a signedint")
+	}
+	if _, ok := (Definition{}).AlternateExchange(); ok {
+		t.Error("AlternateExchange without the argument")
 	}
 }

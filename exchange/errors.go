@@ -12,7 +12,19 @@ var (
 	// ErrInequivalent is matched by Definition.Equivalent's error when a redeclare differs
 	// from the existing exchange. RabbitMQ answers with 406 PRECONDITION_FAILED.
 	ErrInequivalent = errors.New("inequivalent exchange redeclare")
+
+	// ErrInvalidArgument is matched by Definition.Validate's error for an argument of the
+	// wrong type. RabbitMQ answers with 406 PRECONDITION_FAILED.
+	ErrInvalidArgument = errors.New("invalid exchange argument")
 )
+
+type invalidArgumentError struct {
+	text string
+}
+
+func (e *invalidArgumentError) Error() string { return e.text }
+
+func (e *invalidArgumentError) Unwrap() error { return ErrInvalidArgument }
 
 type unknownKindError struct {
 	kind string

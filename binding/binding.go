@@ -1,6 +1,7 @@
 package binding
 
 import (
+	"crypto/sha256"
 	"slices"
 	"strings"
 
@@ -48,4 +49,14 @@ func ArgsKey(args amqpwire.Table) (string, error) {
 		}
 	}
 	return string(t), nil
+}
+
+// ArgsHash returns the SHA-256 of ArgsKey(args): a fixed-size name for a binding's arguments,
+// stable across processes and versions, for storage keys. Equal argument sets give equal hashes.
+func ArgsHash(args amqpwire.Table) ([sha256.Size]byte, error) {
+	k, err := ArgsKey(args)
+	if err != nil {
+		return [sha256.Size]byte{}, err
+	}
+	return sha256.Sum256([]byte(k)), nil
 }

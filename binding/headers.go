@@ -100,7 +100,7 @@ func reduce(v any) fieldValue {
 }
 
 // equal is Erlang's == on the decoded values.
-func (a fieldValue) equal(b fieldValue) bool {
+func (a *fieldValue) equal(b *fieldValue) bool {
 	switch {
 	case a.class == classInt && b.class == classFloat:
 		return intEqualsFloat(a.i, b.f)
@@ -156,7 +156,8 @@ func typedEqual(a, b any) bool {
 		}
 		return true
 	}
-	return reduce(a).equal(reduce(b))
+	ra, rb := reduce(a), reduce(b)
+	return ra.equal(&rb)
 }
 
 func tablesEqual(a, b amqpwire.Table) bool {
@@ -251,13 +252,14 @@ func (m *HeadersMatcher) MatchSet(h *HeaderSet) bool {
 	// A merge of two key-sorted lists, as RabbitMQ's headers_match: a pattern field and a
 	// header with the same key consume each other, so repeated keys pair up in order.
 	j := 0
-	for _, p := range m.pattern {
+	for i := range m.pattern {
+		p := &m.pattern[i]
 		for j < len(h.fields) && h.fields[j].key < p.key {
 			j++
 		}
 		met := false
 		if j < len(h.fields) && h.fields[j].key == p.key {
-			met = p.val.class == classVoid || p.val.equal(h.fields[j].val)
+			met = p.val.class == classVoid || p.val.equal(&h.fields[j].val)
 			j++
 		}
 		if met == m.any {
@@ -300,5 +302,6 @@ func (s *HeaderSet) Len() int { return len(s.fields) }
 // them, with Erlang's == on the terms it decodes (the rules at the top of this file): 1 equals
 // int64(1), 1.0 and a timestamp of 1 second; "a" equals []byte("a").
 func EqualValues(a, b any) bool {
-	return reduce(a).equal(reduce(b))
+	ra, rb := reduce(a), reduce(b)
+	return ra.equal(&rb)
 }

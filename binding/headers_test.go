@@ -206,6 +206,15 @@ func TestArgsKey(t *testing.T) {
 			t.Errorf("different args %v gave the same key", other)
 		}
 	}
+	ha, _ := ArgsHash(a)
+	hb, _ := ArgsHash(b)
+	hn, _ := ArgsHash(nil)
+	if ha != hb || ha == hn {
+		t.Error("ArgsHash does not follow ArgsKey")
+	}
+	if _, err := ArgsHash(amqpwire.Table{1, 'a', 'Q'}); err == nil {
+		t.Error("ArgsHash of a malformed table: no error")
+	}
 	if k, err := ArgsKey(nil); k != "" || err != nil {
 		t.Errorf("ArgsKey(nil) = %q, %v", k, err)
 	}

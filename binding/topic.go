@@ -12,6 +12,9 @@ import (
 // no words at all while every '.' separates two words, so "a..b" has three words, the middle one
 // empty, and "a." has two. Hence "#" matches every routing key including "", "a.#" matches "a",
 // "*" does not match "" and the binding key "" matches only the routing key "".
+//
+// RabbitMQ accepts every binding key (the wire already limits it to 255 bytes), "#" and "*"
+// inside a longer word ("a#", "*b") being plain literals; so there is nothing to validate.
 
 // Topic is a trie of topic binding keys, each leading to the set of destinations bound with that
 // key. Match walks it once per routing-key word, so routing never scans all bindings.

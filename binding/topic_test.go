@@ -194,6 +194,10 @@ func TestTopicSemantics(t *testing.T) {
 		{"#.error", "app.db.error", true},
 		{"#.error", "error", true},
 		{"#.error", "errors", false},
+		{"a#", "a#", true}, // wildcards only as whole words
+		{"a#", "ab", false},
+		{"*b", "ab", false},
+		{"*b", "*b", true},
 	}
 	for _, c := range cases {
 		if got := naiveMatch(c.binding, c.routing); got != c.want {

@@ -104,8 +104,8 @@ func assertConnErr(t *testing.T, err error, code, classID, methodID uint16) *Con
 
 func TestMethodAttributes(t *testing.T) {
 	cases := []struct {
-		m                        Method
-		name                     string
+		m                       Method
+		name                    string
 		content, sync, toServer bool
 	}{
 		{&BasicPublish{}, "basic.publish", true, false, true},

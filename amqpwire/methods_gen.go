@@ -496,10 +496,10 @@ func (*ConnectionOpenOk) Validate() error {
 
 // ConnectionClose is connection.close (class 10, method 50); a client may send it to a server.
 type ConnectionClose struct {
-	ReplyCode uint16 // reply-code
-	ReplyText string // reply-text
-	ClassId   uint16 // class-id
-	MethodId  uint16 // method-id
+	ReplyCode uint16
+	ReplyText string
+	ClassId   uint16
+	MethodId  uint16
 }
 
 // ClassID returns 10.
@@ -925,10 +925,10 @@ func (*ChannelFlowOk) Validate() error {
 
 // ChannelClose is channel.close (class 20, method 40); a client may send it to a server.
 type ChannelClose struct {
-	ReplyCode uint16 // reply-code
-	ReplyText string // reply-text
-	ClassId   uint16 // class-id
-	MethodId  uint16 // method-id
+	ReplyCode uint16
+	ReplyText string
+	ClassId   uint16
+	MethodId  uint16
 }
 
 // ClassID returns 20.
@@ -1026,7 +1026,7 @@ type ExchangeDeclare struct {
 	Durable    bool
 	AutoDelete bool
 	Internal   bool
-	NoWait     bool // no-wait
+	NoWait     bool
 	Arguments  Table
 }
 
@@ -1144,7 +1144,7 @@ type ExchangeDelete struct {
 	Reserved1 uint16 // reserved: always encoded as its zero value
 	Exchange  string // exchange-name
 	IfUnused  bool
-	NoWait    bool // no-wait
+	NoWait    bool
 }
 
 // ClassID returns 40.
@@ -1246,7 +1246,7 @@ type ExchangeBind struct {
 	Destination string // exchange-name
 	Source      string // exchange-name
 	RoutingKey  string
-	NoWait      bool // no-wait
+	NoWait      bool
 	Arguments   Table
 }
 
@@ -1350,7 +1350,7 @@ type ExchangeUnbind struct {
 	Destination string // exchange-name
 	Source      string // exchange-name
 	RoutingKey  string
-	NoWait      bool // no-wait
+	NoWait      bool
 	Arguments   Table
 }
 
@@ -1456,7 +1456,7 @@ type QueueDeclare struct {
 	Durable    bool
 	Exclusive  bool
 	AutoDelete bool
-	NoWait     bool // no-wait
+	NoWait     bool
 	Arguments  Table
 }
 
@@ -1529,7 +1529,7 @@ func (*QueueDeclare) Validate() error {
 // QueueDeclareOk is queue.declare-ok (class 50, method 11).
 type QueueDeclareOk struct {
 	Queue         string // queue-name
-	MessageCount  uint32 // message-count
+	MessageCount  uint32
 	ConsumerCount uint32
 }
 
@@ -1585,7 +1585,7 @@ type QueueBind struct {
 	Queue      string // queue-name
 	Exchange   string // exchange-name
 	RoutingKey string
-	NoWait     bool // no-wait
+	NoWait     bool
 	Arguments  Table
 }
 
@@ -1687,7 +1687,7 @@ func (*QueueBindOk) Validate() error {
 type QueuePurge struct {
 	Reserved1 uint16 // reserved: always encoded as its zero value
 	Queue     string // queue-name
-	NoWait    bool   // no-wait
+	NoWait    bool
 }
 
 // ClassID returns 50.
@@ -1740,7 +1740,7 @@ func (*QueuePurge) Validate() error {
 
 // QueuePurgeOk is queue.purge-ok (class 50, method 31).
 type QueuePurgeOk struct {
-	MessageCount uint32 // message-count
+	MessageCount uint32
 }
 
 // ClassID returns 50.
@@ -1785,7 +1785,7 @@ type QueueDelete struct {
 	Queue     string // queue-name
 	IfUnused  bool
 	IfEmpty   bool
-	NoWait    bool // no-wait
+	NoWait    bool
 }
 
 // ClassID returns 50.
@@ -1846,7 +1846,7 @@ func (*QueueDelete) Validate() error {
 
 // QueueDeleteOk is queue.delete-ok (class 50, method 41).
 type QueueDeleteOk struct {
-	MessageCount uint32 // message-count
+	MessageCount uint32
 }
 
 // ClassID returns 50.
@@ -2075,11 +2075,11 @@ func (*BasicQosOk) Validate() error {
 type BasicConsume struct {
 	Reserved1   uint16 // reserved: always encoded as its zero value
 	Queue       string // queue-name
-	ConsumerTag string // consumer-tag
-	NoLocal     bool   // no-local
-	NoAck       bool   // no-ack
+	ConsumerTag string
+	NoLocal     bool
+	NoAck       bool
 	Exclusive   bool
-	NoWait      bool // no-wait
+	NoWait      bool
 	Arguments   Table
 }
 
@@ -2149,7 +2149,7 @@ func (*BasicConsume) Validate() error {
 
 // BasicConsumeOk is basic.consume-ok (class 60, method 21).
 type BasicConsumeOk struct {
-	ConsumerTag string // consumer-tag
+	ConsumerTag string
 }
 
 // ClassID returns 60.
@@ -2190,8 +2190,8 @@ func (*BasicConsumeOk) Validate() error {
 
 // BasicCancel is basic.cancel (class 60, method 30); a client may send it to a server.
 type BasicCancel struct {
-	ConsumerTag string // consumer-tag
-	NoWait      bool   // no-wait
+	ConsumerTag string
+	NoWait      bool
 }
 
 // ClassID returns 60.
@@ -2239,7 +2239,7 @@ func (*BasicCancel) Validate() error {
 
 // BasicCancelOk is basic.cancel-ok (class 60, method 31); a client may send it to a server.
 type BasicCancelOk struct {
-	ConsumerTag string // consumer-tag
+	ConsumerTag string
 }
 
 // ClassID returns 60.
@@ -2343,8 +2343,8 @@ func (*BasicPublish) Validate() error {
 
 // BasicReturn is basic.return (class 60, method 50); it carries content.
 type BasicReturn struct {
-	ReplyCode  uint16 // reply-code
-	ReplyText  string // reply-text
+	ReplyCode  uint16
+	ReplyText  string
 	Exchange   string // exchange-name
 	RoutingKey string
 }
@@ -2402,9 +2402,9 @@ func (m *BasicReturn) Validate() error {
 
 // BasicDeliver is basic.deliver (class 60, method 60); it carries content.
 type BasicDeliver struct {
-	ConsumerTag string // consumer-tag
-	DeliveryTag uint64 // delivery-tag
-	Redelivered bool   // redelivered
+	ConsumerTag string
+	DeliveryTag uint64
+	Redelivered bool
 	Exchange    string // exchange-name
 	RoutingKey  string
 }
@@ -2465,7 +2465,7 @@ func (*BasicDeliver) Validate() error {
 type BasicGet struct {
 	Reserved1 uint16 // reserved: always encoded as its zero value
 	Queue     string // queue-name
-	NoAck     bool   // no-ack
+	NoAck     bool
 }
 
 // ClassID returns 60.
@@ -2518,11 +2518,11 @@ func (*BasicGet) Validate() error {
 
 // BasicGetOk is basic.get-ok (class 60, method 71); it carries content.
 type BasicGetOk struct {
-	DeliveryTag  uint64 // delivery-tag
-	Redelivered  bool   // redelivered
+	DeliveryTag  uint64
+	Redelivered  bool
 	Exchange     string // exchange-name
 	RoutingKey   string
-	MessageCount uint32 // message-count
+	MessageCount uint32
 }
 
 // ClassID returns 60.
@@ -2620,7 +2620,7 @@ func (*BasicGetEmpty) Validate() error {
 
 // BasicAck is basic.ack (class 60, method 80); a client may send it to a server.
 type BasicAck struct {
-	DeliveryTag uint64 // delivery-tag
+	DeliveryTag uint64
 	Multiple    bool
 }
 
@@ -2669,7 +2669,7 @@ func (*BasicAck) Validate() error {
 
 // BasicReject is basic.reject (class 60, method 90); a client may send it to a server.
 type BasicReject struct {
-	DeliveryTag uint64 // delivery-tag
+	DeliveryTag uint64
 	Requeue     bool
 }
 
@@ -2850,7 +2850,7 @@ func (*BasicRecoverOk) Validate() error {
 
 // BasicNack is basic.nack (class 60, method 120); a client may send it to a server.
 type BasicNack struct {
-	DeliveryTag uint64 // delivery-tag
+	DeliveryTag uint64
 	Multiple    bool
 	Requeue     bool
 }

@@ -138,7 +138,7 @@ func (g *gen) method(m *Method) {
 		comment := ""
 		if f.Reserved {
 			comment = " // reserved: always encoded as its zero value"
-		} else if f.Domain != "" && f.Domain != f.Type {
+		} else if f.Domain != "" && f.Domain != f.Type && f.Domain != f.Name {
 			comment = " // " + f.Domain
 		}
 		g.p("%s %s%s\n", GoName(f.Name), goTypes[f.Type], comment)

@@ -88,15 +88,11 @@ func TestFrameErrors(t *testing.T) {
 		prefix string
 	}{
 		{"bad frame end", func(rc *rawConn) {
-			p := append(u16(60), u16(40)...) // basic.publish to the default exchange
-			p = append(append(append(append(p, u16(0)...), shortstr("")...), shortstr("q")...), 0)
-			rc.writeFrameEnd(frameMethod, 1, p, 0x00)
+			rc.writeFrameEnd(frameMethod, 1, publishMethod("", "q"), 0x00)
 		}, 501, "FRAME_ERROR"},
 		{"frame larger than frame-max", func(rc *rawConn) {
-			p := append(u16(60), u16(40)...)
-			p = append(append(append(append(p, u16(0)...), shortstr("")...), shortstr("q")...), 0)
-			rc.writeMethod(1, 60, 40, p[4:])
-			rc.writeFrame(frameHeader, 1, append(append(u16(60), u16(0)...), append(u32(0), u32(300000)...)...))
+			rc.writeFrame(frameMethod, 1, publishMethod("", "q"))
+			rc.writeFrame(frameHeader, 1, contentHeader(300000))
 			rc.writeFrame(frameBody, 1, make([]byte, 200000))
 		}, 501, "FRAME_ERROR"},
 		{"method on an unopened channel", func(rc *rawConn) {
@@ -106,17 +102,15 @@ func TestFrameErrors(t *testing.T) {
 			rc.writeMethod(1, 20, 10, shortstr(""))
 		}, 504, "CHANNEL_ERROR - second 'channel.open' seen"},
 		{"content header without a method", func(rc *rawConn) {
-			rc.writeFrame(frameHeader, 1, append(append(u16(60), u16(0)...), append(u32(0), u32(1)...)...))
+			rc.writeFrame(frameHeader, 1, contentHeader(1))
 		}, 505, "UNEXPECTED_FRAME"},
 		{"body without a header", func(rc *rawConn) {
-			p := append(append(append(u16(0), shortstr("")...), shortstr("q")...), 0)
-			rc.writeMethod(1, 60, 40, p)
+			rc.writeFrame(frameMethod, 1, publishMethod("", "q"))
 			rc.writeFrame(frameBody, 1, []byte("x"))
 		}, 505, "UNEXPECTED_FRAME"},
 		{"method while expecting content", func(rc *rawConn) {
-			p := append(append(append(u16(0), shortstr("")...), shortstr("q")...), 0)
-			rc.writeMethod(1, 60, 40, p)
-			rc.writeMethod(1, 60, 40, p)
+			rc.writeFrame(frameMethod, 1, publishMethod("", "q"))
+			rc.writeFrame(frameMethod, 1, publishMethod("", "q"))
 		}, 505, "UNEXPECTED_FRAME"},
 		{"unknown frame type", func(rc *rawConn) {
 			rc.writeFrame(9, 1, []byte("x"))

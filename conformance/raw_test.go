@@ -340,3 +340,27 @@ func (rc *rawConn) openChannel(n uint16) {
 	rc.writeMethod(n, 20, 10, shortstr(""))
 	rc.expect(20, 11)
 }
+
+// contentHeader is a basic content header for a body of size bytes, with no properties.
+func contentHeader(size uint64) []byte {
+	p := append(u16(60), u16(0)...)
+	p = binary.BigEndian.AppendUint64(p, size)
+	return append(p, u16(0)...)
+}
+
+// publishMethod is the basic.publish method frame payload.
+func publishMethod(exchange, key string) []byte {
+	p := append(u16(60), u16(40)...)
+	p = append(p, u16(0)...)
+	p = append(p, shortstr(exchange)...)
+	p = append(p, shortstr(key)...)
+	return append(p, 0)
+}
+
+// publish sends basic.publish with body in one body frame.
+func (rc *rawConn) publish(channel uint16, exchange, key string, body []byte) {
+	rc.t.Helper()
+	rc.writeFrame(frameMethod, channel, publishMethod(exchange, key))
+	rc.writeFrame(frameHeader, channel, contentHeader(uint64(len(body))))
+	rc.writeFrame(frameBody, channel, body)
+}

@@ -17,23 +17,6 @@ var queueArgKeys = []string{
 	"x-delivery-limit", "x-queue-master-locator", "x-queue-leader-locator",
 }
 
-// stringArg reads an optional longstr argument.
-func stringArg(args amqpwire.Table, key string) (string, error) {
-	v, ok, err := args.Get(key)
-	if err != nil {
-		return "", amqpwire.NewChannelError(amqpwire.CodePreconditionFailed, 0, 0, "invalid arguments table: %v", err)
-	}
-	if !ok {
-		return "", nil
-	}
-	s, isString := v.(string)
-	if !isString {
-		return "", amqpwire.NewChannelError(amqpwire.CodePreconditionFailed, 0, 0,
-			"invalid arg '%s' for %s: %v of type %s is not a string", key, "exchange", v, binding.TypeName(v))
-	}
-	return s, nil
-}
-
 // inequivalent is RabbitMQ's 406 for a redeclare whose flag differs.
 func inequivalent(arg, kind, name, vhost string, received, current any) error {
 	return amqpwire.NewChannelError(amqpwire.CodePreconditionFailed, 0, 0,

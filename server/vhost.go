@@ -121,10 +121,10 @@ func (v *vhost) declareExchange(d exchange.Definition, passive bool) error {
 	if err != nil {
 		return amqpwire.NewConnectionError(amqpwire.CodeCommandInvalid, 0, 0, "unknown exchange type '%s'", d.Kind)
 	}
-	alt, err := stringArg(d.Args, "alternate-exchange")
-	if err != nil {
-		return err
+	if err := d.Validate(v.name); err != nil {
+		return amqpwire.NewChannelError(amqpwire.CodePreconditionFailed, 0, 0, "%s", err.Error())
 	}
+	alt, _ := d.AlternateExchange()
 	v.exchanges[d.Name] = &exchangeRec{def: d, router: r, alternate: alt}
 	return nil
 }

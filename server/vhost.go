@@ -398,6 +398,33 @@ type routeScratch struct {
 	work   []*exchangeRec
 	seen   []*exchangeRec
 	queues []*queueRec
+	seenQ  map[*queueRec]struct{} // used once queues outgrows a linear scan
+}
+
+// linearDedupe is how many queues a route collects before it switches from scanning its result
+// to a set, so a fanout to thousands of queues stays linear.
+const linearDedupe = 16
+
+// addQueue appends q to the result unless it is already there.
+func (s *routeScratch) addQueue(q *queueRec) {
+	if len(s.queues) < linearDedupe {
+		if !containsQueueRec(s.queues, q) {
+			s.queues = append(s.queues, q)
+		}
+		return
+	}
+	if len(s.queues) == linearDedupe {
+		if s.seenQ == nil {
+			s.seenQ = make(map[*queueRec]struct{})
+		}
+		for _, x := range s.queues {
+			s.seenQ[x] = struct{}{}
+		}
+	}
+	if _, dup := s.seenQ[q]; !dup {
+		s.seenQ[q] = struct{}{}
+		s.queues = append(s.queues, q)
+	}
 }
 
 // route returns the queues a message published to x with the given routing keys reaches,
@@ -405,13 +432,14 @@ type routeScratch struct {
 // alternate exchanges (used when an exchange itself routes nowhere, as RabbitMQ does).
 func (v *vhost) route(x *exchangeRec, keys []string, headers amqpwire.Table, s *routeScratch) []*queueRec {
 	s.queues = s.queues[:0]
+	clear(s.seenQ)
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	if x.def.Name == "" {
 		// The default exchange: an implicit binding from every queue's name to the queue.
 		for _, k := range keys {
-			if q := v.queues[k]; q != nil && !containsQueueRec(s.queues, q) {
-				s.queues = append(s.queues, q)
+			if q := v.queues[k]; q != nil {
+				s.addQueue(q)
 			}
 		}
 		return s.queues
@@ -430,8 +458,8 @@ func (v *vhost) route(x *exchangeRec, keys []string, headers amqpwire.Table, s *
 		}
 		for _, d := range s.dests {
 			if d.Kind == binding.DestQueue {
-				if q := v.queues[d.Name]; q != nil && !containsQueueRec(s.queues, q) {
-					s.queues = append(s.queues, q)
+				if q := v.queues[d.Name]; q != nil {
+					s.addQueue(q)
 				}
 				continue
 			}

@@ -310,6 +310,14 @@ func (c *conn) kickWriter() {
 // heartbeats when nothing else was sent for half an interval.
 func (c *conn) writeLoop() {
 	defer close(c.writerDone)
+	defer func() {
+		if p := recover(); p != nil {
+			// Kicking queues runs delivery code here: a bug must cost one connection only.
+			c.log.Error().Interface("panic", p).Stack().Msg("connection writer panicked")
+			c.writeErr.Store(true)
+			_ = c.nc.Close()
+		}
+	}()
 	var tick <-chan time.Time
 	if c.heartbeat > 0 {
 		t := time.NewTicker(c.heartbeat / 2)

@@ -259,6 +259,7 @@ func TestRecover(t *testing.T) {
 	d := consume(t, sub, q, "", false)
 	firstRound := recvBodies(t, d, 3)
 	equalStrings(t, "first round", firstRound, seq("m", 3))
+	//lint:ignore SA1019 deprecated for applications, but brokers must still answer basic.recover
 	if err := sub.Recover(true); err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -447,4 +448,42 @@ func TestChannelFlow(t *testing.T) {
 	err := channel(t, conn).Flow(false)
 	wantError(t, err, amqp.NotImplemented, "NOT_IMPLEMENTED")
 	wantClosed(t, closes, amqp.NotImplemented, "NOT_IMPLEMENTED")
+}
+
+// TestServerConfiguredLimits: Warren's own frame-max and channel-max settings are what it offers
+// in connection.tune, what clients negotiate down to, and (for frames) what it enforces, as
+// RabbitMQ enforces its own frame_max (see TestFrameErrors).
+func TestServerConfiguredLimits(t *testing.T) {
+	warrenOnly(t, "configures the broker's frame-max and channel-max")
+	t.Parallel()
+	url := startWarren(t, server.Config{Logger: harnessLogger(), FrameMax: 4096, ChannelMax: 8, Heartbeat: 60 * time.Second})
+
+	rc := rawDialURL(t, url)
+	rc.start(handshake{})
+	offered, _ := rc.tune(handshake{})
+	if offered != (tune{channelMax: 8, frameMax: 4096, heartbeat: 60}) {
+		t.Errorf("connection.tune %+v, want channel-max 8, frame-max 4096, heartbeat 60", offered)
+	}
+	rc.open()
+	rc.openChannel(1)
+	rc.writeFrame(frameMethod, 1, publishMethod("", "q"))
+	rc.writeFrame(frameHeader, 1, contentHeader(5000))
+	rc.writeFrame(frameBody, 1, make([]byte, 4096-8+1)) // one byte over
+	rc.expectConnectionClose(501, "FRAME_ERROR")
+
+	conn := dialConfig(t, url, amqp.Config{})
+	if conn.Config.FrameSize != 4096 || conn.Config.ChannelMax != 8 {
+		t.Errorf("amqp091-go negotiated frame-max %d, channel-max %d; want 4096, 8", conn.Config.FrameSize, conn.Config.ChannelMax)
+	}
+	ch := channel(t, conn)
+	q := declareQueue(t, ch, nil)
+	body := make([]byte, 100<<10)
+	for i := range body {
+		body[i] = byte(i * 31)
+	}
+	p := newPublisher(t, conn)
+	p.publish("", q, false, amqp.Publishing{Body: body})
+	if d := get(t, ch, q, true); !bytes.Equal(d.Body, body) {
+		t.Errorf("a %d-byte body in 4 KiB frames arrived as %d bytes (equal: false)", len(body), len(d.Body))
+	}
 }

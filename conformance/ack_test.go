@@ -26,24 +26,18 @@ func takeAll(t *testing.T, ch *amqp.Channel, q string, n int) []amqp.Delivery {
 	return out
 }
 
-// drain gets every ready message (auto-ack) and returns "body" or "body*" for a redelivery.
+// drain gets every ready message (auto-ack) and returns "body", or "body*" for a redelivery.
 func drain(t *testing.T, ch *amqp.Channel, q string) []string {
 	t.Helper()
 	var out []string
-	for {
-		d, ok, err := ch.Get(q, true)
-		if err != nil {
-			t.Fatalf("basic.get %s: %v", q, err)
-		}
-		if !ok {
-			return out
-		}
+	for _, d := range getAll(t, ch, q) {
 		s := string(d.Body)
 		if d.Redelivered {
 			s += "*"
 		}
 		out = append(out, s)
 	}
+	return out
 }
 
 func TestAck(t *testing.T) {

@@ -104,14 +104,22 @@ func TestPredeclaredExchanges(t *testing.T) {
 			t.Fatalf("declare %s %s durable: %v", kind, name, err)
 		}
 	}
-	// Predeclared exchanges route like any other.
+	// Predeclared exchanges route like any other, and bindings to them can be removed.
 	conn := dial(t)
 	q := declareQueue(t, ch, nil)
-	bind(t, ch, q, "pre.key", "amq.direct", nil)
-	bind(t, ch, q, "pre.*", "amq.topic", nil)
-	bind(t, ch, q, "", "amq.fanout", nil)
-	bind(t, ch, q, "", "amq.headers", amqp.Table{"x-match": "any", "pre": "h"})
-	bind(t, ch, q, "", "amq.match", amqp.Table{"pre": "m"})
+	bindings := []struct {
+		exchange, key string
+		args          amqp.Table
+	}{
+		{"amq.direct", "pre.key", nil},
+		{"amq.topic", "pre.*", nil},
+		{"amq.fanout", "", nil},
+		{"amq.headers", "", amqp.Table{"x-match": "any", "pre": "h"}},
+		{"amq.match", "", amqp.Table{"pre": "m"}},
+	}
+	for _, b := range bindings {
+		bind(t, ch, q, b.key, b.exchange, b.args)
+	}
 	p := newPublisher(t, conn)
 	p.body("amq.direct", "pre.key", "direct")
 	p.body("amq.topic", "pre.topic", "topic")
@@ -119,13 +127,13 @@ func TestPredeclaredExchanges(t *testing.T) {
 	p.publish("amq.headers", "", false, amqp.Publishing{Headers: amqp.Table{"pre": "h"}, Body: []byte("headers")})
 	p.publish("amq.match", "", false, amqp.Publishing{Headers: amqp.Table{"pre": "m"}, Body: []byte("match")})
 	equalStrings(t, "bodies", getBodies(t, ch, q), []string{"direct", "topic", "fanout", "headers", "match"})
-	for _, x := range []string{"amq.direct", "amq.topic", "amq.fanout", "amq.headers", "amq.match"} {
-		if err := ch.QueueUnbind(q, map[string]string{"amq.direct": "pre.key", "amq.topic": "pre.*"}[x], x, map[string]amqp.Table{
-			"amq.headers": {"x-match": "any", "pre": "h"}, "amq.match": {"pre": "m"},
-		}[x]); err != nil {
-			t.Errorf("unbind from %s: %v", x, err)
+	for _, b := range bindings {
+		if err := ch.QueueUnbind(q, b.key, b.exchange, b.args); err != nil {
+			t.Errorf("unbind from %s: %v", b.exchange, err)
 		}
 	}
+	p.body("amq.fanout", "", "after unbind")
+	wantMessages(t, ch, q, 0)
 }
 
 func TestExchangeDeclare(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -128,7 +129,13 @@ func deleteExchangeLater(t testing.TB, name string) {
 // declareQueue declares a fresh non-durable queue with args and deletes it when the test ends.
 func declareQueue(t testing.TB, ch *amqp.Channel, args amqp.Table) string {
 	t.Helper()
-	name := uniqueName(t, "q")
+	return declareLabeledQueue(t, ch, "q", args)
+}
+
+// declareLabeledQueue is declareQueue with a label in the name, for failure messages to show.
+func declareLabeledQueue(t testing.TB, ch *amqp.Channel, label string, args amqp.Table) string {
+	t.Helper()
+	name := uniqueName(t, label)
 	q, err := ch.QueueDeclare(name, false, false, false, false, args)
 	if err != nil {
 		t.Fatalf("declare queue %s: %v", name, err)
@@ -280,10 +287,10 @@ func get(t testing.TB, ch *amqp.Channel, queue string, autoAck bool) amqp.Delive
 	return d
 }
 
-// getBodies drains a queue with basic.get (auto-ack) and returns the bodies in order.
-func getBodies(t testing.TB, ch *amqp.Channel, queue string) []string {
+// getAll drains a queue with basic.get (auto-ack) and returns the deliveries in order.
+func getAll(t testing.TB, ch *amqp.Channel, queue string) []amqp.Delivery {
 	t.Helper()
-	var out []string
+	var out []amqp.Delivery
 	for {
 		d, ok, err := ch.Get(queue, true)
 		if err != nil {
@@ -292,8 +299,18 @@ func getBodies(t testing.TB, ch *amqp.Channel, queue string) []string {
 		if !ok {
 			return out
 		}
+		out = append(out, d)
+	}
+}
+
+// getBodies drains a queue with basic.get (auto-ack) and returns the bodies in order.
+func getBodies(t testing.TB, ch *amqp.Channel, queue string) []string {
+	t.Helper()
+	var out []string
+	for _, d := range getAll(t, ch, queue) {
 		out = append(out, string(d.Body))
 	}
+	return out
 }
 
 // wantEmpty asserts that basic.get finds no message.
@@ -369,7 +386,7 @@ func consume(t testing.TB, ch *amqp.Channel, queue, tag string, autoAck bool) <-
 // equalStrings compares two string slices, reporting a mismatch.
 func equalStrings(t testing.TB, what string, got, want []string) {
 	t.Helper()
-	if strings.Join(got, "|") != strings.Join(want, "|") || len(got) != len(want) {
+	if !slices.Equal(got, want) {
 		t.Errorf("%s = %q, want %q", what, got, want)
 	}
 }

@@ -65,7 +65,9 @@ func TestTopicRouting(t *testing.T) {
 	t.Parallel()
 	conn, ch := connChannel(t)
 	x := declareExchange(t, ch, "topic", nil)
+	// The empty key has no words at all, while "a." has two, the second one empty.
 	keys := []string{"", "a", "b", "a.b", "a.b.c", "a.b.c.d", "a.c", "b.a", "ab", "a.", ".", "a..b", "a.x.y.b", "x.a.y", "c", "A"}
+	want := map[string][]string{}
 	for _, c := range []struct {
 		pattern string
 		matches []string
@@ -75,8 +77,7 @@ func TestTopicRouting(t *testing.T) {
 		{"a.#", []string{"a", "a.b", "a.b.c", "a.b.c.d", "a.c", "a.", "a..b", "a.x.y.b"}},
 		{"#", keys},
 		{"#.#", keys},
-		{"*.#", keys[1:]}, // the empty key has no words at all
-
+		{"*.#", keys[1:]},
 		{"#.c", []string{"a.b.c", "a.c", "c"}},
 		{"a.*.#", []string{"a.b", "a.b.c", "a.b.c.d", "a.c", "a.", "a..b", "a.x.y.b"}},
 		{"*", []string{"a", "b", "ab", "c", "A"}},
@@ -90,16 +91,11 @@ func TestTopicRouting(t *testing.T) {
 		{"A", []string{"A"}},
 		{"*.*.*.*.*", nil},
 	} {
-		q := declareQueue(t, ch, nil)
+		q := declareLabeledQueue(t, ch, "pattern["+c.pattern+"]", nil)
 		bind(t, ch, q, c.pattern, x, nil)
-		defer func() {
-			equalStrings(t, "keys matching "+c.pattern, getBodies(t, ch, q), c.matches)
-		}()
+		want[q] = c.matches
 	}
-	p := newPublisher(t, conn)
-	for _, k := range keys {
-		p.body(x, k, k)
-	}
+	routeTable(t, ch, newPublisher(t, conn), x, keys, want)
 }
 
 // TestHeadersRouting: x-match all (the default) and any ignore binding arguments that start
@@ -129,6 +125,7 @@ func TestHeadersRouting(t *testing.T) {
 		{"m12", amqp.Table{"a": int32(2), "b": "x"}},
 	}
 	all := []string{"m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "m9", "m10", "m11", "m12"}
+	want := map[string][]string{}
 	for _, c := range []struct {
 		name    string
 		args    amqp.Table
@@ -147,15 +144,16 @@ func TestHeadersRouting(t *testing.T) {
 		{"bool", amqp.Table{"a": true}, []string{"m9"}},
 		{"wider integer", amqp.Table{"a": int64(2)}, []string{"m12"}},
 	} {
-		q := declareQueue(t, ch, nil)
+		q := declareLabeledQueue(t, ch, c.name, nil)
 		bind(t, ch, q, "ignored", x, c.args)
-		defer func() {
-			equalStrings(t, "messages matching "+c.name, getBodies(t, ch, q), c.matches)
-		}()
+		want[q] = c.matches
 	}
 	p := newPublisher(t, conn)
 	for _, m := range messages {
 		p.publish(x, "any-key", false, amqp.Publishing{Headers: m.headers, Body: []byte(m.body)})
+	}
+	for q, w := range want {
+		equalStrings(t, "messages in "+q, getBodies(t, ch, q), w)
 	}
 }
 

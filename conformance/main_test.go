@@ -50,9 +50,9 @@ func run(m *testing.M) int {
 		return 1
 	}
 	brokerURL = w.url
-	sharedMu.Lock()
-	shared[w.url] = w
-	sharedMu.Unlock()
+	inProcessMu.Lock()
+	inProcess[w.url] = w
+	inProcessMu.Unlock()
 	code := m.Run()
 	closeAdmin()
 	if err := w.stop(); err != nil {
@@ -129,17 +129,17 @@ func (w *warren) serveError() error {
 	return w.serveErr
 }
 
-// shared holds the in-process brokers by URL, for dial failures to explain themselves.
+// inProcess holds the in-process brokers by URL, for dial failures to explain themselves.
 var (
-	sharedMu sync.Mutex
-	shared   = map[string]*warren{}
+	inProcessMu sync.Mutex
+	inProcess   = map[string]*warren{}
 )
 
 // serveErrorFor explains a dial failure against an in-process broker whose Serve has returned.
 func serveErrorFor(url string) error {
-	sharedMu.Lock()
-	w := shared[url]
-	sharedMu.Unlock()
+	inProcessMu.Lock()
+	w := inProcess[url]
+	inProcessMu.Unlock()
 	if w == nil {
 		return nil
 	}
@@ -167,16 +167,16 @@ func startWarren(t *testing.T, cfg server.Config) string {
 	if err != nil {
 		t.Fatalf("start Warren: %v", err)
 	}
-	sharedMu.Lock()
-	shared[w.url] = w
-	sharedMu.Unlock()
+	inProcessMu.Lock()
+	inProcess[w.url] = w
+	inProcessMu.Unlock()
 	t.Cleanup(func() {
 		if err := w.stop(); err != nil {
 			t.Errorf("stop Warren: %v", err)
 		}
-		sharedMu.Lock()
-		delete(shared, w.url)
-		sharedMu.Unlock()
+		inProcessMu.Lock()
+		delete(inProcess, w.url)
+		inProcessMu.Unlock()
 	})
 	return w.url
 }

@@ -1,7 +1,6 @@
 package exchange
 
 import (
-	"sync"
 
 	"github.com/warrenmq/warren/amqpwire"
 	"github.com/warrenmq/warren/binding"
@@ -11,8 +10,7 @@ import (
 // §3.1.3.1: "A message queue binds to the exchange using a routing key, K. [...] The message is
 // passed to the message queue if K = R."
 type direct struct {
-	mu     sync.RWMutex
-	table  bindingTable
+	guardedTable
 	routes map[string][]binding.Destination // routing key → distinct destinations
 }
 
@@ -63,24 +61,6 @@ func (x *direct) Route(routingKey string, _ amqpwire.Table, out []binding.Destin
 	out = append(out, x.routes[routingKey]...)
 	x.mu.RUnlock()
 	return out
-}
-
-func (x *direct) Bindings() []binding.Binding {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	return x.table.list()
-}
-
-func (x *direct) Len() int {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	return x.table.n
-}
-
-func (x *direct) HasDestination(d binding.Destination) bool {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	return x.table.has(d)
 }
 
 func (x *direct) RemoveDestination(d binding.Destination) []binding.Binding {

@@ -2,7 +2,6 @@ package exchange
 
 import (
 	"slices"
-	"sync"
 	"sync/atomic"
 
 	"github.com/warrenmq/warren/amqpwire"
@@ -13,8 +12,7 @@ import (
 // (0-9-1 §3.1.3.2). Route reads an immutable snapshot of the destinations through an atomic
 // pointer and takes no lock; binds copy the slice, which stays small.
 type fanout struct {
-	mu    sync.Mutex // serialises writers
-	table bindingTable
+	guardedTable
 	dests atomic.Pointer[[]binding.Destination] // distinct destinations; never changed in place
 }
 
@@ -66,24 +64,6 @@ func (x *fanout) drop(d binding.Destination) {
 
 func (x *fanout) Route(_ string, _ amqpwire.Table, out []binding.Destination) []binding.Destination {
 	return append(out, x.snapshot()...)
-}
-
-func (x *fanout) Bindings() []binding.Binding {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	return x.table.list()
-}
-
-func (x *fanout) Len() int {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	return x.table.n
-}
-
-func (x *fanout) HasDestination(d binding.Destination) bool {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	return x.table.has(d)
 }
 
 func (x *fanout) RemoveDestination(d binding.Destination) []binding.Binding {

@@ -12,8 +12,7 @@ import (
 // rules). Route decodes the headers once and tries the bindings of each destination until one
 // matches, so a destination is appended once and not tested further.
 type headers struct {
-	mu     sync.RWMutex
-	table  bindingTable
+	guardedTable
 	groups []headersGroup              // one per destination
 	index  map[binding.Destination]int // destination → position in groups
 	sets   sync.Pool                   // of *binding.HeaderSet, reused across Route calls
@@ -127,24 +126,6 @@ func (x *headers) Route(_ string, h amqpwire.Table, out []binding.Destination) [
 	}
 	x.sets.Put(hs)
 	return out
-}
-
-func (x *headers) Bindings() []binding.Binding {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	return x.table.list()
-}
-
-func (x *headers) Len() int {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	return x.table.n
-}
-
-func (x *headers) HasDestination(d binding.Destination) bool {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	return x.table.has(d)
 }
 
 func (x *headers) RemoveDestination(d binding.Destination) []binding.Binding {

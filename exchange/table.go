@@ -1,6 +1,8 @@
 package exchange
 
 import (
+	"sync"
+
 	"cmp"
 	"slices"
 	"strings"
@@ -157,4 +159,32 @@ func removeDestFrom(ds []binding.Destination, d binding.Destination) []binding.D
 		return nil
 	}
 	return ds[:last]
+}
+
+// guardedTable is the binding table and lock every router kind keeps. It supplies the Router
+// methods that only read the table; each kind adds its routing structure beside it.
+type guardedTable struct {
+	mu    sync.RWMutex
+	table bindingTable
+}
+
+// Bindings implements Router.
+func (g *guardedTable) Bindings() []binding.Binding {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return g.table.list()
+}
+
+// Len implements Router.
+func (g *guardedTable) Len() int {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return g.table.n
+}
+
+// HasDestination implements Router.
+func (g *guardedTable) HasDestination(d binding.Destination) bool {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return g.table.has(d)
 }

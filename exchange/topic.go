@@ -1,7 +1,6 @@
 package exchange
 
 import (
-	"sync"
 
 	"github.com/warrenmq/warren/amqpwire"
 	"github.com/warrenmq/warren/binding"
@@ -11,9 +10,8 @@ import (
 // "#" zero or more (0-9-1 §3.1.3.3; binding.Topic has the exact rules). The trie holds each
 // (key, destination) pair once, while bindings that differ only in their arguments share it.
 type topic struct {
-	mu    sync.RWMutex
-	table bindingTable
-	trie  *binding.Topic
+	guardedTable
+	trie *binding.Topic
 }
 
 func newTopic() *topic {
@@ -53,24 +51,6 @@ func (x *topic) Route(routingKey string, _ amqpwire.Table, out []binding.Destina
 	out = x.trie.Match(routingKey, out)
 	x.mu.RUnlock()
 	return out
-}
-
-func (x *topic) Bindings() []binding.Binding {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	return x.table.list()
-}
-
-func (x *topic) Len() int {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	return x.table.n
-}
-
-func (x *topic) HasDestination(d binding.Destination) bool {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	return x.table.has(d)
 }
 
 func (x *topic) RemoveDestination(d binding.Destination) []binding.Binding {

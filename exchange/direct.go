@@ -1,7 +1,6 @@
 package exchange
 
 import (
-
 	"github.com/warrenmq/warren/amqpwire"
 	"github.com/warrenmq/warren/binding"
 )

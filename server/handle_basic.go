@@ -44,11 +44,7 @@ func (ch *channel) basicQos(m *amqpwire.BasicQos) error {
 }
 
 func (ch *channel) basicConsume(m *amqpwire.BasicConsume) error {
-	name, err := ch.expandQueueName(m.Queue)
-	if err != nil {
-		return err
-	}
-	q, err := ch.vh.queueFor(ch.conn, name)
+	q, err := ch.queueNamed(m.Queue)
 	if err != nil {
 		return err
 	}
@@ -72,9 +68,9 @@ func (ch *channel) basicConsume(m *amqpwire.BasicConsume) error {
 		ch.mu.Unlock()
 		if errors.Is(err, queue.ErrExclusiveUse) {
 			return amqpwire.NewChannelError(amqpwire.CodeAccessRefused, m.ClassID(), m.MethodID(),
-				"queue '%s' in vhost '%s' in exclusive use", name, ch.vh.name)
+				"queue '%s' in vhost '%s' in exclusive use", q.name, ch.vh.name)
 		}
-		return ch.vh.errNoQueue(name)
+		return ch.vh.errNoQueue(q.name)
 	}
 	ch.mu.Lock()
 	if !m.NoWait {
@@ -107,11 +103,7 @@ func (ch *channel) basicCancel(m *amqpwire.BasicCancel) error {
 }
 
 func (ch *channel) basicGet(m *amqpwire.BasicGet) error {
-	name, err := ch.expandQueueName(m.Queue)
-	if err != nil {
-		return err
-	}
-	q, err := ch.vh.queueFor(ch.conn, name)
+	q, err := ch.queueNamed(m.Queue)
 	if err != nil {
 		return err
 	}

@@ -55,16 +55,33 @@ func (ch *channel) queueDeclare(m *amqpwire.QueueDeclare) error {
 	return nil
 }
 
+// queueBinding is the binding a queue.bind or queue.unbind names.
+func (ch *channel) queueBinding(exchange, queue, key string, args amqpwire.Table) (binding.Binding, error) {
+	name, err := ch.expandQueueName(queue)
+	if err != nil {
+		return binding.Binding{}, err
+	}
+	return binding.Binding{
+		Source:     exchange,
+		Dest:       binding.Destination{Kind: binding.DestQueue, Name: name},
+		RoutingKey: key,
+		Args:       args,
+	}, nil
+}
+
+// queueNamed returns the queue an operation names, after the empty-name shortcut.
+func (ch *channel) queueNamed(queue string) (*queueRec, error) {
+	name, err := ch.expandQueueName(queue)
+	if err != nil {
+		return nil, err
+	}
+	return ch.vh.queueFor(ch.conn, name)
+}
+
 func (ch *channel) queueBind(m *amqpwire.QueueBind) error {
-	name, err := ch.expandQueueName(m.Queue)
+	b, err := ch.queueBinding(m.Exchange, m.Queue, m.RoutingKey, m.Arguments)
 	if err != nil {
 		return err
-	}
-	b := binding.Binding{
-		Source:     m.Exchange,
-		Dest:       binding.Destination{Kind: binding.DestQueue, Name: name},
-		RoutingKey: m.RoutingKey,
-		Args:       m.Arguments,
 	}
 	if err := ch.vh.bind(ch.conn, b); err != nil {
 		return err
@@ -76,15 +93,9 @@ func (ch *channel) queueBind(m *amqpwire.QueueBind) error {
 }
 
 func (ch *channel) queueUnbind(m *amqpwire.QueueUnbind) error {
-	name, err := ch.expandQueueName(m.Queue)
+	b, err := ch.queueBinding(m.Exchange, m.Queue, m.RoutingKey, m.Arguments)
 	if err != nil {
 		return err
-	}
-	b := binding.Binding{
-		Source:     m.Exchange,
-		Dest:       binding.Destination{Kind: binding.DestQueue, Name: name},
-		RoutingKey: m.RoutingKey,
-		Args:       m.Arguments,
 	}
 	if err := ch.vh.unbind(ch.conn, b); err != nil {
 		return err
@@ -94,11 +105,7 @@ func (ch *channel) queueUnbind(m *amqpwire.QueueUnbind) error {
 }
 
 func (ch *channel) queuePurge(m *amqpwire.QueuePurge) error {
-	name, err := ch.expandQueueName(m.Queue)
-	if err != nil {
-		return err
-	}
-	q, err := ch.vh.queueFor(ch.conn, name)
+	q, err := ch.queueNamed(m.Queue)
 	if err != nil {
 		return err
 	}

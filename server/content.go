@@ -155,7 +155,7 @@ func (ch *channel) publish(msg *queue.Message, mandatory bool) error {
 func (ch *channel) deliverPublish(x *exchangeRec, msg *queue.Message, keys []string, mandatory bool) {
 	routed := false
 	for _, q := range ch.vh.route(x, keys, msg.Properties.Headers, &ch.scratch) {
-		if q.q.Publish(msg) {
+		if ok, _ := q.q.Publish(msg, nil); ok {
 			routed = true
 		}
 	}

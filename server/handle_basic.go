@@ -193,7 +193,7 @@ func applySettle(recs []unackedRec, mode settleMode) {
 		case settleRequeue:
 			q.q.Requeue(es)
 		default:
-			q.q.Settle(len(es))
+			q.q.Settle(es)
 		}
 	})
 }

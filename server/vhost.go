@@ -291,7 +291,7 @@ func (v *vhost) declareQueue(c *conn, d queueDecl) (*queueRec, error) {
 		return nil, v.errNoQueue(d.name)
 	}
 	q = &queueRec{
-		q:          queue.New(d.name, queue.NewMemBacklog()),
+		q:          queue.New(d.name, queue.Options{}),
 		name:       d.name,
 		durable:    d.durable,
 		autoDelete: d.autoDelete,

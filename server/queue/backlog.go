@@ -18,8 +18,9 @@ type Backlog interface {
 	Len() int
 	// Bytes is the total body size of the ready entries.
 	Bytes() int
-	// Purge removes every ready entry and returns them.
-	Purge() []*Entry
+	// Purge removes every ready entry, passes those held in memory to drop (which may be nil)
+	// and returns how many there were.
+	Purge(drop func(*Entry)) int
 }
 
 // MemBacklog keeps every ready entry in memory: fresh entries in a ring in Seq order, requeued
@@ -99,13 +100,16 @@ func (b *MemBacklog) Len() int { return b.n + len(b.requeued) }
 func (b *MemBacklog) Bytes() int { return b.bytes }
 
 // Purge implements Backlog.
-func (b *MemBacklog) Purge() []*Entry {
-	out := make([]*Entry, 0, b.Len())
+func (b *MemBacklog) Purge(drop func(*Entry)) int {
+	n := 0
 	for e := b.Pop(); e != nil; e = b.Pop() {
-		out = append(out, e)
+		if drop != nil {
+			drop(e)
+		}
+		n++
 	}
 	b.ring, b.head, b.n = nil, 0, 0
-	return out
+	return n
 }
 
 // seqHeap is a min-heap of entries by Seq.

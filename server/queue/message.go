@@ -3,7 +3,11 @@
 // frames or channels: the server adapts its channels to the Consumer interface.
 package queue
 
-import "github.com/warrenmq/warren/amqpwire"
+import (
+	"sync/atomic"
+
+	"github.com/warrenmq/warren/amqpwire"
+)
 
 // Message is one published message. Every queue the message was routed to shares the same
 // *Message; it is never modified after publish.
@@ -15,6 +19,11 @@ type Message struct {
 	// RawProperties is the encoded property flags and list, sent to consumers as they came.
 	RawProperties []byte
 	Body          []byte
+	// Persistent is delivery-mode 2: the message is written when it enters a durable queue.
+	Persistent bool
+	// StoreID names the message's shared body in the store when it went to several durable
+	// queues; 0 when each queue's record holds the body inline.
+	StoreID uint64
 }
 
 // Size is what a message counts for in byte limits: its body, as RabbitMQ counts it.
@@ -29,4 +38,9 @@ type Entry struct {
 	Redelivered bool
 	// Deliveries counts how often the entry was handed to a consumer or basic.get.
 	Deliveries uint32
+	// Stored is set once a record of the entry was submitted to the journal: acking it must
+	// remove the record.
+	Stored bool
+	// committed is set by the journal's callback once the record is durable.
+	committed atomic.Bool
 }

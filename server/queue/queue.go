@@ -36,9 +36,21 @@ type slot struct {
 	opts ConsumerOptions
 }
 
+// Options configure a queue.
+type Options struct {
+	// Durable queues write persistent messages to the journal before they are confirmed.
+	Durable bool
+	// Journal, when set, persists entries and holds what does not fit the window.
+	Journal Journal
+	// Window bounds the ready entries kept in memory when there is a journal.
+	Window Window
+}
+
 // Queue is one queue's messages and consumers. All methods are safe for concurrent use.
 type Queue struct {
-	name string
+	name    string
+	durable bool
+	j       Journal
 
 	mu        sync.Mutex
 	backlog   Backlog
@@ -49,30 +61,62 @@ type Queue struct {
 	deleted   bool
 }
 
-// New returns an empty queue named name that keeps its ready entries in backlog.
-func New(name string, backlog Backlog) *Queue {
-	return &Queue{name: name, backlog: backlog, nextSeq: 1}
+// New returns an empty queue. Without a journal its ready entries all stay in memory.
+func New(name string, opts Options) *Queue {
+	q := &Queue{name: name, durable: opts.Durable, j: opts.Journal, nextSeq: 1}
+	if opts.Journal != nil {
+		q.backlog = NewPagedBacklog(opts.Journal, opts.Window)
+	} else {
+		q.backlog = NewMemBacklog()
+	}
+	return q
+}
+
+// Recover returns a queue whose ready entries are the journal's count records (bytes of
+// bodies) numbered first through last: a durable queue at start.
+func Recover(name string, opts Options, count, bytes int, first, last uint64) *Queue {
+	q := New(name, opts)
+	if pb, ok := q.backlog.(*PagedBacklog); ok && count > 0 {
+		pb.Restore(count, bytes, first-1, last)
+		q.nextSeq = last + 1
+	}
+	return q
 }
 
 // Name is the queue's name.
 func (q *Queue) Name() string { return q.name }
 
-// Publish enqueues m and delivers it at once when a consumer has credit. It returns false when
-// the queue was deleted.
-func (q *Queue) Publish(m *Message) bool {
+// Publish enqueues m and delivers it at once when a consumer has credit. A persistent message
+// in a durable queue with a journal is written first: then done (if not nil) runs once the
+// record is durable, and written is true. ok is false when the queue was deleted.
+func (q *Queue) Publish(m *Message, done func(error)) (ok, written bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.deleted {
-		return false
+		return false, false
 	}
 	e := &Entry{Msg: m, Seq: q.nextSeq}
 	q.nextSeq++
+	if q.j != nil && q.durable && m.Persistent {
+		// Submitted under the lock, before anyone can see the entry, so an ack's Remove is
+		// always submitted after this Append.
+		e.Stored = true
+		written = true
+		q.j.Append(e, true, func(err error) {
+			if err == nil {
+				e.committed.Store(true)
+			}
+			if done != nil {
+				done(err)
+			}
+		})
+	}
 	if q.backlog.Len() == 0 && len(q.consumers) > 0 && q.offerLocked(e) {
-		return true
+		return true, written
 	}
 	q.backlog.Push(e)
 	q.dispatchLocked()
-	return true
+	return true, written
 }
 
 // offerLocked offers e to the consumers in rotation, starting after the last one served, and
@@ -85,7 +129,9 @@ func (q *Queue) offerLocked(e *Entry) bool {
 		e.Deliveries++
 		if s.c.Deliver(q, e) {
 			q.rr = (idx + 1) % n
-			if !s.opts.NoAck {
+			if s.opts.NoAck {
+				q.forgetLocked(e)
+			} else {
 				q.unacked++
 			}
 			return true
@@ -123,16 +169,28 @@ func (q *Queue) Get(noAck bool) (*Entry, int) {
 		return nil, 0
 	}
 	e.Deliveries++
-	if !noAck {
+	if noAck {
+		q.forgetLocked(e)
+	} else {
 		q.unacked++
 	}
 	return e, q.backlog.Len()
 }
 
-// Settle forgets n entries that were delivered and then acked, or rejected without requeue.
-func (q *Queue) Settle(n int) {
+// forgetLocked removes a settled entry's record, if it has one.
+func (q *Queue) forgetLocked(e *Entry) {
+	if e.Stored && !q.deleted {
+		q.j.Remove(e)
+	}
+}
+
+// Settle forgets entries that were delivered and then acked, or rejected without requeue.
+func (q *Queue) Settle(es []*Entry) {
 	q.mu.Lock()
-	q.unacked -= n
+	q.unacked -= len(es)
+	for _, e := range es {
+		q.forgetLocked(e)
+	}
 	q.mu.Unlock()
 }
 
@@ -147,6 +205,9 @@ func (q *Queue) Requeue(es []*Entry) {
 	}
 	for _, e := range es {
 		e.Redelivered = true
+		if e.Stored {
+			q.j.SetDeliveries(e)
+		}
 		q.backlog.Requeue(e)
 	}
 	q.dispatchLocked()
@@ -191,7 +252,7 @@ func (q *Queue) RemoveConsumer(c Consumer) (remaining int, ok bool) {
 func (q *Queue) Purge() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return len(q.backlog.Purge())
+	return q.backlog.Purge(q.forgetLocked)
 }
 
 // Delete marks the queue deleted, drops its ready entries and returns its consumers (to be told
@@ -202,8 +263,9 @@ func (q *Queue) Delete() ([]Consumer, int) {
 	if q.deleted {
 		return nil, 0
 	}
+	// The journal's records go with the queue's own record, dropped by the caller in one step.
 	q.deleted = true
-	n := len(q.backlog.Purge())
+	n := q.backlog.Purge(nil)
 	cs := make([]Consumer, len(q.consumers))
 	for i, s := range q.consumers {
 		cs[i] = s.c

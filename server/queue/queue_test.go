@@ -32,12 +32,12 @@ func bodies(es []*Entry) string {
 
 func publish(q *Queue, bodies ...string) {
 	for _, b := range bodies {
-		q.Publish(&Message{Body: []byte(b)})
+		q.Publish(&Message{Body: []byte(b)}, nil)
 	}
 }
 
 func TestRoundRobinRespectsCredit(t *testing.T) {
-	q := New("q", NewMemBacklog())
+	q := New("q", Options{})
 	a := &fakeConsumer{name: "a", credit: 2}
 	b := &fakeConsumer{name: "b", credit: 1}
 	if err := q.AddConsumer(a, ConsumerOptions{}); err != nil {
@@ -65,7 +65,7 @@ func TestRoundRobinRespectsCredit(t *testing.T) {
 }
 
 func TestRequeueReturnsToOriginalPosition(t *testing.T) {
-	q := New("q", NewMemBacklog())
+	q := New("q", Options{})
 	publish(q, "a", "b", "c", "d")
 	var taken []*Entry
 	for i := 0; i < 3; i++ {
@@ -94,7 +94,7 @@ func TestRequeueReturnsToOriginalPosition(t *testing.T) {
 }
 
 func TestDeliveriesCount(t *testing.T) {
-	q := New("q", NewMemBacklog())
+	q := New("q", Options{})
 	publish(q, "x")
 	e, _ := q.Get(false)
 	q.Requeue([]*Entry{e})
@@ -105,14 +105,14 @@ func TestDeliveriesCount(t *testing.T) {
 }
 
 func TestExclusiveConsumer(t *testing.T) {
-	q := New("q", NewMemBacklog())
+	q := New("q", Options{})
 	if err := q.AddConsumer(&fakeConsumer{}, ConsumerOptions{Exclusive: true}); err != nil {
 		t.Fatal(err)
 	}
 	if err := q.AddConsumer(&fakeConsumer{}, ConsumerOptions{}); !errors.Is(err, ErrExclusiveUse) {
 		t.Errorf("second consumer err = %v, want ErrExclusiveUse", err)
 	}
-	q2 := New("q2", NewMemBacklog())
+	q2 := New("q2", Options{})
 	_ = q2.AddConsumer(&fakeConsumer{}, ConsumerOptions{})
 	if err := q2.AddConsumer(&fakeConsumer{}, ConsumerOptions{Exclusive: true}); !errors.Is(err, ErrExclusiveUse) {
 		t.Errorf("exclusive on a used queue err = %v, want ErrExclusiveUse", err)
@@ -120,7 +120,7 @@ func TestExclusiveConsumer(t *testing.T) {
 }
 
 func TestRemoveConsumerKeepsRotation(t *testing.T) {
-	q := New("q", NewMemBacklog())
+	q := New("q", Options{})
 	cs := []*fakeConsumer{{name: "a", credit: 9}, {name: "b", credit: 9}, {name: "c", credit: 9}}
 	for _, c := range cs {
 		_ = q.AddConsumer(c, ConsumerOptions{})
@@ -142,7 +142,7 @@ func TestRemoveConsumerKeepsRotation(t *testing.T) {
 }
 
 func TestNoAckConsumerSettlesAtOnce(t *testing.T) {
-	q := New("q", NewMemBacklog())
+	q := New("q", Options{})
 	c := &fakeConsumer{credit: 10}
 	_ = q.AddConsumer(c, ConsumerOptions{NoAck: true})
 	publish(q, "a", "b")
@@ -152,7 +152,7 @@ func TestNoAckConsumerSettlesAtOnce(t *testing.T) {
 }
 
 func TestPurgeAndDelete(t *testing.T) {
-	q := New("q", NewMemBacklog())
+	q := New("q", Options{})
 	publish(q, "a", "bb", "ccc")
 	if st := q.Stats(); st.ReadyBytes != 6 {
 		t.Errorf("ready bytes = %d, want 6", st.ReadyBytes)
@@ -167,7 +167,7 @@ func TestPurgeAndDelete(t *testing.T) {
 	if n != 1 || len(cs) != 1 || cs[0] != c {
 		t.Errorf("delete = %v, %d; want the consumer and 1", cs, n)
 	}
-	if q.Publish(&Message{}) {
+	if ok, _ := q.Publish(&Message{}, nil); ok {
 		t.Error("publish to a deleted queue succeeded")
 	}
 	if err := q.AddConsumer(c, ConsumerOptions{}); !errors.Is(err, ErrDeleted) {
@@ -222,13 +222,13 @@ func TestMemBacklogGrowsAndWraps(t *testing.T) {
 }
 
 func BenchmarkPublishDeliver(b *testing.B) {
-	q := New("q", NewMemBacklog())
+	q := New("q", Options{})
 	c := &fakeConsumer{credit: -1}
 	_ = q.AddConsumer(c, ConsumerOptions{NoAck: true})
 	m := &Message{Body: make([]byte, 1024)}
 	b.ReportAllocs()
 	for b.Loop() {
-		q.Publish(m)
+		q.Publish(m, nil)
 		c.got = c.got[:0]
 	}
 }

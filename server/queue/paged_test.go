@@ -1,0 +1,207 @@
+package queue
+
+import (
+	"fmt"
+	"sort"
+	"testing"
+)
+
+// fakeJournal keeps records in a map; appends are durable only when commit is called, as with
+// the group-commit writer.
+type fakeJournal struct {
+	records   map[uint64]*Entry
+	durable   map[uint64]bool
+	uncommit  []func()
+	reads     int
+	setDelivs int
+}
+
+func newFakeJournal() *fakeJournal {
+	return &fakeJournal{records: map[uint64]*Entry{}, durable: map[uint64]bool{}}
+}
+
+func (j *fakeJournal) Append(e *Entry, durable bool, done func(error)) {
+	j.uncommit = append(j.uncommit, func() {
+		j.records[e.Seq] = &Entry{Msg: e.Msg, Seq: e.Seq, Stored: true}
+		j.durable[e.Seq] = durable
+		if done != nil {
+			done(nil)
+		}
+	})
+}
+
+func (j *fakeJournal) commit() {
+	for _, f := range j.uncommit {
+		f()
+	}
+	j.uncommit = nil
+}
+
+func (j *fakeJournal) Remove(e *Entry) {
+	j.uncommit = append(j.uncommit, func() { delete(j.records, e.Seq) })
+}
+
+func (j *fakeJournal) SetDeliveries(*Entry) { j.setDelivs++ }
+
+func (j *fakeJournal) Read(after uint64, maxCount, maxBytes int) ([]*Entry, error) {
+	j.reads++
+	var seqs []uint64
+	for s := range j.records {
+		if s > after {
+			seqs = append(seqs, s)
+		}
+	}
+	sort.Slice(seqs, func(a, b int) bool { return seqs[a] < seqs[b] })
+	var out []*Entry
+	bytes := 0
+	for _, s := range seqs {
+		if len(out) == maxCount || (len(out) > 0 && bytes >= maxBytes) {
+			break
+		}
+		r := j.records[s]
+		out = append(out, &Entry{Msg: r.Msg, Seq: r.Seq, Stored: true})
+		bytes += r.Msg.Size()
+	}
+	return out, nil
+}
+
+func (j *fakeJournal) Drop(after, through uint64) {
+	j.uncommit = append(j.uncommit, func() {
+		for s := range j.records {
+			if s > after && s <= through {
+				delete(j.records, s)
+			}
+		}
+	})
+}
+
+func drain(t *testing.T, q *Queue) string {
+	t.Helper()
+	var out string
+	for {
+		e, _ := q.Get(false)
+		if e == nil {
+			return out
+		}
+		out += string(e.Msg.Body) + ","
+		q.Settle([]*Entry{e})
+	}
+}
+
+func TestPagedBacklogKeepsOrderAcrossWindowDiskAndPending(t *testing.T) {
+	j := newFakeJournal()
+	q := New("q", Options{Journal: j, Window: Window{Count: 3, Bytes: 1 << 20}})
+	for i := 1; i <= 10; i++ {
+		q.Publish(&Message{Body: []byte(fmt.Sprint(i))}, nil)
+		if i == 6 {
+			j.commit() // 4..6 reach disk; 7..10 stay pending
+		}
+	}
+	pb := q.backlog.(*PagedBacklog)
+	if pb.InMemory() != 7 || q.Stats().Ready != 10 {
+		t.Fatalf("in memory %d (want 3 window + 4 pending), ready %d", pb.InMemory(), q.Stats().Ready)
+	}
+	if len(j.records) != 3 {
+		t.Fatalf("%d records on disk, want 3 (transient page-outs 4..6)", len(j.records))
+	}
+	if j.durable[4] {
+		t.Error("a paged-out transient message was written durable")
+	}
+	if got := drain(t, q); got != "1,2,3,4,5,6,7,8,9,10," {
+		t.Errorf("order %s", got)
+	}
+	j.commit()
+	if len(j.records) != 0 {
+		t.Errorf("%d records left after acking everything", len(j.records))
+	}
+}
+
+func TestPagedBacklogDropsBodiesOnceCommitted(t *testing.T) {
+	j := newFakeJournal()
+	q := New("q", Options{Journal: j, Window: Window{Count: 2, Bytes: 1 << 20}})
+	for i := 0; i < 100; i++ {
+		q.Publish(&Message{Body: make([]byte, 100)}, nil)
+	}
+	j.commit()
+	q.Publish(&Message{Body: make([]byte, 100)}, nil) // settles the committed pending prefix
+	pb := q.backlog.(*PagedBacklog)
+	if pb.InMemory() != 3 {
+		t.Errorf("in memory %d, want the window (2) and the newest pending entry", pb.InMemory())
+	}
+	if st := q.Stats(); st.Ready != 101 || st.ReadyBytes != 10100 {
+		t.Errorf("stats %+v, want 101 ready, 10100 bytes", st)
+	}
+}
+
+func TestPagedBacklogPersistentEntriesWrittenOnceAndConfirmed(t *testing.T) {
+	j := newFakeJournal()
+	q := New("q", Options{Durable: true, Journal: j, Window: Window{Count: 1, Bytes: 1 << 20}})
+	confirmed := 0
+	for i := 0; i < 5; i++ {
+		_, written := q.Publish(&Message{Body: []byte{'a'}, Persistent: true}, func(err error) {
+			if err == nil {
+				confirmed++
+			}
+		})
+		if !written {
+			t.Fatal("persistent message in a durable queue not written")
+		}
+	}
+	if confirmed != 0 {
+		t.Fatalf("confirmed %d before the commit", confirmed)
+	}
+	if len(j.uncommit) != 5 {
+		t.Errorf("%d writes submitted, want 5 (paging must not write persistent entries again)", len(j.uncommit))
+	}
+	j.commit()
+	if confirmed != 5 || !j.durable[1] {
+		t.Errorf("confirmed %d, durable %v", confirmed, j.durable[1])
+	}
+	_, written := q.Publish(&Message{Body: []byte{'b'}}, nil)
+	if written {
+		t.Error("a transient message reported a durable write (it may only be paged out)")
+	}
+}
+
+func TestPagedBacklogPurgeDropsDiskRange(t *testing.T) {
+	j := newFakeJournal()
+	q := New("q", Options{Durable: true, Journal: j, Window: Window{Count: 2, Bytes: 1 << 20}})
+	for i := 0; i < 6; i++ {
+		q.Publish(&Message{Body: []byte{'x'}, Persistent: true}, nil)
+	}
+	j.commit()
+	e, _ := q.Get(false) // seq 1 stays unacked through the purge
+	if n := q.Purge(); n != 5 {
+		t.Errorf("purged %d, want 5", n)
+	}
+	j.commit()
+	if len(j.records) != 1 || j.records[e.Seq] == nil {
+		t.Errorf("records after purge: %v, want only the unacked seq %d", j.records, e.Seq)
+	}
+	q.Requeue([]*Entry{e})
+	if j.setDelivs != 1 {
+		t.Errorf("requeue recorded %d delivery counts, want 1", j.setDelivs)
+	}
+	if got := drain(t, q); got != "x," {
+		t.Errorf("after purge and requeue: %q", got)
+	}
+}
+
+func TestRecoverReadsBackFromJournal(t *testing.T) {
+	j := newFakeJournal()
+	for s := uint64(5); s <= 9; s++ {
+		j.records[s] = &Entry{Seq: s, Msg: &Message{Body: []byte(fmt.Sprint(s))}, Stored: true}
+	}
+	q := Recover("q", Options{Durable: true, Journal: j, Window: Window{Count: 2, Bytes: 1 << 20}}, 5, 5, 5, 9)
+	if st := q.Stats(); st.Ready != 5 {
+		t.Fatalf("ready %d, want 5", st.Ready)
+	}
+	q.Publish(&Message{Body: []byte("10"), Persistent: true}, nil)
+	j.commit()
+	if got := drain(t, q); got != "5,6,7,8,9,10," {
+		t.Errorf("order %s", got)
+	}
+	if j.reads == 0 {
+		t.Error("nothing was read back from the journal")
+	}
+}

@@ -1,0 +1,85 @@
+// Package store is Warren's durable storage: definitions and queued messages in one Badger
+// database, written by one group-commit writer goroutine.
+//
+// # Key layout (schema version 1)
+//
+// store/keys.go is the only place keys are built or parsed. The first byte names the record
+// type; names are length-prefixed with one byte (AMQP short strings are at most 255 bytes),
+// so a prefix scan of one name never spills into a longer one; integers are fixed-width
+// big-endian, so byte order is numeric order.
+//
+//	0x00 'v'                                      schema version (u32), checked at Open
+//	0x00 'q'                                      queue-ID Badger Sequence (Badger's own value)
+//	'E' vhost name                                exchange: flags, kind, args
+//	'Q' vhost name                                queue: ID, flags, args
+//	'B' vhost source destKind dest routingKey h   binding: args (h: the caller's 32-byte hash)
+//	'M' queueID seq                               a queued message, inline or a ref (below)
+//	'P' msgID                                     a body shared by several queues' refs
+//	'R' queueID seq                               delivery count (u32) of a redelivered message
+//	'C'                                           clean-shutdown marker: unix ms of the Close
+//
+// Every value starts with a version byte (1); records.go has the formats. The only value
+// that does not is the Sequence's, which Badger owns. Message records are
+//
+//	1 | flags | priority | expiry i64 | exchange | routing key | properties (uvarint len) | body
+//
+// and ref records are 1 | flags | msgID u64 | size u32 (the 'P' record's length).
+//
+// # Messages
+//
+// A message routed to one queue is stored inline in its 'M' record. One routed to several
+// is stored once as 'P' (PutShared) and each queue gets a 14-byte ref record (Append with a
+// msgID). The writer keeps each body's reference count in memory; Open recounts it from the
+// ref records. Badger's UserMeta byte of an 'M' entry says ref (bit 0) and transient (bit 1),
+// so recovery and IndexQueue learn both from the LSM without reading values. Transient
+// records (non-persistent messages paged out under memory pressure) are deleted at Open.
+//
+// QueueIndex.Bytes sums StoredSize (body, properties, exchange, routing key and 14 bytes
+// of header) without reading a body: for an inline record it is the value's exact length,
+// derived from Item.ValueSize (see recordLen), for a ref record the size it carries.
+//
+// Reading a queue seeks to the cursor ('M' queueID afterSeq+1) and never scans the prefix
+// from its start: Badger iterators slow down over deleted keys until compaction drops them.
+//
+// # The writer
+//
+// Every write is an op appended to a pending slice under a mutex; the caller never blocks.
+// The writer goroutine takes everything waiting (at most 10,000 ops and 16 MiB), plans it
+// (entries plus in-memory refcount changes), commits it in one Badger transaction — split
+// on ErrTxnTooBig at op boundaries, never inside an op — and calls each done in submission
+// order. With SyncWrites each commit is one fsync of the WAL and the value log: one per
+// batch, so the more submitters wait, the more each fsync confirms. No ticker, no sleep.
+// If a commit fails, that op and every later op of the batch fail, and their in-memory
+// effects are undone, so what succeeds is always a prefix.
+//
+// Deleting or purging a queue drops its records in the background, in steps of 4096 keys
+// that run between batches; a step reads committed state, so a record's shared-body
+// reference is dropped once however the broker's Removes interleave. Records of a queue ID
+// without a 'Q' record are dropped the same way after Open.
+//
+// # Badger options
+//
+//   - ValueThreshold 256: message bodies go to the value log, the LSM holds keys, pointers
+//     and small records, so key-only iteration (recovery, IndexQueue) stays fast and small.
+//   - MemTableSize 16 MiB, NumMemtables 3: at most ~60 MiB of memtables (the default is
+//     5 × 64 MiB). Limits a transaction to ~2.4 MB of LSM entries, ~26k entries.
+//   - No compression and no block cache: keys and pointers barely compress, values in the
+//     value log are never compressed, and uncompressed tables are read straight from mmap.
+//     Badger's default is a 256 MiB cache.
+//   - ValueLogFileSize 128 MiB: value-log GC frees whole files, and the file being written is
+//     never collected; smaller files let disk use fall further after a backlog drains. It
+//     also caps a message record at just under 128 MiB.
+//   - NumCompactors 2, DetectConflicts off (one writer), metrics off, logger at warn.
+//   - SyncWrites = !NoSync: Badger syncs the WAL and the value log inside each commit.
+//
+// Value-log GC runs every Options.GCInterval: RunValueLogGC(0.5) until ErrNoRewrite. Badger
+// chooses files by discard statistics that compactions gather, so space comes back as the
+// LSM compacts the deletes.
+//
+// # Disk full
+//
+// Badger writes its WAL and value log through mmap; on a full disk a write faults with
+// SIGBUS instead of returning ENOSPC. The writer checks free space (statfs, every 4 MiB
+// written, every batch when low) and fails ops that add data with ErrDiskFull while less
+// than 128 MiB is free; removes still commit, so consumers can drain.
+package store

@@ -1,0 +1,185 @@
+package store
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+// This file is the only place keys are built or parsed. See doc.go for the layout.
+
+// Record types: the first byte of every key.
+const (
+	tagMeta       = 0x00 // 0x00 'v' schema version, 0x00 'q' queue-ID sequence
+	tagExchange   = 'E'
+	tagQueue      = 'Q'
+	tagBinding    = 'B'
+	tagMessage    = 'M'
+	tagShared     = 'P'
+	tagDeliveries = 'R'
+	tagClean      = 'C'
+)
+
+// Lengths of the fixed-width keys.
+const (
+	msgKeyLen    = 1 + 8 + 8 // 'M' queueID seq, and 'R' queueID seq
+	sharedKeyLen = 1 + 8     // 'P' msgID
+	hashLen      = 32
+)
+
+// Fixed keys.
+func schemaKey() []byte   { return []byte{tagMeta, 'v'} }
+func queueSeqKey() []byte { return []byte{tagMeta, 'q'} }
+func cleanKey() []byte    { return []byte{tagClean} }
+
+// prefix is the one-byte prefix of every key of one record type.
+func prefix(tag byte) []byte { return []byte{tag} }
+
+// appendName appends a name with its one-byte length prefix. AMQP short strings are at most
+// 255 bytes, so a longer name is an error, never a silent cut.
+func appendName(dst []byte, s string) ([]byte, error) {
+	if len(s) > 255 {
+		return nil, fmt.Errorf("%w: name of %d bytes (at most 255): %.40q…", ErrInvalid, len(s), s)
+	}
+	dst = append(dst, byte(len(s)))
+	return append(dst, s...), nil
+}
+
+// readName reads a length-prefixed name from the front of b.
+func readName(b []byte) (string, []byte, bool) {
+	if len(b) < 1 || len(b) < 1+int(b[0]) {
+		return "", nil, false
+	}
+	n := int(b[0])
+	return string(b[1 : 1+n]), b[1+n:], true
+}
+
+func twoNameKey(tag byte, a, b string) ([]byte, error) {
+	k := make([]byte, 0, 3+len(a)+len(b))
+	k = append(k, tag)
+	k, err := appendName(k, a)
+	if err != nil {
+		return nil, err
+	}
+	return appendName(k, b)
+}
+
+func parseTwoNameKey(tag byte, k []byte) (string, string, error) {
+	if len(k) < 1 || k[0] != tag {
+		return "", "", badKey(k)
+	}
+	a, rest, ok := readName(k[1:])
+	if !ok {
+		return "", "", badKey(k)
+	}
+	b, rest, ok := readName(rest)
+	if !ok || len(rest) != 0 {
+		return "", "", badKey(k)
+	}
+	return a, b, nil
+}
+
+// exchangeKey is 'E' vhost name.
+func exchangeKey(vhost, name string) ([]byte, error) { return twoNameKey(tagExchange, vhost, name) }
+
+func parseExchangeKey(k []byte) (vhost, name string, err error) {
+	return parseTwoNameKey(tagExchange, k)
+}
+
+// queueKey is 'Q' vhost name.
+func queueKey(vhost, name string) ([]byte, error) { return twoNameKey(tagQueue, vhost, name) }
+
+func parseQueueKey(k []byte) (vhost, name string, err error) { return parseTwoNameKey(tagQueue, k) }
+
+// bindingKey is 'B' vhost source destKind dest routingKey argsHash.
+func bindingKey(b *Binding) ([]byte, error) {
+	k := make([]byte, 0, 1+4+len(b.Vhost)+len(b.Source)+1+len(b.Dest)+len(b.RoutingKey)+hashLen)
+	k = append(k, tagBinding)
+	var err error
+	if k, err = appendName(k, b.Vhost); err != nil {
+		return nil, err
+	}
+	if k, err = appendName(k, b.Source); err != nil {
+		return nil, err
+	}
+	k = append(k, b.DestKind)
+	if k, err = appendName(k, b.Dest); err != nil {
+		return nil, err
+	}
+	if k, err = appendName(k, b.RoutingKey); err != nil {
+		return nil, err
+	}
+	return append(k, b.ArgsHash[:]...), nil
+}
+
+// parseBindingKey fills every field of b but Args.
+func parseBindingKey(k []byte, b *Binding) error {
+	if len(k) < 1 || k[0] != tagBinding {
+		return badKey(k)
+	}
+	var ok bool
+	rest := k[1:]
+	if b.Vhost, rest, ok = readName(rest); !ok {
+		return badKey(k)
+	}
+	if b.Source, rest, ok = readName(rest); !ok || len(rest) < 1 {
+		return badKey(k)
+	}
+	b.DestKind, rest = rest[0], rest[1:]
+	if b.Dest, rest, ok = readName(rest); !ok {
+		return badKey(k)
+	}
+	if b.RoutingKey, rest, ok = readName(rest); !ok || len(rest) != hashLen {
+		return badKey(k)
+	}
+	copy(b.ArgsHash[:], rest)
+	return nil
+}
+
+// appendSeqKey appends tag queueID seq: the shape of 'M' and 'R' keys.
+func appendSeqKey(dst []byte, tag byte, queueID, seq uint64) []byte {
+	dst = append(dst, tag)
+	dst = binary.BigEndian.AppendUint64(dst, queueID)
+	return binary.BigEndian.AppendUint64(dst, seq)
+}
+
+// msgKey is 'M' queueID seq.
+func msgKey(queueID, seq uint64) []byte {
+	return appendSeqKey(make([]byte, 0, msgKeyLen), tagMessage, queueID, seq)
+}
+
+// deliveriesKey is 'R' queueID seq.
+func deliveriesKey(queueID, seq uint64) []byte {
+	return appendSeqKey(make([]byte, 0, msgKeyLen), tagDeliveries, queueID, seq)
+}
+
+// queuePrefix is tag queueID: every 'M' (or 'R') key of one queue.
+func queuePrefix(tag byte, queueID uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{tag}, queueID)
+}
+
+// parseSeqKey parses an 'M' or 'R' key.
+func parseSeqKey(tag byte, k []byte) (queueID, seq uint64, err error) {
+	if len(k) != msgKeyLen || k[0] != tag {
+		return 0, 0, badKey(k)
+	}
+	return binary.BigEndian.Uint64(k[1:9]), binary.BigEndian.Uint64(k[9:]), nil
+}
+
+// sharedKey is 'P' msgID.
+func sharedKey(msgID uint64) []byte {
+	return binary.BigEndian.AppendUint64(append(make([]byte, 0, sharedKeyLen), tagShared), msgID)
+}
+
+func parseSharedKey(k []byte) (uint64, error) {
+	if len(k) != sharedKeyLen || k[0] != tagShared {
+		return 0, badKey(k)
+	}
+	return binary.BigEndian.Uint64(k[1:]), nil
+}
+
+func badKey(k []byte) error {
+	if len(k) > 64 {
+		k = k[:64]
+	}
+	return fmt.Errorf("%w: malformed key %q", ErrCorrupt, k)
+}

@@ -1,0 +1,387 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+	"github.com/rs/zerolog"
+)
+
+// Options configure Open.
+type Options struct {
+	Dir    string
+	Logger zerolog.Logger
+	// NoSync skips fsync after each commit. For tests only: a machine crash loses
+	// confirmed messages.
+	NoSync bool
+	// GCInterval is how often the value log is garbage-collected; default 1 minute.
+	GCInterval time.Duration
+}
+
+// Exchange is a durable exchange definition.
+type Exchange struct {
+	Vhost, Name, Kind             string
+	Durable, AutoDelete, Internal bool
+	Args                          []byte
+}
+
+// Queue is a durable queue definition. ID names the queue's messages; it comes from a Badger
+// Sequence and is never reused.
+type Queue struct {
+	Vhost, Name string
+	ID          uint64
+	AutoDelete  bool
+	Args        []byte
+}
+
+// Binding is a durable binding. ArgsHash is whatever the caller passes (binding.ArgsHash);
+// it keeps two bindings that differ only in arguments apart.
+type Binding struct {
+	Vhost, Source string
+	DestKind      uint8
+	Dest          string
+	RoutingKey    string
+	Args          []byte
+	ArgsHash      [32]byte
+}
+
+// Message is what the store keeps of a queued message.
+type Message struct {
+	Exchange, RoutingKey string
+	Properties           []byte // encoded AMQP property flags + list
+	Body                 []byte
+	Persistent           bool  // false: a transient message paged out under memory pressure
+	Expiry               int64 // unix ms, 0 = none
+	Priority             uint8
+}
+
+// Ref names one message in one queue.
+type Ref struct{ QueueID, Seq uint64 }
+
+// Stored is one record read back by ReadQueue. MsgID is the shared body's ID, 0 for a
+// message stored inline.
+type Stored struct {
+	Seq, MsgID    uint64
+	Msg           Message
+	Deliveries    uint32
+	HasDeliveries bool
+}
+
+// QueueIndex summarizes a queue's records. Bytes is the sum of the records' StoredSize.
+type QueueIndex struct {
+	Count, Bytes      int64
+	FirstSeq, LastSeq uint64
+}
+
+// Store is Warren's durable storage: one Badger DB, one writer goroutine.
+type Store struct {
+	db       *badger.DB
+	log      zerolog.Logger
+	dir      string
+	clean    bool
+	queueSeq *badger.Sequence
+	msgIDs   atomic.Uint64 // last message ID handed out
+
+	// Submission side: any goroutine, under mu. pending only grows here; the writer takes
+	// from its front.
+	mu      sync.Mutex
+	wake    *sync.Cond
+	pending []op
+	closed  bool
+
+	w           writer        // owned by the writer goroutine
+	writerDone  chan struct{} // closed when the writer has drained and exited
+	drops       atomic.Int64  // background drops (purge, delete, orphans) not finished
+	gcStop      chan struct{}
+	gcDone      chan struct{}
+	closeResult error
+	closeOnce   sync.Once
+}
+
+// Tuning that is not an Option. Documented in doc.go.
+const (
+	maxBatchOps   = 10_000
+	maxBatchBytes = 16 << 20
+	// dropChunk bounds how many 'M' (and as many 'R') keys one background drop step deletes.
+	dropChunk = 4096
+	// diskReserve: the writer refuses new data when less than this is free on the disk.
+	diskReserve = 128 << 20
+	// valueThreshold: values of at least this many bytes go to the value log.
+	valueThreshold = 256
+	// valueLogFileSize: Badger's value-log file size, and so the largest record.
+	valueLogFileSize = 128 << 20
+)
+
+// Open opens (creating if needed) the store in o.Dir, checks the schema version, recovers
+// the message index (refcounts of shared bodies, deletes transient records) and starts the
+// writer and the value-log GC. Records of queues that no longer exist are deleted in the
+// background.
+func Open(o Options) (*Store, error) {
+	return open(o, nil)
+}
+
+func open(o Options, tune func(*badger.Options)) (*Store, error) {
+	if o.Dir == "" {
+		return nil, fmt.Errorf("%w: Options.Dir is empty", ErrInvalid)
+	}
+	if o.GCInterval <= 0 {
+		o.GCInterval = time.Minute
+	}
+	bo := badgerOptions(o)
+	if tune != nil {
+		tune(&bo)
+	}
+	db, err := badger.Open(bo)
+	if err != nil {
+		return nil, openError(o.Dir, err)
+	}
+	s := &Store{
+		db:         db,
+		log:        o.Logger,
+		dir:        o.Dir,
+		writerDone: make(chan struct{}),
+		gcStop:     make(chan struct{}),
+		gcDone:     make(chan struct{}),
+	}
+	s.wake = sync.NewCond(&s.mu)
+	s.w.init(s)
+	fail := func(err error) (*Store, error) {
+		_ = db.Close()
+		return nil, err
+	}
+	fresh, err := s.checkSchema()
+	if err != nil {
+		return fail(err)
+	}
+	if s.clean, err = s.takeCleanMarker(fresh); err != nil {
+		return fail(err)
+	}
+	rec, err := s.recover()
+	if err != nil {
+		return fail(err)
+	}
+	if s.queueSeq, err = db.GetSequence(queueSeqKey(), 16); err != nil {
+		return fail(fmt.Errorf("store: queue ID sequence: %w", err))
+	}
+	s.msgIDs.Store(rec.maxSharedID)
+	go s.w.run()
+	go s.gcLoop(o.GCInterval)
+	for _, q := range rec.orphans {
+		s.log.Info().Uint64("queue_id", q).Msg("store: dropping records of a deleted queue")
+		s.drop(q, 0, ^uint64(0), nil)
+	}
+	s.log.Info().Bool("clean_shutdown", s.clean).Int("shared_bodies", len(s.w.refs)).
+		Int("transient_deleted", rec.transient).Dur("took", rec.took).Msg("store: opened")
+	return s, nil
+}
+
+// badgerOptions tunes Badger for a broker's journal: small keys and pointers in the LSM, bodies
+// in the value log, little memory. doc.go explains each choice.
+func badgerOptions(o Options) badger.Options {
+	return badger.DefaultOptions(o.Dir).
+		WithLogger(badgerLogger{o.Logger.With().Str("component", "badger").Logger()}).
+		WithSyncWrites(!o.NoSync).
+		WithValueThreshold(valueThreshold).
+		WithMemTableSize(16 << 20).
+		WithNumMemtables(3).
+		WithCompression(options.None).
+		WithBlockCacheSize(0).
+		WithValueLogFileSize(valueLogFileSize).
+		WithNumCompactors(2).
+		WithDetectConflicts(false).
+		WithMetricsEnabled(false)
+}
+
+// openError turns Badger's open failures into errors that say what is wrong. Badger formats
+// the errors it wraps with %v, so the lock failure is recognized by its text.
+func openError(dir string, err error) error {
+	if strings.Contains(err.Error(), "Cannot acquire directory lock") ||
+		errors.Is(err, syscall.EWOULDBLOCK) {
+		detail := "another process has it open; stop it or choose another data directory"
+		if b, rerr := os.ReadFile(filepath.Join(dir, "LOCK")); rerr == nil {
+			pid := strings.TrimSpace(string(b))
+			if pid == fmt.Sprint(os.Getpid()) {
+				detail = "it is already open in this process"
+			} else if pid != "" {
+				detail = "process " + pid + " has it open; stop it or choose another data directory"
+			}
+		}
+		return fmt.Errorf("%w: %s: %s", ErrLocked, dir, detail)
+	}
+	if isNoSpace(err) {
+		return fmt.Errorf("%w: open %s: %v", ErrDiskFull, dir, err)
+	}
+	return fmt.Errorf("store: cannot open data directory %s (damaged or unreadable): %w", dir, err)
+}
+
+func isNoSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || strings.Contains(err.Error(), "no space left on device")
+}
+
+// checkSchema writes the schema version into a new directory, and refuses a directory with
+// another version or without one.
+func (s *Store) checkSchema() (fresh bool, err error) {
+	err = s.db.Update(func(txn *badger.Txn) error {
+		item, err := txn.Get(schemaKey())
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			it := txn.NewIterator(badger.IteratorOptions{})
+			it.Rewind()
+			empty := !it.Valid()
+			it.Close()
+			if !empty {
+				return fmt.Errorf("%w: %s has data but no schema version record (not a Warren data directory?)",
+					ErrSchemaVersion, s.dir)
+			}
+			fresh = true
+			return txn.Set(schemaKey(), encodeSchema(schemaVersion))
+		}
+		if err != nil {
+			return err
+		}
+		v, err := item.ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		n, err := decodeSchema(v)
+		if err != nil {
+			return fmt.Errorf("%w: %s: %w", ErrSchemaVersion, s.dir, err)
+		}
+		if n != schemaVersion {
+			return fmt.Errorf("%w: %s has schema version %d, this build reads version %d%s",
+				ErrSchemaVersion, s.dir, n, schemaVersion, newerHint(n))
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, ErrSchemaVersion) {
+		err = fmt.Errorf("store: reading schema version in %s: %w", s.dir, err)
+	}
+	return fresh, err
+}
+
+func newerHint(n uint32) string {
+	if n > schemaVersion {
+		return " (written by a newer Warren)"
+	}
+	return ""
+}
+
+// takeCleanMarker reports whether the previous run left the clean-shutdown marker, and
+// deletes it (durably) so that a crash of this run is seen by the next Open. A new directory
+// counts as clean: there is nothing to recover.
+func (s *Store) takeCleanMarker(fresh bool) (bool, error) {
+	clean := fresh
+	err := s.db.Update(func(txn *badger.Txn) error {
+		_, err := txn.Get(cleanKey())
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		clean = true
+		return txn.Delete(cleanKey())
+	})
+	if err != nil {
+		return false, fmt.Errorf("store: clean-shutdown marker: %w", err)
+	}
+	return clean, nil
+}
+
+// CleanShutdown reports whether the previous run closed the store cleanly (or the directory
+// is new). After a crash it is false: confirmed messages are all there, but the broker may
+// want to log it, and messages whose acks were not yet committed will be delivered again.
+func (s *Store) CleanShutdown() bool { return s.clean }
+
+// Close drains every submitted write (and unfinished background purges), stops the writer
+// and the GC, writes the clean-shutdown marker and closes Badger. Calls after the first
+// return the first call's result.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
+		s.wake.Broadcast()
+		<-s.writerDone
+		close(s.gcStop)
+		<-s.gcDone
+		var errs []error
+		if err := s.queueSeq.Release(); err != nil {
+			errs = append(errs, fmt.Errorf("store: release queue ID sequence: %w", err))
+		}
+		if err := s.db.Update(func(txn *badger.Txn) error {
+			return txn.Set(cleanKey(), encodeClean(time.Now().UnixMilli()))
+		}); err != nil {
+			errs = append(errs, fmt.Errorf("store: write clean-shutdown marker: %w", err))
+		}
+		if err := s.db.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("store: close badger: %w", err))
+		}
+		s.closeResult = errors.Join(errs...)
+	})
+	return s.closeResult
+}
+
+// gcLoop runs Badger's value-log GC every interval, each time until a pass rewrites nothing.
+// Badger picks files by the discard statistics compactions collect.
+func (s *Store) gcLoop(interval time.Duration) {
+	defer close(s.gcDone)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.gcStop:
+			return
+		case <-t.C:
+		}
+		s.runGC()
+	}
+}
+
+func (s *Store) runGC() (rewritten int) {
+	for {
+		select {
+		case <-s.gcStop:
+			return rewritten
+		default:
+		}
+		err := s.db.RunValueLogGC(0.5)
+		switch {
+		case err == nil:
+			rewritten++
+		case errors.Is(err, badger.ErrNoRewrite), errors.Is(err, badger.ErrRejected):
+			if rewritten > 0 {
+				s.log.Debug().Int("files", rewritten).Msg("store: value log GC")
+			}
+			return rewritten
+		default:
+			s.log.Warn().Err(err).Msg("store: value log GC")
+			return rewritten
+		}
+	}
+}
+
+// badgerLogger passes Badger's warnings and errors to zerolog and drops the rest.
+type badgerLogger struct{ l zerolog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any) { b.emit(b.l.Error(), f, a) }
+
+func (b badgerLogger) Warningf(f string, a ...any) { b.emit(b.l.Warn(), f, a) }
+
+func (badgerLogger) Infof(string, ...any) {}
+
+func (badgerLogger) Debugf(string, ...any) {}
+
+func (badgerLogger) emit(e *zerolog.Event, f string, a []any) {
+	if e.Enabled() {
+		e.Msg(strings.TrimRight(fmt.Sprintf(f, a...), "\n"))
+	}
+}

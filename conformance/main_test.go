@@ -22,6 +22,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/warrenmq/warren/server"
+	"github.com/warrenmq/warren/store"
 )
 
 // brokerURL is the URL every test dials: AMQP_URL, or the in-process Warren.
@@ -74,10 +75,12 @@ func harnessLogger() zerolog.Logger {
 
 // warren is one in-process broker.
 type warren struct {
-	url    string
-	srv    *server.Server
-	cancel context.CancelFunc
-	done   chan struct{}
+	url      string
+	srv      *server.Server
+	st       *store.Store
+	storeDir string // set when the harness opened st itself
+	cancel   context.CancelFunc
+	done     chan struct{}
 
 	mu       sync.Mutex
 	serveErr error
@@ -86,18 +89,37 @@ type warren struct {
 // launchWarren starts a broker on a fresh loopback port. When Serve returns early, the listener
 // is closed so that clients fail fast with "connection refused" instead of hanging in the
 // handshake, and the error is kept for dial failures to report.
+//
+// Unless cfg brings its own, the broker gets a Badger store in a fresh temporary directory, as
+// `warren` runs by default, so the suite exercises persistence and paging too.
 func launchWarren(cfg server.Config) (*warren, error) {
+	w := &warren{done: make(chan struct{})}
+	if cfg.Store == nil {
+		dir, err := os.MkdirTemp("", "warren-conformance-")
+		if err != nil {
+			return nil, err
+		}
+		st, err := store.Open(store.Options{Dir: dir, Logger: cfg.Logger})
+		if err != nil {
+			_ = os.RemoveAll(dir)
+			return nil, err
+		}
+		cfg.Store, w.storeDir = st, dir
+	}
+	w.srv = server.New(cfg)
+	if err := w.srv.Recover(); err != nil {
+		w.closeStore(cfg.Store)
+		return nil, err
+	}
+	w.st = cfg.Store
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
+		w.closeStore(cfg.Store)
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	w := &warren{
-		url:    "amqp://guest:guest@" + ln.Addr().String() + "/",
-		srv:    server.New(cfg),
-		cancel: cancel,
-		done:   make(chan struct{}),
-	}
+	w.url = "amqp://guest:guest@" + ln.Addr().String() + "/"
+	w.cancel = cancel
 	go func() {
 		defer close(w.done)
 		err := w.srv.Serve(ctx, ln)
@@ -119,7 +141,16 @@ func (w *warren) stop() error {
 	case <-ctx.Done():
 		return errors.Join(err, errors.New("Serve did not return after Shutdown"))
 	}
-	return err
+	return errors.Join(err, w.closeStore(w.st))
+}
+
+// closeStore closes a store the harness opened itself and removes its directory.
+func (w *warren) closeStore(st *store.Store) error {
+	if w.storeDir == "" {
+		return nil
+	}
+	err := st.Close()
+	return errors.Join(err, os.RemoveAll(w.storeDir))
 }
 
 // serveError reports why an in-process broker stopped serving, if it did.

@@ -134,6 +134,7 @@ func (ch *channel) publish(msg *queue.Message, mandatory bool) error {
 			return err
 		}
 	}
+	msg.Persistent = p.Flags&amqpwire.FlagDeliveryMode != 0 && p.DeliveryMode == 2
 	keys, err := ch.routingKeys(msg)
 	if err != nil {
 		return err
@@ -142,22 +143,43 @@ func (ch *channel) publish(msg *queue.Message, mandatory bool) error {
 		ch.tx.publishes = append(ch.tx.publishes, txPublish{x: x, msg: msg, keys: append([]string(nil), keys...), mandatory: mandatory})
 		return nil
 	}
-	ch.deliverPublish(x, msg, keys, mandatory)
-	if ch.confirm {
-		ch.publishSeq++
-		ch.send(&amqpwire.BasicAck{DeliveryTag: ch.publishSeq})
+	if !ch.confirm {
+		ch.deliverPublish(x, msg, keys, mandatory, nil)
+		return nil
 	}
+	ch.publishSeq++
+	tag := ch.publishSeq
+	if !msg.Persistent || ch.vh.st == nil {
+		ch.deliverPublish(x, msg, keys, mandatory, nil)
+		ch.send(&amqpwire.BasicAck{DeliveryTag: tag})
+		return nil
+	}
+	// A persistent message is confirmed once every durable queue that took it has it on disk.
+	w := newWriteWait(func(ok bool) { ch.sendConfirm(tag, ok) })
+	ch.deliverPublish(x, msg, keys, mandatory, w)
+	w.release()
 	return nil
 }
 
 // deliverPublish enqueues msg on every queue it routes to, or returns it to a mandatory
-// publisher with 312 NO_ROUTE.
-func (ch *channel) deliverPublish(x *exchangeRec, msg *queue.Message, keys []string, mandatory bool) {
+// publisher with 312 NO_ROUTE. Writes of a persistent message are counted in w, if not nil.
+func (ch *channel) deliverPublish(x *exchangeRec, msg *queue.Message, keys []string, mandatory bool, w *writeWait) {
+	qs := ch.vh.route(x, keys, msg.Properties.Headers, &ch.scratch)
+	if msg.Persistent && ch.vh.st != nil {
+		ch.shareBody(msg, qs, w)
+	}
 	routed := false
-	for _, q := range ch.vh.route(x, keys, msg.Properties.Headers, &ch.scratch) {
-		if ok, _ := q.q.Publish(msg, nil); ok {
-			routed = true
+	for _, q := range qs {
+		var done func(error)
+		if w != nil {
+			w.add()
+			done = w.done
 		}
+		ok, written := q.q.Publish(msg, done)
+		if w != nil && !written {
+			w.done(nil)
+		}
+		routed = routed || ok
 	}
 	if routed || !mandatory {
 		return
@@ -227,4 +249,26 @@ func stripHeader(msg *queue.Message, name string) error {
 	msg.Properties.Headers = kept
 	msg.RawProperties = msg.Properties.Append(nil)
 	return nil
+}
+
+// shareBody writes the body of a persistent message bound for several durable queues once; each
+// queue's record then refers to it.
+func (ch *channel) shareBody(msg *queue.Message, qs []*queueRec, w *writeWait) {
+	n := 0
+	for _, q := range qs {
+		if q.journal != nil {
+			n++
+		}
+	}
+	if n < 2 {
+		return
+	}
+	st := ch.vh.st
+	msg.StoreID = st.NewMessageID()
+	var done func(error)
+	if w != nil {
+		w.add()
+		done = w.done
+	}
+	st.PutShared(msg.StoreID, storeMessage(msg, true), n, done)
 }

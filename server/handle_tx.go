@@ -64,8 +64,10 @@ func (ch *channel) txCommit() error {
 	if ch.tx == nil {
 		return errNotTransactional()
 	}
+	// commit-ok waits until the transaction's persistent messages are on disk.
+	w := newWriteWait(func(bool) { ch.sendIfOpen(&amqpwire.TxCommitOk{}) })
 	for _, p := range ch.tx.publishes {
-		ch.deliverPublish(p.x, p.msg, p.keys, p.mandatory)
+		ch.deliverPublish(p.x, p.msg, p.keys, p.mandatory, w)
 	}
 	ch.tx.publishes = nil
 	for _, a := range ch.tx.acks {
@@ -76,7 +78,7 @@ func (ch *channel) txCommit() error {
 		kickQueues(kicks)
 	}
 	ch.tx.acks = nil
-	ch.send(&amqpwire.TxCommitOk{})
+	w.release()
 	return nil
 }
 

@@ -16,6 +16,9 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/warrenmq/warren/server/queue"
+	"github.com/warrenmq/warren/store"
 )
 
 // Version is the broker version sent in connection.start.
@@ -29,6 +32,8 @@ const (
 	DefaultMaxMessageSize   = 16 << 20 // RabbitMQ 4.x's default max_message_size
 	DefaultHandshakeTimeout = 10 * time.Second
 	DefaultWriteBacklog     = 1 << 20
+	DefaultWindowCount      = 8192
+	DefaultWindowBytes      = 32 << 20
 )
 
 // User is an account that may log in.
@@ -61,6 +66,12 @@ type Config struct {
 	// GuestAnywhere lets the user "guest" log in from non-loopback addresses. RabbitMQ refuses
 	// that by default, and so does Warren.
 	GuestAnywhere bool
+	// Store persists durable definitions and messages, and holds queue backlogs that do not fit
+	// in memory. Nil keeps everything in memory. Call Recover before Serve when it is set.
+	Store *store.Store
+	// Window bounds each queue's ready messages held in memory when there is a store (default
+	// 8192 messages and 32 MiB); the rest stays on disk until consumers get to it.
+	Window queue.Window
 }
 
 func (c *Config) setDefaults() {
@@ -84,6 +95,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.WriteBacklog == 0 {
 		c.WriteBacklog = DefaultWriteBacklog
+	}
+	if c.Window.Count == 0 {
+		c.Window.Count = DefaultWindowCount
+	}
+	if c.Window.Bytes == 0 {
+		c.Window.Bytes = DefaultWindowBytes
 	}
 	if len(c.Users) == 0 {
 		c.Users = []User{{Name: "guest", Password: "guest"}}
@@ -120,7 +137,7 @@ func New(cfg Config) *Server {
 	for _, u := range cfg.Users {
 		s.users[u.Name] = u
 	}
-	s.vhosts["/"] = newVhost("/", s.log)
+	s.vhosts["/"] = newVhost("/", s.log, cfg.Store, cfg.Window)
 	return s
 }
 

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"strings"
 	"sync"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/warrenmq/warren/binding"
 	"github.com/warrenmq/warren/exchange"
 	"github.com/warrenmq/warren/server/queue"
+	"github.com/warrenmq/warren/store"
 )
 
 // exchangeRec is a declared exchange.
@@ -27,23 +29,37 @@ type queueRec struct {
 	autoDelete bool
 	owner      *conn // the declaring connection of an exclusive queue, nil otherwise
 	args       amqpwire.Table
+	// journal is the queue's view of the store (nil without one); stored says the queue has a
+	// record there, so it and its persistent messages survive a restart.
+	journal *journal
+	stored  bool
 }
 
-// vhost holds the exchanges and queues of one virtual host. mu guards the two maps and the
-// bindings between them (routers lock themselves for routing); publishers take it shared.
+// vhost holds the exchanges and queues of one virtual host.
+//
+// defs serialises changes to definitions and is held across their store writes; mu guards the
+// two maps and is held only for map edits, so publishers (who take mu shared to route) never
+// wait for a disk sync.
 type vhost struct {
-	name string
-	log  zerolog.Logger
+	name   string
+	log    zerolog.Logger
+	st     *store.Store // nil: nothing is persisted
+	window queue.Window
+
+	defs sync.Mutex
+	ops  []func(*store.Store) error // store deletes collected under mu; guarded by defs
 
 	mu        sync.RWMutex
 	exchanges map[string]*exchangeRec
 	queues    map[string]*queueRec
 }
 
-func newVhost(name string, log zerolog.Logger) *vhost {
+func newVhost(name string, log zerolog.Logger, st *store.Store, window queue.Window) *vhost {
 	v := &vhost{
 		name:      name,
 		log:       log.With().Str("vhost", name).Logger(),
+		st:        st,
+		window:    window,
 		exchanges: make(map[string]*exchangeRec),
 		queues:    make(map[string]*queueRec),
 	}
@@ -73,6 +89,73 @@ func (v *vhost) errLocked(name string) error {
 		name, v.name)
 }
 
+// persistFailed is the error for a definition the store could not write: the broker cannot keep
+// its promise, so the connection ends with 541.
+func (v *vhost) persistFailed(err error) error {
+	v.log.Error().Err(err).Msg("persisting a definition failed")
+	return amqpwire.NewConnectionError(amqpwire.CodeInternalError, 0, 0, "failed to persist definition: %v", err)
+}
+
+// record queues a store write to run after mu is released; the caller holds defs and mu.
+func (v *vhost) record(op func(*store.Store) error) {
+	if v.st != nil {
+		v.ops = append(v.ops, op)
+	}
+}
+
+// persist runs the recorded store writes, concurrently so the group-commit writer batches them.
+func (v *vhost) persist() error {
+	ops := v.ops
+	v.ops = nil
+	if len(ops) == 0 {
+		return nil
+	}
+	errs := make([]error, len(ops))
+	var wg sync.WaitGroup
+	for i, op := range ops {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = op(v.st)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return v.persistFailed(err)
+	}
+	return nil
+}
+
+func (v *vhost) storeExchange(d exchange.Definition) store.Exchange {
+	return store.Exchange{Vhost: v.name, Name: d.Name, Kind: d.Kind, Durable: d.Durable,
+		AutoDelete: d.AutoDelete, Internal: d.Internal, Args: d.Args}
+}
+
+func (v *vhost) storeBinding(b binding.Binding) store.Binding {
+	h, _ := binding.ArgsHash(b.Args) // Args were validated when the binding was made
+	return store.Binding{Vhost: v.name, Source: b.Source, DestKind: uint8(b.Dest.Kind), Dest: b.Dest.Name,
+		RoutingKey: b.RoutingKey, Args: b.Args, ArgsHash: h}
+}
+
+// bindingDurableLocked says whether b is persisted: both its ends are (RabbitMQ's rule).
+func (v *vhost) bindingDurableLocked(b binding.Binding) bool {
+	x := v.exchanges[b.Source]
+	if x == nil || !x.def.Durable || v.st == nil {
+		return false
+	}
+	if b.Dest.Kind == binding.DestExchange {
+		d := v.exchanges[b.Dest.Name]
+		return d != nil && d.def.Durable
+	}
+	q := v.queues[b.Dest.Name]
+	return q != nil && q.stored
+}
+
+func (v *vhost) recordBindingDelete(b binding.Binding) {
+	sb := v.storeBinding(b)
+	v.record(func(st *store.Store) error { return st.DeleteBinding(sb) })
+}
+
 func errDefaultExchange() error {
 	return amqpwire.NewChannelError(amqpwire.CodeAccessRefused, 0, 0, "operation not permitted on the default exchange")
 }
@@ -90,13 +173,15 @@ func (v *vhost) exchange(name string) (*exchangeRec, error) {
 
 // declareExchange creates an exchange or checks a redeclare against the existing one.
 func (v *vhost) declareExchange(d exchange.Definition, passive bool) error {
-	v.mu.Lock()
-	defer v.mu.Unlock()
 	if d.Name == "" {
 		// RabbitMQ refuses even a passive declare of the default exchange.
 		return errDefaultExchange()
 	}
+	v.defs.Lock()
+	defer v.defs.Unlock()
+	v.mu.RLock()
 	x := v.exchanges[d.Name]
+	v.mu.RUnlock()
 	if passive {
 		if x == nil {
 			return v.errNoExchange(d.Name)
@@ -125,7 +210,14 @@ func (v *vhost) declareExchange(d exchange.Definition, passive bool) error {
 		return amqpwire.NewChannelError(amqpwire.CodePreconditionFailed, 0, 0, "%s", err.Error())
 	}
 	alt, _ := d.AlternateExchange()
+	if d.Durable && v.st != nil {
+		if err := v.st.PutExchange(v.storeExchange(d)); err != nil {
+			return v.persistFailed(err)
+		}
+	}
+	v.mu.Lock()
 	v.exchanges[d.Name] = &exchangeRec{def: d, router: r, alternate: alt}
+	v.mu.Unlock()
 	return nil
 }
 
@@ -139,22 +231,36 @@ func (v *vhost) deleteExchange(name string, ifUnused bool) error {
 		return amqpwire.NewChannelError(amqpwire.CodeAccessRefused, 0, 0,
 			"exchange '%s' in vhost '%s' is a predeclared system exchange and cannot be deleted", name, v.name)
 	}
+	v.defs.Lock()
+	defer v.defs.Unlock()
 	v.mu.Lock()
-	defer v.mu.Unlock()
 	x := v.exchanges[name]
 	if x == nil {
+		v.mu.Unlock()
 		return nil
 	}
 	if ifUnused && (x.router.Len() > 0 || v.isDestinationLocked(binding.Destination{Kind: binding.DestExchange, Name: name})) {
+		v.mu.Unlock()
 		return amqpwire.NewChannelError(amqpwire.CodePreconditionFailed, 0, 0, "exchange '%s' in vhost '%s' in use", name, v.name)
 	}
 	v.removeExchangeLocked(name)
-	return nil
+	v.mu.Unlock()
+	return v.persist()
 }
 
+// removeExchangeLocked deletes an exchange with its bindings from and to it.
 func (v *vhost) removeExchangeLocked(name string) {
-	delete(v.exchanges, name)
+	x := v.exchanges[name]
+	for _, b := range x.router.Bindings() {
+		if v.bindingDurableLocked(b) {
+			v.recordBindingDelete(b)
+		}
+	}
 	v.removeDestinationLocked(binding.Destination{Kind: binding.DestExchange, Name: name})
+	delete(v.exchanges, name)
+	if x.def.Durable {
+		v.record(func(st *store.Store) error { return st.DeleteExchange(v.name, name) })
+	}
 }
 
 // isDestinationLocked reports whether some exchange has a binding to d.
@@ -171,6 +277,14 @@ func (v *vhost) isDestinationLocked(d binding.Destination) bool {
 // their last binding that way.
 func (v *vhost) removeDestinationLocked(d binding.Destination) {
 	for name, x := range v.exchanges {
+		if !x.router.HasDestination(d) {
+			continue
+		}
+		for _, b := range x.router.Bindings() {
+			if b.Dest == d && v.bindingDurableLocked(b) {
+				v.recordBindingDelete(b)
+			}
+		}
 		if len(x.router.RemoveDestination(d)) > 0 {
 			v.autoDeleteExchangeLocked(name, x)
 		}
@@ -190,17 +304,28 @@ func (v *vhost) bind(c *conn, b binding.Binding) error {
 	if b.Source == "" || (b.Dest.Kind == binding.DestExchange && b.Dest.Name == "") {
 		return errDefaultExchange()
 	}
-	v.mu.Lock()
-	defer v.mu.Unlock()
+	v.defs.Lock()
+	defer v.defs.Unlock()
+	v.mu.RLock()
 	x := v.exchanges[b.Source]
-	if err := v.checkDestinationLocked(c, b.Dest); err != nil {
+	err := v.checkDestinationLocked(c, b.Dest)
+	if err == nil && x == nil {
+		err = v.errNoExchange(b.Source)
+	}
+	durable := err == nil && v.bindingDurableLocked(b)
+	v.mu.RUnlock()
+	if err != nil {
 		return err
 	}
-	if x == nil {
-		return v.errNoExchange(b.Source)
-	}
-	if _, err := x.router.Bind(b); err != nil {
+	added, err := x.router.Bind(b)
+	if err != nil {
 		return amqpwire.NewChannelError(amqpwire.CodePreconditionFailed, 0, 0, "%s", err.Error())
+	}
+	if added && durable {
+		if err := v.st.PutBinding(v.storeBinding(b)); err != nil {
+			x.router.Unbind(b)
+			return v.persistFailed(err)
+		}
 	}
 	return nil
 }
@@ -227,21 +352,27 @@ func (v *vhost) unbind(c *conn, b binding.Binding) error {
 	if b.Source == "" || (b.Dest.Kind == binding.DestExchange && b.Dest.Name == "") {
 		return errDefaultExchange()
 	}
+	v.defs.Lock()
+	defer v.defs.Unlock()
 	v.mu.Lock()
-	defer v.mu.Unlock()
 	if b.Dest.Kind == binding.DestQueue {
 		if q := v.queues[b.Dest.Name]; q != nil && q.owner != nil && q.owner != c {
+			v.mu.Unlock()
 			return v.errLocked(b.Dest.Name)
 		}
 	}
 	x := v.exchanges[b.Source]
-	if x == nil {
-		return nil
+	if x != nil {
+		durable := v.bindingDurableLocked(b)
+		if x.router.Unbind(b) {
+			if durable {
+				v.recordBindingDelete(b)
+			}
+			v.autoDeleteExchangeLocked(b.Source, x)
+		}
 	}
-	if x.router.Unbind(b) {
-		v.autoDeleteExchangeLocked(b.Source, x)
-	}
-	return nil
+	v.mu.Unlock()
+	return v.persist()
 }
 
 // queueFor returns the named queue for an operation by c; exclusive queues of other
@@ -272,9 +403,11 @@ type queueDecl struct {
 // declareQueue creates a queue or checks a redeclare; it returns the queue and whether it was
 // created.
 func (v *vhost) declareQueue(c *conn, d queueDecl) (*queueRec, error) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
+	v.defs.Lock()
+	defer v.defs.Unlock()
+	v.mu.RLock()
 	q := v.queues[d.name]
+	v.mu.RUnlock()
 	if q != nil {
 		if q.owner != nil && q.owner != c {
 			return nil, v.errLocked(d.name)
@@ -291,7 +424,6 @@ func (v *vhost) declareQueue(c *conn, d queueDecl) (*queueRec, error) {
 		return nil, v.errNoQueue(d.name)
 	}
 	q = &queueRec{
-		q:          queue.New(d.name, queue.Options{}),
 		name:       d.name,
 		durable:    d.durable,
 		autoDelete: d.autoDelete,
@@ -300,9 +432,33 @@ func (v *vhost) declareQueue(c *conn, d queueDecl) (*queueRec, error) {
 	if d.exclusive {
 		q.owner = c
 	}
+	opts := queue.Options{Durable: d.durable}
+	if v.st != nil {
+		q.journal = &journal{st: v.st, log: v.log}
+		if d.durable && !d.exclusive {
+			sq := store.Queue{Vhost: v.name, Name: d.name, AutoDelete: d.autoDelete, Args: d.args}
+			if err := v.st.PutQueue(&sq); err != nil {
+				return nil, v.persistFailed(err)
+			}
+			q.journal.id, q.stored = sq.ID, true
+		} else {
+			// A queue that does not survive a restart still pages to disk under memory
+			// pressure, under an id with no queue record: its messages are dropped at start.
+			q.journal.id = transientQueueID | v.st.NewMessageID()
+		}
+		opts.Journal, opts.Window = q.journal, v.window
+	}
+	opts.Durable = q.stored
+	q.q = queue.New(d.name, opts)
+	v.mu.Lock()
 	v.queues[d.name] = q
+	v.mu.Unlock()
 	return q, nil
 }
+
+// transientQueueID marks the store ids of queues that have no record: durable queue ids come
+// from the store's sequence and never reach this bit.
+const transientQueueID = 1 << 63
 
 func (v *vhost) queueEquivalent(q *queueRec, d queueDecl) error {
 	if (q.owner != nil) != d.exclusive {
@@ -320,6 +476,8 @@ func (v *vhost) queueEquivalent(q *queueRec, d queueDecl) error {
 // deleteQueue removes a queue and its bindings and cancels its consumers. It returns how many
 // messages were ready. A missing queue is not an error (RabbitMQ's delete is idempotent).
 func (v *vhost) deleteQueue(c *conn, name string, ifUnused, ifEmpty bool) (int, error) {
+	v.defs.Lock()
+	defer v.defs.Unlock()
 	v.mu.Lock()
 	q := v.queues[name]
 	if q == nil {
@@ -341,12 +499,23 @@ func (v *vhost) deleteQueue(c *conn, name string, ifUnused, ifEmpty bool) (int, 
 	}
 	v.removeQueueLocked(q)
 	v.mu.Unlock()
-	return v.finishQueueDelete(q), nil
+	n := v.finishQueueDelete(q)
+	return n, v.persist()
 }
 
+// removeQueueLocked deletes a queue with its bindings; its records go in persist.
 func (v *vhost) removeQueueLocked(q *queueRec) {
-	delete(v.queues, q.name)
 	v.removeDestinationLocked(binding.Destination{Kind: binding.DestQueue, Name: q.name})
+	delete(v.queues, q.name)
+	switch {
+	case q.stored:
+		id := q.journal.id
+		v.record(func(st *store.Store) error { return st.DeleteQueue(v.name, q.name, id) })
+	case q.journal != nil:
+		// Paged-out messages of a queue without a record.
+		st, id := v.st, q.journal.id
+		v.record(func(*store.Store) error { st.PurgeRange(id, 0, ^uint64(0)); return nil })
+	}
 }
 
 // finishQueueDelete runs after the queue left the maps: it drops the messages and tells the
@@ -367,6 +536,8 @@ func (v *vhost) autoDeleteQueue(q *queueRec) {
 	if !q.autoDelete {
 		return
 	}
+	v.defs.Lock()
+	defer v.defs.Unlock()
 	v.mu.Lock()
 	if v.queues[q.name] != q || q.q.Stats().Consumers > 0 {
 		v.mu.Unlock()
@@ -375,10 +546,18 @@ func (v *vhost) autoDeleteQueue(q *queueRec) {
 	v.removeQueueLocked(q)
 	v.mu.Unlock()
 	v.finishQueueDelete(q)
+	if err := v.persist(); err != nil {
+		v.log.Error().Err(err).Str("queue", q.name).Msg("auto-delete not persisted")
+	}
 }
 
 // deleteExclusiveQueues deletes the exclusive queues c declared, when c closes.
 func (v *vhost) deleteExclusiveQueues(c *conn, names []string) {
+	if len(names) == 0 {
+		return
+	}
+	v.defs.Lock()
+	defer v.defs.Unlock()
 	for _, name := range names {
 		v.mu.Lock()
 		q := v.queues[name]
@@ -389,6 +568,9 @@ func (v *vhost) deleteExclusiveQueues(c *conn, names []string) {
 		v.removeQueueLocked(q)
 		v.mu.Unlock()
 		v.finishQueueDelete(q)
+	}
+	if err := v.persist(); err != nil {
+		v.log.Error().Err(err).Msg("deleting exclusive queues not persisted")
 	}
 }
 

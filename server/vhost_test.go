@@ -10,11 +10,12 @@ import (
 	"github.com/warrenmq/warren/amqpwire"
 	"github.com/warrenmq/warren/binding"
 	"github.com/warrenmq/warren/exchange"
+	"github.com/warrenmq/warren/server/queue"
 )
 
 func testVhost(t *testing.T) *vhost {
 	t.Helper()
-	return newVhost("/", zerolog.Nop())
+	return newVhost("/", zerolog.Nop(), nil, queue.Window{})
 }
 
 func mustDeclareX(t *testing.T, v *vhost, name, kind string, args map[string]any) {

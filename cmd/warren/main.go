@@ -2,7 +2,8 @@
 //
 //	warren [--listen :5672] [--data-dir ./data] [--log-level info]
 //
-// SIGTERM or SIGINT closes every connection with connection.close 320 and exits cleanly.
+// SIGTERM or SIGINT closes every connection with connection.close 320, flushes the store and
+// exits cleanly.
 package main
 
 import (
@@ -20,6 +21,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/warrenmq/warren/server"
+	"github.com/warrenmq/warren/server/queue"
+	"github.com/warrenmq/warren/store"
 )
 
 func main() {
@@ -32,8 +35,10 @@ func main() {
 func run(args []string, logOut *os.File) error {
 	fs := flag.NewFlagSet("warren", flag.ContinueOnError)
 	listen := fs.String("listen", ":5672", "TCP address for AMQP 0-9-1 clients")
-	dataDir := fs.String("data-dir", "./data", "directory for the broker's data (persistence arrives with the Badger store)")
+	dataDir := fs.String("data-dir", "./data", "directory of the Badger store: durable definitions, persistent messages, paged-out backlogs")
 	logLevel := fs.String("log-level", "info", "log level: trace, debug, info, warn, error")
+	windowMsgs := fs.Int("queue-memory-messages", server.DefaultWindowCount, "ready messages each queue keeps in memory; the rest waits on disk")
+	windowBytes := fs.Int("queue-memory-bytes", server.DefaultWindowBytes, "bytes of ready message bodies each queue keeps in memory")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -43,12 +48,28 @@ func run(args []string, logOut *os.File) error {
 	}
 	log := newLogger(logOut, level)
 
+	if *windowMsgs < 1 || *windowBytes < 1 {
+		return fmt.Errorf("--queue-memory-messages and --queue-memory-bytes must be positive")
+	}
+	log.Info().Str("version", server.Version).Str("data_dir", *dataDir).Msg("starting Warren")
+	st, err := store.Open(store.Options{Dir: *dataDir, Logger: log})
+	if err != nil {
+		return fmt.Errorf("data dir %s: %w", *dataDir, err)
+	}
+	defer func() {
+		if err := st.Close(); err != nil {
+			log.Error().Err(err).Msg("closing the store")
+		}
+	}()
+	srv := server.New(server.Config{Logger: log, Store: st,
+		Window: queue.Window{Count: *windowMsgs, Bytes: *windowBytes}})
+	if err := srv.Recover(); err != nil {
+		return fmt.Errorf("data dir %s: %w", *dataDir, err)
+	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", *listen, err)
 	}
-	srv := server.New(server.Config{Logger: log})
-	log.Info().Str("version", server.Version).Str("data_dir", *dataDir).Msg("starting Warren")
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

@@ -1,0 +1,139 @@
+package server
+
+import (
+	"sync/atomic"
+
+	"github.com/rs/zerolog"
+
+	"github.com/warrenmq/warren/amqpwire"
+	"github.com/warrenmq/warren/server/queue"
+	"github.com/warrenmq/warren/store"
+)
+
+// journal adapts the store to one queue's queue.Journal.
+type journal struct {
+	st  *store.Store
+	id  uint64
+	log zerolog.Logger
+	// recoveredThrough is the last seq recovered after an unclean shutdown: those messages may
+	// have been delivered before the crash, so they come back redelivered (the spec's "may have
+	// been delivered"). 0 after a clean shutdown.
+	recoveredThrough uint64
+}
+
+func storeMessage(m *queue.Message, durable bool) *store.Message {
+	return &store.Message{
+		Exchange:   m.Exchange,
+		RoutingKey: m.RoutingKey,
+		Properties: m.RawProperties,
+		Body:       m.Body,
+		Persistent: durable,
+		Priority:   m.Properties.Priority,
+	}
+}
+
+func (j *journal) ref(e *queue.Entry) store.Ref { return store.Ref{QueueID: j.id, Seq: e.Seq} }
+
+// Append implements queue.Journal.
+func (j *journal) Append(e *queue.Entry, durable bool, done func(error)) {
+	if durable && e.Msg.StoreID != 0 {
+		j.st.Append(j.ref(e), e.Msg.StoreID, storeMessage(e.Msg, true), done)
+		return
+	}
+	j.st.Append(j.ref(e), 0, storeMessage(e.Msg, durable), done)
+}
+
+// Remove implements queue.Journal.
+func (j *journal) Remove(e *queue.Entry) { j.st.Remove(j.ref(e), e.Msg.StoreID, nil) }
+
+// SetDeliveries implements queue.Journal.
+func (j *journal) SetDeliveries(e *queue.Entry) { j.st.SetDeliveries(j.ref(e), e.Deliveries, nil) }
+
+// Drop implements queue.Journal.
+func (j *journal) Drop(after, through uint64) { j.st.PurgeRange(j.id, after, through) }
+
+// Read implements queue.Journal.
+func (j *journal) Read(after uint64, maxCount, maxBytes int) ([]*queue.Entry, error) {
+	recs, err := j.st.ReadQueue(j.id, after, maxCount, maxBytes)
+	if err != nil {
+		j.log.Error().Err(err).Uint64("queue_id", j.id).Msg("reading queued messages from the store")
+		return nil, err
+	}
+	es := make([]*queue.Entry, 0, len(recs))
+	for i := range recs {
+		r := &recs[i]
+		m := &queue.Message{
+			Exchange:      r.Msg.Exchange,
+			RoutingKey:    r.Msg.RoutingKey,
+			RawProperties: r.Msg.Properties,
+			Body:          r.Msg.Body,
+			Persistent:    r.Msg.Persistent,
+		}
+		if r.Msg.Persistent {
+			m.StoreID = r.MsgID
+		}
+		if err := m.Properties.Decode(r.Msg.Properties); err != nil {
+			// Written by us, so this is corruption: keep the message, with the raw properties
+			// it came with, rather than drop it.
+			j.log.Error().Err(err).Uint64("queue_id", j.id).Uint64("seq", r.Seq).Msg("stored message has undecodable properties")
+		}
+		es = append(es, &queue.Entry{
+			Msg:         m,
+			Seq:         r.Seq,
+			Stored:      true,
+			Deliveries:  r.Deliveries,
+			Redelivered: r.HasDeliveries || r.Seq <= j.recoveredThrough,
+		})
+	}
+	return es, nil
+}
+
+// writeWait fires fn once every write it counts is durable: a publisher confirm, or a
+// tx.commit-ok. It starts holding one count, released by release, so it cannot fire while
+// writes are still being added.
+type writeWait struct {
+	remaining atomic.Int32
+	failed    atomic.Bool
+	fn        func(ok bool)
+}
+
+func newWriteWait(fn func(ok bool)) *writeWait {
+	w := &writeWait{fn: fn}
+	w.remaining.Store(1)
+	return w
+}
+
+func (w *writeWait) add() { w.remaining.Add(1) }
+
+// done counts one write finished; it runs on the store's writer goroutine.
+func (w *writeWait) done(err error) {
+	if err != nil {
+		w.failed.Store(true)
+	}
+	if w.remaining.Add(-1) == 0 {
+		w.fn(!w.failed.Load())
+	}
+}
+
+// release drops the initial hold.
+func (w *writeWait) release() { w.done(nil) }
+
+// sendConfirm sends the publisher's basic.ack, or basic.nack when a write failed.
+func (ch *channel) sendConfirm(tag uint64, ok bool) {
+	if ok {
+		ch.sendIfOpen(&amqpwire.BasicAck{DeliveryTag: tag})
+		return
+	}
+	ch.log.Error().Uint64("delivery_tag", tag).Msg("persisting a message failed: nacking it")
+	ch.sendIfOpen(&amqpwire.BasicNack{DeliveryTag: tag})
+}
+
+// sendIfOpen sends m unless the channel was released meanwhile; store callbacks use it from the
+// writer goroutine.
+func (ch *channel) sendIfOpen(m amqpwire.Method) {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if !ch.released {
+		ch.send(m)
+	}
+}

@@ -52,6 +52,16 @@ func run(args []string, logOut *os.File) error {
 		return fmt.Errorf("--queue-memory-messages and --queue-memory-bytes must be positive")
 	}
 	log.Info().Str("version", server.Version).Str("data_dir", *dataDir).Msg("starting Warren")
+	// Listen first: a bad address should not leave a fresh data dir behind. Clients that
+	// connect during recovery wait in the kernel's accept queue.
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", *listen, err)
+	}
+	defer ln.Close()
+	if fi, err := os.Stat(*dataDir); err == nil && !fi.IsDir() {
+		return fmt.Errorf("data dir %s: not a directory", *dataDir)
+	}
 	st, err := store.Open(store.Options{Dir: *dataDir, Logger: log})
 	if err != nil {
 		return fmt.Errorf("data dir %s: %w", *dataDir, err)
@@ -65,10 +75,6 @@ func run(args []string, logOut *os.File) error {
 		Window: queue.Window{Count: *windowMsgs, Bytes: *windowBytes}})
 	if err := srv.Recover(); err != nil {
 		return fmt.Errorf("data dir %s: %w", *dataDir, err)
-	}
-	ln, err := net.Listen("tcp", *listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", *listen, err)
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)

@@ -121,9 +121,10 @@ func TestBadFlagsFail(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer devnull.Close()
+	dir := filepath.Join(t.TempDir(), "data")
 	for _, args := range [][]string{
-		{"--log-level", "loud"},
-		{"--listen", "127.0.0.1:99999"},
+		{"--log-level", "loud", "--data-dir", dir},
+		{"--listen", "127.0.0.1:99999", "--data-dir", dir},
 		{"--no-such-flag"},
 	} {
 		if err := run(args, devnull); err == nil {
@@ -133,7 +134,10 @@ func TestBadFlagsFail(t *testing.T) {
 	if err := run([]string{"--log-level", "loud"}, devnull); err == nil || !strings.Contains(err.Error(), "--log-level") {
 		t.Errorf("error %v does not name the flag", err)
 	}
-	if err := run([]string{"--listen", "127.0.0.1:99999"}, devnull); err == nil || !strings.Contains(err.Error(), "listen on 127.0.0.1:99999") {
+	if err := run([]string{"--listen", "127.0.0.1:99999", "--data-dir", dir}, devnull); err == nil || !strings.Contains(err.Error(), "listen on 127.0.0.1:99999") {
 		t.Errorf("error %v does not name the address", err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("a failed start left the data dir behind (stat: %v)", err)
 	}
 }

@@ -118,7 +118,7 @@ const (
 	// valueThreshold: values of at least this many bytes go to the value log.
 	valueThreshold = 256
 	// valueLogFileSize: Badger's value-log file size, and so the largest record.
-	valueLogFileSize = 128 << 20
+	valueLogFileSize = 64 << 20
 )
 
 // Open opens (creating if needed) the store in o.Dir, checks the schema version, recovers
@@ -173,14 +173,15 @@ func open(o Options, tune func(*badger.Options)) (*Store, error) {
 		return fail(fmt.Errorf("store: queue ID sequence: %w", err))
 	}
 	s.msgIDs.Store(rec.maxSharedID)
+	s.log.Info().Bool("clean_shutdown", s.clean).Int("shared_bodies", len(s.w.refs)).
+		Int("transient_deleted", rec.transient).Int("orphan_queues", len(rec.orphans)).
+		Dur("took", rec.took).Msg("store: opened")
 	go s.w.run()
 	go s.gcLoop(o.GCInterval)
 	for _, q := range rec.orphans {
 		s.log.Info().Uint64("queue_id", q).Msg("store: dropping records of a deleted queue")
 		s.drop(q, 0, ^uint64(0), nil)
 	}
-	s.log.Info().Bool("clean_shutdown", s.clean).Int("shared_bodies", len(s.w.refs)).
-		Int("transient_deleted", rec.transient).Dur("took", rec.took).Msg("store: opened")
 	return s, nil
 }
 
@@ -193,6 +194,7 @@ func badgerOptions(o Options) badger.Options {
 		WithValueThreshold(valueThreshold).
 		WithMemTableSize(16 << 20).
 		WithNumMemtables(3).
+		WithNumLevelZeroTables(2).
 		WithCompression(options.None).
 		WithBlockCacheSize(0).
 		WithValueLogFileSize(valueLogFileSize).
@@ -346,7 +348,28 @@ func (s *Store) gcLoop(interval time.Duration) {
 	}
 }
 
+// runGC rewrites value-log files until none is worth it. Badger picks files by discard
+// statistics that compactions gather, and a compaction only counts a deleted body once the
+// delete meets the record in the same level: after a backlog drains, the deletes sit in
+// upper levels below their size targets and may never be compacted down. So when a pass
+// frees nothing while the value log is large and the LSM holds stale data, flatten the LSM
+// (it holds keys and pointers only, so this is quick) and try again.
 func (s *Store) runGC() (rewritten int) {
+	rewritten = s.gcPass()
+	if !s.worthFlattening() {
+		return rewritten
+	}
+	start := time.Now()
+	if err := s.db.Flatten(1); err != nil {
+		s.log.Warn().Err(err).Msg("store: flattening the LSM for value-log GC")
+		return rewritten
+	}
+	rewritten += s.gcPass()
+	s.log.Debug().Int("files", rewritten).Dur("took", time.Since(start)).Msg("store: flattened the LSM for value-log GC")
+	return rewritten
+}
+
+func (s *Store) gcPass() (rewritten int) {
 	for {
 		select {
 		case <-s.gcStop:
@@ -367,6 +390,35 @@ func (s *Store) runGC() (rewritten int) {
 			return rewritten
 		}
 	}
+}
+
+// worthFlattening: more than two value-log files on disk, and LSM tables with stale data
+// (deletes) in more than one level.
+func (s *Store) worthFlattening() bool {
+	var stale int64
+	levels := 0
+	for _, l := range s.db.Levels() {
+		stale += l.StaleDatSize
+		if l.NumTables > 0 {
+			levels++
+		}
+	}
+	if stale == 0 || levels < 2 {
+		return false
+	}
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return false
+	}
+	var vlog int64
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".vlog") {
+			if fi, err := e.Info(); err == nil {
+				vlog += fi.Size()
+			}
+		}
+	}
+	return vlog > 2*valueLogFileSize
 }
 
 // badgerLogger passes Badger's warnings and errors to zerolog and drops the rest.

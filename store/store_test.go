@@ -672,3 +672,32 @@ func TestClosed(t *testing.T) {
 		t.Errorf("second Close: %v", err)
 	}
 }
+
+// The broker passes the message's shared ID to Remove even for a queue that stored the
+// message inline (a non-durable queue); that must not drop a reference held by another.
+func TestRemoveInlineWithMsgIDKeepsBody(t *testing.T) {
+	s := openT(t, t.TempDir())
+	defer closeT(t, s)
+	id := s.NewMessageID()
+	m := msg(1, 400)
+	s.PutShared(id, m, 1, nil)
+	s.Append(Ref{1, 1}, id, nil, nil)
+	s.Append(Ref{2, 1}, 0, m, nil)
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	release := hold(s) // the same in one batch: an inline Append then its Remove
+	s.Append(Ref{2, 2}, 0, m, nil)
+	s.Remove(Ref{2, 2}, id, nil)
+	release()
+	s.Remove(Ref{2, 1}, id, nil)
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if !has(t, s, sharedKey(id)) {
+		t.Fatal("removing inline records deleted a body still referenced")
+	}
+	if got := readAll(t, s, 1); len(got) != 1 || !bytes.Equal(got[0].Msg.Body, m.Body) {
+		t.Fatalf("queue 1: %+v", got)
+	}
+}

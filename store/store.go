@@ -235,7 +235,9 @@ func (s *Store) checkSchema() (fresh bool, err error) {
 	err = s.db.Update(func(txn *badger.Txn) error {
 		item, err := txn.Get(schemaKey())
 		if errors.Is(err, badger.ErrKeyNotFound) {
-			it := txn.NewIterator(badger.IteratorOptions{})
+			opts := badger.DefaultIteratorOptions
+			opts.PrefetchValues = false
+			it := txn.NewIterator(opts)
 			it.Rewind()
 			empty := !it.Valid()
 			it.Close()

@@ -1,0 +1,203 @@
+// Command warren-perf is a load generator for AMQP 0-9-1 brokers in the spirit of
+// RabbitMQ's PerfTest: producers and consumers on their own connections, publisher
+// confirms with an in-flight window, prefetch and multiple acks, a rate limit, message
+// counts for backlog fills and drains. Every second it prints publish, confirm and consume
+// rates; at the end, throughput, end-to-end latency percentiles (producers stamp the send
+// time into the first 8 bytes of the body) and, with --broker-pid, the broker's CPU time
+// and memory.
+//
+//	warren-perf --url amqp://guest:guest@127.0.0.1:5672/ --producers 4 --consumers 0 \
+//	    --size 1024 --persistent --confirm 64 --duration 20s --broker-pid $(pgrep -n warren)
+//
+// See docs/performance.md for the measurements made with it.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+)
+
+var logOut io.Writer = os.Stderr
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(logOut, "warren-perf: "+format+"\n", args...)
+}
+
+func main() {
+	c, err := parseConfig(os.Args[1:], os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "warren-perf:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	progress := io.Writer(os.Stdout)
+	if c.JSON {
+		progress = os.Stderr
+	}
+	s, err := run(ctx, c, progress)
+	if s != nil {
+		if c.JSON {
+			if err := s.writeJSON(os.Stdout); err != nil {
+				fmt.Fprintln(os.Stderr, "warren-perf:", err)
+			}
+		} else {
+			s.writeText(os.Stdout)
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "warren-perf:", err)
+		os.Exit(1)
+	}
+}
+
+// run sets up the topology, the consumers and then the producers, runs them until the
+// duration, the message limits or ctx end the run, and returns the summary.
+func run(ctx context.Context, c *config, progress io.Writer) (*summary, error) {
+	if !c.NoDeclare {
+		if err := declare(c); err != nil {
+			return nil, err
+		}
+	}
+	var consumers []*consumer
+	var producers []*producer
+	defer func() {
+		for _, p := range producers {
+			p.conn.Close()
+		}
+		for _, w := range consumers {
+			w.conn.Close()
+		}
+	}()
+	stats := make([]counters, c.Producers+c.Consumers)
+	for i := range c.Consumers {
+		w, err := newConsumer(c, i, &stats[c.Producers+i])
+		if err != nil {
+			return nil, err
+		}
+		consumers = append(consumers, w)
+	}
+	for i := range c.Producers {
+		p, err := newProducer(c, i, &stats[i])
+		if err != nil {
+			return nil, err
+		}
+		producers = append(producers, p)
+	}
+
+	broker := newProcWatch(c.BrokerPID)
+	client := newProcWatch(os.Getpid())
+	start := time.Now()
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if c.Duration > 0 {
+		var cancelT context.CancelFunc
+		runCtx, cancelT = context.WithTimeout(runCtx, c.Duration)
+		defer cancelT()
+	}
+
+	errs := make(chan error, len(producers)+len(consumers))
+	var wg sync.WaitGroup
+	for _, w := range consumers {
+		wg.Go(func() { errs <- w.run(runCtx) })
+	}
+	for _, p := range producers {
+		wg.Go(func() { errs <- p.run(runCtx) })
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+
+	rep := &reporter{c: c, out: progress, stats: stats, consumers: consumers, broker: broker, start: start}
+	every := c.Interval
+	if every == 0 {
+		every = time.Second // still sample the broker's memory
+	}
+	tick := time.NewTicker(every)
+	var runErr error
+loop:
+	for {
+		select {
+		case <-tick.C:
+			rep.tick(c.Interval > 0)
+		case err := <-errs:
+			if err != nil && runErr == nil {
+				runErr = err
+				logf("%v", err)
+				cancel() // one failed worker ends the run: its figures would be wrong
+			}
+		case <-done:
+			break loop
+		}
+	}
+	tick.Stop()
+	for len(errs) > 0 {
+		if err := <-errs; err != nil && runErr == nil {
+			runErr = err
+		}
+	}
+	end := time.Now()
+	s := rep.finish(end, client)
+	if c.DeleteAfter {
+		if err := deleteQueues(c); err != nil && runErr == nil {
+			runErr = err
+		}
+	}
+	return s, runErr
+}
+
+// procWatch follows one process's CPU time and resident memory over the run.
+type procWatch struct {
+	pid      string
+	startCPU time.Duration
+	lastCPU  time.Duration
+	lastAt   time.Time
+	peakRSS  int64
+	err      error
+}
+
+func newProcWatch(pid int) *procWatch {
+	if pid == 0 {
+		return nil
+	}
+	w := &procWatch{pid: strconv.Itoa(pid), lastAt: time.Now()}
+	w.startCPU, w.err = procCPU(w.pid)
+	w.lastCPU = w.startCPU
+	if w.err != nil {
+		logf("--broker-pid %d: %v", pid, w.err)
+	}
+	w.sample()
+	return w
+}
+
+// sample returns the CPU used since the last sample as a fraction of one core, and the RSS.
+func (w *procWatch) sample() (cores float64, rss int64) {
+	if w == nil || w.err != nil {
+		return 0, 0
+	}
+	cpu, err := procCPU(w.pid)
+	m, err2 := procMem(w.pid)
+	if err != nil || err2 != nil {
+		w.err = errors.Join(err, err2)
+		logf("process %s: %v", w.pid, w.err)
+		return 0, 0
+	}
+	now := time.Now()
+	if dt := now.Sub(w.lastAt); dt > 0 {
+		cores = float64(cpu-w.lastCPU) / float64(dt)
+	}
+	w.lastCPU, w.lastAt = cpu, now
+	w.peakRSS = max(w.peakRSS, m.RSS)
+	return cores, m.RSS
+}

@@ -1,0 +1,216 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// reporter prints a progress line per interval and builds the summary.
+type reporter struct {
+	c         *config
+	out       io.Writer
+	stats     []counters
+	consumers []*consumer
+	broker    *procWatch
+	start     time.Time
+
+	lastAt                      time.Time
+	lastPub, lastConf, lastCons int64
+	scratch                     histogram
+}
+
+type totals struct {
+	published, confirmed, nacked, consumed int64
+	lastPub, lastConf, lastCons            int64
+}
+
+func (r *reporter) totals() totals {
+	var t totals
+	for i := range r.stats {
+		s := &r.stats[i]
+		t.published += s.published.Load()
+		t.confirmed += s.confirmed.Load()
+		t.nacked += s.nacked.Load()
+		t.consumed += s.consumed.Load()
+		t.lastPub = max(t.lastPub, s.lastPub.Load())
+		t.lastConf = max(t.lastConf, s.lastConf.Load())
+		t.lastCons = max(t.lastCons, s.lastCons.Load())
+	}
+	return t
+}
+
+func (r *reporter) tick(print bool) {
+	now := time.Now()
+	cores, rss := r.broker.sample()
+	if !print {
+		return
+	}
+	if r.lastAt.IsZero() {
+		r.lastAt = r.start
+	}
+	t := r.totals()
+	dt := now.Sub(r.lastAt).Seconds()
+	r.scratch.reset()
+	for _, w := range r.consumers {
+		w.takeInterval(&r.scratch)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%6.1fs", now.Sub(r.start).Seconds())
+	if r.c.Producers > 0 {
+		fmt.Fprintf(&b, "  sent %8.0f/s", float64(t.published-r.lastPub)/dt)
+		if r.c.Confirm > 0 {
+			fmt.Fprintf(&b, "  confirmed %8.0f/s", float64(t.confirmed-r.lastConf)/dt)
+		}
+	}
+	if r.c.Consumers > 0 {
+		fmt.Fprintf(&b, "  received %8.0f/s", float64(t.consumed-r.lastCons)/dt)
+		if r.scratch.n > 0 {
+			fmt.Fprintf(&b, "  latency p50 %s p99 %s", ms(r.scratch.percentile(0.5)), ms(r.scratch.percentile(0.99)))
+		}
+	}
+	if r.broker != nil && r.broker.err == nil {
+		fmt.Fprintf(&b, "  broker cpu %3.0f%% rss %s", cores*100, mib(rss))
+	}
+	fmt.Fprintln(r.out, b.String())
+	r.lastAt, r.lastPub, r.lastConf, r.lastCons = now, t.published, t.confirmed, t.consumed
+}
+
+func ms(ns int64) string { return fmt.Sprintf("%.2fms", float64(ns)/1e6) }
+
+func mib(b int64) string { return fmt.Sprintf("%.0fMiB", float64(b)/(1<<20)) }
+
+// summary is the final report; its JSON form is what --json prints.
+type summary struct {
+	URL        string  `json:"url"`
+	Producers  int     `json:"producers"`
+	Consumers  int     `json:"consumers"`
+	Queues     int     `json:"queues"`
+	Size       int     `json:"size"`
+	Persistent bool    `json:"persistent"`
+	Confirm    int     `json:"confirm"`
+	Prefetch   int     `json:"prefetch"`
+	MultiAck   int     `json:"multi_ack"`
+	AutoAck    bool    `json:"autoack"`
+	Rate       float64 `json:"rate"`
+
+	Elapsed   float64 `json:"elapsed_s"`
+	Published int64   `json:"published"`
+	Confirmed int64   `json:"confirmed"`
+	Nacked    int64   `json:"nacked"`
+	Consumed  int64   `json:"consumed"`
+	// Rates are counts over the time from the start to the last event of their kind, so a
+	// drain ended by --idle-exit is not diluted by the idle wait.
+	PublishRate float64 `json:"publish_rate"`
+	ConfirmRate float64 `json:"confirm_rate"`
+	ConsumeRate float64 `json:"consume_rate"`
+
+	Latency *latencySummary `json:"latency_ms,omitempty"`
+	Broker  *brokerSummary  `json:"broker,omitempty"`
+	// ClientCPU is this process's CPU time over the run, to tell a client-bound run from a
+	// broker-bound one.
+	ClientCPU float64 `json:"client_cpu_s"`
+}
+
+type latencySummary struct {
+	Count uint64  `json:"count"`
+	Min   float64 `json:"min"`
+	Mean  float64 `json:"mean"`
+	P50   float64 `json:"p50"`
+	P99   float64 `json:"p99"`
+	P999  float64 `json:"p999"`
+	Max   float64 `json:"max"`
+}
+
+type brokerSummary struct {
+	PID         string  `json:"pid"`
+	CPU         float64 `json:"cpu_s"`
+	Cores       float64 `json:"cores"`
+	MsgsPerCore float64 `json:"msgs_per_core_s"` // max(published, consumed) per broker CPU-second
+	PeakRSS     float64 `json:"peak_rss_sampled_mib"`
+	VmHWM       float64 `json:"vmhwm_mib"`
+	EndRSS      float64 `json:"end_rss_mib"`
+}
+
+func (r *reporter) finish(end time.Time, client *procWatch) *summary {
+	c := r.c
+	t := r.totals()
+	s := &summary{URL: redactURL(c.URL), Producers: c.Producers, Consumers: c.Consumers, Queues: c.Queues,
+		Size: c.Size, Persistent: c.Persistent, Confirm: c.Confirm, Prefetch: c.Prefetch, MultiAck: c.MultiAck,
+		AutoAck: c.AutoAck, Rate: c.Rate, Elapsed: end.Sub(r.start).Seconds(),
+		Published: t.published, Confirmed: t.confirmed, Nacked: t.nacked, Consumed: t.consumed}
+	rate := func(n, last int64) float64 {
+		if n == 0 || last == 0 {
+			return 0
+		}
+		return float64(n) / time.Duration(last-r.start.UnixNano()).Seconds()
+	}
+	s.PublishRate = rate(t.published, t.lastPub)
+	s.ConfirmRate = rate(t.confirmed, t.lastConf)
+	s.ConsumeRate = rate(t.consumed, t.lastCons)
+
+	var h histogram
+	for _, w := range r.consumers {
+		w.mu.Lock()
+		h.merge(&w.total)
+		w.mu.Unlock()
+	}
+	if h.n > 0 {
+		f := func(ns int64) float64 { return float64(ns) / 1e6 }
+		s.Latency = &latencySummary{Count: h.n, Min: f(h.min), Mean: h.mean() / 1e6, P50: f(h.percentile(0.5)),
+			P99: f(h.percentile(0.99)), P999: f(h.percentile(0.999)), Max: f(h.max)}
+	}
+	if b := r.broker; b != nil && b.err == nil {
+		b.sample()
+		m, err := procMem(b.pid)
+		if err == nil {
+			cpu := (b.lastCPU - b.startCPU).Seconds()
+			s.Broker = &brokerSummary{PID: b.pid, CPU: cpu, Cores: cpu / s.Elapsed,
+				PeakRSS: float64(b.peakRSS) / (1 << 20), VmHWM: float64(m.HWM) / (1 << 20), EndRSS: float64(m.RSS) / (1 << 20)}
+			if cpu > 0 {
+				s.Broker.MsgsPerCore = float64(max(t.published, t.consumed)) / cpu
+			}
+		}
+	}
+	if client != nil && client.err == nil {
+		if cpu, err := procCPU(client.pid); err == nil {
+			s.ClientCPU = (cpu - client.startCPU).Seconds()
+		}
+	}
+	return s
+}
+
+func (s *summary) writeJSON(w io.Writer) error {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
+}
+
+func (s *summary) writeText(w io.Writer) {
+	mode := "transient"
+	if s.Persistent {
+		mode = "persistent"
+	}
+	fmt.Fprintf(w, "summary: %s, %d producers, %d consumers, %d queues, %d B %s, confirm %d, prefetch %d, multi-ack %d, autoack %v\n",
+		s.URL, s.Producers, s.Consumers, s.Queues, s.Size, mode, s.Confirm, s.Prefetch, s.MultiAck, s.AutoAck)
+	fmt.Fprintf(w, "  elapsed     %.2f s\n", s.Elapsed)
+	fmt.Fprintf(w, "  published   %d msgs, %.0f msg/s\n", s.Published, s.PublishRate)
+	if s.Confirm > 0 {
+		fmt.Fprintf(w, "  confirmed   %d msgs, %.0f msg/s (nacked %d)\n", s.Confirmed, s.ConfirmRate, s.Nacked)
+	}
+	fmt.Fprintf(w, "  consumed    %d msgs, %.0f msg/s\n", s.Consumed, s.ConsumeRate)
+	if l := s.Latency; l != nil {
+		fmt.Fprintf(w, "  latency     min %.3f  p50 %.3f  p99 %.3f  p99.9 %.3f  max %.3f ms (mean %.3f, n=%d)\n",
+			l.Min, l.P50, l.P99, l.P999, l.Max, l.Mean, l.Count)
+	}
+	if b := s.Broker; b != nil {
+		fmt.Fprintf(w, "  broker %s  cpu %.2f s (%.2f cores), %.0f msgs per core-second; rss peak %.0f MiB (sampled), VmHWM %.0f MiB, at end %.0f MiB\n",
+			b.PID, b.CPU, b.Cores, b.MsgsPerCore, b.PeakRSS, b.VmHWM, b.EndRSS)
+	}
+	fmt.Fprintf(w, "  client      cpu %.2f s (%.2f cores)\n", s.ClientCPU, s.ClientCPU/s.Elapsed)
+}

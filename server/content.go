@@ -111,8 +111,20 @@ func (ch *channel) finishContent() error {
 	}
 	mandatory := m.Mandatory
 	c.reset()
-	return ch.publish(msg, mandatory)
+	if err := ch.publish(msg, mandatory); err != nil {
+		return err
+	}
+	if st := ch.vh.st; st != nil {
+		// Flow control: while the disk is behind, stop reading this connection, so a publisher
+		// that outruns it (with or without confirms) is slowed by TCP instead of filling memory.
+		st.WaitBelow(storeBacklogLimit)
+	}
+	return nil
 }
+
+// storeBacklogLimit is how many bytes of writes may wait for the store before publishers are
+// held back.
+const storeBacklogLimit = 64 << 20
 
 // publish routes a complete message (or holds it for tx.commit) and confirms it.
 func (ch *channel) publish(msg *queue.Message, mandatory bool) error {
@@ -256,7 +268,7 @@ func stripHeader(msg *queue.Message, name string) error {
 func (ch *channel) shareBody(msg *queue.Message, qs []*queueRec, w *writeWait) {
 	n := 0
 	for _, q := range qs {
-		if q.journal != nil {
+		if q.stored { // only durable queues write a persistent message's record at publish
 			n++
 		}
 	}

@@ -97,6 +97,10 @@ type Store struct {
 	wake    *sync.Cond
 	pending []op
 	closed  bool
+	// pendingBytes is the size of what waits in pending; room is signalled when the writer
+	// takes a batch, for WaitBelow.
+	pendingBytes atomic.Int64
+	room         *sync.Cond
 
 	w           writer        // owned by the writer goroutine
 	writerDone  chan struct{} // closed when the writer has drained and exited
@@ -153,6 +157,7 @@ func open(o Options, tune func(*badger.Options)) (*Store, error) {
 		gcDone:     make(chan struct{}),
 	}
 	s.wake = sync.NewCond(&s.mu)
+	s.room = sync.NewCond(&s.mu)
 	s.w.init(s)
 	fail := func(err error) (*Store, error) {
 		_ = db.Close()
@@ -314,6 +319,7 @@ func (s *Store) Close() error {
 		s.closed = true
 		s.mu.Unlock()
 		s.wake.Broadcast()
+		s.room.Broadcast()
 		<-s.writerDone
 		close(s.gcStop)
 		<-s.gcDone

@@ -701,3 +701,31 @@ func TestRemoveInlineWithMsgIDKeepsBody(t *testing.T) {
 		t.Fatalf("queue 1: %+v", got)
 	}
 }
+
+func TestWaitBelowTracksPendingWrites(t *testing.T) {
+	s, err := Open(Options{Dir: t.TempDir(), NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := make([]byte, 4096)
+	for i := uint64(1); i <= 2000; i++ {
+		s.Append(Ref{QueueID: 1, Seq: i}, 0, &Message{Body: body, Persistent: true}, nil)
+	}
+	if s.PendingBytes() <= 0 {
+		// The writer may already have taken everything; submit more so something is waiting.
+		for i := uint64(2001); i <= 4000; i++ {
+			s.Append(Ref{QueueID: 1, Seq: i}, 0, &Message{Body: body, Persistent: true}, nil)
+		}
+	}
+	s.WaitBelow(0)
+	if n := s.PendingBytes(); n != 0 {
+		t.Errorf("WaitBelow(0) returned with %d bytes pending", n)
+	}
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s.WaitBelow(0) // must not block after Close
+}

@@ -124,6 +124,7 @@ func (s *Store) submit(o op) {
 		return
 	}
 	s.pending = append(s.pending, o)
+	s.pendingBytes.Add(int64(o.bytes()))
 	first := len(s.pending) == 1
 	s.mu.Unlock()
 	if first {
@@ -136,6 +137,7 @@ func (s *Store) submit(o op) {
 func (s *Store) requeue(o op) {
 	s.mu.Lock()
 	s.pending = append(s.pending, o)
+	s.pendingBytes.Add(int64(o.bytes()))
 	s.mu.Unlock()
 }
 
@@ -190,6 +192,8 @@ func (w *writer) take() []op {
 			n++
 		}
 	}
+	s.pendingBytes.Add(-int64(size))
+	s.room.Broadcast()
 	if n == len(s.pending) {
 		batch := s.pending
 		s.pending = w.spare[:0]

@@ -131,7 +131,12 @@ func (b *PagedBacklog) pageIn() {
 		if b.diskCount > 0 && len(es) == 0 {
 			// The index promised more than the journal holds (records lost to a failed write);
 			// forget the difference rather than spin.
-			b.diskCount, b.diskBytes = 0, 0
+			b.diskCount = 0
+		}
+		if b.diskCount == 0 {
+			// A recovered queue's byte count comes from record sizes, which include more than
+			// bodies: do not let the difference linger.
+			b.diskBytes = 0
 		}
 		return
 	}

@@ -5,7 +5,7 @@ import "fmt"
 // diskCheckEvery: bytes written between two free-space checks while the disk is not low.
 const diskCheckEvery = 4 << 20
 
-// checkDisk sets w.diskErr while the disk holding the store has less than diskReserve (plus
+// checkDisk sets w.diskErr while the disk holding the store has less than the reserve (plus
 // this batch) free. Badger writes its logs through mmap, and a write to an mmapped page with
 // no disk block behind it kills the process with SIGBUS instead of returning ENOSPC, so
 // refusing new data early is the only way to fail writes with an error. It asks the file
@@ -22,12 +22,13 @@ func (w *writer) checkDisk(batch []op) {
 		return
 	}
 	w.sinceDiskCheck = 0
+	reserve := w.s.diskReserve
 	free, ok := w.freeSpace(w.s.dir)
-	if !ok {
+	if !ok || reserve < 0 {
 		w.diskErr = nil
 		return
 	}
-	if free >= uint64(diskReserve+size) {
+	if free >= uint64(reserve+size) {
 		if w.diskErr != nil {
 			w.s.log.Info().Uint64("free_mib", free>>20).Msg("store: disk space available again")
 		}
@@ -35,9 +36,9 @@ func (w *writer) checkDisk(batch []op) {
 		return
 	}
 	if w.diskErr == nil {
-		w.s.log.Error().Uint64("free_mib", free>>20).Int("reserve_mib", diskReserve>>20).
+		w.s.log.Error().Uint64("free_mib", free>>20).Int64("reserve_mib", reserve>>20).
 			Msg("store: disk nearly full; refusing new messages until space is freed")
 	}
 	w.diskErr = fmt.Errorf("%w: %d MiB free on the disk of %s, below the %d MiB reserve",
-		ErrDiskFull, free>>20, w.s.dir, diskReserve>>20)
+		ErrDiskFull, free>>20, w.s.dir, reserve>>20)
 }

@@ -25,6 +25,10 @@ type Options struct {
 	NoSync bool
 	// GCInterval is how often the value log is garbage-collected; default 1 minute.
 	GCInterval time.Duration
+	// DiskReserve is the free space the store keeps on its disk (RabbitMQ's disk_free_limit):
+	// below it, message writes fail with ErrDiskFull (publishers get basic.nack) while deletes
+	// and definitions still go through. Default DefaultDiskReserve; negative disables the check.
+	DiskReserve int64
 }
 
 // Exchange is a durable exchange definition.
@@ -84,12 +88,13 @@ type QueueIndex struct {
 
 // Store is Warren's durable storage: one Badger DB, one writer goroutine.
 type Store struct {
-	db       *badger.DB
-	log      zerolog.Logger
-	dir      string
-	clean    bool
-	queueSeq *badger.Sequence
-	msgIDs   atomic.Uint64 // last message ID handed out
+	db          *badger.DB
+	log         zerolog.Logger
+	dir         string
+	diskReserve int64
+	clean       bool
+	queueSeq    *badger.Sequence
+	msgIDs      atomic.Uint64 // last message ID handed out
 
 	// Submission side: any goroutine, under mu. pending only grows here; the writer takes
 	// from its front.
@@ -117,8 +122,9 @@ const (
 	maxBatchBytes = 16 << 20
 	// dropChunk bounds how many 'M' (and as many 'R') keys one background drop step deletes.
 	dropChunk = 4096
-	// diskReserve: the writer refuses new data when less than this is free on the disk.
-	diskReserve = 128 << 20
+	// DefaultDiskReserve: the writer refuses new messages when less than this is free on the
+	// disk (Options.DiskReserve).
+	DefaultDiskReserve = 128 << 20
 	// valueThreshold: values of at least this many bytes go to the value log.
 	valueThreshold = 256
 	// valueLogFileSize: Badger's value-log file size, and so the largest record.
@@ -140,6 +146,9 @@ func open(o Options, tune func(*badger.Options)) (*Store, error) {
 	if o.GCInterval <= 0 {
 		o.GCInterval = time.Minute
 	}
+	if o.DiskReserve == 0 {
+		o.DiskReserve = DefaultDiskReserve
+	}
 	bo := badgerOptions(o)
 	if tune != nil {
 		tune(&bo)
@@ -149,12 +158,13 @@ func open(o Options, tune func(*badger.Options)) (*Store, error) {
 		return nil, openError(o.Dir, err)
 	}
 	s := &Store{
-		db:         db,
-		log:        o.Logger,
-		dir:        o.Dir,
-		writerDone: make(chan struct{}),
-		gcStop:     make(chan struct{}),
-		gcDone:     make(chan struct{}),
+		db:          db,
+		log:         o.Logger,
+		dir:         o.Dir,
+		diskReserve: o.DiskReserve,
+		writerDone:  make(chan struct{}),
+		gcStop:      make(chan struct{}),
+		gcDone:      make(chan struct{}),
 	}
 	s.wake = sync.NewCond(&s.mu)
 	s.room = sync.NewCond(&s.mu)

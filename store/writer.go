@@ -58,10 +58,12 @@ type op struct {
 
 func (o *op) bytes() int { return len(o.key) + len(o.val) }
 
-// addsData: ops refused while the disk is nearly full. Deletes still go through.
+// addsData: ops refused while the disk is nearly full: message writes. Deletes still go
+// through, and so do definitions (small, and needed to declare a queue to drain into), as
+// RabbitMQ's disk alarm blocks publishers only.
 func (o *op) addsData() bool {
 	switch o.kind {
-	case opSet, opAppend, opShared, opDeliveries:
+	case opAppend, opShared, opDeliveries:
 		return true
 	}
 	return false

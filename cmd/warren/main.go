@@ -39,6 +39,7 @@ func run(args []string, logOut *os.File) error {
 	logLevel := fs.String("log-level", "info", "log level: trace, debug, info, warn, error")
 	windowMsgs := fs.Int("queue-memory-messages", server.DefaultWindowCount, "ready messages each queue keeps in memory; the rest waits on disk")
 	windowBytes := fs.Int("queue-memory-bytes", server.DefaultWindowBytes, "bytes of ready message bodies each queue keeps in memory")
+	diskFree := fs.Int64("disk-free-limit", store.DefaultDiskReserve, "free bytes to keep on the data dir's disk: below it persistent publishes are nacked (-1 disables)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -62,7 +63,7 @@ func run(args []string, logOut *os.File) error {
 	if fi, err := os.Stat(*dataDir); err == nil && !fi.IsDir() {
 		return fmt.Errorf("data dir %s: not a directory", *dataDir)
 	}
-	st, err := store.Open(store.Options{Dir: *dataDir, Logger: log})
+	st, err := store.Open(store.Options{Dir: *dataDir, Logger: log, DiskReserve: *diskFree})
 	if err != nil {
 		return fmt.Errorf("data dir %s: %w", *dataDir, err)
 	}

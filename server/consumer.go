@@ -52,7 +52,7 @@ func (cs *consumer) Deliver(q *queue.Queue, e *queue.Entry) bool {
 		RoutingKey:  e.Msg.RoutingKey,
 	}
 	c.out.WriteMethod(ch.id, &ch.deliver)
-	c.out.WriteContentRaw(ch.id, amqpwire.ClassBasic, e.Msg.RawProperties, e.Msg.Body, c.frameMax)
+	c.out.WriteContentRaw(ch.id, amqpwire.ClassBasic, deliveryProperties(q, e), e.Msg.Body, c.frameMax)
 	c.wmu.Unlock()
 	if !cs.noAck {
 		ch.unacked.push(unackedRec{tag: ch.nextTag, q: cs.q, e: e, cs: cs})
@@ -206,4 +206,35 @@ func forEachQueue(recs []unackedRec, fn func(q *queueRec, es []*queue.Entry)) {
 		}
 		fn(q, es)
 	}
+}
+
+// deliveryProperties are the encoded properties a delivery of e carries: the message's own, plus
+// an x-delivery-count header (earlier deliveries) on redeliveries from a queue with a delivery
+// limit, as RabbitMQ's quorum queues do.
+func deliveryProperties(q *queue.Queue, e *queue.Entry) []byte {
+	if e.Deliveries <= 1 || q.Features().DeliveryLimit < 0 {
+		return e.Msg.RawProperties
+	}
+	p := e.Msg.Properties
+	h, err := amqpwire.AppendField(removeField(p.Headers, "x-delivery-count"), "x-delivery-count", int64(e.Deliveries-1))
+	if err != nil {
+		return e.Msg.RawProperties
+	}
+	p.Headers = h
+	p.Flags |= amqpwire.FlagHeaders
+	return p.Append(nil)
+}
+
+// removeField returns t without key.
+func removeField(t amqpwire.Table, key string) amqpwire.Table {
+	var out amqpwire.Table
+	_ = t.Each(func(k string, v any) error {
+		if k == key {
+			return nil
+		}
+		var err error
+		out, err = amqpwire.AppendField(out, k, v)
+		return err
+	})
+	return out
 }

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"time"
+
 	"github.com/warrenmq/warren/amqpwire"
 	"github.com/warrenmq/warren/server/queue"
 )
@@ -142,9 +144,11 @@ func (ch *channel) publish(msg *queue.Message, mandatory bool) error {
 			"user_id property set to '%s' but authenticated user was '%s'", p.UserID, ch.conn.user)
 	}
 	if p.Flags&amqpwire.FlagExpiration != 0 {
-		if _, err := parseExpiration(p.Expiration); err != nil {
+		ttl, err := parseExpiration(p.Expiration)
+		if err != nil {
 			return err
 		}
+		msg.HasTTL, msg.TTL = true, ttl
 	}
 	msg.Persistent = p.Flags&amqpwire.FlagDeliveryMode != 0 && p.DeliveryMode == 2
 	keys, err := ch.routingKeys(msg)
@@ -161,40 +165,24 @@ func (ch *channel) publish(msg *queue.Message, mandatory bool) error {
 	}
 	ch.publishSeq++
 	tag := ch.publishSeq
-	if !msg.Persistent || ch.vh.st == nil {
-		ch.deliverPublish(x, msg, keys, mandatory, nil)
-		ch.send(&amqpwire.BasicAck{DeliveryTag: tag})
-		return nil
-	}
-	// A persistent message is confirmed once every durable queue that took it has it on disk.
+	// The confirm goes out once every durable queue that took a persistent message has it on
+	// disk; it is a nack when a write failed or a queue refused the message (x-overflow).
 	w := newWriteWait(func(ok bool) { ch.sendConfirm(tag, ok) })
-	ch.deliverPublish(x, msg, keys, mandatory, w)
+	if ch.deliverPublish(x, msg, keys, mandatory, w) {
+		w.failed.Store(true)
+	}
 	w.release()
 	return nil
 }
 
 // deliverPublish enqueues msg on every queue it routes to, or returns it to a mandatory
 // publisher with 312 NO_ROUTE. Writes of a persistent message are counted in w, if not nil.
-func (ch *channel) deliverPublish(x *exchangeRec, msg *queue.Message, keys []string, mandatory bool, w *writeWait) {
+// It reports whether a queue refused the message.
+func (ch *channel) deliverPublish(x *exchangeRec, msg *queue.Message, keys []string, mandatory bool, w *writeWait) (refused bool) {
 	qs := ch.vh.route(x, keys, msg.Properties.Headers, &ch.scratch)
-	if msg.Persistent && ch.vh.st != nil {
-		ch.shareBody(msg, qs, w)
-	}
-	routed := false
-	for _, q := range qs {
-		var done func(error)
-		if w != nil {
-			w.add()
-			done = w.done
-		}
-		ok, written := q.q.Publish(msg, done)
-		if w != nil && !written {
-			w.done(nil)
-		}
-		routed = routed || ok
-	}
+	routed, refused := ch.vh.enqueue(msg, qs, w)
 	if routed || !mandatory {
-		return
+		return refused
 	}
 	c := ch.conn
 	c.wmu.Lock()
@@ -207,6 +195,29 @@ func (ch *channel) deliverPublish(x *exchangeRec, msg *queue.Message, keys []str
 	c.out.WriteContentRaw(ch.id, amqpwire.ClassBasic, msg.RawProperties, msg.Body, c.frameMax)
 	c.wmu.Unlock()
 	c.kickWriter()
+	return refused
+}
+
+// enqueue publishes msg to the queues it was routed to, writing its body once when several
+// durable queues keep it, and reports whether any queue took it and whether any refused it.
+func (v *vhost) enqueue(msg *queue.Message, qs []*queueRec, w *writeWait) (routed, refused bool) {
+	if msg.Persistent && v.st != nil {
+		v.shareBody(msg, qs, w)
+	}
+	for _, q := range qs {
+		var done func(error)
+		if w != nil {
+			w.add()
+			done = w.done
+		}
+		res, written := q.q.Publish(msg, done)
+		if w != nil && !written {
+			w.done(nil)
+		}
+		routed = routed || res == queue.Enqueued
+		refused = refused || res == queue.Refused
+	}
+	return routed, refused
 }
 
 // routingKeys returns the message's routing key plus the keys of its CC and BCC headers
@@ -237,35 +248,20 @@ func (ch *channel) routingKeys(msg *queue.Message) ([]string, error) {
 	}
 	ch.keys = keys
 	if hasBCC {
-		if err := stripHeader(msg, "BCC"); err != nil {
-			return nil, err
-		}
+		stripHeader(msg, "BCC")
 	}
 	return keys, nil
 }
 
 // stripHeader removes one header and re-encodes the message's properties.
-func stripHeader(msg *queue.Message, name string) error {
-	var kept amqpwire.Table
-	err := msg.Properties.Headers.Each(func(k string, v any) error {
-		if k == name {
-			return nil
-		}
-		var err error
-		kept, err = amqpwire.AppendField(kept, k, v)
-		return err
-	})
-	if err != nil {
-		return amqpwire.NewConnectionError(amqpwire.CodeSyntaxError, amqpwire.ClassBasic, 40, "invalid headers table: %v", err)
-	}
-	msg.Properties.Headers = kept
+func stripHeader(msg *queue.Message, name string) {
+	msg.Properties.Headers = removeField(msg.Properties.Headers, name)
 	msg.RawProperties = msg.Properties.Append(nil)
-	return nil
 }
 
 // shareBody writes the body of a persistent message bound for several durable queues once; each
 // queue's record then refers to it.
-func (ch *channel) shareBody(msg *queue.Message, qs []*queueRec, w *writeWait) {
+func (v *vhost) shareBody(msg *queue.Message, qs []*queueRec, w *writeWait) {
 	n := 0
 	for _, q := range qs {
 		if q.stored { // only durable queues write a persistent message's record at publish
@@ -275,12 +271,16 @@ func (ch *channel) shareBody(msg *queue.Message, qs []*queueRec, w *writeWait) {
 	if n < 2 {
 		return
 	}
-	st := ch.vh.st
+	st := v.st
 	msg.StoreID = st.NewMessageID()
 	var done func(error)
 	if w != nil {
 		w.add()
 		done = w.done
 	}
-	st.PutShared(msg.StoreID, storeMessage(msg, true), n, done)
+	var expires int64
+	if msg.HasTTL {
+		expires = time.Now().UnixMilli() + msg.TTL // the message's own deadline; a queue's TTL is per queue
+	}
+	st.PutShared(msg.StoreID, storeMessage(msg, true, expires), n, done)
 }

@@ -95,6 +95,7 @@ func (ch *channel) basicCancel(m *amqpwire.BasicCancel) error {
 		ch.send(&amqpwire.BasicCancelOk{ConsumerTag: m.ConsumerTag})
 	}
 	if cs != nil {
+		cs.q.touch()
 		if remaining, ok := cs.q.q.RemoveConsumer(cs); ok && remaining == 0 {
 			ch.vh.autoDeleteQueue(cs.q)
 		}
@@ -126,7 +127,7 @@ func (ch *channel) basicGet(m *amqpwire.BasicGet) error {
 		RoutingKey:   e.Msg.RoutingKey,
 		MessageCount: uint32(remaining),
 	})
-	c.out.WriteContentRaw(ch.id, amqpwire.ClassBasic, e.Msg.RawProperties, e.Msg.Body, c.frameMax)
+	c.out.WriteContentRaw(ch.id, amqpwire.ClassBasic, deliveryProperties(q.q, e), e.Msg.Body, c.frameMax)
 	c.wmu.Unlock()
 	ch.mu.Unlock()
 	c.kickWriter()
@@ -192,6 +193,8 @@ func applySettle(recs []unackedRec, mode settleMode) {
 		switch mode {
 		case settleRequeue:
 			q.q.Requeue(es)
+		case settleDrop:
+			q.q.Reject(es) // dead-lettered with reason rejected when the queue has a DLX
 		default:
 			q.q.Settle(es)
 		}

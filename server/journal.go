@@ -21,7 +21,7 @@ type journal struct {
 	recoveredThrough uint64
 }
 
-func storeMessage(m *queue.Message, durable bool) *store.Message {
+func storeMessage(m *queue.Message, durable bool, expires int64) *store.Message {
 	return &store.Message{
 		Exchange:   m.Exchange,
 		RoutingKey: m.RoutingKey,
@@ -29,6 +29,7 @@ func storeMessage(m *queue.Message, durable bool) *store.Message {
 		Body:       m.Body,
 		Persistent: durable,
 		Priority:   m.Properties.Priority,
+		Expiry:     expires,
 	}
 }
 
@@ -37,10 +38,10 @@ func (j *journal) ref(e *queue.Entry) store.Ref { return store.Ref{QueueID: j.id
 // Append implements queue.Journal.
 func (j *journal) Append(e *queue.Entry, durable bool, done func(error)) {
 	if durable && e.Msg.StoreID != 0 {
-		j.st.Append(j.ref(e), e.Msg.StoreID, storeMessage(e.Msg, true), done)
+		j.st.Append(j.ref(e), e.Msg.StoreID, storeMessage(e.Msg, true, e.Expires), done)
 		return
 	}
-	j.st.Append(j.ref(e), 0, storeMessage(e.Msg, durable), done)
+	j.st.Append(j.ref(e), 0, storeMessage(e.Msg, durable, e.Expires), done)
 }
 
 // Remove implements queue.Journal.
@@ -83,6 +84,7 @@ func (j *journal) Read(after uint64, maxCount, maxBytes int) ([]*queue.Entry, er
 			Stored:      true,
 			Deliveries:  r.Deliveries,
 			Redelivered: r.HasDeliveries || r.Seq <= j.recoveredThrough,
+			Expires:     r.Msg.Expiry,
 		})
 	}
 	return es, nil
@@ -124,7 +126,7 @@ func (ch *channel) sendConfirm(tag uint64, ok bool) {
 		ch.sendIfOpen(&amqpwire.BasicAck{DeliveryTag: tag})
 		return
 	}
-	ch.log.Error().Uint64("delivery_tag", tag).Msg("persisting a message failed: nacking it")
+	ch.log.Debug().Uint64("delivery_tag", tag).Msg("nacking a publish: a write failed or a queue refused it")
 	ch.sendIfOpen(&amqpwire.BasicNack{DeliveryTag: tag})
 }
 

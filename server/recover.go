@@ -79,16 +79,25 @@ func (v *vhost) restoreQueue(q store.Queue, idx store.QueueIndex, clean bool) {
 	if !clean {
 		j.recoveredThrough = idx.LastSeq
 	}
-	opts := queue.Options{Durable: true, Journal: j, Window: v.window}
-	v.queues[q.Name] = &queueRec{
-		q:          queue.Recover(q.Name, opts, int(idx.Count), int(idx.Bytes), idx.FirstSeq, idx.LastSeq),
+	qa, err := parseQueueArgs(q.Name, v.name, amqpwire.Table(q.Args))
+	if err != nil {
+		// Validated when declared; a failure now means the record is damaged. Keep the queue
+		// and its messages, without the features.
+		v.log.Error().Err(err).Str("queue", q.Name).Msg("stored queue arguments invalid; ignored")
+		qa = queueArgs{features: queue.NoFeatures}
+	}
+	rec := &queueRec{
 		name:       q.Name,
 		durable:    true,
 		autoDelete: q.AutoDelete,
 		args:       amqpwire.Table(q.Args),
 		journal:    j,
 		stored:     true,
+		qa:         qa,
 	}
+	rec.q = queue.Recover(q.Name, v.queueOptions(rec), int(idx.Count), int(idx.Bytes), idx.FirstSeq, idx.LastSeq)
+	v.queues[q.Name] = rec
+	v.armExpiry(rec)
 }
 
 func (v *vhost) restoreBinding(b store.Binding) {

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -33,6 +35,65 @@ type queueRec struct {
 	// record there, so it and its persistent messages survive a restart.
 	journal *journal
 	stored  bool
+	// qa are the validated x-arguments; lastUsed and expiry implement x-expires.
+	qa       queueArgs
+	lastUsed atomic.Int64
+	expiry   *time.Timer
+}
+
+// touch records a use of the queue for x-expires.
+func (q *queueRec) touch() {
+	if q.qa.expires != 0 {
+		q.lastUsed.Store(time.Now().UnixMilli())
+	}
+}
+
+// queueOptions configure the queue core for rec: its journal, features and dead-letter hook.
+func (v *vhost) queueOptions(rec *queueRec) queue.Options {
+	opts := queue.Options{Durable: rec.stored, Features: rec.qa.features, Window: v.window}
+	if rec.journal != nil {
+		opts.Journal = rec.journal
+	}
+	dl := &deadLetterer{v: v, queue: rec.name, args: rec.qa}
+	opts.DeadLetter = dl.hook()
+	return opts
+}
+
+// armExpiry starts x-expires for rec: an unused queue (no consumers, no get, no redeclare for
+// the period) is deleted, without dead-lettering its messages.
+func (v *vhost) armExpiry(rec *queueRec) {
+	if rec.qa.expires == 0 {
+		return
+	}
+	rec.touch()
+	rec.expiry = time.AfterFunc(rec.qa.expires, func() { v.checkExpiry(rec) })
+}
+
+func (v *vhost) checkExpiry(rec *queueRec) {
+	idle := time.Since(time.UnixMilli(rec.lastUsed.Load()))
+	if rec.q.Stats().Consumers > 0 {
+		rec.touch()
+		rec.expiry.Reset(rec.qa.expires)
+		return
+	}
+	if idle < rec.qa.expires {
+		rec.expiry.Reset(rec.qa.expires - idle)
+		return
+	}
+	v.defs.Lock()
+	defer v.defs.Unlock()
+	v.mu.Lock()
+	if v.queues[rec.name] != rec {
+		v.mu.Unlock()
+		return
+	}
+	v.log.Info().Str("queue", rec.name).Dur("expires", rec.qa.expires).Msg("queue expired unused; deleting it")
+	v.removeQueueLocked(rec)
+	v.mu.Unlock()
+	v.finishQueueDelete(rec)
+	if err := v.persist(); err != nil {
+		v.log.Error().Err(err).Str("queue", rec.name).Msg("queue expiry not persisted")
+	}
 }
 
 // vhost holds the exchanges and queues of one virtual host.
@@ -387,6 +448,7 @@ func (v *vhost) queueFor(c *conn, name string) (*queueRec, error) {
 	if q.owner != nil && q.owner != c {
 		return nil, v.errLocked(name)
 	}
+	q.touch()
 	return q, nil
 }
 
@@ -405,6 +467,13 @@ type queueDecl struct {
 func (v *vhost) declareQueue(c *conn, d queueDecl) (*queueRec, error) {
 	v.defs.Lock()
 	defer v.defs.Unlock()
+	var qa queueArgs
+	if !d.passive {
+		var err error
+		if qa, err = parseQueueArgs(d.name, v.name, d.args); err != nil {
+			return nil, err
+		}
+	}
 	v.mu.RLock()
 	q := v.queues[d.name]
 	v.mu.RUnlock()
@@ -412,6 +481,7 @@ func (v *vhost) declareQueue(c *conn, d queueDecl) (*queueRec, error) {
 		if q.owner != nil && q.owner != c {
 			return nil, v.errLocked(d.name)
 		}
+		q.touch()
 		if d.passive {
 			return q, nil
 		}
@@ -428,11 +498,11 @@ func (v *vhost) declareQueue(c *conn, d queueDecl) (*queueRec, error) {
 		durable:    d.durable,
 		autoDelete: d.autoDelete,
 		args:       d.args,
+		qa:         qa,
 	}
 	if d.exclusive {
 		q.owner = c
 	}
-	opts := queue.Options{Durable: d.durable}
 	if v.st != nil {
 		q.journal = &journal{st: v.st, log: v.log}
 		if d.durable && !d.exclusive {
@@ -446,13 +516,12 @@ func (v *vhost) declareQueue(c *conn, d queueDecl) (*queueRec, error) {
 			// pressure, under an id with no queue record: its messages are dropped at start.
 			q.journal.id = transientQueueID | v.st.NewMessageID()
 		}
-		opts.Journal, opts.Window = q.journal, v.window
 	}
-	opts.Durable = q.stored
-	q.q = queue.New(d.name, opts)
+	q.q = queue.New(d.name, v.queueOptions(q))
 	v.mu.Lock()
 	v.queues[d.name] = q
 	v.mu.Unlock()
+	v.armExpiry(q)
 	return q, nil
 }
 
@@ -505,6 +574,9 @@ func (v *vhost) deleteQueue(c *conn, name string, ifUnused, ifEmpty bool) (int, 
 
 // removeQueueLocked deletes a queue with its bindings; its records go in persist.
 func (v *vhost) removeQueueLocked(q *queueRec) {
+	if q.expiry != nil {
+		q.expiry.Stop()
+	}
 	v.removeDestinationLocked(binding.Destination{Kind: binding.DestQueue, Name: q.name})
 	delete(v.queues, q.name)
 	switch {

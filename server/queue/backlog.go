@@ -4,7 +4,7 @@ import "container/heap"
 
 // Backlog holds a queue's ready entries in delivery order. The queue calls it under its own
 // lock, so an implementation needs no locking of its own. The in-memory MemBacklog keeps every
-// entry; a store-backed backlog keeps a window in memory and pages the rest.
+// entry; a PagedBacklog keeps a window in memory and pages the rest to the journal.
 type Backlog interface {
 	// Push appends a new entry; its Seq is higher than any entry pushed before.
 	Push(e *Entry)
@@ -21,21 +21,38 @@ type Backlog interface {
 	// Purge removes every ready entry, passes those held in memory to drop (which may be nil)
 	// and returns how many there were.
 	Purge(drop func(*Entry)) int
+	// Expire removes up to limit in-memory entries whose deadline (Entry.Expires) is at or
+	// before now, wherever they are in the order, and appends them to out.
+	Expire(now int64, limit int, out []*Entry) []*Entry
+	// NextExpiry is the earliest deadline among the in-memory entries, or 0.
+	NextExpiry() int64
 }
 
 // MemBacklog keeps every ready entry in memory: fresh entries in a ring in Seq order, requeued
 // ones in a min-heap by Seq. The next entry is the lower Seq of the two heads, so a requeued
-// message goes back to its original position without shifting the ring.
+// message goes back to its original position without shifting the ring. Entries with a
+// deadline are also in an expiry heap, so they can leave from anywhere in the order: they are
+// marked gone and skipped when they reach a head.
 type MemBacklog struct {
 	ring     []*Entry
 	head     int
-	n        int
+	n        int // ring slots in use, gone entries included
 	requeued seqHeap
+	expiring expiryHeap
+	live     int
 	bytes    int
 }
 
 // NewMemBacklog returns an empty in-memory backlog.
 func NewMemBacklog() *MemBacklog { return &MemBacklog{} }
+
+func (b *MemBacklog) add(e *Entry) {
+	b.live++
+	b.bytes += e.Msg.Size()
+	if e.Expires != 0 {
+		heap.Push(&b.expiring, e)
+	}
+}
 
 // Push implements Backlog.
 func (b *MemBacklog) Push(e *Entry) {
@@ -44,7 +61,7 @@ func (b *MemBacklog) Push(e *Entry) {
 	}
 	b.ring[(b.head+b.n)%len(b.ring)] = e
 	b.n++
-	b.bytes += e.Msg.Size()
+	b.add(e)
 }
 
 func (b *MemBacklog) grow() {
@@ -61,12 +78,26 @@ func (b *MemBacklog) grow() {
 
 // Requeue implements Backlog.
 func (b *MemBacklog) Requeue(e *Entry) {
+	e.gone = false
 	heap.Push(&b.requeued, e)
-	b.bytes += e.Msg.Size()
+	b.add(e)
+}
+
+// skipGone drops entries that left from the middle once they reach a head.
+func (b *MemBacklog) skipGone() {
+	for len(b.requeued) > 0 && b.requeued[0].gone {
+		heap.Pop(&b.requeued)
+	}
+	for b.n > 0 && b.ring[b.head].gone {
+		b.ring[b.head] = nil
+		b.head = (b.head + 1) % len(b.ring)
+		b.n--
+	}
 }
 
 // Peek implements Backlog.
 func (b *MemBacklog) Peek() *Entry {
+	b.skipGone()
 	if len(b.requeued) > 0 && (b.n == 0 || b.requeued[0].Seq < b.ring[b.head].Seq) {
 		return b.requeued[0]
 	}
@@ -78,6 +109,7 @@ func (b *MemBacklog) Peek() *Entry {
 
 // Pop implements Backlog.
 func (b *MemBacklog) Pop() *Entry {
+	b.skipGone()
 	var e *Entry
 	if len(b.requeued) > 0 && (b.n == 0 || b.requeued[0].Seq < b.ring[b.head].Seq) {
 		e = heap.Pop(&b.requeued).(*Entry)
@@ -89,12 +121,40 @@ func (b *MemBacklog) Pop() *Entry {
 	} else {
 		return nil
 	}
-	b.bytes -= e.Msg.Size()
+	b.taken(e)
 	return e
 }
 
+// taken accounts for an entry leaving the backlog.
+func (b *MemBacklog) taken(e *Entry) {
+	b.live--
+	b.bytes -= e.Msg.Size()
+	if e.expIdx != 0 {
+		heap.Remove(&b.expiring, e.expIdx-1)
+	}
+}
+
+// Expire implements Backlog.
+func (b *MemBacklog) Expire(now int64, limit int, out []*Entry) []*Entry {
+	for n := 0; n < limit && len(b.expiring) > 0 && b.expiring[0].Expires <= now; n++ {
+		e := b.expiring[0]
+		b.taken(e)
+		e.gone = true
+		out = append(out, e)
+	}
+	return out
+}
+
+// NextExpiry implements Backlog.
+func (b *MemBacklog) NextExpiry() int64 {
+	if len(b.expiring) == 0 {
+		return 0
+	}
+	return b.expiring[0].Expires
+}
+
 // Len implements Backlog.
-func (b *MemBacklog) Len() int { return b.n + len(b.requeued) }
+func (b *MemBacklog) Len() int { return b.live }
 
 // Bytes implements Backlog.
 func (b *MemBacklog) Bytes() int { return b.bytes }
@@ -123,6 +183,32 @@ func (h *seqHeap) Pop() any {
 	old := *h
 	e := old[len(old)-1]
 	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	return e
+}
+
+// expiryHeap is a min-heap of entries by deadline; each entry knows its index (expIdx-1), so it
+// can leave from the middle when it is delivered.
+type expiryHeap []*Entry
+
+func (h expiryHeap) Len() int { return len(h) }
+func (h expiryHeap) Less(i, j int) bool {
+	return h[i].Expires < h[j].Expires || (h[i].Expires == h[j].Expires && h[i].Seq < h[j].Seq)
+}
+func (h expiryHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].expIdx, h[j].expIdx = i+1, j+1
+}
+func (h *expiryHeap) Push(x any) {
+	e := x.(*Entry)
+	e.expIdx = len(*h) + 1
+	*h = append(*h, e)
+}
+func (h *expiryHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	e.expIdx = 0
 	*h = old[:len(old)-1]
 	return e
 }

@@ -24,6 +24,10 @@ type Message struct {
 	// StoreID names the message's shared body in the store when it went to several durable
 	// queues; 0 when each queue's record holds the body inline.
 	StoreID uint64
+	// HasTTL and TTL are the message's own time to live in milliseconds (the expiration
+	// property); the lower of it and the queue's x-message-ttl applies.
+	HasTTL bool
+	TTL    int64
 }
 
 // Size is what a message counts for in byte limits: its body, as RabbitMQ counts it.
@@ -41,6 +45,13 @@ type Entry struct {
 	// Stored is set once a record of the entry was submitted to the journal: acking it must
 	// remove the record.
 	Stored bool
+	// Expires is the entry's deadline in Unix milliseconds (the lower of the message's and the
+	// queue's TTL, counted from when it entered this queue), or 0.
+	Expires int64
 	// committed is set by the journal's callback once the record is durable.
 	committed atomic.Bool
+	// gone marks an entry that left the backlog from the middle (expired); expIdx is its place
+	// in the backlog's expiry heap plus one, 0 when not there. Both are guarded by the queue.
+	gone   bool
+	expIdx int
 }

@@ -195,3 +195,13 @@ func (b *PagedBacklog) Purge(drop func(*Entry)) int {
 	}
 	return n
 }
+
+// Expire implements Backlog. Only the window's entries are tracked: an entry on disk is checked
+// when it is read back (the queue pages in the head of a queue with a TTL when its window is
+// empty, so a queue-wide TTL still expires in order).
+func (b *PagedBacklog) Expire(now int64, limit int, out []*Entry) []*Entry {
+	return b.mem.Expire(now, limit, out)
+}
+
+// NextExpiry implements Backlog.
+func (b *PagedBacklog) NextExpiry() int64 { return b.mem.NextExpiry() }

@@ -3,6 +3,7 @@ package queue
 import (
 	"errors"
 	"sync"
+	"time"
 )
 
 // Sentinel errors of the queue core.
@@ -36,6 +37,52 @@ type slot struct {
 	opts ConsumerOptions
 }
 
+// Overflow is what a queue at its length limit does with a new message.
+type Overflow uint8
+
+// Overflow behaviours (x-overflow).
+const (
+	DropHead         Overflow = iota // drop (dead-letter) the oldest ready message
+	RejectPublish                    // refuse the new one: the publisher gets basic.nack
+	RejectPublishDLX                 // refuse it and dead-letter it
+)
+
+// Features are a queue's optional behaviours, from its x-arguments.
+type Features struct {
+	// HasTTL and MessageTTL are x-message-ttl.
+	HasTTL     bool
+	MessageTTL time.Duration
+	// MaxLength and MaxBytes limit the ready messages (-1: no limit); Overflow says how.
+	MaxLength int
+	MaxBytes  int
+	Overflow  Overflow
+	// DeliveryLimit dead-letters an entry returned more than this many times (-1: no limit).
+	DeliveryLimit int
+	// MaxPriority and SingleActiveConsumer are accepted; see docs/queues.md for their status.
+	MaxPriority          uint8
+	SingleActiveConsumer bool
+}
+
+// NoFeatures is a plain queue.
+var NoFeatures = Features{MaxLength: -1, MaxBytes: -1, DeliveryLimit: -1}
+
+// Reason is why an entry was dead-lettered, as it appears in x-death.
+type Reason string
+
+// Dead-letter reasons, RabbitMQ's names.
+const (
+	Rejected      Reason = "rejected"
+	Expired       Reason = "expired"
+	MaxLen        Reason = "maxlen"
+	DeliveryLimit Reason = "delivery_limit"
+)
+
+// Dead is an entry that left its queue without being acked, and why.
+type Dead struct {
+	Entry  *Entry
+	Reason Reason
+}
+
 // Options configure a queue.
 type Options struct {
 	// Durable queues write persistent messages to the journal before they are confirmed.
@@ -44,13 +91,30 @@ type Options struct {
 	Journal Journal
 	// Window bounds the ready entries kept in memory when there is a journal.
 	Window Window
+	// Features are the x-argument behaviours; the zero value is not "none": use NoFeatures.
+	Features Features
+	// DeadLetter receives entries that die (rejected, expired, dropped by a limit), in order,
+	// without the queue's lock held. Nil drops them.
+	DeadLetter func(q *Queue, dead []Dead)
 }
+
+// Result is what Publish did with a message.
+type Result uint8
+
+// Publish results.
+const (
+	Enqueued Result = iota // accepted (delivered, queued, or dropped as expired on arrival)
+	Refused                // refused by x-overflow reject-publish(-dlx): nack the publisher
+	Gone                   // the queue was deleted
+)
 
 // Queue is one queue's messages and consumers. All methods are safe for concurrent use.
 type Queue struct {
-	name    string
-	durable bool
-	j       Journal
+	name       string
+	durable    bool
+	j          Journal
+	f          Features
+	deadLetter func(*Queue, []Dead)
 
 	mu        sync.Mutex
 	backlog   Backlog
@@ -59,11 +123,18 @@ type Queue struct {
 	rr        int // index of the consumer to offer the next entry to first
 	unacked   int
 	deleted   bool
+	timer     *time.Timer
+	timerAt   int64
+	dead      []Dead // collected under mu, handed to deadLetter after it is released
 }
 
 // New returns an empty queue. Without a journal its ready entries all stay in memory.
 func New(name string, opts Options) *Queue {
-	q := &Queue{name: name, durable: opts.Durable, j: opts.Journal, nextSeq: 1}
+	q := &Queue{name: name, durable: opts.Durable, j: opts.Journal, f: opts.Features,
+		deadLetter: opts.DeadLetter, nextSeq: 1}
+	if opts.Features == (Features{}) {
+		q.f = NoFeatures
+	}
 	if opts.Journal != nil {
 		q.backlog = NewPagedBacklog(opts.Journal, opts.Window)
 	} else {
@@ -79,6 +150,12 @@ func Recover(name string, opts Options, count, bytes int, first, last uint64) *Q
 	if pb, ok := q.backlog.(*PagedBacklog); ok && count > 0 {
 		pb.Restore(count, bytes, first-1, last)
 		q.nextSeq = last + 1
+		if q.f.HasTTL {
+			q.mu.Lock()
+			q.backlog.Peek() // read the head so its deadlines are tracked
+			q.scheduleLocked()
+			q.unlock()
+		}
 	}
 	return q
 }
@@ -86,16 +163,50 @@ func Recover(name string, opts Options, count, bytes int, first, last uint64) *Q
 // Name is the queue's name.
 func (q *Queue) Name() string { return q.name }
 
+// Features returns the queue's x-argument behaviours.
+func (q *Queue) Features() Features { return q.f }
+
+func nowMillis() int64 { return time.Now().UnixMilli() }
+
+// unlock releases the lock and then hands the entries that died meanwhile to the dead-letter
+// hook: dead-lettering publishes to other queues, which must not happen under this lock.
+func (q *Queue) unlock() {
+	dead := q.dead
+	q.dead = nil
+	q.mu.Unlock()
+	if len(dead) > 0 && q.deadLetter != nil {
+		q.deadLetter(q, dead)
+	}
+}
+
+// dieLocked forgets an entry that left the queue without an ack and queues it for the
+// dead-letter hook.
+func (q *Queue) dieLocked(e *Entry, why Reason) {
+	q.forgetLocked(e)
+	q.dead = append(q.dead, Dead{Entry: e, Reason: why})
+}
+
 // Publish enqueues m and delivers it at once when a consumer has credit. A persistent message
 // in a durable queue with a journal is written first: then done (if not nil) runs once the
-// record is durable, and written is true. ok is false when the queue was deleted.
-func (q *Queue) Publish(m *Message, done func(error)) (ok, written bool) {
+// record is durable, and written is true.
+func (q *Queue) Publish(m *Message, done func(error)) (res Result, written bool) {
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	defer q.unlock()
 	if q.deleted {
-		return false, false
+		return Gone, false
 	}
-	e := &Entry{Msg: m, Seq: q.nextSeq}
+	e := &Entry{Msg: m}
+	now := nowMillis()
+	e.Expires = q.deadline(m, now)
+	if q.f.Overflow != DropHead && q.overLimitWith(m.Size()) {
+		if q.f.Overflow == RejectPublishDLX {
+			e.Seq = q.nextSeq
+			q.nextSeq++
+			q.dead = append(q.dead, Dead{Entry: e, Reason: MaxLen})
+		}
+		return Refused, false
+	}
+	e.Seq = q.nextSeq
 	q.nextSeq++
 	if q.j != nil && q.durable && m.Persistent {
 		// Submitted under the lock, before anyone can see the entry, so an ack's Remove is
@@ -111,17 +222,63 @@ func (q *Queue) Publish(m *Message, done func(error)) (ok, written bool) {
 			}
 		})
 	}
-	if q.backlog.Len() == 0 && len(q.consumers) > 0 && q.offerLocked(e) {
-		return true, written
+	if q.backlog.Len() == 0 && len(q.consumers) > 0 && q.offerLocked(e, now) {
+		return Enqueued, written
+	}
+	if e.Expires != 0 && e.Expires <= now {
+		// A TTL of 0: deliverable only to a consumer waiting right now.
+		q.dieLocked(e, Expired)
+		return Enqueued, written
 	}
 	q.backlog.Push(e)
-	q.dispatchLocked()
-	return true, written
+	q.enforceLimitLocked()
+	q.dispatchLocked(now)
+	q.scheduleLocked()
+	return Enqueued, written
+}
+
+// deadline is the lower of the message's own TTL and the queue's, from now; 0 for none.
+func (q *Queue) deadline(m *Message, now int64) int64 {
+	var d int64
+	if q.f.HasTTL {
+		d = now + q.f.MessageTTL.Milliseconds()
+	}
+	if m.HasTTL {
+		if t := now + m.TTL; d == 0 || t < d {
+			d = t
+		}
+	}
+	return d
+}
+
+// expired reports whether e is past its deadline at now. An entry whose deadline is now may
+// still go to a consumer waiting now (a TTL of 0 means "deliver now or never").
+func expired(e *Entry, now int64) bool { return e.Expires != 0 && e.Expires < now }
+
+// overLimitWith reports whether one more message of size would pass a length limit.
+func (q *Queue) overLimitWith(size int) bool {
+	return (q.f.MaxLength >= 0 && q.backlog.Len()+1 > q.f.MaxLength) ||
+		(q.f.MaxBytes >= 0 && q.backlog.Bytes()+size > q.f.MaxBytes)
+}
+
+// enforceLimitLocked drops (dead-letters) the oldest ready entries while a limit is exceeded.
+func (q *Queue) enforceLimitLocked() {
+	for (q.f.MaxLength >= 0 && q.backlog.Len() > q.f.MaxLength) ||
+		(q.f.MaxBytes >= 0 && q.backlog.Bytes() > q.f.MaxBytes) {
+		e := q.backlog.Pop()
+		if e == nil {
+			return
+		}
+		q.dieLocked(e, MaxLen)
+	}
 }
 
 // offerLocked offers e to the consumers in rotation, starting after the last one served, and
-// reports whether one took it.
-func (q *Queue) offerLocked(e *Entry) bool {
+// reports whether one took it. An entry past its deadline is never offered.
+func (q *Queue) offerLocked(e *Entry, now int64) bool {
+	if expired(e, now) {
+		return false
+	}
 	n := len(q.consumers)
 	for i := 0; i < n; i++ {
 		idx := (q.rr + i) % n
@@ -141,40 +298,106 @@ func (q *Queue) offerLocked(e *Entry) bool {
 	return false
 }
 
-// dispatchLocked delivers ready entries while some consumer has credit.
-func (q *Queue) dispatchLocked() {
+// dispatchLocked delivers ready entries while some consumer has credit, expiring any that are
+// past their deadline on the way.
+func (q *Queue) dispatchLocked(now int64) {
 	for len(q.consumers) > 0 {
 		e := q.backlog.Peek()
-		if e == nil || !q.offerLocked(e) {
+		if e == nil {
+			return
+		}
+		if expired(e, now) {
+			q.backlog.Pop()
+			q.dieLocked(e, Expired)
+			continue
+		}
+		if !q.offerLocked(e, now) {
 			return
 		}
 		q.backlog.Pop()
 	}
 }
 
+// scheduleLocked arms the expiry timer for the earliest deadline in the backlog.
+func (q *Queue) scheduleLocked() {
+	next := q.backlog.NextExpiry()
+	if next == 0 && q.f.HasTTL && q.backlog.Len() > 0 {
+		// The window is empty but messages wait on disk: read the head so it is tracked.
+		if q.backlog.Peek() != nil {
+			next = q.backlog.NextExpiry()
+		}
+	}
+	if next == 0 || q.deleted || (q.timer != nil && q.timerAt != 0 && q.timerAt <= next) {
+		return
+	}
+	q.timerAt = next
+	d := time.Duration(next-nowMillis()) * time.Millisecond
+	if q.timer == nil {
+		q.timer = time.AfterFunc(max(d, 0), q.expireDue)
+	} else {
+		q.timer.Reset(max(d, 0))
+	}
+}
+
+// expireChunk bounds the entries expired under one hold of the lock, so a mass expiry does not
+// stall the queue's publishers and consumers.
+const expireChunk = 512
+
+// expireDue runs on the timer: entries past their deadline leave, from wherever they are in the
+// order, and are dead-lettered with reason expired, a chunk at a time.
+func (q *Queue) expireDue() {
+	for {
+		q.mu.Lock()
+		q.timerAt = 0
+		if q.deleted {
+			q.mu.Unlock()
+			return
+		}
+		now := nowMillis()
+		es := q.backlog.Expire(now, expireChunk, nil)
+		for _, e := range es {
+			q.dieLocked(e, Expired)
+		}
+		if len(es) < expireChunk {
+			q.dispatchLocked(now)
+			q.scheduleLocked()
+			q.unlock()
+			return
+		}
+		q.unlock()
+	}
+}
+
 // Kick delivers what it can after consumers regained credit.
 func (q *Queue) Kick() {
 	q.mu.Lock()
-	q.dispatchLocked()
-	q.mu.Unlock()
+	defer q.unlock()
+	q.dispatchLocked(nowMillis())
 }
 
 // Get takes the next ready entry for basic.get, counting it as unacked unless noAck. It returns
 // nil when the queue is empty, and the number of entries still ready.
 func (q *Queue) Get(noAck bool) (*Entry, int) {
 	q.mu.Lock()
-	defer q.mu.Unlock()
-	e := q.backlog.Pop()
-	if e == nil {
-		return nil, 0
+	defer q.unlock()
+	now := nowMillis()
+	for {
+		e := q.backlog.Pop()
+		if e == nil {
+			return nil, 0
+		}
+		if expired(e, now) {
+			q.dieLocked(e, Expired)
+			continue
+		}
+		e.Deliveries++
+		if noAck {
+			q.forgetLocked(e)
+		} else {
+			q.unacked++
+		}
+		return e, q.backlog.Len()
 	}
-	e.Deliveries++
-	if noAck {
-		q.forgetLocked(e)
-	} else {
-		q.unacked++
-	}
-	return e, q.backlog.Len()
 }
 
 // forgetLocked removes a settled entry's record, if it has one.
@@ -184,7 +407,7 @@ func (q *Queue) forgetLocked(e *Entry) {
 	}
 }
 
-// Settle forgets entries that were delivered and then acked, or rejected without requeue.
+// Settle forgets entries that were delivered and then acked.
 func (q *Queue) Settle(es []*Entry) {
 	q.mu.Lock()
 	q.unacked -= len(es)
@@ -194,29 +417,48 @@ func (q *Queue) Settle(es []*Entry) {
 	q.mu.Unlock()
 }
 
+// Reject forgets delivered entries rejected without requeue and dead-letters them.
+func (q *Queue) Reject(es []*Entry) {
+	q.mu.Lock()
+	defer q.unlock()
+	q.unacked -= len(es)
+	for _, e := range es {
+		if q.deleted {
+			continue
+		}
+		q.dieLocked(e, Rejected)
+	}
+}
+
 // Requeue returns delivered entries to their original places, marked redelivered, and delivers
-// them again. Entries of a deleted queue are dropped.
+// them again; an entry returned more often than the delivery limit is dead-lettered instead.
+// Entries of a deleted queue are dropped.
 func (q *Queue) Requeue(es []*Entry) {
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	defer q.unlock()
 	q.unacked -= len(es)
 	if q.deleted {
 		return
 	}
 	for _, e := range es {
+		if q.f.DeliveryLimit >= 0 && int(e.Deliveries) > q.f.DeliveryLimit {
+			q.dieLocked(e, DeliveryLimit)
+			continue
+		}
 		e.Redelivered = true
 		if e.Stored {
 			q.j.SetDeliveries(e)
 		}
 		q.backlog.Requeue(e)
 	}
-	q.dispatchLocked()
+	q.dispatchLocked(nowMillis())
+	q.scheduleLocked()
 }
 
 // AddConsumer registers c. The queue starts delivering to it at once.
 func (q *Queue) AddConsumer(c Consumer, opts ConsumerOptions) error {
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	defer q.unlock()
 	if q.deleted {
 		return ErrDeleted
 	}
@@ -224,7 +466,7 @@ func (q *Queue) AddConsumer(c Consumer, opts ConsumerOptions) error {
 		return ErrExclusiveUse
 	}
 	q.consumers = append(q.consumers, slot{c: c, opts: opts})
-	q.dispatchLocked()
+	q.dispatchLocked(nowMillis())
 	return nil
 }
 
@@ -248,7 +490,8 @@ func (q *Queue) RemoveConsumer(c Consumer) (remaining int, ok bool) {
 	return len(q.consumers), false
 }
 
-// Purge drops every ready entry and returns how many there were.
+// Purge drops every ready entry and returns how many there were. Purged messages are not
+// dead-lettered (as in RabbitMQ).
 func (q *Queue) Purge() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -265,6 +508,9 @@ func (q *Queue) Delete() ([]Consumer, int) {
 	}
 	// The journal's records go with the queue's own record, dropped by the caller in one step.
 	q.deleted = true
+	if q.timer != nil {
+		q.timer.Stop()
+	}
 	n := q.backlog.Purge(nil)
 	cs := make([]Consumer, len(q.consumers))
 	for i, s := range q.consumers {

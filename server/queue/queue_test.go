@@ -167,7 +167,7 @@ func TestPurgeAndDelete(t *testing.T) {
 	if n != 1 || len(cs) != 1 || cs[0] != c {
 		t.Errorf("delete = %v, %d; want the consumer and 1", cs, n)
 	}
-	if ok, _ := q.Publish(&Message{}, nil); ok {
+	if res, _ := q.Publish(&Message{}, nil); res != Gone {
 		t.Error("publish to a deleted queue succeeded")
 	}
 	if err := q.AddConsumer(c, ConsumerOptions{}); !errors.Is(err, ErrDeleted) {

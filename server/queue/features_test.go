@@ -1,0 +1,258 @@
+package queue
+
+import (
+	"testing"
+	"time"
+)
+
+// deadSink collects dead-lettered entries; the hook may run on the expiry timer's goroutine.
+type deadSink chan Dead
+
+func (d deadSink) hook(_ *Queue, dead []Dead) {
+	for _, x := range dead {
+		d <- x
+	}
+}
+
+func (d deadSink) next(t *testing.T, within time.Duration) Dead {
+	t.Helper()
+	select {
+	case x := <-d:
+		return x
+	case <-time.After(within):
+		t.Fatalf("nothing dead-lettered within %v", within)
+		return Dead{}
+	}
+}
+
+func (d deadSink) none(t *testing.T) {
+	t.Helper()
+	select {
+	case x := <-d:
+		t.Fatalf("unexpected dead letter %q (%s)", x.Entry.Msg.Body, x.Reason)
+	default:
+	}
+}
+
+func withFeatures(f func(*Features)) Options {
+	fs := NoFeatures
+	f(&fs)
+	return Options{Features: fs}
+}
+
+func ttlMsg(body string, ms int64) *Message {
+	return &Message{Body: []byte(body), HasTTL: true, TTL: ms}
+}
+
+func TestMessageTTLExpiresOnTimeBehindALongerOne(t *testing.T) {
+	sink := make(deadSink, 10)
+	opts := withFeatures(func(*Features) {})
+	opts.DeadLetter = sink.hook
+	q := New("q", opts)
+	q.Publish(ttlMsg("long", 60_000), nil)
+	start := time.Now()
+	q.Publish(ttlMsg("short", 50), nil)
+	d := sink.next(t, 5*time.Second)
+	if string(d.Entry.Msg.Body) != "short" || d.Reason != Expired {
+		t.Fatalf("dead %q %s, want short expired", d.Entry.Msg.Body, d.Reason)
+	}
+	if waited := time.Since(start); waited < 50*time.Millisecond {
+		t.Errorf("expired after %v, before its 50ms TTL", waited)
+	}
+	if st := q.Stats(); st.Ready != 1 {
+		t.Errorf("ready %d, want the long-lived message only", st.Ready)
+	}
+	if e, _ := q.Get(true); e == nil || string(e.Msg.Body) != "long" {
+		t.Errorf("get = %v, want long", e)
+	}
+}
+
+func TestQueueTTLAndMessageTTLLowerWins(t *testing.T) {
+	sink := make(deadSink, 10)
+	opts := withFeatures(func(f *Features) { f.HasTTL, f.MessageTTL = true, 40*time.Millisecond })
+	opts.DeadLetter = sink.hook
+	q := New("q", opts)
+	q.Publish(ttlMsg("own-longer", 60_000), nil) // the queue's 40ms wins
+	q.Publish(&Message{Body: []byte("plain")}, nil)
+	got := map[string]bool{}
+	for i := 0; i < 2; i++ {
+		d := sink.next(t, 5*time.Second)
+		got[string(d.Entry.Msg.Body)] = d.Reason == Expired
+	}
+	if !got["own-longer"] || !got["plain"] {
+		t.Errorf("expired %v, want both", got)
+	}
+}
+
+func TestZeroTTLDeliversNowOrExpires(t *testing.T) {
+	sink := make(deadSink, 10)
+	opts := withFeatures(func(*Features) {})
+	opts.DeadLetter = sink.hook
+	q := New("q", opts)
+	q.Publish(ttlMsg("nobody-waiting", 0), nil)
+	if d := sink.next(t, time.Second); string(d.Entry.Msg.Body) != "nobody-waiting" || d.Reason != Expired {
+		t.Errorf("dead %q %s", d.Entry.Msg.Body, d.Reason)
+	}
+	c := &fakeConsumer{credit: 1}
+	_ = q.AddConsumer(c, ConsumerOptions{NoAck: true})
+	q.Publish(ttlMsg("waited-for", 0), nil)
+	if bodies(c.got) != "waited-for" {
+		t.Errorf("consumer got %q", bodies(c.got))
+	}
+	sink.none(t)
+}
+
+func TestGetSkipsExpired(t *testing.T) {
+	sink := make(deadSink, 10)
+	opts := withFeatures(func(*Features) {})
+	opts.DeadLetter = sink.hook
+	q := New("q", opts)
+	e := &Entry{Msg: &Message{Body: []byte("stale")}, Seq: 1, Expires: nowMillis() - 10}
+	q.mu.Lock()
+	q.backlog.Push(e) // past its deadline, before the timer noticed
+	q.nextSeq = 2
+	q.mu.Unlock()
+	q.Publish(&Message{Body: []byte("fresh")}, nil)
+	if got, _ := q.Get(true); got == nil || string(got.Msg.Body) != "fresh" {
+		t.Fatalf("get = %v, want fresh", got)
+	}
+	if d := sink.next(t, time.Second); string(d.Entry.Msg.Body) != "stale" {
+		t.Errorf("dead %q", d.Entry.Msg.Body)
+	}
+}
+
+func TestMaxLengthOverflow(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		overflow  Overflow
+		wantRes   Result
+		wantReady string
+		wantDead  string
+	}{
+		{"drop-head", DropHead, Enqueued, "bc", "a"},
+		{"reject-publish", RejectPublish, Refused, "ab", ""},
+		{"reject-publish-dlx", RejectPublishDLX, Refused, "ab", "c"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sink := make(deadSink, 10)
+			opts := withFeatures(func(f *Features) { f.MaxLength, f.Overflow = 2, tc.overflow })
+			opts.DeadLetter = sink.hook
+			q := New("q", opts)
+			publish(q, "a", "b")
+			if res, _ := q.Publish(&Message{Body: []byte("c")}, nil); res != tc.wantRes {
+				t.Errorf("third publish = %v, want %v", res, tc.wantRes)
+			}
+			var ready string
+			for e, _ := q.Get(true); e != nil; e, _ = q.Get(true) {
+				ready += string(e.Msg.Body)
+			}
+			if ready != tc.wantReady {
+				t.Errorf("ready %q, want %q", ready, tc.wantReady)
+			}
+			if tc.wantDead == "" {
+				sink.none(t)
+				return
+			}
+			if d := sink.next(t, time.Second); string(d.Entry.Msg.Body) != tc.wantDead || d.Reason != MaxLen {
+				t.Errorf("dead %q %s, want %q maxlen", d.Entry.Msg.Body, d.Reason, tc.wantDead)
+			}
+		})
+	}
+}
+
+func TestMaxBytesCountsBodiesOfReadyMessagesOnly(t *testing.T) {
+	sink := make(deadSink, 10)
+	opts := withFeatures(func(f *Features) { f.MaxBytes = 10 })
+	opts.DeadLetter = sink.hook
+	q := New("q", opts)
+	publish(q, "12345", "67890")
+	e, _ := q.Get(false) // unacked bytes do not count
+	publish(q, "abcde")
+	sink.none(t)
+	publish(q, "x")
+	if d := sink.next(t, time.Second); string(d.Entry.Msg.Body) != "67890" {
+		t.Errorf("dropped %q, want the oldest ready message", d.Entry.Msg.Body)
+	}
+	q.Settle([]*Entry{e})
+}
+
+func TestDeliveryLimitAndReject(t *testing.T) {
+	sink := make(deadSink, 10)
+	opts := withFeatures(func(f *Features) { f.DeliveryLimit = 2 })
+	opts.DeadLetter = sink.hook
+	q := New("q", opts)
+	publish(q, "poison")
+	for i := 1; i <= 2; i++ {
+		e, _ := q.Get(false)
+		if e == nil {
+			t.Fatalf("delivery %d: queue empty", i)
+		}
+		q.Requeue([]*Entry{e})
+		sink.none(t)
+	}
+	e, _ := q.Get(false)
+	q.Requeue([]*Entry{e}) // the third return passes the limit of 2
+	if d := sink.next(t, time.Second); d.Reason != DeliveryLimit || d.Entry.Deliveries != 3 {
+		t.Errorf("dead %s after %d deliveries, want delivery_limit after 3", d.Reason, d.Entry.Deliveries)
+	}
+	publish(q, "bad")
+	e, _ = q.Get(false)
+	q.Reject([]*Entry{e})
+	if d := sink.next(t, time.Second); d.Reason != Rejected || string(d.Entry.Msg.Body) != "bad" {
+		t.Errorf("dead %q %s, want bad rejected", d.Entry.Msg.Body, d.Reason)
+	}
+	if st := q.Stats(); st.Unacked != 0 || st.Ready != 0 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+// BenchmarkExpire100k puts 100k messages with TTLs spread over 50–250 ms in a queue and waits
+// for all of them to be dead-lettered. It reports how late the latest expiry was (ms past its
+// deadline) and the longest a concurrent caller waited for the queue meanwhile (µs, including
+// scheduling delay on a busy machine), which is
+// what other publishers and consumers of the queue would feel.
+func BenchmarkExpire100k(b *testing.B) {
+	const n = 100_000
+	for b.Loop() {
+		var lateMax int64
+		sink := make(chan Dead, n)
+		opts := withFeatures(func(*Features) {})
+		opts.DeadLetter = func(_ *Queue, dead []Dead) {
+			now := nowMillis()
+			for _, d := range dead {
+				lateMax = max(lateMax, now-d.Entry.Expires)
+				sink <- d
+			}
+		}
+		q := New("q", opts)
+		for i := 0; i < n; i++ {
+			q.Publish(ttlMsg("x", int64(50+i%200)), nil)
+		}
+		stop := make(chan struct{})
+		stalled := make(chan time.Duration)
+		go func() {
+			var worst time.Duration
+			for {
+				select {
+				case <-stop:
+					stalled <- worst
+					return
+				default:
+				}
+				t0 := time.Now()
+				q.Stats()
+				worst = max(worst, time.Since(t0))
+			}
+		}()
+		for i := 0; i < n; i++ {
+			select {
+			case <-sink:
+			case <-time.After(10 * time.Second):
+				b.Fatalf("only %d of %d expired within 10s", i, n)
+			}
+		}
+		close(stop)
+		b.ReportMetric(float64(lateMax), "ms-late-max")
+		b.ReportMetric(float64((<-stalled).Microseconds()), "µs-stall-max")
+	}
+}

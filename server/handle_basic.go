@@ -48,6 +48,10 @@ func (ch *channel) basicConsume(m *amqpwire.BasicConsume) error {
 	if err != nil {
 		return err
 	}
+	prio, err := consumerArgs(q.name, ch.vh.name, m.Arguments)
+	if err != nil {
+		return err
+	}
 	tag := m.ConsumerTag
 	if tag == "" {
 		tag = uniqueName("amq.ctag-")
@@ -62,7 +66,7 @@ func (ch *channel) basicConsume(m *amqpwire.BasicConsume) error {
 	ch.consumers[tag] = cs
 	ch.mu.Unlock()
 
-	if err := q.q.AddConsumer(cs, queue.ConsumerOptions{Exclusive: m.Exclusive, NoAck: m.NoAck}); err != nil {
+	if err := q.q.AddConsumer(cs, queue.ConsumerOptions{Exclusive: m.Exclusive, NoAck: m.NoAck, Priority: prio}); err != nil {
 		ch.mu.Lock()
 		delete(ch.consumers, tag)
 		ch.mu.Unlock()

@@ -35,6 +35,13 @@ func storeMessage(m *queue.Message, durable bool, expires int64) *store.Message 
 
 func (j *journal) ref(e *queue.Entry) store.Ref { return store.Ref{QueueID: j.id, Seq: e.Seq} }
 
+// level is the journal of one priority level above 0 of j's queue.
+func (j *journal) level(l uint8) *journal {
+	lj := *j
+	lj.id = store.LevelQueueID(j.id, l)
+	return &lj
+}
+
 // Append implements queue.Journal.
 func (j *journal) Append(e *queue.Entry, durable bool, done func(error)) {
 	if durable && e.Msg.StoreID != 0 {

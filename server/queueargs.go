@@ -168,3 +168,25 @@ func parseQueueArgs(name, vhost string, args amqpwire.Table) (queueArgs, error) 
 	}
 	return qa, nil
 }
+
+// consumerArgs validates basic.consume's arguments as RabbitMQ does
+// (rabbit_amqqueue:check_consume_arguments) and returns x-priority. x-cancel-on-ha-failover is
+// accepted and has nothing to do: there is no mirroring to fail over.
+func consumerArgs(queue, vhost string, args amqpwire.Table) (int32, error) {
+	var prio int32
+	if v, ok, err := args.Get("x-priority"); err != nil {
+		return 0, amqpwire.NewChannelError(amqpwire.CodePreconditionFailed, 0, 0, "invalid arguments table: %v", err)
+	} else if ok {
+		n, bad := intArg(v)
+		if bad != "" {
+			return 0, argError("x-priority", queue, vhost, bad)
+		}
+		prio = int32(max(min(n, 1<<31-1), -1<<31))
+	}
+	if v, ok, _ := args.Get("x-cancel-on-ha-failover"); ok {
+		if _, isBool := v.(bool); !isBool {
+			return 0, argError("x-cancel-on-ha-failover", queue, vhost, "{unacceptable_type,"+binding.TypeName(v)+"}")
+		}
+	}
+	return prio, nil
+}

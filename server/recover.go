@@ -34,7 +34,9 @@ func (s *Server) Recover() error {
 		if err != nil {
 			return fmt.Errorf("recover queue '%s' in vhost '%s': %w", q.Name, q.Vhost, err)
 		}
-		s.vhostFor(q.Vhost).restoreQueue(q, idx, clean)
+		if err := s.vhostFor(q.Vhost).restoreQueue(q, idx, clean); err != nil {
+			return fmt.Errorf("recover queue '%s' in vhost '%s': %w", q.Name, q.Vhost, err)
+		}
 		messages += idx.Count
 	}
 	for _, b := range bs {
@@ -74,7 +76,7 @@ func (v *vhost) restoreExchange(x store.Exchange) {
 // restoreQueue rebuilds a durable queue over its stored messages. After an unclean shutdown
 // every recovered message may have been delivered before the crash, so each comes back with
 // redelivered set.
-func (v *vhost) restoreQueue(q store.Queue, idx store.QueueIndex, clean bool) {
+func (v *vhost) restoreQueue(q store.Queue, idx store.QueueIndex, clean bool) error {
 	j := &journal{st: v.st, id: q.ID, log: v.log}
 	if !clean {
 		j.recoveredThrough = idx.LastSeq
@@ -95,9 +97,25 @@ func (v *vhost) restoreQueue(q store.Queue, idx store.QueueIndex, clean bool) {
 		stored:     true,
 		qa:         qa,
 	}
-	rec.q = queue.Recover(q.Name, v.queueOptions(rec), int(idx.Count), int(idx.Bytes), idx.FirstSeq, idx.LastSeq)
+	levels := []queue.Restored{restored(idx)}
+	for l := 1; l <= int(qa.features.MaxPriority); l++ {
+		lidx, err := v.st.IndexQueue(store.LevelQueueID(q.ID, uint8(l)))
+		if err != nil {
+			return err
+		}
+		levels = append(levels, restored(lidx))
+		if !clean {
+			j.recoveredThrough = max(j.recoveredThrough, lidx.LastSeq)
+		}
+	}
+	rec.q = queue.Recover(q.Name, v.queueOptions(rec), levels)
 	v.queues[q.Name] = rec
 	v.armExpiry(rec)
+	return nil
+}
+
+func restored(ix store.QueueIndex) queue.Restored {
+	return queue.Restored{Count: int(ix.Count), Bytes: int(ix.Bytes), First: ix.FirstSeq, Last: ix.LastSeq}
 }
 
 func (v *vhost) restoreBinding(b store.Binding) {

@@ -51,8 +51,11 @@ func (q *queueRec) touch() {
 // queueOptions configure the queue core for rec: its journal, features and dead-letter hook.
 func (v *vhost) queueOptions(rec *queueRec) queue.Options {
 	opts := queue.Options{Durable: rec.stored, Features: rec.qa.features, Window: v.window}
-	if rec.journal != nil {
-		opts.Journal = rec.journal
+	if j := rec.journal; j != nil {
+		opts.Journal = j
+		opts.LevelJournal = func(level uint8) queue.Journal {
+			return j.level(level)
+		}
 	}
 	dl := &deadLetterer{v: v, queue: rec.name, args: rec.qa}
 	opts.DeadLetter = dl.hook()
@@ -579,15 +582,22 @@ func (v *vhost) removeQueueLocked(q *queueRec) {
 	}
 	v.removeDestinationLocked(binding.Destination{Kind: binding.DestQueue, Name: q.name})
 	delete(v.queues, q.name)
-	switch {
-	case q.stored:
-		id := q.journal.id
-		v.record(func(st *store.Store) error { return st.DeleteQueue(v.name, q.name, id) })
-	case q.journal != nil:
-		// Paged-out messages of a queue without a record.
-		st, id := v.st, q.journal.id
-		v.record(func(*store.Store) error { st.PurgeRange(id, 0, ^uint64(0)); return nil })
+	if q.journal == nil {
+		return
 	}
+	id := q.journal.id
+	// Priority levels keep their records under their own ids; the queue's own record and id
+	// go with DeleteQueue, or by range for a queue that has no record.
+	v.record(func(st *store.Store) error {
+		for l := 1; l <= int(q.qa.features.MaxPriority); l++ {
+			st.PurgeRange(store.LevelQueueID(id, uint8(l)), 0, ^uint64(0))
+		}
+		if q.stored {
+			return st.DeleteQueue(v.name, q.name, id)
+		}
+		st.PurgeRange(id, 0, ^uint64(0))
+		return nil
+	})
 }
 
 // finishQueueDelete runs after the queue left the maps: it drops the messages and tells the

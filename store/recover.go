@@ -69,7 +69,7 @@ func (s *Store) recover() (recovery, error) {
 				rec.transient++
 				return wb.Delete(item.KeyCopy(nil))
 			}
-			if !live[q] {
+			if !live[baseQueueID(q)] {
 				orphans[q] = true
 			}
 			if meta&metaRef == 0 {
@@ -103,7 +103,7 @@ func (s *Store) recover() (recovery, error) {
 			if err != nil {
 				return err
 			}
-			if !live[q] {
+			if !live[baseQueueID(q)] {
 				orphans[q] = true
 				return nil
 			}

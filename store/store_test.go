@@ -729,3 +729,36 @@ func TestWaitBelowTracksPendingWrites(t *testing.T) {
 	}
 	s.WaitBelow(0) // must not block after Close
 }
+
+func TestLevelRecordsSurviveWithTheirQueue(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(Options{Dir: dir, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := Queue{Vhost: "/", Name: "prio"}
+	if err := s.PutQueue(&q); err != nil {
+		t.Fatal(err)
+	}
+	lvl := LevelQueueID(q.ID, 9)
+	s.Append(Ref{QueueID: lvl, Seq: 1}, 0, &Message{Body: []byte("high"), Persistent: true}, nil)
+	orphan := LevelQueueID(q.ID+1000, 9) // a level of a queue that has no record
+	s.Append(Ref{QueueID: orphan, Seq: 1}, 0, &Message{Body: []byte("lost"), Persistent: true}, nil)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(Options{Dir: dir, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if ix, err := s.IndexQueue(lvl); err != nil || ix.Count != 1 {
+		t.Errorf("level records after reopen: %+v, %v; want 1", ix, err)
+	}
+	if err := s.settle(); err != nil {
+		t.Fatal(err)
+	}
+	if ix, _ := s.IndexQueue(orphan); ix.Count != 0 {
+		t.Errorf("records of a level whose queue is gone: %d, want 0", ix.Count)
+	}
+}

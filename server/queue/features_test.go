@@ -1,8 +1,11 @@
 package queue
 
 import (
+	"fmt"
 	"testing"
 	"time"
+
+	"github.com/warrenmq/warren/amqpwire"
 )
 
 // deadSink collects dead-lettered entries; the hook may run on the expiry timer's goroutine.
@@ -254,5 +257,83 @@ func BenchmarkExpire100k(b *testing.B) {
 		close(stop)
 		b.ReportMetric(float64(lateMax), "ms-late-max")
 		b.ReportMetric(float64((<-stalled).Microseconds()), "µs-stall-max")
+	}
+}
+
+func prioMsg(body string, p uint8) *Message {
+	m := &Message{Body: []byte(body)}
+	m.Properties.Flags |= amqpwire.FlagPriority
+	m.Properties.Priority = p
+	return m
+}
+
+func TestPriorityQueueOrder(t *testing.T) {
+	for _, paged := range []bool{false, true} {
+		t.Run(map[bool]string{false: "memory", true: "paged"}[paged], func(t *testing.T) {
+			opts := withFeatures(func(f *Features) { f.MaxPriority = 5 })
+			var j *fakeJournal
+			if paged {
+				j = newFakeJournal()
+				levels := map[uint8]*fakeJournal{0: j}
+				opts.Journal, opts.Window = j, Window{Count: 1, Bytes: 1 << 20}
+				opts.LevelJournal = func(l uint8) Journal {
+					levels[l] = newFakeJournal()
+					return levels[l]
+				}
+				defer func() {
+					for _, lj := range levels {
+						lj.commit()
+					}
+				}()
+			}
+			q := New("q", opts)
+			q.Publish(&Message{Body: []byte("none1")}, nil)
+			q.Publish(prioMsg("p9-capped", 9), nil)
+			q.Publish(prioMsg("p2a", 2), nil)
+			q.Publish(prioMsg("p5", 5), nil)
+			q.Publish(prioMsg("p2b", 2), nil)
+			q.Publish(prioMsg("p0", 0), nil)
+			first, _ := q.Get(false)
+			q.Requeue([]*Entry{first}) // keeps its priority
+			var got []string
+			for e, _ := q.Get(true); e != nil; e, _ = q.Get(true) {
+				got = append(got, string(e.Msg.Body))
+			}
+			want := "[p9-capped p5 p2a p2b none1 p0]"
+			if fmt.Sprint(got) != want {
+				t.Errorf("order %v, want %s", got, want)
+			}
+		})
+	}
+}
+
+func TestConsumerPriorities(t *testing.T) {
+	q := New("q", Options{})
+	low := &fakeConsumer{name: "low", credit: 10}
+	high := &fakeConsumer{name: "high", credit: 2}
+	_ = q.AddConsumer(low, ConsumerOptions{Priority: 1})
+	_ = q.AddConsumer(high, ConsumerOptions{Priority: 10})
+	publish(q, "1", "2", "3", "4")
+	if bodies(high.got) != "12" || bodies(low.got) != "34" {
+		t.Errorf("high got %q, low got %q; want the high one first until it is full", bodies(high.got), bodies(low.got))
+	}
+}
+
+func TestSingleActiveConsumer(t *testing.T) {
+	q := New("q", withFeatures(func(f *Features) { f.SingleActiveConsumer = true }))
+	first := &fakeConsumer{credit: 2}
+	second := &fakeConsumer{credit: 10}
+	_ = q.AddConsumer(first, ConsumerOptions{})
+	_ = q.AddConsumer(second, ConsumerOptions{Priority: 100}) // priority does not jump the line
+	publish(q, "1", "2", "3")
+	if bodies(first.got) != "12" || len(second.got) != 0 {
+		t.Fatalf("first %q, second %q: only the first may receive", bodies(first.got), bodies(second.got))
+	}
+	if st := q.Stats(); st.Consumers != 2 || st.Ready != 1 {
+		t.Errorf("stats %+v", st)
+	}
+	q.RemoveConsumer(first)
+	if bodies(second.got) != "3" {
+		t.Errorf("second got %q after taking over, want 3", bodies(second.got))
 	}
 }

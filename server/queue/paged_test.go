@@ -192,7 +192,7 @@ func TestRecoverReadsBackFromJournal(t *testing.T) {
 	for s := uint64(5); s <= 9; s++ {
 		j.records[s] = &Entry{Seq: s, Msg: &Message{Body: []byte(fmt.Sprint(s))}, Stored: true}
 	}
-	q := Recover("q", Options{Durable: true, Journal: j, Window: Window{Count: 2, Bytes: 1 << 20}}, 5, 5, 5, 9)
+	q := Recover("q", Options{Durable: true, Journal: j, Window: Window{Count: 2, Bytes: 1 << 20}}, []Restored{{Count: 5, Bytes: 5, First: 5, Last: 9}})
 	if st := q.Stats(); st.Ready != 5 {
 		t.Fatalf("ready %d, want 5", st.Ready)
 	}

@@ -30,6 +30,9 @@ type ConsumerOptions struct {
 	Exclusive bool
 	// NoAck consumers settle entries on delivery: the queue forgets them at once.
 	NoAck bool
+	// Priority is x-priority: higher-priority consumers get messages while they have credit;
+	// lower ones only when all higher ones are full.
+	Priority int32
 }
 
 type slot struct {
@@ -58,8 +61,10 @@ type Features struct {
 	Overflow  Overflow
 	// DeliveryLimit dead-letters an entry returned more than this many times (-1: no limit).
 	DeliveryLimit int
-	// MaxPriority and SingleActiveConsumer are accepted; see docs/queues.md for their status.
-	MaxPriority          uint8
+	// MaxPriority (x-max-priority) makes a priority queue with levels 0..MaxPriority.
+	MaxPriority uint8
+	// SingleActiveConsumer delivers to the earliest registered consumer only; the next takes
+	// over when it goes.
 	SingleActiveConsumer bool
 }
 
@@ -89,6 +94,9 @@ type Options struct {
 	Durable bool
 	// Journal, when set, persists entries and holds what does not fit the window.
 	Journal Journal
+	// LevelJournal gives a priority queue's levels above 0 their own journals (each level
+	// pages on its own); level 0 uses Journal.
+	LevelJournal func(level uint8) Journal
 	// Window bounds the ready entries kept in memory when there is a journal.
 	Window Window
 	// Features are the x-argument behaviours; the zero value is not "none": use NoFeatures.
@@ -116,11 +124,13 @@ type Queue struct {
 	f          Features
 	deadLetter func(*Queue, []Dead)
 
+	journals []Journal // per priority level; nil entries without a journal
+
 	mu        sync.Mutex
 	backlog   Backlog
 	nextSeq   uint64
-	consumers []slot
-	rr        int // index of the consumer to offer the next entry to first
+	consumers []slot        // by priority, highest first; registration order within one
+	rr        map[int32]int // per consumer priority: where the rotation continues
 	unacked   int
 	deleted   bool
 	timer     *time.Timer
@@ -131,33 +141,71 @@ type Queue struct {
 // New returns an empty queue. Without a journal its ready entries all stay in memory.
 func New(name string, opts Options) *Queue {
 	q := &Queue{name: name, durable: opts.Durable, j: opts.Journal, f: opts.Features,
-		deadLetter: opts.DeadLetter, nextSeq: 1}
+		deadLetter: opts.DeadLetter, nextSeq: 1, rr: map[int32]int{}}
 	if opts.Features == (Features{}) {
 		q.f = NoFeatures
 	}
-	if opts.Journal != nil {
-		q.backlog = NewPagedBacklog(opts.Journal, opts.Window)
+	q.journals = make([]Journal, int(q.f.MaxPriority)+1)
+	q.journals[0] = opts.Journal
+	for l := 1; l < len(q.journals) && opts.Journal != nil; l++ {
+		q.journals[l] = opts.Journal
+		if opts.LevelJournal != nil {
+			q.journals[l] = opts.LevelJournal(uint8(l))
+		}
+	}
+	mk := func(level uint8) Backlog {
+		if j := q.journals[level]; j != nil {
+			return NewPagedBacklog(j, opts.Window)
+		}
+		return NewMemBacklog()
+	}
+	if q.f.MaxPriority > 0 {
+		q.backlog = NewPriorityBacklog(q.f.MaxPriority, mk)
 	} else {
-		q.backlog = NewMemBacklog()
+		q.backlog = mk(0)
 	}
 	return q
 }
 
-// Recover returns a queue whose ready entries are the journal's count records (bytes of
-// bodies) numbered first through last: a durable queue at start.
-func Recover(name string, opts Options, count, bytes int, first, last uint64) *Queue {
+// Restored is what the journal holds for one level of a recovered queue: count records (bytes
+// of bodies) numbered first through last.
+type Restored struct {
+	Count, Bytes int
+	First, Last  uint64
+}
+
+// Recover returns a queue over the records its journals hold: a durable queue at start.
+// levels[i] is level i of a priority queue; a plain queue has one.
+func Recover(name string, opts Options, levels []Restored) *Queue {
 	q := New(name, opts)
-	if pb, ok := q.backlog.(*PagedBacklog); ok && count > 0 {
-		pb.Restore(count, bytes, first-1, last)
-		q.nextSeq = last + 1
-		if q.f.HasTTL {
-			q.mu.Lock()
-			q.backlog.Peek() // read the head so its deadlines are tracked
-			q.scheduleLocked()
-			q.unlock()
+	for i, r := range levels {
+		if r.Count == 0 || i >= len(q.journals) {
+			continue
+		}
+		b := q.backlog
+		if pb, ok := b.(*PriorityBacklog); ok {
+			b = pb.levels[i]
+		}
+		if pb, ok := b.(*PagedBacklog); ok {
+			pb.Restore(r.Count, r.Bytes, r.First-1, r.Last)
+			q.nextSeq = max(q.nextSeq, r.Last+1)
 		}
 	}
+	if q.f.HasTTL {
+		q.mu.Lock()
+		q.backlog.Peek() // read the head so its deadlines are tracked
+		q.scheduleLocked()
+		q.unlock()
+	}
 	return q
+}
+
+// journalFor is the journal that keeps e's record: its priority level's.
+func (q *Queue) journalFor(e *Entry) Journal {
+	if len(q.journals) == 1 {
+		return q.j
+	}
+	return q.journals[Level(e.Msg, q.f.MaxPriority)]
 }
 
 // Name is the queue's name.
@@ -213,7 +261,7 @@ func (q *Queue) Publish(m *Message, done func(error)) (res Result, written bool)
 		// always submitted after this Append.
 		e.Stored = true
 		written = true
-		q.j.Append(e, true, func(err error) {
+		q.journalFor(e).Append(e, true, func(err error) {
 			if err == nil {
 				e.committed.Store(true)
 			}
@@ -280,20 +328,33 @@ func (q *Queue) offerLocked(e *Entry, now int64) bool {
 		return false
 	}
 	n := len(q.consumers)
-	for i := 0; i < n; i++ {
-		idx := (q.rr + i) % n
-		s := q.consumers[idx]
-		e.Deliveries++
-		if s.c.Deliver(q, e) {
-			q.rr = (idx + 1) % n
-			if s.opts.NoAck {
-				q.forgetLocked(e)
-			} else {
-				q.unacked++
-			}
-			return true
+	if q.f.SingleActiveConsumer {
+		n = min(n, 1) // only the earliest registered consumer is active
+	}
+	// Consumers are grouped by priority, highest first; within a group, in rotation.
+	for start := 0; start < n; {
+		p := q.consumers[start].opts.Priority
+		end := start + 1
+		for end < n && q.consumers[end].opts.Priority == p {
+			end++
 		}
-		e.Deliveries--
+		size := end - start
+		rr := q.rr[p] % size
+		for i := 0; i < size; i++ {
+			s := q.consumers[start+(rr+i)%size]
+			e.Deliveries++
+			if s.c.Deliver(q, e) {
+				q.rr[p] = (rr + i + 1) % size
+				if s.opts.NoAck {
+					q.forgetLocked(e)
+				} else {
+					q.unacked++
+				}
+				return true
+			}
+			e.Deliveries--
+		}
+		start = end
 	}
 	return false
 }
@@ -403,7 +464,7 @@ func (q *Queue) Get(noAck bool) (*Entry, int) {
 // forgetLocked removes a settled entry's record, if it has one.
 func (q *Queue) forgetLocked(e *Entry) {
 	if e.Stored && !q.deleted {
-		q.j.Remove(e)
+		q.journalFor(e).Remove(e)
 	}
 }
 
@@ -447,7 +508,7 @@ func (q *Queue) Requeue(es []*Entry) {
 		}
 		e.Redelivered = true
 		if e.Stored {
-			q.j.SetDeliveries(e)
+			q.journalFor(e).SetDeliveries(e)
 		}
 		q.backlog.Requeue(e)
 	}
@@ -465,7 +526,17 @@ func (q *Queue) AddConsumer(c Consumer, opts ConsumerOptions) error {
 	if len(q.consumers) > 0 && (opts.Exclusive || q.consumers[0].opts.Exclusive) {
 		return ErrExclusiveUse
 	}
-	q.consumers = append(q.consumers, slot{c: c, opts: opts})
+	// Keep the list by priority, highest first, registration order within a priority; a single
+	// active consumer queue keeps plain registration order.
+	i := len(q.consumers)
+	if !q.f.SingleActiveConsumer {
+		for i > 0 && q.consumers[i-1].opts.Priority < opts.Priority {
+			i--
+		}
+	}
+	q.consumers = append(q.consumers, slot{})
+	copy(q.consumers[i+1:], q.consumers[i:])
+	q.consumers[i] = slot{c: c, opts: opts}
 	q.dispatchLocked(nowMillis())
 	return nil
 }
@@ -474,15 +545,21 @@ func (q *Queue) AddConsumer(c Consumer, opts ConsumerOptions) error {
 // registered.
 func (q *Queue) RemoveConsumer(c Consumer) (remaining int, ok bool) {
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	defer q.unlock()
 	for i, s := range q.consumers {
 		if s.c == c {
-			q.consumers = append(q.consumers[:i], q.consumers[i+1:]...)
-			if q.rr > i {
-				q.rr--
+			// Keep the rotation of c's priority group where it was.
+			p, start := s.opts.Priority, i
+			for start > 0 && q.consumers[start-1].opts.Priority == p {
+				start--
 			}
-			if q.rr >= len(q.consumers) {
-				q.rr = 0
+			if i-start < q.rr[p] {
+				q.rr[p]--
+			}
+			q.consumers = append(q.consumers[:i], q.consumers[i+1:]...)
+			if i == 0 && q.f.SingleActiveConsumer {
+				// The next consumer becomes active: give it what is waiting.
+				q.dispatchLocked(nowMillis())
 			}
 			return len(q.consumers), true
 		}

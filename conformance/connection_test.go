@@ -37,7 +37,7 @@ func TestServerProperties(t *testing.T) {
 	}
 	for _, c := range []string{
 		"publisher_confirms", "exchange_exchange_bindings", "basic.nack", "consumer_cancel_notify",
-		"connection.blocked", "per_consumer_qos", "authentication_failure_close",
+		"connection.blocked", "per_consumer_qos", "authentication_failure_close", "consumer_priorities",
 	} {
 		if v, ok := caps[c].(bool); !ok || !v {
 			t.Errorf("capability %q = %#v, want true", c, caps[c])

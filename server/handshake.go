@@ -30,6 +30,7 @@ func serverProperties() (amqpwire.Table, error) {
 			"exchange_exchange_bindings":   true,
 			"basic.nack":                   true,
 			"consumer_cancel_notify":       true,
+			"consumer_priorities":          true,
 			"connection.blocked":           true,
 			"per_consumer_qos":             true,
 			"authentication_failure_close": true,

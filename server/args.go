@@ -37,7 +37,7 @@ func argsEquivalent(keys []string, kind, name, vhost string, received, current a
 		}
 		// RabbitMQ's wording (rabbit_misc:assert_args_equivalence): plain values when both sides
 		// have one, "the value 'v' of type 't'" against "none" otherwise.
-		received, current := "'"+binding.FormatValue(rv)+"'", "'"+binding.FormatValue(cv)+"'"
+		received, current := "'"+argText(rv)+"'", "'"+argText(cv)+"'"
 		if !rok || !cok {
 			received, current = describeArg(rv, rok), describeArg(cv, cok)
 		}
@@ -52,7 +52,16 @@ func describeArg(v any, ok bool) string {
 	if !ok {
 		return "none"
 	}
-	return fmt.Sprintf("the value '%s' of type '%s'", binding.FormatValue(v), binding.TypeName(v))
+	return fmt.Sprintf("the value '%s' of type '%s'", argText(v), binding.TypeName(v))
+}
+
+// argText prints an argument value as RabbitMQ's equivalence errors do: strings as they are,
+// anything else as the Erlang term.
+func argText(v any) string {
+	if s, ok := v.(string); ok {
+		return s
+	}
+	return binding.FormatValue(v)
 }
 
 // argEqual compares argument values; integers of any width compare by value, as do floats.

@@ -243,6 +243,9 @@ func (ch *channel) routingKeys(msg *queue.Message) ([]string, error) {
 		for _, k := range arr {
 			if s, isString := k.(string); isString {
 				keys = append(keys, s)
+				if name == "BCC" {
+					msg.BCC = append(msg.BCC, s)
+				}
 			}
 		}
 	}

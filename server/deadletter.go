@@ -51,6 +51,9 @@ func (d *deadLetterer) publish(dead queue.Dead) {
 		Body:          old.Body,
 		Persistent:    old.Persistent,
 	}
+	if !d.args.dlrkSet {
+		msg.BCC = old.BCC
+	}
 	if d.args.dlrkSet {
 		msg.RoutingKey = d.args.dlrk
 	}
@@ -77,7 +80,7 @@ func (d *deadLetterer) routingKeys(m *queue.Message) []string {
 			}
 		}
 	}
-	return keys
+	return append(keys, m.BCC...)
 }
 
 // deathProperties returns the dead copy's properties: x-death updated for this event (the

@@ -22,8 +22,8 @@ type queueArgs struct {
 	expires time.Duration
 }
 
-// maxExpiry is RabbitMQ's largest TTL or expiry (?MAX_EXPIRY_TIMER), in milliseconds.
-const maxExpiry = 4294967295
+// maxExpiry is RabbitMQ's largest TTL or expiry in milliseconds: ten years.
+const maxExpiry = 315360000000
 
 // argError is RabbitMQ's 406 for an invalid queue argument.
 func argError(key, queue, vhost, reason string) error {
@@ -95,7 +95,9 @@ func parseQueueArgs(name, vhost string, args amqpwire.Table) (queueArgs, error) 
 	if v, ok := m["x-dead-letter-exchange"]; ok {
 		s, isString := v.(string)
 		if !isString {
-			return fail("x-dead-letter-exchange", "{unacceptable_type,"+binding.TypeName(v)+"}")
+			// RabbitMQ 3.10 words this one check differently from the others.
+			return qa, amqpwire.NewChannelError(amqpwire.CodePreconditionFailed, 0, 0,
+				"invalid type '%s' for arg 'x-dead-letter-exchange' in queue '%s' in vhost '%s'", binding.TypeName(v), name, vhost)
 		}
 		qa.dlx, qa.dlxSet = s, true
 	}

@@ -28,6 +28,9 @@ type Message struct {
 	// property); the lower of it and the queue's x-message-ttl applies.
 	HasTTL bool
 	TTL    int64
+	// BCC are the routing keys of the BCC header, which is removed before delivery: a
+	// dead-lettered copy is routed with them again, as in RabbitMQ.
+	BCC []string
 }
 
 // Size is what a message counts for in byte limits: its body, as RabbitMQ counts it.

@@ -512,6 +512,7 @@ func (q *Queue) Requeue(es []*Entry) {
 		}
 		q.backlog.Requeue(e)
 	}
+	q.enforceLimitLocked() // a requeue can overfill the queue: the head goes, as in RabbitMQ
 	q.dispatchLocked(nowMillis())
 	q.scheduleLocked()
 }

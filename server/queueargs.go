@@ -31,12 +31,12 @@ func argError(key, queue, vhost, reason string) error {
 		"invalid arg '%s' for queue '%s' in vhost '%s': %s", key, queue, vhost, reason)
 }
 
-// intArg reads an integer argument of any AMQP integer type; other types are
-// {unacceptable_type,T}.
+// intArg reads an integer argument of any AMQP integer type; for other types it returns
+// RabbitMQ 3.10's detail text, quotes included.
 func intArg(v any) (int64, string) {
 	n, ok := asInt(v)
 	if !ok {
-		return 0, "{unacceptable_type," + binding.TypeName(v) + "}"
+		return 0, `"expected integer, got ` + binding.TypeName(v) + `"`
 	}
 	return n, ""
 }

@@ -245,7 +245,9 @@ func (q *Queue) Publish(m *Message, done func(error)) (res Result, written bool)
 	}
 	e := &Entry{Msg: m}
 	now := nowMillis()
-	e.Expires = q.deadline(m, now)
+	// Deadlines count from the publish time rounded up to the millisecond, so a message never
+	// expires before its full TTL has passed.
+	e.Expires = q.deadline(m, (time.Now().UnixMicro()+999)/1000)
 	if q.f.Overflow != DropHead && q.overLimitWith(m.Size()) {
 		if q.f.Overflow == RejectPublishDLX {
 			e.Seq = q.nextSeq

@@ -2,6 +2,7 @@ package server
 
 import (
 	"sync/atomic"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -19,6 +20,9 @@ type journal struct {
 	// have been delivered before the crash, so they come back redelivered (the spec's "may have
 	// been delivered"). 0 after a clean shutdown.
 	recoveredThrough uint64
+	// ttl is the queue's x-message-ttl, if any: a record read back without a deadline (a body
+	// shared by several durable queues keeps only the message's own) gets one from now.
+	ttl time.Duration
 }
 
 func storeMessage(m *queue.Message, durable bool, expires int64) *store.Message {
@@ -93,6 +97,9 @@ func (j *journal) Read(after uint64, maxCount, maxBytes int) ([]*queue.Entry, er
 			Redelivered: r.HasDeliveries || r.Seq <= j.recoveredThrough,
 			Expires:     r.Msg.Expiry,
 		})
+		if last := es[len(es)-1]; last.Expires == 0 && j.ttl > 0 {
+			last.Expires = time.Now().Add(j.ttl).UnixMilli()
+		}
 	}
 	return es, nil
 }

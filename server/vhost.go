@@ -52,6 +52,9 @@ func (q *queueRec) touch() {
 func (v *vhost) queueOptions(rec *queueRec) queue.Options {
 	opts := queue.Options{Durable: rec.stored, Features: rec.qa.features, Window: v.window}
 	if j := rec.journal; j != nil {
+		if f := rec.qa.features; f.HasTTL {
+			j.ttl = max(f.MessageTTL, time.Millisecond) // x-message-ttl 0: expire at once
+		}
 		opts.Journal = j
 		opts.LevelJournal = func(level uint8) queue.Journal {
 			return j.level(level)

@@ -29,6 +29,10 @@ type Options struct {
 	// below it, message writes fail with ErrDiskFull (publishers get basic.nack) while deletes
 	// and definitions still go through. Default DefaultDiskReserve; negative disables the check.
 	DiskReserve int64
+	// PageOutInterval is how often the value-log pages this process has mapped are handed
+	// back to the kernel, so a backlog on disk does not stay in RSS; default
+	// DefaultPageOutInterval, negative disables it. Linux only.
+	PageOutInterval time.Duration
 }
 
 // Exchange is a durable exchange definition.
@@ -112,6 +116,8 @@ type Store struct {
 	drops       atomic.Int64  // background drops (purge, delete, orphans) not finished
 	gcStop      chan struct{}
 	gcDone      chan struct{}
+	pageOutDone chan struct{}
+	absDir      string // Dir made absolute with symlinks resolved, as /proc/self/maps shows it
 	closeResult error
 	closeOnce   sync.Once
 }
@@ -165,6 +171,8 @@ func open(o Options, tune func(*badger.Options)) (*Store, error) {
 		writerDone:  make(chan struct{}),
 		gcStop:      make(chan struct{}),
 		gcDone:      make(chan struct{}),
+		pageOutDone: make(chan struct{}),
+		absDir:      resolveDir(o.Dir),
 	}
 	s.wake = sync.NewCond(&s.mu)
 	s.room = sync.NewCond(&s.mu)
@@ -193,11 +201,23 @@ func open(o Options, tune func(*badger.Options)) (*Store, error) {
 		Dur("took", rec.took).Msg("store: opened")
 	go s.w.run()
 	go s.gcLoop(o.GCInterval)
+	go s.pageOutLoop(o.PageOutInterval)
 	for _, q := range rec.orphans {
 		s.log.Info().Uint64("queue_id", q).Msg("store: dropping records of a deleted queue")
 		s.drop(q, 0, ^uint64(0), nil)
 	}
 	return s, nil
+}
+
+// resolveDir returns dir as the kernel names it in /proc/self/maps.
+func resolveDir(dir string) string {
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	if real, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = real
+	}
+	return dir
 }
 
 // badgerOptions tunes Badger for a broker's journal: small keys and pointers in the LSM, bodies
@@ -333,6 +353,7 @@ func (s *Store) Close() error {
 		<-s.writerDone
 		close(s.gcStop)
 		<-s.gcDone
+		<-s.pageOutDone
 		var errs []error
 		if err := s.queueSeq.Release(); err != nil {
 			errs = append(errs, fmt.Errorf("store: release queue ID sequence: %w", err))

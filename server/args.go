@@ -93,3 +93,13 @@ func asInt(v any) (int64, bool) {
 	}
 	return 0, false
 }
+
+// stringArg returns a string argument (longstr); ok is false when absent or another type.
+func stringArg(args amqpwire.Table, key string) (string, bool) {
+	v, ok, err := args.Get(key)
+	if err != nil || !ok {
+		return "", false
+	}
+	s, ok := v.(string)
+	return s, ok
+}

@@ -130,6 +130,9 @@ const storeBacklogLimit = 64 << 20
 
 // publish routes a complete message (or holds it for tx.commit) and confirms it.
 func (ch *channel) publish(msg *queue.Message, mandatory bool) error {
+	if err := ch.conn.checkAccess(permWrite, resExchange, msg.Exchange); err != nil {
+		return err
+	}
 	x, err := ch.vh.exchange(msg.Exchange)
 	if err != nil {
 		return err

@@ -48,6 +48,9 @@ func (ch *channel) basicConsume(m *amqpwire.BasicConsume) error {
 	if err != nil {
 		return err
 	}
+	if err := ch.conn.checkAccess(permRead, resQueue, q.name); err != nil {
+		return err
+	}
 	prio, err := consumerArgs(q.name, ch.vh.name, m.Arguments)
 	if err != nil {
 		return err
@@ -110,6 +113,9 @@ func (ch *channel) basicCancel(m *amqpwire.BasicCancel) error {
 func (ch *channel) basicGet(m *amqpwire.BasicGet) error {
 	q, err := ch.queueNamed(m.Queue)
 	if err != nil {
+		return err
+	}
+	if err := ch.conn.checkAccess(permRead, resQueue, q.name); err != nil {
 		return err
 	}
 	e, remaining := q.q.Get(m.NoAck)

@@ -15,6 +15,11 @@ func (ch *channel) exchangeDeclare(m *amqpwire.ExchangeDeclare) error {
 		Internal:   m.Internal,
 		Args:       m.Arguments,
 	}
+	if !m.Passive {
+		if err := ch.checkDeclareExchange(d); err != nil {
+			return err
+		}
+	}
 	if err := ch.vh.declareExchange(d, m.Passive); err != nil {
 		return err
 	}
@@ -25,6 +30,9 @@ func (ch *channel) exchangeDeclare(m *amqpwire.ExchangeDeclare) error {
 }
 
 func (ch *channel) exchangeDelete(m *amqpwire.ExchangeDelete) error {
+	if err := ch.conn.checkAccess(permConfigure, resExchange, m.Exchange); err != nil {
+		return err
+	}
 	if err := ch.vh.deleteExchange(m.Exchange, m.IfUnused); err != nil {
 		return err
 	}
@@ -40,6 +48,9 @@ func (ch *channel) exchangeBind(m *amqpwire.ExchangeBind) error {
 		Dest:       binding.Destination{Kind: binding.DestExchange, Name: m.Destination},
 		RoutingKey: m.RoutingKey,
 		Args:       m.Arguments,
+	}
+	if err := ch.checkBind(b); err != nil {
+		return err
 	}
 	if err := ch.vh.bind(ch.conn, b); err != nil {
 		return err
@@ -57,6 +68,9 @@ func (ch *channel) exchangeUnbind(m *amqpwire.ExchangeUnbind) error {
 		RoutingKey: m.RoutingKey,
 		Args:       m.Arguments,
 	}
+	if err := ch.checkBind(b); err != nil {
+		return err
+	}
 	if err := ch.vh.unbind(ch.conn, b); err != nil {
 		return err
 	}
@@ -64,4 +78,32 @@ func (ch *channel) exchangeUnbind(m *amqpwire.ExchangeUnbind) error {
 		ch.send(&amqpwire.ExchangeUnbindOk{})
 	}
 	return nil
+}
+
+// checkDeclareExchange is RabbitMQ's access check for exchange.declare: configure on the
+// exchange and, with an alternate exchange, write on that and read on this one.
+func (ch *channel) checkDeclareExchange(d exchange.Definition) error {
+	c := ch.conn
+	if err := c.checkAccess(permConfigure, resExchange, d.Name); err != nil {
+		return err
+	}
+	if ae, ok := stringArg(d.Args, "alternate-exchange"); ok {
+		if err := c.checkAccess(permWrite, resExchange, ae); err != nil {
+			return err
+		}
+		return c.checkAccess(permRead, resExchange, d.Name)
+	}
+	return nil
+}
+
+// checkBind is the access check for a binding: write on the destination, read on the source.
+func (ch *channel) checkBind(b binding.Binding) error {
+	kind := resQueue
+	if b.Dest.Kind == binding.DestExchange {
+		kind = resExchange
+	}
+	if err := ch.conn.checkAccess(permWrite, kind, b.Dest.Name); err != nil {
+		return err
+	}
+	return ch.conn.checkAccess(permRead, resExchange, b.Source)
 }

@@ -33,6 +33,11 @@ func (ch *channel) queueDeclare(m *amqpwire.QueueDeclare) error {
 			name = uniqueName("amq.gen-")
 		}
 	}
+	if !m.Passive {
+		if err := ch.checkDeclareQueue(name, m.Arguments); err != nil {
+			return err
+		}
+	}
 	q, err := ch.vh.declareQueue(ch.conn, queueDecl{
 		name:       name,
 		passive:    m.Passive,
@@ -83,6 +88,9 @@ func (ch *channel) queueBind(m *amqpwire.QueueBind) error {
 	if err != nil {
 		return err
 	}
+	if err := ch.checkBind(b); err != nil {
+		return err
+	}
 	if err := ch.vh.bind(ch.conn, b); err != nil {
 		return err
 	}
@@ -97,6 +105,9 @@ func (ch *channel) queueUnbind(m *amqpwire.QueueUnbind) error {
 	if err != nil {
 		return err
 	}
+	if err := ch.checkBind(b); err != nil {
+		return err
+	}
 	if err := ch.vh.unbind(ch.conn, b); err != nil {
 		return err
 	}
@@ -107,6 +118,9 @@ func (ch *channel) queueUnbind(m *amqpwire.QueueUnbind) error {
 func (ch *channel) queuePurge(m *amqpwire.QueuePurge) error {
 	q, err := ch.queueNamed(m.Queue)
 	if err != nil {
+		return err
+	}
+	if err := ch.conn.checkAccess(permRead, resQueue, q.name); err != nil {
 		return err
 	}
 	n := q.q.Purge()
@@ -121,12 +135,31 @@ func (ch *channel) queueDelete(m *amqpwire.QueueDelete) error {
 	if err != nil {
 		return err
 	}
+	if err := ch.conn.checkAccess(permConfigure, resQueue, name); err != nil {
+		return err
+	}
 	n, err := ch.vh.deleteQueue(ch.conn, name, m.IfUnused, m.IfEmpty)
 	if err != nil {
 		return err
 	}
 	if !m.NoWait {
 		ch.send(&amqpwire.QueueDeleteOk{MessageCount: uint32(n)})
+	}
+	return nil
+}
+
+// checkDeclareQueue is RabbitMQ's access check for queue.declare: configure on the queue and,
+// with a dead-letter exchange, write on that and read on the queue.
+func (ch *channel) checkDeclareQueue(name string, args amqpwire.Table) error {
+	c := ch.conn
+	if err := c.checkAccess(permConfigure, resQueue, name); err != nil {
+		return err
+	}
+	if dlx, ok := stringArg(args, "x-dead-letter-exchange"); ok {
+		if err := c.checkAccess(permWrite, resExchange, dlx); err != nil {
+			return err
+		}
+		return c.checkAccess(permRead, resQueue, name)
 	}
 	return nil
 }

@@ -2,7 +2,6 @@ package server
 
 import (
 	"bytes"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net"
@@ -88,9 +87,16 @@ func (c *conn) handshake() error {
 	if err != nil {
 		return err
 	}
-	vh, ok := c.srv.vhosts[open.VirtualHost]
-	if !ok {
+	vh := c.srv.vhost(open.VirtualHost)
+	if vh == nil {
 		err := amqpwire.NewConnectionError(amqpwire.CodeNotAllowed, amqpwire.ClassConnection, 40, "vhost %s not found", open.VirtualHost)
+		c.refuse(err)
+		return err
+	}
+	if c.srv.access.p.Load().permissions(c.user, vh.name) == nil {
+		c.log.Warn().Str("vhost", vh.name).Msg("vhost access refused")
+		err := amqpwire.NewConnectionError(amqpwire.CodeNotAllowed, amqpwire.ClassConnection, 40,
+			"access to vhost '%s' refused for user '%s'", vh.name, c.user)
 		c.refuse(err)
 		return err
 	}
@@ -185,12 +191,12 @@ func (c *conn) authenticate(ok *amqpwire.ConnectionStartOk) (string, error) {
 		c.refuse(err)
 		return "", err
 	}
-	u, known := c.srv.users[user]
-	if !known || subtle.ConstantTimeCompare([]byte(u.Password), []byte(pass)) != 1 {
+	u, known := c.srv.access.p.Load().login(user, pass)
+	if !known {
 		return "", c.authFailure(ok.Mechanism, user, "invalid credentials")
 	}
-	if user == "guest" && !c.srv.cfg.GuestAnywhere && !isLoopback(c.nc.RemoteAddr()) {
-		return "", c.authFailure(ok.Mechanism, user, "user 'guest' can only connect via localhost")
+	if u.Loopback && !isLoopback(c.nc.RemoteAddr()) {
+		return "", c.authFailure(ok.Mechanism, user, "user '"+user+"' can only connect via localhost")
 	}
 	return user, nil
 }

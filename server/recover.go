@@ -50,6 +50,8 @@ func (s *Server) Recover() error {
 
 // vhostFor returns the named vhost, creating it for definitions recovered from the store.
 func (s *Server) vhostFor(name string) *vhost {
+	s.vhmu.Lock()
+	defer s.vhmu.Unlock()
 	v := s.vhosts[name]
 	if v == nil {
 		v = newVhost(name, s.log, s.cfg.Store, s.cfg.Window)

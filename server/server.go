@@ -36,12 +36,6 @@ const (
 	DefaultWindowBytes      = 32 << 20
 )
 
-// User is an account that may log in.
-type User struct {
-	Name     string
-	Password string
-}
-
 // Config holds the broker settings that server.New needs. Zero fields take the defaults above.
 type Config struct {
 	// Logger receives structured logs. The zero value discards them.
@@ -61,11 +55,11 @@ type Config struct {
 	// WriteBacklog is how many bytes may wait in a connection's output before its consumers
 	// stop receiving deliveries until the socket drains (default 1 MiB).
 	WriteBacklog int
-	// Users may log in. Empty means the single user guest/guest.
-	Users []User
-	// GuestAnywhere lets the user "guest" log in from non-loopback addresses. RabbitMQ refuses
-	// that by default, and so does Warren.
-	GuestAnywhere bool
+	// Access says who may log in and what they may do; nil is DefaultAccess (guest/guest from
+	// loopback, every permission on "/"). SetAccess replaces it while running.
+	Access *Access
+	// MaxConnections refuses connections beyond this many (0: no limit).
+	MaxConnections int
 	// Store persists durable definitions and messages, and holds queue backlogs that do not fit
 	// in memory. Nil keeps everything in memory. Call Recover before Serve when it is set.
 	Store *store.Store
@@ -102,8 +96,8 @@ func (c *Config) setDefaults() {
 	if c.Window.Bytes == 0 {
 		c.Window.Bytes = DefaultWindowBytes
 	}
-	if len(c.Users) == 0 {
-		c.Users = []User{{Name: "guest", Password: "guest"}}
+	if c.Access == nil {
+		c.Access = DefaultAccess()
 	}
 }
 
@@ -111,7 +105,9 @@ func (c *Config) setDefaults() {
 type Server struct {
 	cfg    Config
 	log    zerolog.Logger
-	users  map[string]User
+	access accessHolder
+
+	vhmu   sync.RWMutex
 	vhosts map[string]*vhost
 
 	connIDs atomic.Uint64
@@ -129,16 +125,26 @@ func New(cfg Config) *Server {
 	s := &Server{
 		cfg:       cfg,
 		log:       cfg.Logger,
-		users:     make(map[string]User, len(cfg.Users)),
 		vhosts:    make(map[string]*vhost),
 		conns:     make(map[*conn]struct{}),
 		listeners: make(map[net.Listener]struct{}),
 	}
-	for _, u := range cfg.Users {
-		s.users[u.Name] = u
-	}
+	s.access.p.Store(cfg.Access)
 	s.vhosts["/"] = newVhost("/", s.log, cfg.Store, cfg.Window)
 	return s
+}
+
+// SetAccess replaces who may log in and what they may do. Connections that are open keep
+// their login; every later operation is checked against a.
+func (s *Server) SetAccess(a *Access) {
+	s.access.p.Store(a)
+}
+
+// vhost returns the named vhost, nil if there is none.
+func (s *Server) vhost(name string) *vhost {
+	s.vhmu.RLock()
+	defer s.vhmu.RUnlock()
+	return s.vhosts[name]
 }
 
 // ErrServerClosed is returned by Serve after Shutdown.

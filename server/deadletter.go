@@ -13,49 +13,50 @@ import (
 type deadLetterer struct {
 	v     *vhost
 	queue string
-	args  queueArgs
+	rec   *queueRec
 }
 
-// hook is the queue's DeadLetter option: nil when the queue has no dead-letter exchange, so dead
-// messages are simply dropped.
+// hook is the queue's DeadLetter option. Without a dead-letter exchange (from the arguments
+// or a policy, looked up at each death) dead messages are dropped.
 func (d *deadLetterer) hook() func(*queue.Queue, []queue.Dead) {
-	if !d.args.dlxSet {
-		return nil
-	}
 	return func(_ *queue.Queue, dead []queue.Dead) {
+		args := d.rec.cur()
+		if !args.dlxSet {
+			return
+		}
 		for _, x := range dead {
-			d.publish(x)
+			d.publish(args, x)
 		}
 	}
 }
 
-func (d *deadLetterer) publish(dead queue.Dead) {
-	x, err := d.v.exchange(d.args.dlx)
+func (d *deadLetterer) publish(args *queueArgs, dead queue.Dead) {
+	x, err := d.v.exchange(args.dlx)
 	if err != nil {
 		// RabbitMQ drops messages whose dead-letter exchange does not exist.
-		d.v.log.Debug().Str("queue", d.queue).Str("dlx", d.args.dlx).Msg("dead-letter exchange missing; message dropped")
+		d.v.log.Debug().Str("queue", d.queue).Str("dlx", args.dlx).Msg("dead-letter exchange missing; message dropped")
 		return
 	}
 	old := dead.Entry.Msg
-	keys := d.routingKeys(old)
-	props, err := deathProperties(old, d.queue, dead.Reason, d.args.dlrkSet)
+	keys := d.routingKeys(args, old)
+	props, err := deathProperties(old, d.queue, dead.Reason, args.dlrkSet)
 	if err != nil {
 		d.v.log.Error().Err(err).Str("queue", d.queue).Msg("cannot build x-death headers; message dropped")
 		return
 	}
 	msg := &queue.Message{
-		Exchange:      d.args.dlx,
+		Exchange:      args.dlx,
 		RoutingKey:    keys[0],
 		Properties:    props,
 		RawProperties: props.Append(nil),
 		Body:          old.Body,
 		Persistent:    old.Persistent,
 	}
-	if !d.args.dlrkSet {
+	if !args.dlrkSet {
 		msg.BCC = old.BCC
 	}
-	if d.args.dlrkSet {
-		msg.RoutingKey = d.args.dlrk
+	if args.dlrkSet {
+		msg.RoutingKey = args.dlrk
 	}
 	var s routeScratch
 	qs := d.v.route(x, keys, props.Headers, &s)
@@ -66,9 +67,9 @@ func (d *deadLetterer) publish(dead queue.Dead) {
 }
 
 // routingKeys: the queue's dead-letter routing key, or else the message's routing key and CC.
-func (d *deadLetterer) routingKeys(m *queue.Message) []string {
-	if d.args.dlrkSet {
-		return []string{d.args.dlrk}
+func (d *deadLetterer) routingKeys(args *queueArgs, m *queue.Message) []string {
+	if args.dlrkSet {
+		return []string{args.dlrk}
 	}
 	keys := []string{m.RoutingKey}
 	if v, ok, _ := m.Properties.Headers.Get("CC"); ok {

@@ -22,7 +22,8 @@ type journal struct {
 	recoveredThrough uint64
 	// ttl is the queue's x-message-ttl, if any: a record read back without a deadline (a body
 	// shared by several durable queues keeps only the message's own) gets one from now.
-	ttl time.Duration
+	// Shared with the journals of the queue's priority levels; a policy may change it.
+	ttl *atomic.Int64 // nanoseconds
 }
 
 func storeMessage(m *queue.Message, durable bool, expires int64) *store.Message {
@@ -40,6 +41,19 @@ func storeMessage(m *queue.Message, durable bool, expires int64) *store.Message 
 func (j *journal) ref(e *queue.Entry) store.Ref { return store.Ref{QueueID: j.id, Seq: e.Seq} }
 
 // level is the journal of one priority level above 0 of j's queue.
+// setTTL records the queue's message TTL for records read back without a deadline; an
+// x-message-ttl of 0 expires them at once.
+func (j *journal) setTTL(f queue.Features) {
+	if j.ttl == nil {
+		j.ttl = new(atomic.Int64)
+	}
+	var ttl time.Duration
+	if f.HasTTL {
+		ttl = max(f.MessageTTL, time.Millisecond)
+	}
+	j.ttl.Store(int64(ttl))
+}
+
 func (j *journal) level(l uint8) *journal {
 	lj := *j
 	lj.id = store.LevelQueueID(j.id, l)
@@ -97,8 +111,8 @@ func (j *journal) Read(after uint64, maxCount, maxBytes int) ([]*queue.Entry, er
 			Redelivered: r.HasDeliveries || r.Seq <= j.recoveredThrough,
 			Expires:     r.Msg.Expiry,
 		})
-		if last := es[len(es)-1]; last.Expires == 0 && j.ttl > 0 {
-			last.Expires = time.Now().Add(j.ttl).UnixMilli()
+		if last := es[len(es)-1]; last.Expires == 0 && j.ttl != nil && j.ttl.Load() > 0 {
+			last.Expires = time.Now().Add(time.Duration(j.ttl.Load())).UnixMilli()
 		}
 	}
 	return es, nil

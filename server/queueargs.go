@@ -20,6 +20,8 @@ type queueArgs struct {
 	dlrkSet bool
 	// expires is x-expires: an unused queue is deleted after it; 0 is never.
 	expires time.Duration
+	// overflowSet says x-overflow was given (a policy's overflow applies only otherwise).
+	overflowSet bool
 }
 
 // maxExpiry is RabbitMQ's largest TTL or expiry in milliseconds: ten years.
@@ -141,6 +143,7 @@ func parseQueueArgs(name, vhost string, args amqpwire.Table) (queueArgs, error) 
 		if !isString {
 			return fail("x-overflow", "{unacceptable_type,"+binding.TypeName(v)+"}")
 		}
+		qa.overflowSet = true
 		switch s {
 		case "drop-head":
 			qa.features.Overflow = queue.DropHead

@@ -72,7 +72,9 @@ func (v *vhost) restoreExchange(x store.Exchange) {
 		return
 	}
 	alt, _ := d.AlternateExchange()
-	v.exchanges[x.Name] = &exchangeRec{def: d, router: r, alternate: alt}
+	xr := &exchangeRec{def: d, router: r, alternate: alt}
+	v.exchangePolicy(xr)
+	v.exchanges[x.Name] = xr
 }
 
 // restoreQueue rebuilds a durable queue over its stored messages. After an unclean shutdown
@@ -97,10 +99,11 @@ func (v *vhost) restoreQueue(q store.Queue, idx store.QueueIndex, clean bool) er
 		args:       amqpwire.Table(q.Args),
 		journal:    j,
 		stored:     true,
-		qa:         qa,
+		declared:   qa,
 	}
+	v.setEffective(rec, qa.withPolicy(v.policyFor(policyQueues, q.Name), true))
 	levels := []queue.Restored{restored(idx)}
-	for l := 1; l <= int(qa.features.MaxPriority); l++ {
+	for l := 1; l <= int(rec.cur().features.MaxPriority); l++ {
 		lidx, err := v.st.IndexQueue(store.LevelQueueID(q.ID, uint8(l)))
 		if err != nil {
 			return err

@@ -21,6 +21,19 @@ type exchangeRec struct {
 	def       exchange.Definition
 	router    exchange.Router
 	alternate string // alternate-exchange argument, "" for none
+	// policyAE is the alternate exchange a policy gives, used when the argument is absent.
+	// Written under vhost.mu.
+	policyAE string
+	// policy is the name of the policy applied, "" for none.
+	policy string
+}
+
+// alternateExchange is where unroutable messages go: the argument, else the policy's.
+func (x *exchangeRec) alternateExchange() string {
+	if x.alternate != "" {
+		return x.alternate
+	}
+	return x.policyAE
 }
 
 // queueRec is a declared queue and the metadata the protocol checks against.
@@ -35,32 +48,37 @@ type queueRec struct {
 	// record there, so it and its persistent messages survive a restart.
 	journal *journal
 	stored  bool
-	// qa are the validated x-arguments; lastUsed and expiry implement x-expires.
-	qa       queueArgs
+	// declared are the validated x-arguments; eff is what the queue acts on, the arguments
+	// combined with the policy that applies (policy.go). lastUsed and expiry implement x-expires.
+	declared queueArgs
+	eff      atomic.Pointer[queueArgs]
+	policy   string // name of the policy applied; written under vhost.defs
 	lastUsed atomic.Int64
 	expiry   *time.Timer
 }
 
+// cur returns the queue's effective arguments.
+func (q *queueRec) cur() *queueArgs { return q.eff.Load() }
+
 // touch records a use of the queue for x-expires.
 func (q *queueRec) touch() {
-	if q.qa.expires != 0 {
+	if q.cur().expires != 0 {
 		q.lastUsed.Store(time.Now().UnixMilli())
 	}
 }
 
 // queueOptions configure the queue core for rec: its journal, features and dead-letter hook.
 func (v *vhost) queueOptions(rec *queueRec) queue.Options {
-	opts := queue.Options{Durable: rec.stored, Features: rec.qa.features, Window: v.window}
+	qa := rec.cur()
+	opts := queue.Options{Durable: rec.stored, Features: qa.features, Window: v.window}
 	if j := rec.journal; j != nil {
-		if f := rec.qa.features; f.HasTTL {
-			j.ttl = max(f.MessageTTL, time.Millisecond) // x-message-ttl 0: expire at once
-		}
+		j.setTTL(qa.features)
 		opts.Journal = j
 		opts.LevelJournal = func(level uint8) queue.Journal {
 			return j.level(level)
 		}
 	}
-	dl := &deadLetterer{v: v, queue: rec.name, args: rec.qa}
+	dl := &deadLetterer{v: v, queue: rec.name, rec: rec}
 	opts.DeadLetter = dl.hook()
 	return opts
 }
@@ -68,22 +86,27 @@ func (v *vhost) queueOptions(rec *queueRec) queue.Options {
 // armExpiry starts x-expires for rec: an unused queue (no consumers, no get, no redeclare for
 // the period) is deleted, without dead-lettering its messages.
 func (v *vhost) armExpiry(rec *queueRec) {
-	if rec.qa.expires == 0 {
+	expires := rec.cur().expires
+	if expires == 0 {
 		return
 	}
 	rec.touch()
-	rec.expiry = time.AfterFunc(rec.qa.expires, func() { v.checkExpiry(rec) })
+	rec.expiry = time.AfterFunc(expires, func() { v.checkExpiry(rec) })
 }
 
 func (v *vhost) checkExpiry(rec *queueRec) {
+	expires := rec.cur().expires
+	if expires == 0 {
+		return // a policy took x-expires away; applyPolicy re-arms if one brings it back
+	}
 	idle := time.Since(time.UnixMilli(rec.lastUsed.Load()))
 	if rec.q.Stats().Consumers > 0 {
 		rec.touch()
-		rec.expiry.Reset(rec.qa.expires)
+		rec.expiry.Reset(expires)
 		return
 	}
-	if idle < rec.qa.expires {
-		rec.expiry.Reset(rec.qa.expires - idle)
+	if idle < expires {
+		rec.expiry.Reset(expires - idle)
 		return
 	}
 	v.defs.Lock()
@@ -93,7 +116,7 @@ func (v *vhost) checkExpiry(rec *queueRec) {
 		v.mu.Unlock()
 		return
 	}
-	v.log.Info().Str("queue", rec.name).Dur("expires", rec.qa.expires).Msg("queue expired unused; deleting it")
+	v.log.Info().Str("queue", rec.name).Dur("expires", expires).Msg("queue expired unused; deleting it")
 	v.removeQueueLocked(rec)
 	v.mu.Unlock()
 	v.finishQueueDelete(rec)
@@ -119,6 +142,9 @@ type vhost struct {
 	mu        sync.RWMutex
 	exchanges map[string]*exchangeRec
 	queues    map[string]*queueRec
+
+	// policies are sorted by priority, highest first (policy.go); replaced under defs.
+	policies atomic.Pointer[[]*Policy]
 }
 
 func newVhost(name string, log zerolog.Logger, st *store.Store, window queue.Window) *vhost {
@@ -139,6 +165,7 @@ func newVhost(name string, log zerolog.Logger, st *store.Store, window queue.Win
 		}
 		v.exchanges[d.Name] = &exchangeRec{def: d, router: r}
 	}
+	v.policies.Store(new([]*Policy))
 	return v
 }
 
@@ -283,7 +310,9 @@ func (v *vhost) declareExchange(d exchange.Definition, passive bool) error {
 		}
 	}
 	v.mu.Lock()
-	v.exchanges[d.Name] = &exchangeRec{def: d, router: r, alternate: alt}
+	xr := &exchangeRec{def: d, router: r, alternate: alt}
+	v.exchangePolicy(xr)
+	v.exchanges[d.Name] = xr
 	v.mu.Unlock()
 	return nil
 }
@@ -504,8 +533,9 @@ func (v *vhost) declareQueue(c *conn, d queueDecl) (*queueRec, error) {
 		durable:    d.durable,
 		autoDelete: d.autoDelete,
 		args:       d.args,
-		qa:         qa,
+		declared:   qa,
 	}
+	v.setEffective(q, qa.withPolicy(v.policyFor(policyQueues, d.name), true))
 	if d.exclusive {
 		q.owner = c
 	}
@@ -592,7 +622,7 @@ func (v *vhost) removeQueueLocked(q *queueRec) {
 	// Priority levels keep their records under their own ids; the queue's own record and id
 	// go with DeleteQueue, or by range for a queue that has no record.
 	v.record(func(st *store.Store) error {
-		for l := 1; l <= int(q.qa.features.MaxPriority); l++ {
+		for l := 1; l <= int(q.cur().features.MaxPriority); l++ {
 			st.PurgeRange(store.LevelQueueID(id, uint8(l)), 0, ^uint64(0))
 		}
 		if q.stored {
@@ -720,8 +750,8 @@ func (v *vhost) route(x *exchangeRec, keys []string, headers amqpwire.Table, s *
 		for _, k := range keys {
 			s.dests = cur.router.Route(k, headers, s.dests)
 		}
-		if len(s.dests) == 0 && cur.alternate != "" {
-			s.dests = append(s.dests, binding.Destination{Kind: binding.DestExchange, Name: cur.alternate})
+		if ae := cur.alternateExchange(); len(s.dests) == 0 && ae != "" {
+			s.dests = append(s.dests, binding.Destination{Kind: binding.DestExchange, Name: ae})
 		}
 		for _, d := range s.dests {
 			if d.Kind == binding.DestQueue {

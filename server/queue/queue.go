@@ -3,6 +3,7 @@ package queue
 import (
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -121,7 +122,8 @@ type Queue struct {
 	name       string
 	durable    bool
 	j          Journal
-	f          Features
+	f          Features                 // guarded by mu
+	fview      atomic.Pointer[Features] // a copy of f for Features()
 	deadLetter func(*Queue, []Dead)
 
 	journals []Journal // per priority level; nil entries without a journal
@@ -145,6 +147,8 @@ func New(name string, opts Options) *Queue {
 	if opts.Features == (Features{}) {
 		q.f = NoFeatures
 	}
+	f := q.f
+	q.fview.Store(&f)
 	q.journals = make([]Journal, int(q.f.MaxPriority)+1)
 	q.journals[0] = opts.Journal
 	for l := 1; l < len(q.journals) && opts.Journal != nil; l++ {
@@ -211,8 +215,9 @@ func (q *Queue) journalFor(e *Entry) Journal {
 // Name is the queue's name.
 func (q *Queue) Name() string { return q.name }
 
-// Features returns the queue's x-argument behaviours.
-func (q *Queue) Features() Features { return q.f }
+// Features returns the queue's x-argument behaviours. It takes no lock: consumers call it
+// while the queue delivers to them.
+func (q *Queue) Features() Features { return *q.fview.Load() }
 
 func nowMillis() int64 { return time.Now().UnixMilli() }
 
@@ -611,4 +616,22 @@ func (q *Queue) Stats() Stats {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return Stats{Ready: q.backlog.Len(), Unacked: q.unacked, Consumers: len(q.consumers), ReadyBytes: q.backlog.Bytes()}
+}
+
+// Reconfigure changes the queue's TTL, length limits, overflow and delivery limit (a policy
+// changed). Priority levels and single active consumer stay as the queue was created. A lower
+// limit drops (dead-letters) the oldest ready messages at once; a new TTL applies to messages
+// published from now on, as in RabbitMQ.
+func (q *Queue) Reconfigure(f Features) {
+	q.mu.Lock()
+	defer q.unlock()
+	f.MaxPriority, f.SingleActiveConsumer = q.f.MaxPriority, q.f.SingleActiveConsumer
+	q.f = f
+	q.fview.Store(&f)
+	if q.deleted {
+		return
+	}
+	q.enforceLimitLocked()
+	q.dispatchLocked(nowMillis())
+	q.scheduleLocked()
 }

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/warrenmq/warren/amqpwire"
 	"github.com/warrenmq/warren/server/queue"
 )
 
@@ -190,4 +191,39 @@ func (v *vhost) applyPolicy(q *queueRec) {
 		q.expiry.Reset(0) // checkExpiry works out the new deadline
 	}
 	v.log.Info().Str("queue", q.name).Str("policy", name).Msg("policy applied")
+}
+
+// policyPriorityKey records, in a stored queue's arguments, the priority levels a policy gave
+// the queue when it was created: they must survive a restart even if the policy has changed,
+// or the messages on the higher levels would be lost. Redeclare equivalence ignores the key
+// (it is not in queueArgKeys) and export leaves it out.
+const policyPriorityKey = "x-warren-policy-max-priority"
+
+// storedArgs are the arguments to persist for a new queue.
+func storedArgs(args amqpwire.Table, declared queueArgs, eff *queueArgs) amqpwire.Table {
+	if eff.features.MaxPriority == declared.features.MaxPriority {
+		return args
+	}
+	out, err := amqpwire.AppendField(args, policyPriorityKey, int64(eff.features.MaxPriority))
+	if err != nil {
+		return args
+	}
+	return out
+}
+
+// restoredPriority is the max priority a stored queue had: its argument's, or the one a policy
+// gave it when it was created.
+func restoredPriority(args amqpwire.Table, declared queueArgs) uint8 {
+	if n, ok := asIntArg(args, policyPriorityKey); ok && declared.features.MaxPriority == 0 {
+		return uint8(min(max(n, 0), 255))
+	}
+	return declared.features.MaxPriority
+}
+
+func asIntArg(args amqpwire.Table, key string) (int64, bool) {
+	v, ok, err := args.Get(key)
+	if err != nil || !ok {
+		return 0, false
+	}
+	return asInt(v)
 }

@@ -101,7 +101,9 @@ func (v *vhost) restoreQueue(q store.Queue, idx store.QueueIndex, clean bool) er
 		stored:     true,
 		declared:   qa,
 	}
-	v.setEffective(rec, qa.withPolicy(v.policyFor(policyQueues, q.Name), true))
+	eff := qa.withPolicy(v.policyFor(policyQueues, q.Name), false)
+	eff.features.MaxPriority = restoredPriority(amqpwire.Table(q.Args), qa)
+	v.setEffective(rec, eff)
 	levels := []queue.Restored{restored(idx)}
 	for l := 1; l <= int(rec.cur().features.MaxPriority); l++ {
 		lidx, err := v.st.IndexQueue(store.LevelQueueID(q.ID, uint8(l)))

@@ -542,7 +542,7 @@ func (v *vhost) declareQueue(c *conn, d queueDecl) (*queueRec, error) {
 	if v.st != nil {
 		q.journal = &journal{st: v.st, log: v.log}
 		if d.durable && !d.exclusive {
-			sq := store.Queue{Vhost: v.name, Name: d.name, AutoDelete: d.autoDelete, Args: d.args}
+			sq := store.Queue{Vhost: v.name, Name: d.name, AutoDelete: d.autoDelete, Args: storedArgs(d.args, qa, q.cur())}
 			if err := v.st.PutQueue(&sq); err != nil {
 				return nil, v.persistFailed(err)
 			}

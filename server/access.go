@@ -3,6 +3,7 @@ package server
 import (
 	"crypto/subtle"
 	"fmt"
+	"slices"
 	"sync/atomic"
 
 	"github.com/gobwas/glob"
@@ -90,12 +91,12 @@ func NewAccess(accounts []Account, grants []Grant) (*Access, error) {
 	return a, nil
 }
 
-// DefaultAccess is RabbitMQ's first-boot default: guest/guest, loopback only, with every
-// permission on "/".
-func DefaultAccess() *Access {
+// DefaultAccess is RabbitMQ's first-boot default: guest/guest with every permission on "/",
+// from loopback addresses only when "guest" is one of loopbackUsers.
+func DefaultAccess(loopbackUsers []string) *Access {
 	all := Pattern{src: "*", all: true}
 	a, _ := NewAccess(
-		[]Account{{Name: "guest", Tags: []string{"administrator"}, Loopback: true,
+		[]Account{{Name: "guest", Tags: []string{"administrator"}, Loopback: slices.Contains(loopbackUsers, "guest"),
 			Check: func(p string) bool { return subtle.ConstantTimeCompare([]byte(p), []byte("guest")) == 1 }}},
 		[]Grant{{User: "guest", Vhost: "/", Permissions: Permissions{Configure: all, Write: all, Read: all}}})
 	return a

@@ -58,6 +58,9 @@ type Config struct {
 	// Access says who may log in and what they may do; nil is DefaultAccess (guest/guest from
 	// loopback, every permission on "/"). SetAccess replaces it while running.
 	Access *Access
+	// LoopbackUsers may log in only from loopback addresses (RabbitMQ's loopback_users); nil
+	// is ["guest"], empty lets everyone connect from anywhere.
+	LoopbackUsers []string
 	// MaxConnections refuses connections beyond this many (0: no limit).
 	MaxConnections int
 	// Store persists durable definitions and messages, and holds queue backlogs that do not fit
@@ -96,8 +99,11 @@ func (c *Config) setDefaults() {
 	if c.Window.Bytes == 0 {
 		c.Window.Bytes = DefaultWindowBytes
 	}
+	if c.LoopbackUsers == nil {
+		c.LoopbackUsers = []string{"guest"}
+	}
 	if c.Access == nil {
-		c.Access = DefaultAccess()
+		c.Access = DefaultAccess(c.LoopbackUsers)
 	}
 }
 
@@ -109,6 +115,10 @@ type Server struct {
 
 	vhmu   sync.RWMutex
 	vhosts map[string]*vhost
+
+	// applyMu serialises ApplyDefinitions; managed is what it last applied.
+	applyMu sync.Mutex
+	managed managedState
 
 	connIDs atomic.Uint64
 
@@ -138,6 +148,13 @@ func New(cfg Config) *Server {
 // their login; every later operation is checked against a.
 func (s *Server) SetAccess(a *Access) {
 	s.access.p.Store(a)
+}
+
+// connCount is the number of connections open or opening.
+func (s *Server) connCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
 }
 
 // vhost returns the named vhost, nil if there is none.

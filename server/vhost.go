@@ -317,6 +317,44 @@ func (v *vhost) declareExchange(d exchange.Definition, passive bool) error {
 	return nil
 }
 
+// hasExchange reports whether the vhost has the named exchange.
+func (v *vhost) hasExchange(name string) bool {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.exchanges[name] != nil
+}
+
+// hasQueue reports whether the vhost has the named queue.
+func (v *vhost) hasQueue(name string) bool {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.queues[name] != nil
+}
+
+// checkExchangeEquivalent is the redeclare check for d, without declaring: nil when there is
+// no such exchange.
+func (v *vhost) checkExchangeEquivalent(d exchange.Definition) error {
+	v.mu.RLock()
+	x := v.exchanges[d.Name]
+	v.mu.RUnlock()
+	if x == nil {
+		return nil
+	}
+	return x.def.Equivalent(v.name, d)
+}
+
+// checkQueueEquivalent is the redeclare check for d by no connection: nil when there is no
+// such queue.
+func (v *vhost) checkQueueEquivalent(d queueDecl) error {
+	v.mu.RLock()
+	q := v.queues[d.name]
+	v.mu.RUnlock()
+	if q == nil {
+		return nil
+	}
+	return v.queueEquivalent(q, d)
+}
+
 // deleteExchange removes an exchange and every binding from or to it. A missing exchange is not
 // an error (RabbitMQ's delete is idempotent).
 func (v *vhost) deleteExchange(name string, ifUnused bool) error {

@@ -1,0 +1,379 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/warrenmq/warren/server"
+	"github.com/warrenmq/warren/server/config"
+	"github.com/warrenmq/warren/server/queue"
+	"github.com/warrenmq/warren/store"
+)
+
+// brokerFlags defines the broker's flags on fs over the defaults and returns a function that
+// applies the flags the user set to a loaded configuration.
+func brokerFlags(fs *flag.FlagSet) (configPath *string, apply func(*config.Broker) error) {
+	def := config.DefaultBroker()
+	configPath = fs.String("config", "", "broker configuration file (YAML); flags override it")
+	listen := fs.String("listen", def.Listeners[0].Address, "TCP address for AMQP 0-9-1 clients (replaces the file's amqp listeners)")
+	dataDir := fs.String("data-dir", def.DataDir, "directory of the Badger store: durable definitions, persistent messages, paged-out backlogs")
+	logLevel := fs.String("log-level", def.Log.Level, "log level: trace, debug, info, warn, error")
+	logFormat := fs.String("log-format", def.Log.Format, "log format: auto (console on a terminal, JSON otherwise), json, console")
+	windowMsgs := fs.Int("queue-memory-messages", def.QueueMemory.Messages, "ready messages each queue keeps in memory; the rest waits on disk")
+	windowBytes := fs.String("queue-memory-bytes", def.QueueMemory.Bytes.String(), "bytes of ready message bodies each queue keeps in memory")
+	diskFree := fs.String("disk-free-limit", def.DiskFreeLimit.String(), "free space to keep on the data dir's disk: below it persistent publishes are nacked (-1 disables)")
+	frameMax := fs.String("frame-max", def.Limits.FrameMax.String(), "largest frame offered to clients")
+	channelMax := fs.Int("channel-max", def.Limits.ChannelMax, "highest channel number offered to clients")
+	maxMsg := fs.String("max-message-size", def.Limits.MaxMessageSize.String(), "largest message body accepted")
+	maxConns := fs.Int("max-connections", def.Limits.MaxConnections, "connections accepted at once (0: no limit)")
+	heartbeat := fs.String("heartbeat", def.Heartbeat.String(), "heartbeat interval offered to clients (0 lets them disable heartbeats)")
+
+	apply = func(b *config.Broker) error {
+		var err error
+		fs.Visit(func(f *flag.Flag) {
+			if err != nil {
+				return
+			}
+			bad := func(e error) { err = fmt.Errorf("--%s: %w", f.Name, e) }
+			switch f.Name {
+			case "listen":
+				ls := []config.Listener{{Protocol: "amqp", Address: *listen}}
+				for _, l := range b.Listeners {
+					if l.Protocol == "amqps" {
+						ls = append(ls, l)
+					}
+				}
+				b.Listeners = ls
+			case "data-dir":
+				b.DataDir = *dataDir
+			case "log-level":
+				b.Log.Level = *logLevel
+			case "log-format":
+				b.Log.Format = *logFormat
+			case "queue-memory-messages":
+				b.QueueMemory.Messages = *windowMsgs
+			case "queue-memory-bytes":
+				if n, e := config.ParseByteSize(*windowBytes); e != nil {
+					bad(e)
+				} else {
+					b.QueueMemory.Bytes = n
+				}
+			case "disk-free-limit":
+				if n, e := config.ParseByteSize(*diskFree); e != nil {
+					bad(e)
+				} else {
+					b.DiskFreeLimit = n
+				}
+			case "frame-max":
+				if n, e := config.ParseByteSize(*frameMax); e != nil {
+					bad(e)
+				} else {
+					b.Limits.FrameMax = n
+				}
+			case "channel-max":
+				b.Limits.ChannelMax = *channelMax
+			case "max-message-size":
+				if n, e := config.ParseByteSize(*maxMsg); e != nil {
+					bad(e)
+				} else {
+					b.Limits.MaxMessageSize = n
+				}
+			case "max-connections":
+				b.Limits.MaxConnections = *maxConns
+			case "heartbeat":
+				if d, e := config.ParseDuration(*heartbeat); e != nil {
+					bad(e)
+				} else {
+					b.Heartbeat = d
+				}
+			}
+		})
+		if err != nil {
+			return err
+		}
+		return checkLimits(b)
+	}
+	return configPath, apply
+}
+
+// checkLimits refuses values a flag may have set out of range (the file's are checked when
+// it is loaded).
+func checkLimits(b *config.Broker) error {
+	switch {
+	case b.QueueMemory.Messages < 1 || b.QueueMemory.Bytes < 1:
+		return errors.New("--queue-memory-messages and --queue-memory-bytes must be positive")
+	case b.Limits.FrameMax < config.MinFrameMax || b.Limits.FrameMax > config.MaxFrameMax:
+		return fmt.Errorf("--frame-max must be between %d and %d", config.MinFrameMax, uint32(config.MaxFrameMax))
+	case b.Limits.ChannelMax < 1 || b.Limits.ChannelMax > config.MaxChannelMax:
+		return fmt.Errorf("--channel-max must be between 1 and %d", config.MaxChannelMax)
+	case b.Limits.MaxMessageSize < 1 || b.Limits.MaxMessageSize > config.MaxMaxMessageSize:
+		return fmt.Errorf("--max-message-size must be between 1 and %d", config.MaxMaxMessageSize)
+	case b.Limits.MaxConnections < 0:
+		return errors.New("--max-connections must not be negative")
+	case b.Heartbeat < 0:
+		return errors.New("--heartbeat must not be negative")
+	}
+	if _, err := zerolog.ParseLevel(b.Log.Level); err != nil || b.Log.Level == "" {
+		return fmt.Errorf("--log-level %q is not one of trace, debug, info, warn, error", b.Log.Level)
+	}
+	switch b.Log.Format {
+	case "auto", "json", "console":
+	default:
+		return fmt.Errorf("--log-format %q is not one of auto, json, console", b.Log.Format)
+	}
+	return nil
+}
+
+// loadBroker reads the configuration (the file if given, else the defaults) and applies the
+// flags over it.
+func loadBroker(path string, apply func(*config.Broker) error) (*config.Broker, error) {
+	b := config.DefaultBroker()
+	if path != "" {
+		loaded, err := config.LoadBroker(path)
+		if err != nil {
+			return nil, err
+		}
+		b = *loaded
+	}
+	if err := apply(&b); err != nil {
+		return nil, err
+	}
+	return &b, nil
+}
+
+func run(args []string, logOut *os.File) error {
+	fs := flag.NewFlagSet("warren", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), `Usage:
+  warren [flags]                            run the broker
+  warren passwd [PASSWORD]                  print a password hash for a definitions file
+  warren config check FILE...               validate configuration and definitions files
+  warren config reload [--config F | --data-dir D | --control-socket S]
+  warren definitions export [--config F | --data-dir D | --control-socket S]
+  warren definitions import FILE.json       print a RabbitMQ definitions.json as YAML
+
+Flags (they override the configuration file; docs/configuration.md lists every setting):
+`)
+		fs.PrintDefaults()
+	}
+	configPath, apply := brokerFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (see warren --help)", fs.Arg(0))
+	}
+	b, err := loadBroker(*configPath, apply)
+	if err != nil {
+		return err
+	}
+	var defs *config.Definitions
+	if len(b.Definitions) > 0 {
+		if defs, err = config.LoadDefinitions(b.Definitions...); err != nil {
+			return err
+		}
+	}
+	level, _ := zerolog.ParseLevel(b.Log.Level)
+	log := newLogger(logOut, level, b.Log.Format)
+
+	log.Info().Str("version", server.Version).Str("data_dir", b.DataDir).Str("config", b.File).Msg("starting Warren")
+	// Listen first: a bad address should not leave a fresh data dir behind. Clients that
+	// connect during recovery wait in the kernel's accept queue.
+	lns, err := listen(b)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, ln := range lns {
+			_ = ln.Close()
+		}
+	}()
+	if fi, err := os.Stat(b.DataDir); err == nil && !fi.IsDir() {
+		return fmt.Errorf("data dir %s: not a directory", b.DataDir)
+	}
+	st, err := store.Open(store.Options{Dir: b.DataDir, Logger: log, DiskReserve: int64(b.DiskFreeLimit)})
+	if err != nil {
+		return fmt.Errorf("data dir %s: %w", b.DataDir, err)
+	}
+	defer func() {
+		if err := st.Close(); err != nil {
+			log.Error().Err(err).Msg("closing the store")
+		}
+	}()
+	hb := time.Duration(b.Heartbeat)
+	if hb == 0 {
+		hb = -1 // offer 0: clients may disable heartbeats
+	}
+	srv := server.New(server.Config{Logger: log, Store: st,
+		Window:           queue.Window{Count: b.QueueMemory.Messages, Bytes: int(b.QueueMemory.Bytes)},
+		Heartbeat:        hb,
+		FrameMax:         uint32(b.Limits.FrameMax),
+		ChannelMax:       uint16(b.Limits.ChannelMax),
+		MaxMessageSize:   int(b.Limits.MaxMessageSize),
+		MaxConnections:   b.Limits.MaxConnections,
+		HandshakeTimeout: time.Duration(b.HandshakeTimeout),
+		LoopbackUsers:    b.LoopbackUsers,
+	})
+	if err := srv.Recover(); err != nil {
+		return fmt.Errorf("data dir %s: %w", b.DataDir, err)
+	}
+	if defs != nil {
+		if _, err := srv.ApplyDefinitions(defs); err != nil {
+			return err
+		}
+	}
+
+	reload := func() (string, error) { return reloadDefinitions(srv, *configPath, apply) }
+	ctl, err := listenControl(b.ControlSocketPath())
+	if err != nil {
+		return err
+	}
+	defer ctl.Close()
+	go srv.ServeControl(ctl, func(cmd string) (string, error) {
+		switch cmd {
+		case server.ControlReload:
+			return reload()
+		case server.ControlExport:
+			return exportYAML(srv)
+		}
+		return "", fmt.Errorf("unknown control command %q", cmd)
+	})
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	served := make(chan error, len(lns))
+	for _, ln := range lns {
+		go func() { served <- srv.Serve(context.Background(), ln) }()
+	}
+
+	for {
+		select {
+		case err := <-served:
+			return fmt.Errorf("serve: %w", err)
+		case <-hup:
+			if out, err := reload(); err != nil {
+				log.Error().Str("errors", err.Error()).Msg("reload refused; the running definitions are unchanged")
+			} else {
+				log.Info().Str("result", out).Msg("reloaded on SIGHUP")
+			}
+			continue
+		case <-ctx.Done():
+		}
+		break
+	}
+	log.Info().Msg("signal received, shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return err
+	}
+	for range lns {
+		if err := <-served; err != nil && !errors.Is(err, server.ErrServerClosed) {
+			return fmt.Errorf("serve: %w", err)
+		}
+	}
+	log.Info().Msg("stopped")
+	return nil
+}
+
+// listen opens every listener of the configuration; amqps listeners wrap TCP in TLS.
+func listen(b *config.Broker) ([]net.Listener, error) {
+	var lns []net.Listener
+	fail := func(err error) ([]net.Listener, error) {
+		for _, ln := range lns {
+			_ = ln.Close()
+		}
+		return nil, err
+	}
+	for _, l := range b.Listeners {
+		var tc *tls.Config
+		if l.Protocol == "amqps" {
+			var err error
+			if tc, err = l.TLSConfig(); err != nil {
+				return fail(err)
+			}
+		}
+		ln, err := net.Listen("tcp", l.Address)
+		if err != nil {
+			return fail(fmt.Errorf("listen on %s: %w", l.Address, err))
+		}
+		if tc != nil {
+			ln = tls.NewListener(ln, tc)
+		}
+		lns = append(lns, ln)
+	}
+	if len(lns) == 0 {
+		return nil, errors.New("no listeners configured")
+	}
+	return lns, nil
+}
+
+// listenControl opens the control socket, owner-only. A socket file left by a broker that
+// died is replaced; one that answers belongs to a running broker, which the data dir lock
+// would refuse anyway.
+func listenControl(path string) (net.Listener, error) {
+	if c, err := net.Dial("unix", path); err == nil {
+		_ = c.Close()
+		return nil, fmt.Errorf("control socket %s: another broker is listening on it", path)
+	}
+	_ = os.Remove(path)
+	old := syscall.Umask(0o077)
+	ln, err := net.Listen("unix", path)
+	syscall.Umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	return ln, nil
+}
+
+// reloadDefinitions re-reads the configuration (for its list of definitions files) and the
+// definitions, and applies them when all of them are valid.
+func reloadDefinitions(srv *server.Server, configPath string, apply func(*config.Broker) error) (string, error) {
+	if configPath == "" {
+		return "", errors.New("the broker was started without --config: there are no definitions files to reload")
+	}
+	b, err := loadBroker(configPath, apply)
+	if err != nil {
+		return "", err
+	}
+	defs := &config.Definitions{}
+	if len(b.Definitions) > 0 {
+		if defs, err = config.LoadDefinitions(b.Definitions...); err != nil {
+			return "", err
+		}
+	}
+	res, err := srv.ApplyDefinitions(defs)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("reloaded: %d created, %d deleted, %d kept\n", len(res.Created), len(res.Deleted), len(res.Kept)), nil
+}
+
+// newLogger writes human-readable logs to a terminal (format auto) or when asked, JSON lines
+// otherwise.
+func newLogger(out *os.File, level zerolog.Level, format string) zerolog.Logger {
+	var w io.Writer = out
+	console := format == "console"
+	if format == "auto" {
+		fi, err := out.Stat()
+		console = err == nil && fi.Mode()&os.ModeCharDevice != 0
+	}
+	if console {
+		w = zerolog.ConsoleWriter{Out: out, TimeFormat: time.TimeOnly}
+	}
+	return zerolog.New(w).Level(level).With().Timestamp().Logger()
+}

@@ -1,0 +1,360 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/warrenmq/warren/amqpwire"
+	"github.com/warrenmq/warren/binding"
+	"github.com/warrenmq/warren/exchange"
+	"github.com/warrenmq/warren/server/config"
+)
+
+// managedState is what the definitions files last applied: the objects the broker manages
+// for the operator. Objects clients declared are never touched by a reload.
+type managedState struct {
+	defs *config.Definitions
+}
+
+// DefinitionsResult says what applying definitions changed.
+type DefinitionsResult struct {
+	Created, Deleted, Updated []string
+	Kept                      []string // queues dropped from the files but kept (they hold messages)
+}
+
+// itemError is an apply-time problem with one item of the files.
+func itemError(pos config.Pos, format string, args ...any) *config.Error {
+	return &config.Error{Pos: pos, Msg: fmt.Sprintf(format, args...)}
+}
+
+// plan is definitions checked against the live broker and ready to apply.
+type plan struct {
+	defs     *config.Definitions
+	access   *Access
+	policies map[string][]Policy // by vhost
+	queues   []plannedQueue
+	xs       []exchange.Definition
+	xvhosts  []string
+	bindings []plannedBinding
+}
+
+type plannedQueue struct {
+	vhost string
+	decl  queueDecl
+}
+
+type plannedBinding struct {
+	vhost string
+	b     binding.Binding
+	key   string
+}
+
+// ApplyDefinitions makes the broker's file-managed topology match defs, which the caller has
+// loaded and validated (config.LoadDefinitions). Everything is checked against the live
+// broker first (queue arguments, equivalence with what already exists); any problem returns
+// a config.ErrorList and changes nothing. Then the difference from the previous definitions
+// is applied: vhosts, users, permissions and policies are replaced; exchanges, queues and
+// bindings are created; bindings and exchanges no longer in the files are removed; queues no
+// longer in the files are deleted when empty, or when defs.Prune says so.
+func (s *Server) ApplyDefinitions(defs *config.Definitions) (DefinitionsResult, error) {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	p, err := s.plan(defs)
+	if err != nil {
+		return DefinitionsResult{}, err
+	}
+	return s.apply(p), nil
+}
+
+// CheckDefinitions runs the checks ApplyDefinitions runs before changing anything.
+func (s *Server) CheckDefinitions(defs *config.Definitions) error {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	_, err := s.plan(defs)
+	return err
+}
+
+func (s *Server) plan(defs *config.Definitions) (*plan, error) {
+	var errs config.ErrorList
+	p := &plan{defs: defs, policies: map[string][]Policy{}}
+
+	var accounts []Account
+	loopback := map[string]bool{}
+	for _, u := range s.cfg.LoopbackUsers {
+		loopback[u] = true
+	}
+	for _, u := range defs.Users {
+		accounts = append(accounts, Account{Name: u.Name, Check: u.CheckPassword, Tags: u.Tags, Loopback: loopback[u.Name]})
+	}
+	var grants []Grant
+	for _, pm := range defs.Permissions {
+		g := Grant{User: pm.User, Vhost: pm.Vhost}
+		for _, pat := range []struct {
+			src string
+			dst *Pattern
+		}{{pm.Configure, &g.Configure}, {pm.Write, &g.Write}, {pm.Read, &g.Read}} {
+			c, err := CompilePattern(pat.src)
+			if err != nil {
+				errs = append(errs, itemError(pm.Pos, "%v", err))
+			}
+			*pat.dst = c
+		}
+		grants = append(grants, g)
+	}
+	if len(accounts) == 0 {
+		p.access = DefaultAccess(s.cfg.LoopbackUsers)
+	} else if a, err := NewAccess(accounts, grants); err != nil {
+		errs = append(errs, itemError(config.Pos{}, "%v", err))
+	} else {
+		p.access = a
+	}
+
+	for _, pol := range defs.Policies {
+		pat, err := CompilePattern(pol.Pattern)
+		if err != nil {
+			errs = append(errs, itemError(pol.Pos, "%v", err))
+			continue
+		}
+		target := PolicyAll
+		switch pol.ApplyTo {
+		case "queues":
+			target = PolicyQueues
+		case "exchanges":
+			target = PolicyExchanges
+		}
+		d := pol.Definition
+		p.policies[pol.Vhost] = append(p.policies[pol.Vhost], Policy{Name: pol.Name, Pattern: pat, ApplyTo: target,
+			Priority: pol.Priority, Def: PolicyDef{MessageTTL: d.MessageTTL, Expires: d.Expires, MaxLength: d.MaxLength,
+				MaxLengthBytes: d.MaxLengthBytes, DeliveryLimit: d.DeliveryLimit, MaxPriority: d.MaxPriority,
+				Overflow: d.Overflow, DeadLetterExchange: d.DeadLetterExchange,
+				DeadLetterRoutingKey: d.DeadLetterRoutingKey, AlternateExchange: d.AlternateExchange}})
+	}
+
+	for _, x := range defs.Exchanges {
+		args, err := amqpwire.NewTable(x.Arguments)
+		if err != nil {
+			errs = append(errs, itemError(x.Pos, "exchange %q in vhost %q: arguments: %v", x.Name, x.Vhost, err))
+			continue
+		}
+		d := exchange.Definition{Name: x.Name, Kind: x.Type, Durable: x.Durable, AutoDelete: x.AutoDelete, Internal: x.Internal, Args: args}
+		if err := d.Validate(x.Vhost); err != nil {
+			errs = append(errs, itemError(x.Pos, "exchange %q in vhost %q: %s", x.Name, x.Vhost, replyText(err)))
+			continue
+		}
+		if vh := s.vhost(x.Vhost); vh != nil {
+			if err := vh.checkExchangeEquivalent(d); err != nil {
+				errs = append(errs, itemError(x.Pos, "exchange %q in vhost %q exists with other properties (%s); delete it or change the file",
+					x.Name, x.Vhost, replyText(err)))
+				continue
+			}
+		}
+		p.xs = append(p.xs, d)
+		p.xvhosts = append(p.xvhosts, x.Vhost)
+	}
+
+	for _, q := range defs.Queues {
+		args, err := amqpwire.NewTable(q.Arguments)
+		if err != nil {
+			errs = append(errs, itemError(q.Pos, "queue %q in vhost %q: arguments: %v", q.Name, q.Vhost, err))
+			continue
+		}
+		if _, err := parseQueueArgs(q.Name, q.Vhost, args); err != nil {
+			errs = append(errs, itemError(q.Pos, "%s", replyText(err)))
+			continue
+		}
+		d := queueDecl{name: q.Name, durable: q.Durable, autoDelete: q.AutoDelete, args: args}
+		if vh := s.vhost(q.Vhost); vh != nil {
+			if err := vh.checkQueueEquivalent(d); err != nil {
+				errs = append(errs, itemError(q.Pos, "queue %q in vhost %q exists with other properties (%s); delete it or change the file",
+					q.Name, q.Vhost, replyText(err)))
+				continue
+			}
+		}
+		p.queues = append(p.queues, plannedQueue{vhost: q.Vhost, decl: d})
+	}
+
+	for _, b := range defs.Bindings {
+		pb, err := plannedBindingOf(b)
+		if err != nil {
+			errs = append(errs, itemError(b.Pos, "binding from %q to %q in vhost %q: %v", b.Source, b.Destination, b.Vhost, err))
+			continue
+		}
+		p.bindings = append(p.bindings, pb)
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return p, nil
+}
+
+func plannedBindingOf(b config.Binding) (plannedBinding, error) {
+	args, err := amqpwire.NewTable(b.Arguments)
+	if err != nil {
+		return plannedBinding{}, fmt.Errorf("arguments: %w", err)
+	}
+	kind := binding.DestQueue
+	if b.DestinationType == "exchange" {
+		kind = binding.DestExchange
+	}
+	bb := binding.Binding{Source: b.Source, Dest: binding.Destination{Kind: kind, Name: b.Destination},
+		RoutingKey: b.RoutingKey, Args: args}
+	ak, err := binding.ArgsKey(args)
+	if err != nil {
+		return plannedBinding{}, fmt.Errorf("arguments: %w", err)
+	}
+	key := strings.Join([]string{b.Vhost, b.Source, kind.String(), b.Destination, b.RoutingKey, ak}, "\x00")
+	return plannedBinding{vhost: b.Vhost, b: bb, key: key}, nil
+}
+
+// replyText is an AMQP error's text without the reply name, or the error's text.
+func replyText(err error) string {
+	var ce *amqpwire.ChannelError
+	if errors.As(err, &ce) {
+		return ce.Text
+	}
+	return err.Error()
+}
+
+// apply carries out a checked plan. Store failures are logged: the broker keeps running with
+// what it could apply, as with any declare that fails to persist.
+func (s *Server) apply(p *plan) DefinitionsResult {
+	var res DefinitionsResult
+	old := s.managed.defs
+	if old == nil {
+		old = &config.Definitions{}
+	}
+	logErr := func(what string, err error) {
+		if err != nil {
+			s.log.Error().Err(err).Str("object", what).Msg("definitions: apply failed")
+		}
+	}
+
+	for _, v := range p.defs.Vhosts {
+		if s.vhost(v.Name) == nil {
+			s.vhostFor(v.Name)
+			res.Created = append(res.Created, "vhost "+v.Name)
+		}
+	}
+	s.vhostFor("/")
+	s.SetAccess(p.access)
+
+	// Policies first, so queues created below start with them.
+	s.vhmu.RLock()
+	vhosts := make([]*vhost, 0, len(s.vhosts))
+	for _, v := range s.vhosts {
+		vhosts = append(vhosts, v)
+	}
+	s.vhmu.RUnlock()
+	for _, v := range vhosts {
+		v.setPolicies(p.policies[v.name])
+	}
+
+	for i, d := range p.xs {
+		v := s.vhostFor(p.xvhosts[i])
+		existed := v.hasExchange(d.Name)
+		if err := v.declareExchange(d, false); err != nil {
+			logErr("exchange "+d.Name, err)
+			continue
+		}
+		if !existed {
+			res.Created = append(res.Created, fmt.Sprintf("exchange %s in %s", d.Name, v.name))
+		}
+	}
+	for _, q := range p.queues {
+		v := s.vhostFor(q.vhost)
+		existed := v.hasQueue(q.decl.name)
+		if _, err := v.declareQueue(nil, q.decl); err != nil {
+			logErr("queue "+q.decl.name, err)
+			continue
+		}
+		if !existed {
+			res.Created = append(res.Created, fmt.Sprintf("queue %s in %s", q.decl.name, q.vhost))
+		}
+	}
+
+	newKeys := map[string]bool{}
+	for _, b := range p.bindings {
+		newKeys[b.key] = true
+	}
+	for _, ob := range old.Bindings {
+		pb, err := plannedBindingOf(ob)
+		if err != nil || newKeys[pb.key] {
+			continue
+		}
+		if v := s.vhost(pb.vhost); v != nil {
+			if err := v.unbind(nil, pb.b); err == nil {
+				res.Deleted = append(res.Deleted, "binding "+describeBinding(pb))
+			}
+		}
+	}
+	oldKeys := map[string]bool{}
+	for _, ob := range old.Bindings {
+		if pb, err := plannedBindingOf(ob); err == nil {
+			oldKeys[pb.key] = true
+		}
+	}
+	for _, b := range p.bindings {
+		v := s.vhostFor(b.vhost)
+		if err := v.bind(nil, b.b); err != nil {
+			logErr("binding "+describeBinding(b), err)
+			continue
+		}
+		if !oldKeys[b.key] {
+			res.Created = append(res.Created, "binding "+describeBinding(b))
+		}
+	}
+
+	type vn struct{ vhost, name string }
+	keepQ := map[vn]bool{}
+	for _, q := range p.defs.Queues {
+		keepQ[vn{q.Vhost, q.Name}] = true
+	}
+	for _, q := range old.Queues {
+		if keepQ[vn{q.Vhost, q.Name}] {
+			continue
+		}
+		v := s.vhost(q.Vhost)
+		if v == nil || !v.hasQueue(q.Name) {
+			continue
+		}
+		_, err := v.deleteQueue(nil, q.Name, false, !p.defs.Prune)
+		switch {
+		case err == nil:
+			res.Deleted = append(res.Deleted, fmt.Sprintf("queue %s in %s", q.Name, q.Vhost))
+		case !p.defs.Prune:
+			res.Kept = append(res.Kept, fmt.Sprintf("queue %s in %s", q.Name, q.Vhost))
+			s.log.Warn().Str("queue", q.Name).Str("vhost", q.Vhost).
+				Msg("definitions: queue removed from the files still holds messages; kept (set prune: true to delete it)")
+		default:
+			logErr("queue "+q.Name, err)
+		}
+	}
+	keepX := map[vn]bool{}
+	for _, x := range p.defs.Exchanges {
+		keepX[vn{x.Vhost, x.Name}] = true
+	}
+	for _, x := range old.Exchanges {
+		if keepX[vn{x.Vhost, x.Name}] {
+			continue
+		}
+		if v := s.vhost(x.Vhost); v != nil && v.hasExchange(x.Name) {
+			if err := v.deleteExchange(x.Name, false); err != nil {
+				logErr("exchange "+x.Name, err)
+				continue
+			}
+			res.Deleted = append(res.Deleted, fmt.Sprintf("exchange %s in %s", x.Name, x.Vhost))
+		}
+	}
+	s.managed.defs = p.defs
+	slices.Sort(res.Created)
+	slices.Sort(res.Deleted)
+	s.log.Info().Strs("created", res.Created).Strs("deleted", res.Deleted).Strs("kept", res.Kept).
+		Msg("definitions applied")
+	return res
+}
+
+func describeBinding(b plannedBinding) string {
+	return fmt.Sprintf("%s -> %s %s (%q) in %s", b.b.Source, b.b.Dest.Kind, b.b.Dest.Name, b.b.RoutingKey, b.vhost)
+}

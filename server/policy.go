@@ -114,8 +114,12 @@ func (qa queueArgs) withPolicy(p *Policy, creating bool) queueArgs {
 	return qa
 }
 
-// setEffective installs a queue's effective arguments.
-func (v *vhost) setEffective(q *queueRec, qa queueArgs) {
+// setEffective installs a queue's effective arguments and the name of the policy in them.
+func (v *vhost) setEffective(q *queueRec, qa queueArgs, p *Policy) {
+	q.policy = ""
+	if p != nil {
+		q.policy = p.Name
+	}
 	q.eff.Store(&qa)
 }
 
@@ -176,8 +180,7 @@ func (v *vhost) applyPolicy(q *queueRec) {
 	if name == q.policy && qa == *old {
 		return
 	}
-	q.policy = name
-	v.setEffective(q, qa)
+	v.setEffective(q, qa, p)
 	if q.journal != nil {
 		q.journal.setTTL(qa.features)
 	}

@@ -101,9 +101,10 @@ func (v *vhost) restoreQueue(q store.Queue, idx store.QueueIndex, clean bool) er
 		stored:     true,
 		declared:   qa,
 	}
-	eff := qa.withPolicy(v.policyFor(policyQueues, q.Name), false)
+	pol := v.policyFor(policyQueues, q.Name)
+	eff := qa.withPolicy(pol, false)
 	eff.features.MaxPriority = restoredPriority(amqpwire.Table(q.Args), qa)
-	v.setEffective(rec, eff)
+	v.setEffective(rec, eff, pol)
 	levels := []queue.Restored{restored(idx)}
 	for l := 1; l <= int(rec.cur().features.MaxPriority); l++ {
 		lidx, err := v.st.IndexQueue(store.LevelQueueID(q.ID, uint8(l)))

@@ -573,7 +573,8 @@ func (v *vhost) declareQueue(c *conn, d queueDecl) (*queueRec, error) {
 		args:       d.args,
 		declared:   qa,
 	}
-	v.setEffective(q, qa.withPolicy(v.policyFor(policyQueues, d.name), true))
+	pol := v.policyFor(policyQueues, d.name)
+	v.setEffective(q, qa.withPolicy(pol, true), pol)
 	if d.exclusive {
 		q.owner = c
 	}

@@ -46,6 +46,10 @@ func parseYAML(file string, data []byte) (*yaml.Node, error) {
 
 var yamlLine = regexp.MustCompile(`^line (\d+): `)
 
+// parserProblems start yaml.v3's parser (not scanner) errors, whose line it reports
+// 0-based.
+var parserProblems = []string{"did not find expected", "found duplicate %", "found incompatible YAML", "found undefined tag"}
+
 // syntaxError turns yaml.v3's "yaml: line 3: did not find expected key" into an Error at
 // that line (yaml.v3 does not report the column).
 func syntaxError(file string, err error) *Error {
@@ -54,6 +58,12 @@ func syntaxError(file string, err error) *Error {
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {
 		pos.Line, _ = strconv.Atoi(m[1])
 		msg = msg[len(m[0]):]
+		for _, p := range parserProblems {
+			if strings.HasPrefix(msg, p) {
+				pos.Line++
+				break
+			}
+		}
 	}
 	return &Error{Pos: pos, Msg: "syntax error: " + msg}
 }

@@ -188,7 +188,8 @@ func (d *decoder) section(f fields, key string, keys []string, special map[strin
 	}
 }
 
-// itemReporter reports per-item check failures at the offending key's value.
+// itemReporter reports per-item check failures at the offending key's value, unless that
+// value already failed to decode.
 func (d *decoder) itemReporter(f fields, path string) reporter {
 	return func(keys []string, msg string) {
 		n, p := f.node, path
@@ -198,6 +199,11 @@ func (d *decoder) itemReporter(f fields, path string) reporter {
 				break
 			}
 			n, p = next, child(p, k)
+		}
+		for _, e := range d.errs {
+			if e.Path == p {
+				return // the value could not be read: one problem is enough
+			}
 		}
 		d.errorf(n, p, "%s", msg)
 	}

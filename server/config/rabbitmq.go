@@ -1,0 +1,222 @@
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// ImportRabbitMQ reads a RabbitMQ definitions.json, as written by `rabbitmqctl
+// export_definitions` or the management API, checking each item on its own as
+// ParseDefinitions does; call Validate (or use LoadDefinitions) to check references.
+// Permission and policy patterns, which RabbitMQ takes as regular expressions, are
+// translated to globs where they have a common shape. What Warren cannot honour is an
+// error, not silently dropped: topic permissions, runtime parameters (federation, shovels),
+// user limits and policy keys other than Warren's (ha-mode, queue-mode, ...). Positions
+// are the JSON's lines and columns.
+func ImportRabbitMQ(file string, data []byte) (*Definitions, error) {
+	if err := json.Unmarshal(data, new(any)); err != nil {
+		return nil, ErrorList{jsonError(file, data, err)}
+	}
+	// Outside strings, tabs in valid JSON are whitespace, which YAML refuses in places.
+	root, err := parseYAML(file, bytes.ReplaceAll(data, []byte("\t"), []byte(" ")))
+	if err != nil {
+		return nil, err
+	}
+	d := &decoder{file: file}
+	defs := &Definitions{}
+	if f, ok := d.mapping(root, "", nil, nil); ok {
+		d.rabbitmq(f, defs)
+	}
+	if err := d.errs.err(); err != nil {
+		return nil, err
+	}
+	return defs, nil
+}
+
+// jsonError places a JSON syntax error at its line and column.
+func jsonError(file string, data []byte, err error) *Error {
+	var syn *json.SyntaxError
+	if !errors.As(err, &syn) {
+		return &Error{Pos: Pos{File: file}, Msg: fmt.Sprintf("invalid JSON: %v", err)}
+	}
+	before := data[:min(int(syn.Offset), len(data))]
+	line := bytes.Count(before, []byte("\n")) + 1
+	col := len(before) - bytes.LastIndexByte(before, '\n')
+	return &Error{Pos: Pos{File: file, Line: line, Col: col}, Msg: fmt.Sprintf("invalid JSON: %v", err)}
+}
+
+// items walks the list under key, skipping elements that are not mappings. Unknown keys
+// are ignored: each RabbitMQ version adds some.
+func (d *decoder) items(f fields, key string, item func(f fields, path string)) {
+	d.section(f, key, nil, nil, item)
+}
+
+// globField reads a regular expression and translates it to a glob.
+func (d *decoder) globField(f fields, path, key string, dst *string) {
+	n, ok := f.get(key)
+	if !ok {
+		return
+	}
+	p := child(path, key)
+	s, ok := d.str(n, p)
+	if !ok {
+		return
+	}
+	g, err := regexToGlob(s)
+	if err != nil {
+		d.errorf(n, p, "%v", err)
+		return
+	}
+	*dst = g
+}
+
+func (d *decoder) rabbitmq(f fields, defs *Definitions) {
+	for _, key := range []string{"topic_permissions", "parameters"} {
+		n, ok := f.get(key)
+		if !ok {
+			continue
+		}
+		if l, ok := d.list(n, key); ok && len(l) > 0 {
+			if key == "topic_permissions" {
+				d.errorf(n, key, "topic permissions are not supported; remove them or grant write access to the whole exchange")
+			} else {
+				d.errorf(n, key, "runtime parameters (federation upstreams, shovels and the like) are not supported")
+			}
+		}
+	}
+	d.items(f, "vhosts", func(f fields, p string) {
+		v := Vhost{Pos: d.pos(f.node)}
+		if d.required(f, p, "name") {
+			d.strField(f, p, "name", &v.Name)
+			d.strField(f, p, "description", &v.Description)
+			if n, ok := f.get("metadata"); ok {
+				if mf, ok := d.mapping(n, child(p, "metadata"), nil, nil); ok {
+					d.strField(mf, child(p, "metadata"), "description", &v.Description)
+				}
+			}
+			v.check(d.itemReporter(f, p))
+			defs.Vhosts = append(defs.Vhosts, v)
+		}
+	})
+	d.items(f, "users", func(f fields, p string) {
+		u := User{Pos: d.pos(f.node), HashingAlgorithm: sha256Algorithm}
+		if !d.required(f, p, "name", "password_hash") {
+			return
+		}
+		d.strField(f, p, "name", &u.Name)
+		d.strField(f, p, "password_hash", &u.PasswordHash)
+		d.strField(f, p, "hashing_algorithm", &u.HashingAlgorithm)
+		if n, ok := f.get("tags"); ok {
+			if n = deref(n); n.Kind == yaml.ScalarNode && n.Tag == "!!str" {
+				for _, t := range strings.Split(n.Value, ",") {
+					if t = strings.TrimSpace(t); t != "" {
+						u.Tags = append(u.Tags, t)
+					}
+				}
+			} else {
+				u.Tags, _ = d.strList(n, child(p, "tags"))
+			}
+		}
+		if n, ok := f.get("limits"); ok {
+			if lf, ok := d.mapping(n, child(p, "limits"), nil, nil); ok && len(lf.vals) > 0 {
+				d.errorf(n, child(p, "limits"), "user limits are not supported")
+			}
+		}
+		u.check(d.itemReporter(f, p))
+		defs.Users = append(defs.Users, u)
+	})
+	d.items(f, "permissions", func(f fields, p string) {
+		pm := Permission{Pos: d.pos(f.node), Vhost: "/"}
+		if d.required(f, p, "user", "vhost") {
+			d.strField(f, p, "user", &pm.User)
+			d.strField(f, p, "vhost", &pm.Vhost)
+			d.globField(f, p, "configure", &pm.Configure)
+			d.globField(f, p, "write", &pm.Write)
+			d.globField(f, p, "read", &pm.Read)
+			pm.check(d.itemReporter(f, p))
+			defs.Permissions = append(defs.Permissions, pm)
+		}
+	})
+	d.items(f, "exchanges", func(f fields, p string) {
+		x := Exchange{Pos: d.pos(f.node), Vhost: "/", Durable: true}
+		if d.required(f, p, "name", "type") {
+			d.strField(f, p, "name", &x.Name)
+			d.strField(f, p, "vhost", &x.Vhost)
+			d.strField(f, p, "type", &x.Type)
+			d.boolField(f, p, "durable", &x.Durable)
+			d.boolField(f, p, "auto_delete", &x.AutoDelete)
+			d.boolField(f, p, "internal", &x.Internal)
+			x.Arguments = d.argumentsField(f, p, nil)
+			x.check(d.itemReporter(f, p))
+			defs.Exchanges = append(defs.Exchanges, x)
+		}
+	})
+	d.items(f, "queues", func(f fields, p string) {
+		q := Queue{Pos: d.pos(f.node), Vhost: "/", Durable: true}
+		if d.required(f, p, "name") {
+			d.strField(f, p, "name", &q.Name)
+			d.strField(f, p, "vhost", &q.Vhost)
+			d.boolField(f, p, "durable", &q.Durable)
+			d.boolField(f, p, "auto_delete", &q.AutoDelete)
+			q.Arguments = d.argumentsField(f, p, nil)
+			q.check(d.itemReporter(f, p))
+			defs.Queues = append(defs.Queues, q)
+		}
+	})
+	d.items(f, "bindings", func(f fields, p string) {
+		b := Binding{Pos: d.pos(f.node), Vhost: "/", DestinationType: "queue"}
+		if d.required(f, p, "source", "destination") {
+			d.strField(f, p, "vhost", &b.Vhost)
+			d.strField(f, p, "source", &b.Source)
+			d.strField(f, p, "destination", &b.Destination)
+			d.strField(f, p, "destination_type", &b.DestinationType)
+			d.strField(f, p, "routing_key", &b.RoutingKey)
+			b.Arguments = d.argumentsField(f, p, nil)
+			b.check(d.itemReporter(f, p))
+			defs.Bindings = append(defs.Bindings, b)
+		}
+	})
+	d.items(f, "policies", func(f fields, p string) {
+		pol := Policy{Pos: d.pos(f.node), Vhost: "/", ApplyTo: "all"}
+		if !d.required(f, p, "name", "pattern", "definition") {
+			return
+		}
+		d.strField(f, p, "name", &pol.Name)
+		d.strField(f, p, "vhost", &pol.Vhost)
+		d.globField(f, p, "pattern", &pol.Pattern)
+		d.strField(f, p, "apply-to", &pol.ApplyTo)
+		if n, ok := f.get("priority"); ok {
+			if v, ok := d.intIn(n, child(p, "priority"), "priority", -1<<31, 1<<31-1); ok {
+				pol.Priority = int(v)
+			}
+		}
+		n, _ := f.get("definition")
+		dp := child(p, "definition")
+		df, ok := d.mapping(n, dp, nil, nil)
+		if !ok {
+			return
+		}
+		known := fields{node: df.node, vals: map[string]*yaml.Node{}, keys: map[string]*yaml.Node{}}
+		unsupported := false
+		for k, v := range df.vals {
+			if oneOf("", k, policyDefKeys...) != "" {
+				unsupported = true
+				d.errorf(df.keys[k], child(dp, k), "policy %q in vhost %q: key %q is not supported; Warren's policy keys are %s",
+					pol.Name, pol.Vhost, k, strings.Join(policyDefKeys, ", "))
+				continue
+			}
+			known.vals[k], known.keys[k] = v, df.keys[k]
+		}
+		if unsupported && len(known.vals) == 0 {
+			return // the policy sets nothing Warren has; its keys are reported
+		}
+		d.policyDefinition(known, dp, &pol.Definition)
+		pol.check(d.itemReporter(f, p))
+		defs.Policies = append(defs.Policies, pol)
+	})
+}

@@ -208,11 +208,12 @@ func plannedBindingOf(b config.Binding) (plannedBinding, error) {
 	return plannedBinding{vhost: b.Vhost, b: bb, key: key}, nil
 }
 
-// replyText is an AMQP error's text without the reply name, or the error's text.
+// replyText is an AMQP error's text without the reply name ("PRECONDITION_FAILED - "), or
+// the error's text.
 func replyText(err error) string {
 	var ce *amqpwire.ChannelError
 	if errors.As(err, &ce) {
-		return ce.Text
+		return strings.TrimPrefix(ce.Text, amqpwire.ReplyName(ce.Code)+" - ")
 	}
 	return err.Error()
 }

@@ -8,7 +8,7 @@ import (
 	"github.com/warrenmq/warren/server/queue"
 )
 
-func i64(n int64) *int64    { return &n }
+func i64(n int64) *int64   { return &n }
 func str(s string) *string { return &s }
 
 func mustQueueArgs(t *testing.T, args map[string]any) queueArgs {

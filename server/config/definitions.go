@@ -194,11 +194,11 @@ func (d *decoder) itemReporter(f fields, path string) reporter {
 	return func(keys []string, msg string) {
 		n, p := f.node, path
 		for _, k := range keys {
-			next := lookup(n, k)
+			next, name := lookup(n, k)
 			if next == nil {
 				break
 			}
-			n, p = next, child(p, k)
+			n, p = next, child(p, name)
 		}
 		for _, e := range d.errs {
 			if e.Path == p {
@@ -209,20 +209,21 @@ func (d *decoder) itemReporter(f fields, path string) reporter {
 	}
 }
 
-// lookup is the value of key in mapping n (key spelled with - or _), or nil.
-func lookup(n *yaml.Node, key string) *yaml.Node {
+// lookup is the value of key in mapping n, spelled with - or with _ (as in RabbitMQ's
+// JSON), and the key as spelled; nil if it is not there.
+func lookup(n *yaml.Node, key string) (*yaml.Node, string) {
 	n = deref(n)
 	if n == nil || n.Kind != yaml.MappingNode {
-		return nil
+		return nil, ""
 	}
 	for _, k := range []string{key, strings.ReplaceAll(key, "-", "_")} {
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			if n.Content[i].Value == k {
-				return n.Content[i+1]
+				return n.Content[i+1], k
 			}
 		}
 	}
-	return nil
+	return nil, ""
 }
 
 func (d *decoder) definitions(f fields, defs *Definitions) {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -345,6 +346,10 @@ func (d *decoder) listener(n *yaml.Node, path, dir string) (Listener, bool) {
 func checkAddress(s string) error {
 	_, port, err := net.SplitHostPort(s)
 	if err != nil {
+		var ae *net.AddrError
+		if errors.As(err, &ae) {
+			return fmt.Errorf("address %q: %s", s, ae.Err)
+		}
 		return fmt.Errorf("address %q: %w", s, err)
 	}
 	var p int

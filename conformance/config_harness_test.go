@@ -48,6 +48,10 @@ func TestConfigFiles(t *testing.T) {
 		{"Passwd", testConfigPasswd},
 		{"Permissions", testConfigPermissions},
 		{"TLS", testConfigTLS},
+		{"Reload", testConfigReload},
+		{"RejectedReload", testConfigRejectedReload},
+		{"Prune", testConfigPrune},
+		{"Policies", testConfigPolicies},
 	} {
 		t.Run(area.name, func(t *testing.T) {
 			t.Parallel()

@@ -50,6 +50,10 @@ func TestConfigFiles(t *testing.T) {
 		{"TLS", testConfigTLS},
 		{"Reload", testConfigReload},
 		{"RejectedReload", testConfigRejectedReload},
+		{"StartupErrors", testConfigStartupErrors},
+		{"ExampleFiles", testConfigExampleFiles},
+		{"Flags", testConfigFlags},
+		{"RabbitMQDefinitions", testConfigRabbitMQDefinitions},
 		{"Prune", testConfigPrune},
 		{"Policies", testConfigPolicies},
 	} {

@@ -118,6 +118,9 @@ type fields struct {
 	node *yaml.Node
 	vals map[string]*yaml.Node
 	keys map[string]*yaml.Node
+	// merged marks the keys that come from a merge key (<<: *anchor), which the mapping's
+	// own keys override.
+	merged map[string]bool
 }
 
 func (f fields) get(key string) (*yaml.Node, bool) {
@@ -130,7 +133,7 @@ func (f fields) get(key string) (*yaml.Node, bool) {
 // followed. special gives the message for a key that is refused for a known reason.
 func (d *decoder) mapping(n *yaml.Node, path string, keys []string, special map[string]string) (fields, bool) {
 	n = deref(n)
-	f := fields{node: n, vals: map[string]*yaml.Node{}, keys: map[string]*yaml.Node{}}
+	f := fields{node: n, vals: map[string]*yaml.Node{}, keys: map[string]*yaml.Node{}, merged: map[string]bool{}}
 	if n.Kind != yaml.MappingNode {
 		d.expected(n, path, "a mapping")
 		return f, false
@@ -152,10 +155,18 @@ func (d *decoder) collect(n *yaml.Node, path string, keys []string, special map[
 		}
 		name := k.Value
 		if prev, dup := f.keys[name]; dup {
-			if !merged {
+			switch {
+			case merged: // a key set in the mapping itself wins over a merged one
+				continue
+			case !f.merged[name]:
 				d.errorf(k, child(path, name), "key %q is already set at %s", name, d.pos(prev))
+				continue
 			}
-			continue
+		}
+		if merged {
+			f.merged[name] = true
+		} else {
+			delete(f.merged, name)
 		}
 		if msg, ok := special[name]; ok {
 			d.errorf(k, child(path, name), "%s", msg)

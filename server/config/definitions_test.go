@@ -117,3 +117,37 @@ prune: maybe
 		`defs.yaml:34:8: prune: expected a boolean, got "maybe"`,
 	)
 }
+
+func TestAnchorsMergeKeysAndRepeatedKeys(t *testing.T) {
+	_, err := ParseDefinitions("defs.yaml", []byte(`
+x-common: &common {vhost: /, durable: false, arguments: {x-max-length: 10}}
+queues:
+  - {<<: *common, name: a}
+  - <<: *common
+    name: b
+    durable: true
+`))
+	// x-common is not a definitions key: anchors live inside known keys only.
+	wantProblems(t, err, `defs.yaml:2:1: unknown key "x-common"; expected one of: vhosts, users, permissions, exchanges, queues, bindings, policies, prune`)
+	defs, err := ParseDefinitions("defs.yaml", []byte(`
+queues:
+  - &a {name: a, durable: false, arguments: {x-max-length: 10}}
+  - {<<: *a, name: b}
+  - <<: *a
+    name: c
+    durable: true
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Queue{
+		{Pos: Pos{"defs.yaml", 3, 5}, Vhost: "/", Name: "a", Arguments: map[string]any{"x-max-length": int64(10)}},
+		{Pos: Pos{"defs.yaml", 4, 5}, Vhost: "/", Name: "b", Arguments: map[string]any{"x-max-length": int64(10)}},
+		{Pos: Pos{"defs.yaml", 5, 5}, Vhost: "/", Name: "c", Durable: true, Arguments: map[string]any{"x-max-length": int64(10)}},
+	}
+	if !reflect.DeepEqual(defs.Queues, want) {
+		t.Errorf("got  %+v\nwant %+v", defs.Queues, want)
+	}
+	_, err = ParseDefinitions("defs.yaml", []byte("queues:\n  - name: a\n    durable: true\n    name: b\n"))
+	wantProblems(t, err, `defs.yaml:4:5: queues[0].name: key "name" is already set at defs.yaml:2:5`)
+}

@@ -16,7 +16,12 @@ import (
 // for the operator. Objects clients declared are never touched by a reload.
 type managedState struct {
 	defs *config.Definitions
+	// kept are queues dropped from the files that a reload kept because they held messages;
+	// they stay candidates for deletion (when empty, or with prune) at every later reload.
+	kept map[vhostName]bool
 }
+
+type vhostName struct{ vhost, name string }
 
 // DefinitionsResult says what applying definitions changed.
 type DefinitionsResult struct {
@@ -307,31 +312,42 @@ func (s *Server) apply(p *plan) DefinitionsResult {
 		}
 	}
 
-	type vn struct{ vhost, name string }
+	type vn = vhostName
 	keepQ := map[vn]bool{}
 	for _, q := range p.defs.Queues {
 		keepQ[vn{q.Vhost, q.Name}] = true
 	}
+	dropped := s.managed.kept
+	if dropped == nil {
+		dropped = map[vn]bool{}
+	}
 	for _, q := range old.Queues {
-		if keepQ[vn{q.Vhost, q.Name}] {
+		dropped[vn{q.Vhost, q.Name}] = true
+	}
+	kept := map[vn]bool{}
+	for q := range dropped {
+		if keepQ[q] {
 			continue
 		}
-		v := s.vhost(q.Vhost)
-		if v == nil || !v.hasQueue(q.Name) {
+		v := s.vhost(q.vhost)
+		if v == nil || !v.hasQueue(q.name) {
 			continue
 		}
-		_, err := v.deleteQueue(nil, q.Name, false, !p.defs.Prune)
+		_, err := v.deleteQueue(nil, q.name, false, !p.defs.Prune)
 		switch {
 		case err == nil:
-			res.Deleted = append(res.Deleted, fmt.Sprintf("queue %s in %s", q.Name, q.Vhost))
+			res.Deleted = append(res.Deleted, fmt.Sprintf("queue %s in %s", q.name, q.vhost))
 		case !p.defs.Prune:
-			res.Kept = append(res.Kept, fmt.Sprintf("queue %s in %s", q.Name, q.Vhost))
-			s.log.Warn().Str("queue", q.Name).Str("vhost", q.Vhost).
+			kept[q] = true
+			res.Kept = append(res.Kept, fmt.Sprintf("queue %s in %s", q.name, q.vhost))
+			s.log.Warn().Str("queue", q.name).Str("vhost", q.vhost).
 				Msg("definitions: queue removed from the files still holds messages; kept (set prune: true to delete it)")
 		default:
-			logErr("queue "+q.Name, err)
+			kept[q] = true
+			logErr("queue "+q.name, err)
 		}
 	}
+	s.managed.kept = kept
 	keepX := map[vn]bool{}
 	for _, x := range p.defs.Exchanges {
 		keepX[vn{x.Vhost, x.Name}] = true

@@ -38,10 +38,60 @@ func parseYAML(file string, data []byte) (*yaml.Node, error) {
 		return &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: 1, Column: 1}, nil
 	}
 	root := doc.Content[0]
+	if err := checkAliases(file, root); err != nil {
+		return nil, ErrorList{err}
+	}
 	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
 		return &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: root.Line, Column: root.Column}, nil
 	}
 	return root, nil
+}
+
+// maxExpanded bounds the nodes a document may hold once its aliases are expanded, against
+// "billion laughs" documents.
+const maxExpanded = 1 << 20
+
+// checkAliases refuses aliases that refer to a node containing them (which would make the
+// tree infinite) and documents whose aliases expand to more than maxExpanded nodes.
+func checkAliases(file string, root *yaml.Node) *Error {
+	const inProgress = -1
+	sizes := map[*yaml.Node]int{}
+	var problem *Error
+	var size func(n *yaml.Node) int
+	size = func(n *yaml.Node) int {
+		if problem != nil {
+			return 0
+		}
+		switch s, seen := sizes[n]; {
+		case seen && s == inProgress:
+			problem = &Error{Pos: Pos{File: file, Line: n.Line, Col: n.Column}, Msg: "an alias refers to a node that contains it"}
+			return 0
+		case seen:
+			return s
+		}
+		sizes[n] = inProgress
+		total := 1
+		if n.Kind == yaml.AliasNode && n.Alias != nil {
+			if sizes[n.Alias] == inProgress {
+				problem = &Error{Pos: Pos{File: file, Line: n.Line, Col: n.Column}, Msg: fmt.Sprintf("alias *%s refers to a node that contains it", n.Value)}
+				return 0
+			}
+			total += size(n.Alias)
+		}
+		for _, c := range n.Content {
+			total += size(c)
+			if total > maxExpanded {
+				break
+			}
+		}
+		if total > maxExpanded && problem == nil {
+			problem = &Error{Pos: Pos{File: file, Line: n.Line, Col: n.Column}, Msg: fmt.Sprintf("the document expands to more than %d nodes through its aliases", maxExpanded)}
+		}
+		sizes[n] = total
+		return total
+	}
+	size(root)
+	return problem
 }
 
 var yamlLine = regexp.MustCompile(`^line (\d+): `)

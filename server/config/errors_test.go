@@ -54,3 +54,17 @@ func TestYAMLSyntaxErrorHasFileAndLine(t *testing.T) {
 	_, err = ParseDefinitions("defs.yaml", []byte("queues: []\n---\nqueues: []\n"))
 	wantProblems(t, err, "defs.yaml:2:1: a file holds one YAML document, but a second one starts here")
 }
+
+func TestAliasesCannotLoopOrExplode(t *testing.T) {
+	_, err := ParseDefinitions("defs.yaml", []byte("queues: [{name: a, arguments: &x {y: *x}}]\n"))
+	wantProblems(t, err, "defs.yaml:1:38: alias *x refers to a node that contains it")
+	_, err = ParseDefinitions("defs.yaml", []byte("queues: [&q {name: a, <<: *q}]\n"))
+	wantProblems(t, err, "defs.yaml:1:27: alias *q refers to a node that contains it")
+	laughs := "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+	for i := 'b'; i <= 'h'; i++ {
+		p := string(i - 1)
+		laughs += string(i) + ": &" + string(i) + " [*" + p + ", *" + p + ", *" + p + ", *" + p + ", *" + p + ", *" + p + ", *" + p + ", *" + p + ", *" + p + ", *" + p + "]\n"
+	}
+	_, err = ParseBroker("warren.yaml", []byte(laughs))
+	wantProblems(t, err, "warren.yaml:6:4: the document expands to more than 1048576 nodes through its aliases")
+}

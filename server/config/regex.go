@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // regexToGlob translates the common shapes of RabbitMQ's permission and policy patterns,
@@ -15,6 +16,9 @@ func regexToGlob(re string) (string, error) {
 		return "", nil
 	}
 	fail := fmt.Errorf("cannot translate regular expression %q to a glob; write the pattern by hand", re)
+	if !utf8.ValidString(re) {
+		return "", fail
+	}
 	body := re
 	start := strings.HasPrefix(body, "^")
 	body = strings.TrimPrefix(body, "^")

@@ -36,11 +36,16 @@ type Error struct {
 }
 
 // Error is "<file>:<line>:<col>: <path>: <msg>", without "<path>: " when Path is empty.
+// A problem with no position at all (definitions built in code) starts with the path.
 func (e *Error) Error() string {
-	if e.Path == "" {
-		return e.Pos.String() + ": " + e.Msg
+	s := e.Msg
+	if e.Path != "" {
+		s = e.Path + ": " + s
 	}
-	return e.Pos.String() + ": " + e.Path + ": " + e.Msg
+	if pos := e.Pos.String(); pos != "" {
+		s = pos + ": " + s
+	}
+	return s
 }
 
 // ErrorList is every problem found in one load or validation, sorted by file, line and

@@ -16,6 +16,7 @@ func TestPosAndErrorStrings(t *testing.T) {
 			"warren.yaml:3:7: at least one listener is required"},
 		{&Error{Pos: Pos{File: "defs.yaml"}, Msg: "cannot read the definitions"}, "defs.yaml: cannot read the definitions"},
 		{&Error{Pos: Pos{"defs.yaml", 4, 0}, Msg: "syntax error: x"}, "defs.yaml:4: syntax error: x"},
+		{&Error{Path: "arguments.x-max-length", Msg: "x-max-length -1 is below the minimum of 0"}, "arguments.x-max-length: x-max-length -1 is below the minimum of 0"},
 	} {
 		if got := c.err.Error(); got != c.want {
 			t.Errorf("got  %s\nwant %s", got, c.want)

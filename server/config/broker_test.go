@@ -70,8 +70,8 @@ control-socket: run/warren.sock
 	want := Broker{
 		File: p,
 		Listeners: []Listener{
-			{Protocol: "amqp", Address: "127.0.0.1:5672", Pos: Pos{p, 3, 5}},
-			{Protocol: "amqps", Address: ":5671", Pos: Pos{p, 4, 5}, TLS: &TLS{CertFile: filepath.Join(dir, "tls/cert.pem"), KeyFile: "/etc/key.pem",
+			{Protocol: "amqp", Address: "127.0.0.1:5672", Pos: Pos{File: p, Line: 3, Col: 5}},
+			{Protocol: "amqps", Address: ":5671", Pos: Pos{File: p, Line: 4, Col: 5}, TLS: &TLS{CertFile: filepath.Join(dir, "tls/cert.pem"), KeyFile: "/etc/key.pem",
 				CAFile: filepath.Join(dir, "tls/ca.pem"), VerifyPeer: true, FailIfNoPeerCert: true, MinVersion: "1.3"}},
 		},
 		DataDir:          "/var/lib/warren",
@@ -209,7 +209,7 @@ func TestListenerTLSConfig(t *testing.T) {
 	if want := p + `:7:5: listener :5676: ca-file "` + key + `" holds no PEM certificates`; err == nil || err.Error() != want {
 		t.Errorf("key as CA:\n got %v\nwant %s", err, want)
 	}
-	missing := Listener{Protocol: "amqps", Address: ":1", Pos: Pos{"w.yaml", 2, 5}, TLS: &TLS{CertFile: "/nonexistent/c.pem", KeyFile: "/nonexistent/k.pem"}}
+	missing := Listener{Protocol: "amqps", Address: ":1", Pos: Pos{File: "w.yaml", Line: 2, Col: 5}, TLS: &TLS{CertFile: "/nonexistent/c.pem", KeyFile: "/nonexistent/k.pem"}}
 	if _, err := missing.TLSConfig(); err == nil || !strings.HasPrefix(err.Error(), `w.yaml:2:5: listener :1: cert-file "/nonexistent/c.pem", key-file "/nonexistent/k.pem": open /nonexistent/c.pem: no such file or directory`) {
 		t.Errorf("missing files: %v", err)
 	}

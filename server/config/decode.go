@@ -120,6 +120,13 @@ func syntaxError(file string, err error) *Error {
 
 func (d *decoder) pos(n *yaml.Node) Pos { return Pos{File: d.file, Line: n.Line, Col: n.Column} }
 
+// itemPos is the position of the list item at path.
+func (d *decoder) itemPos(n *yaml.Node, path string) Pos {
+	p := d.pos(n)
+	p.Item = path
+	return p
+}
+
 func (d *decoder) errorf(n *yaml.Node, path, format string, args ...any) {
 	d.errs = append(d.errs, &Error{Pos: d.pos(n), Path: path, Msg: fmt.Sprintf(format, args...)})
 }

@@ -111,6 +111,16 @@ const sha256Algorithm = "rabbit_password_hashing_sha256"
 // values, patterns, password hashes). References between items, duplicates and vhosts are
 // checked by Validate, once every file is merged: use LoadDefinitions.
 func ParseDefinitions(file string, data []byte) (*Definitions, error) {
+	defs, err := parseDefinitions(file, data)
+	if err != nil {
+		return nil, err
+	}
+	return defs, nil
+}
+
+// parseDefinitions is ParseDefinitions that also returns what it could read when there are
+// errors, so LoadDefinitions can check references too and report every problem at once.
+func parseDefinitions(file string, data []byte) (*Definitions, error) {
 	root, err := parseYAML(file, data)
 	if err != nil {
 		return nil, err
@@ -121,10 +131,7 @@ func ParseDefinitions(file string, data []byte) (*Definitions, error) {
 	if ok {
 		d.definitions(f, defs)
 	}
-	if err := d.errs.err(); err != nil {
-		return nil, err
-	}
-	return defs, nil
+	return defs, d.errs.err()
 }
 
 // LoadDefinitions reads the files (YAML, or RabbitMQ definitions.json exports for names
@@ -143,13 +150,14 @@ func LoadDefinitions(paths ...string) (*Definitions, error) {
 		if strings.EqualFold(filepath.Ext(p), ".json") {
 			defs, err = ImportRabbitMQ(p, data)
 		} else {
-			defs, err = ParseDefinitions(p, data)
+			defs, err = parseDefinitions(p, data)
 		}
 		if err != nil {
 			errs.add(Pos{File: p}, err)
-			continue
 		}
-		all.merge(defs)
+		if defs != nil {
+			all.merge(defs)
+		}
 	}
 	errs = append(errs, all.crossCheck()...)
 	if err := errs.err(); err != nil {
@@ -231,7 +239,7 @@ func (d *decoder) definitions(f fields, defs *Definitions) {
 		defs.Prune, _ = d.boolean(n, "prune")
 	}
 	d.section(f, "vhosts", vhostKeys, nil, func(f fields, p string) {
-		v := Vhost{Pos: d.pos(f.node)}
+		v := Vhost{Pos: d.itemPos(f.node, p)}
 		if d.required(f, p, "name") {
 			d.strField(f, p, "name", &v.Name)
 			d.strField(f, p, "description", &v.Description)
@@ -242,7 +250,7 @@ func (d *decoder) definitions(f fields, defs *Definitions) {
 	d.section(f, "users", userKeys, map[string]string{
 		"password": `plain-text passwords are not allowed; put the output of "warren passwd" in password-hash`,
 	}, func(f fields, p string) {
-		u := User{Pos: d.pos(f.node), HashingAlgorithm: sha256Algorithm}
+		u := User{Pos: d.itemPos(f.node, p), HashingAlgorithm: sha256Algorithm}
 		if d.required(f, p, "name", "password-hash") {
 			d.strField(f, p, "name", &u.Name)
 			d.strField(f, p, "password-hash", &u.PasswordHash)
@@ -255,7 +263,7 @@ func (d *decoder) definitions(f fields, defs *Definitions) {
 		}
 	})
 	d.section(f, "permissions", permissionKeys, nil, func(f fields, p string) {
-		pm := Permission{Pos: d.pos(f.node), Vhost: "/"}
+		pm := Permission{Pos: d.itemPos(f.node, p), Vhost: "/"}
 		if d.required(f, p, "user") {
 			d.strField(f, p, "user", &pm.User)
 			d.strField(f, p, "vhost", &pm.Vhost)
@@ -267,7 +275,7 @@ func (d *decoder) definitions(f fields, defs *Definitions) {
 		}
 	})
 	d.section(f, "exchanges", exchangeKeys, nil, func(f fields, p string) {
-		x := Exchange{Pos: d.pos(f.node), Vhost: "/", Durable: true}
+		x := Exchange{Pos: d.itemPos(f.node, p), Vhost: "/", Durable: true}
 		if d.required(f, p, "name", "type") {
 			d.strField(f, p, "name", &x.Name)
 			d.strField(f, p, "vhost", &x.Vhost)
@@ -283,7 +291,7 @@ func (d *decoder) definitions(f fields, defs *Definitions) {
 	d.section(f, "queues", queueKeys, map[string]string{
 		"exclusive": "exclusive queues belong to a connection and cannot be defined in a file",
 	}, func(f fields, p string) {
-		q := Queue{Pos: d.pos(f.node), Vhost: "/", Durable: true}
+		q := Queue{Pos: d.itemPos(f.node, p), Vhost: "/", Durable: true}
 		if d.required(f, p, "name") {
 			d.strField(f, p, "name", &q.Name)
 			d.strField(f, p, "vhost", &q.Vhost)
@@ -295,7 +303,7 @@ func (d *decoder) definitions(f fields, defs *Definitions) {
 		}
 	})
 	d.section(f, "bindings", bindingKeys, nil, func(f fields, p string) {
-		b := Binding{Pos: d.pos(f.node), Vhost: "/", DestinationType: "queue"}
+		b := Binding{Pos: d.itemPos(f.node, p), Vhost: "/", DestinationType: "queue"}
 		if d.required(f, p, "source", "destination") {
 			d.strField(f, p, "vhost", &b.Vhost)
 			d.strField(f, p, "source", &b.Source)
@@ -308,7 +316,7 @@ func (d *decoder) definitions(f fields, defs *Definitions) {
 		}
 	})
 	d.section(f, "policies", policyKeys, nil, func(f fields, p string) {
-		pol := Policy{Pos: d.pos(f.node), Vhost: "/", ApplyTo: "all"}
+		pol := Policy{Pos: d.itemPos(f.node, p), Vhost: "/", ApplyTo: "all"}
 		if d.required(f, p, "name", "pattern", "definition") {
 			d.strField(f, p, "name", &pol.Name)
 			d.strField(f, p, "vhost", &pol.Vhost)

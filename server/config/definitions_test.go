@@ -28,12 +28,12 @@ permissions:
 	}
 	i := func(v int64) *int64 { return &v }
 	want := &Definitions{
-		Queues:      []Queue{{Pos: Pos{"defs.yaml", 3, 5}, Vhost: "/", Name: "jobs", Durable: true}},
-		Exchanges:   []Exchange{{Pos: Pos{"defs.yaml", 5, 5}, Vhost: "/", Name: "events", Type: "topic", Durable: true}},
-		Bindings:    []Binding{{Pos: Pos{"defs.yaml", 7, 5}, Vhost: "/", Source: "events", Destination: "jobs", DestinationType: "queue"}},
-		Policies:    []Policy{{Pos: Pos{"defs.yaml", 9, 5}, Vhost: "/", Name: "ttl", Pattern: "jobs*", ApplyTo: "all", Definition: PolicyDefinition{MessageTTL: i(60000), MaxLengthBytes: i(10 << 20), Expires: i(3600000)}}},
-		Users:       []User{{Pos: Pos{"defs.yaml", 11, 5}, Name: "app", PasswordHash: appHash, HashingAlgorithm: sha256Algorithm}},
-		Permissions: []Permission{{Pos: Pos{"defs.yaml", 13, 5}, User: "app", Vhost: "/"}},
+		Queues:      []Queue{{Pos: Pos{File: "defs.yaml", Line: 3, Col: 5, Item: "queues[0]"}, Vhost: "/", Name: "jobs", Durable: true}},
+		Exchanges:   []Exchange{{Pos: Pos{File: "defs.yaml", Line: 5, Col: 5, Item: "exchanges[0]"}, Vhost: "/", Name: "events", Type: "topic", Durable: true}},
+		Bindings:    []Binding{{Pos: Pos{File: "defs.yaml", Line: 7, Col: 5, Item: "bindings[0]"}, Vhost: "/", Source: "events", Destination: "jobs", DestinationType: "queue"}},
+		Policies:    []Policy{{Pos: Pos{File: "defs.yaml", Line: 9, Col: 5, Item: "policies[0]"}, Vhost: "/", Name: "ttl", Pattern: "jobs*", ApplyTo: "all", Definition: PolicyDefinition{MessageTTL: i(60000), MaxLengthBytes: i(10 << 20), Expires: i(3600000)}}},
+		Users:       []User{{Pos: Pos{File: "defs.yaml", Line: 11, Col: 5, Item: "users[0]"}, Name: "app", PasswordHash: appHash, HashingAlgorithm: sha256Algorithm}},
+		Permissions: []Permission{{Pos: Pos{File: "defs.yaml", Line: 13, Col: 5, Item: "permissions[0]"}, User: "app", Vhost: "/"}},
 	}
 	if !reflect.DeepEqual(defs, want) {
 		t.Errorf("got  %+v\nwant %+v", defs, want)
@@ -141,9 +141,9 @@ queues:
 		t.Fatal(err)
 	}
 	want := []Queue{
-		{Pos: Pos{"defs.yaml", 3, 5}, Vhost: "/", Name: "a", Arguments: map[string]any{"x-max-length": int64(10)}},
-		{Pos: Pos{"defs.yaml", 4, 5}, Vhost: "/", Name: "b", Arguments: map[string]any{"x-max-length": int64(10)}},
-		{Pos: Pos{"defs.yaml", 5, 5}, Vhost: "/", Name: "c", Durable: true, Arguments: map[string]any{"x-max-length": int64(10)}},
+		{Pos: Pos{File: "defs.yaml", Line: 3, Col: 5, Item: "queues[0]"}, Vhost: "/", Name: "a", Arguments: map[string]any{"x-max-length": int64(10)}},
+		{Pos: Pos{File: "defs.yaml", Line: 4, Col: 5, Item: "queues[1]"}, Vhost: "/", Name: "b", Arguments: map[string]any{"x-max-length": int64(10)}},
+		{Pos: Pos{File: "defs.yaml", Line: 5, Col: 5, Item: "queues[2]"}, Vhost: "/", Name: "c", Durable: true, Arguments: map[string]any{"x-max-length": int64(10)}},
 	}
 	if !reflect.DeepEqual(defs.Queues, want) {
 		t.Errorf("got  %+v\nwant %+v", defs.Queues, want)

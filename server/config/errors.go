@@ -12,6 +12,9 @@ import (
 type Pos struct {
 	File      string
 	Line, Col int
+	// Item is the path of the list item the position starts, as in bindings[0]; problems
+	// found across items (a reference, a duplicate) are reported with it as their path.
+	Item string
 }
 
 // String is "file:line:col", or the file alone when the position has no line ("file:line"

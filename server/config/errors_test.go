@@ -10,12 +10,12 @@ func TestPosAndErrorStrings(t *testing.T) {
 		err  *Error
 		want string
 	}{
-		{&Error{Pos: Pos{"defs.yaml", 12, 5}, Path: "queues[2].arguments.x-max-length", Msg: `expected an integer, got "ten"`},
+		{&Error{Pos: Pos{File: "defs.yaml", Line: 12, Col: 5}, Path: "queues[2].arguments.x-max-length", Msg: `expected an integer, got "ten"`},
 			`defs.yaml:12:5: queues[2].arguments.x-max-length: expected an integer, got "ten"`},
-		{&Error{Pos: Pos{"warren.yaml", 3, 7}, Msg: "at least one listener is required"},
+		{&Error{Pos: Pos{File: "warren.yaml", Line: 3, Col: 7}, Msg: "at least one listener is required"},
 			"warren.yaml:3:7: at least one listener is required"},
 		{&Error{Pos: Pos{File: "defs.yaml"}, Msg: "cannot read the definitions"}, "defs.yaml: cannot read the definitions"},
-		{&Error{Pos: Pos{"defs.yaml", 4, 0}, Msg: "syntax error: x"}, "defs.yaml:4: syntax error: x"},
+		{&Error{Pos: Pos{File: "defs.yaml", Line: 4, Col: 0}, Msg: "syntax error: x"}, "defs.yaml:4: syntax error: x"},
 		{&Error{Path: "arguments.x-max-length", Msg: "x-max-length -1 is below the minimum of 0"}, "arguments.x-max-length: x-max-length -1 is below the minimum of 0"},
 	} {
 		if got := c.err.Error(); got != c.want {
@@ -26,10 +26,10 @@ func TestPosAndErrorStrings(t *testing.T) {
 
 func TestErrorListSortsByFileLineCol(t *testing.T) {
 	l := ErrorList{
-		{Pos: Pos{"b.yaml", 1, 1}, Msg: "b1"},
-		{Pos: Pos{"a.yaml", 10, 2}, Msg: "a10"},
-		{Pos: Pos{"a.yaml", 2, 9}, Msg: "a2.9"},
-		{Pos: Pos{"a.yaml", 2, 3}, Msg: "a2.3"},
+		{Pos: Pos{File: "b.yaml", Line: 1, Col: 1}, Msg: "b1"},
+		{Pos: Pos{File: "a.yaml", Line: 10, Col: 2}, Msg: "a10"},
+		{Pos: Pos{File: "a.yaml", Line: 2, Col: 9}, Msg: "a2.9"},
+		{Pos: Pos{File: "a.yaml", Line: 2, Col: 3}, Msg: "a2.3"},
 	}
 	err := l.err()
 	want := "a.yaml:2:3: a2.3\na.yaml:2:9: a2.9\na.yaml:10:2: a10\nb.yaml:1:1: b1"

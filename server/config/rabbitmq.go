@@ -90,7 +90,7 @@ func (d *decoder) rabbitmq(f fields, defs *Definitions) {
 		}
 	}
 	d.items(f, "vhosts", func(f fields, p string) {
-		v := Vhost{Pos: d.pos(f.node)}
+		v := Vhost{Pos: d.itemPos(f.node, p)}
 		if d.required(f, p, "name") {
 			d.strField(f, p, "name", &v.Name)
 			d.strField(f, p, "description", &v.Description)
@@ -104,7 +104,7 @@ func (d *decoder) rabbitmq(f fields, defs *Definitions) {
 		}
 	})
 	d.items(f, "users", func(f fields, p string) {
-		u := User{Pos: d.pos(f.node), HashingAlgorithm: sha256Algorithm}
+		u := User{Pos: d.itemPos(f.node, p), HashingAlgorithm: sha256Algorithm}
 		if !d.required(f, p, "name", "password_hash") {
 			return
 		}
@@ -131,7 +131,7 @@ func (d *decoder) rabbitmq(f fields, defs *Definitions) {
 		defs.Users = append(defs.Users, u)
 	})
 	d.items(f, "permissions", func(f fields, p string) {
-		pm := Permission{Pos: d.pos(f.node), Vhost: "/"}
+		pm := Permission{Pos: d.itemPos(f.node, p), Vhost: "/"}
 		if d.required(f, p, "user", "vhost") {
 			d.strField(f, p, "user", &pm.User)
 			d.strField(f, p, "vhost", &pm.Vhost)
@@ -143,7 +143,7 @@ func (d *decoder) rabbitmq(f fields, defs *Definitions) {
 		}
 	})
 	d.items(f, "exchanges", func(f fields, p string) {
-		x := Exchange{Pos: d.pos(f.node), Vhost: "/", Durable: true}
+		x := Exchange{Pos: d.itemPos(f.node, p), Vhost: "/", Durable: true}
 		if d.required(f, p, "name", "type") {
 			d.strField(f, p, "name", &x.Name)
 			d.strField(f, p, "vhost", &x.Vhost)
@@ -157,7 +157,7 @@ func (d *decoder) rabbitmq(f fields, defs *Definitions) {
 		}
 	})
 	d.items(f, "queues", func(f fields, p string) {
-		q := Queue{Pos: d.pos(f.node), Vhost: "/", Durable: true}
+		q := Queue{Pos: d.itemPos(f.node, p), Vhost: "/", Durable: true}
 		if d.required(f, p, "name") {
 			d.strField(f, p, "name", &q.Name)
 			d.strField(f, p, "vhost", &q.Vhost)
@@ -169,7 +169,7 @@ func (d *decoder) rabbitmq(f fields, defs *Definitions) {
 		}
 	})
 	d.items(f, "bindings", func(f fields, p string) {
-		b := Binding{Pos: d.pos(f.node), Vhost: "/", DestinationType: "queue"}
+		b := Binding{Pos: d.itemPos(f.node, p), Vhost: "/", DestinationType: "queue"}
 		if d.required(f, p, "source", "destination") {
 			d.strField(f, p, "vhost", &b.Vhost)
 			d.strField(f, p, "source", &b.Source)
@@ -182,7 +182,7 @@ func (d *decoder) rabbitmq(f fields, defs *Definitions) {
 		}
 	})
 	d.items(f, "policies", func(f fields, p string) {
-		pol := Policy{Pos: d.pos(f.node), Vhost: "/", ApplyTo: "all"}
+		pol := Policy{Pos: d.itemPos(f.node, p), Vhost: "/", ApplyTo: "all"}
 		if !d.required(f, p, "name", "pattern", "definition") {
 			return
 		}

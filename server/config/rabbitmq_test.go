@@ -119,7 +119,7 @@ func TestImportRabbitMQ(t *testing.T) {
 	if got := withoutPos(defs); !reflect.DeepEqual(got, want) {
 		t.Errorf("got  %+v\nwant %+v", got, want)
 	}
-	if defs.Queues[1].Pos != (Pos{"defs.json", 22, 5}) {
+	if defs.Queues[1].Pos != (Pos{File: "defs.json", Line: 22, Col: 5, Item: "queues[1]"}) {
 		t.Errorf("queue tmp at %v, want defs.json:22:5", defs.Queues[1].Pos)
 	}
 	// The import writes out as a definitions file that loads back the same.
@@ -169,7 +169,7 @@ func TestLoadDefinitionsTakesRabbitMQJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(defs.Queues) != 1 || defs.Queues[0].Pos != (Pos{paths[0], 2, 13}) {
+	if len(defs.Queues) != 1 || defs.Queues[0].Pos != (Pos{File: paths[0], Line: 2, Col: 13, Item: "queues[0]"}) {
 		t.Errorf("queues %+v", defs.Queues)
 	}
 }

@@ -19,7 +19,11 @@ func (d *Definitions) Validate() error {
 	var errs ErrorList
 	itemReporter := func(pos Pos) reporter {
 		return func(keys []string, msg string) {
-			errs = append(errs, &Error{Pos: pos, Path: strings.Join(keys, "."), Msg: msg})
+			path := strings.Join(keys, ".")
+			if pos.Item != "" {
+				path = strings.Join(append([]string{pos.Item}, keys...), ".")
+			}
+			errs = append(errs, &Error{Pos: pos, Path: path, Msg: msg})
 		}
 	}
 	for _, v := range d.Vhosts {
@@ -54,7 +58,7 @@ type vname struct{ vhost, name string }
 func (d *Definitions) crossCheck() ErrorList {
 	var errs ErrorList
 	fail := func(pos Pos, format string, args ...any) {
-		errs = append(errs, &Error{Pos: pos, Msg: fmt.Sprintf(format, args...)})
+		errs = append(errs, &Error{Pos: pos, Path: pos.Item, Msg: fmt.Sprintf(format, args...)})
 	}
 	vhosts := map[string]Pos{}
 	for _, v := range d.Vhosts {

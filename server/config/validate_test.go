@@ -57,20 +57,20 @@ policies:
 	a, b := paths[0], paths[1]
 	_, err := LoadDefinitions(paths...)
 	wantProblems(t, err,
-		a+`:4:5: alternate-exchange "unrouted" in vhost "/shop" is not defined`,
-		a+`:6:5: dead-letter-exchange "dlx" in vhost "/" is not defined`,
-		b+`:2:5: vhost "/shop" is already defined at `+a+`:2:5`,
-		b+`:4:5: queue "orders" in vhost "/" is already defined at `+a+`:6:5`,
-		b+`:5:5: vhost "/nowhere" is not defined`,
-		b+`:7:5: binding destination queue "ordrs" in vhost "/shop" is not defined`,
-		b+`:8:5: binding source exchange "nope" in vhost "/shop" is not defined`,
-		b+`:10:5: binding from "amq.topic" to queue "work" with routing key "a.#" in vhost "/shop" is already defined at `+b+`:9:5`,
-		b+`:12:5: vhost "/nowhere" is not defined`,
-		b+`:14:5: permission for user "app" in vhost "/shop" is already defined at `+a+`:11:5`,
-		b+`:15:5: permission for unknown user "bob"`,
-		b+`:17:5: dead-letter-exchange "dlx" in vhost "/shop" is not defined`,
-		b+`:18:5: alternate-exchange "ae" in vhost "/shop" is not defined`,
-		b+`:19:5: policy "ae" in vhost "/shop" is already defined at `+b+`:18:5`,
+		a+`:4:5: exchanges[0]: alternate-exchange "unrouted" in vhost "/shop" is not defined`,
+		a+`:6:5: queues[0]: dead-letter-exchange "dlx" in vhost "/" is not defined`,
+		b+`:2:5: vhosts[0]: vhost "/shop" is already defined at `+a+`:2:5`,
+		b+`:4:5: queues[0]: queue "orders" in vhost "/" is already defined at `+a+`:6:5`,
+		b+`:5:5: queues[1]: vhost "/nowhere" is not defined`,
+		b+`:7:5: bindings[0]: binding destination queue "ordrs" in vhost "/shop" is not defined`,
+		b+`:8:5: bindings[1]: binding source exchange "nope" in vhost "/shop" is not defined`,
+		b+`:10:5: bindings[3]: binding from "amq.topic" to queue "work" with routing key "a.#" in vhost "/shop" is already defined at `+b+`:9:5`,
+		b+`:12:5: bindings[5]: vhost "/nowhere" is not defined`,
+		b+`:14:5: permissions[0]: permission for user "app" in vhost "/shop" is already defined at `+a+`:11:5`,
+		b+`:15:5: permissions[1]: permission for unknown user "bob"`,
+		b+`:17:5: policies[0]: dead-letter-exchange "dlx" in vhost "/shop" is not defined`,
+		b+`:18:5: policies[1]: alternate-exchange "ae" in vhost "/shop" is not defined`,
+		b+`:19:5: policies[2]: policy "ae" in vhost "/shop" is already defined at `+b+`:18:5`,
 	)
 }
 
@@ -101,9 +101,9 @@ func TestLoadDefinitionsMergesAndPrunes(t *testing.T) {
 // TestValidateBuiltInCode: definitions built in code (a live export) are checked item by
 // item too, at the item's position with the key as the path.
 func TestValidateBuiltInCode(t *testing.T) {
-	p := Pos{"live", 0, 0}
+	p := Pos{File: "live", Line: 0, Col: 0}
 	defs := &Definitions{
-		Queues: []Queue{{Pos: Pos{"x.yaml", 3, 5}, Vhost: "/", Name: "q", Arguments: map[string]any{"x-max-length": "ten", "x-max-priority": int32(256)}}},
+		Queues: []Queue{{Pos: Pos{File: "x.yaml", Line: 3, Col: 5}, Vhost: "/", Name: "q", Arguments: map[string]any{"x-max-length": "ten", "x-max-priority": int32(256)}}},
 		Users:  []User{{Pos: p, Name: "u", PasswordHash: "aGVsbG8=", HashingAlgorithm: "rabbit_password_hashing_md5"}},
 	}
 	wantProblems(t, defs.Validate(),

@@ -8,14 +8,14 @@ import (
 
 	"github.com/warrenmq/warren/amqpwire"
 	"github.com/warrenmq/warren/binding"
+	"github.com/warrenmq/warren/configs"
 	"github.com/warrenmq/warren/exchange"
-	"github.com/warrenmq/warren/server/config"
 )
 
 // managedState is what the definitions files last applied: the objects the broker manages
 // for the operator. Objects clients declared are never touched by a reload.
 type managedState struct {
-	defs *config.Definitions
+	defs *configs.Definitions
 	// kept are queues dropped from the files that a reload kept because they held messages;
 	// they stay candidates for deletion (when empty, or with prune) at every later reload.
 	kept map[vhostName]bool
@@ -30,13 +30,13 @@ type DefinitionsResult struct {
 }
 
 // itemError is an apply-time problem with one item of the files.
-func itemError(pos config.Pos, format string, args ...any) *config.Error {
-	return &config.Error{Pos: pos, Msg: fmt.Sprintf(format, args...)}
+func itemError(pos configs.Pos, format string, args ...any) *configs.Error {
+	return &configs.Error{Pos: pos, Msg: fmt.Sprintf(format, args...)}
 }
 
 // plan is definitions checked against the live broker and ready to apply.
 type plan struct {
-	defs     *config.Definitions
+	defs     *configs.Definitions
 	access   *Access
 	policies map[string][]Policy // by vhost
 	queues   []plannedQueue
@@ -57,13 +57,13 @@ type plannedBinding struct {
 }
 
 // ApplyDefinitions makes the broker's file-managed topology match defs, which the caller has
-// loaded and validated (config.LoadDefinitions). Everything is checked against the live
+// loaded and validated (configs.LoadDefinitions). Everything is checked against the live
 // broker first (queue arguments, equivalence with what already exists); any problem returns
-// a config.ErrorList and changes nothing. Then the difference from the previous definitions
+// a configs.ErrorList and changes nothing. Then the difference from the previous definitions
 // is applied: vhosts, users, permissions and policies are replaced; exchanges, queues and
 // bindings are created; bindings and exchanges no longer in the files are removed; queues no
 // longer in the files are deleted when empty, or when defs.Prune says so.
-func (s *Server) ApplyDefinitions(defs *config.Definitions) (DefinitionsResult, error) {
+func (s *Server) ApplyDefinitions(defs *configs.Definitions) (DefinitionsResult, error) {
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
 	p, err := s.plan(defs)
@@ -74,15 +74,15 @@ func (s *Server) ApplyDefinitions(defs *config.Definitions) (DefinitionsResult, 
 }
 
 // CheckDefinitions runs the checks ApplyDefinitions runs before changing anything.
-func (s *Server) CheckDefinitions(defs *config.Definitions) error {
+func (s *Server) CheckDefinitions(defs *configs.Definitions) error {
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
 	_, err := s.plan(defs)
 	return err
 }
 
-func (s *Server) plan(defs *config.Definitions) (*plan, error) {
-	var errs config.ErrorList
+func (s *Server) plan(defs *configs.Definitions) (*plan, error) {
+	var errs configs.ErrorList
 	p := &plan{defs: defs, policies: map[string][]Policy{}}
 
 	var accounts []Account
@@ -111,7 +111,7 @@ func (s *Server) plan(defs *config.Definitions) (*plan, error) {
 	if len(accounts) == 0 {
 		p.access = DefaultAccess(s.cfg.LoopbackUsers)
 	} else if a, err := NewAccess(accounts, grants); err != nil {
-		errs = append(errs, itemError(config.Pos{}, "%v", err))
+		errs = append(errs, itemError(configs.Pos{}, "%v", err))
 	} else {
 		p.access = a
 	}
@@ -194,7 +194,7 @@ func (s *Server) plan(defs *config.Definitions) (*plan, error) {
 	return p, nil
 }
 
-func plannedBindingOf(b config.Binding) (plannedBinding, error) {
+func plannedBindingOf(b configs.Binding) (plannedBinding, error) {
 	args, err := amqpwire.NewTable(b.Arguments)
 	if err != nil {
 		return plannedBinding{}, fmt.Errorf("arguments: %w", err)
@@ -229,7 +229,7 @@ func (s *Server) apply(p *plan) DefinitionsResult {
 	var res DefinitionsResult
 	old := s.managed.defs
 	if old == nil {
-		old = &config.Definitions{}
+		old = &configs.Definitions{}
 	}
 	logErr := func(what string, err error) {
 		if err != nil {

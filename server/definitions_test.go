@@ -6,21 +6,21 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/warrenmq/warren/server/config"
+	"github.com/warrenmq/warren/configs"
 	"github.com/warrenmq/warren/server/queue"
 )
 
-func defsWith(bindings ...[2]string) *config.Definitions {
-	d := &config.Definitions{
-		Exchanges: []config.Exchange{{Vhost: "/", Name: "x", Type: "direct", Durable: true}},
+func defsWith(bindings ...[2]string) *configs.Definitions {
+	d := &configs.Definitions{
+		Exchanges: []configs.Exchange{{Vhost: "/", Name: "x", Type: "direct", Durable: true}},
 	}
 	seen := map[string]bool{}
 	for _, b := range bindings {
 		if !seen[b[0]] {
 			seen[b[0]] = true
-			d.Queues = append(d.Queues, config.Queue{Vhost: "/", Name: b[0], Durable: true})
+			d.Queues = append(d.Queues, configs.Queue{Vhost: "/", Name: b[0], Durable: true})
 		}
-		d.Bindings = append(d.Bindings, config.Binding{Vhost: "/", Source: "x", Destination: b[0],
+		d.Bindings = append(d.Bindings, configs.Binding{Vhost: "/", Source: "x", Destination: b[0],
 			DestinationType: "queue", RoutingKey: b[1]})
 	}
 	return d
@@ -73,7 +73,7 @@ func TestApplyDefinitionsDiff(t *testing.T) {
 
 	pruned := defsWith([2]string{"a", "k"}, [2]string{"c", "k"})
 	pruned.Prune = true
-	pruned.Queues = append(pruned.Queues, config.Queue{Vhost: "/", Name: "b", Durable: true})
+	pruned.Queues = append(pruned.Queues, configs.Queue{Vhost: "/", Name: "b", Durable: true})
 	if _, err := s.ApplyDefinitions(pruned); err != nil {
 		t.Fatal(err)
 	}
@@ -95,10 +95,10 @@ func TestApplyDefinitionsRefusedChangesNothing(t *testing.T) {
 	}
 	bad := defsWith([2]string{"a", "k"}, [2]string{"c", "k"})
 	bad.Queues[1].Arguments = map[string]any{"x-max-length": "ten"}
-	bad.Queues[1].Pos = config.Pos{File: "defs.yaml", Line: 7, Col: 5}
-	bad.Queues = append(bad.Queues, config.Queue{Vhost: "/", Name: "a", Durable: false, Pos: config.Pos{File: "defs.yaml", Line: 9, Col: 5}})
+	bad.Queues[1].Pos = configs.Pos{File: "defs.yaml", Line: 7, Col: 5}
+	bad.Queues = append(bad.Queues, configs.Queue{Vhost: "/", Name: "a", Durable: false, Pos: configs.Pos{File: "defs.yaml", Line: 9, Col: 5}})
 	_, err := s.ApplyDefinitions(bad)
-	var el config.ErrorList
+	var el configs.ErrorList
 	if !errors.As(err, &el) || len(el) != 2 {
 		t.Fatalf("want 2 errors, got %v", err)
 	}

@@ -6,7 +6,7 @@ import (
 
 	"github.com/warrenmq/warren/amqpwire"
 	"github.com/warrenmq/warren/binding"
-	"github.com/warrenmq/warren/server/config"
+	"github.com/warrenmq/warren/configs"
 )
 
 // ExportDefinitions describes the live broker as definitions that load back to the same
@@ -14,11 +14,11 @@ import (
 // predeclared amq.* exchanges, the default exchange's implicit bindings, exclusive queues and
 // server-named amq.* queues, which no file can declare), and the users, permissions and
 // policies the definitions files gave.
-func (s *Server) ExportDefinitions() *config.Definitions {
+func (s *Server) ExportDefinitions() *configs.Definitions {
 	s.applyMu.Lock()
 	managed := s.managed.defs
 	s.applyMu.Unlock()
-	out := &config.Definitions{}
+	out := &configs.Definitions{}
 	if managed != nil {
 		out.Users = slices.Clone(managed.Users)
 		out.Permissions = slices.Clone(managed.Permissions)
@@ -39,18 +39,18 @@ func (s *Server) ExportDefinitions() *config.Definitions {
 	s.vhmu.RUnlock()
 	for _, v := range vhosts {
 		if _, listed := desc[v.name]; v.name != "/" || listed {
-			out.Vhosts = append(out.Vhosts, config.Vhost{Name: v.name, Description: desc[v.name]})
+			out.Vhosts = append(out.Vhosts, configs.Vhost{Name: v.name, Description: desc[v.name]})
 		}
 		v.export(out)
 	}
 	for i := range out.Users {
-		out.Users[i].Pos = config.Pos{}
+		out.Users[i].Pos = configs.Pos{}
 	}
 	return out
 }
 
 // export appends the vhost's exchanges, queues and bindings to out.
-func (v *vhost) export(out *config.Definitions) {
+func (v *vhost) export(out *configs.Definitions) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	exported := map[binding.Destination]bool{}
@@ -59,7 +59,7 @@ func (v *vhost) export(out *config.Definitions) {
 			continue
 		}
 		d := x.def
-		out.Exchanges = append(out.Exchanges, config.Exchange{Vhost: v.name, Name: name, Type: d.Kind,
+		out.Exchanges = append(out.Exchanges, configs.Exchange{Vhost: v.name, Name: name, Type: d.Kind,
 			Durable: d.Durable, AutoDelete: d.AutoDelete, Internal: d.Internal, Arguments: exportArgs(d.Args)})
 		exported[binding.Destination{Kind: binding.DestExchange, Name: name}] = true
 	}
@@ -67,7 +67,7 @@ func (v *vhost) export(out *config.Definitions) {
 		if q.owner != nil || strings.HasPrefix(name, "amq.") {
 			continue
 		}
-		out.Queues = append(out.Queues, config.Queue{Vhost: v.name, Name: name, Durable: q.durable,
+		out.Queues = append(out.Queues, configs.Queue{Vhost: v.name, Name: name, Durable: q.durable,
 			AutoDelete: q.autoDelete, Arguments: exportArgs(q.args)})
 		exported[binding.Destination{Kind: binding.DestQueue, Name: name}] = true
 	}
@@ -79,7 +79,7 @@ func (v *vhost) export(out *config.Definitions) {
 			if !exported[b.Dest] {
 				continue
 			}
-			out.Bindings = append(out.Bindings, config.Binding{Vhost: v.name, Source: name, Destination: b.Dest.Name,
+			out.Bindings = append(out.Bindings, configs.Binding{Vhost: v.name, Source: name, Destination: b.Dest.Name,
 				DestinationType: b.Dest.Kind.String(), RoutingKey: b.RoutingKey, Arguments: exportArgs(b.Args)})
 		}
 	}

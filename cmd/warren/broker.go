@@ -15,16 +15,16 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/warrenmq/warren/configs"
 	"github.com/warrenmq/warren/server"
-	"github.com/warrenmq/warren/server/config"
 	"github.com/warrenmq/warren/server/queue"
 	"github.com/warrenmq/warren/store"
 )
 
 // brokerFlags defines the broker's flags on fs over the defaults and returns a function that
 // applies the flags the user set to a loaded configuration.
-func brokerFlags(fs *flag.FlagSet) (configPath *string, apply func(*config.Broker) error) {
-	def := config.DefaultBroker()
+func brokerFlags(fs *flag.FlagSet) (configPath *string, apply func(*configs.Broker) error) {
+	def := configs.DefaultBroker()
 	configPath = fs.String("config", "", "broker configuration file (YAML); flags override it")
 	listen := fs.String("listen", def.Listeners[0].Address, "TCP address for AMQP 0-9-1 clients (replaces the file's amqp listeners)")
 	dataDir := fs.String("data-dir", def.DataDir, "directory of the Badger store: durable definitions, persistent messages, paged-out backlogs")
@@ -39,7 +39,7 @@ func brokerFlags(fs *flag.FlagSet) (configPath *string, apply func(*config.Broke
 	maxConns := fs.Int("max-connections", def.Limits.MaxConnections, "connections accepted at once (0: no limit)")
 	heartbeat := fs.String("heartbeat", def.Heartbeat.String(), "heartbeat interval offered to clients (0 lets them disable heartbeats)")
 
-	apply = func(b *config.Broker) error {
+	apply = func(b *configs.Broker) error {
 		var err error
 		fs.Visit(func(f *flag.Flag) {
 			if err != nil {
@@ -48,7 +48,7 @@ func brokerFlags(fs *flag.FlagSet) (configPath *string, apply func(*config.Broke
 			bad := func(e error) { err = fmt.Errorf("--%s: %w", f.Name, e) }
 			switch f.Name {
 			case "listen":
-				ls := []config.Listener{{Protocol: "amqp", Address: *listen}}
+				ls := []configs.Listener{{Protocol: "amqp", Address: *listen}}
 				for _, l := range b.Listeners {
 					if l.Protocol == "amqps" {
 						ls = append(ls, l)
@@ -64,19 +64,19 @@ func brokerFlags(fs *flag.FlagSet) (configPath *string, apply func(*config.Broke
 			case "queue-memory-messages":
 				b.QueueMemory.Messages = *windowMsgs
 			case "queue-memory-bytes":
-				if n, e := config.ParseByteSize(*windowBytes); e != nil {
+				if n, e := configs.ParseByteSize(*windowBytes); e != nil {
 					bad(e)
 				} else {
 					b.QueueMemory.Bytes = n
 				}
 			case "disk-free-limit":
-				if n, e := config.ParseByteSize(*diskFree); e != nil {
+				if n, e := configs.ParseByteSize(*diskFree); e != nil {
 					bad(e)
 				} else {
 					b.DiskFreeLimit = n
 				}
 			case "frame-max":
-				if n, e := config.ParseByteSize(*frameMax); e != nil {
+				if n, e := configs.ParseByteSize(*frameMax); e != nil {
 					bad(e)
 				} else {
 					b.Limits.FrameMax = n
@@ -84,7 +84,7 @@ func brokerFlags(fs *flag.FlagSet) (configPath *string, apply func(*config.Broke
 			case "channel-max":
 				b.Limits.ChannelMax = *channelMax
 			case "max-message-size":
-				if n, e := config.ParseByteSize(*maxMsg); e != nil {
+				if n, e := configs.ParseByteSize(*maxMsg); e != nil {
 					bad(e)
 				} else {
 					b.Limits.MaxMessageSize = n
@@ -92,7 +92,7 @@ func brokerFlags(fs *flag.FlagSet) (configPath *string, apply func(*config.Broke
 			case "max-connections":
 				b.Limits.MaxConnections = *maxConns
 			case "heartbeat":
-				if d, e := config.ParseDuration(*heartbeat); e != nil {
+				if d, e := configs.ParseDuration(*heartbeat); e != nil {
 					bad(e)
 				} else {
 					b.Heartbeat = d
@@ -109,16 +109,16 @@ func brokerFlags(fs *flag.FlagSet) (configPath *string, apply func(*config.Broke
 
 // checkLimits refuses values a flag may have set out of range (the file's are checked when
 // it is loaded).
-func checkLimits(b *config.Broker) error {
+func checkLimits(b *configs.Broker) error {
 	switch {
 	case b.QueueMemory.Messages < 1 || b.QueueMemory.Bytes < 1:
 		return errors.New("--queue-memory-messages and --queue-memory-bytes must be positive")
-	case b.Limits.FrameMax < config.MinFrameMax || b.Limits.FrameMax > config.MaxFrameMax:
-		return fmt.Errorf("--frame-max must be between %d and %d", config.MinFrameMax, uint32(config.MaxFrameMax))
-	case b.Limits.ChannelMax < 1 || b.Limits.ChannelMax > config.MaxChannelMax:
-		return fmt.Errorf("--channel-max must be between 1 and %d", config.MaxChannelMax)
-	case b.Limits.MaxMessageSize < 1 || b.Limits.MaxMessageSize > config.MaxMaxMessageSize:
-		return fmt.Errorf("--max-message-size must be between 1 and %d", config.MaxMaxMessageSize)
+	case b.Limits.FrameMax < configs.MinFrameMax || b.Limits.FrameMax > configs.MaxFrameMax:
+		return fmt.Errorf("--frame-max must be between %d and %d", configs.MinFrameMax, uint32(configs.MaxFrameMax))
+	case b.Limits.ChannelMax < 1 || b.Limits.ChannelMax > configs.MaxChannelMax:
+		return fmt.Errorf("--channel-max must be between 1 and %d", configs.MaxChannelMax)
+	case b.Limits.MaxMessageSize < 1 || b.Limits.MaxMessageSize > configs.MaxMaxMessageSize:
+		return fmt.Errorf("--max-message-size must be between 1 and %d", configs.MaxMaxMessageSize)
 	case b.Limits.MaxConnections < 0:
 		return errors.New("--max-connections must not be negative")
 	case b.Heartbeat < 0:
@@ -137,10 +137,10 @@ func checkLimits(b *config.Broker) error {
 
 // loadBroker reads the configuration (the file if given, else the defaults) and applies the
 // flags over it.
-func loadBroker(path string, apply func(*config.Broker) error) (*config.Broker, error) {
-	b := config.DefaultBroker()
+func loadBroker(path string, apply func(*configs.Broker) error) (*configs.Broker, error) {
+	b := configs.DefaultBroker()
 	if path != "" {
-		loaded, err := config.LoadBroker(path)
+		loaded, err := configs.LoadBroker(path)
 		if err != nil {
 			return nil, err
 		}
@@ -178,9 +178,9 @@ Flags (they override the configuration file; docs/configuration.md lists every s
 	if err != nil {
 		return err
 	}
-	var defs *config.Definitions
+	var defs *configs.Definitions
 	if len(b.Definitions) > 0 {
-		if defs, err = config.LoadDefinitions(b.Definitions...); err != nil {
+		if defs, err = configs.LoadDefinitions(b.Definitions...); err != nil {
 			return err
 		}
 	}
@@ -291,7 +291,7 @@ Flags (they override the configuration file; docs/configuration.md lists every s
 }
 
 // listen opens every listener of the configuration; amqps listeners wrap TCP in TLS.
-func listen(b *config.Broker) ([]net.Listener, error) {
+func listen(b *configs.Broker) ([]net.Listener, error) {
 	var lns []net.Listener
 	fail := func(err error) ([]net.Listener, error) {
 		for _, ln := range lns {
@@ -342,7 +342,7 @@ func listenControl(path string) (net.Listener, error) {
 
 // reloadDefinitions re-reads the configuration (for its list of definitions files) and the
 // definitions, and applies them when all of them are valid.
-func reloadDefinitions(srv *server.Server, configPath string, apply func(*config.Broker) error) (string, error) {
+func reloadDefinitions(srv *server.Server, configPath string, apply func(*configs.Broker) error) (string, error) {
 	if configPath == "" {
 		return "", errors.New("the broker was started without --config: there are no definitions files to reload")
 	}
@@ -350,9 +350,9 @@ func reloadDefinitions(srv *server.Server, configPath string, apply func(*config
 	if err != nil {
 		return "", err
 	}
-	defs := &config.Definitions{}
+	defs := &configs.Definitions{}
 	if len(b.Definitions) > 0 {
-		if defs, err = config.LoadDefinitions(b.Definitions...); err != nil {
+		if defs, err = configs.LoadDefinitions(b.Definitions...); err != nil {
 			return "", err
 		}
 	}

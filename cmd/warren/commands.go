@@ -12,8 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/warrenmq/warren/configs"
 	"github.com/warrenmq/warren/server"
-	"github.com/warrenmq/warren/server/config"
 )
 
 // passwd prints the RabbitMQ-compatible hash (rabbit_password_hashing_sha256) of the password
@@ -35,7 +35,7 @@ func passwd(args []string, stdin io.Reader, stdout io.Writer) error {
 	if pw == "" {
 		return errors.New("passwd: empty password")
 	}
-	h, err := config.HashPassword(pw, "")
+	h, err := configs.HashPassword(pw, "")
 	if err != nil {
 		return fmt.Errorf("passwd: %w", err)
 	}
@@ -47,17 +47,17 @@ func passwd(args []string, stdin io.Reader, stdout io.Writer) error {
 // names definitions files, checked too) or definitions files, told apart by their keys.
 func configCheck(files []string, stdout io.Writer) error {
 	if len(files) == 0 {
-		return errors.New("usage: warren config check FILE...")
+		return errors.New("usage: warren config check FILE [FILE]")
 	}
-	var errs config.ErrorList
+	var errs configs.ErrorList
 	var defsFiles []string
 	add := func(err error) {
-		var el config.ErrorList
+		var el configs.ErrorList
 		if errors.As(err, &el) {
 			errs = append(errs, el...)
 			return
 		}
-		errs = append(errs, &config.Error{Msg: err.Error()})
+		errs = append(errs, &configs.Error{Msg: err.Error()})
 	}
 	for _, f := range files {
 		kind, err := fileKind(f)
@@ -69,7 +69,7 @@ func configCheck(files []string, stdout io.Writer) error {
 			defsFiles = append(defsFiles, f)
 			continue
 		}
-		b, err := config.LoadBroker(f)
+		b, err := configs.LoadBroker(f)
 		if err != nil {
 			add(err)
 			continue
@@ -82,7 +82,7 @@ func configCheck(files []string, stdout io.Writer) error {
 			}
 		}
 		if len(b.Definitions) > 0 {
-			if _, err := config.LoadDefinitions(b.Definitions...); err != nil {
+			if _, err := configs.LoadDefinitions(b.Definitions...); err != nil {
 				add(err)
 			} else {
 				fmt.Fprintf(stdout, "ok: %s (definitions: %s)\n", f, strings.Join(b.Definitions, ", "))
@@ -93,7 +93,7 @@ func configCheck(files []string, stdout io.Writer) error {
 		}
 	}
 	if len(defsFiles) > 0 {
-		if _, err := config.LoadDefinitions(defsFiles...); err != nil {
+		if _, err := configs.LoadDefinitions(defsFiles...); err != nil {
 			add(err)
 		} else {
 			fmt.Fprintf(stdout, "ok: %s\n", strings.Join(defsFiles, ", "))
@@ -142,13 +142,13 @@ func control(args []string, name, command string, stdout io.Writer) error {
 	case *dataDir != "":
 		path = filepath.Join(*dataDir, "warren.sock")
 	case *cfgPath != "":
-		b, err := config.LoadBroker(*cfgPath)
+		b, err := configs.LoadBroker(*cfgPath)
 		if err != nil {
 			return err
 		}
 		path = b.ControlSocketPath()
 	default:
-		b := config.DefaultBroker()
+		b := configs.DefaultBroker()
 		path = b.ControlSocketPath()
 	}
 	out, err := server.ControlRequest(path, command, *timeout)
@@ -173,7 +173,7 @@ func importRabbitMQ(files []string, stdout io.Writer) error {
 	if len(files) != 1 {
 		return errors.New("usage: warren definitions import FILE.json > definitions.yaml")
 	}
-	defs, err := config.LoadDefinitions(files[0])
+	defs, err := configs.LoadDefinitions(files[0])
 	if err != nil {
 		return err
 	}

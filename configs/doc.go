@@ -1,4 +1,4 @@
-// Package config reads Warren's two kinds of operator files: the broker configuration
+// Package configs reads Warren's two kinds of operator files: the broker configuration
 // (warren.yaml: listeners, data dir, limits, logging) and definitions files (vhosts, users,
 // permissions, exchanges, queues, bindings and policies, in the flat shape of RabbitMQ's
 // definitions.json). It also imports RabbitMQ definitions.json exports and writes
@@ -11,4 +11,6 @@
 // [ErrorList], sorted by position. docs/configuration.md is the reference for both formats.
 //
 // The package holds no state of its own: everything it knows is in the values it returns.
-package config
+// The example files operators start from live beside it: configs/warren.yaml and
+// configs/definitions/.
+package configs

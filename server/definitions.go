@@ -245,6 +245,7 @@ func (s *Server) apply(p *plan) DefinitionsResult {
 	}
 	s.vhostFor("/")
 	s.SetAccess(p.access)
+	s.closeRevoked(p.access)
 
 	// Policies first, so queues created below start with them.
 	s.vhmu.RLock()
@@ -374,4 +375,23 @@ func (s *Server) apply(p *plan) DefinitionsResult {
 
 func describeBinding(b plannedBinding) string {
 	return fmt.Sprintf("%s -> %s %s (%q) in %s", b.b.Source, b.b.Dest.Kind, b.b.Dest.Name, b.b.RoutingKey, b.vhost)
+}
+
+// closeRevoked closes, with 320 CONNECTION_FORCED, the open connections whose user no longer
+// exists or no longer has access to the connection's vhost, as RabbitMQ closes the
+// connections of a deleted user.
+func (s *Server) closeRevoked(a *Access) {
+	s.mu.Lock()
+	var revoked []*conn
+	for c := range s.conns {
+		// opened is stored after the handshake has set user and vh for good.
+		if c.opened.Load() && a.permissions(c.user, c.vh.name) == nil {
+			revoked = append(revoked, c)
+		}
+	}
+	s.mu.Unlock()
+	for _, c := range revoked {
+		c.log.Warn().Msg("closing the connection: its user was removed or lost access to the vhost")
+		c.forceClose(fmt.Sprintf("user '%s' was deleted or lost access to vhost '%s'", c.user, c.vh.name))
+	}
 }

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"errors"
 	"net"
 	"strings"
 	"testing"
@@ -68,5 +69,40 @@ func TestReloadClosesRemovedUsersConnections(t *testing.T) {
 	}
 	if _, err := ch.QueueDeclare("", false, true, true, false, nil); err != nil {
 		t.Fatalf("ops's connection should stay usable: %v", err)
+	}
+}
+
+// Beyond max-connections, connection.open is refused with 530, RabbitMQ's text; a slot that
+// frees up is usable again.
+func TestMaxConnections(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := server.New(server.Config{Logger: zerolog.Nop(), MaxConnections: 1})
+	go func() { _ = srv.Serve(context.Background(), ln) }()
+	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	url := "amqp://guest:guest@" + ln.Addr().String() + "/"
+	first, err := amqp.Dial(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = amqp.Dial(url)
+	var ae *amqp.Error
+	if !errors.As(err, &ae) || ae.Code != 530 || ae.Reason != "NOT_ALLOWED - connection refused: node connection limit (1) is reached" {
+		t.Fatalf("second connection: %v, want 530 with the limit", err)
+	}
+	_ = first.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := amqp.Dial(url)
+		if err == nil {
+			_ = c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the first connection closed, a new one is still refused: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -21,6 +21,7 @@ type channel struct {
 	closing    bool   // channel.close was sent; discarding frames until close-ok
 	lastQueue  string // the queue most recently declared on this channel
 	content    content
+	pub        amqpwire.BasicPublish // the last basic.publish, decoded in place (DecodeInto)
 	confirm    bool
 	publishSeq uint64
 	tx         *txState // non-nil after tx.select
@@ -66,8 +67,13 @@ func (ch *channel) handleFrame(f amqpwire.Frame) error {
 		if ch.content.active() {
 			return ch.content.unexpected()
 		}
-		m, err = amqpwire.DecodeMethod(f.Payload)
-		if err != nil {
+		if amqpwire.IsBasicPublish(f.Payload) {
+			// The hot path: no allocation for the method or for repeated names.
+			if err = ch.pub.DecodeInto(f.Payload); err != nil {
+				return err
+			}
+			m = &ch.pub
+		} else if m, err = amqpwire.DecodeMethod(f.Payload); err != nil {
 			return err
 		}
 		err = ch.handleMethod(m)

@@ -23,7 +23,7 @@ import (
 
 // brokerFlags defines the broker's flags on fs over the defaults and returns a function that
 // applies the flags the user set to a loaded configuration.
-func brokerFlags(fs *flag.FlagSet) (configPath *string, apply func(*configs.Broker) error) {
+func brokerFlags(fs *flag.FlagSet) (configPath, debugListen *string, apply func(*configs.Broker) error) {
 	def := configs.DefaultBroker()
 	configPath = fs.String("config", "", "broker configuration file (YAML); flags override it")
 	listen := fs.String("listen", def.Listeners[0].Address, "TCP address for AMQP 0-9-1 clients (replaces the file's amqp listeners)")
@@ -38,6 +38,7 @@ func brokerFlags(fs *flag.FlagSet) (configPath *string, apply func(*configs.Brok
 	maxMsg := fs.String("max-message-size", def.Limits.MaxMessageSize.String(), "largest message body accepted")
 	maxConns := fs.Int("max-connections", def.Limits.MaxConnections, "connections accepted at once (0: no limit)")
 	heartbeat := fs.String("heartbeat", def.Heartbeat.String(), "heartbeat interval offered to clients (0 lets them disable heartbeats)")
+	debugListen = fs.String("debug-listen", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); off by default")
 
 	apply = func(b *configs.Broker) error {
 		var err error
@@ -104,7 +105,7 @@ func brokerFlags(fs *flag.FlagSet) (configPath *string, apply func(*configs.Brok
 		}
 		return checkLimits(b)
 	}
-	return configPath, apply
+	return configPath, debugListen, apply
 }
 
 // checkLimits refuses values a flag may have set out of range (the file's are checked when
@@ -167,7 +168,7 @@ Flags (they override the configuration file; docs/configuration.md lists every s
 `)
 		fs.PrintDefaults()
 	}
-	configPath, apply := brokerFlags(fs)
+	configPath, debugListen, apply := brokerFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -249,6 +250,10 @@ Flags (they override the configuration file; docs/configuration.md lists every s
 		}
 		return "", fmt.Errorf("unknown control command %q", cmd)
 	})
+
+	if *debugListen != "" {
+		startDebug(*debugListen, log)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

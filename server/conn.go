@@ -39,6 +39,7 @@ type conn struct {
 	channelMax          uint16
 	heartbeat           time.Duration
 	deadlineSet         time.Time // when setReadDeadline last moved the read deadline
+	writeDeadlineSet    time.Time // when flush last moved the write deadline; writer goroutine only
 	user                string
 	vh                  *vhost
 	capCancelNotify     bool
@@ -367,7 +368,12 @@ func (c *conn) flush() bool {
 	c.wmu.Unlock()
 
 	if !c.writeErr.Load() {
-		_ = c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+		// Moving the deadline is a runtime timer update: do it at most once per half timeout,
+		// so a write gets between writeTimeout/2 and writeTimeout.
+		if now := time.Now(); now.Sub(c.writeDeadlineSet) > writeTimeout/2 {
+			c.writeDeadlineSet = now
+			_ = c.nc.SetWriteDeadline(now.Add(writeTimeout))
+		}
 		if err := w.Flush(); err != nil {
 			c.writeErr.Store(true)
 			c.log.Info().Err(err).Msg("write failed, closing connection")

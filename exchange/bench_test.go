@@ -203,7 +203,7 @@ func BenchmarkRouteParallel(b *testing.B) {
 
 func BenchmarkHeadersRoute(b *testing.B) {
 	formats := []string{"pdf", "doc", "xls", "txt", "csv"}
-	for _, n := range []int{10, 1000} {
+	for _, n := range []int{10, 10_000, 1_000_000} {
 		b.Run(fmt.Sprintf("bindings=%d", n), func(b *testing.B) {
 			r := rand.New(rand.NewPCG(uint64(n), 9))
 			args := func(i int) amqpwire.Table {

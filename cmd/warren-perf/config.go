@@ -46,10 +46,22 @@ type config struct {
 	CMessages int64
 	IdleExit  time.Duration
 
+	// TopicBindings binds this many distinct keys (stock.<i>.*) from a topic exchange,
+	// spread over the queues, and producers cycle through routing keys (stock.<i>.tick) that
+	// each match one of them.
+	TopicBindings int
+
+	// IdleConnections opens this many connections, each with one channel, and holds them
+	// for the run; IdleConcurrency of them are opened at once.
+	IdleConnections int
+	IdleConcurrency int
+
 	Duration  time.Duration
 	Interval  time.Duration
 	BrokerPID int
+	ResetHWM  bool // reset the broker's VmHWM at the start (/proc/PID/clear_refs)
 	JSON      bool
+	Label     string // names the run in the summary and in "warren-perf table"
 }
 
 // parseConfig parses and validates the command line; the usage text goes to out on errors
@@ -84,15 +96,31 @@ func parseConfig(args []string, out io.Writer) (*config, error) {
 	fs.BoolVar(&c.AutoAck, "autoack", false, "consume with no-ack (automatic acknowledgement)")
 	fs.Int64Var(&c.CMessages, "cmessages", 0, "each consumer stops after N messages; 0 = no limit")
 	fs.DurationVar(&c.IdleExit, "idle-exit", 0, "a consumer stops after receiving nothing for this long, once it has received something (for drains); 0 = never")
+	fs.IntVar(&c.TopicBindings, "topic-bindings", 0, "with --exchange-type topic: bind N keys stock.<i>.* (i < N, spread over the queues) and publish with routing keys stock.<i>.tick, cycling through i, so each message matches one binding")
+	fs.IntVar(&c.IdleConnections, "idle-connections", 0, "open N more connections with one channel each and hold them for the run (--producers and --consumers then default to 0)")
+	fs.IntVar(&c.IdleConcurrency, "idle-concurrency", 64, "idle connections opened at once")
 	fs.DurationVar(&c.Duration, "duration", 0, "stop after this long; 0 = when the message limits are reached, or on SIGINT")
 	fs.DurationVar(&c.Interval, "interval", time.Second, "progress report interval; 0 = no progress lines")
 	fs.IntVar(&c.BrokerPID, "broker-pid", 0, "PID of the broker process (warren; beam.smp for RabbitMQ) to report its CPU time and memory")
+	fs.BoolVar(&c.ResetHWM, "reset-hwm", false, "with --broker-pid: reset the broker's VmHWM at the start (writes 5 to /proc/PID/clear_refs; needs the right to), so it is this run's peak")
+	fs.StringVar(&c.Label, "label", "", "a name for the run, carried into the summary (and the row of \"warren-perf table\")")
 	fs.BoolVar(&c.JSON, "json", false, "print the final summary as one JSON object on stdout (progress lines go to stderr)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if c.IdleConnections > 0 {
+		// An idle-connection run holds connections and publishes nothing unless asked to.
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if !set["producers"] {
+			c.Producers = 0
+		}
+		if !set["consumers"] {
+			c.Consumers = 0
+		}
 	}
 	var err error
 	if c.QueueArgs, err = parseTable(*queueArgs); err != nil {
@@ -116,8 +144,12 @@ func (c *config) validate() error {
 	switch {
 	case c.Producers < 0, c.Consumers < 0, c.Queues < 0:
 		return errors.New("--producers, --consumers and --queues must not be negative")
-	case c.Producers == 0 && c.Consumers == 0:
-		return errors.New("nothing to do: --producers and --consumers are both 0")
+	case c.IdleConnections < 0, c.TopicBindings < 0:
+		return errors.New("--idle-connections and --topic-bindings must not be negative")
+	case c.IdleConcurrency < 1:
+		return errors.New("--idle-concurrency must be at least 1")
+	case c.Producers == 0 && c.Consumers == 0 && c.IdleConnections == 0:
+		return errors.New("nothing to do: --producers, --consumers and --idle-connections are all 0")
 	case c.Size < 0:
 		return errors.New("--size must not be negative")
 	case c.Confirm < 0:
@@ -134,12 +166,24 @@ func (c *config) validate() error {
 		return errors.New("--duration, --idle-exit and --interval must not be negative")
 	case c.BrokerPID < 0:
 		return errors.New("--broker-pid must not be negative")
+	case c.ResetHWM && c.BrokerPID == 0:
+		return errors.New("--reset-hwm needs --broker-pid")
 	}
 	if c.AutoAck && c.MultiAck > 0 {
 		return errors.New("--multi-ack and --autoack exclude each other")
 	}
 	if !c.AutoAck && c.Prefetch > 0 && c.MultiAck > c.Prefetch {
 		return fmt.Errorf("--multi-ack %d exceeds --prefetch %d: consumers would stall waiting for deliveries they cannot get", c.MultiAck, c.Prefetch)
+	}
+	switch c.ExchangeType {
+	case amqp.ExchangeDirect, amqp.ExchangeFanout, amqp.ExchangeTopic, amqp.ExchangeHeaders:
+	default:
+		return fmt.Errorf("--exchange-type %q: want direct, fanout, topic or headers", c.ExchangeType)
+	}
+	if c.Exchange == "" && c.ExchangeType != amqp.ExchangeDirect {
+		// Without a name the default exchange would route by queue name, and a fanout or
+		// topic run would quietly feed one queue.
+		c.Exchange = "warren-perf-" + c.ExchangeType
 	}
 	if c.Queues == 0 && (c.Consumers > 0 || c.Exchange == "") {
 		return errors.New("--queues 0 needs --exchange and no consumers")
@@ -150,10 +194,15 @@ func (c *config) validate() error {
 	if strings.Count(c.QueuePattern, "%")-strings.Count(c.QueuePattern, "%d") > 0 {
 		return fmt.Errorf("--queue-pattern %q: only %%d is allowed", c.QueuePattern)
 	}
-	switch c.ExchangeType {
-	case amqp.ExchangeDirect, amqp.ExchangeFanout, amqp.ExchangeTopic, amqp.ExchangeHeaders:
-	default:
-		return fmt.Errorf("--exchange-type %q: want direct, fanout, topic or headers", c.ExchangeType)
+	if c.TopicBindings > 0 {
+		switch {
+		case c.ExchangeType != amqp.ExchangeTopic:
+			return errors.New("--topic-bindings needs --exchange-type topic")
+		case c.RoutingKey != "" || c.BindingKey != "":
+			return errors.New("--topic-bindings sets the routing and binding keys itself: leave out --routing-key and --binding-key")
+		case c.Queues == 0:
+			return errors.New("--topic-bindings needs at least one queue")
+		}
 	}
 	if c.Exchange == "" {
 		if c.RoutingKey != "" || c.BindingKey != "" {

@@ -107,3 +107,59 @@ func TestRoutingKeys(t *testing.T) {
 		t.Fatalf("only %d distinct keys", len(distinct))
 	}
 }
+
+func TestParseConfigExchangeAndIdleDefaults(t *testing.T) {
+	// A fanout or topic run without --exchange gets an exchange of its own: the default
+	// exchange would route to one queue by name.
+	c, err := parseConfig(strings.Fields("--exchange-type fanout --queues 8 --consumers 8"), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Exchange != "warren-perf-fanout" {
+		t.Fatalf("exchange %q", c.Exchange)
+	}
+	c, err = parseConfig(strings.Fields("--exchange-type topic --topic-bindings 10000"), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Exchange != "warren-perf-topic" || c.TopicBindings != 10000 {
+		t.Fatalf("topic: %q %d", c.Exchange, c.TopicBindings)
+	}
+	// --idle-connections alone opens no producers or consumers; given explicitly they stay.
+	c, err = parseConfig(strings.Fields("--idle-connections 10"), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Producers != 0 || c.Consumers != 0 || c.IdleConnections != 10 || c.IdleConcurrency != 64 {
+		t.Fatalf("idle defaults: %+v", c)
+	}
+	c, err = parseConfig(strings.Fields("--idle-connections 10 --producers 2"), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Producers != 2 || c.Consumers != 0 {
+		t.Fatalf("idle with producers: %d/%d", c.Producers, c.Consumers)
+	}
+}
+
+func TestParseConfigInvalidNewFlags(t *testing.T) {
+	for _, args := range []string{
+		"--topic-bindings 10",                                         // not a topic exchange
+		"--exchange-type fanout --topic-bindings 10",                  // nor this
+		"--exchange-type topic --topic-bindings 10 --routing-key a.b", // it sets the keys itself
+		"--exchange-type topic --topic-bindings -1",
+		"--idle-connections -1",
+		"--idle-connections 5 --idle-concurrency 0",
+		"--reset-hwm",
+	} {
+		if _, err := parseConfig(strings.Fields(args), io.Discard); err == nil {
+			t.Errorf("%q: no error", args)
+		}
+	}
+}
+
+func TestTopicKeys(t *testing.T) {
+	if topicBindingKey(7) != "stock.7.*" || topicRoutingKey(7) != "stock.7.tick" {
+		t.Fatalf("%q %q", topicBindingKey(7), topicRoutingKey(7))
+	}
+}

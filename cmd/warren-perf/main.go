@@ -9,6 +9,9 @@
 //	warren-perf --url amqp://guest:guest@127.0.0.1:5672/ --producers 4 --consumers 0 \
 //	    --size 1024 --persistent --confirm 64 --duration 20s --broker-pid $(pgrep -n warren)
 //
+// --idle-connections N holds N more connections open and reports what they cost the
+// broker; --topic-bindings N routes through a topic exchange with N bindings.
+//
 // See docs/performance.md for the measurements made with it.
 package main
 
@@ -33,6 +36,7 @@ func logf(format string, args ...any) {
 }
 
 func main() {
+	raiseFDLimit()
 	c, err := parseConfig(os.Args[1:], os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		os.Exit(0)
@@ -49,6 +53,9 @@ func main() {
 	}
 	s, err := run(ctx, c, progress)
 	if s != nil {
+		if err != nil {
+			s.Error = err.Error()
+		}
 		if c.JSON {
 			if err := s.writeJSON(os.Stdout); err != nil {
 				fmt.Fprintln(os.Stderr, "warren-perf:", err)
@@ -63,13 +70,42 @@ func main() {
 	}
 }
 
-// run sets up the topology, the consumers and then the producers, runs them until the
-// duration, the message limits or ctx end the run, and returns the summary.
-func run(ctx context.Context, c *config, progress io.Writer) (*summary, error) {
-	if !c.NoDeclare {
-		if err := declare(c); err != nil {
+// run sets up the topology, the idle connections, the consumers and then the producers,
+// runs them until the duration, the message limits or ctx end the run, and returns the
+// summary.
+func run(ctx context.Context, c *config, progress io.Writer) (s *summary, err error) {
+	workers := c.Producers + c.Consumers
+	if c.IdleConnections > 0 {
+		if err := checkFDs(c); err != nil {
 			return nil, err
 		}
+	}
+	var hwmReset bool
+	if c.ResetHWM {
+		if err := resetHWM(strconv.Itoa(c.BrokerPID)); err != nil {
+			logf("--reset-hwm: %v (VmHWM stays the process's lifetime peak)", err)
+		} else {
+			hwmReset = true
+		}
+	}
+	var bindTime time.Duration
+	if c.DeleteAfter && workers > 0 {
+		// Also when the run fails, so that a queue left full does not weigh on the next run.
+		defer func() {
+			if derr := deleteQueues(c); derr != nil && err == nil {
+				err = derr
+			}
+		}()
+	}
+	if !c.NoDeclare && workers > 0 {
+		if bindTime, err = declare(c); err != nil {
+			return nil, err
+		}
+	}
+	var idle *idleSet
+	if c.IdleConnections > 0 {
+		idle = openIdle(ctx, c, progress, c.Interval)
+		defer idle.close(c.IdleConcurrency)
 	}
 	var consumers []*consumer
 	var producers []*producer
@@ -81,7 +117,7 @@ func run(ctx context.Context, c *config, progress io.Writer) (*summary, error) {
 			w.conn.Close()
 		}
 	}()
-	stats := make([]counters, c.Producers+c.Consumers)
+	stats := make([]counters, workers)
 	for i := range c.Consumers {
 		w, err := newConsumer(c, i, &stats[c.Producers+i])
 		if err != nil {
@@ -108,7 +144,7 @@ func run(ctx context.Context, c *config, progress io.Writer) (*summary, error) {
 		defer cancelT()
 	}
 
-	errs := make(chan error, len(producers)+len(consumers))
+	errs := make(chan error, workers)
 	var wg sync.WaitGroup
 	for _, w := range consumers {
 		wg.Go(func() { errs <- w.run(runCtx) })
@@ -117,7 +153,13 @@ func run(ctx context.Context, c *config, progress io.Writer) (*summary, error) {
 		wg.Go(func() { errs <- p.run(runCtx) })
 	}
 	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
+	go func() {
+		wg.Wait()
+		if workers == 0 && idle.sum.Opened > 0 {
+			<-runCtx.Done() // hold the idle connections for --duration or until SIGINT
+		}
+		close(done)
+	}()
 
 	rep := &reporter{c: c, out: progress, stats: stats, consumers: consumers, broker: broker, start: start}
 	every := c.Interval
@@ -148,9 +190,15 @@ loop:
 		}
 	}
 	end := time.Now()
-	s := rep.finish(end, client)
-	if c.DeleteAfter {
-		if err := deleteQueues(c); err != nil && runErr == nil {
+	s = rep.finish(end, client)
+	s.TopicBindings = c.TopicBindings
+	s.BindTime = bindTime.Seconds()
+	if s.Broker != nil {
+		s.Broker.HWMReset = hwmReset
+	}
+	if idle != nil {
+		s.Idle = idle.finish()
+		if err := idle.err(); err != nil && runErr == nil {
 			runErr = err
 		}
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -42,5 +43,32 @@ func TestProcSelf(t *testing.T) {
 	m, err := procMem("self")
 	if err != nil || m.RSS <= 0 || m.HWM < m.RSS {
 		t.Fatalf("%+v %v", m, err)
+	}
+}
+
+func TestParseFDLimit(t *testing.T) {
+	limits := "Limit                     Soft Limit           Hard Limit           Units     \n" +
+		"Max processes             95793                95793                processes \n" +
+		"Max open files            65536                524288               files     \n" +
+		"Max locked memory         8388608              8388608              bytes     \n"
+	n, err := parseFDLimit([]byte(limits))
+	if err != nil || n != 65536 {
+		t.Fatalf("%d %v", n, err)
+	}
+	if _, err := parseFDLimit([]byte("Max processes 1 1 processes\n")); err == nil {
+		t.Fatal("no error without the line")
+	}
+	if n, err := procFDLimit("self"); err != nil || n <= 0 {
+		t.Fatalf("self: %d %v", n, err)
+	}
+}
+
+func TestCheckFDs(t *testing.T) {
+	c := &config{IdleConnections: 1 << 30}
+	if err := checkFDs(c); err == nil || !strings.Contains(err.Error(), "RLIMIT_NOFILE") {
+		t.Fatalf("err %v", err)
+	}
+	if err := checkFDs(&config{IdleConnections: 10}); err != nil {
+		t.Fatal(err)
 	}
 }

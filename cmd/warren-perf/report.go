@@ -84,6 +84,7 @@ func mib(b int64) string { return fmt.Sprintf("%.0fMiB", float64(b)/(1<<20)) }
 
 // summary is the final report; its JSON form is what --json prints.
 type summary struct {
+	Label      string  `json:"label,omitempty"`
 	URL        string  `json:"url"`
 	Producers  int     `json:"producers"`
 	Consumers  int     `json:"consumers"`
@@ -95,6 +96,11 @@ type summary struct {
 	MultiAck   int     `json:"multi_ack"`
 	AutoAck    bool    `json:"autoack"`
 	Rate       float64 `json:"rate"`
+
+	Exchange      string  `json:"exchange,omitempty"`
+	ExchangeType  string  `json:"exchange_type,omitempty"`
+	TopicBindings int     `json:"topic_bindings,omitempty"`
+	BindTime      float64 `json:"bind_s,omitempty"` // time to bind the --topic-bindings
 
 	Elapsed   float64 `json:"elapsed_s"`
 	Published int64   `json:"published"`
@@ -112,6 +118,10 @@ type summary struct {
 	// ClientCPU is this process's CPU time over the run, to tell a client-bound run from a
 	// broker-bound one.
 	ClientCPU float64 `json:"client_cpu_s"`
+
+	Idle *idleSummary `json:"idle_connections,omitempty"`
+	// Error is the error that ended the run, if any (the figures may then be partial).
+	Error string `json:"error,omitempty"`
 }
 
 type latencySummary struct {
@@ -132,12 +142,15 @@ type brokerSummary struct {
 	PeakRSS     float64 `json:"peak_rss_sampled_mib"`
 	VmHWM       float64 `json:"vmhwm_mib"`
 	EndRSS      float64 `json:"end_rss_mib"`
+	// HWMReset says VmHWM was reset at the start (--reset-hwm), so it is this run's peak;
+	// otherwise it is the peak of the broker's life so far.
+	HWMReset bool `json:"vmhwm_reset"`
 }
 
 func (r *reporter) finish(end time.Time, client *procWatch) *summary {
 	c := r.c
 	t := r.totals()
-	s := &summary{URL: redactURL(c.URL), Producers: c.Producers, Consumers: c.Consumers, Queues: c.Queues,
+	s := &summary{Label: c.Label, URL: redactURL(c.URL), Exchange: c.Exchange, ExchangeType: c.ExchangeType, Producers: c.Producers, Consumers: c.Consumers, Queues: c.Queues,
 		Size: c.Size, Persistent: c.Persistent, Confirm: c.Confirm, Prefetch: c.Prefetch, MultiAck: c.MultiAck,
 		AutoAck: c.AutoAck, Rate: c.Rate, Elapsed: end.Sub(r.start).Seconds(),
 		Published: t.published, Confirmed: t.confirmed, Nacked: t.nacked, Consumed: t.consumed}
@@ -196,14 +209,31 @@ func (s *summary) writeText(w io.Writer) {
 	if s.Persistent {
 		mode = "persistent"
 	}
-	fmt.Fprintf(w, "summary: %s, %d producers, %d consumers, %d queues, %d B %s, confirm %d, prefetch %d, multi-ack %d, autoack %v\n",
-		s.URL, s.Producers, s.Consumers, s.Queues, s.Size, mode, s.Confirm, s.Prefetch, s.MultiAck, s.AutoAck)
-	fmt.Fprintf(w, "  elapsed     %.2f s\n", s.Elapsed)
-	fmt.Fprintf(w, "  published   %d msgs, %.0f msg/s\n", s.Published, s.PublishRate)
-	if s.Confirm > 0 {
-		fmt.Fprintf(w, "  confirmed   %d msgs, %.0f msg/s (nacked %d)\n", s.Confirmed, s.ConfirmRate, s.Nacked)
+	if s.Label != "" {
+		fmt.Fprintf(w, "%s\n", s.Label)
 	}
-	fmt.Fprintf(w, "  consumed    %d msgs, %.0f msg/s\n", s.Consumed, s.ConsumeRate)
+	idleOnly := s.Producers == 0 && s.Consumers == 0
+	if idleOnly {
+		fmt.Fprintf(w, "summary: %s, idle connections only\n", s.URL)
+	} else {
+		fmt.Fprintf(w, "summary: %s, %d producers, %d consumers, %d queues, %d B %s, confirm %d, prefetch %d, multi-ack %d, autoack %v\n",
+			s.URL, s.Producers, s.Consumers, s.Queues, s.Size, mode, s.Confirm, s.Prefetch, s.MultiAck, s.AutoAck)
+	}
+	if s.Exchange != "" {
+		fmt.Fprintf(w, "  exchange    %s (%s)", s.Exchange, s.ExchangeType)
+		if s.TopicBindings > 0 {
+			fmt.Fprintf(w, ", %d bindings made in %.2f s", s.TopicBindings, s.BindTime)
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "  elapsed     %.2f s\n", s.Elapsed)
+	if !idleOnly {
+		fmt.Fprintf(w, "  published   %d msgs, %.0f msg/s\n", s.Published, s.PublishRate)
+		if s.Confirm > 0 {
+			fmt.Fprintf(w, "  confirmed   %d msgs, %.0f msg/s (nacked %d)\n", s.Confirmed, s.ConfirmRate, s.Nacked)
+		}
+		fmt.Fprintf(w, "  consumed    %d msgs, %.0f msg/s\n", s.Consumed, s.ConsumeRate)
+	}
 	if l := s.Latency; l != nil {
 		fmt.Fprintf(w, "  latency     min %.3f  p50 %.3f  p99 %.3f  p99.9 %.3f  max %.3f ms (mean %.3f, n=%d)\n",
 			l.Min, l.P50, l.P99, l.P999, l.Max, l.Mean, l.Count)
@@ -213,4 +243,18 @@ func (s *summary) writeText(w io.Writer) {
 			b.PID, b.CPU, b.Cores, b.MsgsPerCore, b.PeakRSS, b.VmHWM, b.EndRSS)
 	}
 	fmt.Fprintf(w, "  client      cpu %.2f s (%.2f cores)\n", s.ClientCPU, s.ClientCPU/s.Elapsed)
+	if d := s.Idle; d != nil {
+		fmt.Fprintf(w, "  idle        %d of %d connections opened in %.2f s (%d failed), heartbeat %.0f s, %d still open at the end; client rss %.0f MiB\n",
+			d.Opened, d.Requested, d.OpenTime, d.Failed, d.Heartbeat, d.StillOpen, d.ClientRSS)
+		if d.FirstError != "" {
+			fmt.Fprintf(w, "              first error: %s\n", d.FirstError)
+		}
+		if b := d.Broker; b != nil {
+			fmt.Fprintf(w, "  idle broker rss %.0f MiB before, %.0f after opening, %.0f at the end (%.1f KiB per connection); VmHWM %.0f / %.0f / %.0f MiB; fd limit %d\n",
+				b.RSSBefore, b.RSSAfterOpen, b.RSSEnd, b.KiBPerConn, b.HWMBefore, b.HWMAfterOpen, b.HWMEnd, b.FDLimit)
+		}
+	}
+	if s.Error != "" {
+		fmt.Fprintf(w, "  error       %s\n", s.Error)
+	}
 }

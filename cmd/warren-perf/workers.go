@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,11 +27,23 @@ type counters struct {
 	_         [64]byte
 }
 
+// workerHeartbeat is the heartbeat the producers' and consumers' connections ask for.
+// brokerHeartbeat takes the broker's own value: amqp091-go uses the broker's interval when
+// asked for less than a second (and its own 10 s default when asked for 0).
+const (
+	workerHeartbeat = 10 * time.Second
+	brokerHeartbeat = time.Millisecond
+)
+
 // dial opens one connection named for the broker's connection list.
 func dial(c *config, name string) (*amqp.Connection, error) {
+	return dialHeartbeat(c, name, workerHeartbeat)
+}
+
+func dialHeartbeat(c *config, name string, heartbeat time.Duration) (*amqp.Connection, error) {
 	props := amqp.NewConnectionProperties()
 	props.SetClientConnectionName("warren-perf " + name)
-	conn, err := amqp.DialConfig(c.URL, amqp.Config{Properties: props, Heartbeat: 10 * time.Second})
+	conn, err := amqp.DialConfig(c.URL, amqp.Config{Properties: props, Heartbeat: heartbeat})
 	if err != nil {
 		return nil, fmt.Errorf("%s: connect to %s: %w", name, redactURL(c.URL), err)
 	}
@@ -38,28 +51,32 @@ func dial(c *config, name string) (*amqp.Connection, error) {
 }
 
 // declare sets up the queues, the exchange and the bindings on a connection of its own.
-func declare(c *config) error {
+// It returns how long the --topic-bindings took to bind.
+func declare(c *config) (time.Duration, error) {
 	conn, err := dial(c, "setup")
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer conn.Close()
 	ch, err := conn.Channel()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	for i := range c.Queues {
 		if _, err := ch.QueueDeclare(c.queueName(i), c.Durable, c.AutoDelete, false, false, c.QueueArgs); err != nil {
-			return fmt.Errorf("declare queue %s: %w", c.queueName(i), err)
+			return 0, fmt.Errorf("declare queue %s: %w", c.queueName(i), err)
 		}
 	}
 	if c.Exchange == "" {
-		return nil
+		return 0, nil
 	}
 	if !strings.HasPrefix(c.Exchange, "amq.") {
 		if err := ch.ExchangeDeclare(c.Exchange, c.ExchangeType, c.Durable, false, false, false, nil); err != nil {
-			return fmt.Errorf("declare exchange %s: %w", c.Exchange, err)
+			return 0, fmt.Errorf("declare exchange %s: %w", c.Exchange, err)
 		}
+	}
+	if c.TopicBindings > 0 {
+		return bindTopicKeys(conn, c)
 	}
 	var args amqp.Table
 	if c.ExchangeType == amqp.ExchangeHeaders {
@@ -70,10 +87,59 @@ func declare(c *config) error {
 	}
 	for i := range c.Queues {
 		if err := ch.QueueBind(c.queueName(i), c.BindingKey, c.Exchange, false, args); err != nil {
-			return fmt.Errorf("bind queue %s to %s: %w", c.queueName(i), c.Exchange, err)
+			return 0, fmt.Errorf("bind queue %s to %s: %w", c.queueName(i), c.Exchange, err)
 		}
 	}
-	return nil
+	return 0, nil
+}
+
+// topicBindingKey and topicRoutingKey are the keys of --topic-bindings: routing key i
+// matches binding key i and no other.
+func topicBindingKey(i int) string { return "stock." + strconv.Itoa(i) + ".*" }
+func topicRoutingKey(i int) string { return "stock." + strconv.Itoa(i) + ".tick" }
+
+// bindLanes is how many channels bind --topic-bindings keys at once. Each queue.bind waits
+// for its bind-ok, so one channel would take a round trip per key.
+const bindLanes = 16
+
+// bindTopicKeys binds the --topic-bindings keys, key i to queue i mod --queues, and returns
+// how long that took.
+func bindTopicKeys(conn *amqp.Connection, c *config) (time.Duration, error) {
+	start := time.Now()
+	var next atomic.Int64
+	errs := make(chan error, bindLanes)
+	var wg sync.WaitGroup
+	for range min(bindLanes, c.TopicBindings) {
+		ch, err := conn.Channel()
+		if err != nil {
+			next.Store(int64(c.TopicBindings)) // stop the lanes already running
+			wg.Wait()
+			return 0, err
+		}
+		wg.Go(func() {
+			defer ch.Close()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= c.TopicBindings {
+					return
+				}
+				q := c.queueName(i % c.Queues)
+				if err := ch.QueueBind(q, topicBindingKey(i), c.Exchange, false, nil); err != nil {
+					next.Store(int64(c.TopicBindings))
+					errs <- fmt.Errorf("bind queue %s to %s with %s: %w", q, c.Exchange, topicBindingKey(i), err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	took := time.Since(start)
+	if err := <-errs; err != nil {
+		return took, err
+	}
+	logf("bound %d keys from %s to %d queue(s) in %.2fs", c.TopicBindings, c.Exchange, c.Queues, took.Seconds())
+	return took, nil
 }
 
 // deleteQueues deletes the run's queues and exchange (--delete-queues).
@@ -150,6 +216,7 @@ type producer struct {
 	blocked  chan amqp.Blocking
 	exchange string
 	keys     []string
+	cycle    bool // take the keys in turn (--topic-bindings) rather than at random
 	stats    *counters
 	inflight int
 }
@@ -177,6 +244,13 @@ func newProducer(c *config, id int, stats *counters) (*producer, error) {
 	}
 	if c.Exchange == "" {
 		p.keys = []string{c.queueName(id % c.Queues)}
+	} else if c.TopicBindings > 0 {
+		p.exchange = c.Exchange
+		p.keys = make([]string, c.TopicBindings)
+		for i := range p.keys {
+			p.keys[i] = topicRoutingKey(i)
+		}
+		p.cycle = true
 	} else {
 		p.exchange = c.Exchange
 		p.keys = routingKeys(c.RoutingKey, 1024, uint64(id)*0x9e3779b97f4a7c15+1)
@@ -211,7 +285,9 @@ func (p *producer) run(ctx context.Context) error {
 		lim = newLimiter(c.Rate)
 	}
 	rng := xorshift(uint64(p.id)*0x2545f4914f6cdd1d + 7)
-	mask := uint64(len(p.keys) - 1) // 1 key or a power of two
+	mask := uint64(len(p.keys) - 1) // 1 key or a power of two, unless p.cycle
+	// Producers start their cycle at different keys.
+	next := p.id * len(p.keys) / max(1, c.Producers)
 	bg := context.Background()
 	for sent := int64(0); c.PMessages == 0 || sent < c.PMessages; sent++ {
 		if ctx.Err() != nil {
@@ -229,7 +305,12 @@ func (p *producer) run(ctx context.Context) error {
 			}
 		}
 		key := p.keys[0]
-		if mask > 0 {
+		if p.cycle {
+			key = p.keys[next]
+			if next++; next == len(p.keys) {
+				next = 0
+			}
+		} else if mask > 0 {
 			key = p.keys[rng.next()&mask]
 		}
 		now := time.Now().UnixNano()

@@ -12,7 +12,12 @@
 // --idle-connections N holds N more connections open and reports what they cost the
 // broker; --topic-bindings N routes through a topic exchange with N bindings.
 //
-// See docs/performance.md for the measurements made with it.
+//	warren-perf table SUMMARY.json...
+//
+// prints --json summaries as one markdown table (scripts/perf-table uses it).
+//
+// See docs/performance.md for the measurements made with it, and docs/perf-table.md for
+// the table of issue 6.
 package main
 
 import (
@@ -36,6 +41,9 @@ func logf(format string, args ...any) {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "table" {
+		os.Exit(tableMain(os.Args[2:], os.Stdout, os.Stderr))
+	}
 	raiseFDLimit()
 	c, err := parseConfig(os.Args[1:], os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {

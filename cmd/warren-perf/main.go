@@ -60,6 +60,9 @@ func main() {
 		progress = os.Stderr
 	}
 	s, err := run(ctx, c, progress)
+	if s == nil && err != nil && c.JSON {
+		s = setupFailed(c) // --json prints one object, whatever happens
+	}
 	if s != nil {
 		if err != nil {
 			s.Error = err.Error()

@@ -195,6 +195,15 @@ func (r *reporter) finish(end time.Time, client *procWatch) *summary {
 	return s
 }
 
+// setupFailed is the summary of a run that failed before it started: the settings and,
+// once the caller fills it in, the error.
+func setupFailed(c *config) *summary {
+	return &summary{Label: c.Label, URL: redactURL(c.URL), Exchange: c.Exchange, ExchangeType: c.ExchangeType,
+		Producers: c.Producers, Consumers: c.Consumers, Queues: c.Queues, Size: c.Size, Persistent: c.Persistent,
+		Confirm: c.Confirm, Prefetch: c.Prefetch, MultiAck: c.MultiAck, AutoAck: c.AutoAck, Rate: c.Rate,
+		TopicBindings: c.TopicBindings}
+}
+
 func (s *summary) writeJSON(w io.Writer) error {
 	b, err := json.Marshal(s)
 	if err != nil {

@@ -70,6 +70,11 @@ func writeTable(w io.Writer, rows []*summary, names []string) {
 		if label == "" && i < len(names) {
 			label = names[i]
 		}
+		if s.Elapsed == 0 && s.Error != "" {
+			// The run failed before it started: nothing was measured.
+			fmt.Fprintf(w, "| %s | – | – | – | – | – | %s |\n", cell(label), cell("ERROR: "+s.Error))
+			continue
+		}
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s |\n", cell(label), throughput(s), cores(s), perCore(s), latency(s), rss(s), cell(notes(s)))
 	}
 }

@@ -37,23 +37,27 @@ func TestTable(t *testing.T) {
 		Broker: &brokerSummary{Cores: 0.6, MsgsPerCore: 15000, PeakRSS: 50, VmHWM: 3000}})
 	idle := write("03-idle.json", &summary{Label: "idle", Queues: 1, Broker: b, Idle: &idleSummary{Requested: 10000, Opened: 10000, StillOpen: 10000, OpenTime: 3.5, Heartbeat: 60,
 		ClientRSS: 400, Broker: &idleBroker{RSSBefore: 20, RSSEnd: 420, KiBPerConn: 41}}})
-	bad := filepath.Join(dir, "04-missing.json")
+	failed := setupFailed(&config{Label: "refused", URL: "amqp://u:secret@127.0.0.1:1/", Producers: 1, Consumers: 1})
+	failed.Error = "setup: connect: connection refused"
+	refused := write("04-refused.json", failed)
+	bad := filepath.Join(dir, "05-missing.json")
 
 	var out, errOut strings.Builder
-	if status := tableMain([]string{ack, confirm, idle, bad}, &out, &errOut); status != 1 {
+	if status := tableMain([]string{ack, confirm, idle, refused, bad}, &out, &errOut); status != 1 {
 		t.Fatalf("status %d with a missing file", status)
 	}
-	if !strings.Contains(errOut.String(), "04-missing.json") {
+	if !strings.Contains(errOut.String(), "05-missing.json") {
 		t.Fatalf("stderr %q", errOut.String())
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if len(lines) != 5 {
+	if len(lines) != 6 {
 		t.Fatalf("%d lines:\n%s", len(lines), out.String())
 	}
 	for i, want := range []string{
 		"| transient 1→1, acks | 25,000 | 0.50 | 50,000 | 1.23 / 12.3 / 123 | 100 / 120 | published 30,000 msg/s |",
 		"| 02-confirm | 9,000 | 0.60 | 15,000 | – | 50 / 3,000 | published 1,000 msgs; VmHWM not reset for this run |",
 		"| idle | – | 0.50 | 50,000 | – | 100 / 120 | 10,000 of 10,000 connections opened in 3.5 s, heartbeat 60 s, 10,000 open at the end; broker RSS 20 → 420 MiB (41.0 KiB per connection); client RSS 400 MiB |",
+		"| refused | – | – | – | – | – | ERROR: setup: connect: connection refused |",
 	} {
 		if lines[i+2] != want {
 			t.Errorf("row %d:\n got %s\nwant %s", i, lines[i+2], want)

@@ -1,7 +1,6 @@
 package amqpwire
 
 import (
-	"bufio"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -18,8 +17,13 @@ const MaxFrameSizeCap = 128 << 20
 // frameOverhead is the 7-byte frame header plus the end octet.
 const frameOverhead = 8
 
-// readBufferSize is the FrameReader's bufio size.
-const readBufferSize = 64 << 10
+// Input buffer sizes: a FrameReader starts with a small buffer, so that an idle connection
+// costs little memory, and grows it once to the large one the first time the socket fills the
+// whole buffer, so that a busy connection reads many frames per system call.
+const (
+	smallReadBuffer = 4 << 10
+	readBufferSize  = 64 << 10
+)
 
 // ReadProtocolHeader reads exactly 8 bytes from r and checks that they are
 // ProtocolHeader. A mismatch returns an error wrapping ErrBadProtocolHeader;
@@ -48,7 +52,10 @@ type Frame struct {
 // buffer, so reading costs no allocation once the buffer has grown to the
 // largest frame seen. It is not safe for concurrent use.
 type FrameReader struct {
-	r   *bufio.Reader
+	src io.Reader
+	in  []byte // input read from src; in[pos:end] is not consumed yet
+	pos int
+	end int
 	max uint32 // whole-frame limit; already capped at MaxFrameSizeCap
 	hdr [7]byte
 	buf []byte
@@ -58,7 +65,7 @@ type FrameReader struct {
 // frame (7-byte header, payload and end octet), as connection.tune's
 // frame-max does; 0 means no limit but MaxFrameSizeCap.
 func NewFrameReader(r io.Reader, maxFrameSize uint32) *FrameReader {
-	fr := &FrameReader{r: bufio.NewReaderSize(r, readBufferSize)}
+	fr := &FrameReader{src: r, in: make([]byte, smallReadBuffer)}
 	fr.SetMaxFrameSize(maxFrameSize)
 	return fr
 }
@@ -81,7 +88,7 @@ func (r *FrameReader) SetMaxFrameSize(n uint32) {
 //     with a payload: *ConnectionError 501 FRAME_ERROR, as RabbitMQ answers
 //     (rabbit_reader: invalid_frame_end_marker, unknown_frame).
 func (r *FrameReader) ReadFrame() (Frame, error) {
-	if _, err := io.ReadFull(r.r, r.hdr[:]); err != nil {
+	if _, err := r.readFull(r.hdr[:]); err != nil {
 		return Frame{}, fmt.Errorf("amqpwire: read frame header: %w", err)
 	}
 	typ := r.hdr[0]
@@ -123,7 +130,7 @@ func (r *FrameReader) ReadFrame() (Frame, error) {
 func (r *FrameReader) readPayload(n int) ([]byte, error) {
 	if cap(r.buf) >= n {
 		buf := r.buf[:n]
-		_, err := io.ReadFull(r.r, buf)
+		_, err := r.readFull(buf)
 		return buf, err
 	}
 	buf := r.buf[:0]
@@ -135,7 +142,7 @@ func (r *FrameReader) readPayload(n int) ([]byte, error) {
 			buf = grown
 			r.buf = grown
 		}
-		k, err := io.ReadFull(r.r, buf[len(buf):min(cap(buf), n)])
+		k, err := r.readFull(buf[len(buf):min(cap(buf), n)])
 		buf = buf[:len(buf)+k]
 		if err != nil {
 			if err == io.EOF && len(buf) > 0 {
@@ -147,9 +154,69 @@ func (r *FrameReader) readPayload(n int) ([]byte, error) {
 	return buf, nil
 }
 
+// readFull fills p from the buffered input, reading from src as needed, with io.ReadFull's
+// errors. A read larger than the input buffer goes straight into p once the buffer is empty.
+func (r *FrameReader) readFull(p []byte) (int, error) {
+	n := copy(p, r.in[r.pos:r.end])
+	r.pos += n
+	for n < len(p) {
+		if len(p)-n >= len(r.in) {
+			k, err := io.ReadAtLeast(r.src, p[n:], len(p)-n)
+			n += k
+			if err != nil {
+				return n, readErr(err, n)
+			}
+			return n, nil
+		}
+		if err := r.fill(); err != nil {
+			return n, readErr(err, n)
+		}
+		k := copy(p[n:], r.in[r.pos:r.end])
+		r.pos += k
+		n += k
+	}
+	return n, nil
+}
+
+// fill reads more input into the empty buffer; a read that fills the small buffer whole
+// switches to the large one for the rest of the connection.
+func (r *FrameReader) fill() error {
+	r.pos, r.end = 0, 0
+	for empty := 0; ; empty++ {
+		if empty == 100 {
+			return io.ErrNoProgress
+		}
+		k, err := r.src.Read(r.in)
+		if k > 0 {
+			r.end = k
+			if k == len(r.in) && len(r.in) < readBufferSize {
+				grown := make([]byte, readBufferSize)
+				r.end = copy(grown, r.in[:k])
+				r.in = grown
+			}
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// readErr is io.ReadFull's error for a read that stopped after n bytes.
+func readErr(err error, n int) error {
+	if err == io.EOF && n > 0 {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
 // growTo rounds a buffer size up to a 4 KiB multiple so that frames of
-// slightly varying sizes reuse one buffer.
+// slightly varying sizes reuse one buffer; below 4 KiB, to a 512-byte one, so
+// the handshake of a connection that stays idle leaves a small buffer.
 func growTo(n int) int {
+	if n < 4096 {
+		return (n + 511) &^ 511
+	}
 	return (n + 4095) &^ 4095
 }
 
@@ -165,7 +232,8 @@ type FrameWriter struct {
 
 // NewFrameWriter returns a FrameWriter on w.
 func NewFrameWriter(w io.Writer) *FrameWriter {
-	return &FrameWriter{w: w, buf: make([]byte, 0, 4096)}
+	// The buffer grows with what is written: an idle connection's writers stay small.
+	return &FrameWriter{w: w}
 }
 
 // startFrame appends a frame header with a zero size and returns its offset.

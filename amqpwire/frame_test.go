@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"testing/iotest"
 )
 
 func TestProtocolHeader(t *testing.T) {
@@ -292,5 +293,53 @@ func TestLargeAnnouncedFrameGrowsWithData(t *testing.T) {
 	mustRead(t, r)
 	if f := mustRead(t, r); !bytes.Equal(f.Payload, body) {
 		t.Fatal("body differs")
+	}
+}
+
+// A connection that only ever sees small reads keeps the small input buffer (idle
+// connections cost little memory); one whose socket fills the buffer switches to the large
+// one. Frames read the same either way, whatever sizes the reads come in.
+func TestFrameReaderBufferGrowsWhenBusy(t *testing.T) {
+	var stream bytes.Buffer
+	w := NewFrameWriter(&stream)
+	body := bytes.Repeat([]byte{7}, 1000)
+	for i := 0; i < 200; i++ {
+		w.WriteMethod(uint16(i%3+1), &BasicPublish{Exchange: "x", RoutingKey: "k"})
+		w.WriteContent(uint16(i%3+1), ClassBasic, &Properties{}, body, 4096)
+	}
+	w.WriteHeartbeat()
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	data := stream.Bytes()
+
+	read := func(src io.Reader) (*FrameReader, int) {
+		r := NewFrameReader(src, 0)
+		frames := 0
+		for {
+			f, err := r.ReadFrame()
+			if errors.Is(err, io.EOF) {
+				return r, frames
+			}
+			if err != nil {
+				t.Fatalf("frame %d: %v", frames, err)
+			}
+			if f.Type == FrameBody && !bytes.Equal(f.Payload, body) {
+				t.Fatalf("frame %d: body differs", frames)
+			}
+			frames++
+		}
+	}
+	oneByte, n1 := read(iotest.OneByteReader(bytes.NewReader(data)))
+	if len(oneByte.in) != smallReadBuffer {
+		t.Errorf("one byte at a time: input buffer %d bytes, want the small %d", len(oneByte.in), smallReadBuffer)
+	}
+	busy, n2 := read(bytes.NewReader(data))
+	if len(busy.in) != readBufferSize {
+		t.Errorf("a full socket: input buffer %d bytes, want the large %d", len(busy.in), readBufferSize)
+	}
+	_, n3 := read(iotest.HalfReader(bytes.NewReader(data)))
+	if n1 != 601 || n2 != 601 || n3 != 601 {
+		t.Fatalf("frames read: %d, %d, %d; want 601 each", n1, n2, n3)
 	}
 }

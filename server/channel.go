@@ -18,10 +18,15 @@ type channel struct {
 	log  zerolog.Logger
 
 	// Owned by the connection's reader goroutine.
-	closing    bool   // channel.close was sent; discarding frames until close-ok
-	lastQueue  string // the queue most recently declared on this channel
-	content    content
-	pub        amqpwire.BasicPublish // the last basic.publish, decoded in place (DecodeInto)
+	closing   bool   // channel.close was sent; discarding frames until close-ok
+	lastQueue string // the queue most recently declared on this channel
+	content   content
+	pub       amqpwire.BasicPublish // the last basic.publish, decoded in place (DecodeInto)
+	// publishOK is the exchange last allowed by checkPublish, under that access snapshot.
+	publishOK struct {
+		access   *Access
+		exchange string
+	}
 	confirm    bool
 	publishSeq uint64
 	tx         *txState // non-nil after tx.select

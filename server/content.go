@@ -130,7 +130,7 @@ const storeBacklogLimit = 64 << 20
 
 // publish routes a complete message (or holds it for tx.commit) and confirms it.
 func (ch *channel) publish(msg *queue.Message, mandatory bool) error {
-	if err := ch.conn.checkAccess(permWrite, resExchange, msg.Exchange); err != nil {
+	if err := ch.checkPublish(msg.Exchange); err != nil {
 		return err
 	}
 	x, err := ch.vh.exchange(msg.Exchange)
@@ -289,4 +289,19 @@ func (v *vhost) shareBody(msg *queue.Message, qs []*queueRec, w *writeWait) {
 		expires = time.Now().UnixMilli() + msg.TTL // the message's own deadline; a queue's TTL is per queue
 	}
 	st.PutShared(msg.StoreID, storeMessage(msg, true, expires), n, done)
+}
+
+// checkPublish is the write check for a publish to exchange, remembered for the exchange last
+// allowed under the current access snapshot: a publisher sending to one exchange pays for the
+// pattern match once, not per message.
+func (ch *channel) checkPublish(exchange string) error {
+	a := ch.conn.srv.access.p.Load()
+	if ch.publishOK.access == a && ch.publishOK.exchange == exchange {
+		return nil
+	}
+	if err := ch.conn.checkAccess(permWrite, resExchange, exchange); err != nil {
+		return err
+	}
+	ch.publishOK.access, ch.publishOK.exchange = a, exchange
+	return nil
 }

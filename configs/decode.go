@@ -18,6 +18,16 @@ import (
 type decoder struct {
 	file string
 	errs ErrorList
+	// snake says keys are RabbitMQ's JSON spelling (auto_delete, routing_key): see key.
+	snake bool
+}
+
+// key is a kebab-case schema key as this decoder's input spells it.
+func (d *decoder) key(k string) string {
+	if d.snake {
+		return strings.ReplaceAll(k, "-", "_")
+	}
+	return k
 }
 
 // parseYAML reads the single document in data. An empty file is an empty mapping.

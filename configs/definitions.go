@@ -275,43 +275,19 @@ func (d *decoder) definitions(f fields, defs *Definitions) {
 		}
 	})
 	d.section(f, "exchanges", exchangeKeys, nil, func(f fields, p string) {
-		x := Exchange{Pos: d.itemPos(f.node, p), Vhost: "/", Durable: true}
-		if d.required(f, p, "name", "type") {
-			d.strField(f, p, "name", &x.Name)
-			d.strField(f, p, "vhost", &x.Vhost)
-			d.strField(f, p, "type", &x.Type)
-			d.boolField(f, p, "durable", &x.Durable)
-			d.boolField(f, p, "auto-delete", &x.AutoDelete)
-			d.boolField(f, p, "internal", &x.Internal)
-			x.Arguments = d.argumentsField(f, p, nil)
-			x.check(d.itemReporter(f, p))
+		if x, ok := d.exchangeItem(f, p); ok {
 			defs.Exchanges = append(defs.Exchanges, x)
 		}
 	})
 	d.section(f, "queues", queueKeys, map[string]string{
 		"exclusive": "exclusive queues belong to a connection and cannot be defined in a file",
 	}, func(f fields, p string) {
-		q := Queue{Pos: d.itemPos(f.node, p), Vhost: "/", Durable: true}
-		if d.required(f, p, "name") {
-			d.strField(f, p, "name", &q.Name)
-			d.strField(f, p, "vhost", &q.Vhost)
-			d.boolField(f, p, "durable", &q.Durable)
-			d.boolField(f, p, "auto-delete", &q.AutoDelete)
-			q.Arguments = d.argumentsField(f, p, queueArgUnits)
-			q.check(d.itemReporter(f, p))
+		if q, ok := d.queueItem(f, p); ok {
 			defs.Queues = append(defs.Queues, q)
 		}
 	})
 	d.section(f, "bindings", bindingKeys, nil, func(f fields, p string) {
-		b := Binding{Pos: d.itemPos(f.node, p), Vhost: "/", DestinationType: "queue"}
-		if d.required(f, p, "source", "destination") {
-			d.strField(f, p, "vhost", &b.Vhost)
-			d.strField(f, p, "source", &b.Source)
-			d.strField(f, p, "destination", &b.Destination)
-			d.strField(f, p, "destination-type", &b.DestinationType)
-			d.strField(f, p, "routing-key", &b.RoutingKey)
-			b.Arguments = d.argumentsField(f, p, nil)
-			b.check(d.itemReporter(f, p))
+		if b, ok := d.bindingItem(f, p); ok {
 			defs.Bindings = append(defs.Bindings, b)
 		}
 	})
@@ -335,6 +311,54 @@ func (d *decoder) definitions(f fields, defs *Definitions) {
 			defs.Policies = append(defs.Policies, pol)
 		}
 	})
+}
+
+// exchangeItem decodes one exchange, from a definitions file or a RabbitMQ export.
+func (d *decoder) exchangeItem(f fields, p string) (Exchange, bool) {
+	x := Exchange{Pos: d.itemPos(f.node, p), Vhost: "/", Durable: true}
+	if !d.required(f, p, "name", "type") {
+		return x, false
+	}
+	d.strField(f, p, "name", &x.Name)
+	d.strField(f, p, "vhost", &x.Vhost)
+	d.strField(f, p, "type", &x.Type)
+	d.boolField(f, p, "durable", &x.Durable)
+	d.boolField(f, p, d.key("auto-delete"), &x.AutoDelete)
+	d.boolField(f, p, "internal", &x.Internal)
+	x.Arguments = d.argumentsField(f, p, nil)
+	x.check(d.itemReporter(f, p))
+	return x, true
+}
+
+// queueItem decodes one queue, from a definitions file or a RabbitMQ export.
+func (d *decoder) queueItem(f fields, p string) (Queue, bool) {
+	q := Queue{Pos: d.itemPos(f.node, p), Vhost: "/", Durable: true}
+	if !d.required(f, p, "name") {
+		return q, false
+	}
+	d.strField(f, p, "name", &q.Name)
+	d.strField(f, p, "vhost", &q.Vhost)
+	d.boolField(f, p, "durable", &q.Durable)
+	d.boolField(f, p, d.key("auto-delete"), &q.AutoDelete)
+	q.Arguments = d.argumentsField(f, p, queueArgUnits)
+	q.check(d.itemReporter(f, p))
+	return q, true
+}
+
+// bindingItem decodes one binding, from a definitions file or a RabbitMQ export.
+func (d *decoder) bindingItem(f fields, p string) (Binding, bool) {
+	b := Binding{Pos: d.itemPos(f.node, p), Vhost: "/", DestinationType: "queue"}
+	if !d.required(f, p, "source", "destination") {
+		return b, false
+	}
+	d.strField(f, p, "vhost", &b.Vhost)
+	d.strField(f, p, "source", &b.Source)
+	d.strField(f, p, "destination", &b.Destination)
+	d.strField(f, p, d.key("destination-type"), &b.DestinationType)
+	d.strField(f, p, d.key("routing-key"), &b.RoutingKey)
+	b.Arguments = d.argumentsField(f, p, nil)
+	b.check(d.itemReporter(f, p))
+	return b, true
 }
 
 func (d *decoder) strField(f fields, path, key string, dst *string) {

@@ -27,7 +27,7 @@ func ImportRabbitMQ(file string, data []byte) (*Definitions, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &decoder{file: file}
+	d := &decoder{file: file, snake: true}
 	defs := &Definitions{}
 	if f, ok := d.mapping(root, "", nil, nil); ok {
 		d.rabbitmq(f, defs)
@@ -143,41 +143,17 @@ func (d *decoder) rabbitmq(f fields, defs *Definitions) {
 		}
 	})
 	d.items(f, "exchanges", func(f fields, p string) {
-		x := Exchange{Pos: d.itemPos(f.node, p), Vhost: "/", Durable: true}
-		if d.required(f, p, "name", "type") {
-			d.strField(f, p, "name", &x.Name)
-			d.strField(f, p, "vhost", &x.Vhost)
-			d.strField(f, p, "type", &x.Type)
-			d.boolField(f, p, "durable", &x.Durable)
-			d.boolField(f, p, "auto_delete", &x.AutoDelete)
-			d.boolField(f, p, "internal", &x.Internal)
-			x.Arguments = d.argumentsField(f, p, nil)
-			x.check(d.itemReporter(f, p))
+		if x, ok := d.exchangeItem(f, p); ok {
 			defs.Exchanges = append(defs.Exchanges, x)
 		}
 	})
 	d.items(f, "queues", func(f fields, p string) {
-		q := Queue{Pos: d.itemPos(f.node, p), Vhost: "/", Durable: true}
-		if d.required(f, p, "name") {
-			d.strField(f, p, "name", &q.Name)
-			d.strField(f, p, "vhost", &q.Vhost)
-			d.boolField(f, p, "durable", &q.Durable)
-			d.boolField(f, p, "auto_delete", &q.AutoDelete)
-			q.Arguments = d.argumentsField(f, p, nil)
-			q.check(d.itemReporter(f, p))
+		if q, ok := d.queueItem(f, p); ok {
 			defs.Queues = append(defs.Queues, q)
 		}
 	})
 	d.items(f, "bindings", func(f fields, p string) {
-		b := Binding{Pos: d.itemPos(f.node, p), Vhost: "/", DestinationType: "queue"}
-		if d.required(f, p, "source", "destination") {
-			d.strField(f, p, "vhost", &b.Vhost)
-			d.strField(f, p, "source", &b.Source)
-			d.strField(f, p, "destination", &b.Destination)
-			d.strField(f, p, "destination_type", &b.DestinationType)
-			d.strField(f, p, "routing_key", &b.RoutingKey)
-			b.Arguments = d.argumentsField(f, p, nil)
-			b.check(d.itemReporter(f, p))
+		if b, ok := d.bindingItem(f, p); ok {
 			defs.Bindings = append(defs.Bindings, b)
 		}
 	})

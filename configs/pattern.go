@@ -12,13 +12,17 @@ import (
 // character. The empty pattern matches nothing, not even the empty name.
 type Pattern struct {
 	src string
+	all bool          // "*": matches everything without running the glob
 	g   *glob.Pattern // nil for the empty pattern
 }
 
 // CompilePattern compiles a permission or policy pattern (see Pattern).
 func CompilePattern(p string) (*Pattern, error) {
-	if p == "" {
+	switch p {
+	case "":
 		return &Pattern{}, nil
+	case "*":
+		return &Pattern{src: p, all: true}, nil
 	}
 	g, err := glob.Compile(p)
 	if err != nil {
@@ -27,8 +31,15 @@ func CompilePattern(p string) (*Pattern, error) {
 	return &Pattern{src: p, g: g}, nil
 }
 
-// Match reports whether the pattern matches all of name.
-func (p *Pattern) Match(name string) bool { return p.g != nil && p.g.Match(name) }
+// Match reports whether the pattern matches all of name. A nil pattern matches nothing.
+func (p *Pattern) Match(name string) bool {
+	return p != nil && (p.all || (p.g != nil && p.g.Match(name)))
+}
 
 // String is the pattern's source.
-func (p *Pattern) String() string { return p.src }
+func (p *Pattern) String() string {
+	if p == nil {
+		return ""
+	}
+	return p.src
+}

@@ -6,9 +6,8 @@ import (
 	"slices"
 	"sync/atomic"
 
-	"github.com/gobwas/glob"
-
 	"github.com/warrenmq/warren/amqpwire"
+	"github.com/warrenmq/warren/configs"
 )
 
 // Account is a user who may log in. Check verifies a password (against a stored hash);
@@ -20,42 +19,11 @@ type Account struct {
 	Loopback bool
 }
 
-// Pattern is a compiled permission pattern: a glob over the whole resource name. The zero
-// value matches nothing.
-type Pattern struct {
-	src string
-	all bool
-	g   *glob.Pattern
-}
-
-// CompilePattern compiles a gobwas/glob pattern without separators ("*" crosses dots);
-// "" matches nothing and "*" everything.
-func CompilePattern(src string) (Pattern, error) {
-	switch src {
-	case "":
-		return Pattern{}, nil
-	case "*":
-		return Pattern{src: src, all: true}, nil
-	}
-	g, err := glob.Compile(src)
-	if err != nil {
-		return Pattern{}, fmt.Errorf("pattern %q: %w", src, err)
-	}
-	return Pattern{src: src, g: g}, nil
-}
-
-// Match reports whether name matches the whole pattern.
-func (p Pattern) Match(name string) bool {
-	return p.all || (p.g != nil && p.g.Match(name))
-}
-
-// String is the pattern's source text.
-func (p Pattern) String() string { return p.src }
-
 // Permissions are one user's rights in one vhost: configure (declare, delete), write
-// (publish, bind a destination) and read (consume, get, purge, bind a source).
+// (publish, bind a destination) and read (consume, get, purge, bind a source). The patterns
+// are the definitions files' (configs.Pattern); a nil one matches nothing.
 type Permissions struct {
-	Configure, Write, Read Pattern
+	Configure, Write, Read *configs.Pattern
 }
 
 // Grant gives User the Permissions in Vhost.
@@ -94,7 +62,7 @@ func NewAccess(accounts []Account, grants []Grant) (*Access, error) {
 // DefaultAccess is RabbitMQ's first-boot default: guest/guest with every permission on "/",
 // from loopback addresses only when "guest" is one of loopbackUsers.
 func DefaultAccess(loopbackUsers []string) *Access {
-	all := Pattern{src: "*", all: true}
+	all, _ := configs.CompilePattern("*") // cannot fail
 	a, _ := NewAccess(
 		[]Account{{Name: "guest", Tags: []string{"administrator"}, Loopback: slices.Contains(loopbackUsers, "guest"),
 			Check: func(p string) bool { return subtle.ConstantTimeCompare([]byte(p), []byte("guest")) == 1 }}},

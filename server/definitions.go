@@ -98,9 +98,9 @@ func (s *Server) plan(defs *configs.Definitions) (*plan, error) {
 		g := Grant{User: pm.User, Vhost: pm.Vhost}
 		for _, pat := range []struct {
 			src string
-			dst *Pattern
+			dst **configs.Pattern
 		}{{pm.Configure, &g.Configure}, {pm.Write, &g.Write}, {pm.Read, &g.Read}} {
-			c, err := CompilePattern(pat.src)
+			c, err := configs.CompilePattern(pat.src)
 			if err != nil {
 				errs = append(errs, itemError(pm.Pos, "%v", err))
 			}
@@ -117,7 +117,7 @@ func (s *Server) plan(defs *configs.Definitions) (*plan, error) {
 	}
 
 	for _, pol := range defs.Policies {
-		pat, err := CompilePattern(pol.Pattern)
+		pat, err := configs.CompilePattern(pol.Pattern)
 		if err != nil {
 			errs = append(errs, itemError(pol.Pos, "%v", err))
 			continue
@@ -285,21 +285,20 @@ func (s *Server) apply(p *plan) DefinitionsResult {
 	for _, b := range p.bindings {
 		newKeys[b.key] = true
 	}
+	oldKeys := map[string]bool{}
 	for _, ob := range old.Bindings {
-		pb, err := plannedBindingOf(ob)
-		if err != nil || newKeys[pb.key] {
+		pb, err := plannedBindingOf(ob) // applied before, so it converts
+		if err != nil {
+			continue
+		}
+		oldKeys[pb.key] = true
+		if newKeys[pb.key] {
 			continue
 		}
 		if v := s.vhost(pb.vhost); v != nil {
 			if err := v.unbind(nil, pb.b); err == nil {
 				res.Deleted = append(res.Deleted, "binding "+describeBinding(pb))
 			}
-		}
-	}
-	oldKeys := map[string]bool{}
-	for _, ob := range old.Bindings {
-		if pb, err := plannedBindingOf(ob); err == nil {
-			oldKeys[pb.key] = true
 		}
 	}
 	for _, b := range p.bindings {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/warrenmq/warren/amqpwire"
+	"github.com/warrenmq/warren/configs"
 	"github.com/warrenmq/warren/server/queue"
 )
 
@@ -14,7 +15,7 @@ import (
 // applies (ties go to the name that sorts first); the others do not.
 type Policy struct {
 	Name     string
-	Pattern  Pattern
+	Pattern  *configs.Pattern
 	ApplyTo  PolicyTarget
 	Priority int
 	Def      PolicyDef

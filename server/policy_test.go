@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/warrenmq/warren/amqpwire"
+	"github.com/warrenmq/warren/configs"
 	"github.com/warrenmq/warren/server/queue"
 )
 
@@ -66,8 +67,8 @@ func TestPolicyPriorityAndLiveChange(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		q.q.Publish(&queue.Message{Body: []byte{byte(i)}}, nil)
 	}
-	all, _ := CompilePattern("*")
-	jobs, _ := CompilePattern("jobs.*")
+	all, _ := configs.CompilePattern("*")
+	jobs, _ := configs.CompilePattern("jobs.*")
 	v.setPolicies([]Policy{
 		{Name: "wide", Pattern: all, Priority: 0, Def: PolicyDef{MaxLength: i64(4)}},
 		{Name: "jobs", Pattern: jobs, ApplyTo: PolicyQueues, Priority: 1, Def: PolicyDef{MaxLength: i64(2)}},
@@ -94,7 +95,7 @@ func TestPolicyAlternateExchange(t *testing.T) {
 	v := testVhost(t)
 	mustDeclareX(t, v, "main", "direct", nil)
 	mustDeclareX(t, v, "own", "direct", map[string]any{"alternate-exchange": "ae-arg"})
-	all, _ := CompilePattern("*")
+	all, _ := configs.CompilePattern("*")
 	v.setPolicies([]Policy{{Name: "ae", Pattern: all, ApplyTo: PolicyExchanges, Def: PolicyDef{AlternateExchange: str("ae-pol")}}})
 	if got := v.exchanges["main"].alternateExchange(); got != "ae-pol" {
 		t.Errorf("main: alternate exchange %q, want ae-pol", got)

@@ -101,10 +101,11 @@ type Store struct {
 	msgIDs      atomic.Uint64 // last message ID handed out
 
 	// Submission side: any goroutine, under mu. pending only grows here; the writer takes
-	// from its front.
+	// from its front, pending[head:] (see writer.take).
 	mu      sync.Mutex
 	wake    *sync.Cond
 	pending []op
+	head    int
 	closed  bool
 	// pendingBytes is the size of what waits in pending; room is signalled when the writer
 	// takes a batch, for WaitBelow.

@@ -127,7 +127,7 @@ func (s *Store) submit(o op) {
 	}
 	s.pending = append(s.pending, o)
 	s.pendingBytes.Add(int64(o.bytes()))
-	first := len(s.pending) == 1
+	first := len(s.pending)-s.head == 1
 	s.mu.Unlock()
 	if first {
 		s.wake.Signal()
@@ -160,10 +160,10 @@ func (w *writer) run() {
 	defer close(s.writerDone)
 	for {
 		s.mu.Lock()
-		for len(s.pending) == 0 && !s.closed {
+		for s.head == len(s.pending) && !s.closed {
 			s.wake.Wait()
 		}
-		if len(s.pending) == 0 {
+		if s.head == len(s.pending) {
 			s.mu.Unlock()
 			return
 		}
@@ -179,14 +179,21 @@ func (w *writer) run() {
 	}
 }
 
-// take removes the next batch from s.pending (s.mu held). A drop runs alone: it reads the
-// committed state, so everything before it must be committed first.
+// take removes the next batch from s.pending[s.head:] (s.mu held). A drop runs alone: it reads
+// the committed state, so everything before it must be committed first.
+//
+// When the writer is behind, a batch is a prefix of what waits. Slicing it off the front would
+// shrink the slice's capacity at every batch, so appends would keep reallocating and copying
+// everything still waiting (a tenth of the broker's CPU while a queue paged out at 50k msg/s).
+// Instead the front advances by head, and the waiting ops move down only once head has passed
+// half the slice: each op is copied at most about once.
 func (w *writer) take() []op {
 	s := w.s
-	n, size := 1, s.pending[0].bytes()
-	if s.pending[0].kind != opDrop {
-		for n < len(s.pending) && n < maxBatchOps {
-			o := &s.pending[n]
+	waiting := s.pending[s.head:]
+	n, size := 1, waiting[0].bytes()
+	if waiting[0].kind != opDrop {
+		for n < len(waiting) && n < maxBatchOps {
+			o := &waiting[n]
 			if o.kind == opDrop || size+o.bytes() > maxBatchBytes {
 				break
 			}
@@ -196,14 +203,23 @@ func (w *writer) take() []op {
 	}
 	s.pendingBytes.Add(-int64(size))
 	s.room.Broadcast()
-	if n == len(s.pending) {
+	if s.head == 0 && n == len(waiting) {
+		// Everything: swap the slices, no copy.
 		batch := s.pending
 		s.pending = w.spare[:0]
 		return batch
 	}
-	batch := append(w.spare[:0], s.pending[:n]...)
-	clear(s.pending[:n])
-	s.pending = s.pending[n:]
+	batch := append(w.spare[:0], waiting[:n]...)
+	clear(waiting[:n])
+	s.head += n
+	switch {
+	case s.head == len(s.pending):
+		s.pending, s.head = s.pending[:0], 0
+	case s.head >= len(s.pending)/2:
+		k := copy(s.pending, s.pending[s.head:])
+		clear(s.pending[k:])
+		s.pending, s.head = s.pending[:k], 0
+	}
 	return batch
 }
 

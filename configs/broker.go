@@ -29,6 +29,9 @@ type Broker struct {
 	// ControlSocket is control-socket; "" means the default, warren.sock in the data dir
 	// (see ControlSocketPath).
 	ControlSocket string
+	// FlowControl is flow-control: pace publishers by the consumers of congested queues while
+	// the CPUs are saturated (default true).
+	FlowControl bool
 }
 
 // Listener is one address the broker accepts connections on.
@@ -86,6 +89,7 @@ func DefaultBroker() Broker {
 		Limits:           Limits{FrameMax: 131072, ChannelMax: 2047, MaxMessageSize: 16 << 20},
 		Heartbeat:        Duration(60 * time.Second),
 		HandshakeTimeout: Duration(10 * time.Second),
+		FlowControl:      true,
 		Log:              Log{Level: "info", Format: "auto"},
 		LoopbackUsers:    []string{"guest"},
 	}
@@ -100,7 +104,7 @@ func (b *Broker) ControlSocketPath() string {
 }
 
 var brokerKeys = []string{"listeners", "data-dir", "queue-memory", "disk-free-limit", "limits", "heartbeat",
-	"handshake-timeout", "log", "loopback-users", "definitions", "control-socket"}
+	"handshake-timeout", "log", "loopback-users", "definitions", "control-socket", "flow-control"}
 
 // LoadBroker reads the broker configuration at path over DefaultBroker. Relative paths in
 // the file (data-dir, control-socket, definitions, TLS files) and the default data dir are
@@ -158,6 +162,11 @@ func (d *decoder) broker(f fields, b *Broker, dir string) {
 	}
 	if n, ok := f.get("limits"); ok {
 		d.limits(n, &b.Limits)
+	}
+	if n, ok := f.get("flow-control"); ok {
+		if v, ok := d.boolean(n, "flow-control"); ok {
+			b.FlowControl = v
+		}
 	}
 	if n, ok := f.get("heartbeat"); ok {
 		if v, ok := d.duration(n, "heartbeat"); ok {

@@ -60,6 +60,7 @@ log: {level: debug, format: json}
 loopback-users: []
 definitions: [defs/*.yaml, extra.json, defs/a.yaml]
 control-socket: run/warren.sock
+flow-control: false
 `), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -84,6 +85,7 @@ control-socket: run/warren.sock
 		LoopbackUsers:    []string{},
 		Definitions:      []string{filepath.Join(dir, "defs/a.yaml"), filepath.Join(dir, "defs/b.yaml"), filepath.Join(dir, "extra.json")},
 		ControlSocket:    filepath.Join(dir, "run/warren.sock"),
+		FlowControl:      false,
 	}
 	if !reflect.DeepEqual(*b, want) {
 		t.Errorf("got  %+v\nwant %+v", *b, want)
@@ -108,6 +110,7 @@ log: {level: verbose, format: [json]}
 loopback-users: guest
 definitions: [missing.yaml, "[bad"]
 listen: ":5672"
+flow-control: sometimes
 `))
 	wantProblems(t, err,
 		`warren.yaml:3:5: listeners[1].address: address ":5672" is already used by the listener at warren.yaml:2:5`,
@@ -135,7 +138,8 @@ listen: ":5672"
 		`warren.yaml:15:17: loopback-users: expected a list, got "guest"`,
 		`warren.yaml:16:15: definitions[0]: definitions file: stat missing.yaml: no such file or directory`,
 		`warren.yaml:16:29: definitions[1]: definitions glob "[bad": syntax error in pattern`,
-		`warren.yaml:17:1: unknown key "listen"; expected one of: listeners, data-dir, queue-memory, disk-free-limit, limits, heartbeat, handshake-timeout, log, loopback-users, definitions, control-socket`,
+		`warren.yaml:17:1: unknown key "listen"; expected one of: listeners, data-dir, queue-memory, disk-free-limit, limits, heartbeat, handshake-timeout, log, loopback-users, definitions, control-socket, flow-control`,
+		`warren.yaml:18:15: flow-control: expected a boolean, got "sometimes"`,
 	)
 }
 

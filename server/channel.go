@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -33,6 +34,8 @@ type channel struct {
 	scratch    routeScratch
 	keys       []string
 	settleBuf  []unackedRec
+	flowQ      *queue.Queue // congested queue the last publish went to; see flow.go
+	flowTimer  *time.Timer
 
 	// Shared with the queues delivering to this channel's consumers; see consumer.go.
 	mu            sync.Mutex

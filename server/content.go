@@ -116,6 +116,7 @@ func (ch *channel) finishContent() error {
 	if err := ch.publish(msg, mandatory); err != nil {
 		return err
 	}
+	ch.paceAfterPublish()
 	if st := ch.vh.st; st != nil {
 		// Flow control: while the disk is behind, stop reading this connection, so a publisher
 		// that outruns it (with or without confirms) is slowed by TCP instead of filling memory.
@@ -184,6 +185,9 @@ func (ch *channel) publish(msg *queue.Message, mandatory bool) error {
 func (ch *channel) deliverPublish(x *exchangeRec, msg *queue.Message, keys []string, mandatory bool, w *writeWait) (refused bool) {
 	qs := ch.vh.route(x, keys, msg.Properties.Headers, &ch.scratch)
 	routed, refused := ch.vh.enqueue(msg, qs, w)
+	if q := ch.conn.srv.flow.congestedQueue(qs); q != nil {
+		ch.flowQ = q
+	}
 	if routed || !mandatory {
 		return refused
 	}

@@ -79,6 +79,7 @@ func (ch *channel) txCommit() error {
 	}
 	ch.tx.acks = nil
 	w.release()
+	ch.paceAfterPublish()
 	return nil
 }
 

@@ -69,6 +69,9 @@ type Config struct {
 	// Window bounds each queue's ready messages held in memory when there is a store (default
 	// 8192 messages and 32 MiB); the rest stays on disk until consumers get to it.
 	Window queue.Window
+	// DisableFlowControl turns publisher flow control off: publishers are never paced by the
+	// consumers of congested queues, even when the CPUs are saturated (see flow.go).
+	DisableFlowControl bool
 }
 
 func (c *Config) setDefaults() {
@@ -121,6 +124,7 @@ type Server struct {
 	managed managedState
 
 	connIDs atomic.Uint64
+	flow    *flowControl
 
 	mu        sync.Mutex
 	conns     map[*conn]struct{}
@@ -139,6 +143,7 @@ func New(cfg Config) *Server {
 		conns:     make(map[*conn]struct{}),
 		listeners: make(map[net.Listener]struct{}),
 	}
+	s.flow = newFlowControl(!cfg.DisableFlowControl, s.log)
 	s.access.p.Store(cfg.Access)
 	s.vhosts["/"] = newVhost("/", s.log, cfg.Store, cfg.Window)
 	return s
@@ -177,6 +182,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	s.listeners[ln] = struct{}{}
 	s.mu.Unlock()
+	s.flow.start()
 
 	stop := context.AfterFunc(ctx, func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -244,6 +250,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		conns = append(conns, c)
 	}
 	s.mu.Unlock()
+	s.flow.close()
 
 	for _, c := range conns {
 		c.forceClose("broker forced connection closure with reason 'shutdown'")

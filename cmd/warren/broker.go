@@ -38,6 +38,7 @@ func brokerFlags(fs *flag.FlagSet) (configPath, debugListen *string, apply func(
 	maxMsg := fs.String("max-message-size", def.Limits.MaxMessageSize.String(), "largest message body accepted")
 	maxConns := fs.Int("max-connections", def.Limits.MaxConnections, "connections accepted at once (0: no limit)")
 	heartbeat := fs.String("heartbeat", def.Heartbeat.String(), "heartbeat interval offered to clients (0 lets them disable heartbeats)")
+	flowControl := fs.Bool("flow-control", def.FlowControl, "pace publishers by the consumers of queues that spill to disk while the CPUs are saturated")
 	debugListen = fs.String("debug-listen", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); off by default")
 
 	apply = func(b *configs.Broker) error {
@@ -92,6 +93,8 @@ func brokerFlags(fs *flag.FlagSet) (configPath, debugListen *string, apply func(
 				}
 			case "max-connections":
 				b.Limits.MaxConnections = *maxConns
+			case "flow-control":
+				b.FlowControl = *flowControl
 			case "heartbeat":
 				if d, e := configs.ParseDuration(*heartbeat); e != nil {
 					bad(e)
@@ -225,6 +228,8 @@ Flags (they override the configuration file; docs/configuration.md lists every s
 		MaxConnections:   b.Limits.MaxConnections,
 		HandshakeTimeout: time.Duration(b.HandshakeTimeout),
 		LoopbackUsers:    b.LoopbackUsers,
+		// The zero Config paces publishers; the file's default is true as well.
+		DisableFlowControl: !b.FlowControl,
 	})
 	if err := srv.Recover(); err != nil {
 		return fmt.Errorf("data dir %s: %w", b.DataDir, err)

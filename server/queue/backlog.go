@@ -26,6 +26,9 @@ type Backlog interface {
 	Expire(now int64, limit int, out []*Entry) []*Entry
 	// NextExpiry is the earliest deadline among the in-memory entries, or 0.
 	NextExpiry() int64
+	// Spilled reports whether ready entries are waiting on disk (or on their way there)
+	// because the in-memory window is full.
+	Spilled() bool
 }
 
 // MemBacklog keeps every ready entry in memory: fresh entries in a ring in Seq order, requeued
@@ -158,6 +161,9 @@ func (b *MemBacklog) Len() int { return b.live }
 
 // Bytes implements Backlog.
 func (b *MemBacklog) Bytes() int { return b.bytes }
+
+// Spilled implements Backlog: a MemBacklog never pages.
+func (b *MemBacklog) Spilled() bool { return false }
 
 // Purge implements Backlog.
 func (b *MemBacklog) Purge(drop func(*Entry)) int {

@@ -177,6 +177,9 @@ func (b *PagedBacklog) Len() int { return b.mem.Len() + b.diskCount + len(b.pend
 // Bytes implements Backlog.
 func (b *PagedBacklog) Bytes() int { return b.mem.Bytes() + b.diskBytes + b.pendingBytes }
 
+// Spilled implements Backlog.
+func (b *PagedBacklog) Spilled() bool { return b.diskCount > 0 || len(b.pending) > 0 }
+
 // InMemory is the number of ready entries whose bodies are in memory.
 func (b *PagedBacklog) InMemory() int { return b.mem.Len() + len(b.pending) }
 

@@ -70,6 +70,16 @@ func (b *PriorityBacklog) Len() int {
 	return n
 }
 
+// Spilled implements Backlog: some level pages.
+func (b *PriorityBacklog) Spilled() bool {
+	for _, l := range b.levels {
+		if l.Spilled() {
+			return true
+		}
+	}
+	return false
+}
+
 // Bytes implements Backlog.
 func (b *PriorityBacklog) Bytes() int {
 	n := 0

@@ -138,12 +138,17 @@ type Queue struct {
 	timer     *time.Timer
 	timerAt   int64
 	dead      []Dead // collected under mu, handed to deadLetter after it is released
+
+	win  Window    // the in-memory window (of each priority level)
+	flow flowState // publisher flow control, see flow.go
 }
 
 // New returns an empty queue. Without a journal its ready entries all stay in memory.
 func New(name string, opts Options) *Queue {
 	q := &Queue{name: name, durable: opts.Durable, j: opts.Journal, f: opts.Features,
 		deadLetter: opts.DeadLetter, nextSeq: 1, rr: map[int32]int{}}
+	q.flow.wake = make(chan struct{}, 1)
+	q.win = opts.Window
 	if opts.Features == (Features{}) {
 		q.f = NoFeatures
 	}
@@ -226,6 +231,7 @@ func nowMillis() int64 { return time.Now().UnixMilli() }
 func (q *Queue) unlock() {
 	dead := q.dead
 	q.dead = nil
+	q.updateFlowLocked()
 	q.mu.Unlock()
 	if len(dead) > 0 && q.deadLetter != nil {
 		q.deadLetter(q, dead)
@@ -351,6 +357,7 @@ func (q *Queue) offerLocked(e *Entry, now int64) bool {
 			s := q.consumers[start+(rr+i)%size]
 			e.Deliveries++
 			if s.c.Deliver(q, e) {
+				q.grantLocked(now)
 				q.rr[p] = (rr + i + 1) % size
 				if s.opts.NoAck {
 					q.forgetLocked(e)
@@ -579,7 +586,7 @@ func (q *Queue) RemoveConsumer(c Consumer) (remaining int, ok bool) {
 // dead-lettered (as in RabbitMQ).
 func (q *Queue) Purge() int {
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	defer q.unlock()
 	return q.backlog.Purge(q.forgetLocked)
 }
 
@@ -587,7 +594,7 @@ func (q *Queue) Purge() int {
 // with a server-sent basic.cancel) and how many entries were ready.
 func (q *Queue) Delete() ([]Consumer, int) {
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	defer q.unlock()
 	if q.deleted {
 		return nil, 0
 	}

@@ -32,6 +32,9 @@ const (
 	flowOff = 0.75
 	// flowMaxWait bounds how long one message holds its publisher.
 	flowMaxWait = 10 * time.Millisecond
+	// flowLogEvery: a transition is logged at info at most this often (a host at the boundary
+	// crosses it every few seconds); the others at debug.
+	flowLogEvery = time.Minute
 )
 
 // flowControl tracks whether the host's CPUs are saturated.
@@ -39,6 +42,8 @@ type flowControl struct {
 	enabled   bool
 	saturated atomic.Bool
 	log       zerolog.Logger
+	logged    time.Time // last transition logged at info; sampler goroutine only
+	changes   int       // transitions since then
 
 	startOnce sync.Once
 	stopOnce  sync.Once
@@ -93,14 +98,21 @@ func (f *flowControl) run(cpu *cpuLoad) {
 // observe applies one sample of the busy fraction (0..1) with hysteresis.
 func (f *flowControl) observe(busy float64) {
 	on := f.saturated.Load()
-	switch {
-	case !on && busy >= flowOn:
-		f.saturated.Store(true)
-		f.log.Info().Float64("cpu_busy", busy).
-			Msg("CPU saturated: publishers to queues that spill to disk while their consumers take messages are paced by those consumers")
-	case on && busy < flowOff:
-		f.saturated.Store(false)
-		f.log.Info().Float64("cpu_busy", busy).Msg("CPU no longer saturated: publishers are not paced")
+	if on == (busy >= flowOn) || (on && busy >= flowOff) {
+		return
+	}
+	f.saturated.Store(!on)
+	ev := f.log.Debug()
+	if now := time.Now(); now.Sub(f.logged) >= flowLogEvery {
+		ev = f.log.Info().Int("changes_since_last_logged", f.changes)
+		f.logged, f.changes = now, 0
+	}
+	f.changes++
+	ev = ev.Float64("cpu_busy", busy)
+	if !on {
+		ev.Msg("CPU saturated: publishers to queues that spill to disk while their consumers take messages are paced by those consumers")
+	} else {
+		ev.Msg("CPU no longer saturated: publishers are not paced")
 	}
 }
 

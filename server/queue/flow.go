@@ -8,11 +8,11 @@ import (
 // Publisher flow control, the queue's half. A queue is congested from the moment its backlog
 // spills past the in-memory window to disk while it has consumers, until the backlog is back
 // under a quarter of the window (or the consumers are gone), as long as those consumers are
-// taking messages (one was delivered within flowActive). Three of every four deliveries from a
-// congested queue grant one unit of credit (at most flowCreditMax banked); a publisher the
+// taking messages (one was delivered within flowActive). Every second delivery from a
+// congested queue grants one unit of credit (at most flowCreditMax banked); a publisher the
 // server decides to pace takes a unit per message routed here, or waits for the next grant.
-// Publishing then runs a little slower than the consumers drain the queue, so the backlog
-// returns to memory, where a message costs no disk write and read, instead of running at the
+// Publishing then runs at half the rate the consumers drain the queue, so the backlog returns
+// to memory, where a message costs no disk write and read, instead of running at the
 // rate of the fastest client.
 //
 // The server paces only while the host's CPUs are saturated (see server/flow.go): a queue
@@ -31,7 +31,7 @@ const (
 
 type flowState struct {
 	spilled   atomic.Bool  // consumers attached, and the backlog spilled and not yet drained
-	grants    uint8        // deliveries while spilled, modulo 4 (q.mu)
+	grants    uint8        // deliveries while spilled, modulo 2 (q.mu)
 	lastGrant atomic.Int64 // unix millis of the last delivery while spilled
 	credit    atomic.Int64
 	waiters   atomic.Int32
@@ -65,7 +65,7 @@ func (q *Queue) grantLocked(now int64) {
 		return
 	}
 	q.flow.lastGrant.Store(now)
-	q.flow.grants = (q.flow.grants + 1) % 4
+	q.flow.grants = (q.flow.grants + 1) % 2
 	if q.flow.grants != 0 && q.flow.credit.Load() < flowCreditMax {
 		q.flow.credit.Add(1)
 	}

@@ -73,17 +73,17 @@ func TestQueueWithoutConsumersNeverCongested(t *testing.T) {
 	}
 }
 
-// Three of every four deliveries grant a unit of credit, so paced publishers run a little
-// slower than the consumers and the backlog drains back into memory; congestion ends at a
+// Every second delivery grants a unit of credit, so paced publishers run at half the rate of
+// the consumers and the backlog drains back into memory; congestion ends at a
 // quarter of the window, not as soon as nothing waits on disk.
 func TestCreditAndHysteresis(t *testing.T) {
 	q, c, _ := spilledQueue(t)
 	deliver(q, c, 8)
-	if got := q.flow.credit.Load(); got != 6 {
-		t.Fatalf("credit after 8 deliveries = %d, want 6", got)
+	if got := q.flow.credit.Load(); got != 4 {
+		t.Fatalf("credit after 8 deliveries = %d, want 4", got)
 	}
 	timer := time.NewTimer(time.Hour)
-	for i := range 6 {
+	for i := range 4 {
 		if q.AwaitCredit(timer, time.Hour) {
 			t.Fatalf("publish %d waited with credit banked", i)
 		}

@@ -73,10 +73,13 @@ type Log struct {
 
 // The limits' bounds.
 const (
-	MinFrameMax       = 4096
-	MaxFrameMax       = 1<<32 - 1
-	MaxChannelMax     = 65535
-	MaxMaxMessageSize = 512 << 20
+	MinFrameMax   = 4096
+	MaxFrameMax   = 1<<32 - 1
+	MaxChannelMax = 65535
+	// MaxMaxMessageSize is what one store record holds (store.MaxBody, just under 63 MiB,
+	// with room for properties); a test in server keeps the two in step. RabbitMQ allows
+	// 512 MiB.
+	MaxMaxMessageSize = 62 << 20
 )
 
 // DefaultBroker is the configuration Warren runs with when no file is given.

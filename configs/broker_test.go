@@ -128,7 +128,7 @@ flow-control: sometimes
 		`warren.yaml:10:18: disk-free-limit: disk-free-limit -2 is below the minimum of 0 (or -1 to disable the check)`,
 		`warren.yaml:11:21: limits.frame-max: frame-max 1024 is below the minimum of 4096`,
 		`warren.yaml:11:40: limits.channel-max: channel-max 65536 is above the maximum of 65535`,
-		`warren.yaml:11:65: limits.max-message-size: max-message-size 1073741824 is above the maximum of 536870912`,
+		`warren.yaml:11:65: limits.max-message-size: max-message-size 1073741824 is above the maximum of 65011712`,
 		`warren.yaml:11:88: limits.max-connections: max-connections -1 is below the minimum of 0`,
 		`warren.yaml:11:92: limits: unknown key "frame_max"; expected one of: frame-max, channel-max, max-message-size, max-connections`,
 		`warren.yaml:12:12: heartbeat: heartbeat 1.5s is not a whole number of seconds up to 65535s`,

@@ -48,7 +48,8 @@ type Config struct {
 	// ChannelMax is the highest channel number offered in connection.tune (default 2047).
 	ChannelMax uint16
 	// MaxMessageSize is the largest message body accepted (default 16 MiB); larger ones get
-	// 406 PRECONDITION_FAILED.
+	// 406 PRECONDITION_FAILED. At most store.MaxBody (just under 63 MiB, what one store
+	// record holds); a larger value is lowered to it.
 	MaxMessageSize int
 	// HandshakeTimeout bounds the time from TCP accept to connection.open (default 10s).
 	HandshakeTimeout time.Duration
@@ -90,6 +91,7 @@ func (c *Config) setDefaults() {
 	if c.MaxMessageSize == 0 {
 		c.MaxMessageSize = DefaultMaxMessageSize
 	}
+	c.MaxMessageSize = min(c.MaxMessageSize, store.MaxBody)
 	if c.HandshakeTimeout == 0 {
 		c.HandshakeTimeout = DefaultHandshakeTimeout
 	}

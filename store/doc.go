@@ -71,7 +71,8 @@
 //     Badger's default is a 256 MiB cache.
 //   - ValueLogFileSize 64 MiB: value-log GC frees whole files, and the file being written is
 //     never collected; smaller files let disk use fall further after a backlog drains. It
-//     also caps a message record at just under 64 MiB (the broker's default limit is 16).
+//     also caps a message record at just under 64 MiB: MaxBody leaves 1 MiB of that for
+//     properties, and configs caps max-message-size at 62 MiB (the default is 16).
 //   - NumLevelZeroTables 2 (default 5): deletes reach the levels holding what they delete
 //     sooner, which is what lets value-log GC count the deleted bodies (below).
 //   - NumCompactors 2, DetectConflicts off (one writer), metrics off, logger at warn.

@@ -17,6 +17,10 @@ import (
 // maxRecord is the largest message record Badger takes (its value-log file size).
 const maxRecord = valueLogFileSize - 1<<10
 
+// MaxBody is the largest message body the store holds alongside up to 1 MiB of properties,
+// exchange and routing key: the broker's max-message-size must not exceed it.
+const MaxBody = maxRecord - 1<<20
+
 // NewMessageID returns an ID for a shared body, unique among the bodies in the store. IDs
 // come from a counter seeded at Open above every stored body.
 func (s *Store) NewMessageID() uint64 { return s.msgIDs.Add(1) }

@@ -762,3 +762,32 @@ func TestLevelRecordsSurviveWithTheirQueue(t *testing.T) {
 		t.Errorf("records of a level whose queue is gone: %d, want 0", ix.Count)
 	}
 }
+
+// A body of MaxBody, the most any max-message-size lets through, is stored and read back
+// after a reopen; a record past what one value-log file holds is refused with ErrInvalid,
+// inline or shared, rather than handed to Badger.
+func TestLargestMessage(t *testing.T) {
+	dir := t.TempDir()
+	s := openT(t, dir)
+	declare(t, s, 1)
+	big := msg(7, MaxBody)
+	big.Properties = bytes.Repeat([]byte{0xaa}, 64<<10)
+	if err := wait(func(d func(error)) { s.Append(Ref{1, 1}, 0, big, d) }); err != nil {
+		t.Fatalf("Append of a %d-byte body: %v", MaxBody, err)
+	}
+	over := msg(8, maxRecord)
+	if err := wait(func(d func(error)) { s.Append(Ref{1, 2}, 0, over, d) }); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("Append of a %d-byte body: %v, want ErrInvalid", maxRecord, err)
+	}
+	if err := wait(func(d func(error)) { s.PutShared(10, over, 1, d) }); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("PutShared of a %d-byte body: %v, want ErrInvalid", maxRecord, err)
+	}
+	closeT(t, s)
+
+	s = openT(t, dir)
+	defer closeT(t, s)
+	got := readAll(t, s, 1)
+	if len(got) != 1 || !bytes.Equal(got[0].Msg.Body, big.Body) || !bytes.Equal(got[0].Msg.Properties, big.Properties) {
+		t.Fatalf("after reopen: %d records, want the one %d-byte message", len(got), MaxBody)
+	}
+}

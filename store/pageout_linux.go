@@ -8,31 +8,50 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// pageOut advises MADV_PAGEOUT on every mapped value-log file but the newest. It fails only
-// when the kernel or /proc cannot do it at all (no /proc, a kernel before 5.4).
-func (s *Store) pageOut() error {
+// adviseLogs reads this process's mappings of Badger's log files and advises them (see
+// pageOutLoop): the newest value-log file and every memtable WAL MADV_RANDOM when random,
+// else MADV_NORMAL; the older value-log files MADV_NORMAL and, when pageOut, MADV_PAGEOUT.
+// It returns the newest fids it saw, and an error only when page-out cannot work at all (no
+// /proc, a kernel before 5.4).
+func (s *Store) adviseLogs(random, pageOut bool) (newestVlog, newestMem int, err error) {
 	maps, err := os.ReadFile("/proc/self/maps")
 	if err != nil {
-		return fmt.Errorf("read /proc/self/maps: %w", err)
+		return -1, -1, fmt.Errorf("read /proc/self/maps: %w", err)
 	}
-	ms := parseVlogMappings(maps, s.absDir)
-	newest := -1
-	for _, m := range ms {
-		newest = max(newest, m.fid)
+	vlogs := parseLogMappings(maps, s.absDir, ".vlog")
+	mems := parseLogMappings(maps, s.absDir, ".mem")
+	newestVlog, newestMem = newest(vlogs), newest(mems)
+	writing := unix.MADV_NORMAL
+	if random {
+		writing = unix.MADV_RANDOM
 	}
-	for _, m := range ms {
-		if m.fid == newest {
+	for _, m := range mems {
+		madvise(m, writing)
+	}
+	for _, m := range vlogs {
+		if m.fid == newestVlog {
+			madvise(m, writing)
 			continue
 		}
-		_, _, errno := unix.Syscall(unix.SYS_MADVISE, m.start, m.end-m.start, unix.MADV_PAGEOUT)
-		switch {
+		madvise(m, unix.MADV_NORMAL)
+		if !pageOut {
+			continue
+		}
+		switch errno := madvise(m, unix.MADV_PAGEOUT); {
 		case errno == 0, errno == unix.ENOMEM, errno == unix.EAGAIN:
 			// ENOMEM: the file was unmapped since /proc/self/maps was read.
 		case errors.Is(errno, unix.EINVAL):
-			return fmt.Errorf("madvise(MADV_PAGEOUT) is not supported by this kernel (needs Linux 5.4): %w", errno)
+			return newestVlog, newestMem, fmt.Errorf("madvise(MADV_PAGEOUT) is not supported by this kernel (needs Linux 5.4): %w", errno)
 		default:
-			return fmt.Errorf("madvise(MADV_PAGEOUT) on value-log file %d: %w", m.fid, errno)
+			return newestVlog, newestMem, fmt.Errorf("madvise(MADV_PAGEOUT) on value-log file %d: %w", m.fid, errno)
 		}
 	}
-	return nil
+	return newestVlog, newestMem, nil
+}
+
+// madvise advises one mapping; the raw syscall, since the mapping is Badger's, not a slice
+// of ours.
+func madvise(m logMapping, advice int) unix.Errno {
+	_, _, errno := unix.Syscall(unix.SYS_MADVISE, m.start, m.end-m.start, uintptr(advice))
+	return errno
 }

@@ -3,8 +3,10 @@ package store
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -36,6 +38,118 @@ func residentVlog(t *testing.T, dir string) int64 {
 		}
 	}
 	return total
+}
+
+// randomRead reports, for each mapping of dir's files with the suffix (".vlog", ".mem"), by
+// fid, whether its VmFlags in /proc/self/smaps hold "rr" (MADV_RANDOM).
+func randomRead(t *testing.T, dir, suffix string) map[int]bool {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/smaps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make(map[int]bool)
+	fid := -1
+	for line := range strings.SplitSeq(string(b), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) >= 5 && strings.Contains(fields[0], "-") && !strings.HasSuffix(fields[0], ":") {
+			fid = -1
+			if len(fields) >= 6 && strings.HasSuffix(line, suffix) && filepath.Dir(fields[len(fields)-1]) == dir {
+				if n, err := strconv.Atoi(strings.TrimSuffix(filepath.Base(fields[len(fields)-1]), suffix)); err == nil {
+					fid = n
+				}
+			}
+			continue
+		}
+		if fid >= 0 && len(fields) > 0 && fields[0] == "VmFlags:" {
+			out[fid] = slices.Contains(fields[1:], "rr")
+		}
+	}
+	return out
+}
+
+// adviceSettled: the newest value-log file and every memtable WAL are advised MADV_RANDOM
+// when random is set and not otherwise; the older value-log files never are.
+func adviceSettled(t *testing.T, dir string, random bool) (bool, string) {
+	vlogs, mems := randomRead(t, dir, ".vlog"), randomRead(t, dir, ".mem")
+	newest := -1
+	for fid := range vlogs {
+		newest = max(newest, fid)
+	}
+	if newest < 0 || len(mems) == 0 {
+		return false, fmt.Sprintf("no mappings seen: value log %v, memtables %v", vlogs, mems)
+	}
+	for fid, rr := range vlogs {
+		if rr != (random && fid == newest) {
+			return false, fmt.Sprintf("value-log files (fid: random) %v, newest %d, want random %v", vlogs, newest, random)
+		}
+	}
+	for fid, rr := range mems {
+		if rr != random {
+			return false, fmt.Sprintf("memtable WAL %d: random %v, want %v", fid, rr, random)
+		}
+	}
+	return true, ""
+}
+
+// awaitAdvice waits up to 10 s for adviceSettled(random).
+func awaitAdvice(t *testing.T, dir string, random bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ok, why := adviceSettled(t, dir, random)
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 10 s: %s", why)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Small commits (one 1 KiB message each) turn the files being written to MADV_RANDOM, so a
+// sync writes back pages, not whole read-around folios; large commits turn them back to
+// MADV_NORMAL. Older value-log files stay normal throughout.
+func TestWrittenFilesAdvisedByCommitSize(t *testing.T) {
+	dir, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(Options{Dir: dir, NoSync: true, Logger: testLogger(t), PageOutInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeT(t, s)
+	declare(t, s, 1)
+	seq := uint64(0)
+	small := func(d time.Duration) {
+		for end := time.Now().Add(d); time.Now().Before(end); {
+			seq++
+			if err := wait(func(done func(error)) { s.Append(Ref{1, seq}, 0, msg(int(seq), 1024), done) }); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	large := func(d time.Duration) {
+		for end := time.Now().Add(d); time.Now().Before(end); {
+			release := hold(s)
+			for range 64 {
+				seq++
+				s.Append(Ref{1, seq}, 0, msg(int(seq), 16<<10), nil)
+			}
+			release()
+			if err := s.Flush(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	small(200 * time.Millisecond)
+	awaitAdvice(t, dir, true)
+	large(200 * time.Millisecond)
+	awaitAdvice(t, dir, false)
+	small(200 * time.Millisecond)
+	awaitAdvice(t, dir, true)
 }
 
 // fillBodies appends n messages of size bytes to queue 1 and flushes.
@@ -86,8 +200,8 @@ func TestValueLogPagedOut(t *testing.T) {
 	}
 }
 
-// The control for the test above: without page-out the written value log stays resident,
-// which is what the loop exists to undo.
+// The control for the test above: without the loop the written value log stays resident and
+// no mapping is advised, which is what the loop exists to change.
 func TestValueLogResidentWithoutPageOut(t *testing.T) {
 	const n, size = 4096, 64 << 10
 	dir, err := filepath.EvalSymlinks(t.TempDir())
@@ -102,5 +216,12 @@ func TestValueLogResidentWithoutPageOut(t *testing.T) {
 	fillBodies(t, s, n, size)
 	if got := residentVlog(t, dir); got < 3*valueLogFileSize {
 		t.Fatalf("value-log pages resident without page-out: %d MiB, expected about 256 MiB", got>>20)
+	}
+	for _, suffix := range []string{".vlog", ".mem"} {
+		for fid, rr := range randomRead(t, dir, suffix) {
+			if rr {
+				t.Fatalf("%d%s advised random with the loop off", fid, suffix)
+			}
+		}
 	}
 }

@@ -4,6 +4,6 @@ package store
 
 import "errors"
 
-func (s *Store) pageOut() error {
-	return errors.New("paging out the value log needs Linux's madvise(MADV_PAGEOUT)")
+func (s *Store) adviseLogs(bool, bool) (int, int, error) {
+	return -1, -1, errors.New("paging out the value log needs Linux's madvise(MADV_PAGEOUT)")
 }

@@ -99,6 +99,7 @@ type writer struct {
 	freeSpace      func(dir string) (uint64, bool) // freeBytes; tests replace it
 
 	batches, ops, commits atomic.Int64 // for benchmarks and logs
+	commitBytes           atomic.Int64 // key and value bytes of the ops committed (not drops)
 	commitNanos           atomic.Int64 // time spent in Commit
 }
 
@@ -432,6 +433,11 @@ func (w *writer) commitFrom(batch []op, i int) (int, error) {
 	w.commitNanos.Add(int64(time.Since(t0)))
 	if batch[i].first != batch[j-1].last {
 		w.commits.Add(1)
+		var n int64
+		for k := i; k < j; k++ {
+			n += int64(batch[k].bytes())
+		}
+		w.commitBytes.Add(n)
 	}
 	return j, nil
 }

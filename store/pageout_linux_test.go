@@ -40,6 +40,21 @@ func residentVlog(t *testing.T, dir string) int64 {
 	return total
 }
 
+// openPageOutT opens a store in a fresh directory (symlinks resolved, as /proc/self/maps
+// names it) with the given page-out interval.
+func openPageOutT(t *testing.T, interval time.Duration) (*Store, string) {
+	t.Helper()
+	dir, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(Options{Dir: dir, NoSync: true, Logger: testLogger(t), PageOutInterval: interval})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, dir
+}
+
 // randomRead reports, for each mapping of dir's files with the suffix (".vlog", ".mem"), by
 // fid, whether its VmFlags in /proc/self/smaps hold "rr" (MADV_RANDOM).
 func randomRead(t *testing.T, dir, suffix string) map[int]bool {
@@ -112,14 +127,7 @@ func awaitAdvice(t *testing.T, dir string, random bool) {
 // sync writes back pages, not whole read-around folios; large commits turn them back to
 // MADV_NORMAL. Older value-log files stay normal throughout.
 func TestWrittenFilesAdvisedByCommitSize(t *testing.T) {
-	dir, err := filepath.EvalSymlinks(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := Open(Options{Dir: dir, NoSync: true, Logger: testLogger(t), PageOutInterval: 20 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, dir := openPageOutT(t, 20 * time.Millisecond)
 	defer closeT(t, s)
 	declare(t, s, 1)
 	seq := uint64(0)
@@ -170,14 +178,7 @@ func fillBodies(t *testing.T, s *Store, n, size int) {
 // back intact afterwards.
 func TestValueLogPagedOut(t *testing.T) {
 	const n, size = 4096, 64 << 10
-	dir, err := filepath.EvalSymlinks(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := Open(Options{Dir: dir, NoSync: true, Logger: testLogger(t), PageOutInterval: 20 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, dir := openPageOutT(t, 20 * time.Millisecond)
 	defer closeT(t, s)
 	fillBodies(t, s, n, size)
 	limit := int64(valueLogFileSize + 8<<20)
@@ -204,14 +205,7 @@ func TestValueLogPagedOut(t *testing.T) {
 // no mapping is advised, which is what the loop exists to change.
 func TestValueLogResidentWithoutPageOut(t *testing.T) {
 	const n, size = 4096, 64 << 10
-	dir, err := filepath.EvalSymlinks(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := Open(Options{Dir: dir, NoSync: true, Logger: testLogger(t), PageOutInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, dir := openPageOutT(t, -1)
 	defer closeT(t, s)
 	fillBodies(t, s, n, size)
 	if got := residentVlog(t, dir); got < 3*valueLogFileSize {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -134,10 +135,17 @@ func (s *Store) pageOutLoop(interval time.Duration) {
 		newestVlog, newestMem, err = s.adviseLogs(random, pageOut && due)
 		if err != nil {
 			s.log.Warn().Err(err).Msg("store: cannot page out the value log; its pages stay resident")
-			pageOut = false
+			if errors.Is(err, errNoAdvice) {
+				return
+			}
+			pageOut = false // the advice for the files being written goes on
 		}
 	}
 }
+
+// errNoAdvice: this system cannot advise the log files' mappings at all (not Linux, or no
+// /proc/self/maps), so pageOutLoop stops.
+var errNoAdvice = errors.New("no advice for mapped files")
 
 // adviseRandom: whether the files being written get MADV_RANDOM, after n commits of b bytes
 // in an interval when they had random before.

@@ -16,7 +16,7 @@ import (
 func (s *Store) adviseLogs(random, pageOut bool) (newestVlog, newestMem int, err error) {
 	maps, err := os.ReadFile("/proc/self/maps")
 	if err != nil {
-		return -1, -1, fmt.Errorf("read /proc/self/maps: %w", err)
+		return -1, -1, fmt.Errorf("%w: read /proc/self/maps: %w", errNoAdvice, err)
 	}
 	vlogs := parseLogMappings(maps, s.absDir, ".vlog")
 	mems := parseLogMappings(maps, s.absDir, ".mem")

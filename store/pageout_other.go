@@ -2,8 +2,8 @@
 
 package store
 
-import "errors"
+import "fmt"
 
 func (s *Store) adviseLogs(bool, bool) (int, int, error) {
-	return -1, -1, errors.New("paging out the value log needs Linux's madvise(MADV_PAGEOUT)")
+	return -1, -1, fmt.Errorf("%w: paging out the value log needs Linux's madvise(MADV_PAGEOUT)", errNoAdvice)
 }

@@ -127,7 +127,7 @@ func awaitAdvice(t *testing.T, dir string, random bool) {
 // sync writes back pages, not whole read-around folios; large commits turn them back to
 // MADV_NORMAL. Older value-log files stay normal throughout.
 func TestWrittenFilesAdvisedByCommitSize(t *testing.T) {
-	s, dir := openPageOutT(t, 20 * time.Millisecond)
+	s, dir := openPageOutT(t, 20*time.Millisecond)
 	defer closeT(t, s)
 	declare(t, s, 1)
 	seq := uint64(0)
@@ -178,7 +178,7 @@ func fillBodies(t *testing.T, s *Store, n, size int) {
 // back intact afterwards.
 func TestValueLogPagedOut(t *testing.T) {
 	const n, size = 4096, 64 << 10
-	s, dir := openPageOutT(t, 20 * time.Millisecond)
+	s, dir := openPageOutT(t, 20*time.Millisecond)
 	defer closeT(t, s)
 	fillBodies(t, s, n, size)
 	limit := int64(valueLogFileSize + 8<<20)

@@ -224,6 +224,10 @@ type procWatch struct {
 	lastAt   time.Time
 	peakRSS  int64
 	err      error
+	// startWrite is the process's write_bytes at the start; writeErr is why it is not
+	// known (no right to read /proc/PID/io), which leaves the disk figure out of the summary.
+	startWrite int64
+	writeErr   error
 }
 
 func newProcWatch(pid int) *procWatch {
@@ -235,6 +239,9 @@ func newProcWatch(pid int) *procWatch {
 	w.lastCPU = w.startCPU
 	if w.err != nil {
 		logf("--broker-pid %d: %v", pid, w.err)
+	}
+	if w.startWrite, w.writeErr = procWriteBytes(w.pid); w.writeErr != nil && w.err == nil {
+		logf("--broker-pid %d: no disk write figure: %v", pid, w.writeErr)
 	}
 	w.sample()
 	return w

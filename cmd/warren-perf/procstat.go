@@ -87,6 +87,34 @@ func parseStatusMem(b []byte) (memStatus, error) {
 	return m, nil
 }
 
+// procWriteBytes returns the bytes a process has caused to be written to storage
+// (write_bytes in /proc/PID/io; reading it needs the same rights as ptrace on the process).
+// It counts pages written back from the process's file mappings, so it includes whatever a
+// sync writes beyond the bytes the process changed.
+func procWriteBytes(pid string) (int64, error) {
+	b, err := os.ReadFile("/proc/" + pid + "/io")
+	if err != nil {
+		return 0, err
+	}
+	return parseIOWriteBytes(b)
+}
+
+// parseIOWriteBytes reads "write_bytes: N" from /proc/PID/io text.
+func parseIOWriteBytes(b []byte) (int64, error) {
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || k != "write_bytes" {
+			continue
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc io: %q", line)
+		}
+		return n, nil
+	}
+	return 0, fmt.Errorf("/proc io: no write_bytes")
+}
+
 // resetHWM resets a process's VmHWM to its current RSS (Linux 4.0 and later), so that
 // VmHWM at the end is the peak of this run rather than of the process's life. Writing
 // /proc/PID/clear_refs needs the same rights as ptrace on the process.

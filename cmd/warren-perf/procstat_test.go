@@ -35,6 +35,19 @@ func TestParseStatusMem(t *testing.T) {
 	}
 }
 
+func TestParseIOWriteBytes(t *testing.T) {
+	s := "rchar: 6976\nwchar: 0\nread_bytes: 4096\nwrite_bytes: 1310720\ncancelled_write_bytes: 0\n"
+	n, err := parseIOWriteBytes([]byte(s))
+	if err != nil || n != 1310720 {
+		t.Fatalf("write_bytes %d, %v; want 1310720", n, err)
+	}
+	for _, bad := range []string{"rchar: 1\n", "write_bytes: many\n"} {
+		if _, err := parseIOWriteBytes([]byte(bad)); err == nil {
+			t.Fatalf("%q: no error", bad)
+		}
+	}
+}
+
 func TestProcSelf(t *testing.T) {
 	// warren-perf reads broker CPU and memory from /proc: Linux only, as the broker's targets.
 	if _, err := procCPU("self"); err != nil {
@@ -43,6 +56,9 @@ func TestProcSelf(t *testing.T) {
 	m, err := procMem("self")
 	if err != nil || m.RSS <= 0 || m.HWM < m.RSS {
 		t.Fatalf("%+v %v", m, err)
+	}
+	if n, err := procWriteBytes("self"); err != nil || n < 0 {
+		t.Fatalf("write_bytes %d, %v", n, err)
 	}
 }
 

@@ -145,6 +145,11 @@ type brokerSummary struct {
 	// HWMReset says VmHWM was reset at the start (--reset-hwm), so it is this run's peak;
 	// otherwise it is the peak of the broker's life so far.
 	HWMReset bool `json:"vmhwm_reset"`
+	// DiskWrite is what the broker caused to be written to storage during the run
+	// (write_bytes of /proc/PID/io), in MiB, and DiskPerMsg that in KB per message
+	// (published or consumed, whichever is more); absent when /proc/PID/io is unreadable.
+	DiskWrite  *float64 `json:"disk_write_mib,omitempty"`
+	DiskPerMsg *float64 `json:"disk_write_kb_per_msg,omitempty"`
 }
 
 func (r *reporter) finish(end time.Time, client *procWatch) *summary {
@@ -184,6 +189,14 @@ func (r *reporter) finish(end time.Time, client *procWatch) *summary {
 				PeakRSS: float64(b.peakRSS) / (1 << 20), VmHWM: float64(m.HWM) / (1 << 20), EndRSS: float64(m.RSS) / (1 << 20)}
 			if cpu > 0 {
 				s.Broker.MsgsPerCore = float64(max(t.published, t.consumed)) / cpu
+			}
+			if wb, err := procWriteBytes(b.pid); err == nil && b.writeErr == nil {
+				mib := float64(wb-b.startWrite) / (1 << 20)
+				s.Broker.DiskWrite = &mib
+				if n := max(t.published, t.consumed); n > 0 {
+					kb := float64(wb-b.startWrite) / 1e3 / float64(n)
+					s.Broker.DiskPerMsg = &kb
+				}
 			}
 		}
 	}
@@ -250,6 +263,13 @@ func (s *summary) writeText(w io.Writer) {
 	if b := s.Broker; b != nil {
 		fmt.Fprintf(w, "  broker %s  cpu %.2f s (%.2f cores), %.0f msgs per core-second; rss peak %.0f MiB (sampled), VmHWM %.0f MiB, at end %.0f MiB\n",
 			b.PID, b.CPU, b.Cores, b.MsgsPerCore, b.PeakRSS, b.VmHWM, b.EndRSS)
+		if b.DiskWrite != nil {
+			fmt.Fprintf(w, "              disk written %.0f MiB", *b.DiskWrite)
+			if b.DiskPerMsg != nil {
+				fmt.Fprintf(w, " (%.1f KB per message)", *b.DiskPerMsg)
+			}
+			fmt.Fprintln(w)
+		}
 	}
 	fmt.Fprintf(w, "  client      cpu %.2f s (%.2f cores)\n", s.ClientCPU, s.ClientCPU/s.Elapsed)
 	if d := s.Idle; d != nil {

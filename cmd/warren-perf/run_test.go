@@ -53,7 +53,7 @@ func TestRunFillThenDrain(t *testing.T) {
 	if fill.Published != 1000 || fill.Confirmed != 1000 || fill.Nacked != 0 || fill.ConfirmRate <= 0 {
 		t.Fatalf("fill: %+v", fill)
 	}
-	if fill.Broker == nil || fill.Broker.VmHWM <= 0 {
+	if fill.Broker == nil || fill.Broker.VmHWM <= 0 || fill.Broker.DiskWrite == nil || *fill.Broker.DiskWrite < 0 || fill.Broker.DiskPerMsg == nil {
 		t.Fatalf("fill: no broker figures: %+v", fill.Broker)
 	}
 	drain := runArgs(t, "--url "+url+" --producers 0 --consumers 1 --queue-pattern fill --prefetch 100 --multi-ack 10 --cmessages 1000 --interval 0 --delete-queues")

@@ -158,6 +158,10 @@ func notes(s *summary) string {
 	if s.Nacked > 0 {
 		n = append(n, thousands(float64(s.Nacked))+" nacked")
 	}
+	if b := s.Broker; b != nil && b.DiskWrite != nil && b.DiskPerMsg != nil && *b.DiskWrite >= 1 {
+		// Transient rows write next to nothing: only a MiB or more is worth a note.
+		n = append(n, fmt.Sprintf("disk %s MiB, %.1f KB/msg", thousands(*b.DiskWrite), *b.DiskPerMsg))
+	}
 	if d := s.Idle; d != nil {
 		m := fmt.Sprintf("%s of %s connections opened in %.1f s, heartbeat %.0f s, %s open at the end",
 			thousands(float64(d.Opened)), thousands(float64(d.Requested)), d.OpenTime, d.Heartbeat, thousands(float64(d.StillOpen)))

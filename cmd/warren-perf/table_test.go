@@ -33,8 +33,10 @@ func TestTable(t *testing.T) {
 	b := &brokerSummary{PID: "1", CPU: 2, Cores: 0.5, MsgsPerCore: 50000, PeakRSS: 100.4, VmHWM: 120, HWMReset: true}
 	ack := write("01-ack.json", &summary{Label: "transient 1→1, acks", Producers: 1, Consumers: 1, Queues: 1,
 		PublishRate: 30000, ConsumeRate: 25000.4, Latency: &latencySummary{P50: 1.234, P99: 12.34, P999: 123.4}, Broker: b})
+	diskMiB, diskKB, noDisk := 1843.2, 2.64, 0.2
+	b.DiskWrite, b.DiskPerMsg = &noDisk, &noDisk // a transient row: under a MiB, no note
 	confirm := write("02-confirm.json", &summary{Producers: 4, Confirm: 64, Queues: 1, Published: 1000, ConfirmRate: 9000, PublishRate: 9100,
-		Broker: &brokerSummary{Cores: 0.6, MsgsPerCore: 15000, PeakRSS: 50, VmHWM: 3000}})
+		Broker: &brokerSummary{Cores: 0.6, MsgsPerCore: 15000, PeakRSS: 50, VmHWM: 3000, DiskWrite: &diskMiB, DiskPerMsg: &diskKB}})
 	idle := write("03-idle.json", &summary{Label: "idle", Queues: 1, Broker: b, Idle: &idleSummary{Requested: 10000, Opened: 10000, StillOpen: 10000, OpenTime: 3.5, Heartbeat: 60,
 		ClientRSS: 400, Broker: &idleBroker{RSSBefore: 20, RSSEnd: 420, KiBPerConn: 41}}})
 	failed := setupFailed(&config{Label: "refused", URL: "amqp://u:secret@127.0.0.1:1/", Producers: 1, Consumers: 1})
@@ -55,7 +57,7 @@ func TestTable(t *testing.T) {
 	}
 	for i, want := range []string{
 		"| transient 1→1, acks | 25,000 | 0.50 | 50,000 | 1.23 / 12.3 / 123 | 100 / 120 | published 30,000 msg/s |",
-		"| 02-confirm | 9,000 | 0.60 | 15,000 | – | 50 / 3,000 | published 1,000 msgs; VmHWM not reset for this run |",
+		"| 02-confirm | 9,000 | 0.60 | 15,000 | – | 50 / 3,000 | published 1,000 msgs; disk 1,843 MiB, 2.6 KB/msg; VmHWM not reset for this run |",
 		"| idle | – | 0.50 | 50,000 | – | 100 / 120 | 10,000 of 10,000 connections opened in 3.5 s, heartbeat 60 s, 10,000 open at the end; broker RSS 20 → 420 MiB (41.0 KiB per connection); client RSS 400 MiB |",
 		"| refused | – | – | – | – | – | ERROR: setup: connect: connection refused |",
 	} {

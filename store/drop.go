@@ -170,7 +170,11 @@ func (w *writer) deleteKeys(keys [][]byte) error {
 		if err != nil {
 			return err
 		}
-		w.commits.Add(1)
+		var b int
+		for _, k := range keys[:n] {
+			b += len(k)
+		}
+		w.committed(b)
 		keys = keys[n:]
 	}
 	return nil

@@ -99,7 +99,7 @@ type writer struct {
 	freeSpace      func(dir string) (uint64, bool) // freeBytes; tests replace it
 
 	batches, ops, commits atomic.Int64 // for benchmarks and logs
-	commitBytes           atomic.Int64 // key and value bytes of the ops committed (not drops)
+	commitBytes           atomic.Int64 // key and value bytes committed (see committed)
 	commitNanos           atomic.Int64 // time spent in Commit
 }
 
@@ -432,14 +432,21 @@ func (w *writer) commitFrom(batch []op, i int) (int, error) {
 	}
 	w.commitNanos.Add(int64(time.Since(t0)))
 	if batch[i].first != batch[j-1].last {
-		w.commits.Add(1)
-		var n int64
+		var n int
 		for k := i; k < j; k++ {
-			n += int64(batch[k].bytes())
+			n += batch[k].bytes()
 		}
-		w.commitBytes.Add(n)
+		w.committed(n)
 	}
 	return j, nil
+}
+
+// committed counts one Badger commit of about b bytes of keys and values. The page-out loop
+// advises the files being written by the average (pageOutLoop), so every commit counts here,
+// the background drops' deletes too.
+func (w *writer) committed(b int) {
+	w.commits.Add(1)
+	w.commitBytes.Add(int64(b))
 }
 
 func (w *writer) add(txn *badger.Txn, o *op) (int, error) {

@@ -191,10 +191,11 @@ func (r *reporter) finish(end time.Time, client *procWatch) *summary {
 				s.Broker.MsgsPerCore = float64(max(t.published, t.consumed)) / cpu
 			}
 			if wb, err := procWriteBytes(b.pid); err == nil && b.writeErr == nil {
-				mib := float64(wb-b.startWrite) / (1 << 20)
+				written := float64(wb - b.startWrite)
+				mib := written / (1 << 20)
 				s.Broker.DiskWrite = &mib
 				if n := max(t.published, t.consumed); n > 0 {
-					kb := float64(wb-b.startWrite) / 1e3 / float64(n)
+					kb := written / 1e3 / float64(n)
 					s.Broker.DiskPerMsg = &kb
 				}
 			}

@@ -285,7 +285,11 @@ Flags (they override the configuration file; docs/configuration.md lists every s
 		}
 		break
 	}
-	log.Info().Msg("signal received, shutting down")
+	// From here SIGINT and SIGTERM have their default effect again: an operator whose
+	// shutdown hangs (a stuck disk, a store that cannot flush) ends it with a second signal,
+	// which is no worse for the data than kill -9.
+	stop()
+	log.Info().Msg("signal received, shutting down; a second SIGINT or SIGTERM stops the broker at once")
 	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {

@@ -8,7 +8,8 @@
 //	warren definitions import FILE.json       print a RabbitMQ definitions.json as YAML
 //
 // SIGTERM or SIGINT closes every connection with connection.close 320, flushes the store and
-// exits cleanly. SIGHUP reloads the definitions files. docs/configuration.md has the details.
+// exits cleanly; a second SIGTERM or SIGINT during that shutdown ends the process at once.
+// SIGHUP reloads the definitions files. docs/configuration.md has the details.
 package main
 
 import (

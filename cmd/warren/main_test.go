@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"errors"
 	"net"
 	"os"
 	"os/exec"
@@ -12,6 +14,8 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/warrenmq/warren/amqpwire"
 )
 
 // buildBinary compiles cmd/warren into a temporary directory.
@@ -139,5 +143,78 @@ func TestBadFlagsFail(t *testing.T) {
 	}
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Errorf("a failed start left the data dir behind (stat: %v)", err)
+	}
+}
+
+// TestSecondSignalStopsAHungShutdown: while a shutdown waits (here for a client that never
+// answers connection.close, which holds it for the close-ok timeout), a second SIGTERM ends
+// the process at once instead of being swallowed.
+func TestSecondSignalStopsAHungShutdown(t *testing.T) {
+	bin := buildBinary(t)
+	addr := freeAddr(t)
+	cmd := exec.Command(bin, "--listen", addr, "--data-dir", t.TempDir(), "--log-level", "info")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	lines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	waitForLine(t, lines, "listening for AMQP 0-9-1")
+
+	// A client that opens a connection and then reads and answers nothing.
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	var hs bytes.Buffer
+	hs.Write(amqpwire.ProtocolHeader)
+	fw := amqpwire.NewFrameWriter(&hs)
+	fw.WriteMethod(0, &amqpwire.ConnectionStartOk{Mechanism: "PLAIN", Response: "\x00guest\x00guest", Locale: "en_US"})
+	fw.WriteMethod(0, &amqpwire.ConnectionTuneOk{ChannelMax: 16, FrameMax: 4096})
+	fw.WriteMethod(0, &amqpwire.ConnectionOpen{VirtualHost: "/"})
+	if err := fw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nc.Write(hs.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	waitForLine(t, lines, "connection opened")
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitForLine(t, lines, "signal received, shutting down")
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for range lines {
+		}
+	}()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			t.Fatalf("broker exit: %v, want killed by the second SIGTERM", err)
+		}
+		ws, ok := ee.Sys().(syscall.WaitStatus)
+		if !ok || !ws.Signaled() || ws.Signal() != syscall.SIGTERM {
+			t.Errorf("broker exit: %v, want killed by the second SIGTERM", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("broker still running 15s after the second SIGTERM")
 	}
 }

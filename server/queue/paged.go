@@ -30,10 +30,14 @@ type Window struct {
 // PagedBacklog keeps a window of ready entries in memory and the rest in the journal, read
 // back in order as the window drains (RabbitMQ's lazy queues, CQv2).
 //
-// Entries are in Seq order across three regions: the in-memory window; entries on disk only
+// Entries are in Seq order across four regions: the head, in memory; entries on disk only
 // (counted, not held); entries paged out whose records may not be durable yet (held until the
-// journal confirms them, because only committed records can be read back). Once anything is
-// paged out, new entries follow it out until the disk regions drain, so order holds.
+// journal confirms them, because only committed records can be read back); and the tail, in
+// memory again: entries that arrived behind the disk regions while the head and tail together
+// were under the window. The tail is what keeps a queue whose consumers run a little behind
+// its publishers from sending every message through the disk: only what exceeds the window is
+// written (the oldest tail entries first, so order holds), and once the disk regions are read
+// back the tail joins the head. RabbitMQ's classic queues keep the same shape (q1 behind delta).
 type PagedBacklog struct {
 	j   Journal
 	win Window
@@ -49,6 +53,9 @@ type PagedBacklog struct {
 
 	pending      []*Entry
 	pendingBytes int
+
+	// tail holds the entries behind the disk regions; it is empty whenever they are.
+	tail MemBacklog
 
 	// readErr is the last error reading the journal back; entries stay on disk and the read
 	// is retried at the next Peek.
@@ -67,17 +74,42 @@ func (b *PagedBacklog) Restore(count, bytes int, after, last uint64) {
 	b.cursor, b.lastPaged = after, last
 }
 
+// fits reports whether an entry of size bytes fits the window beside the head and the tail.
 func (b *PagedBacklog) fits(size int) bool {
-	return b.mem.Len() < b.win.Count && b.mem.Bytes()+size <= b.win.Bytes
+	return b.mem.Len()+b.tail.Len() < b.win.Count && b.mem.Bytes()+b.tail.Bytes()+size <= b.win.Bytes
 }
 
 // Push implements Backlog.
 func (b *PagedBacklog) Push(e *Entry) {
-	if b.diskCount == 0 && len(b.pending) == 0 && (b.fits(e.Msg.Size()) || b.mem.Len() == 0) {
-		b.mem.Push(e)
-		b.cursor = e.Seq
-		return
+	size := e.Msg.Size()
+	if !b.Spilled() {
+		if b.fits(size) || b.mem.Len() == 0 {
+			b.mem.Push(e)
+			b.cursor = e.Seq
+			return
+		}
+	} else {
+		// Behind the disk regions: keep e in the tail. While the window has no room, the
+		// oldest tail entries go out for it, no more than make room for e, so memory over the
+		// window (after a read-back larger than the room) stays over by no more.
+		freedN, freedB := 0, 0
+		for b.tail.Len() > 0 && !b.fits(size) && (freedN == 0 || freedB < size) {
+			t := b.tail.Pop()
+			freedN++
+			freedB += t.Msg.Size()
+			b.pageOut(t)
+		}
+		if b.fits(size) || (freedN > 0 && freedB >= size) {
+			b.tail.Push(e)
+			return
+		}
 	}
+	b.pageOut(e)
+}
+
+// pageOut appends e, the newest entry outside the disk regions, to them: its record is written
+// unless it already has one (a persistent entry in a durable queue).
+func (b *PagedBacklog) pageOut(e *Entry) {
 	if !e.Stored {
 		e.Stored = true
 		b.j.Append(e, false, func(err error) {
@@ -108,12 +140,23 @@ func (b *PagedBacklog) settlePending() {
 	}
 }
 
-// pageIn refills the window from disk, or from the pending entries when nothing committed is
-// left on disk.
+// Reading the disk back takes at least pageInMin entries (or pageInMinBytes of bodies; the
+// window, if smaller) at a time, even when the tail leaves less room in the window, so a full
+// tail does not turn the read-back into one journal read per message. The window can be
+// exceeded by that much.
+const (
+	pageInMin      = 256
+	pageInMinBytes = 1 << 20
+)
+
+// pageIn refills the head from disk, or from the pending entries when nothing committed is
+// left on disk; once the disk regions are empty, the tail joins the head.
 func (b *PagedBacklog) pageIn() {
 	b.settlePending()
 	if b.diskCount > 0 {
-		es, err := b.j.Read(b.cursor, min(b.win.Count, b.diskCount), b.win.Bytes)
+		count := min(b.diskCount, max(b.win.Count-b.mem.Len()-b.tail.Len(), min(pageInMin, b.win.Count)))
+		bytes := max(b.win.Bytes-b.mem.Bytes()-b.tail.Bytes(), min(pageInMinBytes, b.win.Bytes))
+		es, err := b.j.Read(b.cursor, count, bytes)
 		b.readErr = err
 		if err != nil {
 			return
@@ -138,18 +181,21 @@ func (b *PagedBacklog) pageIn() {
 			// bodies: do not let the difference linger.
 			b.diskBytes = 0
 		}
-		return
+	} else {
+		// The pending entries are in memory already: all of them join the head.
+		for _, e := range b.pending {
+			b.cursor = e.Seq
+			b.mem.Push(e)
+		}
+		clear(b.pending)
+		b.pending, b.pendingBytes = b.pending[:0], 0
 	}
-	n := 0
-	for n < len(b.pending) && (n == 0 || b.fits(b.pending[n].Msg.Size())) {
-		e := b.pending[n]
-		b.pendingBytes -= e.Msg.Size()
-		b.cursor = e.Seq
-		b.mem.Push(e)
-		n++
+	if !b.Spilled() {
+		for e := b.tail.Pop(); e != nil; e = b.tail.Pop() {
+			b.cursor = e.Seq
+			b.mem.Push(e)
+		}
 	}
-	clear(b.pending[:n])
-	b.pending = b.pending[n:]
 }
 
 // Requeue implements Backlog: a returned entry goes back to the window, wherever its Seq.
@@ -172,19 +218,21 @@ func (b *PagedBacklog) Pop() *Entry {
 }
 
 // Len implements Backlog.
-func (b *PagedBacklog) Len() int { return b.mem.Len() + b.diskCount + len(b.pending) }
+func (b *PagedBacklog) Len() int { return b.mem.Len() + b.diskCount + len(b.pending) + b.tail.Len() }
 
 // Bytes implements Backlog.
-func (b *PagedBacklog) Bytes() int { return b.mem.Bytes() + b.diskBytes + b.pendingBytes }
+func (b *PagedBacklog) Bytes() int {
+	return b.mem.Bytes() + b.diskBytes + b.pendingBytes + b.tail.Bytes()
+}
 
 // Spilled implements Backlog.
 func (b *PagedBacklog) Spilled() bool { return b.diskCount > 0 || len(b.pending) > 0 }
 
 // InMemory is the number of ready entries whose bodies are in memory.
-func (b *PagedBacklog) InMemory() int { return b.mem.Len() + len(b.pending) }
+func (b *PagedBacklog) InMemory() int { return b.mem.Len() + len(b.pending) + b.tail.Len() }
 
-// Purge implements Backlog. The window's and pending entries are passed to drop; the records on
-// disk are dropped by range.
+// Purge implements Backlog. The head's, pending and tail entries are passed to drop; the
+// records on disk are dropped by range.
 func (b *PagedBacklog) Purge(drop func(*Entry)) int {
 	n := b.mem.Purge(drop)
 	if b.diskCount > 0 || len(b.pending) > 0 {
@@ -196,15 +244,23 @@ func (b *PagedBacklog) Purge(drop func(*Entry)) int {
 		b.diskCount, b.diskBytes = 0, 0
 		b.cursor = b.lastPaged
 	}
-	return n
+	return n + b.tail.Purge(drop)
 }
 
-// Expire implements Backlog. Only the window's entries are tracked: an entry on disk is checked
-// when it is read back (the queue pages in the head of a queue with a TTL when its window is
-// empty, so a queue-wide TTL still expires in order).
+// Expire implements Backlog. The head's and the tail's entries are tracked; an entry on disk is
+// checked when it is read back (the queue pages in the head of a queue with a TTL when its
+// window is empty, so a queue-wide TTL still expires the oldest first).
 func (b *PagedBacklog) Expire(now int64, limit int, out []*Entry) []*Entry {
-	return b.mem.Expire(now, limit, out)
+	n := len(out)
+	out = b.mem.Expire(now, limit, out)
+	return b.tail.Expire(now, limit-(len(out)-n), out)
 }
 
 // NextExpiry implements Backlog.
-func (b *PagedBacklog) NextExpiry() int64 { return b.mem.NextExpiry() }
+func (b *PagedBacklog) NextExpiry() int64 {
+	h, t := b.mem.NextExpiry(), b.tail.NextExpiry()
+	if h == 0 || (t != 0 && t < h) {
+		return t
+	}
+	return h
+}

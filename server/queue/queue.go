@@ -395,13 +395,12 @@ func (q *Queue) dispatchLocked(now int64) {
 
 // scheduleLocked arms the expiry timer for the earliest deadline in the backlog.
 func (q *Queue) scheduleLocked() {
-	next := q.backlog.NextExpiry()
-	if next == 0 && q.f.HasTTL && q.backlog.Len() > 0 {
-		// The window is empty but messages wait on disk: read the head so it is tracked.
-		if q.backlog.Peek() != nil {
-			next = q.backlog.NextExpiry()
-		}
+	if q.f.HasTTL && q.backlog.Len() > 0 {
+		// Messages may wait on disk ahead of those in memory: read the head back, so that its
+		// deadlines, the earliest under a queue-wide TTL, are tracked (cheap when it is there).
+		q.backlog.Peek()
 	}
+	next := q.backlog.NextExpiry()
 	if next == 0 || q.deleted || (q.timer != nil && q.timerAt != 0 && q.timerAt <= next) {
 		return
 	}

@@ -41,9 +41,10 @@ func freeAddr(t *testing.T) string {
 	return addr
 }
 
-// TestSIGTERMClosesConnectionsWith320 runs the real binary, connects a client, sends SIGTERM and
-// expects connection.close 320 CONNECTION_FORCED at the client and a clean exit (status 0).
-func TestSIGTERMClosesConnectionsWith320(t *testing.T) {
+// startBroker runs the real binary on a free port with a fresh data dir and returns it once it
+// listens, with its log lines (JSON, since stderr is not a terminal).
+func startBroker(t *testing.T) (*exec.Cmd, string, chan string) {
+	t.Helper()
 	bin := buildBinary(t)
 	addr := freeAddr(t)
 	cmd := exec.Command(bin, "--listen", addr, "--data-dir", t.TempDir(), "--log-level", "info")
@@ -55,8 +56,6 @@ func TestSIGTERMClosesConnectionsWith320(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
-
-	// Logs are JSON lines when stderr is not a terminal; wait for the listener line.
 	lines := make(chan string, 100)
 	go func() {
 		sc := bufio.NewScanner(stderr)
@@ -66,6 +65,13 @@ func TestSIGTERMClosesConnectionsWith320(t *testing.T) {
 		close(lines)
 	}()
 	waitForLine(t, lines, "listening for AMQP 0-9-1")
+	return cmd, addr, lines
+}
+
+// TestSIGTERMClosesConnectionsWith320 runs the real binary, connects a client, sends SIGTERM and
+// expects connection.close 320 CONNECTION_FORCED at the client and a clean exit (status 0).
+func TestSIGTERMClosesConnectionsWith320(t *testing.T) {
+	cmd, addr, lines := startBroker(t)
 
 	conn, err := amqp.Dial("amqp://guest:guest@" + addr + "/")
 	if err != nil {
@@ -150,26 +156,7 @@ func TestBadFlagsFail(t *testing.T) {
 // answers connection.close, which holds it for the close-ok timeout), a second SIGTERM ends
 // the process at once instead of being swallowed.
 func TestSecondSignalStopsAHungShutdown(t *testing.T) {
-	bin := buildBinary(t)
-	addr := freeAddr(t)
-	cmd := exec.Command(bin, "--listen", addr, "--data-dir", t.TempDir(), "--log-level", "info")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	lines := make(chan string, 100)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
-	waitForLine(t, lines, "listening for AMQP 0-9-1")
+	cmd, addr, lines := startBroker(t)
 
 	// A client that opens a connection and then reads and answers nothing.
 	nc, err := net.Dial("tcp", addr)

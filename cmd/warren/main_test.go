@@ -68,6 +68,17 @@ func startBroker(t *testing.T) (*exec.Cmd, string, chan string) {
 	return cmd, addr, lines
 }
 
+// exited drains the broker's remaining log lines and reports its exit.
+func exited(cmd *exec.Cmd, lines <-chan string) <-chan error {
+	go func() {
+		for range lines {
+		}
+	}()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	return done
+}
+
 // TestSIGTERMClosesConnectionsWith320 runs the real binary, connects a client, sends SIGTERM and
 // expects connection.close 320 CONNECTION_FORCED at the client and a clean exit (status 0).
 func TestSIGTERMClosesConnectionsWith320(t *testing.T) {
@@ -89,12 +100,7 @@ func TestSIGTERMClosesConnectionsWith320(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no connection.close within 10s of SIGTERM")
 	}
-	go func() {
-		for range lines {
-		}
-	}()
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	done := exited(cmd, lines)
 	select {
 	case err := <-done:
 		if err != nil {
@@ -185,12 +191,7 @@ func TestSecondSignalStopsAHungShutdown(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	go func() {
-		for range lines {
-		}
-	}()
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	done := exited(cmd, lines)
 	select {
 	case err := <-done:
 		var ee *exec.ExitError

@@ -149,13 +149,14 @@ const (
 	pageInMinBytes = 1 << 20
 )
 
-// pageIn refills the head from disk, or from the pending entries when nothing committed is
-// left on disk; once the disk regions are empty, the tail joins the head.
+// pageIn refills the empty head from disk, or from the pending entries when nothing committed
+// is left on disk; once the disk regions are empty, the tail joins the head.
 func (b *PagedBacklog) pageIn() {
 	b.settlePending()
 	if b.diskCount > 0 {
-		count := min(b.diskCount, max(b.win.Count-b.mem.Len()-b.tail.Len(), min(pageInMin, b.win.Count)))
-		bytes := max(b.win.Bytes-b.mem.Bytes()-b.tail.Bytes(), min(pageInMinBytes, b.win.Bytes))
+		// The head is empty: the room is what the tail leaves of the window.
+		count := min(b.diskCount, max(b.win.Count-b.tail.Len(), min(pageInMin, b.win.Count)))
+		bytes := max(b.win.Bytes-b.tail.Bytes(), min(pageInMinBytes, b.win.Bytes))
 		es, err := b.j.Read(b.cursor, count, bytes)
 		b.readErr = err
 		if err != nil {

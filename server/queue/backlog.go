@@ -218,3 +218,43 @@ func (h *expiryHeap) Pop() any {
 	*h = old[:len(old)-1]
 	return e
 }
+
+// newestFirst calls fn with the ring's live entries from the newest, until fn returns false.
+func (b *MemBacklog) newestFirst(fn func(e *Entry) bool) {
+	for i := b.n - 1; i >= 0; i-- {
+		e := b.ring[(b.head+i)%len(b.ring)]
+		if e.gone {
+			continue
+		}
+		if !fn(e) {
+			return
+		}
+	}
+}
+
+// popNewest removes the ring's newest live entry (dropping gone ones on the way) and returns
+// it, or nil.
+func (b *MemBacklog) popNewest() *Entry {
+	for b.n > 0 {
+		i := (b.head + b.n - 1) % len(b.ring)
+		e := b.ring[i]
+		b.ring[i] = nil
+		b.n--
+		if !e.gone {
+			b.taken(e)
+			return e
+		}
+	}
+	return nil
+}
+
+// maxRequeuedSeq is the highest Seq among the requeued entries, 0 if none.
+func (b *MemBacklog) maxRequeuedSeq() uint64 {
+	var m uint64
+	for _, e := range b.requeued {
+		if !e.gone {
+			m = max(m, e.Seq)
+		}
+	}
+	return m
+}

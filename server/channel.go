@@ -56,6 +56,7 @@ func newChannel(c *conn, id uint16) *channel {
 		vh:        c.vh,
 		log:       c.log.With().Uint16("channel", id).Logger(),
 		consumers: make(map[string]*consumer),
+		content:   content{acct: c.srv.res},
 	}
 }
 
@@ -244,6 +245,7 @@ func (ch *channel) expandQueueName(name string) (string, error) {
 // release cancels the channel's consumers and requeues its unacked messages; the channel
 // delivers nothing afterwards. It runs when the channel or its connection closes.
 func (ch *channel) release() {
+	ch.content.reset() // a half-received body no longer counts toward the memory alarm
 	ch.mu.Lock()
 	if ch.released {
 		ch.mu.Unlock()

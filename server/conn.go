@@ -44,6 +44,7 @@ type conn struct {
 	vh                  *vhost
 	capCancelNotify     bool
 	capAuthFailureClose bool
+	capBlocked          bool // the client takes connection.blocked / unblocked
 
 	// Owned by the reader goroutine.
 	channels  map[uint16]*channel
@@ -61,8 +62,10 @@ type conn struct {
 	wake       chan struct{} // cap 1: output is waiting
 	stopWriter chan struct{}
 	writerDone chan struct{}
-	forced     atomic.Bool // Shutdown sent connection.close from another goroutine
-	opened     atomic.Bool // the handshake finished
+	forced     atomic.Bool   // Shutdown sent connection.close from another goroutine
+	stop       chan struct{} // closed by forceClose: wakes a reader blocked by an alarm
+	alarmHeld  atomic.Bool   // the reader waits for a resource alarm to clear (alarm.go)
+	opened     atomic.Bool   // the handshake finished
 	writeErr   atomic.Bool
 }
 
@@ -79,6 +82,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 		wake:       make(chan struct{}, 1),
 		stopWriter: make(chan struct{}),
 		writerDone: make(chan struct{}),
+		stop:       make(chan struct{}),
 	}
 	c.r = amqpwire.NewFrameReader(nc, amqpwire.FrameMinSize)
 	return c
@@ -107,6 +111,11 @@ func (c *conn) serve() {
 		if err != nil {
 			c.readFailed(err)
 			return
+		}
+		if (f.Type == amqpwire.FrameHeader || f.Type == amqpwire.FrameBody) && c.srv.alarms.any() {
+			// The connection publishes during a resource alarm: hold this frame, and the
+			// connection, until the alarm clears (alarm.go).
+			c.waitForAlarms()
 		}
 		if done := c.handleFrame(f); done {
 			if c.finished {
@@ -291,6 +300,7 @@ func (c *conn) forceClose(reason string) {
 	if c.forced.Swap(true) {
 		return
 	}
+	close(c.stop)
 	if !c.opened.Load() {
 		_ = c.nc.Close()
 		return

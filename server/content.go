@@ -10,24 +10,37 @@ import (
 // content assembles one published message: basic.publish, then a content header, then body
 // frames until the header's body size is reached (0-9-1 §4.2.6). Any other frame in between is
 // 505 UNEXPECTED_FRAME, as in RabbitMQ.
+//
+// A body that arrives in several frames is kept as the frames' payloads and joined once it is
+// complete, so a half-sent body costs the bytes received so far, not a buffer of the size its
+// header announced; those bytes are counted toward the memory alarm while they wait
+// (resources.addBody). The write permission and the exchange are checked on the header,
+// before any body is buffered.
 type content struct {
+	acct       *resources
 	method     *amqpwire.BasicPublish // nil when no publish is in progress
 	haveHeader bool
 	header     amqpwire.ContentHeader
-	body       []byte
+	x          *exchangeRec // the exchange, resolved when the header arrived
+	body       []byte       // a body that came in one frame
+	chunks     [][]byte     // a body that comes in several
+	received   int
 }
-
-// maxInitialBody caps the body buffer allocated up front from the header's size, so a client
-// announcing huge bodies on many channels cannot make the broker reserve memory it never fills.
-const maxInitialBody = 1 << 20
 
 func (c *content) active() bool { return c.method != nil }
 
 func (c *content) reset() {
+	if c.received > 0 {
+		c.acct.addBody(-int64(c.received))
+	}
 	c.method = nil
 	c.haveHeader = false
 	c.header = amqpwire.ContentHeader{}
+	c.x = nil
 	c.body = nil
+	clear(c.chunks)
+	c.chunks = c.chunks[:0]
+	c.received = 0
 }
 
 // unexpected is the error for a frame that does not fit the assembly state.
@@ -70,6 +83,14 @@ func (ch *channel) handleHeader(payload []byte) error {
 		return amqpwire.NewChannelError(amqpwire.CodePreconditionFailed, amqpwire.ClassBasic, 40,
 			"message size %d is larger than configured max size %d", size, max)
 	}
+	// Refuse a publish the user may not make before buffering its body; the frames of the
+	// body then arrive on a closing channel and are discarded.
+	x, err := ch.publishTarget(c.method.Exchange)
+	if err != nil {
+		c.reset()
+		return err
+	}
+	c.x = x
 	c.haveHeader = true
 	if c.header.BodySize == 0 {
 		return ch.finishContent()
@@ -83,18 +104,37 @@ func (ch *channel) handleBody(payload []byte) error {
 		return c.unexpected()
 	}
 	size := c.header.BodySize
-	if uint64(len(c.body))+uint64(len(payload)) > size {
+	n := len(payload)
+	if uint64(c.received)+uint64(n) > size {
 		return amqpwire.NewConnectionError(amqpwire.CodeUnexpectedFrame, amqpwire.ClassBasic, 40,
 			"content body is longer than the %d bytes announced in its header", size)
 	}
-	if c.body == nil {
-		c.body = make([]byte, 0, min(size, maxInitialBody))
+	if c.received == 0 && uint64(n) == size {
+		c.body = append([]byte(nil), payload...)
+	} else {
+		c.chunks = append(c.chunks, append([]byte(nil), payload...))
 	}
-	c.body = append(c.body, payload...)
-	if uint64(len(c.body)) == size {
+	c.received += n
+	c.acct.addBody(int64(n))
+	if uint64(c.received) == size {
 		return ch.finishContent()
 	}
 	return nil
+}
+
+// joinBody returns the complete body.
+func (c *content) joinBody() []byte {
+	if len(c.chunks) == 0 {
+		if c.body == nil {
+			return []byte{}
+		}
+		return c.body
+	}
+	body := make([]byte, 0, c.received)
+	for _, p := range c.chunks {
+		body = append(body, p...)
+	}
+	return body
 }
 
 // finishContent hands the assembled message to publish.
@@ -106,14 +146,12 @@ func (ch *channel) finishContent() error {
 		RoutingKey:    m.RoutingKey,
 		Properties:    c.header.Properties,
 		RawProperties: c.header.RawProperties,
-		Body:          c.body,
-	}
-	if msg.Body == nil {
-		msg.Body = []byte{}
+		Body:          c.joinBody(),
 	}
 	mandatory := m.Mandatory
+	x := c.x
 	c.reset()
-	if err := ch.publish(msg, mandatory); err != nil {
+	if err := ch.publish(x, msg, mandatory); err != nil {
 		return err
 	}
 	ch.paceAfterPublish()
@@ -129,19 +167,25 @@ func (ch *channel) finishContent() error {
 // held back.
 const storeBacklogLimit = 64 << 20
 
-// publish routes a complete message (or holds it for tx.commit) and confirms it.
-func (ch *channel) publish(msg *queue.Message, mandatory bool) error {
-	if err := ch.checkPublish(msg.Exchange); err != nil {
-		return err
+// publishTarget checks that the user may publish to exchange and returns it.
+func (ch *channel) publishTarget(exchange string) (*exchangeRec, error) {
+	if err := ch.checkPublish(exchange); err != nil {
+		return nil, err
 	}
-	x, err := ch.vh.exchange(msg.Exchange)
+	x, err := ch.vh.exchange(exchange)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if x.def.Internal {
-		return amqpwire.NewChannelError(amqpwire.CodeAccessRefused, amqpwire.ClassBasic, 40,
-			"cannot publish to internal exchange '%s' in vhost '%s'", msg.Exchange, ch.vh.name)
+		return nil, amqpwire.NewChannelError(amqpwire.CodeAccessRefused, amqpwire.ClassBasic, 40,
+			"cannot publish to internal exchange '%s' in vhost '%s'", exchange, ch.vh.name)
 	}
+	return x, nil
+}
+
+// publish routes a complete message for exchange x (checked by publishTarget) or holds it for
+// tx.commit, and confirms it.
+func (ch *channel) publish(x *exchangeRec, msg *queue.Message, mandatory bool) error {
 	p := &msg.Properties
 	if p.Flags&amqpwire.FlagUserID != 0 && p.UserID != ch.conn.user {
 		return amqpwire.NewChannelError(amqpwire.CodePreconditionFailed, amqpwire.ClassBasic, 40,

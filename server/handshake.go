@@ -169,6 +169,7 @@ func (c *conn) readClientCapabilities(props amqpwire.Table) {
 	}
 	c.capCancelNotify = flag("consumer_cancel_notify")
 	c.capAuthFailureClose = flag("authentication_failure_close")
+	c.capBlocked = flag("connection.blocked")
 }
 
 // authenticate checks the start-ok response against the configured users.

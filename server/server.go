@@ -70,6 +70,13 @@ type Config struct {
 	// Window bounds each queue's ready messages held in memory when there is a store (default
 	// 8192 messages and 32 MiB); the rest stays on disk until consumers get to it.
 	Window queue.Window
+	// MemoryLimit is the memory alarm's threshold in bytes (RabbitMQ's high watermark): above
+	// it publishers are blocked; from half of it queues page their messages out. 0 disables
+	// both. SetResourceLimits changes it while running.
+	MemoryLimit int64
+	// DiskFreeLimit is the disk alarm's threshold: while the data dir's disk has less free
+	// space, publishers are blocked. Negative or zero disables it (it needs a Store).
+	DiskFreeLimit int64
 	// DisableFlowControl turns publisher flow control off: publishers are never paced by the
 	// consumers of congested queues, even when the CPUs are saturated (see flow.go).
 	DisableFlowControl bool
@@ -127,6 +134,8 @@ type Server struct {
 
 	connIDs atomic.Uint64
 	flow    *flowControl
+	alarms  *alarms
+	res     *resources
 
 	mu        sync.Mutex
 	conns     map[*conn]struct{}
@@ -146,6 +155,8 @@ func New(cfg Config) *Server {
 		listeners: make(map[net.Listener]struct{}),
 	}
 	s.flow = newFlowControl(!cfg.DisableFlowControl, s.log)
+	s.alarms = newAlarms(s.log)
+	s.res = newResources(s)
 	s.access.p.Store(cfg.Access)
 	s.vhosts["/"] = newVhost("/", s.log, cfg.Store, cfg.Window)
 	return s
@@ -155,6 +166,31 @@ func New(cfg Config) *Server {
 // their login; every later operation is checked against a.
 func (s *Server) SetAccess(a *Access) {
 	s.access.p.Store(a)
+}
+
+// SetResourceLimits changes the memory limit and the disk free limit (see Config) while the
+// broker runs, as rabbitmqctl set_vm_memory_high_watermark and set_disk_free_limit do.
+func (s *Server) SetResourceLimits(memory, diskFree int64) {
+	s.res.setLimits(memory, diskFree)
+}
+
+// setQueueWindow gives every queue, and every queue declared from now on, window w, and
+// appends to waiting the queues that could not page everything out yet (see queue.Trim).
+func (s *Server) setQueueWindow(w queue.Window, waiting []*queue.Queue) []*queue.Queue {
+	s.vhmu.RLock()
+	vhosts := make([]*vhost, 0, len(s.vhosts))
+	for _, v := range s.vhosts {
+		vhosts = append(vhosts, v)
+	}
+	s.vhmu.RUnlock()
+	for _, v := range vhosts {
+		for _, q := range v.setWindow(w) {
+			if q.SetWindow(w) {
+				waiting = append(waiting, q)
+			}
+		}
+	}
+	return waiting
 }
 
 // connCount is the number of connections open or opening.
@@ -185,6 +221,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.listeners[ln] = struct{}{}
 	s.mu.Unlock()
 	s.flow.start()
+	s.res.start()
 
 	stop := context.AfterFunc(ctx, func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -253,6 +290,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	s.flow.close()
+	s.res.close()
 
 	for _, c := range conns {
 		c.forceClose("broker forced connection closure with reason 'shutdown'")

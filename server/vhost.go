@@ -70,7 +70,7 @@ func (q *queueRec) touch() {
 // queueOptions configure the queue core for rec: its journal, features and dead-letter hook.
 func (v *vhost) queueOptions(rec *queueRec) queue.Options {
 	qa := rec.cur()
-	opts := queue.Options{Durable: rec.stored, Features: qa.features, Window: v.window}
+	opts := queue.Options{Durable: rec.stored, Features: qa.features, Window: *v.window.Load()}
 	if j := rec.journal; j != nil {
 		j.setTTL(qa.features)
 		opts.Journal = j
@@ -134,7 +134,7 @@ type vhost struct {
 	name   string
 	log    zerolog.Logger
 	st     *store.Store // nil: nothing is persisted
-	window queue.Window
+	window atomic.Pointer[queue.Window] // for queues declared from now on; see setWindow
 
 	defs sync.Mutex
 	ops  []func(*store.Store) error // store deletes collected under mu; guarded by defs
@@ -152,7 +152,6 @@ func newVhost(name string, log zerolog.Logger, st *store.Store, window queue.Win
 		name:      name,
 		log:       log.With().Str("vhost", name).Logger(),
 		st:        st,
-		window:    window,
 		exchanges: make(map[string]*exchangeRec),
 		queues:    make(map[string]*queueRec),
 	}
@@ -166,7 +165,23 @@ func newVhost(name string, log zerolog.Logger, st *store.Store, window queue.Win
 		v.exchanges[d.Name] = &exchangeRec{def: d, router: r}
 	}
 	v.policies.Store(new([]*Policy))
+	v.window.Store(&window)
 	return v
+}
+
+// setWindow sets the window of queues declared from now on and returns the queues that exist,
+// for the caller to give them the window too (the memory alarm's paging, resources.go).
+func (v *vhost) setWindow(w queue.Window) []*queue.Queue {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.window.Store(&w)
+	qs := make([]*queue.Queue, 0, len(v.queues))
+	for _, rec := range v.queues {
+		if rec.q != nil {
+			qs = append(qs, rec.q)
+		}
+	}
+	return qs
 }
 
 func (v *vhost) errNoExchange(name string) error {

@@ -133,7 +133,7 @@ func (v *vhost) checkExpiry(rec *queueRec) {
 type vhost struct {
 	name   string
 	log    zerolog.Logger
-	st     *store.Store // nil: nothing is persisted
+	st     *store.Store                 // nil: nothing is persisted
 	window atomic.Pointer[queue.Window] // for queues declared from now on; see setWindow
 
 	defs sync.Mutex

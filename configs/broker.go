@@ -20,6 +20,7 @@ type Broker struct {
 	DataDir          string      // data-dir
 	QueueMemory      QueueMemory // queue-memory
 	DiskFreeLimit    ByteSize    // disk-free-limit; -1 disables the check
+	MemoryLimit      MemoryLimit // memory-limit
 	Limits           Limits      // limits
 	Heartbeat        Duration    // heartbeat; 0 lets clients disable heartbeats
 	HandshakeTimeout Duration    // handshake-timeout
@@ -89,6 +90,7 @@ func DefaultBroker() Broker {
 		DataDir:          "./data",
 		QueueMemory:      QueueMemory{Messages: 8192, Bytes: 32 << 20},
 		DiskFreeLimit:    128 << 20,
+		MemoryLimit:      DefaultMemoryLimit,
 		Limits:           Limits{FrameMax: 131072, ChannelMax: 2047, MaxMessageSize: 16 << 20},
 		Heartbeat:        Duration(60 * time.Second),
 		HandshakeTimeout: Duration(10 * time.Second),
@@ -106,7 +108,7 @@ func (b *Broker) ControlSocketPath() string {
 	return filepath.Join(b.DataDir, "warren.sock")
 }
 
-var brokerKeys = []string{"listeners", "data-dir", "queue-memory", "disk-free-limit", "limits", "heartbeat",
+var brokerKeys = []string{"listeners", "data-dir", "queue-memory", "disk-free-limit", "memory-limit", "limits", "heartbeat",
 	"handshake-timeout", "log", "loopback-users", "definitions", "control-socket", "flow-control"}
 
 // LoadBroker reads the broker configuration at path over DefaultBroker. Relative paths in
@@ -161,6 +163,11 @@ func (d *decoder) broker(f fields, b *Broker, dir string) {
 			} else {
 				b.DiskFreeLimit = v
 			}
+		}
+	}
+	if n, ok := f.get("memory-limit"); ok {
+		if v, ok := d.memoryLimit(n, "memory-limit"); ok {
+			b.MemoryLimit = v
 		}
 	}
 	if n, ok := f.get("limits"); ok {

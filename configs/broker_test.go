@@ -53,6 +53,7 @@ listeners:
 data-dir: /var/lib/warren
 queue-memory: {messages: 100, bytes: 1MiB}
 disk-free-limit: -1
+memory-limit: 3GiB
 limits: {frame-max: 64KiB, channel-max: 100, max-message-size: 1MB, max-connections: 500}
 heartbeat: 0
 handshake-timeout: 1m30s
@@ -78,6 +79,7 @@ flow-control: false
 		DataDir:          "/var/lib/warren",
 		QueueMemory:      QueueMemory{Messages: 100, Bytes: 1 << 20},
 		DiskFreeLimit:    -1,
+		MemoryLimit:      MemoryLimit{Bytes: 3 << 30},
 		Limits:           Limits{FrameMax: 65536, ChannelMax: 100, MaxMessageSize: 1e6, MaxConnections: 500},
 		Heartbeat:        0,
 		HandshakeTimeout: Duration(90 * time.Second),
@@ -138,7 +140,7 @@ flow-control: sometimes
 		`warren.yaml:15:17: loopback-users: expected a list, got "guest"`,
 		`warren.yaml:16:15: definitions[0]: definitions file: stat missing.yaml: no such file or directory`,
 		`warren.yaml:16:29: definitions[1]: definitions glob "[bad": syntax error in pattern`,
-		`warren.yaml:17:1: unknown key "listen"; expected one of: listeners, data-dir, queue-memory, disk-free-limit, limits, heartbeat, handshake-timeout, log, loopback-users, definitions, control-socket, flow-control`,
+		`warren.yaml:17:1: unknown key "listen"; expected one of: listeners, data-dir, queue-memory, disk-free-limit, memory-limit, limits, heartbeat, handshake-timeout, log, loopback-users, definitions, control-socket, flow-control`,
 		`warren.yaml:18:15: flow-control: expected a boolean, got "sometimes"`,
 	)
 }

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -32,7 +33,8 @@ func brokerFlags(fs *flag.FlagSet) (configPath, debugListen *string, apply func(
 	logFormat := fs.String("log-format", def.Log.Format, "log format: auto (console on a terminal, JSON otherwise), json, console")
 	windowMsgs := fs.Int("queue-memory-messages", def.QueueMemory.Messages, "ready messages each queue keeps in memory; the rest waits on disk")
 	windowBytes := fs.String("queue-memory-bytes", def.QueueMemory.Bytes.String(), "bytes of ready message bodies each queue keeps in memory")
-	diskFree := fs.String("disk-free-limit", def.DiskFreeLimit.String(), "free space to keep on the data dir's disk: below it persistent publishes are nacked (-1 disables)")
+	diskFree := fs.String("disk-free-limit", def.DiskFreeLimit.String(), "free space to keep on the data dir's disk: below it publishers are blocked (-1 disables)")
+	memLimit := fs.String("memory-limit", def.MemoryLimit.String(), "memory alarm: above it publishers are blocked; a size (2GiB) or a fraction of the machine's or cgroup's memory (0.4)")
 	frameMax := fs.String("frame-max", def.Limits.FrameMax.String(), "largest frame offered to clients")
 	channelMax := fs.Int("channel-max", def.Limits.ChannelMax, "highest channel number offered to clients")
 	maxMsg := fs.String("max-message-size", def.Limits.MaxMessageSize.String(), "largest message body accepted")
@@ -76,6 +78,12 @@ func brokerFlags(fs *flag.FlagSet) (configPath, debugListen *string, apply func(
 					bad(e)
 				} else {
 					b.DiskFreeLimit = n
+				}
+			case "memory-limit":
+				if m, e := configs.ParseMemoryLimit(*memLimit); e != nil {
+					bad(e)
+				} else {
+					b.MemoryLimit = m
 				}
 			case "frame-max":
 				if n, e := configs.ParseByteSize(*frameMax); e != nil {
@@ -206,7 +214,7 @@ Flags (they override the configuration file; docs/configuration.md lists every s
 	if fi, err := os.Stat(b.DataDir); err == nil && !fi.IsDir() {
 		return fmt.Errorf("data dir %s: not a directory", b.DataDir)
 	}
-	st, err := store.Open(store.Options{Dir: b.DataDir, Logger: log, DiskReserve: int64(b.DiskFreeLimit)})
+	st, err := store.Open(store.Options{Dir: b.DataDir, Logger: log, DiskReserve: storeReserve(b.DiskFreeLimit)})
 	if err != nil {
 		return fmt.Errorf("data dir %s: %w", b.DataDir, err)
 	}
@@ -219,7 +227,13 @@ Flags (they override the configuration file; docs/configuration.md lists every s
 	if hb == 0 {
 		hb = -1 // offer 0: clients may disable heartbeats
 	}
+	memLimit, err := memoryLimit(b.MemoryLimit, log)
+	if err != nil {
+		return err
+	}
 	srv := server.New(server.Config{Logger: log, Store: st,
+		MemoryLimit:      memLimit,
+		DiskFreeLimit:    int64(b.DiskFreeLimit),
 		Window:           queue.Window{Count: b.QueueMemory.Messages, Bytes: int(b.QueueMemory.Bytes)},
 		Heartbeat:        hb,
 		FrameMax:         uint32(b.Limits.FrameMax),
@@ -240,7 +254,7 @@ Flags (they override the configuration file; docs/configuration.md lists every s
 		}
 	}
 
-	reload := func() (string, error) { return reloadDefinitions(srv, *configPath, apply) }
+	reload := func() (string, error) { return reloadDefinitions(srv, *configPath, apply, log) }
 	ctl, err := listenControl(b.ControlSocketPath())
 	if err != nil {
 		return err
@@ -354,9 +368,36 @@ func listenControl(path string) (net.Listener, error) {
 	return ln, nil
 }
 
+// memoryLimit resolves the memory alarm's limit to bytes and makes it the Go runtime's soft
+// memory limit too, so the garbage collector works harder, and returns memory to the system
+// sooner, as the process nears it.
+func memoryLimit(m configs.MemoryLimit, log zerolog.Logger) (int64, error) {
+	var available uint64
+	if m.Bytes == 0 {
+		var err error
+		if available, err = server.SystemMemory(); err != nil {
+			return 0, fmt.Errorf("memory-limit %s: %w", m, err)
+		}
+	}
+	limit := m.Resolve(available)
+	debug.SetMemoryLimit(limit)
+	log.Info().Int64("memory_limit", limit).Str("setting", m.String()).Msg("memory alarm limit")
+	return limit, nil
+}
+
+// storeReserve is the free space below which the store itself refuses new messages (basic.nack,
+// the message not enqueued): half the disk alarm's limit, so the alarm blocks publishers first
+// and the store only refuses what was already on its way when space ran out that fast.
+func storeReserve(diskFreeLimit configs.ByteSize) int64 {
+	if diskFreeLimit < 0 {
+		return -1
+	}
+	return int64(diskFreeLimit) / 2
+}
+
 // reloadDefinitions re-reads the configuration (for its list of definitions files) and the
 // definitions, and applies them when all of them are valid.
-func reloadDefinitions(srv *server.Server, configPath string, apply func(*configs.Broker) error) (string, error) {
+func reloadDefinitions(srv *server.Server, configPath string, apply func(*configs.Broker) error, log zerolog.Logger) (string, error) {
 	if configPath == "" {
 		return "", errors.New("the broker was started without --config: there are no definitions files to reload")
 	}
@@ -374,6 +415,13 @@ func reloadDefinitions(srv *server.Server, configPath string, apply func(*config
 	if err != nil {
 		return "", err
 	}
+	// The alarms' limits change at runtime, as rabbitmqctl set_vm_memory_high_watermark and
+	// set_disk_free_limit change RabbitMQ's.
+	memLimit, err := memoryLimit(b.MemoryLimit, log)
+	if err != nil {
+		return "", err
+	}
+	srv.SetResourceLimits(memLimit, int64(b.DiskFreeLimit))
 	return fmt.Sprintf("reloaded: %d created, %d deleted, %d kept\n", len(res.Created), len(res.Deleted), len(res.Kept)), nil
 }
 

@@ -43,11 +43,12 @@ func freeAddr(t *testing.T) string {
 
 // startBroker runs the real binary on a free port with a fresh data dir and returns it once it
 // listens, with its log lines (JSON, since stderr is not a terminal).
-func startBroker(t *testing.T) (*exec.Cmd, string, chan string) {
+func startBroker(t *testing.T, extraArgs ...string) (*exec.Cmd, string, chan string) {
 	t.Helper()
 	bin := buildBinary(t)
 	addr := freeAddr(t)
-	cmd := exec.Command(bin, "--listen", addr, "--data-dir", t.TempDir(), "--log-level", "info")
+	args := append([]string{"--listen", addr, "--data-dir", t.TempDir(), "--log-level", "info"}, extraArgs...)
+	cmd := exec.Command(bin, args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -78,7 +78,7 @@ func TestReopenBeforeCloseOk(t *testing.T) {
 			}
 			// Frames for the closing channel other than close and close-ok are discarded.
 			rc.writeMethod(1, 60, 10, u32(0), u16(5), []byte{0}) // basic.qos
-			rc.writeMethod(1, 20, 10, shortstr(""))             // channel.open, no close-ok sent
+			rc.writeMethod(1, 20, 10, shortstr(""))              // channel.open, no close-ok sent
 			rc.expectConnectionClose(504, "CHANNEL_ERROR - second 'channel.open' seen")
 		})
 	}

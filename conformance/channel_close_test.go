@@ -79,7 +79,15 @@ func TestReopenBeforeCloseOk(t *testing.T) {
 			// Frames for the closing channel other than close and close-ok are discarded.
 			rc.writeMethod(1, 60, 10, u32(0), u16(5), []byte{0}) // basic.qos
 			rc.writeMethod(1, 20, 10, shortstr(""))              // channel.open, no close-ok sent
-			rc.expectConnectionClose(504, "CHANNEL_ERROR - second 'channel.open' seen")
+			m, err := rc.readMethod()
+			if err != nil {
+				t.Fatalf("waiting for connection.close 504: %v", err)
+			}
+			if !m.is(10, 50) || m.replyCode != 504 || m.replyText != "CHANNEL_ERROR - second 'channel.open' seen" {
+				t.Fatalf("got %v, want connection.close 504 CHANNEL_ERROR - second 'channel.open' seen and nothing before it", m)
+			}
+			rc.writeMethod(0, 10, 51)
+			rc.expectEOF()
 		})
 	}
 }

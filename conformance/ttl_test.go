@@ -134,8 +134,35 @@ func TestZeroTTL(t *testing.T) {
 			q := declareQueue(t, ch, args(dlx))
 			published := time.Now()
 			newPublisher(t, conn).publish("", q, false, amqp.Publishing{Expiration: c.expiration, Body: []byte("never")})
+			wantEmpty(t, ch, q) // right after the confirm: gone at once, not at the next tick
 			wantExpiredAfter(t, recv(t, sunk, "the message with TTL 0"), published, 0, q, c.expiration)
+		})
+		t.Run(c.name+" without a consumer or a DLX", func(t *testing.T) {
+			t.Parallel()
+			conn, ch := connChannel(t)
+			q := declareQueue(t, ch, c.queueArgs)
+			p := newPublisher(t, conn)
+			for i := 0; i < 3; i++ {
+				p.publish("", q, false, amqp.Publishing{Expiration: c.expiration, Body: []byte("never")})
+				wantEmpty(t, ch, q)
+			}
+		})
+		t.Run(c.name+" requeued", func(t *testing.T) {
+			t.Parallel()
+			conn, ch := connChannel(t)
+			dlx, _, sunk := deadLetterSink(t, conn)
+			q := declareQueue(t, ch, args(dlx))
+			in := consume(t, channel(t, conn), q, "", false)
+			published := time.Now()
+			newPublisher(t, conn).publish("", q, false, amqp.Publishing{Expiration: c.expiration, Body: []byte("once")})
+			d := recv(t, in, "the message with TTL 0")
+			if err := d.Nack(false, true); err != nil {
+				t.Fatal(err)
+			}
+			// Its deadline had passed when it came back: dead-lettered, not redelivered.
+			wantExpiredAfter(t, recv(t, sunk, "the requeued message with TTL 0"), published, 0, q, c.expiration)
 			wantEmpty(t, ch, q)
+			wantNoDelivery(t, in, 100*time.Millisecond, "redelivered after the requeue")
 		})
 		t.Run(c.name+" to a consumer without credit", func(t *testing.T) {
 			t.Parallel()

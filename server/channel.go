@@ -130,8 +130,12 @@ func (ch *channel) closeWith(che *amqpwire.ChannelError) {
 	ch.release()
 }
 
-// handleWhileClosing discards frames until channel.close-ok (0-9-1 §2.2.4); a crossing
-// channel.close from the client is answered so both sides finish.
+// handleWhileClosing discards frames until channel.close-ok (0-9-1 §2.2.4). A crossing
+// channel.close from the client is answered, and the channel stays closing until the close-ok
+// of ours: the client sends it after its own close-ok arrives, so freeing the number earlier
+// would make that close-ok look like a frame on an unopened channel. The number is free for a
+// new channel.open only after it, as in RabbitMQ (rabbit_channel's closing state); an open
+// before it is a second channel.open.
 func (ch *channel) handleWhileClosing(f amqpwire.Frame) error {
 	if f.Type != amqpwire.FrameMethod {
 		return nil
@@ -145,7 +149,8 @@ func (ch *channel) handleWhileClosing(f amqpwire.Frame) error {
 		delete(ch.conn.channels, ch.id)
 	case *amqpwire.ChannelClose:
 		ch.send(&amqpwire.ChannelCloseOk{})
-		delete(ch.conn.channels, ch.id)
+	case *amqpwire.ChannelOpen:
+		return amqpwire.NewConnectionError(amqpwire.CodeChannelError, m.ClassID(), m.MethodID(), "second 'channel.open' seen")
 	}
 	return nil
 }

@@ -105,6 +105,84 @@ func TestZeroTTLDeliversNowOrExpires(t *testing.T) {
 	sink.none(t)
 }
 
+// zeroTTLCases are the two ways a TTL of 0 applies: the message's expiration, or the queue's
+// x-message-ttl.
+var zeroTTLCases = []struct {
+	name string
+	opts func() Options
+	msg  func(body string) *Message
+}{
+	{"expiration 0", func() Options { return withFeatures(func(*Features) {}) },
+		func(b string) *Message { return ttlMsg(b, 0) }},
+	{"x-message-ttl 0", func() Options { return withFeatures(func(f *Features) { f.HasTTL = true }) },
+		func(b string) *Message { return &Message{Body: []byte(b)} }},
+}
+
+// A TTL-0 message that no consumer takes on publish is dead-lettered before Publish returns: a
+// basic.get right after it finds the queue empty, as on RabbitMQ.
+func TestZeroTTLGoneBeforeGet(t *testing.T) {
+	for _, tc := range zeroTTLCases {
+		t.Run(tc.name, func(t *testing.T) {
+			sink := make(deadSink, 10)
+			opts := tc.opts()
+			opts.DeadLetter = sink.hook
+			q := New("q", opts)
+			q.Publish(tc.msg("never"), nil)
+			if got, _ := q.Get(true); got != nil {
+				t.Fatalf("get right after publish = %q, want empty", got.Msg.Body)
+			}
+			if st := q.Stats(); st.Ready != 0 {
+				t.Errorf("ready = %d after publish, want 0", st.Ready)
+			}
+			select {
+			case d := <-sink:
+				if string(d.Entry.Msg.Body) != "never" || d.Reason != Expired {
+					t.Errorf("dead %q (%s), want never (expired)", d.Entry.Msg.Body, d.Reason)
+				}
+			default:
+				t.Fatal("not dead-lettered by the time Publish returned")
+			}
+		})
+	}
+}
+
+// A TTL-0 message delivered to a waiting consumer and then requeued has outlived its TTL: it is
+// dead-lettered as expired, not offered again (RabbitMQ keeps a requeued message's deadline).
+func TestZeroTTLRequeueExpires(t *testing.T) {
+	for _, tc := range zeroTTLCases {
+		t.Run(tc.name, func(t *testing.T) {
+			sink := make(deadSink, 10)
+			opts := tc.opts()
+			opts.DeadLetter = sink.hook
+			q := New("q", opts)
+			first := &fakeConsumer{credit: 1}
+			_ = q.AddConsumer(first, ConsumerOptions{})
+			q.Publish(tc.msg("once"), nil)
+			if bodies(first.got) != "once" {
+				t.Fatalf("waiting consumer got %q, want once", bodies(first.got))
+			}
+			sink.none(t)
+			second := &fakeConsumer{credit: 1}
+			_ = q.AddConsumer(second, ConsumerOptions{})
+			q.Requeue(first.got)
+			if len(second.got) != 0 {
+				t.Errorf("requeued TTL-0 message delivered again to %q", bodies(second.got))
+			}
+			select {
+			case d := <-sink:
+				if string(d.Entry.Msg.Body) != "once" || d.Reason != Expired {
+					t.Errorf("dead %q (%s), want once (expired)", d.Entry.Msg.Body, d.Reason)
+				}
+			default:
+				t.Fatal("requeued TTL-0 message not dead-lettered by the time Requeue returned")
+			}
+			if st := q.Stats(); st.Ready != 0 || st.Unacked != 0 {
+				t.Errorf("stats after requeue = %+v, want nothing ready or unacked", st)
+			}
+		})
+	}
+}
+
 func TestGetSkipsExpired(t *testing.T) {
 	sink := make(deadSink, 10)
 	opts := withFeatures(func(*Features) {})

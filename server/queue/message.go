@@ -48,6 +48,9 @@ type Entry struct {
 	// Stored is set once a record of the entry was submitted to the journal: acking it must
 	// remove the record.
 	Stored bool
+	// zeroTTL is set when a TTL of 0 applied at publish: the entry goes to a consumer waiting
+	// then or nowhere, and dies if it is requeued.
+	zeroTTL bool
 	// Expires is the entry's deadline in Unix milliseconds (the lower of the message's and the
 	// queue's TTL, counted from when it entered this queue), or 0.
 	Expires int64

@@ -257,8 +257,10 @@ func (q *Queue) Publish(m *Message, done func(error)) (res Result, written bool)
 	e := &Entry{Msg: m}
 	now := nowMillis()
 	// Deadlines count from the publish time rounded up to the millisecond, so a message never
-	// expires before its full TTL has passed.
+	// expires before its full TTL has passed. That rounding would let a TTL of 0 live for up to
+	// a millisecond, so that case is marked instead of left to the clock.
 	e.Expires = q.deadline(m, (time.Now().UnixMicro()+999)/1000)
+	e.zeroTTL = q.zeroTTL(m)
 	if q.f.Overflow != DropHead && q.overLimitWith(m.Size()) {
 		if q.f.Overflow == RejectPublishDLX {
 			e.Seq = q.nextSeq
@@ -286,8 +288,9 @@ func (q *Queue) Publish(m *Message, done func(error)) (res Result, written bool)
 	if q.backlog.Len() == 0 && len(q.consumers) > 0 && q.offerLocked(e, now) {
 		return Enqueued, written
 	}
-	if e.Expires != 0 && e.Expires <= now {
-		// A TTL of 0: deliverable only to a consumer waiting right now.
+	if e.zeroTTL || (e.Expires != 0 && e.Expires <= now) {
+		// A TTL of 0: deliverable only to a consumer waiting right now, never to a later
+		// consumer or basic.get (RabbitMQ drops or dead-letters it at once).
 		q.dieLocked(e, Expired)
 		return Enqueued, written
 	}
@@ -310,6 +313,11 @@ func (q *Queue) deadline(m *Message, now int64) int64 {
 		}
 	}
 	return d
+}
+
+// zeroTTL reports whether the TTL that applies to m, the lower of its own and the queue's, is 0.
+func (q *Queue) zeroTTL(m *Message) bool {
+	return (q.f.HasTTL && q.f.MessageTTL <= 0) || (m.HasTTL && m.TTL <= 0)
 }
 
 // expired reports whether e is past its deadline at now. An entry whose deadline is now may
@@ -517,6 +525,12 @@ func (q *Queue) Requeue(es []*Entry) {
 	for _, e := range es {
 		if q.f.DeliveryLimit >= 0 && int(e.Deliveries) > q.f.DeliveryLimit {
 			q.dieLocked(e, DeliveryLimit)
+			continue
+		}
+		if e.zeroTTL {
+			// Its TTL of 0 had passed by the time it came back: RabbitMQ keeps a requeued
+			// message's deadline, finds it due and drops (dead-letters) it.
+			q.dieLocked(e, Expired)
 			continue
 		}
 		e.Redelivered = true

@@ -69,8 +69,14 @@ func (w *writer) checkDisk(batch []op) int64 {
 
 // logGuard is the writer's record of the log files it preallocated.
 type logGuard struct {
-	vlog, mem int      // newest value-log and memtable fids preallocated, -1 for none
-	retry     []string // files whose preallocation failed; retried before each batch
+	vlog, mem         int      // newest value-log and memtable fids preallocated, -1 for none
+	nextVlog, nextMem string   // paths of the files after them (built once per file)
+	retry             []string // files whose preallocation failed; retried before each batch
+}
+
+func (g *logGuard) setNext(dir string) {
+	g.nextVlog = filepath.Join(dir, vlogName(g.vlog+1))
+	g.nextMem = filepath.Join(dir, memName(g.mem+1))
 }
 
 // guardLogs preallocates the log files Badger has created since the last call, so that the
@@ -86,14 +92,17 @@ func (w *writer) guardLogs(first bool) {
 		g.vlog, g.mem = newestFid(w.s.dir, ".vlog"), newestFid(w.s.dir, ".mem")
 		w.preallocLog(vlogName(g.vlog), vlogPrealloc)
 		w.preallocLog(memName(g.mem), -1)
+		g.setNext(w.s.dir)
 		return
 	}
-	for g.vlog >= 0 && exists(filepath.Join(w.s.dir, vlogName(g.vlog+1))) {
+	for g.vlog >= 0 && exists(g.nextVlog) {
 		g.vlog++
+		g.setNext(w.s.dir)
 		w.preallocLog(vlogName(g.vlog), vlogPrealloc)
 	}
-	for g.mem >= 0 && exists(filepath.Join(w.s.dir, memName(g.mem+1))) {
+	for g.mem >= 0 && exists(g.nextMem) {
 		g.mem++
+		g.setNext(w.s.dir)
 		w.preallocLog(memName(g.mem), -1)
 	}
 }
@@ -178,11 +187,6 @@ func memName(fid int) string {
 		return ""
 	}
 	return fmt.Sprintf("%05d.mem", fid)
-}
-
-func exists(path string) bool {
-	_, err := os.Stat(path)
-	return err == nil
 }
 
 // newestFid is the highest fid of dir's files named <fid><suffix>, -1 for none.

@@ -32,7 +32,8 @@ func (w *writer) checkDisk(batch []op) int64 {
 		}
 	}
 	w.sinceDiskCheck += adds
-	if w.diskErr == nil && w.sinceDiskCheck < diskCheckEvery && len(w.logs.retry) == 0 {
+	recheck := w.s.disk.recheck.Swap(false)
+	if w.diskErr == nil && w.sinceDiskCheck < diskCheckEvery && len(w.logs.retry) == 0 && !recheck {
 		return size
 	}
 	w.sinceDiskCheck = 0

@@ -49,6 +49,7 @@ type diskGuard struct {
 	free        atomic.Uint64
 	freeOK      atomic.Bool
 	ballastSize int64
+	recheck     atomic.Bool // SetDiskReserve: the writer checks before its next batch
 
 	mu          sync.Mutex // ballast
 	ballastHeld bool
@@ -184,10 +185,10 @@ func (s *Store) SetDiskReserve(n int64) {
 		n = DefaultDiskReserve
 	}
 	s.disk.reserve.Store(n)
+	s.disk.recheck.Store(true)
 	if n < 0 {
 		s.disk.releaseBallast(s.disk.free.Load())
 	}
-	s.wake.Signal()
 }
 
 // diskLoop reads the free space every diskPollIdle (diskPollLow below the reserve), keeps the

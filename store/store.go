@@ -187,6 +187,7 @@ func open(o Options, tune func(*badger.Options)) (*Store, error) {
 	}
 	s.disk.init(o.Dir, o.DiskReserve, o.Logger)
 	s.disk.ballastHeld = guard.ballastHeld
+	s.disk.refresh()
 	s.wake = sync.NewCond(&s.mu)
 	s.room = sync.NewCond(&s.mu)
 	s.w.init(s)

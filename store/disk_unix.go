@@ -12,3 +12,10 @@ func freeBytes(dir string) (uint64, bool) {
 	}
 	return uint64(st.Bavail) * uint64(st.Bsize), true
 }
+
+// exists reports whether path exists, without os.Stat's allocations for a missing file (the
+// writer asks twice per commit).
+func exists(path string) bool {
+	var st syscall.Stat_t
+	return syscall.Stat(path, &st) == nil
+}

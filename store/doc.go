@@ -109,8 +109,47 @@
 //
 // # Disk full
 //
-// Badger writes its WAL and value log through mmap; on a full disk a write faults with
-// SIGBUS instead of returning ENOSPC. The writer checks free space (statfs, every 4 MiB
-// written, every batch when low) and fails ops that add data with ErrDiskFull while less
-// than 128 MiB is free; removes still commit, so consumers can drain.
+// Badger writes its value log, memtable WALs and LSM tables through shared mmaps of files it
+// creates sparse (ftruncate to 2 × ValueLogFileSize, 2 × MemTableSize, the table's size). A
+// write to a page the disk has no block for is SIGBUS, which Go turns into a fatal "unexpected
+// fault address", not a panic: a disk filled by another process killed the broker, and again
+// at every restart (Open creates a new value-log file and WAL). Three defences:
+//
+//   - The writer preallocates (fallocate) the log files Badger writes commits into, before it
+//     lets a commit write into them: after every commit it looks for a new value-log or WAL
+//     file (two stats) and allocates the value-log file up to ValueLogFileSize + one batch +
+//     1 MiB (81 MiB; a write starts below ValueLogFileSize and adds at most a batch; a larger
+//     batch gets the whole file first) and each WAL in whole (32 MiB). Commits then never
+//     fault. Cost: up to 17 MiB of the value-log file and 16 MiB of each live WAL allocated
+//     early; Badger truncates the value-log file when it moves on and deletes a WAL once
+//     flushed. Fallocated zeros read like sparse ones, so recovery is unchanged.
+//   - A ballast file (warren.ballast in the data directory, half the reserve, at most
+//     64 MiB) is allocated while the disk has room for it above the reserve, and deleted as
+//     soon as less than 1 MiB is free (the disk guard reads statfs every second, every 10 ms
+//     below the reserve, and the writer before every batch while low). What Badger writes
+//     on its own goroutines — the header page of the file it creates, memtable flushes,
+//     compactions, value-log GC — then finds blocks after another process took the rest of
+//     the disk. A process that keeps writing after ENOSPC can take the ballast too; then a
+//     flush or compaction that starts at that moment can still fault. It is released at
+//     the floor, not at the reserve, because a filler still running would take it as well.
+//   - Below the reserve (Options.DiskReserve, SetDiskReserve) the writer fails ops that
+//     add data with ErrDiskFull; removes, drops and definitions still commit, so consumers
+//     can drain. It checks free space every 4 MiB of messages, and before every batch while
+//     low, so confirms resume with the first batch after space returns.
+//
+// Open on a disk with less than the ballast size free (a previous run's ballast is released
+// first) waits, logging every 10 s, and opens once space is freed: failing instead would make
+// a supervisor restart the broker in a loop, opening would crash.
+//
+// Giving space back: while the disk is below the reserve and messages were removed since the
+// last look (at most once a second), the store reclaims: it flushes the memtables (Badger has
+// no call for it; the writer sets and drops the 0x00 'f' marker key, as DropPrefix flushes
+// first and blocks writes meanwhile, so it runs alone on the writer), flattens the LSM if
+// deletes sit in more than one level, and runs value-log GC, which deletes the files whose
+// messages are all gone. Without it a drained queue's deletes sat in the memtable, GC found
+// no discard statistics, and publishes were nacked until a restart. What stays is the
+// value-log file being written, the WALs and the ballast.
+//
+// DiskFree returns the last statfs reading (the ballast counts as used), so the broker can
+// poll it for its disk alarm.
 package store

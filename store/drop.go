@@ -114,6 +114,7 @@ func (w *writer) dropStep(o *op) {
 		delete(w.rset, r)
 	}
 	w.batches.Add(1)
+	w.removes.Add(int64(len(dels)))
 	if o.doneM && o.doneR {
 		finish(nil)
 		return

@@ -9,7 +9,7 @@ import (
 
 // Record types: the first byte of every key.
 const (
-	tagMeta       = 0x00 // 0x00 'v' schema version, 0x00 'q' queue-ID sequence
+	tagMeta       = 0x00 // 0x00 'v' schema version, 0x00 'q' queue-ID sequence, 0x00 'f' flush marker
 	tagExchange   = 'E'
 	tagQueue      = 'Q'
 	tagBinding    = 'B'
@@ -30,6 +30,9 @@ const (
 func schemaKey() []byte   { return []byte{tagMeta, 'v'} }
 func queueSeqKey() []byte { return []byte{tagMeta, 'q'} }
 func cleanKey() []byte    { return []byte{tagClean} }
+
+// flushKey is set and dropped at once to make Badger flush its memtables (flushMemtables).
+func flushKey() []byte { return []byte{tagMeta, 'f'} }
 
 // prefix is the one-byte prefix of every key of one record type.
 func prefix(tag byte) []byte { return []byte{tag} }

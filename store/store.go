@@ -92,13 +92,13 @@ type QueueIndex struct {
 
 // Store is Warren's durable storage: one Badger DB, one writer goroutine.
 type Store struct {
-	db          *badger.DB
-	log         zerolog.Logger
-	dir         string
-	diskReserve int64
-	clean       bool
-	queueSeq    *badger.Sequence
-	msgIDs      atomic.Uint64 // last message ID handed out
+	db       *badger.DB
+	log      zerolog.Logger
+	dir      string
+	disk     diskGuard
+	clean    bool
+	queueSeq *badger.Sequence
+	msgIDs   atomic.Uint64 // last message ID handed out
 
 	// Submission side: any goroutine, under mu. pending only grows here; the writer takes
 	// from its front, pending[head:] (see writer.take).
@@ -118,7 +118,9 @@ type Store struct {
 	gcStop      chan struct{}
 	gcDone      chan struct{}
 	pageOutDone chan struct{}
-	absDir      string // Dir made absolute with symlinks resolved, as /proc/self/maps shows it
+	diskDone    chan struct{}
+	reclaim     chan struct{} // diskLoop asks gcLoop to reclaim space
+	absDir      string        // Dir made absolute with symlinks resolved, as /proc/self/maps shows it
 	closeResult error
 	closeOnce   sync.Once
 }
@@ -160,6 +162,13 @@ func open(o Options, tune func(*badger.Options)) (*Store, error) {
 	if tune != nil {
 		tune(&bo)
 	}
+	var guard diskGuard
+	guard.init(o.Dir, o.DiskReserve, o.Logger)
+	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("store: create data directory: %w", err)
+	}
+	guard.adoptBallast()
+	guard.waitForSpace()
 	db, err := badger.Open(bo)
 	if err != nil {
 		return nil, openError(o.Dir, err)
@@ -168,16 +177,21 @@ func open(o Options, tune func(*badger.Options)) (*Store, error) {
 		db:          db,
 		log:         o.Logger,
 		dir:         o.Dir,
-		diskReserve: o.DiskReserve,
 		writerDone:  make(chan struct{}),
 		gcStop:      make(chan struct{}),
 		gcDone:      make(chan struct{}),
 		pageOutDone: make(chan struct{}),
+		diskDone:    make(chan struct{}),
+		reclaim:     make(chan struct{}, 1),
 		absDir:      resolveDir(o.Dir),
 	}
+	s.disk.init(o.Dir, o.DiskReserve, o.Logger)
+	s.disk.ballastHeld = guard.ballastHeld
+	s.disk.refresh()
 	s.wake = sync.NewCond(&s.mu)
 	s.room = sync.NewCond(&s.mu)
 	s.w.init(s)
+	s.w.guardLogs(true)
 	fail := func(err error) (*Store, error) {
 		_ = db.Close()
 		return nil, err
@@ -203,6 +217,7 @@ func open(o Options, tune func(*badger.Options)) (*Store, error) {
 	go s.w.run()
 	go s.gcLoop(o.GCInterval)
 	go s.pageOutLoop(o.PageOutInterval)
+	go s.diskLoop()
 	for _, q := range rec.orphans {
 		s.log.Info().Uint64("queue_id", q).Msg("store: dropping records of a deleted queue")
 		s.drop(q, 0, ^uint64(0), nil)
@@ -355,6 +370,7 @@ func (s *Store) Close() error {
 		close(s.gcStop)
 		<-s.gcDone
 		<-s.pageOutDone
+		<-s.diskDone
 		var errs []error
 		if err := s.queueSeq.Release(); err != nil {
 			errs = append(errs, fmt.Errorf("store: release queue ID sequence: %w", err))
@@ -383,8 +399,10 @@ func (s *Store) gcLoop(interval time.Duration) {
 		case <-s.gcStop:
 			return
 		case <-t.C:
+			s.runGC()
+		case <-s.reclaim:
+			s.reclaimSpace()
 		}
-		s.runGC()
 	}
 }
 
@@ -435,15 +453,7 @@ func (s *Store) gcPass() (rewritten int) {
 // worthFlattening: more than two value-log files on disk, and LSM tables with stale data
 // (deletes) in more than one level.
 func (s *Store) worthFlattening() bool {
-	var stale int64
-	levels := 0
-	for _, l := range s.db.Levels() {
-		stale += l.StaleDatSize
-		if l.NumTables > 0 {
-			levels++
-		}
-	}
-	if stale == 0 || levels < 2 {
+	if !s.staleInLevels() {
 		return false
 	}
 	entries, err := os.ReadDir(s.dir)
@@ -459,6 +469,19 @@ func (s *Store) worthFlattening() bool {
 		}
 	}
 	return vlog > 2*valueLogFileSize
+}
+
+// staleInLevels: LSM tables with stale data (deletes) in more than one level.
+func (s *Store) staleInLevels() bool {
+	var stale int64
+	levels := 0
+	for _, l := range s.db.Levels() {
+		stale += l.StaleDatSize
+		if l.NumTables > 0 {
+			levels++
+		}
+	}
+	return stale > 0 && levels >= 2
 }
 
 // badgerLogger passes Badger's warnings and errors to zerolog and drops the rest.

@@ -28,6 +28,7 @@ const (
 	opRemove                   // delete 'M', its 'R', and a reference to a 'P'
 	opDeliveries               // 'R' marker
 	opDrop                     // background: delete a queue's records up to a seq, in chunks
+	opFlushMem                 // reclaim: flush Badger's memtables (flushMemtables), alone in its batch
 )
 
 type op struct {
@@ -97,8 +98,10 @@ type writer struct {
 	sinceDiskCheck int64
 	diskErr        error                           // non-nil while the disk is nearly full
 	freeSpace      func(dir string) (uint64, bool) // freeBytes; tests replace it
+	logs           logGuard                        // preallocated log files (guardLogs)
 
 	batches, ops, commits atomic.Int64 // for benchmarks and logs
+	removes               atomic.Int64 // ops that deleted messages, for diskLoop's reclaim
 	commitBytes           atomic.Int64 // key and value bytes committed (see committed)
 	commitNanos           atomic.Int64 // time spent in Commit
 }
@@ -170,9 +173,15 @@ func (w *writer) run() {
 		}
 		batch := w.take()
 		s.mu.Unlock()
-		if batch[0].kind == opDrop {
+		switch batch[0].kind {
+		case opDrop:
 			w.dropStep(&batch[0])
-		} else {
+			w.guardLogs(false)
+		case opFlushMem:
+			err := w.flushMemtables()
+			w.guardLogs(false)
+			batch[0].done(err)
+		default:
 			w.process(batch)
 		}
 		clear(batch)
@@ -181,7 +190,8 @@ func (w *writer) run() {
 }
 
 // take removes the next batch from s.pending[s.head:] (s.mu held). A drop runs alone: it reads
-// the committed state, so everything before it must be committed first.
+// the committed state, so everything before it must be committed first. So does a memtable
+// flush, during which Badger refuses writes.
 //
 // When the writer is behind, a batch is a prefix of what waits. Slicing it off the front would
 // shrink the slice's capacity at every batch, so appends would keep reallocating and copying
@@ -192,10 +202,10 @@ func (w *writer) take() []op {
 	s := w.s
 	waiting := s.pending[s.head:]
 	n, size := 1, waiting[0].bytes()
-	if waiting[0].kind != opDrop {
+	if alone := func(o *op) bool { return o.kind == opDrop || o.kind == opFlushMem }; !alone(&waiting[0]) {
 		for n < len(waiting) && n < maxBatchOps {
 			o := &waiting[n]
-			if o.kind == opDrop || size+o.bytes() > maxBatchBytes {
+			if alone(o) || size+o.bytes() > maxBatchBytes {
 				break
 			}
 			size += o.bytes()
@@ -225,13 +235,22 @@ func (w *writer) take() []op {
 }
 
 func (w *writer) process(batch []op) {
-	w.checkDisk(batch)
+	size := w.checkDisk(batch)
 	w.ents = w.ents[:0]
 	clear(w.overlay)
+	removes := int64(0)
 	for i := range batch {
 		w.plan(&batch[i])
+		if batch[i].kind == opRemove {
+			removes++
+		}
+	}
+	if size > maxBatchBytes {
+		w.guardLargeBatch()
 	}
 	w.commit(batch)
+	w.guardLogs(false)
+	w.removes.Add(removes)
 	if w.snap != nil {
 		w.snap.Discard()
 		w.snap = nil

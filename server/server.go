@@ -194,7 +194,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer stop()
 
 	s.log.Info().Str("addr", ln.Addr().String()).Msg("listening for AMQP 0-9-1")
-	var delay time.Duration
+	backoff := acceptBackoff{log: s.log, addr: ln.Addr().String()}
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
@@ -204,16 +204,15 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			if closing {
 				return ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				s.log.Warn().Err(err).Dur("retry_in", delay).Msg("accept failed")
-				time.Sleep(delay)
+			if retryableAccept(err) {
+				// Out of descriptors (EMFILE, ENFILE) and the like: the connection waits in
+				// the kernel's queue until a descriptor frees up.
+				time.Sleep(backoff.failed(err, time.Now()))
 				continue
 			}
 			return fmt.Errorf("accept on %s: %w", ln.Addr(), err)
 		}
-		delay = 0
+		backoff.succeeded(time.Now())
 		s.startConn(nc)
 	}
 }

@@ -1,0 +1,207 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// brokerLog collects every log line of a broker process without ever blocking it, and lets a
+// test wait for a line.
+type brokerLog struct {
+	mu     sync.Mutex
+	lines  []string
+	more   chan struct{} // closed and replaced when a line arrives or the process exits
+	exited bool
+}
+
+// waitFor returns the first line containing substr, waiting up to 30 s for it; it fails the
+// test when the process exits first.
+func (l *brokerLog) waitFor(t *testing.T, substr string) string {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	seen := 0
+	for {
+		l.mu.Lock()
+		for ; seen < len(l.lines); seen++ {
+			if strings.Contains(l.lines[seen], substr) {
+				line := l.lines[seen]
+				l.mu.Unlock()
+				return line
+			}
+		}
+		exited, more := l.exited, l.more
+		l.mu.Unlock()
+		if exited {
+			t.Fatalf("broker exited before logging %q; last lines:\n%s", substr, l.tail(10))
+		}
+		select {
+		case <-more:
+		case <-deadline:
+			t.Fatalf("no %q log line within 30s; last lines:\n%s", substr, l.tail(10))
+		}
+	}
+}
+
+// matching returns every line containing substr so far.
+func (l *brokerLog) matching(substr string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, s := range l.lines {
+		if strings.Contains(s, substr) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (l *brokerLog) tail(n int) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.lines[max(0, len(l.lines)-n):], "\n")
+}
+
+func (l *brokerLog) alive() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return !l.exited
+}
+
+// startBrokerWith runs the real binary on a free port with a fresh data dir, with extra flags,
+// under a shell prefix (such as a lower descriptor limit) when shell is not empty; it returns
+// once the broker listens. The broker is killed when the test ends.
+func startBrokerWith(t *testing.T, shell string, flags ...string) (string, *brokerLog) {
+	t.Helper()
+	bin := buildBinary(t)
+	addr := freeAddr(t)
+	args := append([]string{bin, "--listen", addr, "--data-dir", t.TempDir(), "--log-level", "info"}, flags...)
+	var cmd *exec.Cmd
+	if shell != "" {
+		// exec keeps the broker's PID the shell's, so Kill reaches it.
+		cmd = exec.Command("/bin/sh", append([]string{"-c", shell + ` && exec "$0" "$@"`}, args...)...)
+	} else {
+		cmd = exec.Command(args[0], args[1:]...)
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	l := &brokerLog{more: make(chan struct{})}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			l.mu.Lock()
+			l.lines = append(l.lines, sc.Text())
+			close(l.more)
+			l.more = make(chan struct{})
+			l.mu.Unlock()
+		}
+		_ = cmd.Wait()
+		l.mu.Lock()
+		l.exited = true
+		close(l.more)
+		l.more = make(chan struct{})
+		l.mu.Unlock()
+	}()
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	l.waitFor(t, "listening for AMQP 0-9-1")
+	return addr, l
+}
+
+// idleSockets opens n TCP connections to addr that never send a byte.
+func idleSockets(t *testing.T, addr string, log *brokerLog, n int) []net.Conn {
+	t.Helper()
+	conns := make([]net.Conn, 0, n)
+	t.Cleanup(func() {
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	})
+	for range n {
+		c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+		if err != nil {
+			t.Fatalf("idle socket %d: %v (broker alive: %v); last lines:\n%s", len(conns), err, log.alive(), log.tail(10))
+		}
+		conns = append(conns, c)
+	}
+	return conns
+}
+
+// useBroker dials addr with amqp091-go and round-trips a message through a server-named queue.
+func useBroker(t *testing.T, addr string) {
+	t.Helper()
+	conn, err := amqp.DialConfig("amqp://guest:guest@"+addr+"/", amqp.Config{
+		Dial: func(network, a string) (net.Conn, error) { return net.DialTimeout(network, a, 10*time.Second) },
+	})
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatalf("channel: %v", err)
+	}
+	q, err := ch.QueueDeclare("", false, true, true, false, nil)
+	if err != nil {
+		t.Fatalf("declare: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := ch.PublishWithContext(ctx, "", q.Name, false, false, amqp.Publishing{Body: []byte("hello")}); err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	for {
+		d, ok, err := ch.Get(q.Name, true)
+		if err != nil {
+			t.Fatalf("get: %v", err)
+		}
+		if ok {
+			if string(d.Body) != "hello" {
+				t.Fatalf("got %q, want hello", d.Body)
+			}
+			return
+		}
+		if ctx.Err() != nil {
+			t.Fatal("the published message never arrived")
+		}
+	}
+}
+
+// TestOutOfDescriptorsKeepsServing: a broker limited to 256 file descriptors gets 400 idle TCP
+// connections, so accept fails with EMFILE. It must stay up, log the failures in summary rather
+// than once each, and serve a normal client once the idle sockets close.
+func TestOutOfDescriptorsKeepsServing(t *testing.T) {
+	const fds, idle = 256, 400
+	addr, log := startBrokerWith(t, fmt.Sprintf("ulimit -n %d", fds))
+	conns := idleSockets(t, addr, log, idle)
+	log.waitFor(t, "too many open files")
+	// Let the broker retry for a while with every descriptor taken.
+	deadline := time.Now().Add(1500 * time.Millisecond)
+	for time.Now().Before(deadline) && log.alive() {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !log.alive() {
+		t.Fatalf("broker exited while out of descriptors; last lines:\n%s", log.tail(10))
+	}
+	if n := len(log.matching("accept")); n > 5 {
+		t.Errorf("%d log lines about failed accepts in 1.5 s, want a summary:\n%s", n, strings.Join(log.matching("accept"), "\n"))
+	}
+	for _, c := range conns {
+		_ = c.Close()
+	}
+	useBroker(t, addr)
+	log.waitFor(t, "accepting connections again")
+}

@@ -93,13 +93,6 @@ func (c *conn) handshake() error {
 		c.refuse(err)
 		return err
 	}
-	if limit := c.srv.cfg.MaxConnections; limit > 0 && c.srv.connCount() > limit {
-		err := amqpwire.NewConnectionError(amqpwire.CodeNotAllowed, amqpwire.ClassConnection, 40,
-			"connection refused: node connection limit (%d) is reached", limit)
-		c.log.Warn().Int("limit", limit).Msg("connection refused: connection limit reached")
-		c.refuse(err)
-		return err
-	}
 	if c.srv.access.p.Load().permissions(c.user, vh.name) == nil {
 		c.log.Warn().Str("vhost", vh.name).Msg("vhost access refused")
 		err := amqpwire.NewConnectionError(amqpwire.CodeNotAllowed, amqpwire.ClassConnection, 40,

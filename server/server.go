@@ -128,8 +128,12 @@ type Server struct {
 	connIDs atomic.Uint64
 	flow    *flowControl
 
+	// overLimitLog summarises refusals over MaxConnections.
+	overLimitLog *summaryLog
+
 	mu        sync.Mutex
-	conns     map[*conn]struct{}
+	conns     map[*conn]struct{}    // open or opening, counted against MaxConnections
+	refusing  map[net.Conn]struct{} // over-limit sockets being refused (limit.go)
 	listeners map[net.Listener]struct{}
 	closing   bool
 	wg        sync.WaitGroup // one per connection
@@ -143,9 +147,11 @@ func New(cfg Config) *Server {
 		log:       cfg.Logger,
 		vhosts:    make(map[string]*vhost),
 		conns:     make(map[*conn]struct{}),
+		refusing:  make(map[net.Conn]struct{}),
 		listeners: make(map[net.Listener]struct{}),
 	}
 	s.flow = newFlowControl(!cfg.DisableFlowControl, s.log)
+	s.overLimitLog = newSummaryLog(s.log, "connections refused: connection limit reached", "reason", floodSummaryEvery, 1)
 	s.access.p.Store(cfg.Access)
 	s.vhosts["/"] = newVhost("/", s.log, cfg.Store, cfg.Window)
 	return s
@@ -155,13 +161,6 @@ func New(cfg Config) *Server {
 // their login; every later operation is checked against a.
 func (s *Server) SetAccess(a *Access) {
 	s.access.p.Store(a)
-}
-
-// connCount is the number of connections open or opening.
-func (s *Server) connCount() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.conns)
 }
 
 // vhost returns the named vhost, nil if there is none.
@@ -218,13 +217,17 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 }
 
 func (s *Server) startConn(nc net.Conn) {
-	c := newConn(s, nc)
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
 		_ = nc.Close()
 		return
 	}
+	if !s.admit(nc) {
+		s.mu.Unlock()
+		return
+	}
+	c := newConn(s, nc)
 	s.conns[c] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
@@ -250,8 +253,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for c := range s.conns {
 		conns = append(conns, c)
 	}
+	for nc := range s.refusing {
+		_ = nc.Close()
+	}
 	s.mu.Unlock()
 	s.flow.close()
+	s.overLimitLog.close()
 
 	for _, c := range conns {
 		c.forceClose("broker forced connection closure with reason 'shutdown'")

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os/exec"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/warrenmq/warren/amqpwire"
 )
 
 // brokerLog collects every log line of a broker process without ever blocking it, and lets a
@@ -204,4 +207,62 @@ func TestOutOfDescriptorsKeepsServing(t *testing.T) {
 	}
 	useBroker(t, addr)
 	log.waitFor(t, "accepting connections again")
+}
+
+// TestMaxConnectionsCountsIdleSockets: --max-connections counts sockets from accept. With the
+// limit taken by idle sockets that never send a byte, further idle sockets are disconnected at
+// within seconds (not after the handshake timeout) while the first ones stay, a real client is told why
+// with RabbitMQ's 530 text, and a freed slot is usable again.
+func TestMaxConnectionsCountsIdleSockets(t *testing.T) {
+	const limit, extra = 3, 20
+	addr, log := startBrokerWith(t, "", "--max-connections", fmt.Sprint(limit))
+	first := idleSockets(t, addr, log, limit)
+	// Make sure the broker has accepted the first sockets before the extra ones race them for
+	// the slots: each gets as far as connection.start, then goes quiet.
+	for i, c := range first {
+		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+		if _, err := c.Write(amqpwire.ProtocolHeader); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := amqpwire.NewFrameReader(c, 1<<20).ReadFrame(); err != nil {
+			t.Fatalf("socket %d within the limit: no connection.start: %v", i, err)
+		}
+	}
+	over := idleSockets(t, addr, log, extra)
+	for i, c := range over {
+		_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		if n, err := c.Read(make([]byte, 1)); n != 0 || err == nil {
+			t.Fatalf("idle socket %d over the limit: read %d bytes, %v; want the broker to close it", i, n, err)
+		}
+	}
+	for i, c := range first {
+		_ = c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		var ne net.Error
+		if _, err := c.Read(make([]byte, 1)); !errors.As(err, &ne) || !ne.Timeout() {
+			t.Fatalf("idle socket %d within the limit: %v, want it still open", i, err)
+		}
+	}
+
+	_, err := amqp.Dial("amqp://guest:guest@" + addr + "/")
+	var ae *amqp.Error
+	if !errors.As(err, &ae) || ae.Code != 530 || ae.Reason != fmt.Sprintf("NOT_ALLOWED - connection refused: node connection limit (%d) is reached", limit) {
+		t.Fatalf("client over the limit: %v, want 530 with RabbitMQ's text", err)
+	}
+	if n := len(log.matching("connection limit reached")); n > 2 {
+		t.Errorf("%d log lines for %d refusals, want the first and then a summary", n, extra+1)
+	}
+
+	_ = first[0].Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := amqp.Dial("amqp://guest:guest@" + addr + "/")
+		if err == nil {
+			_ = c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a slot freed by closing an idle socket is still refused: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

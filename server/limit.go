@@ -18,7 +18,21 @@ const (
 	refuseTimeout = 2 * time.Second
 	// floodSummaryEvery is how often floods of refused connections and logins are summarised.
 	floodSummaryEvery = 10 * time.Second
+	// floodSummaryKeys bounds the sources a flood summary tracks; the rest are counted together.
+	floodSummaryKeys = 1024
 )
+
+// peerIP is the host part of a peer address, the key of per-source limits and summaries.
+func peerIP(a net.Addr) string {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.IP.String()
+	}
+	host, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	return host
+}
 
 // limitText is RabbitMQ's refusal text for its node connection limit (rabbit_reader).
 func limitText(limit int) string {

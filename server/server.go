@@ -128,8 +128,10 @@ type Server struct {
 	connIDs atomic.Uint64
 	flow    *flowControl
 
-	// overLimitLog summarises refusals over MaxConnections.
+	// overLimitLog summarises refusals over MaxConnections, handshakeLog failed handshakes
+	// per source address.
 	overLimitLog *summaryLog
+	handshakeLog *summaryLog
 
 	mu        sync.Mutex
 	conns     map[*conn]struct{}    // open or opening, counted against MaxConnections
@@ -152,6 +154,7 @@ func New(cfg Config) *Server {
 	}
 	s.flow = newFlowControl(!cfg.DisableFlowControl, s.log)
 	s.overLimitLog = newSummaryLog(s.log, "connections refused: connection limit reached", "reason", floodSummaryEvery, 1)
+	s.handshakeLog = newSummaryLog(s.log, "handshakes failed", "source", floodSummaryEvery, floodSummaryKeys)
 	s.access.p.Store(cfg.Access)
 	s.vhosts["/"] = newVhost("/", s.log, cfg.Store, cfg.Window)
 	return s
@@ -259,6 +262,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 	s.flow.close()
 	s.overLimitLog.close()
+	s.handshakeLog.close()
 
 	for _, c := range conns {
 		c.forceClose("broker forced connection closure with reason 'shutdown'")

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os/exec"
 	"strings"
@@ -265,4 +266,76 @@ func TestMaxConnectionsCountsIdleSockets(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// TestHandshakeTimeoutBoundsEveryStage: with --handshake-timeout 1s, a socket that sends
+// nothing, one that stops in the middle of a frame and one that keeps sending heartbeats but
+// never gets to connection.open are all closed by the broker about a second after they
+// connected (the default timeout is 10 s), and the failures are logged in summary.
+func TestHandshakeTimeoutBoundsEveryStage(t *testing.T) {
+	addr, log := startBrokerWith(t, "", "--handshake-timeout", "1s")
+	start := func(t *testing.T, c net.Conn) {
+		if _, err := c.Write(amqpwire.ProtocolHeader); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := amqpwire.NewFrameReader(c, 1<<20).ReadFrame(); err != nil {
+			t.Fatalf("no connection.start: %v", err)
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		act  func(t *testing.T, c net.Conn, stop <-chan struct{})
+	}{
+		{"silent", func(*testing.T, net.Conn, <-chan struct{}) {}},
+		{"half a protocol header", func(t *testing.T, c net.Conn, _ <-chan struct{}) {
+			_, _ = c.Write(amqpwire.ProtocolHeader[:4])
+		}},
+		{"half a frame", func(t *testing.T, c net.Conn, _ <-chan struct{}) {
+			start(t, c)
+			_, _ = c.Write([]byte{amqpwire.FrameMethod, 0, 0, 0, 0, 1, 0})
+		}},
+		{"heartbeats only", func(t *testing.T, c net.Conn, stop <-chan struct{}) {
+			start(t, c)
+			go func() {
+				tick := time.NewTicker(100 * time.Millisecond)
+				defer tick.Stop()
+				for {
+					select {
+					case <-stop:
+						return
+					case <-tick.C:
+						if _, err := c.Write([]byte{amqpwire.FrameHeartbeat, 0, 0, 0, 0, 0, 0, amqpwire.FrameEnd}); err != nil {
+							return
+						}
+					}
+				}
+			}()
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			began := time.Now()
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			stop := make(chan struct{})
+			defer close(stop)
+			tc.act(t, c, stop)
+			_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+			if _, err := io.Copy(io.Discard, c); err != nil {
+				t.Fatalf("waiting for the broker to close the socket: %v", err)
+			}
+			if d := time.Since(began); d < 900*time.Millisecond || d > 8*time.Second {
+				t.Errorf("closed %v after connecting, want about 1 s (the handshake timeout)", d)
+			}
+		})
+	}
+	t.Cleanup(func() {
+		log.waitFor(t, "handshake failed")
+		if n := len(log.matching("handshake failed")); n != 1 {
+			t.Errorf("%d 'handshake failed' lines for 4 timeouts from one address, want 1 then a summary", n)
+		}
+	})
 }

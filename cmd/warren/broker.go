@@ -38,6 +38,7 @@ func brokerFlags(fs *flag.FlagSet) (configPath, debugListen *string, apply func(
 	maxMsg := fs.String("max-message-size", def.Limits.MaxMessageSize.String(), "largest message body accepted")
 	maxConns := fs.Int("max-connections", def.Limits.MaxConnections, "connections accepted at once (0: no limit)")
 	heartbeat := fs.String("heartbeat", def.Heartbeat.String(), "heartbeat interval offered to clients (0 lets them disable heartbeats)")
+	handshakeTimeout := fs.String("handshake-timeout", def.HandshakeTimeout.String(), "time a new connection has from accept to connection.open")
 	flowControl := fs.Bool("flow-control", def.FlowControl, "pace publishers by the consumers of queues that spill to disk while the CPUs are saturated")
 	debugListen = fs.String("debug-listen", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); off by default")
 
@@ -95,6 +96,12 @@ func brokerFlags(fs *flag.FlagSet) (configPath, debugListen *string, apply func(
 				b.Limits.MaxConnections = *maxConns
 			case "flow-control":
 				b.FlowControl = *flowControl
+			case "handshake-timeout":
+				if d, e := configs.ParseDuration(*handshakeTimeout); e != nil {
+					bad(e)
+				} else {
+					b.HandshakeTimeout = d
+				}
 			case "heartbeat":
 				if d, e := configs.ParseDuration(*heartbeat); e != nil {
 					bad(e)
@@ -127,6 +134,8 @@ func checkLimits(b *configs.Broker) error {
 		return errors.New("--max-connections must not be negative")
 	case b.Heartbeat < 0:
 		return errors.New("--heartbeat must not be negative")
+	case b.HandshakeTimeout <= 0:
+		return errors.New("--handshake-timeout must be more than 0s")
 	}
 	if _, err := zerolog.ParseLevel(b.Log.Level); err != nil || b.Log.Level == "" {
 		return fmt.Errorf("--log-level %q is not one of trace, debug, info, warn, error", b.Log.Level)

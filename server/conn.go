@@ -94,7 +94,7 @@ func (c *conn) serve() {
 		c.teardown()
 	}()
 	if err := c.handshake(); err != nil {
-		if !errors.Is(err, io.EOF) && c.srv.handshakeLog.note(peerIP(c.nc.RemoteAddr()), err.Error(), time.Now()) {
+		if !errors.Is(err, io.EOF) && !errors.Is(err, errAuthFailed) && c.srv.handshakeLog.note(peerIP(c.nc.RemoteAddr()), err.Error(), time.Now()) {
 			c.log.Info().Err(err).Msg("handshake failed (further failures from this address are logged in summary)")
 		}
 		return

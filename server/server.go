@@ -132,6 +132,9 @@ type Server struct {
 	// per source address.
 	overLimitLog *summaryLog
 	handshakeLog *summaryLog
+	// loginLimit slows failed logins per source address; loginLog summarises them.
+	loginLimit *loginLimiter
+	loginLog   *summaryLog
 
 	mu        sync.Mutex
 	conns     map[*conn]struct{}    // open or opening, counted against MaxConnections
@@ -155,6 +158,8 @@ func New(cfg Config) *Server {
 	s.flow = newFlowControl(!cfg.DisableFlowControl, s.log)
 	s.overLimitLog = newSummaryLog(s.log, "connections refused: connection limit reached", "reason", floodSummaryEvery, 1)
 	s.handshakeLog = newSummaryLog(s.log, "handshakes failed", "source", floodSummaryEvery, floodSummaryKeys)
+	s.loginLimit = newLoginLimiter(loginFailureInterval, loginLimitSources)
+	s.loginLog = newSummaryLog(s.log, "logins refused", "source", floodSummaryEvery, floodSummaryKeys)
 	s.access.p.Store(cfg.Access)
 	s.vhosts["/"] = newVhost("/", s.log, cfg.Store, cfg.Window)
 	return s
@@ -261,8 +266,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	s.flow.close()
+	s.loginLimit.close()
 	s.overLimitLog.close()
 	s.handshakeLog.close()
+	s.loginLog.close()
 
 	for _, c := range conns {
 		c.forceClose("broker forced connection closure with reason 'shutdown'")

@@ -18,8 +18,6 @@ import (
 const (
 	// closeOkTimeout bounds the wait for connection.close-ok after the server sent close.
 	closeOkTimeout = 3 * time.Second
-	// writeTimeout bounds one socket write: a peer that reads nothing for this long is dropped.
-	writeTimeout = 30 * time.Second
 )
 
 // conn is one client connection.
@@ -367,7 +365,7 @@ func (c *conn) flush() bool {
 	c.blocked = nil
 	c.wmu.Unlock()
 
-	if !c.writeErr.Load() {
+	if writeTimeout := c.srv.cfg.WriteTimeout; !c.writeErr.Load() {
 		// Moving the deadline is a runtime timer update: do it at most once per half timeout,
 		// so a write gets between writeTimeout/2 and writeTimeout.
 		if now := time.Now(); now.Sub(c.writeDeadlineSet) > writeTimeout/2 {

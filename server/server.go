@@ -31,6 +31,7 @@ const (
 	DefaultChannelMax       = 2047
 	DefaultMaxMessageSize   = 16 << 20 // RabbitMQ 4.x's default max_message_size
 	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultWriteTimeout     = 30 * time.Second
 	DefaultWriteBacklog     = 1 << 20
 	DefaultWindowCount      = 8192
 	DefaultWindowBytes      = 32 << 20
@@ -53,6 +54,11 @@ type Config struct {
 	MaxMessageSize int
 	// HandshakeTimeout bounds the time from TCP accept to connection.open (default 10s).
 	HandshakeTimeout time.Duration
+	// WriteTimeout is how long a write to a client's socket may block (default 30s): a peer
+	// that reads nothing for that long while output waits for it is disconnected. Writes
+	// move the deadline at most once per half timeout, so the peer gets between half and all
+	// of it.
+	WriteTimeout time.Duration
 	// WriteBacklog is how many bytes may wait in a connection's output before its consumers
 	// stop receiving deliveries until the socket drains (default 1 MiB).
 	WriteBacklog int
@@ -94,6 +100,9 @@ func (c *Config) setDefaults() {
 	c.MaxMessageSize = min(c.MaxMessageSize, store.MaxBody)
 	if c.HandshakeTimeout == 0 {
 		c.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = DefaultWriteTimeout
 	}
 	if c.WriteBacklog == 0 {
 		c.WriteBacklog = DefaultWriteBacklog

@@ -53,9 +53,12 @@ func (s *summaryLog) note(key, detail string, now time.Time) bool {
 			w = s.windows[key]
 		}
 		if w == nil {
-			s.windows[key] = &summaryWindow{start: now}
+			w = &summaryWindow{start: now}
+			s.windows[key] = w
 			s.schedule()
-			return key != summaryOther
+			if key != summaryOther {
+				return true
+			}
 		}
 	}
 	w.count++

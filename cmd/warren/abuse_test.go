@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -324,7 +325,8 @@ func TestHandshakeTimeoutBoundsEveryStage(t *testing.T) {
 			defer close(stop)
 			tc.act(t, c, stop)
 			_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
-			if _, err := io.Copy(io.Discard, c); err != nil {
+			// A close with unread heartbeats in the broker's buffer arrives as a reset.
+			if _, err := io.Copy(io.Discard, c); err != nil && !errors.Is(err, syscall.ECONNRESET) {
 				t.Fatalf("waiting for the broker to close the socket: %v", err)
 			}
 			if d := time.Since(began); d < 900*time.Millisecond || d > 8*time.Second {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -17,6 +18,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/warrenmq/warren/amqpwire"
+	"github.com/warrenmq/warren/server"
 )
 
 // brokerLog collects every log line of a broker process without ever blocking it, and lets a
@@ -187,12 +189,19 @@ func useBroker(t *testing.T, addr string) {
 
 // TestOutOfDescriptorsKeepsServing: a broker limited to 256 file descriptors gets 400 idle TCP
 // connections, so accept fails with EMFILE. It must stay up, log the failures in summary rather
-// than once each, and serve a normal client once the idle sockets close.
+// than once each, and serve a normal client, and the control socket (which a command also
+// tried while no descriptor was free), once the idle sockets close.
 func TestOutOfDescriptorsKeepsServing(t *testing.T) {
 	const fds, idle = 256, 400
-	addr, log := startBrokerWith(t, fmt.Sprintf("ulimit -n %d", fds))
+	dataDir := t.TempDir()
+	addr, log := startBrokerWith(t, fmt.Sprintf("ulimit -n %d", fds), "--data-dir", dataDir)
 	conns := idleSockets(t, addr, log, idle)
 	log.waitFor(t, "too many open files")
+	control := make(chan error, 1)
+	go func() {
+		_, err := server.ControlRequest(filepath.Join(dataDir, "warren.sock"), server.ControlExport, 30*time.Second)
+		control <- err
+	}()
 	// Let the broker retry for a while with every descriptor taken.
 	deadline := time.Now().Add(1500 * time.Millisecond)
 	for time.Now().Before(deadline) && log.alive() {
@@ -209,6 +218,9 @@ func TestOutOfDescriptorsKeepsServing(t *testing.T) {
 	}
 	useBroker(t, addr)
 	log.waitFor(t, "accepting connections again")
+	if err := <-control; err != nil {
+		t.Errorf("control command sent while out of descriptors: %v", err)
+	}
 }
 
 // TestMaxConnectionsCountsIdleSockets: --max-connections counts sockets from accept. With the

@@ -24,6 +24,7 @@ type Broker struct {
 	Limits           Limits      // limits
 	Heartbeat        Duration    // heartbeat; 0 lets clients disable heartbeats
 	HandshakeTimeout Duration    // handshake-timeout
+	WriteTimeout     Duration    // write-timeout
 	Log              Log         // log
 	LoopbackUsers    []string    // loopback-users: these users may only log in from 127.0.0.1 or ::1
 	Definitions      []string    // definitions: the files to load, globs expanded, in order
@@ -94,6 +95,7 @@ func DefaultBroker() Broker {
 		Limits:           Limits{FrameMax: 131072, ChannelMax: 2047, MaxMessageSize: 16 << 20},
 		Heartbeat:        Duration(60 * time.Second),
 		HandshakeTimeout: Duration(10 * time.Second),
+		WriteTimeout:     Duration(30 * time.Second),
 		FlowControl:      true,
 		Log:              Log{Level: "info", Format: "auto"},
 		LoopbackUsers:    []string{"guest"},
@@ -109,7 +111,7 @@ func (b *Broker) ControlSocketPath() string {
 }
 
 var brokerKeys = []string{"listeners", "data-dir", "queue-memory", "disk-free-limit", "memory-limit", "limits", "heartbeat",
-	"handshake-timeout", "log", "loopback-users", "definitions", "control-socket", "flow-control"}
+	"handshake-timeout", "write-timeout", "log", "loopback-users", "definitions", "control-socket", "flow-control"}
 
 // LoadBroker reads the broker configuration at path over DefaultBroker. Relative paths in
 // the file (data-dir, control-socket, definitions, TLS files) and the default data dir are
@@ -193,6 +195,15 @@ func (d *decoder) broker(f fields, b *Broker, dir string) {
 				d.errorf(n, "handshake-timeout", "handshake-timeout must be more than 0s")
 			} else {
 				b.HandshakeTimeout = v
+			}
+		}
+	}
+	if n, ok := f.get("write-timeout"); ok {
+		if v, ok := d.duration(n, "write-timeout"); ok {
+			if v == 0 {
+				d.errorf(n, "write-timeout", "write-timeout must be more than 0s")
+			} else {
+				b.WriteTimeout = v
 			}
 		}
 	}

@@ -57,6 +57,7 @@ memory-limit: 3GiB
 limits: {frame-max: 64KiB, channel-max: 100, max-message-size: 1MB, max-connections: 500}
 heartbeat: 0
 handshake-timeout: 1m30s
+write-timeout: 5s
 log: {level: debug, format: json}
 loopback-users: []
 definitions: [defs/*.yaml, extra.json, defs/a.yaml]
@@ -83,6 +84,7 @@ flow-control: false
 		Limits:           Limits{FrameMax: 65536, ChannelMax: 100, MaxMessageSize: 1e6, MaxConnections: 500},
 		Heartbeat:        0,
 		HandshakeTimeout: Duration(90 * time.Second),
+		WriteTimeout:     Duration(5 * time.Second),
 		Log:              Log{Level: "debug", Format: "json"},
 		LoopbackUsers:    []string{},
 		Definitions:      []string{filepath.Join(dir, "defs/a.yaml"), filepath.Join(dir, "defs/b.yaml"), filepath.Join(dir, "extra.json")},
@@ -140,7 +142,7 @@ flow-control: sometimes
 		`warren.yaml:15:17: loopback-users: expected a list, got "guest"`,
 		`warren.yaml:16:15: definitions[0]: definitions file: stat missing.yaml: no such file or directory`,
 		`warren.yaml:16:29: definitions[1]: definitions glob "[bad": syntax error in pattern`,
-		`warren.yaml:17:1: unknown key "listen"; expected one of: listeners, data-dir, queue-memory, disk-free-limit, memory-limit, limits, heartbeat, handshake-timeout, log, loopback-users, definitions, control-socket, flow-control`,
+		`warren.yaml:17:1: unknown key "listen"; expected one of: listeners, data-dir, queue-memory, disk-free-limit, memory-limit, limits, heartbeat, handshake-timeout, write-timeout, log, loopback-users, definitions, control-socket, flow-control`,
 		`warren.yaml:18:15: flow-control: expected a boolean, got "sometimes"`,
 	)
 }

@@ -18,7 +18,7 @@ func TestExampleConfigsLoad(t *testing.T) {
 	want.Definitions = b.Definitions
 	if b.DataDir != want.DataDir || len(b.Listeners) != 1 || b.Listeners[0].Address != ":5672" ||
 		b.QueueMemory != want.QueueMemory || b.DiskFreeLimit != want.DiskFreeLimit || b.Limits != want.Limits ||
-		b.Heartbeat != want.Heartbeat || b.HandshakeTimeout != want.HandshakeTimeout || b.Log != want.Log ||
+		b.Heartbeat != want.Heartbeat || b.HandshakeTimeout != want.HandshakeTimeout || b.WriteTimeout != want.WriteTimeout || b.Log != want.Log ||
 		len(b.LoopbackUsers) != 1 || b.LoopbackUsers[0] != "guest" || b.ControlSocket != "" {
 		t.Errorf("configs/warren.yaml is not all defaults: %+v", b)
 	}

@@ -18,8 +18,6 @@ import (
 const (
 	// closeOkTimeout bounds the wait for connection.close-ok after the server sent close.
 	closeOkTimeout = 3 * time.Second
-	// writeTimeout bounds one socket write: a peer that reads nothing for this long is dropped.
-	writeTimeout = 30 * time.Second
 )
 
 // conn is one client connection.
@@ -98,8 +96,8 @@ func (c *conn) serve() {
 		c.teardown()
 	}()
 	if err := c.handshake(); err != nil {
-		if !errors.Is(err, io.EOF) {
-			c.log.Info().Err(err).Msg("handshake failed")
+		if !errors.Is(err, io.EOF) && !errors.Is(err, errAuthFailed) && c.srv.handshakeLog.note(peerIP(c.nc.RemoteAddr()), err.Error(), time.Now()) {
+			c.log.Info().Err(err).Msg("handshake failed (further failures from this address are logged in summary)")
 		}
 		return
 	}
@@ -377,7 +375,7 @@ func (c *conn) flush() bool {
 	c.blocked = nil
 	c.wmu.Unlock()
 
-	if !c.writeErr.Load() {
+	if writeTimeout := c.srv.cfg.WriteTimeout; !c.writeErr.Load() {
 		// Moving the deadline is a runtime timer update: do it at most once per half timeout,
 		// so a write gets between writeTimeout/2 and writeTimeout.
 		if now := time.Now(); now.Sub(c.writeDeadlineSet) > writeTimeout/2 {

@@ -23,14 +23,21 @@ type ControlHandler func(command string) (string, error)
 // ln is closed. Each connection sends one command line and reads "ok\n" or "error\n", then the
 // output or the error's text. `warren config reload` and `warren definitions export` use it.
 func (s *Server) ServeControl(ln net.Listener, handle ControlHandler) {
+	backoff := acceptBackoff{log: s.log, addr: "control socket " + ln.Addr().String()}
 	for {
 		c, err := ln.Accept()
 		if err != nil {
-			if !errors.Is(err, net.ErrClosed) {
-				s.log.Error().Err(err).Msg("control socket: accept failed; control commands are off")
+			if errors.Is(err, net.ErrClosed) {
+				return
 			}
+			if retryableAccept(err) {
+				time.Sleep(backoff.failed(err, time.Now()))
+				continue
+			}
+			s.log.Error().Err(err).Msg("control socket: accept failed; control commands are off")
 			return
 		}
+		backoff.succeeded(time.Now())
 		go s.controlConn(c, handle)
 	}
 }

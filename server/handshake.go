@@ -93,13 +93,6 @@ func (c *conn) handshake() error {
 		c.refuse(err)
 		return err
 	}
-	if limit := c.srv.cfg.MaxConnections; limit > 0 && c.srv.connCount() > limit {
-		err := amqpwire.NewConnectionError(amqpwire.CodeNotAllowed, amqpwire.ClassConnection, 40,
-			"connection refused: node connection limit (%d) is reached", limit)
-		c.log.Warn().Int("limit", limit).Msg("connection refused: connection limit reached")
-		c.refuse(err)
-		return err
-	}
 	if c.srv.access.p.Load().permissions(c.user, vh.name) == nil {
 		c.log.Warn().Str("vhost", vh.name).Msg("vhost access refused")
 		err := amqpwire.NewConnectionError(amqpwire.CodeNotAllowed, amqpwire.ClassConnection, 40,
@@ -174,13 +167,17 @@ func (c *conn) readClientCapabilities(props amqpwire.Table) {
 
 // authenticate checks the start-ok response against the configured users.
 func (c *conn) authenticate(ok *amqpwire.ConnectionStartOk) (string, error) {
+	turn, err := c.awaitLoginTurn()
+	if err != nil {
+		return "", err
+	}
 	var user, pass string
 	switch ok.Mechanism {
 	case "PLAIN":
 		// RFC 4616: [authzid] NUL authcid NUL passwd
 		parts := bytes.SplitN([]byte(ok.Response), []byte{0}, 3)
 		if len(parts) != 3 {
-			return "", c.authFailure(ok.Mechanism, "", "malformed PLAIN response")
+			return "", c.authFailure(turn, ok.Mechanism, "", "malformed PLAIN response")
 		}
 		user, pass = string(parts[1]), string(parts[2])
 	case "AMQPLAIN":
@@ -190,7 +187,7 @@ func (c *conn) authenticate(ok *amqpwire.ConnectionStartOk) (string, error) {
 		l, okL := lv.(string)
 		p, okP := pv.(string)
 		if err1 != nil || err2 != nil || !okL || !okP {
-			return "", c.authFailure(ok.Mechanism, "", "malformed AMQPLAIN response")
+			return "", c.authFailure(turn, ok.Mechanism, "", "malformed AMQPLAIN response")
 		}
 		user, pass = l, p
 	default:
@@ -201,18 +198,27 @@ func (c *conn) authenticate(ok *amqpwire.ConnectionStartOk) (string, error) {
 	}
 	u, known := c.srv.access.p.Load().login(user, pass)
 	if !known {
-		return "", c.authFailure(ok.Mechanism, user, "invalid credentials")
+		return "", c.authFailure(turn, ok.Mechanism, user, "invalid credentials")
 	}
 	if u.Loopback && !isLoopback(c.nc.RemoteAddr()) {
-		return "", c.authFailure(ok.Mechanism, user, "user '"+user+"' can only connect via localhost")
+		return "", c.authFailure(turn, ok.Mechanism, user, "user '"+user+"' can only connect via localhost")
 	}
 	return user, nil
 }
 
-// authFailure logs the reason and, for clients that asked for it, sends connection.close 403
-// (RabbitMQ's authentication_failure_close); others just see the socket close.
-func (c *conn) authFailure(mechanism, user, why string) error {
-	c.log.Warn().Str("user", user).Str("mechanism", mechanism).Str("reason", why).Msg("login refused")
+// authFailure waits for the failure's slot on its source's schedule (authlimit.go), logs the
+// reason (in summary when a source keeps failing) and, for clients that asked for it, sends
+// connection.close 403 (RabbitMQ's authentication_failure_close); others just see the socket
+// close.
+func (c *conn) authFailure(turn loginTurn, mechanism, user, why string) error {
+	if err := c.awaitRefusal(turn); err != nil {
+		return err
+	}
+	detail := "user '" + user + "' (" + mechanism + "): " + why
+	if c.srv.loginLog.note(turn.src, detail, time.Now()) {
+		c.log.Warn().Str("user", user).Str("mechanism", mechanism).Str("reason", why).
+			Msg("login refused (further refusals for this address are logged in summary)")
+	}
 	if c.capAuthFailureClose {
 		c.refuse(amqpwire.NewConnectionError(amqpwire.CodeAccessRefused, amqpwire.ClassConnection, 11,
 			"Login was refused using authentication mechanism %s. For details see the broker logfile.", mechanism))

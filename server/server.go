@@ -31,6 +31,7 @@ const (
 	DefaultChannelMax       = 2047
 	DefaultMaxMessageSize   = 16 << 20 // RabbitMQ 4.x's default max_message_size
 	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultWriteTimeout     = 30 * time.Second
 	DefaultWriteBacklog     = 1 << 20
 	DefaultWindowCount      = 8192
 	DefaultWindowBytes      = 32 << 20
@@ -53,6 +54,11 @@ type Config struct {
 	MaxMessageSize int
 	// HandshakeTimeout bounds the time from TCP accept to connection.open (default 10s).
 	HandshakeTimeout time.Duration
+	// WriteTimeout is how long a write to a client's socket may block (default 30s): a peer
+	// that reads nothing for that long while output waits for it is disconnected. Writes
+	// move the deadline at most once per half timeout, so the peer gets between half and all
+	// of it.
+	WriteTimeout time.Duration
 	// WriteBacklog is how many bytes may wait in a connection's output before its consumers
 	// stop receiving deliveries until the socket drains (default 1 MiB).
 	WriteBacklog int
@@ -102,6 +108,9 @@ func (c *Config) setDefaults() {
 	if c.HandshakeTimeout == 0 {
 		c.HandshakeTimeout = DefaultHandshakeTimeout
 	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = DefaultWriteTimeout
+	}
 	if c.WriteBacklog == 0 {
 		c.WriteBacklog = DefaultWriteBacklog
 	}
@@ -137,8 +146,17 @@ type Server struct {
 	alarms  *alarms
 	res     *resources
 
+	// overLimitLog summarises refusals over MaxConnections, handshakeLog failed handshakes
+	// per source address.
+	overLimitLog *summaryLog
+	handshakeLog *summaryLog
+	// loginLimit slows failed logins per source address; loginLog summarises them.
+	loginLimit *loginLimiter
+	loginLog   *summaryLog
+
 	mu        sync.Mutex
-	conns     map[*conn]struct{}
+	conns     map[*conn]struct{}    // open or opening, counted against MaxConnections
+	refusing  map[net.Conn]struct{} // over-limit sockets being refused (limit.go)
 	listeners map[net.Listener]struct{}
 	closing   bool
 	wg        sync.WaitGroup // one per connection
@@ -152,11 +170,16 @@ func New(cfg Config) *Server {
 		log:       cfg.Logger,
 		vhosts:    make(map[string]*vhost),
 		conns:     make(map[*conn]struct{}),
+		refusing:  make(map[net.Conn]struct{}),
 		listeners: make(map[net.Listener]struct{}),
 	}
 	s.flow = newFlowControl(!cfg.DisableFlowControl, s.log)
 	s.alarms = newAlarms(s.log)
 	s.res = newResources(s)
+	s.overLimitLog = newSummaryLog(s.log, "connections refused: connection limit reached", "reason", floodSummaryEvery, 1)
+	s.handshakeLog = newSummaryLog(s.log, "handshakes failed", "source", floodSummaryEvery, floodSummaryKeys)
+	s.loginLimit = newLoginLimiter(loginFailureInterval, loginLimitSources)
+	s.loginLog = newSummaryLog(s.log, "logins refused", "source", floodSummaryEvery, floodSummaryKeys)
 	s.access.p.Store(cfg.Access)
 	s.vhosts["/"] = newVhost("/", s.log, cfg.Store, cfg.Window)
 	return s
@@ -193,13 +216,6 @@ func (s *Server) setQueueWindow(w queue.Window, waiting []*queue.Queue) []*queue
 	return waiting
 }
 
-// connCount is the number of connections open or opening.
-func (s *Server) connCount() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.conns)
-}
-
 // vhost returns the named vhost, nil if there is none.
 func (s *Server) vhost(name string) *vhost {
 	s.vhmu.RLock()
@@ -231,7 +247,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer stop()
 
 	s.log.Info().Str("addr", ln.Addr().String()).Msg("listening for AMQP 0-9-1")
-	var delay time.Duration
+	backoff := acceptBackoff{log: s.log, addr: ln.Addr().String()}
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
@@ -241,28 +257,31 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			if closing {
 				return ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				s.log.Warn().Err(err).Dur("retry_in", delay).Msg("accept failed")
-				time.Sleep(delay)
+			if retryableAccept(err) {
+				// Out of descriptors (EMFILE, ENFILE) and the like: the connection waits in
+				// the kernel's queue until a descriptor frees up.
+				time.Sleep(backoff.failed(err, time.Now()))
 				continue
 			}
 			return fmt.Errorf("accept on %s: %w", ln.Addr(), err)
 		}
-		delay = 0
+		backoff.succeeded(time.Now())
 		s.startConn(nc)
 	}
 }
 
 func (s *Server) startConn(nc net.Conn) {
-	c := newConn(s, nc)
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
 		_ = nc.Close()
 		return
 	}
+	if !s.admit(nc) {
+		s.mu.Unlock()
+		return
+	}
+	c := newConn(s, nc)
 	s.conns[c] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
@@ -288,9 +307,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for c := range s.conns {
 		conns = append(conns, c)
 	}
+	for nc := range s.refusing {
+		_ = nc.Close()
+	}
 	s.mu.Unlock()
 	s.flow.close()
 	s.res.close()
+	s.loginLimit.close()
+	s.overLimitLog.close()
+	s.handshakeLog.close()
+	s.loginLog.close()
 
 	for _, c := range conns {
 		c.forceClose("broker forced connection closure with reason 'shutdown'")

@@ -40,6 +40,8 @@ func brokerFlags(fs *flag.FlagSet) (configPath, debugListen *string, apply func(
 	maxMsg := fs.String("max-message-size", def.Limits.MaxMessageSize.String(), "largest message body accepted")
 	maxConns := fs.Int("max-connections", def.Limits.MaxConnections, "connections accepted at once (0: no limit)")
 	heartbeat := fs.String("heartbeat", def.Heartbeat.String(), "heartbeat interval offered to clients (0 lets them disable heartbeats)")
+	handshakeTimeout := fs.String("handshake-timeout", def.HandshakeTimeout.String(), "time a new connection has from accept to connection.open")
+	writeTimeout := fs.String("write-timeout", def.WriteTimeout.String(), "how long a write to a client may block: a client that reads nothing for this long is disconnected")
 	flowControl := fs.Bool("flow-control", def.FlowControl, "pace publishers by the consumers of queues that spill to disk while the CPUs are saturated")
 	debugListen = fs.String("debug-listen", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); off by default")
 
@@ -103,6 +105,18 @@ func brokerFlags(fs *flag.FlagSet) (configPath, debugListen *string, apply func(
 				b.Limits.MaxConnections = *maxConns
 			case "flow-control":
 				b.FlowControl = *flowControl
+			case "handshake-timeout":
+				if d, e := configs.ParseDuration(*handshakeTimeout); e != nil {
+					bad(e)
+				} else {
+					b.HandshakeTimeout = d
+				}
+			case "write-timeout":
+				if d, e := configs.ParseDuration(*writeTimeout); e != nil {
+					bad(e)
+				} else {
+					b.WriteTimeout = d
+				}
 			case "heartbeat":
 				if d, e := configs.ParseDuration(*heartbeat); e != nil {
 					bad(e)
@@ -135,6 +149,10 @@ func checkLimits(b *configs.Broker) error {
 		return errors.New("--max-connections must not be negative")
 	case b.Heartbeat < 0:
 		return errors.New("--heartbeat must not be negative")
+	case b.HandshakeTimeout <= 0:
+		return errors.New("--handshake-timeout must be more than 0s")
+	case b.WriteTimeout <= 0:
+		return errors.New("--write-timeout must be more than 0s")
 	}
 	if _, err := zerolog.ParseLevel(b.Log.Level); err != nil || b.Log.Level == "" {
 		return fmt.Errorf("--log-level %q is not one of trace, debug, info, warn, error", b.Log.Level)
@@ -241,6 +259,7 @@ Flags (they override the configuration file; docs/configuration.md lists every s
 		MaxMessageSize:   int(b.Limits.MaxMessageSize),
 		MaxConnections:   b.Limits.MaxConnections,
 		HandshakeTimeout: time.Duration(b.HandshakeTimeout),
+		WriteTimeout:     time.Duration(b.WriteTimeout),
 		LoopbackUsers:    b.LoopbackUsers,
 		// The zero Config paces publishers; the file's default is true as well.
 		DisableFlowControl: !b.FlowControl,

@@ -13,7 +13,8 @@ import (
 
 // TestDiskFullNacksPersistentPublishes runs Warren on a store whose free-space reserve can never
 // be met, as if the disk were full: declares still work, a persistent message for a durable
-// queue is refused with basic.nack (never acked and then lost), and a transient message, which
+// queue is refused with basic.nack (never acked and then lost) and is never delivered, and a
+// transient message, which
 // needs no disk, is still accepted and delivered.
 func TestDiskFullNacksPersistentPublishes(t *testing.T) {
 	warrenOnly(t, "needs a broker whose disk is full")
@@ -54,8 +55,7 @@ func TestDiskFullNacksPersistentPublishes(t *testing.T) {
 	if !publish(amqp.Transient, "transient") {
 		t.Error("transient message nacked: it needs no disk")
 	}
-	// The nacked message may still be delivered (at most once, like RabbitMQ's nacks), but the
-	// transient one must be there.
+	// The nacked message was enqueued nowhere; the transient one must be there.
 	seen := map[string]bool{}
 	for {
 		d, ok, err := ch.Get(q.Name, true)
@@ -69,5 +69,8 @@ func TestDiskFullNacksPersistentPublishes(t *testing.T) {
 	}
 	if !seen["transient"] {
 		t.Errorf("transient message not delivered; got %v", seen)
+	}
+	if seen["persistent"] {
+		t.Error("the persistent message was nacked to its publisher and then delivered")
 	}
 }

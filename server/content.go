@@ -216,6 +216,7 @@ func (ch *channel) publish(x *exchangeRec, msg *queue.Message, mandatory bool) e
 	// The confirm goes out once every durable queue that took a persistent message has it on
 	// disk; it is a nack when a write failed or a queue refused the message (x-overflow).
 	w := newWriteWait(func(ok bool) { ch.sendConfirm(tag, ok) })
+	w.nackable = true
 	if ch.deliverPublish(x, msg, keys, mandatory, w) {
 		w.failed.Store(true)
 	}
@@ -228,6 +229,11 @@ func (ch *channel) publish(x *exchangeRec, msg *queue.Message, mandatory bool) e
 // It reports whether a queue refused the message.
 func (ch *channel) deliverPublish(x *exchangeRec, msg *queue.Message, keys []string, mandatory bool, w *writeWait) (refused bool) {
 	qs := ch.vh.route(x, keys, msg.Properties.Headers, &ch.scratch)
+	if w != nil && w.nackable && msg.Persistent && ch.vh.diskFull(qs) {
+		// The store would refuse the write: nack now, and enqueue the message nowhere, so a
+		// message its publisher was told was refused is never delivered.
+		return true
+	}
 	routed, refused := ch.vh.enqueue(msg, qs, w)
 	if q := ch.conn.srv.flow.congestedQueue(qs); q != nil {
 		ch.flowQ = q
@@ -269,6 +275,20 @@ func (v *vhost) enqueue(msg *queue.Message, qs []*queueRec, w *writeWait) (route
 		refused = refused || res == queue.Refused
 	}
 	return routed, refused
+}
+
+// diskFull reports whether a persistent message for qs needs a store write that the store
+// refuses now for lack of disk space.
+func (v *vhost) diskFull(qs []*queueRec) bool {
+	if v.st == nil || !v.st.Full() {
+		return false
+	}
+	for _, q := range qs {
+		if q.stored {
+			return true
+		}
+	}
+	return false
 }
 
 // routingKeys returns the message's routing key plus the keys of its CC and BCC headers

@@ -125,6 +125,9 @@ type writeWait struct {
 	remaining atomic.Int32
 	failed    atomic.Bool
 	fn        func(ok bool)
+	// nackable: fn can tell the publisher its message was refused (a confirm, not a
+	// tx.commit-ok), so a message the store would refuse is not enqueued at all.
+	nackable bool
 }
 
 func newWriteWait(fn func(ok bool)) *writeWait {

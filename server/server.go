@@ -195,7 +195,26 @@ func (s *Server) SetAccess(a *Access) {
 // broker runs, as rabbitmqctl set_vm_memory_high_watermark and set_disk_free_limit do.
 func (s *Server) SetResourceLimits(memory, diskFree int64) {
 	s.res.setLimits(memory, diskFree)
+	if s.cfg.Store != nil {
+		s.cfg.Store.SetDiskReserve(StoreReserve(diskFree))
+	}
 }
+
+// StoreReserve is the free space below which the store itself refuses new messages (the
+// publisher gets basic.nack and the message is not enqueued), given the disk alarm's limit:
+// half of it, so the alarm blocks publishers first and the store only refuses what was already
+// on its way when the space went that fast (another process filling the disk). It is at
+// least minStoreReserve, so a disk alarm set to 0 still leaves Badger room to write; a
+// negative limit turns both off.
+func StoreReserve(diskFreeLimit int64) int64 {
+	if diskFreeLimit < 0 {
+		return -1
+	}
+	return max(diskFreeLimit/2, minStoreReserve)
+}
+
+// minStoreReserve is the least free space the store keeps (see StoreReserve).
+const minStoreReserve = 8 << 20
 
 // setQueueWindow gives every queue, and every queue declared from now on, window w, and
 // appends to waiting the queues that could not page everything out yet (see queue.Trim).

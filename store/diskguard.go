@@ -177,6 +177,15 @@ func (s *Store) DiskFree() (free uint64, ok bool) {
 	return s.disk.free.Load(), s.disk.freeOK.Load()
 }
 
+// Full reports whether the store refuses new messages for lack of disk space: its last look
+// at the disk found less free than the reserve. Publishers ask it before enqueueing a
+// persistent message, so one that would be refused is nacked without being enqueued anywhere.
+// Cheap: three atomics.
+func (s *Store) Full() bool {
+	r := s.disk.reserve.Load()
+	return r >= 0 && s.disk.freeOK.Load() && s.disk.free.Load() < uint64(r)
+}
+
 // SetDiskReserve changes the reserve (Options.DiskReserve) of a running store; it applies from
 // the next batch. Negative turns the disk-full check off and releases the ballast; zero sets
 // DefaultDiskReserve. The ballast keeps the size it got at Open.

@@ -232,7 +232,7 @@ Flags (they override the configuration file; docs/configuration.md lists every s
 	if fi, err := os.Stat(b.DataDir); err == nil && !fi.IsDir() {
 		return fmt.Errorf("data dir %s: not a directory", b.DataDir)
 	}
-	st, err := store.Open(store.Options{Dir: b.DataDir, Logger: log, DiskReserve: storeReserve(b.DiskFreeLimit)})
+	st, err := store.Open(store.Options{Dir: b.DataDir, Logger: log, DiskReserve: server.StoreReserve(int64(b.DiskFreeLimit))})
 	if err != nil {
 		return fmt.Errorf("data dir %s: %w", b.DataDir, err)
 	}
@@ -402,16 +402,6 @@ func memoryLimit(m configs.MemoryLimit, log zerolog.Logger) (int64, error) {
 	debug.SetMemoryLimit(limit)
 	log.Info().Int64("memory_limit", limit).Str("setting", m.String()).Msg("memory alarm limit")
 	return limit, nil
-}
-
-// storeReserve is the free space below which the store itself refuses new messages (basic.nack,
-// the message not enqueued): half the disk alarm's limit, so the alarm blocks publishers first
-// and the store only refuses what was already on its way when space ran out that fast.
-func storeReserve(diskFreeLimit configs.ByteSize) int64 {
-	if diskFreeLimit < 0 {
-		return -1
-	}
-	return int64(diskFreeLimit) / 2
 }
 
 // reloadDefinitions re-reads the configuration (for its list of definitions files) and the

@@ -248,12 +248,7 @@ func (s *Server) apply(p *plan) DefinitionsResult {
 	s.closeRevoked(p.access)
 
 	// Policies first, so queues created below start with them.
-	s.vhmu.RLock()
-	vhosts := make([]*vhost, 0, len(s.vhosts))
-	for _, v := range s.vhosts {
-		vhosts = append(vhosts, v)
-	}
-	s.vhmu.RUnlock()
+	vhosts := s.vhostList()
 	for _, v := range vhosts {
 		v.setPolicies(p.policies[v.name])
 	}

@@ -31,12 +31,7 @@ func (s *Server) ExportDefinitions() *configs.Definitions {
 			desc[v.Name] = v.Description
 		}
 	}
-	s.vhmu.RLock()
-	vhosts := make([]*vhost, 0, len(s.vhosts))
-	for _, v := range s.vhosts {
-		vhosts = append(vhosts, v)
-	}
-	s.vhmu.RUnlock()
+	vhosts := s.vhostList()
 	for _, v := range vhosts {
 		if _, listed := desc[v.name]; v.name != "/" || listed {
 			out.Vhosts = append(out.Vhosts, configs.Vhost{Name: v.name, Description: desc[v.name]})

@@ -219,12 +219,7 @@ const minStoreReserve = 8 << 20
 // setQueueWindow gives every queue, and every queue declared from now on, window w, and
 // appends to waiting the queues that could not page everything out yet (see queue.Trim).
 func (s *Server) setQueueWindow(w queue.Window, waiting []*queue.Queue) []*queue.Queue {
-	s.vhmu.RLock()
-	vhosts := make([]*vhost, 0, len(s.vhosts))
-	for _, v := range s.vhosts {
-		vhosts = append(vhosts, v)
-	}
-	s.vhmu.RUnlock()
+	vhosts := s.vhostList()
 	for _, v := range vhosts {
 		for _, q := range v.setWindow(w) {
 			if q.SetWindow(w) {
@@ -233,6 +228,17 @@ func (s *Server) setQueueWindow(w queue.Window, waiting []*queue.Queue) []*queue
 		}
 	}
 	return waiting
+}
+
+// vhostList returns the vhosts there are now.
+func (s *Server) vhostList() []*vhost {
+	s.vhmu.RLock()
+	defer s.vhmu.RUnlock()
+	vhosts := make([]*vhost, 0, len(s.vhosts))
+	for _, v := range s.vhosts {
+		vhosts = append(vhosts, v)
+	}
+	return vhosts
 }
 
 // vhost returns the named vhost, nil if there is none.

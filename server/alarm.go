@@ -115,7 +115,7 @@ func (c *conn) waitForAlarms() bool {
 	if notify {
 		c.send(0, &amqpwire.ConnectionBlocked{Reason: reason})
 	}
-	c.log.Info().Str("reason", reason).Msg("connection blocked: publishing paused by a resource alarm")
+	c.log.Debug().Str("reason", reason).Msg("connection blocked: publishing paused by a resource alarm")
 	for {
 		select {
 		case <-cleared:
@@ -130,7 +130,7 @@ func (c *conn) waitForAlarms() bool {
 	if notify {
 		c.send(0, &amqpwire.ConnectionUnblocked{})
 	}
-	c.log.Info().Msg("connection unblocked")
+	c.log.Debug().Msg("connection unblocked")
 	// The read deadline was not moved while blocked: move it now, or the next read times out.
 	c.deadlineSet = time.Time{}
 	return true

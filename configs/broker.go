@@ -32,6 +32,7 @@ type Broker struct {
 	// FlowControl is flow-control: pace publishers by the consumers of congested queues while
 	// the CPUs are saturated (default true).
 	FlowControl bool
+	Product     Product // product: the name and version presented in connection.start
 }
 
 // Listener is one address the broker accepts connections on.
@@ -107,7 +108,7 @@ func (b *Broker) ControlSocketPath() string {
 }
 
 var brokerKeys = []string{"listeners", "data-dir", "queue-memory", "disk-free-limit", "limits", "heartbeat",
-	"handshake-timeout", "log", "loopback-users", "definitions", "control-socket", "flow-control"}
+	"handshake-timeout", "log", "loopback-users", "definitions", "control-socket", "flow-control", "product"}
 
 // LoadBroker reads the broker configuration at path over DefaultBroker. Relative paths in
 // the file (data-dir, control-socket, definitions, TLS files) and the default data dir are
@@ -218,6 +219,9 @@ func (d *decoder) broker(f fields, b *Broker, dir string) {
 		if s, ok := d.path(n, "control-socket", dir); ok {
 			b.ControlSocket = s
 		}
+	}
+	if n, ok := f.get("product"); ok {
+		d.product(n, &b.Product)
 	}
 }
 

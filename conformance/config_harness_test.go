@@ -56,6 +56,7 @@ func TestConfigFiles(t *testing.T) {
 		{"RabbitMQDefinitions", testConfigRabbitMQDefinitions},
 		{"Prune", testConfigPrune},
 		{"Policies", testConfigPolicies},
+		{"Product", testConfigProduct},
 	} {
 		t.Run(area.name, func(t *testing.T) {
 			t.Parallel()

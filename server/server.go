@@ -73,6 +73,9 @@ type Config struct {
 	// DisableFlowControl turns publisher flow control off: publishers are never paced by the
 	// consumers of congested queues, even when the CPUs are saturated (see flow.go).
 	DisableFlowControl bool
+	// Product is the product name and version presented in connection.start (default
+	// "Warren" and Version).
+	Product Product
 }
 
 func (c *Config) setDefaults() {

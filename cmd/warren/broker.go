@@ -39,6 +39,8 @@ func brokerFlags(fs *flag.FlagSet) (configPath, debugListen *string, apply func(
 	maxConns := fs.Int("max-connections", def.Limits.MaxConnections, "connections accepted at once (0: no limit)")
 	heartbeat := fs.String("heartbeat", def.Heartbeat.String(), "heartbeat interval offered to clients (0 lets them disable heartbeats)")
 	flowControl := fs.Bool("flow-control", def.FlowControl, "pace publishers by the consumers of queues that spill to disk while the CPUs are saturated")
+	productName := fs.String("product-name", server.DefaultProductName, "product name presented to clients in connection.start (e.g. RabbitMQ, for clients that check it)")
+	productVersion := fs.String("product-version", server.Version, "product version presented to clients in connection.start (with --product-name RabbitMQ, a RabbitMQ version such as 3.10.8)")
 	debugListen = fs.String("debug-listen", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); off by default")
 
 	apply = func(b *configs.Broker) error {
@@ -100,6 +102,14 @@ func brokerFlags(fs *flag.FlagSet) (configPath, debugListen *string, apply func(
 					bad(e)
 				} else {
 					b.Heartbeat = d
+				}
+			case "product-name", "product-version":
+				if f.Value.String() == "" {
+					bad(errors.New("must not be empty"))
+				} else if f.Name == "product-name" {
+					b.Product.Name = *productName
+				} else {
+					b.Product.Version = *productVersion
 				}
 			}
 		})
@@ -192,6 +202,10 @@ Flags (they override the configuration file; docs/configuration.md lists every s
 	log := newLogger(logOut, level, b.Log.Format)
 
 	log.Info().Str("version", server.Version).Str("data_dir", b.DataDir).Str("config", b.File).Msg("starting Warren")
+	if b.Product != (configs.Product{}) {
+		log.Info().Str("product_name", b.Product.Name).Str("product_version", b.Product.Version).
+			Msg("connection.start presents the configured product (empty: Warren's own)")
+	}
 	// Listen first: a bad address should not leave a fresh data dir behind. Clients that
 	// connect during recovery wait in the kernel's accept queue.
 	lns, err := listen(b)
@@ -230,6 +244,7 @@ Flags (they override the configuration file; docs/configuration.md lists every s
 		LoopbackUsers:    b.LoopbackUsers,
 		// The zero Config paces publishers; the file's default is true as well.
 		DisableFlowControl: !b.FlowControl,
+		Product:            server.Product{Name: b.Product.Name, Version: b.Product.Version},
 	})
 	if err := srv.Recover(); err != nil {
 		return fmt.Errorf("data dir %s: %w", b.DataDir, err)

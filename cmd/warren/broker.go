@@ -182,11 +182,11 @@ Flags (they override the configuration file; docs/configuration.md lists every s
 		fs.PrintDefaults()
 	}
 	configPath, debugListen, apply := brokerFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q (see warren --help)", fs.Arg(0))
+		return usageError{err: fmt.Errorf("unexpected argument %q (see warren --help)", fs.Arg(0))}
 	}
 	b, err := loadBroker(*configPath, apply)
 	if err != nil {

@@ -133,7 +133,7 @@ func control(args []string, name, command string, stdout io.Writer) error {
 	dataDir := fs.String("data-dir", "", "the broker's data dir (its control socket is warren.sock in it)")
 	sock := fs.String("control-socket", "", "the broker's control socket")
 	timeout := fs.Duration("timeout", time.Minute, "how long to wait for the broker")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	path := *sock

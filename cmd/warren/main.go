@@ -69,7 +69,7 @@ func dispatch(args []string, stdin io.Reader, stdout io.Writer, stderr *os.File)
 	if len(args) > 0 {
 		switch args[0] {
 		case "passwd":
-			return passwd(args[1:], stdin, stdout)
+			return passwd(args[1:], stdin, stdout, stderr)
 		case "config":
 			if len(args) > 1 && args[1] == "check" {
 				return configCheck(args[2:], stdout)

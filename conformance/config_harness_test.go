@@ -57,6 +57,7 @@ func TestConfigFiles(t *testing.T) {
 		{"Prune", testConfigPrune},
 		{"Policies", testConfigPolicies},
 		{"Product", testConfigProduct},
+		{"ReloadRestart", testConfigReloadRestart},
 	} {
 		t.Run(area.name, func(t *testing.T) {
 			t.Parallel()

@@ -255,7 +255,7 @@ Flags (they override the configuration file; docs/configuration.md lists every s
 		}
 	}
 
-	reload := func() (string, error) { return reloadDefinitions(srv, *configPath, apply) }
+	reload := func() (string, error) { return reloadDefinitions(srv, *configPath, apply, b, log) }
 	ctl, err := listenControl(b.ControlSocketPath())
 	if err != nil {
 		return err
@@ -370,8 +370,9 @@ func listenControl(path string) (net.Listener, error) {
 }
 
 // reloadDefinitions re-reads the configuration (for its list of definitions files) and the
-// definitions, and applies them when all of them are valid.
-func reloadDefinitions(srv *server.Server, configPath string, apply func(*configs.Broker) error) (string, error) {
+// definitions, and applies them when all of them are valid. Settings that changed from running
+// but wait for a restart are logged and listed in the result.
+func reloadDefinitions(srv *server.Server, configPath string, apply func(*configs.Broker) error, running *configs.Broker, log zerolog.Logger) (string, error) {
 	if configPath == "" {
 		return "", errors.New("the broker was started without --config: there are no definitions files to reload")
 	}
@@ -389,7 +390,8 @@ func reloadDefinitions(srv *server.Server, configPath string, apply func(*config
 	if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("reloaded: %d created, %d deleted, %d kept\n", len(res.Created), len(res.Deleted), len(res.Kept)), nil
+	restart := reportRestartNeeded(log, running, b)
+	return fmt.Sprintf("reloaded: %d created, %d deleted, %d kept\n", len(res.Created), len(res.Deleted), len(res.Kept)) + restart, nil
 }
 
 // newLogger writes human-readable logs to a terminal (format auto) or when asked, JSON lines

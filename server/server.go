@@ -196,7 +196,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	})
 	defer stop()
 
-	s.log.Info().Str("addr", ln.Addr().String()).Msg("listening for AMQP 0-9-1")
+	proto := listenerProtocol(ln)
+	s.log.Info().Str("addr", ln.Addr().String()).Str("protocol", proto).Bool("tls", proto == "amqps").Msg("listening for AMQP 0-9-1")
 	var delay time.Duration
 	for {
 		nc, err := ln.Accept()

@@ -341,7 +341,7 @@ func listen(b *configs.Broker) ([]net.Listener, error) {
 			return fail(fmt.Errorf("listen on %s: %w", l.Address, err))
 		}
 		if tc != nil {
-			ln = tls.NewListener(ln, tc)
+			ln = server.NewTLSListener(ln, tc)
 		}
 		lns = append(lns, ln)
 	}

@@ -54,13 +54,17 @@ func processCPU() (time.Duration, error) {
 }
 
 // sample returns the busy fraction (0..1) of the CPUs since the last call, and the CPUs this
-// process used meanwhile (1 is one CPU for the whole interval); ok is false when nothing
-// could be measured (no time passed, or the files went away).
+// process used meanwhile (1 is one CPU for the whole interval; under a cgroup quota of less
+// than one CPU, 1 is the whole quota); ok is false when nothing could be measured (no time
+// passed, or the files went away).
 func (c *cpuLoad) sample() (busy, self float64, ok bool) {
 	now := time.Now()
 	if cpu, err := processCPU(); err == nil {
 		if wall := now.Sub(c.selfSampled); wall > 0 && cpu >= c.selfCPU {
 			self = float64(cpu-c.selfCPU) / float64(wall)
+			if c.cgStat != "" && c.cgCPUs < 1 {
+				self /= c.cgCPUs
+			}
 		}
 		c.selfCPU, c.selfSampled = cpu, now
 	}

@@ -20,6 +20,7 @@ func TestHelpAndBadFlagsExitStatus(t *testing.T) {
 		{[]string{"--help"}, 0, []string{"Usage:", "warren passwd", "-data-dir", "-product-name"}},
 		{[]string{"-h"}, 0, []string{"Usage:", "-listen"}},
 		{[]string{"config", "reload", "--help"}, 0, []string{"-control-socket"}},
+		{[]string{"passwd", "--help"}, 0, []string{"usage: warren passwd"}}, // not hashed as a password
 		{[]string{"--no-such-flag"}, 2, []string{"flag provided but not defined: -no-such-flag", "Usage:"}},
 		{[]string{"--heartbeat"}, 2, []string{"flag needs an argument: -heartbeat"}},
 		{[]string{"stray"}, 2, []string{`unexpected argument "stray"`}},
@@ -44,6 +45,9 @@ func TestHelpAndBadFlagsExitStatus(t *testing.T) {
 			if !strings.Contains(stderr.String(), want) {
 				t.Errorf("warren %s: stderr does not contain %q:\n%s", strings.Join(c.args, " "), want, stderr.String())
 			}
+		}
+		if stdout.Len() > 0 {
+			t.Errorf("warren %s: stdout %q, want nothing", strings.Join(c.args, " "), stdout.String())
 		}
 		if strings.Count(stderr.String(), "Usage") > 1 {
 			t.Errorf("warren %s: the usage is printed more than once:\n%s", strings.Join(c.args, " "), stderr.String())

@@ -13,4 +13,4 @@
 // are generated from the specification XML; see internal/gen.
 package amqpwire
 
-//go:generate go run ./internal/gen -spec ../../shared/spec/amqp0-9-1.stripped.extended.xml -out methods_gen.go
+//go:generate go run ./internal/gen -spec spec/amqp0-9-1.stripped.extended.xml -out methods_gen.go

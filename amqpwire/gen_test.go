@@ -4,14 +4,36 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/warrenmq/warren/amqpwire/internal/gen/amqpgen"
 )
 
-// specPath is the spec relative to this package's directory; CI clones the
-// repository with shared/ beside it.
-const specPath = "../../shared/spec/amqp0-9-1.stripped.extended.xml"
+// specPath is the spec vendored in the repository, relative to this package's
+// directory, so that a fresh clone can generate and test without anything beside it.
+const specPath = "spec/amqp0-9-1.stripped.extended.xml"
+
+// TestGenerateReadsVendoredSpec checks that the go:generate line in doc.go
+// reads the spec this test compares against, inside the repository.
+func TestGenerateReadsVendoredSpec(t *testing.T) {
+	doc, err := os.ReadFile("doc.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var line string
+	for l := range strings.Lines(string(doc)) {
+		if strings.HasPrefix(l, "//go:generate ") {
+			line = strings.TrimSpace(l)
+		}
+	}
+	if line == "" {
+		t.Fatal("doc.go has no //go:generate line")
+	}
+	if !strings.Contains(line, " -spec "+specPath+" ") {
+		t.Fatalf("doc.go's %q does not read -spec %s", line, specPath)
+	}
+}
 
 // TestGeneratedFileIsFresh regenerates methods_gen.go in memory and in a
 // temporary file through the generator command's code path, and fails if

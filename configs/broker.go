@@ -34,6 +34,7 @@ type Broker struct {
 	// FlowControl is flow-control: pace publishers by the consumers of congested queues while
 	// the CPUs are saturated (default true).
 	FlowControl bool
+	Product     Product // product: the name and version presented in connection.start
 }
 
 // Listener is one address the broker accepts connections on.
@@ -111,7 +112,7 @@ func (b *Broker) ControlSocketPath() string {
 }
 
 var brokerKeys = []string{"listeners", "data-dir", "queue-memory", "disk-free-limit", "memory-limit", "limits", "heartbeat",
-	"handshake-timeout", "write-timeout", "log", "loopback-users", "definitions", "control-socket", "flow-control"}
+	"handshake-timeout", "write-timeout", "log", "loopback-users", "definitions", "control-socket", "flow-control", "product"}
 
 // LoadBroker reads the broker configuration at path over DefaultBroker. Relative paths in
 // the file (data-dir, control-socket, definitions, TLS files) and the default data dir are
@@ -236,6 +237,9 @@ func (d *decoder) broker(f fields, b *Broker, dir string) {
 		if s, ok := d.path(n, "control-socket", dir); ok {
 			b.ControlSocket = s
 		}
+	}
+	if n, ok := f.get("product"); ok {
+		d.product(n, &b.Product)
 	}
 }
 

@@ -63,6 +63,7 @@ loopback-users: []
 definitions: [defs/*.yaml, extra.json, defs/a.yaml]
 control-socket: run/warren.sock
 flow-control: false
+product: {name: RabbitMQ, version: 3.10.8}
 `), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -90,6 +91,7 @@ flow-control: false
 		Definitions:      []string{filepath.Join(dir, "defs/a.yaml"), filepath.Join(dir, "defs/b.yaml"), filepath.Join(dir, "extra.json")},
 		ControlSocket:    filepath.Join(dir, "run/warren.sock"),
 		FlowControl:      false,
+		Product:          Product{Name: "RabbitMQ", Version: "3.10.8"},
 	}
 	if !reflect.DeepEqual(*b, want) {
 		t.Errorf("got  %+v\nwant %+v", *b, want)
@@ -115,6 +117,7 @@ loopback-users: guest
 definitions: [missing.yaml, "[bad"]
 listen: ":5672"
 flow-control: sometimes
+product: {name: "", version: [3], vendor: x}
 `))
 	wantProblems(t, err,
 		`warren.yaml:3:5: listeners[1].address: address ":5672" is already used by the listener at warren.yaml:2:5`,
@@ -142,8 +145,11 @@ flow-control: sometimes
 		`warren.yaml:15:17: loopback-users: expected a list, got "guest"`,
 		`warren.yaml:16:15: definitions[0]: definitions file: stat missing.yaml: no such file or directory`,
 		`warren.yaml:16:29: definitions[1]: definitions glob "[bad": syntax error in pattern`,
-		`warren.yaml:17:1: unknown key "listen"; expected one of: listeners, data-dir, queue-memory, disk-free-limit, memory-limit, limits, heartbeat, handshake-timeout, write-timeout, log, loopback-users, definitions, control-socket, flow-control`,
+		`warren.yaml:17:1: unknown key "listen"; expected one of: listeners, data-dir, queue-memory, disk-free-limit, memory-limit, limits, heartbeat, handshake-timeout, write-timeout, log, loopback-users, definitions, control-socket, flow-control, product`,
 		`warren.yaml:18:15: flow-control: expected a boolean, got "sometimes"`,
+		`warren.yaml:19:17: product.name: name must not be empty; leave it out for Warren's own`,
+		`warren.yaml:19:30: product.version: expected a string, got a list`,
+		`warren.yaml:19:35: product: unknown key "vendor"; expected one of: name, version`,
 	)
 }
 

@@ -56,6 +56,8 @@ func TestConfigFiles(t *testing.T) {
 		{"RabbitMQDefinitions", testConfigRabbitMQDefinitions},
 		{"Prune", testConfigPrune},
 		{"Policies", testConfigPolicies},
+		{"Product", testConfigProduct},
+		{"ReloadRestart", testConfigReloadRestart},
 	} {
 		t.Run(area.name, func(t *testing.T) {
 			t.Parallel()

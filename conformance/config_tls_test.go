@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -145,7 +146,18 @@ func testConfigTLS(t *testing.T, bin string) {
 		      fail-if-no-peer-cert: true
 		data-dir: data
 	`, plain, tlsAddr, mtlsAddr)))
-	startCfgBrokerIn(t, bin, dir, plain)
+	b := startCfgBrokerIn(t, bin, dir, plain)
+	// The start-up log tells the TLS listeners from the plain one.
+	for _, l := range []struct{ addr, want string }{{plain, "protocol=amqp tls=false"}, {tlsAddr, "protocol=amqps tls=true"}, {mtlsAddr, "protocol=amqps tls=true"}} {
+		line, ok := b.log.waitFor(0, timeout, func(s string) bool {
+			return strings.Contains(s, readyLine) && strings.Contains(s+" ", "addr="+l.addr+" ")
+		})
+		if !ok {
+			t.Errorf("no %q line for %s in the log:\n%s", readyLine, l.addr, b.log.dump())
+		} else if !strings.Contains(line, l.want) {
+			t.Errorf("the log says %q for %s, want %s", line, l.addr, l.want)
+		}
+	}
 
 	dialTLS := func(addr string, cfg *tls.Config) (*amqp.Connection, error) {
 		return amqp.DialConfig("amqps://guest:guest@"+addr+"/", amqp.Config{TLSClientConfig: cfg, Dial: amqp.DefaultDial(timeout)})

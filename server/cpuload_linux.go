@@ -8,12 +8,15 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
 // cpuLoad samples how busy the CPUs this process can use are: the host's, from /proc/stat,
 // and, when the process's cgroup (v2) has a CPU quota, the cgroup's usage against that quota.
-// A sample is the busier of the two since the previous sample.
+// A sample is the busier of the two since the previous sample. It also measures the CPU time
+// this process itself used (getrusage), so that a host kept busy by other processes while
+// Warren idles can be told from a broker that is short of CPU.
 type cpuLoad struct {
 	busy, total uint64 // /proc/stat jiffies at the last sample
 
@@ -21,6 +24,9 @@ type cpuLoad struct {
 	cgCPUs    float64 // the quota in CPUs
 	cgUsage   uint64  // usage_usec at the last sample
 	cgSampled time.Time
+
+	selfCPU     time.Duration // this process's user + system time at the last sample
+	selfSampled time.Time
 }
 
 func newCPULoad() (*cpuLoad, error) {
@@ -30,20 +36,44 @@ func newCPULoad() (*cpuLoad, error) {
 		return nil, err
 	}
 	c.busy, c.total = busy, total
+	if c.selfCPU, err = processCPU(); err != nil {
+		return nil, err
+	}
+	c.selfSampled = time.Now()
 	c.findCgroupQuota()
 	return c, nil
 }
 
-// sample returns the busy fraction since the last call; ok is false when nothing could be
-// measured (no time passed, or the files went away).
-func (c *cpuLoad) sample() (busy float64, ok bool) {
+// processCPU is the user and system CPU time this process has used.
+func processCPU() (time.Duration, error) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, fmt.Errorf("getrusage: %w", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
+}
+
+// sample returns the busy fraction (0..1) of the CPUs since the last call, and the CPUs this
+// process used meanwhile (1 is one CPU for the whole interval; under a cgroup quota of less
+// than one CPU, 1 is the whole quota); ok is false when nothing could be measured (no time
+// passed, or the files went away).
+func (c *cpuLoad) sample() (busy, self float64, ok bool) {
+	now := time.Now()
+	if cpu, err := processCPU(); err == nil {
+		if wall := now.Sub(c.selfSampled); wall > 0 && cpu >= c.selfCPU {
+			self = float64(cpu-c.selfCPU) / float64(wall)
+			if c.cgStat != "" && c.cgCPUs < 1 {
+				self /= c.cgCPUs
+			}
+		}
+		c.selfCPU, c.selfSampled = cpu, now
+	}
 	b, t, err := readProcStat()
 	if err == nil && t > c.total {
 		busy, ok = float64(b-c.busy)/float64(t-c.total), true
 		c.busy, c.total = b, t
 	}
 	if c.cgStat != "" {
-		now := time.Now()
 		if u, err := readCgroupUsage(c.cgStat); err == nil && u >= c.cgUsage {
 			if wall := now.Sub(c.cgSampled).Microseconds(); wall > 0 {
 				cg := float64(u-c.cgUsage) / (float64(wall) * c.cgCPUs)
@@ -52,7 +82,7 @@ func (c *cpuLoad) sample() (busy float64, ok bool) {
 			c.cgUsage, c.cgSampled = u, now
 		}
 	}
-	return busy, ok
+	return busy, self, ok
 }
 
 // readProcStat returns the busy and total jiffies of the "cpu" line of /proc/stat. Idle and

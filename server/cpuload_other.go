@@ -11,4 +11,4 @@ func newCPULoad() (*cpuLoad, error) {
 	return nil, errors.New("CPU load sampling is implemented for Linux only")
 }
 
-func (c *cpuLoad) sample() (float64, bool) { return 0, false }
+func (c *cpuLoad) sample() (busy, self float64, ok bool) { return 0, 0, false }

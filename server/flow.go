@@ -18,7 +18,7 @@ import (
 // of the queue goes through the disk, and both the delivery rate and the latency collapse.
 // RabbitMQ avoids this with credit flow, which holds every publisher to what its queues
 // process. Warren paces a publisher only when it is the problem: while the host's CPUs are
-// saturated, a message routed to a congested queue (consumers taking messages, backlog spilled
+// saturated and Warren itself is using a good share of them, a message routed to a congested queue (consumers taking messages, backlog spilled
 // to disk) makes its connection wait for that queue to deliver one message before the next
 // frame is read, for at most flowMaxWait. TCP then slows the client down. A queue without
 // consumers, or whose consumers keep up, or a host with CPU to spare, never paces anyone.
@@ -30,6 +30,12 @@ const (
 	// pacing does not flap at the boundary).
 	flowOn  = 0.90
 	flowOff = 0.75
+	// Warren's own process must be busy too, from flowSelfOn CPUs (of user and system time per
+	// second) until it falls below flowSelfOff: CPUs saturated by other processes while Warren
+	// idles are not Warren's to pace, and are not worth a log line. Pacing is for a broker
+	// working hard enough that its consumers fall behind, which takes far more than this.
+	flowSelfOn  = 0.25
+	flowSelfOff = 0.10
 	// flowMaxWait bounds how long one message holds its publisher.
 	flowMaxWait = 10 * time.Millisecond
 	// flowLogEvery: a transition is logged at info at most this often (a host at the boundary
@@ -87,32 +93,37 @@ func (f *flowControl) run(cpu *cpuLoad) {
 			return
 		case <-t.C:
 		}
-		busy, ok := cpu.sample()
+		busy, self, ok := cpu.sample()
 		if !ok {
 			continue
 		}
-		f.observe(busy)
+		f.observe(busy, self)
 	}
 }
 
-// observe applies one sample of the busy fraction (0..1) with hysteresis.
-func (f *flowControl) observe(busy float64) {
+// observe applies one sample, with hysteresis: busy is the CPUs' busy fraction (0..1), self
+// the CPUs Warren's process used.
+func (f *flowControl) observe(busy, self float64) {
 	on := f.saturated.Load()
-	if on == (busy >= flowOn) || (on && busy >= flowOff) {
+	next := busy >= flowOn && self >= flowSelfOn
+	if on {
+		next = busy >= flowOff && self >= flowSelfOff
+	}
+	if next == on {
 		return
 	}
-	f.saturated.Store(!on)
+	f.saturated.Store(next)
 	ev := f.log.Debug()
 	if now := time.Now(); now.Sub(f.logged) >= flowLogEvery {
 		ev = f.log.Info().Int("changes_since_last_logged", f.changes)
 		f.logged, f.changes = now, 0
 	}
 	f.changes++
-	ev = ev.Float64("cpu_busy", busy)
+	ev = ev.Float64("cpu_busy", busy).Float64("warren_cpus", self)
 	if !on {
-		ev.Msg("CPU saturated: publishers to queues that spill to disk while their consumers take messages are paced by those consumers")
+		ev.Msg("CPU saturated while Warren is busy: publishers to queues that spill to disk while their consumers take messages are paced by those consumers")
 	} else {
-		ev.Msg("CPU no longer saturated: publishers are not paced")
+		ev.Msg("CPU no longer saturated, or Warren no longer busy: publishers are not paced")
 	}
 }
 

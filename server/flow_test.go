@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,15 +17,38 @@ import (
 func TestFlowHysteresis(t *testing.T) {
 	f := newFlowControl(true, zerolog.Nop())
 	for _, step := range []struct {
-		busy float64
-		want bool
+		busy, self float64
+		want       bool
 	}{
-		{0.50, false}, {0.89, false}, {0.90, true}, {0.80, true}, {0.75, true}, {0.74, false}, {0.85, false}, {1, true},
+		{0.50, 1, false}, {0.89, 1, false}, {0.90, 1, true}, {0.80, 1, true}, {0.75, 1, true}, {0.74, 1, false}, {0.85, 1, false}, {1, 1, true},
+		// Warren's own share: 0.25 CPUs to start, 0.10 to stay.
+		{1, 0.15, true}, {1, 0.10, true}, {1, 0.09, false}, {1, 0.20, false}, {0.95, 0.25, true},
 	} {
-		f.observe(step.busy)
+		f.observe(step.busy, step.self)
 		if got := f.saturated.Load(); got != step.want {
-			t.Fatalf("after %.2f busy: saturated %v, want %v", step.busy, got, step.want)
+			t.Fatalf("after %.2f busy, Warren %.2f CPUs: saturated %v, want %v", step.busy, step.self, got, step.want)
 		}
+	}
+}
+
+// TestFlowIgnoresOtherProcessesLoad: CPUs kept saturated by other processes while Warren
+// idles neither pace publishers nor log "CPU saturated", however long it lasts; once Warren is
+// busy too, both happen.
+func TestFlowIgnoresOtherProcessesLoad(t *testing.T) {
+	var logged strings.Builder
+	f := newFlowControl(true, zerolog.New(&logged))
+	for range 100 { // 25s of samples
+		f.observe(1, 0.01)
+	}
+	if f.saturated.Load() {
+		t.Errorf("saturated while Warren used 0.01 CPUs of a saturated host")
+	}
+	if logged.Len() > 0 {
+		t.Errorf("logged while Warren idled on a saturated host:\n%s", logged.String())
+	}
+	f.observe(1, 1.5)
+	if !f.saturated.Load() || !strings.Contains(logged.String(), "CPU saturated") {
+		t.Errorf("saturated %v with Warren using 1.5 CPUs of a saturated host, log %q; want saturated and logged", f.saturated.Load(), logged.String())
 	}
 }
 

@@ -15,11 +15,13 @@ import (
 var errAuthFailed = errors.New("authentication failed")
 
 // serverProperties builds the connection.start server-properties table, with RabbitMQ's keys
-// and only the capabilities Warren really implements (COMPATIBILITY.md §1).
-func serverProperties() (amqpwire.Table, error) {
+// and only the capabilities Warren really implements (COMPATIBILITY.md §1). The product and
+// version are p's (Config.Product).
+func serverProperties(p Product) (amqpwire.Table, error) {
+	p = p.withDefaults()
 	return amqpwire.NewTable(map[string]any{
-		"product":      "Warren",
-		"version":      Version,
+		"product":      p.Name,
+		"version":      p.Version,
 		"platform":     "Go " + runtime.Version(),
 		"copyright":    "Copyright (c) the Warren authors",
 		"information":  "Licensed under the Apache License 2.0. See https://github.com/warrenmq/warren",
@@ -49,7 +51,7 @@ func (c *conn) handshake() error {
 		}
 		return fmt.Errorf("protocol header: %w", err)
 	}
-	props, err := serverProperties()
+	props, err := serverProperties(cfg.Product)
 	if err != nil {
 		return fmt.Errorf("server properties: %w", err)
 	}

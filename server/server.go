@@ -86,6 +86,9 @@ type Config struct {
 	// DisableFlowControl turns publisher flow control off: publishers are never paced by the
 	// consumers of congested queues, even when the CPUs are saturated (see flow.go).
 	DisableFlowControl bool
+	// Product is the product name and version presented in connection.start (default
+	// "Warren" and Version).
+	Product Product
 }
 
 func (c *Config) setDefaults() {
@@ -271,7 +274,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	})
 	defer stop()
 
-	s.log.Info().Str("addr", ln.Addr().String()).Msg("listening for AMQP 0-9-1")
+	proto := listenerProtocol(ln)
+	s.log.Info().Str("addr", ln.Addr().String()).Str("protocol", proto).Bool("tls", proto == "amqps").Msg("listening for AMQP 0-9-1")
 	backoff := acceptBackoff{log: s.log, addr: ln.Addr().String()}
 	for {
 		nc, err := ln.Accept()

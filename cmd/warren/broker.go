@@ -43,6 +43,8 @@ func brokerFlags(fs *flag.FlagSet) (configPath, debugListen *string, apply func(
 	handshakeTimeout := fs.String("handshake-timeout", def.HandshakeTimeout.String(), "time a new connection has from accept to connection.open")
 	writeTimeout := fs.String("write-timeout", def.WriteTimeout.String(), "how long a write to a client may block: a client that reads nothing for this long is disconnected")
 	flowControl := fs.Bool("flow-control", def.FlowControl, "pace publishers by the consumers of queues that spill to disk while the CPUs are saturated")
+	productName := fs.String("product-name", server.DefaultProductName, "product name presented to clients in connection.start (e.g. RabbitMQ, for clients that check it)")
+	productVersion := fs.String("product-version", server.Version, "product version presented to clients in connection.start (with --product-name RabbitMQ, a RabbitMQ version such as 3.10.8)")
 	debugListen = fs.String("debug-listen", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); off by default")
 
 	apply = func(b *configs.Broker) error {
@@ -123,6 +125,14 @@ func brokerFlags(fs *flag.FlagSet) (configPath, debugListen *string, apply func(
 				} else {
 					b.Heartbeat = d
 				}
+			case "product-name", "product-version":
+				if f.Value.String() == "" {
+					bad(errors.New("must not be empty"))
+				} else if f.Name == "product-name" {
+					b.Product.Name = *productName
+				} else {
+					b.Product.Version = *productVersion
+				}
 			}
 		})
 		if err != nil {
@@ -198,11 +208,11 @@ Flags (they override the configuration file; docs/configuration.md lists every s
 		fs.PrintDefaults()
 	}
 	configPath, debugListen, apply := brokerFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q (see warren --help)", fs.Arg(0))
+		return usageError{err: fmt.Errorf("unexpected argument %q (see warren --help)", fs.Arg(0))}
 	}
 	b, err := loadBroker(*configPath, apply)
 	if err != nil {
@@ -218,6 +228,10 @@ Flags (they override the configuration file; docs/configuration.md lists every s
 	log := newLogger(logOut, level, b.Log.Format)
 
 	log.Info().Str("version", server.Version).Str("data_dir", b.DataDir).Str("config", b.File).Msg("starting Warren")
+	if b.Product != (configs.Product{}) {
+		log.Info().Str("product_name", b.Product.Name).Str("product_version", b.Product.Version).
+			Msg("connection.start presents the configured product (empty: Warren's own)")
+	}
 	// Listen first: a bad address should not leave a fresh data dir behind. Clients that
 	// connect during recovery wait in the kernel's accept queue.
 	lns, err := listen(b)
@@ -263,6 +277,7 @@ Flags (they override the configuration file; docs/configuration.md lists every s
 		LoopbackUsers:    b.LoopbackUsers,
 		// The zero Config paces publishers; the file's default is true as well.
 		DisableFlowControl: !b.FlowControl,
+		Product:            server.Product{Name: b.Product.Name, Version: b.Product.Version},
 	})
 	if err := srv.Recover(); err != nil {
 		return fmt.Errorf("data dir %s: %w", b.DataDir, err)
@@ -273,7 +288,7 @@ Flags (they override the configuration file; docs/configuration.md lists every s
 		}
 	}
 
-	reload := func() (string, error) { return reloadDefinitions(srv, *configPath, apply, log) }
+	reload := func() (string, error) { return reloadDefinitions(srv, *configPath, apply, b, log) }
 	ctl, err := listenControl(b.ControlSocketPath())
 	if err != nil {
 		return err
@@ -359,7 +374,7 @@ func listen(b *configs.Broker) ([]net.Listener, error) {
 			return fail(fmt.Errorf("listen on %s: %w", l.Address, err))
 		}
 		if tc != nil {
-			ln = tls.NewListener(ln, tc)
+			ln = server.NewTLSListener(ln, tc)
 		}
 		lns = append(lns, ln)
 	}
@@ -405,8 +420,9 @@ func memoryLimit(m configs.MemoryLimit, log zerolog.Logger) (int64, error) {
 }
 
 // reloadDefinitions re-reads the configuration (for its list of definitions files) and the
-// definitions, and applies them when all of them are valid.
-func reloadDefinitions(srv *server.Server, configPath string, apply func(*configs.Broker) error, log zerolog.Logger) (string, error) {
+// definitions, and applies them when all of them are valid. Settings that changed from running
+// but wait for a restart are logged and listed in the result.
+func reloadDefinitions(srv *server.Server, configPath string, apply func(*configs.Broker) error, running *configs.Broker, log zerolog.Logger) (string, error) {
 	if configPath == "" {
 		return "", errors.New("the broker was started without --config: there are no definitions files to reload")
 	}
@@ -431,7 +447,8 @@ func reloadDefinitions(srv *server.Server, configPath string, apply func(*config
 		return "", err
 	}
 	srv.SetResourceLimits(memLimit, int64(b.DiskFreeLimit))
-	return fmt.Sprintf("reloaded: %d created, %d deleted, %d kept\n", len(res.Created), len(res.Deleted), len(res.Kept)), nil
+	restart := reportRestartNeeded(log, running, b)
+	return fmt.Sprintf("reloaded: %d created, %d deleted, %d kept\n", len(res.Created), len(res.Deleted), len(res.Kept)) + restart, nil
 }
 
 // newLogger writes human-readable logs to a terminal (format auto) or when asked, JSON lines

@@ -12,25 +12,37 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/term"
+
 	"github.com/warrenmq/warren/configs"
 	"github.com/warrenmq/warren/server"
 )
 
 // passwd prints the RabbitMQ-compatible hash (rabbit_password_hashing_sha256) of the password
-// given as the argument or, more safely, read from stdin.
-func passwd(args []string, stdin io.Reader, stdout io.Writer) error {
+// given as the argument or, more safely, read from stdin: typed twice at a prompt without echo
+// when stdin is a terminal, else the first line.
+func passwd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	const usage = "usage: warren passwd [PASSWORD] (or the password on stdin)"
 	var pw string
-	switch len(args) {
-	case 0:
+	switch {
+	case len(args) == 1 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help"):
+		fmt.Fprintln(stderr, usage)
+		return flag.ErrHelp
+	case len(args) == 1:
+		pw = args[0]
+	case len(args) > 1:
+		return usageError{err: errors.New(usage)}
+	case isTerminal(stdin):
+		var err error
+		if pw, err = promptPassword(int(stdin.(*os.File).Fd()), stderr); err != nil {
+			return fmt.Errorf("passwd: %w", err)
+		}
+	default:
 		line, err := bufio.NewReader(stdin).ReadString('\n')
 		if err != nil && !errors.Is(err, io.EOF) {
 			return fmt.Errorf("passwd: read the password: %w", err)
 		}
 		pw = strings.TrimRight(line, "\r\n")
-	case 1:
-		pw = args[0]
-	default:
-		return errors.New("usage: warren passwd [PASSWORD] (or the password on stdin)")
 	}
 	if pw == "" {
 		return errors.New("passwd: empty password")
@@ -41,6 +53,38 @@ func passwd(args []string, stdin io.Reader, stdout io.Writer) error {
 	}
 	_, err = fmt.Fprintln(stdout, h)
 	return err
+}
+
+// isTerminal says whether r is a terminal the password can be read from without echo.
+func isTerminal(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// promptPassword reads the password twice from the terminal fd with echo off, prompting on
+// prompt, and refuses two different entries.
+func promptPassword(fd int, prompt io.Writer) (string, error) {
+	read := func(label string) (string, error) {
+		fmt.Fprint(prompt, label)
+		b, err := term.ReadPassword(fd)
+		fmt.Fprintln(prompt) // the newline the user typed was not echoed
+		if err != nil {
+			return "", fmt.Errorf("read the password: %w", err)
+		}
+		return string(b), nil
+	}
+	pw, err := read("Password: ")
+	if err != nil || pw == "" {
+		return pw, err
+	}
+	again, err := read("Password (again): ")
+	if err != nil {
+		return "", err
+	}
+	if again != pw {
+		return "", errors.New("the passwords do not match")
+	}
+	return pw, nil
 }
 
 // configCheck validates each file without starting a broker: a broker configuration (which
@@ -133,7 +177,7 @@ func control(args []string, name, command string, stdout io.Writer) error {
 	dataDir := fs.String("data-dir", "", "the broker's data dir (its control socket is warren.sock in it)")
 	sock := fs.String("control-socket", "", "the broker's control socket")
 	timeout := fs.Duration("timeout", time.Minute, "how long to wait for the broker")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	path := *sock

@@ -10,19 +10,58 @@
 // SIGTERM or SIGINT closes every connection with connection.close 320, flushes the store and
 // exits cleanly; a second SIGTERM or SIGINT during that shutdown ends the process at once.
 // SIGHUP reloads the definitions files. docs/configuration.md has the details.
+//
+// Exit status: 0 on success and after -h or --help, 2 for a bad command line, 1 otherwise.
 package main
 
 import (
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 )
 
 func main() {
-	if err := dispatch(os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "warren:", err)
-		os.Exit(1)
+	os.Exit(exitCode(dispatch(os.Args[1:], os.Stdin, os.Stdout, os.Stderr), os.Stderr))
+}
+
+// usageError is a bad command line. printed says the flag package has already reported it,
+// with the usage.
+type usageError struct {
+	err     error
+	printed bool
+}
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// parseFlags parses args with fs, which must use flag.ContinueOnError. A bad flag becomes a
+// usageError; -h or --help returns flag.ErrHelp, the usage printed.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	err := fs.Parse(args)
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return err
 	}
+	return usageError{err: err, printed: true}
+}
+
+// exitCode reports err and returns the process's exit status: 0 for success and for -h or
+// --help (the usage has been printed), 2 for a bad command line, as the flag package's
+// ExitOnError does, and 1 for any other failure.
+func exitCode(err error, stderr io.Writer) int {
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	var usage usageError
+	isUsage := errors.As(err, &usage)
+	if !isUsage || !usage.printed {
+		fmt.Fprintln(stderr, "warren:", err)
+	}
+	if isUsage {
+		return 2
+	}
+	return 1
 }
 
 // dispatch runs the subcommand args name, or the broker.
@@ -30,7 +69,7 @@ func dispatch(args []string, stdin io.Reader, stdout io.Writer, stderr *os.File)
 	if len(args) > 0 {
 		switch args[0] {
 		case "passwd":
-			return passwd(args[1:], stdin, stdout)
+			return passwd(args[1:], stdin, stdout, stderr)
 		case "config":
 			if len(args) > 1 && args[1] == "check" {
 				return configCheck(args[2:], stdout)

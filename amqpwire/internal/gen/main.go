@@ -1,10 +1,11 @@
 // Command gen generates amqpwire/methods_gen.go from the AMQP 0-9-1
 // specification XML:
 //
-//	go run ./internal/gen -spec ../../shared/spec/amqp0-9-1.stripped.extended.xml -out methods_gen.go
+//	go run ./internal/gen -spec spec/amqp0-9-1.stripped.extended.xml -out methods_gen.go
 //
-// (run from amqpwire/, as its go:generate line does). The additions in
-// amqpgen/extras.xml are merged into the specification first.
+// (run from amqpwire/, as its go:generate line does). The spec XML is vendored
+// in amqpwire/spec/, its BSD licence in the file's header comment. The additions
+// in amqpgen/extras.xml are merged into the specification first.
 package main
 
 import (
@@ -35,11 +36,14 @@ func run(specPath, outPath string) error {
 	}
 	spec, err := amqpgen.Parse(specXML, amqpgen.Extras)
 	if err != nil {
-		return err
+		return fmt.Errorf("parse %s: %w", specPath, err)
 	}
 	src, err := amqpgen.Generate(spec)
 	if err != nil {
-		return err
+		return fmt.Errorf("generate from %s: %w", specPath, err)
 	}
-	return os.WriteFile(outPath, src, 0o644)
+	if err := os.WriteFile(outPath, src, 0o644); err != nil {
+		return fmt.Errorf("write generated code: %w", err)
+	}
+	return nil
 }

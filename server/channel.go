@@ -250,7 +250,7 @@ func (ch *channel) expandQueueName(name string) (string, error) {
 // release cancels the channel's consumers and requeues its unacked messages; the channel
 // delivers nothing afterwards. It runs when the channel or its connection closes.
 func (ch *channel) release() {
-	ch.content.reset() // a half-received body no longer counts toward the memory alarm
+	ch.content.reset()
 	ch.mu.Lock()
 	if ch.released {
 		ch.mu.Unlock()

@@ -13,7 +13,7 @@ import (
 //
 // A body that arrives in several frames is kept as the frames' payloads and joined once it is
 // complete, so a half-sent body costs the bytes received so far, not a buffer of the size its
-// header announced; those bytes are counted toward the memory alarm while they wait
+// header announced; every body frame counts toward the memory alarm at once
 // (resources.addBody). The write permission and the exchange are checked on the header,
 // before any body is buffered.
 type content struct {
@@ -30,9 +30,6 @@ type content struct {
 func (c *content) active() bool { return c.method != nil }
 
 func (c *content) reset() {
-	if c.received > 0 {
-		c.acct.addBody(-int64(c.received))
-	}
 	c.method = nil
 	c.haveHeader = false
 	c.header = amqpwire.ContentHeader{}

@@ -17,8 +17,10 @@ import (
 // if it was raised, clears while the messages wait on disk.
 
 const (
-	// memorySample is how often the process's memory is read (a /proc read, a few µs).
-	memorySample = 100 * time.Millisecond
+	// memorySample is how often the process's memory is read (a /proc read, a few µs);
+	// memorySampleHigh while it is over the paging threshold, where it can pass the limit fast.
+	memorySample     = 100 * time.Millisecond
+	memorySampleHigh = 20 * time.Millisecond
 	// diskSample is how often the data dir's free space is read.
 	diskSample = time.Second
 	// pagingRatio: from this fraction of the memory limit queues shrink their windows.
@@ -46,9 +48,8 @@ type resources struct {
 	memoryLimit   atomic.Int64 // bytes; 0: no memory alarm
 	diskFreeLimit atomic.Int64 // bytes; negative: no disk alarm
 	used          atomic.Int64 // memory at the last sample
-	// bodies counts the bytes of message bodies being received (partially or whole, not yet
-	// handed to the queues); bodiesAtSample is its value at the last memory sample. A flood of
-	// bodies raises the alarm between samples (see addBody).
+	// bodies counts the bytes of message bodies received, ever; bodiesAtSample is its value at
+	// the last memory sample. A flood of bodies raises the alarm between samples (addBody).
 	bodies         atomic.Int64
 	bodiesAtSample atomic.Int64
 	kick           chan struct{}
@@ -85,7 +86,7 @@ func (r *resources) close() {
 
 func (r *resources) run() {
 	defer close(r.done)
-	t := time.NewTicker(memorySample)
+	t := time.NewTimer(memorySample)
 	defer t.Stop()
 	var lastDisk time.Time
 	for {
@@ -93,6 +94,11 @@ func (r *resources) run() {
 		if now := time.Now(); now.Sub(lastDisk) >= diskSample {
 			lastDisk = now
 			r.sampleDisk()
+		}
+		if r.paging {
+			t.Reset(memorySampleHigh)
+		} else {
+			t.Reset(memorySample)
 		}
 		select {
 		case <-r.stop:
@@ -104,20 +110,21 @@ func (r *resources) run() {
 	}
 }
 
-// addBody counts n bytes of message body received (negative when they leave: handed to the
-// queues or dropped). It runs for every body frame, so it costs an atomic add and, only with
-// a memory limit, three loads: what arrived since the last sample is added to it, and the
-// alarm is raised at once when that passes the limit.
+// addBody counts n bytes of message body received. It runs for every body frame, so it
+// costs an atomic add and, only with a memory limit, two loads: memory cannot have grown by
+// more than what arrived since the last sample, so the alarm is raised at once when the last
+// sample plus that passes the limit (the next sample clears it again if the bytes were freed
+// or paged out meanwhile). A flood of bodies is stopped between two samples this way.
 func (r *resources) addBody(n int64) {
 	total := r.bodies.Add(n)
 	limit := r.memoryLimit.Load()
-	if n <= 0 || limit <= 0 || r.srv.alarms.active.Load()&uint32(alarmMemory) != 0 {
+	if limit <= 0 || r.srv.alarms.active.Load()&uint32(alarmMemory) != 0 {
 		return
 	}
 	if r.used.Load()+total-r.bodiesAtSample.Load() > limit {
 		if r.srv.alarms.set(alarmMemory, true) {
-			r.log.Warn().Int64("limit", limit).Int64("receiving_bytes", total).
-				Msg("memory alarm: message bodies being received pass the memory limit; publishers are blocked")
+			r.log.Warn().Int64("limit", limit).Int64("received_since_sample", total-r.bodiesAtSample.Load()).
+				Msg("memory alarm: message bodies received since the last reading pass the memory limit; publishers are blocked")
 		}
 	}
 }

@@ -102,12 +102,12 @@ func (a *alarms) state() (cleared <-chan struct{}, reason string) {
 
 // waitForAlarms blocks the reader while an alarm is active: the connection is publishing (it
 // sent a content frame), so it must not go on until the alarms clear or the connection is
-// being closed. It reports false when the connection is being closed.
-func (c *conn) waitForAlarms() bool {
+// being closed.
+func (c *conn) waitForAlarms() {
 	a := c.srv.alarms
 	cleared, reason := a.state()
 	if reason == "" {
-		return true
+		return
 	}
 	c.alarmHeld.Store(true)
 	defer c.alarmHeld.Store(false)
@@ -120,7 +120,7 @@ func (c *conn) waitForAlarms() bool {
 		select {
 		case <-cleared:
 		case <-c.stop:
-			return false
+			return // closing: the frame is discarded by the close handling
 		}
 		// Another alarm may have been raised between the clear and now.
 		if cleared, reason = a.state(); reason == "" {
@@ -133,5 +133,4 @@ func (c *conn) waitForAlarms() bool {
 	c.log.Debug().Msg("connection unblocked")
 	// The read deadline was not moved while blocked: move it now, or the next read times out.
 	c.deadlineSet = time.Time{}
-	return true
 }

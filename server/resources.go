@@ -57,7 +57,6 @@ type resources struct {
 	// Owned by the monitor goroutine.
 	paging  bool
 	waiting []*queue.Queue // queues whose Trim still waits for records to become durable
-	free    uint64
 
 	startOnce, stopOnce sync.Once
 	stop, done          chan struct{}
@@ -197,7 +196,6 @@ func (r *resources) sampleDisk() {
 	if !ok {
 		return
 	}
-	r.free = free
 	limit := r.diskFreeLimit.Load()
 	on := limit >= 0 && free < uint64(limit)
 	if r.srv.alarms.set(alarmDisk, on) {

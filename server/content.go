@@ -215,7 +215,7 @@ func (ch *channel) publish(x *exchangeRec, msg *queue.Message, mandatory bool) e
 	w := newWriteWait(func(ok bool) { ch.sendConfirm(tag, ok) })
 	w.nackable = true
 	if ch.deliverPublish(x, msg, keys, mandatory, w) {
-		w.failed.Store(true)
+		w.refused.Store(true)
 	}
 	w.release()
 	return nil
@@ -258,13 +258,25 @@ func (v *vhost) enqueue(msg *queue.Message, qs []*queueRec, w *writeWait) (route
 	if msg.Persistent && v.st != nil {
 		v.shareBody(msg, qs, w)
 	}
+	// A confirmed message that is written anywhere is held in every queue until its writes
+	// are durable: if one fails, the nack is the truth (queue/held.go).
+	hold := w != nil && w.nackable && msg.Persistent && anyStored(qs)
 	for _, q := range qs {
 		var done func(error)
 		if w != nil {
 			w.add()
 			done = w.done
 		}
-		res, written := q.q.Publish(msg, done)
+		var res queue.Result
+		var written bool
+		if hold {
+			var e *queue.Entry
+			if res, e, written = q.q.PublishHeld(msg, done); e != nil {
+				w.hold(q.q, e)
+			}
+		} else {
+			res, written = q.q.Publish(msg, done)
+		}
 		if w != nil && !written {
 			w.done(nil)
 		}
@@ -277,9 +289,11 @@ func (v *vhost) enqueue(msg *queue.Message, qs []*queueRec, w *writeWait) (route
 // diskFull reports whether a persistent message for qs needs a store write that the store
 // refuses now for lack of disk space.
 func (v *vhost) diskFull(qs []*queueRec) bool {
-	if v.st == nil || !v.st.Full() {
-		return false
-	}
+	return v.st != nil && v.st.Full() && anyStored(qs)
+}
+
+// anyStored reports whether a persistent message routed to qs is written by one of them.
+func anyStored(qs []*queueRec) bool {
 	for _, q := range qs {
 		if q.stored {
 			return true

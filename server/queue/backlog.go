@@ -26,6 +26,9 @@ type Backlog interface {
 	Expire(now int64, limit int, out []*Entry) []*Entry
 	// NextExpiry is the earliest deadline among the in-memory entries, or 0.
 	NextExpiry() int64
+	// Remove takes an entry that is still ready out of the backlog, wherever it is in memory,
+	// and reports whether it was there.
+	Remove(e *Entry) bool
 	// Spilled reports whether ready entries are waiting on disk (or on their way there)
 	// because the in-memory window is full.
 	Spilled() bool

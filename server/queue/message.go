@@ -54,6 +54,11 @@ type Entry struct {
 	// Expires is the entry's deadline in Unix milliseconds (the lower of the message's and the
 	// queue's TTL, counted from when it entered this queue), or 0.
 	Expires int64
+	// held keeps the entry from delivery until its publish is settled (Queue.Release or
+	// Withdraw); heldDeath is why it died meanwhile, dead-lettered only once released. Both
+	// are guarded by the queue.
+	held      bool
+	heldDeath Reason
 	// committed is set by the journal's callback once the record is durable.
 	committed atomic.Bool
 	// gone marks an entry that left the backlog from the middle (expired); expIdx is its place

@@ -60,6 +60,10 @@ type PagedBacklog struct {
 	// readErr is the last error reading the journal back; entries stay on disk and the read
 	// is retried at the next Peek.
 	readErr error
+
+	// skip are the Seqs of withdrawn entries whose records may still be read back (their
+	// removal is submitted, maybe not yet committed); nil when there are none. See held.go.
+	skip map[uint64]struct{}
 }
 
 // NewPagedBacklog returns a backlog that keeps at most win in memory and pages the rest to j.
@@ -125,10 +129,11 @@ func (b *PagedBacklog) pageOut(e *Entry) {
 }
 
 // settlePending forgets the pending entries whose records are durable: they are on disk now.
-// Records commit in submission order, so the committed ones are a prefix.
+// Records commit in submission order, so the committed ones are a prefix. A held entry stays:
+// it may yet be withdrawn, which only an entry in memory can be.
 func (b *PagedBacklog) settlePending() {
 	n := 0
-	for n < len(b.pending) && b.pending[n].committed.Load() {
+	for n < len(b.pending) && b.pending[n].committed.Load() && !b.pending[n].held {
 		b.diskCount++
 		b.diskBytes += b.pending[n].Msg.Size()
 		b.pendingBytes -= b.pending[n].Msg.Size()
@@ -166,6 +171,10 @@ func (b *PagedBacklog) pageIn() {
 			if b.diskCount == 0 {
 				break // the rest are pending entries that committed meanwhile
 			}
+			if _, ok := b.skip[e.Seq]; ok {
+				b.cursor = e.Seq // withdrawn: not counted on disk, never delivered
+				continue
+			}
 			b.diskCount--
 			b.diskBytes -= e.Msg.Size()
 			b.cursor = e.Seq
@@ -182,6 +191,7 @@ func (b *PagedBacklog) pageIn() {
 			// bodies: do not let the difference linger.
 			b.diskBytes = 0
 		}
+		b.forgetSkipped()
 	} else {
 		// The pending entries are in memory already: all of them join the head.
 		for _, e := range b.pending {
@@ -204,8 +214,13 @@ func (b *PagedBacklog) Requeue(e *Entry) { b.mem.Requeue(e) }
 
 // Peek implements Backlog.
 func (b *PagedBacklog) Peek() *Entry {
-	if b.mem.Len() == 0 && (b.diskCount > 0 || len(b.pending) > 0) {
+	// A read-back can bring nothing but withdrawn records: read on.
+	for b.mem.Len() == 0 && (b.diskCount > 0 || len(b.pending) > 0) {
+		before := b.cursor
 		b.pageIn()
+		if b.cursor == before && b.mem.Len() == 0 {
+			break // a read error, or nothing readable yet
+		}
 	}
 	return b.mem.Peek()
 }
@@ -244,6 +259,7 @@ func (b *PagedBacklog) Purge(drop func(*Entry)) int {
 		b.pending, b.pendingBytes = nil, 0
 		b.diskCount, b.diskBytes = 0, 0
 		b.cursor = b.lastPaged
+		b.skip = nil
 	}
 	return n + b.tail.Purge(drop)
 }

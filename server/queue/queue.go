@@ -242,6 +242,12 @@ func (q *Queue) unlock() {
 // dead-letter hook.
 func (q *Queue) dieLocked(e *Entry, why Reason) {
 	q.forgetLocked(e)
+	if e.held {
+		// Its publish is not settled yet: dead-letter it once it is released, never if it is
+		// withdrawn (see held.go).
+		e.heldDeath = why
+		return
+	}
 	q.dead = append(q.dead, Dead{Entry: e, Reason: why})
 }
 
@@ -249,12 +255,17 @@ func (q *Queue) dieLocked(e *Entry, why Reason) {
 // in a durable queue with a journal is written first: then done (if not nil) runs once the
 // record is durable, and written is true.
 func (q *Queue) Publish(m *Message, done func(error)) (res Result, written bool) {
+	res, _, written = q.publish(m, done, false)
+	return res, written
+}
+
+func (q *Queue) publish(m *Message, done func(error), hold bool) (res Result, held *Entry, written bool) {
 	q.mu.Lock()
 	defer q.unlock()
 	if q.deleted {
-		return Gone, false
+		return Gone, nil, false
 	}
-	e := &Entry{Msg: m}
+	e := &Entry{Msg: m, held: hold}
 	now := nowMillis()
 	// Deadlines count from the publish time rounded up to the millisecond, so a message never
 	// expires before its full TTL has passed. That rounding would let a TTL of 0 live for up to
@@ -265,12 +276,16 @@ func (q *Queue) Publish(m *Message, done func(error)) (res Result, written bool)
 		if q.f.Overflow == RejectPublishDLX {
 			e.Seq = q.nextSeq
 			q.nextSeq++
+			e.held = false // refused here whatever happens elsewhere: dead-lettered now
 			q.dead = append(q.dead, Dead{Entry: e, Reason: MaxLen})
 		}
-		return Refused, false
+		return Refused, nil, false
 	}
 	e.Seq = q.nextSeq
 	q.nextSeq++
+	if hold {
+		held = e
+	}
 	if q.j != nil && q.durable && m.Persistent {
 		// Submitted under the lock, before anyone can see the entry, so an ack's Remove is
 		// always submitted after this Append.
@@ -285,20 +300,21 @@ func (q *Queue) Publish(m *Message, done func(error)) (res Result, written bool)
 			}
 		})
 	}
-	if q.backlog.Len() == 0 && len(q.consumers) > 0 && q.offerLocked(e, now) {
-		return Enqueued, written
+	if !hold && q.backlog.Len() == 0 && len(q.consumers) > 0 && q.offerLocked(e, now) {
+		return Enqueued, nil, written
 	}
-	if e.zeroTTL || (e.Expires != 0 && e.Expires <= now) {
+	if !hold && (e.zeroTTL || (e.Expires != 0 && e.Expires <= now)) {
 		// A TTL of 0: deliverable only to a consumer waiting right now, never to a later
-		// consumer or basic.get (RabbitMQ drops or dead-letters it at once).
+		// consumer or basic.get (RabbitMQ drops or dead-letters it at once). A held entry
+		// gets that chance when it is released.
 		q.dieLocked(e, Expired)
-		return Enqueued, written
+		return Enqueued, nil, written
 	}
 	q.backlog.Push(e)
 	q.enforceLimitLocked()
 	q.dispatchLocked(now)
 	q.scheduleLocked()
-	return Enqueued, written
+	return Enqueued, held, written
 }
 
 // deadline is the lower of the message's own TTL and the queue's, from now; 0 for none.
@@ -386,7 +402,7 @@ func (q *Queue) offerLocked(e *Entry, now int64) bool {
 func (q *Queue) dispatchLocked(now int64) {
 	for len(q.consumers) > 0 {
 		e := q.backlog.Peek()
-		if e == nil {
+		if e == nil || e.held {
 			return
 		}
 		if expired(e, now) {
@@ -464,6 +480,9 @@ func (q *Queue) Get(noAck bool) (*Entry, int) {
 	defer q.unlock()
 	now := nowMillis()
 	for {
+		if h := q.backlog.Peek(); h != nil && h.held {
+			return nil, 0 // its publish is not settled yet
+		}
 		e := q.backlog.Pop()
 		if e == nil {
 			return nil, 0

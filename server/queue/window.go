@@ -104,7 +104,7 @@ func (b *PagedBacklog) Trim() (waiting bool) {
 		}
 	}
 	for _, e := range leave {
-		if !e.committed.Load() {
+		if !e.committed.Load() || e.held {
 			return true
 		}
 		b.mem.popNewest()

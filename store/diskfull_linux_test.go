@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/warrenmq/warren/store/disktest"
 )
 
 // The disk-full tests run the store in a child process (this test binary, TestDiskFullHelper)
@@ -270,50 +272,12 @@ func event(l string) (string, uint64) {
 	return w, v
 }
 
-func mountTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Fatal("the disk-full tests mount a tmpfs and must run as root (CI does)")
-	}
-	mnt := filepath.Join(t.TempDir(), "mnt")
-	if err := os.Mkdir(mnt, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", mnt).CombinedOutput(); err != nil {
-		t.Fatalf("mount tmpfs: %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", mnt, err, out)
-		}
-	})
-	return mnt
-}
-
-// fillDisk runs dd until the disk is full, as another process filling the disk would.
-func fillDisk(t *testing.T, path string) {
-	t.Helper()
-	out, err := exec.Command("dd", "if=/dev/zero", "of="+path, "bs=1M").CombinedOutput()
-	if err == nil || !strings.Contains(string(out), "No space left") {
-		t.Fatalf("dd did not fill the disk: %v: %s", err, out)
-	}
-}
-
-func freeOf(t *testing.T, dir string) uint64 {
-	t.Helper()
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil {
-		t.Fatal(err)
-	}
-	return st.Bavail * uint64(st.Bsize)
-}
-
 // TestDiskFilledByAnotherProcess: while a publisher confirms, dd fills the disk. The store's
 // process stays alive, every write either confirms or fails with ErrDiskFull, confirms resume
 // by themselves when the fill file goes, and every confirmed message is there after a kill -9.
 // A store started on the full disk does not crash and serves once space is freed.
 func TestDiskFilledByAnotherProcess(t *testing.T) {
-	mnt := mountTmpfs(t, "320m")
+	mnt := disktest.MountTmpfs(t, "320m")
 	dir := filepath.Join(mnt, "data")
 	filler := filepath.Join(mnt, "fill")
 	c := startChild(t, dir, "publish")
@@ -335,8 +299,8 @@ func TestDiskFilledByAnotherProcess(t *testing.T) {
 		}
 	}
 	collect(c, func(string, uint64) bool { return len(confirmed) >= 500 })
-	fillDisk(t, filler)
-	t.Logf("disk filled with %d confirmed; %d bytes free", len(confirmed), freeOf(t, mnt))
+	disktest.Fill(t, filler)
+	t.Logf("disk filled with %d confirmed; %d bytes free", len(confirmed), disktest.Free(t, mnt))
 	fulls := 0
 	collect(c, func(w string, _ uint64) bool {
 		if w == "full" {
@@ -360,7 +324,7 @@ func TestDiskFilledByAnotherProcess(t *testing.T) {
 	}
 
 	// Restart on a full disk: no crash; it serves once the fill file goes.
-	fillDisk(t, filler)
+	disktest.Fill(t, filler)
 	c = startChild(t, dir, "publish")
 	waitLog(t, c, "waiting for free space")
 	if err := os.Remove(filler); err != nil {
@@ -419,7 +383,7 @@ func waitLog(t *testing.T, c *child, s string) {
 // TestDrainedStoreGivesSpaceBack: a store that filled its disk down to the reserve by itself,
 // then was drained, gives the space back while running, and confirms resume without a restart.
 func TestDrainedStoreGivesSpaceBack(t *testing.T) {
-	mnt := mountTmpfs(t, "320m")
+	mnt := disktest.MountTmpfs(t, "320m")
 	dir := filepath.Join(mnt, "data")
 	c := startChild(t, dir, "fill")
 	for {
@@ -427,7 +391,7 @@ func TestDrainedStoreGivesSpaceBack(t *testing.T) {
 			break
 		}
 	}
-	low := freeOf(t, mnt)
+	low := disktest.Free(t, mnt)
 	for {
 		if w, _ := event(c.next(30 * time.Second)); w == "drained" {
 			break
@@ -439,16 +403,16 @@ func TestDrainedStoreGivesSpaceBack(t *testing.T) {
 	for {
 		w, n := event(c.next(30 * time.Second))
 		if w == "ok" {
-			t.Logf("message %d confirmed after the drain; %d MiB free", n, freeOf(t, mnt)>>20)
+			t.Logf("message %d confirmed after the drain; %d MiB free", n, disktest.Free(t, mnt)>>20)
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("still no confirm 30 s after the drain; %d MiB free", freeOf(t, mnt)>>20)
+			t.Fatalf("still no confirm 30 s after the drain; %d MiB free", disktest.Free(t, mnt)>>20)
 		}
 	}
 	// The drained messages' space comes back while the store runs (all but the value-log
 	// file being written and the preallocated logs).
-	for freeOf(t, mnt) < low+128<<20 {
+	for disktest.Free(t, mnt) < low+128<<20 {
 		select {
 		case l := <-c.lines:
 			if w, _ := event(l); w != "ok" {
@@ -459,8 +423,8 @@ func TestDrainedStoreGivesSpaceBack(t *testing.T) {
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d MiB free 30 s after the drain, %d MiB when full", freeOf(t, mnt)>>20, low>>20)
+			t.Fatalf("%d MiB free 30 s after the drain, %d MiB when full", disktest.Free(t, mnt)>>20, low>>20)
 		}
 	}
-	t.Logf("%d MiB free after the drain", freeOf(t, mnt)>>20)
+	t.Logf("%d MiB free after the drain", disktest.Free(t, mnt)>>20)
 }

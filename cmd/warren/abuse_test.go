@@ -88,7 +88,14 @@ func (l *brokerLog) alive() bool {
 // once the broker listens. The broker is killed when the test ends.
 func startBrokerWith(t *testing.T, shell string, flags ...string) (string, *brokerLog) {
 	t.Helper()
-	bin := buildBinary(t)
+	addr, l, _ := startBrokerBin(t, buildBinary(t), shell, flags...)
+	return addr, l
+}
+
+// startBrokerBin is startBrokerWith for a binary already built; it also returns the process.
+// A --data-dir in flags replaces the fresh one.
+func startBrokerBin(t *testing.T, bin, shell string, flags ...string) (string, *brokerLog, *exec.Cmd) {
+	t.Helper()
 	addr := freeAddr(t)
 	args := append([]string{bin, "--listen", addr, "--data-dir", t.TempDir(), "--log-level", "info"}, flags...)
 	var cmd *exec.Cmd
@@ -123,9 +130,15 @@ func startBrokerWith(t *testing.T, shell string, flags ...string) (string, *brok
 		l.more = make(chan struct{})
 		l.mu.Unlock()
 	}()
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	t.Cleanup(func() {
+		// Wait for the exit too: a test may unmount the broker's data dir next.
+		_ = cmd.Process.Kill()
+		for deadline := time.Now().Add(10 * time.Second); l.alive() && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
 	l.waitFor(t, "listening for AMQP 0-9-1")
-	return addr, l
+	return addr, l, cmd
 }
 
 // idleSockets opens n TCP connections to addr that never send a byte.

@@ -155,14 +155,10 @@ func (ch *channel) finishContent() error {
 	if st := ch.vh.st; st != nil {
 		// Flow control: while the disk is behind, stop reading this connection, so a publisher
 		// that outruns it (with or without confirms) is slowed by TCP instead of filling memory.
-		st.WaitBelow(storeBacklogLimit)
+		st.WaitBelow(ch.conn.srv.res.storeBacklogLimit())
 	}
 	return nil
 }
-
-// storeBacklogLimit is how many bytes of writes may wait for the store before publishers are
-// held back.
-const storeBacklogLimit = 64 << 20
 
 // publishTarget checks that the user may publish to exchange and returns it.
 func (ch *channel) publishTarget(exchange string) (*exchangeRec, error) {

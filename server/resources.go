@@ -38,11 +38,19 @@ type diskSpace interface {
 	DiskFree() (free uint64, ok bool)
 }
 
+// pager is the store's page-out of its mapped files (store.Store.SetEagerPageOut): eager while
+// memory is over the paging threshold, so the files the queues page out to do not stay
+// resident in their place.
+type pager interface {
+	SetEagerPageOut(on bool)
+}
+
 // resources samples memory and disk and drives the alarms and queue paging.
 type resources struct {
 	srv    *Server
 	log    zerolog.Logger
 	disk   diskSpace // nil without a store
+	pager  pager     // nil without a store
 	memory func() (uint64, bool)
 
 	memoryLimit   atomic.Int64 // bytes; 0: no memory alarm
@@ -67,6 +75,7 @@ func newResources(s *Server) *resources {
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	if s.cfg.Store != nil {
 		r.disk = s.cfg.Store
+		r.pager = s.cfg.Store
 	}
 	r.memoryLimit.Store(s.cfg.MemoryLimit)
 	r.diskFreeLimit.Store(s.cfg.DiskFreeLimit)
@@ -186,6 +195,9 @@ func (r *resources) setPaging(on bool) {
 		r.log.Info().Int64("used", r.used.Load()).Msg("memory below the paging threshold: queues keep their full windows again")
 	}
 	r.waiting = r.srv.setQueueWindow(w, r.waiting[:0])
+	if r.pager != nil {
+		r.pager.SetEagerPageOut(on)
+	}
 }
 
 func (r *resources) sampleDisk() {
@@ -209,6 +221,18 @@ func (r *resources) sampleDisk() {
 }
 
 // setLimits changes the limits at runtime (a reload) and samples at once.
+// storeBacklog is how many bytes of writes may wait for the store before publishers are held
+// back: 64 MiB, or an eighth of the memory limit when that is less (the writes are copies of
+// bodies the queues also hold).
+const storeBacklog = 64 << 20
+
+func (r *resources) storeBacklogLimit() int64 {
+	if l := r.memoryLimit.Load(); l > 0 {
+		return min(storeBacklog, max(l/8, 1<<20))
+	}
+	return storeBacklog
+}
+
 func (r *resources) setLimits(memory, diskFree int64) {
 	r.memoryLimit.Store(memory)
 	r.diskFreeLimit.Store(diskFree)

@@ -99,6 +99,12 @@ func newest(ms []logMapping) int {
 // looks every adviseCheck for the next file Badger opens, so a new file gets the current
 // advice within that time of its creation.
 //
+// Eager page-out (SetEagerPageOut, while the broker's memory is over its paging threshold):
+// every adviseCheck, and the files being written too. Their committed pages are clean, so they
+// go at once; the page being written faults back in. A publisher writing 180 MiB/s otherwise
+// kept the newest value-log file and a second's worth of rotated ones resident: 200 MiB of
+// file pages beside a 128 MiB memory limit.
+//
 // Advice never changes what a mapping holds, so it is safe even if Badger unmaps or replaces
 // a file between the read of /proc/self/maps and the advice.
 func (s *Store) pageOutLoop(interval time.Duration) {
@@ -122,7 +128,8 @@ func (s *Store) pageOutLoop(interval time.Duration) {
 		case <-t.C:
 		}
 		due := time.Since(last) >= interval
-		if !due && !s.newLogFile(newestVlog, newestMem) {
+		eager := s.eagerPaging.Load()
+		if !due && !eager && !s.newLogFile(newestVlog, newestMem) {
 			continue
 		}
 		if due {
@@ -132,7 +139,7 @@ func (s *Store) pageOutLoop(interval time.Duration) {
 			commits, bytes = c, b
 		}
 		var err error
-		newestVlog, newestMem, err = s.adviseLogs(random, pageOut && due)
+		newestVlog, newestMem, err = s.adviseLogs(random, pageOut && (due || eager), pageOut && eager)
 		if err != nil {
 			s.log.Warn().Err(err).Msg("store: cannot page out the value log; its pages stay resident")
 			if errors.Is(err, errNoAdvice) {
@@ -142,6 +149,10 @@ func (s *Store) pageOutLoop(interval time.Duration) {
 		}
 	}
 }
+
+// SetEagerPageOut turns eager page-out on or off (see pageOutLoop): the broker's memory monitor
+// turns it on while memory is over its paging threshold.
+func (s *Store) SetEagerPageOut(on bool) { s.eagerPaging.Store(on) }
 
 // errNoAdvice: this system cannot advise the log files' mappings at all (not Linux, or no
 // /proc/self/maps), so pageOutLoop stops.

@@ -10,10 +10,10 @@ import (
 
 // adviseLogs reads this process's mappings of Badger's log files and advises them (see
 // pageOutLoop): the newest value-log file and every memtable WAL MADV_RANDOM when random,
-// else MADV_NORMAL; the older value-log files MADV_NORMAL and, when pageOut, MADV_PAGEOUT.
-// It returns the newest fids it saw, and an error only when page-out cannot work at all (no
-// /proc, a kernel before 5.4).
-func (s *Store) adviseLogs(random, pageOut bool) (newestVlog, newestMem int, err error) {
+// else MADV_NORMAL; the older value-log files MADV_NORMAL and, when pageOut, MADV_PAGEOUT;
+// with all, the files being written are paged out too. It returns the newest fids it saw, and
+// an error only when page-out cannot work at all (no /proc, a kernel before 5.4).
+func (s *Store) adviseLogs(random, pageOut, all bool) (newestVlog, newestMem int, err error) {
 	maps, err := os.ReadFile("/proc/self/maps")
 	if err != nil {
 		return -1, -1, fmt.Errorf("%w: read /proc/self/maps: %w", errNoAdvice, err)
@@ -27,13 +27,19 @@ func (s *Store) adviseLogs(random, pageOut bool) (newestVlog, newestMem int, err
 	}
 	for _, m := range mems {
 		madvise(m, writing)
+		if all {
+			madvise(m, unix.MADV_PAGEOUT)
+		}
 	}
 	for _, m := range vlogs {
 		if m.fid == newestVlog {
 			madvise(m, writing)
-			continue
+			if !all {
+				continue
+			}
+		} else {
+			madvise(m, unix.MADV_NORMAL)
 		}
-		madvise(m, unix.MADV_NORMAL)
 		if !pageOut {
 			continue
 		}

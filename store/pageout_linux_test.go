@@ -219,3 +219,35 @@ func TestValueLogResidentWithoutPageOut(t *testing.T) {
 		}
 	}
 }
+
+// Eager page-out (the broker's memory over its paging threshold) also hands back the file
+// being written: well under one value-log file stays resident, with a page-out interval so
+// long that only the eager path can have run. The bodies still read back intact.
+func TestEagerPageOutIncludesTheFileBeingWritten(t *testing.T) {
+	const n, size = 1024, 32 << 10 // 32 MiB: all in the first value-log file
+	s, dir := openPageOutT(t, time.Hour)
+	defer closeT(t, s)
+	fillBodies(t, s, n, size)
+	if got := residentVlog(t, dir); got < 16<<20 {
+		t.Fatalf("only %d MiB of the value log resident before eager page-out: the test measures nothing", got>>20)
+	}
+	s.SetEagerPageOut(true)
+	const limit = 4 << 20
+	deadline := time.Now().Add(10 * time.Second)
+	for residentVlog(t, dir) > limit {
+		if time.Now().After(deadline) {
+			t.Fatalf("value-log pages resident after 10 s of eager page-out: %d MiB, want at most %d MiB",
+				residentVlog(t, dir)>>20, limit>>20)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	got := readAll(t, s, 1)
+	if len(got) != n {
+		t.Fatalf("read back %d messages, want %d", len(got), n)
+	}
+	for i, m := range got {
+		if want := msg(i+1, size).Body; !bytes.Equal(m.Msg.Body, want) {
+			t.Fatalf("message %d: body differs after eager page-out", i+1)
+		}
+	}
+}

@@ -118,6 +118,7 @@ type Store struct {
 	gcStop      chan struct{}
 	gcDone      chan struct{}
 	pageOutDone chan struct{}
+	eagerPaging atomic.Bool // SetEagerPageOut
 	diskDone    chan struct{}
 	reclaim     chan struct{} // diskLoop asks gcLoop to reclaim space
 	absDir      string        // Dir made absolute with symlinks resolved, as /proc/self/maps shows it

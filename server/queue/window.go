@@ -65,11 +65,14 @@ func (b *PagedBacklog) over() bool {
 	return b.mem.Len()+b.tail.Len() > b.win.Count || b.mem.Bytes()+b.tail.Bytes() > b.win.Bytes
 }
 
+// trimChunk bounds the bytes of bodies one Trim call writes records for.
+const trimChunk = 256 << 10
+
 // Trim pages out what the backlog holds in memory beyond its window: first the tail, oldest
 // first, as Push does; then the newest entries of the head, which join the front of the disk
 // regions. A head entry can only leave once its record is durable (the disk regions are read
 // back from the journal, in order), so Trim writes a record for each entry that must go and
-// has none, and moves entries from the newest end for as long as their records are durable.
+// has none (up to trimChunk bytes a call), and moves entries from the newest end for as long as their records are durable.
 // It reports whether entries are still waiting for their records.
 func (b *PagedBacklog) Trim() (waiting bool) {
 	b.settlePending()
@@ -93,8 +96,15 @@ func (b *PagedBacklog) Trim() (waiting bool) {
 		bytes -= e.Msg.Size()
 		return true
 	})
+	// Records are written a chunk per call, so many queues trimmed at once do not double
+	// what they hold in memory with the copies waiting for the store's writer.
+	submitted := 0
 	for _, e := range leave {
+		if submitted >= trimChunk {
+			break
+		}
 		if !e.Stored {
+			submitted += e.Msg.Size()
 			e.Stored = true
 			b.j.Append(e, false, func(err error) {
 				if err == nil {

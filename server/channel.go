@@ -47,6 +47,7 @@ type channel struct {
 	globalLimit   uint16 // channel-wide limit (basic.qos global=true); 0 is unlimited
 	globalUnacked int    // unacked deliveries to this channel's consumers
 	deliver       amqpwire.BasicDeliver
+	confirmed     confirmState // publisher confirms answered so far; see confirms.go
 }
 
 func newChannel(c *conn, id uint16) *channel {
@@ -161,6 +162,9 @@ func (ch *channel) handleMethod(m amqpwire.Method) error {
 	case *amqpwire.ChannelOpen:
 		return amqpwire.NewConnectionError(amqpwire.CodeChannelError, m.ClassID(), m.MethodID(), "second 'channel.open' seen")
 	case *amqpwire.ChannelClose:
+		if ch.confirm {
+			ch.conn.answerSettled(nil) // confirms already settled go out before the close-ok
+		}
 		ch.release()
 		ch.send(&amqpwire.ChannelCloseOk{})
 		delete(ch.conn.channels, ch.id)

@@ -24,7 +24,8 @@ const (
 //
 // The reader goroutine (serve) owns everything not listed under wmu: it does the handshake,
 // reads frames, dispatches methods and tears the connection down. The writer goroutine
-// (writeLoop) only moves the output buffer to the socket and sends heartbeats.
+// (writeLoop) answers the publisher confirms the store completed (confirms.go), moves the
+// output buffer to the socket and sends heartbeats.
 type conn struct {
 	srv *Server
 	nc  net.Conn
@@ -56,6 +57,11 @@ type conn struct {
 	out     *amqpwire.FrameWriter
 	spare   *amqpwire.FrameWriter
 	blocked []*queue.Queue // queues whose delivery was refused because out was full
+
+	// Publisher confirms completed by the store, answered by the writer (confirms.go);
+	// confirmSpare is the writer's scratch.
+	confirms     settledList
+	confirmSpare []*writeWait
 
 	wake       chan struct{} // cap 1: output is waiting
 	stopWriter chan struct{}
@@ -353,9 +359,11 @@ func (c *conn) writeLoop() {
 			}
 			wrote = false
 		case <-c.stopWriter:
+			c.writeConfirms()
 			c.flush()
 			return
 		}
+		c.writeConfirms()
 		if c.flush() {
 			wrote = true
 		}
@@ -413,6 +421,7 @@ func (c *conn) teardown() {
 		close(c.stopWriter)
 		<-c.writerDone
 	}
+	c.stopConfirms()
 	_ = c.nc.Close()
 	c.log.Debug().Msg("connection closed")
 }

@@ -205,11 +205,10 @@ func (ch *channel) publish(x *exchangeRec, msg *queue.Message, mandatory bool) e
 		return nil
 	}
 	ch.publishSeq++
-	tag := ch.publishSeq
 	// The confirm goes out once every durable queue that took a persistent message has it on
 	// disk; it is a nack when a write failed or a queue refused the message (x-overflow).
-	w := newWriteWait(func(ok bool) { ch.sendConfirm(tag, ok) })
-	w.nackable = true
+	// confirms.go has the rest of the way.
+	w := newConfirmWait(ch, ch.publishSeq)
 	if ch.deliverPublish(x, msg, keys, mandatory, w) {
 		w.refused.Store(true)
 	}

@@ -65,7 +65,7 @@ func (ch *channel) txCommit() error {
 		return errNotTransactional()
 	}
 	// commit-ok waits until the transaction's persistent messages are on disk.
-	w := newWriteWait(func(bool) { ch.sendIfOpen(&amqpwire.TxCommitOk{}) })
+	w := newCommitWait(ch)
 	for _, p := range ch.tx.publishes {
 		ch.deliverPublish(p.x, p.msg, p.keys, p.mandatory, w)
 	}

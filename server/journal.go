@@ -6,7 +6,6 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/warrenmq/warren/amqpwire"
 	"github.com/warrenmq/warren/server/queue"
 	"github.com/warrenmq/warren/store"
 )
@@ -116,89 +115,4 @@ func (j *journal) Read(after uint64, maxCount, maxBytes int) ([]*queue.Entry, er
 		}
 	}
 	return es, nil
-}
-
-// writeWait fires fn once every write it counts is durable: a publisher confirm, or a
-// tx.commit-ok. It starts holding one count, released by release, so it cannot fire while
-// writes are still being added.
-type writeWait struct {
-	remaining atomic.Int32
-	failed    atomic.Bool // a write failed
-	refused   atomic.Bool // a queue refused the message (x-overflow reject-publish)
-	fn        func(ok bool)
-	// nackable: fn can tell the publisher its message was refused (a confirm, not a
-	// tx.commit-ok), so a message the store would refuse is not enqueued at all, and the
-	// entries of a written message are held out of delivery until fn runs (see held).
-	nackable bool
-	// held are the entries the publish left in its queues, released when the writes are
-	// durable and withdrawn when one failed: a nacked message is never delivered. held1 is
-	// their storage for the common single-queue publish.
-	held  []heldEntry
-	held1 [1]heldEntry
-}
-
-// heldEntry is one queue's entry of a publish waiting for its writes.
-type heldEntry struct {
-	q *queue.Queue
-	e *queue.Entry
-}
-
-func newWriteWait(fn func(ok bool)) *writeWait {
-	w := &writeWait{fn: fn}
-	w.remaining.Store(1)
-	return w
-}
-
-func (w *writeWait) add() { w.remaining.Add(1) }
-
-// hold records an entry to settle when the writes are done. It is called by the publishing
-// goroutine before release, so before done can fire.
-func (w *writeWait) hold(q *queue.Queue, e *queue.Entry) {
-	if w.held == nil {
-		w.held = w.held1[:0]
-	}
-	w.held = append(w.held, heldEntry{q, e})
-}
-
-// done counts one write finished; it runs on the store's writer goroutine.
-func (w *writeWait) done(err error) {
-	if err != nil {
-		w.failed.Store(true)
-	}
-	if w.remaining.Add(-1) == 0 {
-		failed := w.failed.Load()
-		// Settle the entries before the confirm goes out: a publisher that republishes on a
-		// nack never finds the first copy still queued.
-		for _, h := range w.held {
-			if failed {
-				h.q.Withdraw(h.e)
-			} else {
-				h.q.Release(h.e)
-			}
-		}
-		w.fn(!failed && !w.refused.Load())
-	}
-}
-
-// release drops the initial hold.
-func (w *writeWait) release() { w.done(nil) }
-
-// sendConfirm sends the publisher's basic.ack, or basic.nack when a write failed.
-func (ch *channel) sendConfirm(tag uint64, ok bool) {
-	if ok {
-		ch.sendIfOpen(&amqpwire.BasicAck{DeliveryTag: tag})
-		return
-	}
-	ch.log.Debug().Uint64("delivery_tag", tag).Msg("nacking a publish: a write failed or a queue refused it")
-	ch.sendIfOpen(&amqpwire.BasicNack{DeliveryTag: tag})
-}
-
-// sendIfOpen sends m unless the channel was released meanwhile; store callbacks use it from the
-// writer goroutine.
-func (ch *channel) sendIfOpen(m amqpwire.Method) {
-	ch.mu.Lock()
-	defer ch.mu.Unlock()
-	if !ch.released {
-		ch.send(m)
-	}
 }

@@ -9,8 +9,9 @@
 // Protocol failures are reported as *ConnectionError or *ChannelError with
 // the reply code and a RabbitMQ-style reply text ("FRAME_ERROR - ...").
 //
-// The method structs, their codecs, the class ids and the reply-code table
-// are generated from the specification XML; see internal/gen.
+// The method structs, their codecs, the class and method id constants
+// (ClassBasic, MethodBasicPublish) and the reply-code table are generated
+// from the specification XML; see internal/gen.
 package amqpwire
 
 //go:generate go run ./internal/gen -spec spec/amqp0-9-1.stripped.extended.xml -out methods_gen.go

@@ -41,7 +41,7 @@ func seedMethods(tb testing.TB) []Method {
 		&BasicConsume{Queue: "orders", ConsumerTag: "c1", NoAck: true, Arguments: args},
 		&BasicAck{DeliveryTag: 42, Multiple: true},
 		&BasicNack{DeliveryTag: 7, Requeue: true},
-		&ChannelClose{ReplyCode: 404, ReplyText: "NOT_FOUND - no queue 'q' in vhost '/'", ClassId: 50, MethodId: 10},
+		&ChannelClose{ReplyCode: 404, ReplyText: "NOT_FOUND - no queue 'q' in vhost '/'", ClassId: ClassQueue, MethodId: MethodQueueDeclare},
 		&ConfirmSelect{NoWait: true},
 	}
 }

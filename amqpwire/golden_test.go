@@ -29,7 +29,7 @@ func TestGoldenFrames(t *testing.T) {
 			w.WriteMethod(0, &ConnectionTune{ChannelMax: 2047, FrameMax: 131072, Heartbeat: 60})
 		}, "01 0000 0000000c 000a 001e 07ff 00020000 003c ce"},
 		{"channel.close", func(w *FrameWriter) {
-			w.WriteMethod(3, &ChannelClose{ReplyCode: 404, ReplyText: "NOT_FOUND", ClassId: 50, MethodId: 10})
+			w.WriteMethod(3, &ChannelClose{ReplyCode: 404, ReplyText: "NOT_FOUND", ClassId: ClassQueue, MethodId: MethodQueueDeclare})
 		}, "01 0003 00000014 0014 0028 0194 09" + hex.EncodeToString([]byte("NOT_FOUND")) + " 0032 000a ce"},
 		{"content", func(w *FrameWriter) {
 			p := Properties{Flags: FlagContentType | FlagDeliveryMode, ContentType: "t", DeliveryMode: 2}

@@ -176,22 +176,22 @@ func TestDecodeMethodErrors(t *testing.T) {
 	}
 	// queue.declare with an arguments table whose length runs past the end.
 	_, err = DecodeMethod([]byte{0, 50, 0, 10, 0, 0, 1, 'q', 0, 0, 0, 0, 9, 1, 'k'})
-	assertConnErr(t, err, CodeFrameError, 50, 10)
+	assertConnErr(t, err, CodeFrameError, ClassQueue, MethodQueueDeclare)
 	// A malformed table inside a well-delimited arguments table.
 	_, err = DecodeMethod([]byte{0, 50, 0, 10, 0, 0, 1, 'q', 0, 0, 0, 0, 3, 1, 'k', 'Z'})
-	ce = assertConnErr(t, err, CodeFrameError, 50, 10)
+	ce = assertConnErr(t, err, CodeFrameError, ClassQueue, MethodQueueDeclare)
 	if !strings.Contains(ce.Text, "cannot decode queue.declare arguments") {
 		t.Fatalf("text %q", ce.Text)
 	}
 	// A huge longstr length is rejected without allocating it.
 	_, err = DecodeMethod([]byte{0, 10, 0, 21, 0xff, 0xff, 0xff, 0xff})
-	assertConnErr(t, err, CodeFrameError, 10, 21)
+	assertConnErr(t, err, CodeFrameError, ClassConnection, MethodConnectionSecureOk)
 }
 
 func TestShortstrUTF8(t *testing.T) {
 	bad := []byte{0, 50, 0, 10, 0, 0, 2, 0xc3, 0x28, 0, 0, 0, 0, 0}
 	_, err := DecodeMethod(bad)
-	ce := assertConnErr(t, err, CodeFrameError, 50, 10)
+	ce := assertConnErr(t, err, CodeFrameError, ClassQueue, MethodQueueDeclare)
 	if !strings.Contains(ce.Text, "malformed UTF-8 in shortstr 'queue'") {
 		t.Fatalf("text %q", ce.Text)
 	}
@@ -225,7 +225,7 @@ func TestValidate(t *testing.T) {
 	if err := (&ExchangeDeclare{}).Validate(); err == nil {
 		t.Fatal("empty exchange name accepted")
 	} else {
-		assertConnErr(t, err, CodeSyntaxError, 40, 10)
+		assertConnErr(t, err, CodeSyntaxError, ClassExchange, MethodExchangeDeclare)
 	}
 	// Long names with any characters are accepted (RabbitMQ allows them).
 	if err := (&ExchangeDeclare{Exchange: strings.Repeat("é!", 127)}).Validate(); err != nil {
@@ -283,8 +283,8 @@ func TestReplyNames(t *testing.T) {
 			t.Errorf("%d should not be hard", c)
 		}
 	}
-	e := NewChannelError(CodeNotFound, ClassQueue, 10, "no queue '%s' in vhost '%s'", "q", "/")
-	if e.Text != "NOT_FOUND - no queue 'q' in vhost '/'" || e.ClassID != 50 || e.MethodID != 10 {
+	e := NewChannelError(CodeNotFound, ClassQueue, MethodQueueDeclare, "no queue '%s' in vhost '%s'", "q", "/")
+	if e.Text != "NOT_FOUND - no queue 'q' in vhost '/'" || e.ClassID != ClassQueue || e.MethodID != MethodQueueDeclare {
 		t.Fatalf("%+v", e)
 	}
 	if !strings.Contains(e.Error(), "404") {

@@ -97,6 +97,90 @@ const (
 	ClassTx         uint16 = 90
 )
 
+// Method ids, one per method, named Method followed by the method struct's
+// name (MethodBasicPublish is basic.publish's id, 40). A method id is unique
+// only within its class, so it goes with the class id: a close names the
+// failed method as (ClassBasic, MethodBasicPublish).
+const (
+	// connection
+	MethodConnectionStart          uint16 = 10
+	MethodConnectionStartOk        uint16 = 11
+	MethodConnectionSecure         uint16 = 20
+	MethodConnectionSecureOk       uint16 = 21
+	MethodConnectionTune           uint16 = 30
+	MethodConnectionTuneOk         uint16 = 31
+	MethodConnectionOpen           uint16 = 40
+	MethodConnectionOpenOk         uint16 = 41
+	MethodConnectionClose          uint16 = 50
+	MethodConnectionCloseOk        uint16 = 51
+	MethodConnectionBlocked        uint16 = 60
+	MethodConnectionUnblocked      uint16 = 61
+	MethodConnectionUpdateSecret   uint16 = 70
+	MethodConnectionUpdateSecretOk uint16 = 71
+
+	// channel
+	MethodChannelOpen    uint16 = 10
+	MethodChannelOpenOk  uint16 = 11
+	MethodChannelFlow    uint16 = 20
+	MethodChannelFlowOk  uint16 = 21
+	MethodChannelClose   uint16 = 40
+	MethodChannelCloseOk uint16 = 41
+
+	// exchange
+	MethodExchangeDeclare   uint16 = 10
+	MethodExchangeDeclareOk uint16 = 11
+	MethodExchangeDelete    uint16 = 20
+	MethodExchangeDeleteOk  uint16 = 21
+	MethodExchangeBind      uint16 = 30
+	MethodExchangeBindOk    uint16 = 31
+	MethodExchangeUnbind    uint16 = 40
+	MethodExchangeUnbindOk  uint16 = 51
+
+	// queue
+	MethodQueueDeclare   uint16 = 10
+	MethodQueueDeclareOk uint16 = 11
+	MethodQueueBind      uint16 = 20
+	MethodQueueBindOk    uint16 = 21
+	MethodQueuePurge     uint16 = 30
+	MethodQueuePurgeOk   uint16 = 31
+	MethodQueueDelete    uint16 = 40
+	MethodQueueDeleteOk  uint16 = 41
+	MethodQueueUnbind    uint16 = 50
+	MethodQueueUnbindOk  uint16 = 51
+
+	// basic
+	MethodBasicQos          uint16 = 10
+	MethodBasicQosOk        uint16 = 11
+	MethodBasicConsume      uint16 = 20
+	MethodBasicConsumeOk    uint16 = 21
+	MethodBasicCancel       uint16 = 30
+	MethodBasicCancelOk     uint16 = 31
+	MethodBasicPublish      uint16 = 40
+	MethodBasicReturn       uint16 = 50
+	MethodBasicDeliver      uint16 = 60
+	MethodBasicGet          uint16 = 70
+	MethodBasicGetOk        uint16 = 71
+	MethodBasicGetEmpty     uint16 = 72
+	MethodBasicAck          uint16 = 80
+	MethodBasicReject       uint16 = 90
+	MethodBasicRecoverAsync uint16 = 100
+	MethodBasicRecover      uint16 = 110
+	MethodBasicRecoverOk    uint16 = 111
+	MethodBasicNack         uint16 = 120
+
+	// confirm
+	MethodConfirmSelect   uint16 = 10
+	MethodConfirmSelectOk uint16 = 11
+
+	// tx
+	MethodTxSelect     uint16 = 10
+	MethodTxSelectOk   uint16 = 11
+	MethodTxCommit     uint16 = 20
+	MethodTxCommitOk   uint16 = 21
+	MethodTxRollback   uint16 = 30
+	MethodTxRollbackOk uint16 = 31
+)
+
 // ConnectionStart is connection.start (class 10, method 10).
 type ConnectionStart struct {
 	VersionMajor     uint8
@@ -106,11 +190,11 @@ type ConnectionStart struct {
 	Locales          string
 }
 
-// ClassID returns 10.
-func (*ConnectionStart) ClassID() uint16 { return 10 }
+// ClassID returns ClassConnection (10).
+func (*ConnectionStart) ClassID() uint16 { return ClassConnection }
 
-// MethodID returns 10.
-func (*ConnectionStart) MethodID() uint16 { return 10 }
+// MethodID returns MethodConnectionStart (10).
+func (*ConnectionStart) MethodID() uint16 { return MethodConnectionStart }
 
 // MethodName returns "connection.start".
 func (*ConnectionStart) MethodName() string { return "connection.start" }
@@ -164,11 +248,11 @@ type ConnectionStartOk struct {
 	Locale           string
 }
 
-// ClassID returns 10.
-func (*ConnectionStartOk) ClassID() uint16 { return 10 }
+// ClassID returns ClassConnection (10).
+func (*ConnectionStartOk) ClassID() uint16 { return ClassConnection }
 
-// MethodID returns 11.
-func (*ConnectionStartOk) MethodID() uint16 { return 11 }
+// MethodID returns MethodConnectionStartOk (11).
+func (*ConnectionStartOk) MethodID() uint16 { return MethodConnectionStartOk }
 
 // MethodName returns "connection.start-ok".
 func (*ConnectionStartOk) MethodName() string { return "connection.start-ok" }
@@ -220,11 +304,11 @@ type ConnectionSecure struct {
 	Challenge string
 }
 
-// ClassID returns 10.
-func (*ConnectionSecure) ClassID() uint16 { return 10 }
+// ClassID returns ClassConnection (10).
+func (*ConnectionSecure) ClassID() uint16 { return ClassConnection }
 
-// MethodID returns 20.
-func (*ConnectionSecure) MethodID() uint16 { return 20 }
+// MethodID returns MethodConnectionSecure (20).
+func (*ConnectionSecure) MethodID() uint16 { return MethodConnectionSecure }
 
 // MethodName returns "connection.secure".
 func (*ConnectionSecure) MethodName() string { return "connection.secure" }
@@ -261,11 +345,11 @@ type ConnectionSecureOk struct {
 	Response string
 }
 
-// ClassID returns 10.
-func (*ConnectionSecureOk) ClassID() uint16 { return 10 }
+// ClassID returns ClassConnection (10).
+func (*ConnectionSecureOk) ClassID() uint16 { return ClassConnection }
 
-// MethodID returns 21.
-func (*ConnectionSecureOk) MethodID() uint16 { return 21 }
+// MethodID returns MethodConnectionSecureOk (21).
+func (*ConnectionSecureOk) MethodID() uint16 { return MethodConnectionSecureOk }
 
 // MethodName returns "connection.secure-ok".
 func (*ConnectionSecureOk) MethodName() string { return "connection.secure-ok" }
@@ -307,11 +391,11 @@ type ConnectionTune struct {
 	Heartbeat  uint16
 }
 
-// ClassID returns 10.
-func (*ConnectionTune) ClassID() uint16 { return 10 }
+// ClassID returns ClassConnection (10).
+func (*ConnectionTune) ClassID() uint16 { return ClassConnection }
 
-// MethodID returns 30.
-func (*ConnectionTune) MethodID() uint16 { return 30 }
+// MethodID returns MethodConnectionTune (30).
+func (*ConnectionTune) MethodID() uint16 { return MethodConnectionTune }
 
 // MethodName returns "connection.tune".
 func (*ConnectionTune) MethodName() string { return "connection.tune" }
@@ -354,11 +438,11 @@ type ConnectionTuneOk struct {
 	Heartbeat  uint16
 }
 
-// ClassID returns 10.
-func (*ConnectionTuneOk) ClassID() uint16 { return 10 }
+// ClassID returns ClassConnection (10).
+func (*ConnectionTuneOk) ClassID() uint16 { return ClassConnection }
 
-// MethodID returns 31.
-func (*ConnectionTuneOk) MethodID() uint16 { return 31 }
+// MethodID returns MethodConnectionTuneOk (31).
+func (*ConnectionTuneOk) MethodID() uint16 { return MethodConnectionTuneOk }
 
 // MethodName returns "connection.tune-ok".
 func (*ConnectionTuneOk) MethodName() string { return "connection.tune-ok" }
@@ -406,11 +490,11 @@ type ConnectionOpen struct {
 	Reserved2   bool   // reserved: always encoded as its zero value
 }
 
-// ClassID returns 10.
-func (*ConnectionOpen) ClassID() uint16 { return 10 }
+// ClassID returns ClassConnection (10).
+func (*ConnectionOpen) ClassID() uint16 { return ClassConnection }
 
-// MethodID returns 40.
-func (*ConnectionOpen) MethodID() uint16 { return 40 }
+// MethodID returns MethodConnectionOpen (40).
+func (*ConnectionOpen) MethodID() uint16 { return MethodConnectionOpen }
 
 // MethodName returns "connection.open".
 func (*ConnectionOpen) MethodName() string { return "connection.open" }
@@ -458,11 +542,11 @@ type ConnectionOpenOk struct {
 	Reserved1 string // reserved: always encoded as its zero value
 }
 
-// ClassID returns 10.
-func (*ConnectionOpenOk) ClassID() uint16 { return 10 }
+// ClassID returns ClassConnection (10).
+func (*ConnectionOpenOk) ClassID() uint16 { return ClassConnection }
 
-// MethodID returns 41.
-func (*ConnectionOpenOk) MethodID() uint16 { return 41 }
+// MethodID returns MethodConnectionOpenOk (41).
+func (*ConnectionOpenOk) MethodID() uint16 { return MethodConnectionOpenOk }
 
 // MethodName returns "connection.open-ok".
 func (*ConnectionOpenOk) MethodName() string { return "connection.open-ok" }
@@ -502,11 +586,11 @@ type ConnectionClose struct {
 	MethodId  uint16
 }
 
-// ClassID returns 10.
-func (*ConnectionClose) ClassID() uint16 { return 10 }
+// ClassID returns ClassConnection (10).
+func (*ConnectionClose) ClassID() uint16 { return ClassConnection }
 
-// MethodID returns 50.
-func (*ConnectionClose) MethodID() uint16 { return 50 }
+// MethodID returns MethodConnectionClose (50).
+func (*ConnectionClose) MethodID() uint16 { return MethodConnectionClose }
 
 // MethodName returns "connection.close".
 func (*ConnectionClose) MethodName() string { return "connection.close" }
@@ -554,11 +638,11 @@ func (m *ConnectionClose) Validate() error {
 type ConnectionCloseOk struct {
 }
 
-// ClassID returns 10.
-func (*ConnectionCloseOk) ClassID() uint16 { return 10 }
+// ClassID returns ClassConnection (10).
+func (*ConnectionCloseOk) ClassID() uint16 { return ClassConnection }
 
-// MethodID returns 51.
-func (*ConnectionCloseOk) MethodID() uint16 { return 51 }
+// MethodID returns MethodConnectionCloseOk (51).
+func (*ConnectionCloseOk) MethodID() uint16 { return MethodConnectionCloseOk }
 
 // MethodName returns "connection.close-ok".
 func (*ConnectionCloseOk) MethodName() string { return "connection.close-ok" }
@@ -593,11 +677,11 @@ type ConnectionBlocked struct {
 	Reason string
 }
 
-// ClassID returns 10.
-func (*ConnectionBlocked) ClassID() uint16 { return 10 }
+// ClassID returns ClassConnection (10).
+func (*ConnectionBlocked) ClassID() uint16 { return ClassConnection }
 
-// MethodID returns 60.
-func (*ConnectionBlocked) MethodID() uint16 { return 60 }
+// MethodID returns MethodConnectionBlocked (60).
+func (*ConnectionBlocked) MethodID() uint16 { return MethodConnectionBlocked }
 
 // MethodName returns "connection.blocked".
 func (*ConnectionBlocked) MethodName() string { return "connection.blocked" }
@@ -633,11 +717,11 @@ func (*ConnectionBlocked) Validate() error {
 type ConnectionUnblocked struct {
 }
 
-// ClassID returns 10.
-func (*ConnectionUnblocked) ClassID() uint16 { return 10 }
+// ClassID returns ClassConnection (10).
+func (*ConnectionUnblocked) ClassID() uint16 { return ClassConnection }
 
-// MethodID returns 61.
-func (*ConnectionUnblocked) MethodID() uint16 { return 61 }
+// MethodID returns MethodConnectionUnblocked (61).
+func (*ConnectionUnblocked) MethodID() uint16 { return MethodConnectionUnblocked }
 
 // MethodName returns "connection.unblocked".
 func (*ConnectionUnblocked) MethodName() string { return "connection.unblocked" }
@@ -673,11 +757,11 @@ type ConnectionUpdateSecret struct {
 	Reason    string
 }
 
-// ClassID returns 10.
-func (*ConnectionUpdateSecret) ClassID() uint16 { return 10 }
+// ClassID returns ClassConnection (10).
+func (*ConnectionUpdateSecret) ClassID() uint16 { return ClassConnection }
 
-// MethodID returns 70.
-func (*ConnectionUpdateSecret) MethodID() uint16 { return 70 }
+// MethodID returns MethodConnectionUpdateSecret (70).
+func (*ConnectionUpdateSecret) MethodID() uint16 { return MethodConnectionUpdateSecret }
 
 // MethodName returns "connection.update-secret".
 func (*ConnectionUpdateSecret) MethodName() string { return "connection.update-secret" }
@@ -715,11 +799,11 @@ func (*ConnectionUpdateSecret) Validate() error {
 type ConnectionUpdateSecretOk struct {
 }
 
-// ClassID returns 10.
-func (*ConnectionUpdateSecretOk) ClassID() uint16 { return 10 }
+// ClassID returns ClassConnection (10).
+func (*ConnectionUpdateSecretOk) ClassID() uint16 { return ClassConnection }
 
-// MethodID returns 71.
-func (*ConnectionUpdateSecretOk) MethodID() uint16 { return 71 }
+// MethodID returns MethodConnectionUpdateSecretOk (71).
+func (*ConnectionUpdateSecretOk) MethodID() uint16 { return MethodConnectionUpdateSecretOk }
 
 // MethodName returns "connection.update-secret-ok".
 func (*ConnectionUpdateSecretOk) MethodName() string { return "connection.update-secret-ok" }
@@ -754,11 +838,11 @@ type ChannelOpen struct {
 	Reserved1 string // reserved: always encoded as its zero value
 }
 
-// ClassID returns 20.
-func (*ChannelOpen) ClassID() uint16 { return 20 }
+// ClassID returns ClassChannel (20).
+func (*ChannelOpen) ClassID() uint16 { return ClassChannel }
 
-// MethodID returns 10.
-func (*ChannelOpen) MethodID() uint16 { return 10 }
+// MethodID returns MethodChannelOpen (10).
+func (*ChannelOpen) MethodID() uint16 { return MethodChannelOpen }
 
 // MethodName returns "channel.open".
 func (*ChannelOpen) MethodName() string { return "channel.open" }
@@ -795,11 +879,11 @@ type ChannelOpenOk struct {
 	Reserved1 string // reserved: always encoded as its zero value
 }
 
-// ClassID returns 20.
-func (*ChannelOpenOk) ClassID() uint16 { return 20 }
+// ClassID returns ClassChannel (20).
+func (*ChannelOpenOk) ClassID() uint16 { return ClassChannel }
 
-// MethodID returns 11.
-func (*ChannelOpenOk) MethodID() uint16 { return 11 }
+// MethodID returns MethodChannelOpenOk (11).
+func (*ChannelOpenOk) MethodID() uint16 { return MethodChannelOpenOk }
 
 // MethodName returns "channel.open-ok".
 func (*ChannelOpenOk) MethodName() string { return "channel.open-ok" }
@@ -836,11 +920,11 @@ type ChannelFlow struct {
 	Active bool
 }
 
-// ClassID returns 20.
-func (*ChannelFlow) ClassID() uint16 { return 20 }
+// ClassID returns ClassChannel (20).
+func (*ChannelFlow) ClassID() uint16 { return ClassChannel }
 
-// MethodID returns 20.
-func (*ChannelFlow) MethodID() uint16 { return 20 }
+// MethodID returns MethodChannelFlow (20).
+func (*ChannelFlow) MethodID() uint16 { return MethodChannelFlow }
 
 // MethodName returns "channel.flow".
 func (*ChannelFlow) MethodName() string { return "channel.flow" }
@@ -882,11 +966,11 @@ type ChannelFlowOk struct {
 	Active bool
 }
 
-// ClassID returns 20.
-func (*ChannelFlowOk) ClassID() uint16 { return 20 }
+// ClassID returns ClassChannel (20).
+func (*ChannelFlowOk) ClassID() uint16 { return ClassChannel }
 
-// MethodID returns 21.
-func (*ChannelFlowOk) MethodID() uint16 { return 21 }
+// MethodID returns MethodChannelFlowOk (21).
+func (*ChannelFlowOk) MethodID() uint16 { return MethodChannelFlowOk }
 
 // MethodName returns "channel.flow-ok".
 func (*ChannelFlowOk) MethodName() string { return "channel.flow-ok" }
@@ -931,11 +1015,11 @@ type ChannelClose struct {
 	MethodId  uint16
 }
 
-// ClassID returns 20.
-func (*ChannelClose) ClassID() uint16 { return 20 }
+// ClassID returns ClassChannel (20).
+func (*ChannelClose) ClassID() uint16 { return ClassChannel }
 
-// MethodID returns 40.
-func (*ChannelClose) MethodID() uint16 { return 40 }
+// MethodID returns MethodChannelClose (40).
+func (*ChannelClose) MethodID() uint16 { return MethodChannelClose }
 
 // MethodName returns "channel.close".
 func (*ChannelClose) MethodName() string { return "channel.close" }
@@ -983,11 +1067,11 @@ func (m *ChannelClose) Validate() error {
 type ChannelCloseOk struct {
 }
 
-// ClassID returns 20.
-func (*ChannelCloseOk) ClassID() uint16 { return 20 }
+// ClassID returns ClassChannel (20).
+func (*ChannelCloseOk) ClassID() uint16 { return ClassChannel }
 
-// MethodID returns 41.
-func (*ChannelCloseOk) MethodID() uint16 { return 41 }
+// MethodID returns MethodChannelCloseOk (41).
+func (*ChannelCloseOk) MethodID() uint16 { return MethodChannelCloseOk }
 
 // MethodName returns "channel.close-ok".
 func (*ChannelCloseOk) MethodName() string { return "channel.close-ok" }
@@ -1030,11 +1114,11 @@ type ExchangeDeclare struct {
 	Arguments  Table
 }
 
-// ClassID returns 40.
-func (*ExchangeDeclare) ClassID() uint16 { return 40 }
+// ClassID returns ClassExchange (40).
+func (*ExchangeDeclare) ClassID() uint16 { return ClassExchange }
 
-// MethodID returns 10.
-func (*ExchangeDeclare) MethodID() uint16 { return 10 }
+// MethodID returns MethodExchangeDeclare (10).
+func (*ExchangeDeclare) MethodID() uint16 { return MethodExchangeDeclare }
 
 // MethodName returns "exchange.declare".
 func (*ExchangeDeclare) MethodName() string { return "exchange.declare" }
@@ -1105,11 +1189,11 @@ func (m *ExchangeDeclare) Validate() error {
 type ExchangeDeclareOk struct {
 }
 
-// ClassID returns 40.
-func (*ExchangeDeclareOk) ClassID() uint16 { return 40 }
+// ClassID returns ClassExchange (40).
+func (*ExchangeDeclareOk) ClassID() uint16 { return ClassExchange }
 
-// MethodID returns 11.
-func (*ExchangeDeclareOk) MethodID() uint16 { return 11 }
+// MethodID returns MethodExchangeDeclareOk (11).
+func (*ExchangeDeclareOk) MethodID() uint16 { return MethodExchangeDeclareOk }
 
 // MethodName returns "exchange.declare-ok".
 func (*ExchangeDeclareOk) MethodName() string { return "exchange.declare-ok" }
@@ -1147,11 +1231,11 @@ type ExchangeDelete struct {
 	NoWait    bool
 }
 
-// ClassID returns 40.
-func (*ExchangeDelete) ClassID() uint16 { return 40 }
+// ClassID returns ClassExchange (40).
+func (*ExchangeDelete) ClassID() uint16 { return ClassExchange }
 
-// MethodID returns 20.
-func (*ExchangeDelete) MethodID() uint16 { return 20 }
+// MethodID returns MethodExchangeDelete (20).
+func (*ExchangeDelete) MethodID() uint16 { return MethodExchangeDelete }
 
 // MethodName returns "exchange.delete".
 func (*ExchangeDelete) MethodName() string { return "exchange.delete" }
@@ -1206,11 +1290,11 @@ func (m *ExchangeDelete) Validate() error {
 type ExchangeDeleteOk struct {
 }
 
-// ClassID returns 40.
-func (*ExchangeDeleteOk) ClassID() uint16 { return 40 }
+// ClassID returns ClassExchange (40).
+func (*ExchangeDeleteOk) ClassID() uint16 { return ClassExchange }
 
-// MethodID returns 21.
-func (*ExchangeDeleteOk) MethodID() uint16 { return 21 }
+// MethodID returns MethodExchangeDeleteOk (21).
+func (*ExchangeDeleteOk) MethodID() uint16 { return MethodExchangeDeleteOk }
 
 // MethodName returns "exchange.delete-ok".
 func (*ExchangeDeleteOk) MethodName() string { return "exchange.delete-ok" }
@@ -1250,11 +1334,11 @@ type ExchangeBind struct {
 	Arguments   Table
 }
 
-// ClassID returns 40.
-func (*ExchangeBind) ClassID() uint16 { return 40 }
+// ClassID returns ClassExchange (40).
+func (*ExchangeBind) ClassID() uint16 { return ClassExchange }
 
-// MethodID returns 30.
-func (*ExchangeBind) MethodID() uint16 { return 30 }
+// MethodID returns MethodExchangeBind (30).
+func (*ExchangeBind) MethodID() uint16 { return MethodExchangeBind }
 
 // MethodName returns "exchange.bind".
 func (*ExchangeBind) MethodName() string { return "exchange.bind" }
@@ -1310,11 +1394,11 @@ func (*ExchangeBind) Validate() error {
 type ExchangeBindOk struct {
 }
 
-// ClassID returns 40.
-func (*ExchangeBindOk) ClassID() uint16 { return 40 }
+// ClassID returns ClassExchange (40).
+func (*ExchangeBindOk) ClassID() uint16 { return ClassExchange }
 
-// MethodID returns 31.
-func (*ExchangeBindOk) MethodID() uint16 { return 31 }
+// MethodID returns MethodExchangeBindOk (31).
+func (*ExchangeBindOk) MethodID() uint16 { return MethodExchangeBindOk }
 
 // MethodName returns "exchange.bind-ok".
 func (*ExchangeBindOk) MethodName() string { return "exchange.bind-ok" }
@@ -1354,11 +1438,11 @@ type ExchangeUnbind struct {
 	Arguments   Table
 }
 
-// ClassID returns 40.
-func (*ExchangeUnbind) ClassID() uint16 { return 40 }
+// ClassID returns ClassExchange (40).
+func (*ExchangeUnbind) ClassID() uint16 { return ClassExchange }
 
-// MethodID returns 40.
-func (*ExchangeUnbind) MethodID() uint16 { return 40 }
+// MethodID returns MethodExchangeUnbind (40).
+func (*ExchangeUnbind) MethodID() uint16 { return MethodExchangeUnbind }
 
 // MethodName returns "exchange.unbind".
 func (*ExchangeUnbind) MethodName() string { return "exchange.unbind" }
@@ -1414,11 +1498,11 @@ func (*ExchangeUnbind) Validate() error {
 type ExchangeUnbindOk struct {
 }
 
-// ClassID returns 40.
-func (*ExchangeUnbindOk) ClassID() uint16 { return 40 }
+// ClassID returns ClassExchange (40).
+func (*ExchangeUnbindOk) ClassID() uint16 { return ClassExchange }
 
-// MethodID returns 51.
-func (*ExchangeUnbindOk) MethodID() uint16 { return 51 }
+// MethodID returns MethodExchangeUnbindOk (51).
+func (*ExchangeUnbindOk) MethodID() uint16 { return MethodExchangeUnbindOk }
 
 // MethodName returns "exchange.unbind-ok".
 func (*ExchangeUnbindOk) MethodName() string { return "exchange.unbind-ok" }
@@ -1460,11 +1544,11 @@ type QueueDeclare struct {
 	Arguments  Table
 }
 
-// ClassID returns 50.
-func (*QueueDeclare) ClassID() uint16 { return 50 }
+// ClassID returns ClassQueue (50).
+func (*QueueDeclare) ClassID() uint16 { return ClassQueue }
 
-// MethodID returns 10.
-func (*QueueDeclare) MethodID() uint16 { return 10 }
+// MethodID returns MethodQueueDeclare (10).
+func (*QueueDeclare) MethodID() uint16 { return MethodQueueDeclare }
 
 // MethodName returns "queue.declare".
 func (*QueueDeclare) MethodName() string { return "queue.declare" }
@@ -1533,11 +1617,11 @@ type QueueDeclareOk struct {
 	ConsumerCount uint32
 }
 
-// ClassID returns 50.
-func (*QueueDeclareOk) ClassID() uint16 { return 50 }
+// ClassID returns ClassQueue (50).
+func (*QueueDeclareOk) ClassID() uint16 { return ClassQueue }
 
-// MethodID returns 11.
-func (*QueueDeclareOk) MethodID() uint16 { return 11 }
+// MethodID returns MethodQueueDeclareOk (11).
+func (*QueueDeclareOk) MethodID() uint16 { return MethodQueueDeclareOk }
 
 // MethodName returns "queue.declare-ok".
 func (*QueueDeclareOk) MethodName() string { return "queue.declare-ok" }
@@ -1589,11 +1673,11 @@ type QueueBind struct {
 	Arguments  Table
 }
 
-// ClassID returns 50.
-func (*QueueBind) ClassID() uint16 { return 50 }
+// ClassID returns ClassQueue (50).
+func (*QueueBind) ClassID() uint16 { return ClassQueue }
 
-// MethodID returns 20.
-func (*QueueBind) MethodID() uint16 { return 20 }
+// MethodID returns MethodQueueBind (20).
+func (*QueueBind) MethodID() uint16 { return MethodQueueBind }
 
 // MethodName returns "queue.bind".
 func (*QueueBind) MethodName() string { return "queue.bind" }
@@ -1649,11 +1733,11 @@ func (*QueueBind) Validate() error {
 type QueueBindOk struct {
 }
 
-// ClassID returns 50.
-func (*QueueBindOk) ClassID() uint16 { return 50 }
+// ClassID returns ClassQueue (50).
+func (*QueueBindOk) ClassID() uint16 { return ClassQueue }
 
-// MethodID returns 21.
-func (*QueueBindOk) MethodID() uint16 { return 21 }
+// MethodID returns MethodQueueBindOk (21).
+func (*QueueBindOk) MethodID() uint16 { return MethodQueueBindOk }
 
 // MethodName returns "queue.bind-ok".
 func (*QueueBindOk) MethodName() string { return "queue.bind-ok" }
@@ -1690,11 +1774,11 @@ type QueuePurge struct {
 	NoWait    bool
 }
 
-// ClassID returns 50.
-func (*QueuePurge) ClassID() uint16 { return 50 }
+// ClassID returns ClassQueue (50).
+func (*QueuePurge) ClassID() uint16 { return ClassQueue }
 
-// MethodID returns 30.
-func (*QueuePurge) MethodID() uint16 { return 30 }
+// MethodID returns MethodQueuePurge (30).
+func (*QueuePurge) MethodID() uint16 { return MethodQueuePurge }
 
 // MethodName returns "queue.purge".
 func (*QueuePurge) MethodName() string { return "queue.purge" }
@@ -1743,11 +1827,11 @@ type QueuePurgeOk struct {
 	MessageCount uint32
 }
 
-// ClassID returns 50.
-func (*QueuePurgeOk) ClassID() uint16 { return 50 }
+// ClassID returns ClassQueue (50).
+func (*QueuePurgeOk) ClassID() uint16 { return ClassQueue }
 
-// MethodID returns 31.
-func (*QueuePurgeOk) MethodID() uint16 { return 31 }
+// MethodID returns MethodQueuePurgeOk (31).
+func (*QueuePurgeOk) MethodID() uint16 { return MethodQueuePurgeOk }
 
 // MethodName returns "queue.purge-ok".
 func (*QueuePurgeOk) MethodName() string { return "queue.purge-ok" }
@@ -1788,11 +1872,11 @@ type QueueDelete struct {
 	NoWait    bool
 }
 
-// ClassID returns 50.
-func (*QueueDelete) ClassID() uint16 { return 50 }
+// ClassID returns ClassQueue (50).
+func (*QueueDelete) ClassID() uint16 { return ClassQueue }
 
-// MethodID returns 40.
-func (*QueueDelete) MethodID() uint16 { return 40 }
+// MethodID returns MethodQueueDelete (40).
+func (*QueueDelete) MethodID() uint16 { return MethodQueueDelete }
 
 // MethodName returns "queue.delete".
 func (*QueueDelete) MethodName() string { return "queue.delete" }
@@ -1849,11 +1933,11 @@ type QueueDeleteOk struct {
 	MessageCount uint32
 }
 
-// ClassID returns 50.
-func (*QueueDeleteOk) ClassID() uint16 { return 50 }
+// ClassID returns ClassQueue (50).
+func (*QueueDeleteOk) ClassID() uint16 { return ClassQueue }
 
-// MethodID returns 41.
-func (*QueueDeleteOk) MethodID() uint16 { return 41 }
+// MethodID returns MethodQueueDeleteOk (41).
+func (*QueueDeleteOk) MethodID() uint16 { return MethodQueueDeleteOk }
 
 // MethodName returns "queue.delete-ok".
 func (*QueueDeleteOk) MethodName() string { return "queue.delete-ok" }
@@ -1894,11 +1978,11 @@ type QueueUnbind struct {
 	Arguments  Table
 }
 
-// ClassID returns 50.
-func (*QueueUnbind) ClassID() uint16 { return 50 }
+// ClassID returns ClassQueue (50).
+func (*QueueUnbind) ClassID() uint16 { return ClassQueue }
 
-// MethodID returns 50.
-func (*QueueUnbind) MethodID() uint16 { return 50 }
+// MethodID returns MethodQueueUnbind (50).
+func (*QueueUnbind) MethodID() uint16 { return MethodQueueUnbind }
 
 // MethodName returns "queue.unbind".
 func (*QueueUnbind) MethodName() string { return "queue.unbind" }
@@ -1947,11 +2031,11 @@ func (*QueueUnbind) Validate() error {
 type QueueUnbindOk struct {
 }
 
-// ClassID returns 50.
-func (*QueueUnbindOk) ClassID() uint16 { return 50 }
+// ClassID returns ClassQueue (50).
+func (*QueueUnbindOk) ClassID() uint16 { return ClassQueue }
 
-// MethodID returns 51.
-func (*QueueUnbindOk) MethodID() uint16 { return 51 }
+// MethodID returns MethodQueueUnbindOk (51).
+func (*QueueUnbindOk) MethodID() uint16 { return MethodQueueUnbindOk }
 
 // MethodName returns "queue.unbind-ok".
 func (*QueueUnbindOk) MethodName() string { return "queue.unbind-ok" }
@@ -1988,11 +2072,11 @@ type BasicQos struct {
 	Global        bool
 }
 
-// ClassID returns 60.
-func (*BasicQos) ClassID() uint16 { return 60 }
+// ClassID returns ClassBasic (60).
+func (*BasicQos) ClassID() uint16 { return ClassBasic }
 
-// MethodID returns 10.
-func (*BasicQos) MethodID() uint16 { return 10 }
+// MethodID returns MethodBasicQos (10).
+func (*BasicQos) MethodID() uint16 { return MethodBasicQos }
 
 // MethodName returns "basic.qos".
 func (*BasicQos) MethodName() string { return "basic.qos" }
@@ -2037,11 +2121,11 @@ func (*BasicQos) Validate() error {
 type BasicQosOk struct {
 }
 
-// ClassID returns 60.
-func (*BasicQosOk) ClassID() uint16 { return 60 }
+// ClassID returns ClassBasic (60).
+func (*BasicQosOk) ClassID() uint16 { return ClassBasic }
 
-// MethodID returns 11.
-func (*BasicQosOk) MethodID() uint16 { return 11 }
+// MethodID returns MethodBasicQosOk (11).
+func (*BasicQosOk) MethodID() uint16 { return MethodBasicQosOk }
 
 // MethodName returns "basic.qos-ok".
 func (*BasicQosOk) MethodName() string { return "basic.qos-ok" }
@@ -2083,11 +2167,11 @@ type BasicConsume struct {
 	Arguments   Table
 }
 
-// ClassID returns 60.
-func (*BasicConsume) ClassID() uint16 { return 60 }
+// ClassID returns ClassBasic (60).
+func (*BasicConsume) ClassID() uint16 { return ClassBasic }
 
-// MethodID returns 20.
-func (*BasicConsume) MethodID() uint16 { return 20 }
+// MethodID returns MethodBasicConsume (20).
+func (*BasicConsume) MethodID() uint16 { return MethodBasicConsume }
 
 // MethodName returns "basic.consume".
 func (*BasicConsume) MethodName() string { return "basic.consume" }
@@ -2152,11 +2236,11 @@ type BasicConsumeOk struct {
 	ConsumerTag string
 }
 
-// ClassID returns 60.
-func (*BasicConsumeOk) ClassID() uint16 { return 60 }
+// ClassID returns ClassBasic (60).
+func (*BasicConsumeOk) ClassID() uint16 { return ClassBasic }
 
-// MethodID returns 21.
-func (*BasicConsumeOk) MethodID() uint16 { return 21 }
+// MethodID returns MethodBasicConsumeOk (21).
+func (*BasicConsumeOk) MethodID() uint16 { return MethodBasicConsumeOk }
 
 // MethodName returns "basic.consume-ok".
 func (*BasicConsumeOk) MethodName() string { return "basic.consume-ok" }
@@ -2194,11 +2278,11 @@ type BasicCancel struct {
 	NoWait      bool
 }
 
-// ClassID returns 60.
-func (*BasicCancel) ClassID() uint16 { return 60 }
+// ClassID returns ClassBasic (60).
+func (*BasicCancel) ClassID() uint16 { return ClassBasic }
 
-// MethodID returns 30.
-func (*BasicCancel) MethodID() uint16 { return 30 }
+// MethodID returns MethodBasicCancel (30).
+func (*BasicCancel) MethodID() uint16 { return MethodBasicCancel }
 
 // MethodName returns "basic.cancel".
 func (*BasicCancel) MethodName() string { return "basic.cancel" }
@@ -2242,11 +2326,11 @@ type BasicCancelOk struct {
 	ConsumerTag string
 }
 
-// ClassID returns 60.
-func (*BasicCancelOk) ClassID() uint16 { return 60 }
+// ClassID returns ClassBasic (60).
+func (*BasicCancelOk) ClassID() uint16 { return ClassBasic }
 
-// MethodID returns 31.
-func (*BasicCancelOk) MethodID() uint16 { return 31 }
+// MethodID returns MethodBasicCancelOk (31).
+func (*BasicCancelOk) MethodID() uint16 { return MethodBasicCancelOk }
 
 // MethodName returns "basic.cancel-ok".
 func (*BasicCancelOk) MethodName() string { return "basic.cancel-ok" }
@@ -2287,11 +2371,11 @@ type BasicPublish struct {
 	Immediate  bool
 }
 
-// ClassID returns 60.
-func (*BasicPublish) ClassID() uint16 { return 60 }
+// ClassID returns ClassBasic (60).
+func (*BasicPublish) ClassID() uint16 { return ClassBasic }
 
-// MethodID returns 40.
-func (*BasicPublish) MethodID() uint16 { return 40 }
+// MethodID returns MethodBasicPublish (40).
+func (*BasicPublish) MethodID() uint16 { return MethodBasicPublish }
 
 // MethodName returns "basic.publish".
 func (*BasicPublish) MethodName() string { return "basic.publish" }
@@ -2349,11 +2433,11 @@ type BasicReturn struct {
 	RoutingKey string
 }
 
-// ClassID returns 60.
-func (*BasicReturn) ClassID() uint16 { return 60 }
+// ClassID returns ClassBasic (60).
+func (*BasicReturn) ClassID() uint16 { return ClassBasic }
 
-// MethodID returns 50.
-func (*BasicReturn) MethodID() uint16 { return 50 }
+// MethodID returns MethodBasicReturn (50).
+func (*BasicReturn) MethodID() uint16 { return MethodBasicReturn }
 
 // MethodName returns "basic.return".
 func (*BasicReturn) MethodName() string { return "basic.return" }
@@ -2409,11 +2493,11 @@ type BasicDeliver struct {
 	RoutingKey  string
 }
 
-// ClassID returns 60.
-func (*BasicDeliver) ClassID() uint16 { return 60 }
+// ClassID returns ClassBasic (60).
+func (*BasicDeliver) ClassID() uint16 { return ClassBasic }
 
-// MethodID returns 60.
-func (*BasicDeliver) MethodID() uint16 { return 60 }
+// MethodID returns MethodBasicDeliver (60).
+func (*BasicDeliver) MethodID() uint16 { return MethodBasicDeliver }
 
 // MethodName returns "basic.deliver".
 func (*BasicDeliver) MethodName() string { return "basic.deliver" }
@@ -2468,11 +2552,11 @@ type BasicGet struct {
 	NoAck     bool
 }
 
-// ClassID returns 60.
-func (*BasicGet) ClassID() uint16 { return 60 }
+// ClassID returns ClassBasic (60).
+func (*BasicGet) ClassID() uint16 { return ClassBasic }
 
-// MethodID returns 70.
-func (*BasicGet) MethodID() uint16 { return 70 }
+// MethodID returns MethodBasicGet (70).
+func (*BasicGet) MethodID() uint16 { return MethodBasicGet }
 
 // MethodName returns "basic.get".
 func (*BasicGet) MethodName() string { return "basic.get" }
@@ -2525,11 +2609,11 @@ type BasicGetOk struct {
 	MessageCount uint32
 }
 
-// ClassID returns 60.
-func (*BasicGetOk) ClassID() uint16 { return 60 }
+// ClassID returns ClassBasic (60).
+func (*BasicGetOk) ClassID() uint16 { return ClassBasic }
 
-// MethodID returns 71.
-func (*BasicGetOk) MethodID() uint16 { return 71 }
+// MethodID returns MethodBasicGetOk (71).
+func (*BasicGetOk) MethodID() uint16 { return MethodBasicGetOk }
 
 // MethodName returns "basic.get-ok".
 func (*BasicGetOk) MethodName() string { return "basic.get-ok" }
@@ -2582,11 +2666,11 @@ type BasicGetEmpty struct {
 	Reserved1 string // reserved: always encoded as its zero value
 }
 
-// ClassID returns 60.
-func (*BasicGetEmpty) ClassID() uint16 { return 60 }
+// ClassID returns ClassBasic (60).
+func (*BasicGetEmpty) ClassID() uint16 { return ClassBasic }
 
-// MethodID returns 72.
-func (*BasicGetEmpty) MethodID() uint16 { return 72 }
+// MethodID returns MethodBasicGetEmpty (72).
+func (*BasicGetEmpty) MethodID() uint16 { return MethodBasicGetEmpty }
 
 // MethodName returns "basic.get-empty".
 func (*BasicGetEmpty) MethodName() string { return "basic.get-empty" }
@@ -2624,11 +2708,11 @@ type BasicAck struct {
 	Multiple    bool
 }
 
-// ClassID returns 60.
-func (*BasicAck) ClassID() uint16 { return 60 }
+// ClassID returns ClassBasic (60).
+func (*BasicAck) ClassID() uint16 { return ClassBasic }
 
-// MethodID returns 80.
-func (*BasicAck) MethodID() uint16 { return 80 }
+// MethodID returns MethodBasicAck (80).
+func (*BasicAck) MethodID() uint16 { return MethodBasicAck }
 
 // MethodName returns "basic.ack".
 func (*BasicAck) MethodName() string { return "basic.ack" }
@@ -2673,11 +2757,11 @@ type BasicReject struct {
 	Requeue     bool
 }
 
-// ClassID returns 60.
-func (*BasicReject) ClassID() uint16 { return 60 }
+// ClassID returns ClassBasic (60).
+func (*BasicReject) ClassID() uint16 { return ClassBasic }
 
-// MethodID returns 90.
-func (*BasicReject) MethodID() uint16 { return 90 }
+// MethodID returns MethodBasicReject (90).
+func (*BasicReject) MethodID() uint16 { return MethodBasicReject }
 
 // MethodName returns "basic.reject".
 func (*BasicReject) MethodName() string { return "basic.reject" }
@@ -2723,11 +2807,11 @@ type BasicRecoverAsync struct {
 	Requeue bool
 }
 
-// ClassID returns 60.
-func (*BasicRecoverAsync) ClassID() uint16 { return 60 }
+// ClassID returns ClassBasic (60).
+func (*BasicRecoverAsync) ClassID() uint16 { return ClassBasic }
 
-// MethodID returns 100.
-func (*BasicRecoverAsync) MethodID() uint16 { return 100 }
+// MethodID returns MethodBasicRecoverAsync (100).
+func (*BasicRecoverAsync) MethodID() uint16 { return MethodBasicRecoverAsync }
 
 // MethodName returns "basic.recover-async".
 func (*BasicRecoverAsync) MethodName() string { return "basic.recover-async" }
@@ -2769,11 +2853,11 @@ type BasicRecover struct {
 	Requeue bool
 }
 
-// ClassID returns 60.
-func (*BasicRecover) ClassID() uint16 { return 60 }
+// ClassID returns ClassBasic (60).
+func (*BasicRecover) ClassID() uint16 { return ClassBasic }
 
-// MethodID returns 110.
-func (*BasicRecover) MethodID() uint16 { return 110 }
+// MethodID returns MethodBasicRecover (110).
+func (*BasicRecover) MethodID() uint16 { return MethodBasicRecover }
 
 // MethodName returns "basic.recover".
 func (*BasicRecover) MethodName() string { return "basic.recover" }
@@ -2814,11 +2898,11 @@ func (*BasicRecover) Validate() error {
 type BasicRecoverOk struct {
 }
 
-// ClassID returns 60.
-func (*BasicRecoverOk) ClassID() uint16 { return 60 }
+// ClassID returns ClassBasic (60).
+func (*BasicRecoverOk) ClassID() uint16 { return ClassBasic }
 
-// MethodID returns 111.
-func (*BasicRecoverOk) MethodID() uint16 { return 111 }
+// MethodID returns MethodBasicRecoverOk (111).
+func (*BasicRecoverOk) MethodID() uint16 { return MethodBasicRecoverOk }
 
 // MethodName returns "basic.recover-ok".
 func (*BasicRecoverOk) MethodName() string { return "basic.recover-ok" }
@@ -2855,11 +2939,11 @@ type BasicNack struct {
 	Requeue     bool
 }
 
-// ClassID returns 60.
-func (*BasicNack) ClassID() uint16 { return 60 }
+// ClassID returns ClassBasic (60).
+func (*BasicNack) ClassID() uint16 { return ClassBasic }
 
-// MethodID returns 120.
-func (*BasicNack) MethodID() uint16 { return 120 }
+// MethodID returns MethodBasicNack (120).
+func (*BasicNack) MethodID() uint16 { return MethodBasicNack }
 
 // MethodName returns "basic.nack".
 func (*BasicNack) MethodName() string { return "basic.nack" }
@@ -2907,11 +2991,11 @@ type ConfirmSelect struct {
 	NoWait bool
 }
 
-// ClassID returns 85.
-func (*ConfirmSelect) ClassID() uint16 { return 85 }
+// ClassID returns ClassConfirm (85).
+func (*ConfirmSelect) ClassID() uint16 { return ClassConfirm }
 
-// MethodID returns 10.
-func (*ConfirmSelect) MethodID() uint16 { return 10 }
+// MethodID returns MethodConfirmSelect (10).
+func (*ConfirmSelect) MethodID() uint16 { return MethodConfirmSelect }
 
 // MethodName returns "confirm.select".
 func (*ConfirmSelect) MethodName() string { return "confirm.select" }
@@ -2952,11 +3036,11 @@ func (*ConfirmSelect) Validate() error {
 type ConfirmSelectOk struct {
 }
 
-// ClassID returns 85.
-func (*ConfirmSelectOk) ClassID() uint16 { return 85 }
+// ClassID returns ClassConfirm (85).
+func (*ConfirmSelectOk) ClassID() uint16 { return ClassConfirm }
 
-// MethodID returns 11.
-func (*ConfirmSelectOk) MethodID() uint16 { return 11 }
+// MethodID returns MethodConfirmSelectOk (11).
+func (*ConfirmSelectOk) MethodID() uint16 { return MethodConfirmSelectOk }
 
 // MethodName returns "confirm.select-ok".
 func (*ConfirmSelectOk) MethodName() string { return "confirm.select-ok" }
@@ -2990,11 +3074,11 @@ func (*ConfirmSelectOk) Validate() error {
 type TxSelect struct {
 }
 
-// ClassID returns 90.
-func (*TxSelect) ClassID() uint16 { return 90 }
+// ClassID returns ClassTx (90).
+func (*TxSelect) ClassID() uint16 { return ClassTx }
 
-// MethodID returns 10.
-func (*TxSelect) MethodID() uint16 { return 10 }
+// MethodID returns MethodTxSelect (10).
+func (*TxSelect) MethodID() uint16 { return MethodTxSelect }
 
 // MethodName returns "tx.select".
 func (*TxSelect) MethodName() string { return "tx.select" }
@@ -3028,11 +3112,11 @@ func (*TxSelect) Validate() error {
 type TxSelectOk struct {
 }
 
-// ClassID returns 90.
-func (*TxSelectOk) ClassID() uint16 { return 90 }
+// ClassID returns ClassTx (90).
+func (*TxSelectOk) ClassID() uint16 { return ClassTx }
 
-// MethodID returns 11.
-func (*TxSelectOk) MethodID() uint16 { return 11 }
+// MethodID returns MethodTxSelectOk (11).
+func (*TxSelectOk) MethodID() uint16 { return MethodTxSelectOk }
 
 // MethodName returns "tx.select-ok".
 func (*TxSelectOk) MethodName() string { return "tx.select-ok" }
@@ -3066,11 +3150,11 @@ func (*TxSelectOk) Validate() error {
 type TxCommit struct {
 }
 
-// ClassID returns 90.
-func (*TxCommit) ClassID() uint16 { return 90 }
+// ClassID returns ClassTx (90).
+func (*TxCommit) ClassID() uint16 { return ClassTx }
 
-// MethodID returns 20.
-func (*TxCommit) MethodID() uint16 { return 20 }
+// MethodID returns MethodTxCommit (20).
+func (*TxCommit) MethodID() uint16 { return MethodTxCommit }
 
 // MethodName returns "tx.commit".
 func (*TxCommit) MethodName() string { return "tx.commit" }
@@ -3104,11 +3188,11 @@ func (*TxCommit) Validate() error {
 type TxCommitOk struct {
 }
 
-// ClassID returns 90.
-func (*TxCommitOk) ClassID() uint16 { return 90 }
+// ClassID returns ClassTx (90).
+func (*TxCommitOk) ClassID() uint16 { return ClassTx }
 
-// MethodID returns 21.
-func (*TxCommitOk) MethodID() uint16 { return 21 }
+// MethodID returns MethodTxCommitOk (21).
+func (*TxCommitOk) MethodID() uint16 { return MethodTxCommitOk }
 
 // MethodName returns "tx.commit-ok".
 func (*TxCommitOk) MethodName() string { return "tx.commit-ok" }
@@ -3142,11 +3226,11 @@ func (*TxCommitOk) Validate() error {
 type TxRollback struct {
 }
 
-// ClassID returns 90.
-func (*TxRollback) ClassID() uint16 { return 90 }
+// ClassID returns ClassTx (90).
+func (*TxRollback) ClassID() uint16 { return ClassTx }
 
-// MethodID returns 30.
-func (*TxRollback) MethodID() uint16 { return 30 }
+// MethodID returns MethodTxRollback (30).
+func (*TxRollback) MethodID() uint16 { return MethodTxRollback }
 
 // MethodName returns "tx.rollback".
 func (*TxRollback) MethodName() string { return "tx.rollback" }
@@ -3180,11 +3264,11 @@ func (*TxRollback) Validate() error {
 type TxRollbackOk struct {
 }
 
-// ClassID returns 90.
-func (*TxRollbackOk) ClassID() uint16 { return 90 }
+// ClassID returns ClassTx (90).
+func (*TxRollbackOk) ClassID() uint16 { return ClassTx }
 
-// MethodID returns 31.
-func (*TxRollbackOk) MethodID() uint16 { return 31 }
+// MethodID returns MethodTxRollbackOk (31).
+func (*TxRollbackOk) MethodID() uint16 { return MethodTxRollbackOk }
 
 // MethodName returns "tx.rollback-ok".
 func (*TxRollbackOk) MethodName() string { return "tx.rollback-ok" }

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/warrenmq/warren/amqpwire"
 )
 
 // closeChannelArgs are the arguments of a client channel.close with 200.
@@ -28,27 +30,27 @@ func TestCrossingChannelCloses(t *testing.T) {
 	rc.openChannel(1)
 	missing := uniqueName(t, "missing")
 	rc.publish(1, missing, "k", []byte("x"))
-	rc.writeMethod(1, 20, 40, closeChannelArgs()...) // crosses the broker's close
+	rc.writeMethod(1, amqpwire.ClassChannel, amqpwire.MethodChannelClose, closeChannelArgs()...) // crosses the broker's close
 
-	m := rc.expect(20, 40)
+	m := rc.expect(amqpwire.ClassChannel, amqpwire.MethodChannelClose)
 	if m.channel != 1 || m.replyCode != 404 || m.replyText != "NOT_FOUND - no exchange '"+missing+"' in vhost '/'" {
 		t.Errorf("broker's close: %v on channel %d, want 404 NOT_FOUND for the exchange on channel 1", m, m.channel)
 	}
-	if ok := rc.expect(20, 41); ok.channel != 1 {
+	if ok := rc.expect(amqpwire.ClassChannel, amqpwire.MethodChannelCloseOk); ok.channel != 1 {
 		t.Errorf("close-ok for the client's close on channel %d, want 1", ok.channel)
 	}
-	rc.writeMethod(1, 20, 41) // the client's close-ok for the broker's close
+	rc.writeMethod(1, amqpwire.ClassChannel, amqpwire.MethodChannelCloseOk) // the client's close-ok for the broker's close
 
 	// The number is free again, and the connection works.
 	rc.openChannel(1)
-	rc.writeMethod(1, 60, 10, u32(0), u16(5), []byte{0}) // basic.qos
-	if ok := rc.expect(60, 11); ok.channel != 1 {
+	rc.writeMethod(1, amqpwire.ClassBasic, amqpwire.MethodBasicQos, u32(0), u16(5), []byte{0}) // basic.qos
+	if ok := rc.expect(amqpwire.ClassBasic, amqpwire.MethodBasicQosOk); ok.channel != 1 {
 		t.Errorf("basic.qos-ok on channel %d, want 1", ok.channel)
 	}
-	rc.writeMethod(1, 20, 40, closeChannelArgs()...)
-	rc.expect(20, 41)
-	rc.writeMethod(0, 10, 50, u16(200), shortstr(""), u16(0), u16(0))
-	rc.expect(10, 51)
+	rc.writeMethod(1, amqpwire.ClassChannel, amqpwire.MethodChannelClose, closeChannelArgs()...)
+	rc.expect(amqpwire.ClassChannel, amqpwire.MethodChannelCloseOk)
+	rc.writeMethod(0, amqpwire.ClassConnection, amqpwire.MethodConnectionClose, u16(200), shortstr(""), u16(0), u16(0))
+	rc.expect(amqpwire.ClassConnection, amqpwire.MethodConnectionCloseOk)
 }
 
 // TestReopenBeforeCloseOk: until the client's close-ok for the broker's channel.close arrives,
@@ -68,25 +70,25 @@ func TestReopenBeforeCloseOk(t *testing.T) {
 			rc.openChannel(1)
 			rc.publish(1, uniqueName(t, "missing"), "k", []byte("x"))
 			if crossing {
-				rc.writeMethod(1, 20, 40, closeChannelArgs()...)
+				rc.writeMethod(1, amqpwire.ClassChannel, amqpwire.MethodChannelClose, closeChannelArgs()...)
 			}
-			if m := rc.expect(20, 40); m.replyCode != 404 {
+			if m := rc.expect(amqpwire.ClassChannel, amqpwire.MethodChannelClose); m.replyCode != 404 {
 				t.Errorf("broker's close %v, want 404", m)
 			}
 			if crossing {
-				rc.expect(20, 41)
+				rc.expect(amqpwire.ClassChannel, amqpwire.MethodChannelCloseOk)
 			}
 			// Frames for the closing channel other than close and close-ok are discarded.
-			rc.writeMethod(1, 60, 10, u32(0), u16(5), []byte{0}) // basic.qos
-			rc.writeMethod(1, 20, 10, shortstr(""))              // channel.open, no close-ok sent
+			rc.writeMethod(1, amqpwire.ClassBasic, amqpwire.MethodBasicQos, u32(0), u16(5), []byte{0}) // basic.qos
+			rc.writeMethod(1, amqpwire.ClassChannel, amqpwire.MethodChannelOpen, shortstr(""))         // channel.open, no close-ok sent
 			m, err := rc.readMethod()
 			if err != nil {
 				t.Fatalf("waiting for connection.close 504: %v", err)
 			}
-			if !m.is(10, 50) || m.replyCode != 504 || m.replyText != "CHANNEL_ERROR - second 'channel.open' seen" {
+			if !m.is(amqpwire.ClassConnection, amqpwire.MethodConnectionClose) || m.replyCode != 504 || m.replyText != "CHANNEL_ERROR - second 'channel.open' seen" {
 				t.Fatalf("got %v, want connection.close 504 CHANNEL_ERROR - second 'channel.open' seen and nothing before it", m)
 			}
-			rc.writeMethod(0, 10, 51)
+			rc.writeMethod(0, amqpwire.ClassConnection, amqpwire.MethodConnectionCloseOk)
 			rc.expectEOF()
 		})
 	}

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/warrenmq/warren/amqpwire"
 )
 
 func TestPublisherConfirms(t *testing.T) {
@@ -90,9 +92,9 @@ func TestConfirmNoWait(t *testing.T) {
 	q := declareQueue(t, ch, nil)
 	rc := rawOpen(t)
 	rc.openChannel(1)
-	rc.writeMethod(1, 85, 10, []byte{1}) // confirm.select no-wait
+	rc.writeMethod(1, amqpwire.ClassConfirm, amqpwire.MethodConfirmSelect, []byte{1}) // confirm.select no-wait
 	rc.publish(1, "", q, []byte("x"))
-	ack := rc.expect(60, 80) // basic.ack, and no confirm.select-ok before it
+	ack := rc.expect(amqpwire.ClassBasic, amqpwire.MethodBasicAck) // basic.ack, and no confirm.select-ok before it
 	if tag := binary.BigEndian.Uint64(ack.args); tag != 1 {
 		t.Errorf("basic.ack delivery tag %d, want 1", tag)
 	}

@@ -13,6 +13,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/warrenmq/warren/amqpwire"
 	"github.com/warrenmq/warren/server"
 )
 
@@ -225,10 +226,10 @@ func TestTune(t *testing.T) {
 			rc.start(handshake{})
 			rc.tune(handshake{tuneOK: bad})
 			uri, _ := amqp.ParseURI(brokerURL)
-			rc.writeMethod(0, 10, 40, shortstr(uri.Vhost), shortstr(""), []byte{0})
+			rc.writeMethod(0, amqpwire.ClassConnection, amqpwire.MethodConnectionOpen, shortstr(uri.Vhost), shortstr(""), []byte{0})
 			for _, m := range rc.expectEOF() {
 				t.Logf("before closing the socket the broker sent %v", m)
-				if m.is(10, 41) {
+				if m.is(amqpwire.ClassConnection, amqpwire.MethodConnectionOpenOk) {
 					t.Errorf("connection.open-ok after an out-of-range tune-ok")
 				}
 			}
@@ -351,8 +352,8 @@ func TestClientClose(t *testing.T) {
 
 	// The same by hand: connection.close from the client is answered with close-ok.
 	rc := rawOpen(t)
-	rc.writeMethod(0, 10, 50, u16(200), shortstr("bye"), u16(0), u16(0))
-	rc.expect(10, 51) // the client, having received close-ok, closes the socket
+	rc.writeMethod(0, amqpwire.ClassConnection, amqpwire.MethodConnectionClose, u16(200), shortstr("bye"), u16(0), u16(0))
+	rc.expect(amqpwire.ClassConnection, amqpwire.MethodConnectionCloseOk) // the client, having received close-ok, closes the socket
 }
 
 func TestChannelOpenClose(t *testing.T) {
@@ -384,8 +385,8 @@ func TestChannelOpenClose(t *testing.T) {
 	// Raw: channel.close from the client is answered with close-ok; the id can be reopened.
 	rc := rawOpen(t)
 	rc.openChannel(7)
-	rc.writeMethod(7, 20, 40, u16(200), shortstr(""), u16(0), u16(0))
-	rc.expect(20, 41)
+	rc.writeMethod(7, amqpwire.ClassChannel, amqpwire.MethodChannelClose, u16(200), shortstr(""), u16(0), u16(0))
+	rc.expect(amqpwire.ClassChannel, amqpwire.MethodChannelCloseOk)
 	rc.openChannel(7)
 }
 

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/warrenmq/warren/amqpwire"
 )
 
 // TestServerGeneratedConsumerTag uses raw frames: amqp091-go always chooses a tag itself.
@@ -14,16 +16,16 @@ func TestServerGeneratedConsumerTag(t *testing.T) {
 	rc := rawOpen(t)
 	rc.openChannel(1)
 	const exclusive, autoDelete = 4, 8
-	rc.writeMethod(1, 50, 10, u16(0), shortstr(""), []byte{exclusive | autoDelete}, table())
-	ok := rc.expect(50, 11)
+	rc.writeMethod(1, amqpwire.ClassQueue, amqpwire.MethodQueueDeclare, u16(0), shortstr(""), []byte{exclusive | autoDelete}, table())
+	ok := rc.expect(amqpwire.ClassQueue, amqpwire.MethodQueueDeclareOk)
 	queue := string(ok.args[1 : 1+ok.args[0]])
 	if !strings.HasPrefix(queue, "amq.gen-") {
 		t.Errorf("server-named queue %q, want the amq.gen- prefix", queue)
 	}
 	var tags []string
 	for i := 0; i < 2; i++ {
-		rc.writeMethod(1, 60, 20, u16(0), shortstr(queue), shortstr(""), []byte{0}, table())
-		cok := rc.expect(60, 21)
+		rc.writeMethod(1, amqpwire.ClassBasic, amqpwire.MethodBasicConsume, u16(0), shortstr(queue), shortstr(""), []byte{0}, table())
+		cok := rc.expect(amqpwire.ClassBasic, amqpwire.MethodBasicConsumeOk)
 		tag := string(cok.args[1 : 1+cok.args[0]])
 		if !strings.HasPrefix(tag, "amq.ctag-") || len(tag) <= len("amq.ctag-") {
 			t.Errorf("server-generated consumer tag %q, want the amq.ctag- prefix", tag)
@@ -33,8 +35,8 @@ func TestServerGeneratedConsumerTag(t *testing.T) {
 	if tags[0] == tags[1] {
 		t.Errorf("two server-generated consumer tags are both %q", tags[0])
 	}
-	rc.writeMethod(1, 60, 30, shortstr(tags[0]), []byte{0})
-	if cok := rc.expect(60, 31); string(cok.args[1:1+cok.args[0]]) != tags[0] {
+	rc.writeMethod(1, amqpwire.ClassBasic, amqpwire.MethodBasicCancel, shortstr(tags[0]), []byte{0})
+	if cok := rc.expect(amqpwire.ClassBasic, amqpwire.MethodBasicCancelOk); string(cok.args[1:1+cok.args[0]]) != tags[0] {
 		t.Errorf("cancel-ok for %q, want %q", cok.args[1:], tags[0])
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/warrenmq/warren/amqpwire"
 )
 
 // TestChannelErrorIsolated: a channel error closes that channel only; the connection and its
@@ -96,10 +98,10 @@ func TestFrameErrors(t *testing.T) {
 			rc.writeFrame(frameBody, 1, make([]byte, 200000))
 		}, 501, "FRAME_ERROR"},
 		{"method on an unopened channel", func(rc *rawConn) {
-			rc.writeMethod(5, 50, 10, u16(0), shortstr("q"), []byte{1}, table()) // queue.declare passive
+			rc.writeMethod(5, amqpwire.ClassQueue, amqpwire.MethodQueueDeclare, u16(0), shortstr("q"), []byte{1}, table()) // queue.declare passive
 		}, 504, "CHANNEL_ERROR - expected 'channel.open'"},
 		{"second channel.open", func(rc *rawConn) {
-			rc.writeMethod(1, 20, 10, shortstr(""))
+			rc.writeMethod(1, amqpwire.ClassChannel, amqpwire.MethodChannelOpen, shortstr(""))
 		}, 504, "CHANNEL_ERROR - second 'channel.open' seen"},
 		{"content header without a method", func(rc *rawConn) {
 			rc.writeFrame(frameHeader, 1, contentHeader(1))
@@ -135,9 +137,9 @@ func TestFrameErrors(t *testing.T) {
 func TestUnknownMethod(t *testing.T) {
 	t.Parallel()
 	for name, ids := range map[string][3]uint16{
-		"unknown basic method":      {1, 60, 255},
+		"unknown basic method":      {1, amqpwire.ClassBasic, 255},
 		"unknown class":             {1, 99, 1},
-		"unknown connection method": {0, 10, 99},
+		"unknown connection method": {0, amqpwire.ClassConnection, 99},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -152,10 +154,10 @@ func TestUnknownMethod(t *testing.T) {
 			if err != nil {
 				return // dropped
 			}
-			if !m.is(10, 50) || m.replyCode != 540 || !strings.HasPrefix(m.replyText, "NOT_IMPLEMENTED") {
+			if !m.is(amqpwire.ClassConnection, amqpwire.MethodConnectionClose) || m.replyCode != 540 || !strings.HasPrefix(m.replyText, "NOT_IMPLEMENTED") {
 				t.Fatalf("got %v, want connection.close 540 NOT_IMPLEMENTED or a dropped socket", m)
 			}
-			rc.writeMethod(0, 10, 51)
+			rc.writeMethod(0, amqpwire.ClassConnection, amqpwire.MethodConnectionCloseOk)
 			rc.expectEOF()
 		})
 	}

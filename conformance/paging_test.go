@@ -7,7 +7,6 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/warrenmq/warren/server"
-	"github.com/warrenmq/warren/server/queue"
 )
 
 // TestBacklogPastTheWindowKeepsOrder: a queue that keeps 20 messages in memory takes 140,
@@ -18,7 +17,7 @@ import (
 func TestBacklogPastTheWindowKeepsOrder(t *testing.T) {
 	warrenOnly(t, "sets the queue memory window to 20 messages")
 	t.Parallel()
-	url := startWarren(t, server.Config{Logger: harnessLogger(), Window: queue.Window{Count: 20, Bytes: 1 << 20}})
+	url := startWarren(t, server.Config{Logger: harnessLogger(), QueueMemory: server.QueueMemory{Messages: 20, Bytes: 1 << 20}})
 	conn := dialConfig(t, url, amqp.Config{})
 	ch := channel(t, conn)
 	q, err := ch.QueueDeclare(uniqueName(t, "q"), true, false, false, false, nil)

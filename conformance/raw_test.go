@@ -14,6 +14,8 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/warrenmq/warren/amqpwire"
 )
 
 // A raw AMQP client for the cases a well-behaved client library cannot produce: wrong protocol
@@ -58,7 +60,7 @@ type method struct {
 func (m method) is(class, id uint16) bool { return m.class == class && m.id == id }
 
 func (m method) String() string {
-	if m.is(10, 50) || m.is(20, 40) {
+	if m.is(amqpwire.ClassConnection, amqpwire.MethodConnectionClose) || m.is(amqpwire.ClassChannel, amqpwire.MethodChannelClose) {
 		return fmt.Sprintf("%d.%d close %d %q", m.class, m.id, m.replyCode, m.replyText)
 	}
 	return fmt.Sprintf("method %d.%d on channel %d", m.class, m.id, m.channel)
@@ -156,7 +158,7 @@ func (rc *rawConn) readMethod() (method, error) {
 			id:      binary.BigEndian.Uint16(f.payload[2:4]),
 			args:    f.payload[4:],
 		}
-		if (m.is(10, 50) || m.is(20, 40)) && len(m.args) >= 3 {
+		if (m.is(amqpwire.ClassConnection, amqpwire.MethodConnectionClose) || m.is(amqpwire.ClassChannel, amqpwire.MethodChannelClose)) && len(m.args) >= 3 {
 			m.replyCode = binary.BigEndian.Uint16(m.args[0:2])
 			n := int(m.args[2])
 			if len(m.args) >= 3+n+4 {
@@ -193,7 +195,7 @@ func (rc *rawConn) expectConnectionClose(code uint16, prefix string) method {
 		if err != nil {
 			rc.t.Fatalf("waiting for connection.close %d: %v", code, err)
 		}
-		if m.is(10, 50) {
+		if m.is(amqpwire.ClassConnection, amqpwire.MethodConnectionClose) {
 			break
 		}
 	}
@@ -203,7 +205,7 @@ func (rc *rawConn) expectConnectionClose(code uint16, prefix string) method {
 	if m.channel != 0 {
 		rc.t.Errorf("connection.close on channel %d, want 0", m.channel)
 	}
-	rc.writeMethod(0, 10, 51)
+	rc.writeMethod(0, amqpwire.ClassConnection, amqpwire.MethodConnectionCloseOk)
 	rc.expectEOF()
 	return m
 }
@@ -297,22 +299,22 @@ func (rc *rawConn) start(h handshake) method {
 		h.user, h.password = uri.Username, uri.Password
 	}
 	rc.write([]byte(protocolHeader))
-	start := rc.expect(10, 10)
+	start := rc.expect(amqpwire.ClassConnection, amqpwire.MethodConnectionStart)
 	caps := table(h.capabilities...)
 	props := table("product", "warren-conformance-raw", "capabilities", caps)
-	rc.writeMethod(0, 10, 11, props, shortstr("PLAIN"), longstr("\x00"+h.user+"\x00"+h.password), shortstr("en_US"))
+	rc.writeMethod(0, amqpwire.ClassConnection, amqpwire.MethodConnectionStartOk, props, shortstr("PLAIN"), longstr("\x00"+h.user+"\x00"+h.password), shortstr("en_US"))
 	return start
 }
 
 // tune answers connection.tune and returns what the broker offered and what was answered.
 func (rc *rawConn) tune(h handshake) (offered, answered tune) {
 	rc.t.Helper()
-	offered = parseTune(rc.expect(10, 30))
+	offered = parseTune(rc.expect(amqpwire.ClassConnection, amqpwire.MethodConnectionTune))
 	answered = offered
 	if h.tuneOK != nil {
 		answered = h.tuneOK(offered)
 	}
-	rc.writeMethod(0, 10, 31, u16(answered.channelMax), u32(answered.frameMax), u16(answered.heartbeat))
+	rc.writeMethod(0, amqpwire.ClassConnection, amqpwire.MethodConnectionTuneOk, u16(answered.channelMax), u32(answered.frameMax), u16(answered.heartbeat))
 	return offered, answered
 }
 
@@ -320,8 +322,8 @@ func (rc *rawConn) tune(h handshake) (offered, answered tune) {
 func (rc *rawConn) open() {
 	rc.t.Helper()
 	uri, _ := amqp.ParseURI(brokerURL)
-	rc.writeMethod(0, 10, 40, shortstr(uri.Vhost), shortstr(""), []byte{0})
-	rc.expect(10, 41)
+	rc.writeMethod(0, amqpwire.ClassConnection, amqpwire.MethodConnectionOpen, shortstr(uri.Vhost), shortstr(""), []byte{0})
+	rc.expect(amqpwire.ClassConnection, amqpwire.MethodConnectionOpenOk)
 }
 
 // rawOpen dials and completes the handshake with the broker's own tune values.
@@ -337,20 +339,20 @@ func rawOpen(t testing.TB) *rawConn {
 // openChannel opens channel n.
 func (rc *rawConn) openChannel(n uint16) {
 	rc.t.Helper()
-	rc.writeMethod(n, 20, 10, shortstr(""))
-	rc.expect(20, 11)
+	rc.writeMethod(n, amqpwire.ClassChannel, amqpwire.MethodChannelOpen, shortstr(""))
+	rc.expect(amqpwire.ClassChannel, amqpwire.MethodChannelOpenOk)
 }
 
 // contentHeader is a basic content header for a body of size bytes, with no properties.
 func contentHeader(size uint64) []byte {
-	p := append(u16(60), u16(0)...)
+	p := append(u16(amqpwire.ClassBasic), u16(0)...)
 	p = binary.BigEndian.AppendUint64(p, size)
 	return append(p, u16(0)...)
 }
 
 // publishMethod is the basic.publish method frame payload.
 func publishMethod(exchange, key string) []byte {
-	p := append(u16(60), u16(40)...)
+	p := append(u16(amqpwire.ClassBasic), u16(amqpwire.MethodBasicPublish)...)
 	p = append(p, u16(0)...)
 	p = append(p, shortstr(exchange)...)
 	p = append(p, shortstr(key)...)

@@ -46,10 +46,10 @@ func (c *content) unexpected() error {
 	case c.method == nil:
 		return amqpwire.NewConnectionError(amqpwire.CodeUnexpectedFrame, 0, 0, "expected method frame, got non method frame instead")
 	case !c.haveHeader:
-		return amqpwire.NewConnectionError(amqpwire.CodeUnexpectedFrame, amqpwire.ClassBasic, 40,
+		return amqpwire.NewConnectionError(amqpwire.CodeUnexpectedFrame, amqpwire.ClassBasic, amqpwire.MethodBasicPublish,
 			"expected content header for class 60, got non content header frame instead")
 	default:
-		return amqpwire.NewConnectionError(amqpwire.CodeUnexpectedFrame, amqpwire.ClassBasic, 40,
+		return amqpwire.NewConnectionError(amqpwire.CodeUnexpectedFrame, amqpwire.ClassBasic, amqpwire.MethodBasicPublish,
 			"expected content body, got non content body frame instead")
 	}
 }
@@ -71,13 +71,13 @@ func (ch *channel) handleHeader(payload []byte) error {
 		return err
 	}
 	if c.header.ClassID != amqpwire.ClassBasic {
-		return amqpwire.NewConnectionError(amqpwire.CodeUnexpectedFrame, amqpwire.ClassBasic, 40,
+		return amqpwire.NewConnectionError(amqpwire.CodeUnexpectedFrame, amqpwire.ClassBasic, amqpwire.MethodBasicPublish,
 			"expected content header for class 60, got one for class %d instead", c.header.ClassID)
 	}
 	if max := uint64(ch.conn.srv.cfg.MaxMessageSize); c.header.BodySize > max {
 		size := c.header.BodySize
 		c.reset()
-		return amqpwire.NewChannelError(amqpwire.CodePreconditionFailed, amqpwire.ClassBasic, 40,
+		return amqpwire.NewChannelError(amqpwire.CodePreconditionFailed, amqpwire.ClassBasic, amqpwire.MethodBasicPublish,
 			"message size %d is larger than configured max size %d", size, max)
 	}
 	// Refuse a publish the user may not make before buffering its body; the frames of the
@@ -103,7 +103,7 @@ func (ch *channel) handleBody(payload []byte) error {
 	size := c.header.BodySize
 	n := len(payload)
 	if uint64(c.received)+uint64(n) > size {
-		return amqpwire.NewConnectionError(amqpwire.CodeUnexpectedFrame, amqpwire.ClassBasic, 40,
+		return amqpwire.NewConnectionError(amqpwire.CodeUnexpectedFrame, amqpwire.ClassBasic, amqpwire.MethodBasicPublish,
 			"content body is longer than the %d bytes announced in its header", size)
 	}
 	if c.received == 0 && uint64(n) == size {
@@ -170,7 +170,7 @@ func (ch *channel) publishTarget(exchange string) (*exchangeRec, error) {
 		return nil, err
 	}
 	if x.def.Internal {
-		return nil, amqpwire.NewChannelError(amqpwire.CodeAccessRefused, amqpwire.ClassBasic, 40,
+		return nil, amqpwire.NewChannelError(amqpwire.CodeAccessRefused, amqpwire.ClassBasic, amqpwire.MethodBasicPublish,
 			"cannot publish to internal exchange '%s' in vhost '%s'", exchange, ch.vh.name)
 	}
 	return x, nil
@@ -181,7 +181,7 @@ func (ch *channel) publishTarget(exchange string) (*exchangeRec, error) {
 func (ch *channel) publish(x *exchangeRec, msg *queue.Message, mandatory bool) error {
 	p := &msg.Properties
 	if p.Flags&amqpwire.FlagUserID != 0 && p.UserID != ch.conn.user {
-		return amqpwire.NewChannelError(amqpwire.CodePreconditionFailed, amqpwire.ClassBasic, 40,
+		return amqpwire.NewChannelError(amqpwire.CodePreconditionFailed, amqpwire.ClassBasic, amqpwire.MethodBasicPublish,
 			"user_id property set to '%s' but authenticated user was '%s'", p.UserID, ch.conn.user)
 	}
 	if p.Flags&amqpwire.FlagExpiration != 0 {
@@ -310,7 +310,7 @@ func (ch *channel) routingKeys(msg *queue.Message) ([]string, error) {
 	for _, name := range [...]string{"CC", "BCC"} {
 		v, ok, err := h.Get(name)
 		if err != nil {
-			return nil, amqpwire.NewConnectionError(amqpwire.CodeSyntaxError, amqpwire.ClassBasic, 40, "invalid headers table: %v", err)
+			return nil, amqpwire.NewConnectionError(amqpwire.CodeSyntaxError, amqpwire.ClassBasic, amqpwire.MethodBasicPublish, "invalid headers table: %v", err)
 		}
 		arr, isArray := v.([]any)
 		if !ok || !isArray {

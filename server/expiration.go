@@ -43,6 +43,6 @@ func parseExpiration(s string) (int64, error) {
 }
 
 func expirationError(s, reason string) error {
-	return amqpwire.NewChannelError(amqpwire.CodePreconditionFailed, amqpwire.ClassBasic, 40,
+	return amqpwire.NewChannelError(amqpwire.CodePreconditionFailed, amqpwire.ClassBasic, amqpwire.MethodBasicPublish,
 		"invalid expiration '%s': %s", s, reason)
 }

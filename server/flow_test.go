@@ -10,7 +10,6 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/rs/zerolog"
 
-	"github.com/warrenmq/warren/server/queue"
 	"github.com/warrenmq/warren/store"
 )
 
@@ -60,7 +59,7 @@ func flowBroker(t *testing.T) (*Server, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := New(Config{Logger: zerolog.Nop(), Store: st, Window: queue.Window{Count: 16, Bytes: 1 << 20}, DisableFlowControl: true})
+	srv := New(Config{Logger: zerolog.Nop(), Store: st, QueueMemory: QueueMemory{Messages: 16, Bytes: 1 << 20}, DisableFlowControl: true})
 	if err := srv.Recover(); err != nil {
 		t.Fatal(err)
 	}

@@ -215,7 +215,7 @@ func applySettle(recs []unackedRec, mode settleMode) {
 // implement requeue=false, and neither does Warren.
 func (ch *channel) basicRecover(requeue, reply bool) error {
 	if !requeue {
-		return amqpwire.NewConnectionError(amqpwire.CodeNotImplemented, amqpwire.ClassBasic, 110, "requeue=false")
+		return amqpwire.NewConnectionError(amqpwire.CodeNotImplemented, amqpwire.ClassBasic, amqpwire.MethodBasicRecover, "requeue=false")
 	}
 	ch.mu.Lock()
 	recs := ch.unacked.takeAll(nil)

@@ -91,13 +91,13 @@ func (c *conn) handshake() error {
 	}
 	vh := c.srv.vhost(open.VirtualHost)
 	if vh == nil {
-		err := amqpwire.NewConnectionError(amqpwire.CodeNotAllowed, amqpwire.ClassConnection, 40, "vhost %s not found", open.VirtualHost)
+		err := amqpwire.NewConnectionError(amqpwire.CodeNotAllowed, amqpwire.ClassConnection, amqpwire.MethodConnectionOpen, "vhost %s not found", open.VirtualHost)
 		c.refuse(err)
 		return err
 	}
 	if c.srv.access.p.Load().permissions(c.user, vh.name) == nil {
 		c.log.Warn().Str("vhost", vh.name).Msg("vhost access refused")
-		err := amqpwire.NewConnectionError(amqpwire.CodeNotAllowed, amqpwire.ClassConnection, 40,
+		err := amqpwire.NewConnectionError(amqpwire.CodeNotAllowed, amqpwire.ClassConnection, amqpwire.MethodConnectionOpen,
 			"access to vhost '%s' refused for user '%s'", vh.name, c.user)
 		c.refuse(err)
 		return err
@@ -193,7 +193,7 @@ func (c *conn) authenticate(ok *amqpwire.ConnectionStartOk) (string, error) {
 		}
 		user, pass = l, p
 	default:
-		err := amqpwire.NewConnectionError(amqpwire.CodeCommandInvalid, amqpwire.ClassConnection, 11,
+		err := amqpwire.NewConnectionError(amqpwire.CodeCommandInvalid, amqpwire.ClassConnection, amqpwire.MethodConnectionStartOk,
 			"unknown authentication mechanism '%s'", ok.Mechanism)
 		c.refuse(err)
 		return "", err
@@ -222,7 +222,7 @@ func (c *conn) authFailure(turn loginTurn, mechanism, user, why string) error {
 			Msg("login refused (further refusals for this address are logged in summary)")
 	}
 	if c.capAuthFailureClose {
-		c.refuse(amqpwire.NewConnectionError(amqpwire.CodeAccessRefused, amqpwire.ClassConnection, 11,
+		c.refuse(amqpwire.NewConnectionError(amqpwire.CodeAccessRefused, amqpwire.ClassConnection, amqpwire.MethodConnectionStartOk,
 			"Login was refused using authentication mechanism %s. For details see the broker logfile.", mechanism))
 	}
 	return fmt.Errorf("%w: %s", errAuthFailed, why)
@@ -259,7 +259,7 @@ func (c *conn) negotiate(t *amqpwire.ConnectionTuneOk) error {
 }
 
 func negotiationError(field, cmp, bound string, server, client uint32) error {
-	return amqpwire.NewConnectionError(amqpwire.CodeNotAllowed, amqpwire.ClassConnection, 31,
+	return amqpwire.NewConnectionError(amqpwire.CodeNotAllowed, amqpwire.ClassConnection, amqpwire.MethodConnectionTuneOk,
 		"negotiated %s = %d is %s than the %s allowed value (%d)", field, client, cmp, bound, server)
 }
 

@@ -83,7 +83,7 @@ func (s *Server) refuseOverLimit(nc net.Conn, limit int) {
 	if _, err := expectMethod[*amqpwire.ConnectionStartOk](c); err != nil {
 		return
 	}
-	c.refuse(amqpwire.NewConnectionError(amqpwire.CodeNotAllowed, amqpwire.ClassConnection, 11, "%s", limitText(limit)))
+	c.refuse(amqpwire.NewConnectionError(amqpwire.CodeNotAllowed, amqpwire.ClassConnection, amqpwire.MethodConnectionStartOk, "%s", limitText(limit)))
 }
 
 // start reads the protocol header and sends a connection.start that names the broker.

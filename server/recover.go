@@ -54,7 +54,7 @@ func (s *Server) vhostFor(name string) *vhost {
 	defer s.vhmu.Unlock()
 	v := s.vhosts[name]
 	if v == nil {
-		v = newVhost(name, s.log, s.cfg.Store, s.cfg.Window)
+		v = newVhost(name, s.log, s.cfg.Store, s.cfg.QueueMemory.window())
 		s.vhosts[name] = v
 	}
 	return v

@@ -187,7 +187,7 @@ func (r *resources) setPaging(on bool) {
 		return
 	}
 	r.paging = on
-	w := r.srv.cfg.Window
+	w := r.srv.cfg.QueueMemory.window()
 	if on {
 		w = queue.Window{Count: min(w.Count, pressureWindow.Count), Bytes: min(w.Bytes, pressureWindow.Bytes)}
 		r.log.Info().Int64("used", r.used.Load()).Msg("memory over half the limit: queues page their messages out to disk")

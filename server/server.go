@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -26,15 +27,15 @@ const Version = "0.1.0"
 
 // Defaults for Config fields left zero.
 const (
-	DefaultHeartbeat        = 60 * time.Second
-	DefaultFrameMax         = 131072
-	DefaultChannelMax       = 2047
-	DefaultMaxMessageSize   = 16 << 20 // RabbitMQ 4.x's default max_message_size
-	DefaultHandshakeTimeout = 10 * time.Second
-	DefaultWriteTimeout     = 30 * time.Second
-	DefaultWriteBacklog     = 1 << 20
-	DefaultWindowCount      = 8192
-	DefaultWindowBytes      = 32 << 20
+	DefaultHeartbeat           = 60 * time.Second
+	DefaultFrameMax            = 131072
+	DefaultChannelMax          = 2047
+	DefaultMaxMessageSize      = 16 << 20 // RabbitMQ 4.x's default max_message_size
+	DefaultHandshakeTimeout    = 10 * time.Second
+	DefaultWriteTimeout        = 30 * time.Second
+	DefaultWriteBacklog        = 1 << 20
+	DefaultQueueMemoryMessages = 8192
+	DefaultQueueMemoryBytes    = 32 << 20
 )
 
 // Config holds the broker settings that server.New needs. Zero fields take the defaults above.
@@ -73,9 +74,9 @@ type Config struct {
 	// Store persists durable definitions and messages, and holds queue backlogs that do not fit
 	// in memory. Nil keeps everything in memory. Call Recover before Serve when it is set.
 	Store *store.Store
-	// Window bounds each queue's ready messages held in memory when there is a store (default
-	// 8192 messages and 32 MiB); the rest stays on disk until consumers get to it.
-	Window queue.Window
+	// QueueMemory bounds each queue's ready messages held in memory when there is a store
+	// (default 8192 messages and 32 MiB); the rest stays on disk until consumers get to it.
+	QueueMemory QueueMemory
 	// MemoryLimit is the memory alarm's threshold in bytes (RabbitMQ's high watermark): above
 	// it publishers are blocked; from half of it queues page their messages out. 0 disables
 	// both. SetResourceLimits changes it while running.
@@ -89,6 +90,19 @@ type Config struct {
 	// Product is the product name and version presented in connection.start (default
 	// "Warren" and Version).
 	Product Product
+}
+
+// QueueMemory is the window of ready messages a queue keeps in memory when there is a store:
+// whichever bound is reached first sends the rest of its backlog to disk. Zero fields take
+// the defaults (DefaultQueueMemoryMessages, DefaultQueueMemoryBytes).
+type QueueMemory struct {
+	Messages int   // ready messages
+	Bytes    int64 // bytes of their bodies
+}
+
+// window is the queue package's form of m.
+func (m QueueMemory) window() queue.Window {
+	return queue.Window{Count: m.Messages, Bytes: int(min(m.Bytes, math.MaxInt))}
 }
 
 func (c *Config) setDefaults() {
@@ -117,11 +131,11 @@ func (c *Config) setDefaults() {
 	if c.WriteBacklog == 0 {
 		c.WriteBacklog = DefaultWriteBacklog
 	}
-	if c.Window.Count == 0 {
-		c.Window.Count = DefaultWindowCount
+	if c.QueueMemory.Messages == 0 {
+		c.QueueMemory.Messages = DefaultQueueMemoryMessages
 	}
-	if c.Window.Bytes == 0 {
-		c.Window.Bytes = DefaultWindowBytes
+	if c.QueueMemory.Bytes == 0 {
+		c.QueueMemory.Bytes = DefaultQueueMemoryBytes
 	}
 	if c.LoopbackUsers == nil {
 		c.LoopbackUsers = []string{"guest"}
@@ -184,7 +198,7 @@ func New(cfg Config) *Server {
 	s.loginLimit = newLoginLimiter(loginFailureInterval, loginLimitSources)
 	s.loginLog = newSummaryLog(s.log, "logins refused", "source", floodSummaryEvery, floodSummaryKeys)
 	s.access.p.Store(cfg.Access)
-	s.vhosts["/"] = newVhost("/", s.log, cfg.Store, cfg.Window)
+	s.vhosts["/"] = newVhost("/", s.log, cfg.Store, cfg.QueueMemory.window())
 	return s
 }
 

@@ -18,7 +18,6 @@ import (
 
 	"github.com/warrenmq/warren/configs"
 	"github.com/warrenmq/warren/server"
-	"github.com/warrenmq/warren/server/queue"
 	"github.com/warrenmq/warren/store"
 )
 
@@ -266,7 +265,7 @@ Flags (they override the configuration file; docs/configuration.md lists every s
 	srv := server.New(server.Config{Logger: log, Store: st,
 		MemoryLimit:      memLimit,
 		DiskFreeLimit:    int64(b.DiskFreeLimit),
-		Window:           queue.Window{Count: b.QueueMemory.Messages, Bytes: int(b.QueueMemory.Bytes)},
+		QueueMemory:      server.QueueMemory{Messages: b.QueueMemory.Messages, Bytes: int64(b.QueueMemory.Bytes)},
 		Heartbeat:        hb,
 		FrameMax:         uint32(b.Limits.FrameMax),
 		ChannelMax:       uint16(b.Limits.ChannelMax),

@@ -88,10 +88,32 @@ func isFrameConstant(c Constant) bool {
 func (g *gen) classes(s *Spec) {
 	g.p("// Class ids.\nconst (\n")
 	for _, c := range s.Classes {
-		g.p("Class%s uint16 = %d\n", GoName(c.Name), c.Index)
+		g.p("%s uint16 = %d\n", classConst(&c), c.Index)
+	}
+	g.p(")\n\n")
+	g.p("// Method ids, one per method, named Method followed by the method struct's\n")
+	g.p("// name (MethodBasicPublish is basic.publish's id, 40). A method id is unique\n")
+	g.p("// only within its class, so it goes with the class id: a close names the\n")
+	g.p("// failed method as (ClassBasic, MethodBasicPublish).\n")
+	g.p("const (\n")
+	for i, c := range s.Classes {
+		if i > 0 {
+			g.p("\n")
+		}
+		g.p("// %s\n", c.Name)
+		for j := range c.Methods {
+			m := &c.Methods[j]
+			g.p("%s uint16 = %d\n", methodConst(m), m.Index)
+		}
 	}
 	g.p(")\n\n")
 }
+
+// methodConst is the name of the method's id constant.
+func methodConst(m *Method) string { return "Method" + structName(m) }
+
+// classConst is the name of the class's id constant.
+func classConst(c *Class) string { return "Class" + GoName(c.Name) }
 
 func structName(m *Method) string { return GoName(m.Class.Name) + GoName(m.Name) }
 
@@ -145,8 +167,10 @@ func (g *gen) method(m *Method) {
 	}
 	g.p("}\n\n")
 	bools := func(v bool) string { return fmt.Sprint(v) }
-	g.p("// ClassID returns %d.\nfunc (*%s) ClassID() uint16 { return %d }\n\n", m.Class.Index, name, m.Class.Index)
-	g.p("// MethodID returns %d.\nfunc (*%s) MethodID() uint16 { return %d }\n\n", m.Index, name, m.Index)
+	g.p("// ClassID returns %s (%d).\nfunc (*%s) ClassID() uint16 { return %s }\n\n",
+		classConst(m.Class), m.Class.Index, name, classConst(m.Class))
+	g.p("// MethodID returns %s (%d).\nfunc (*%s) MethodID() uint16 { return %s }\n\n",
+		methodConst(m), m.Index, name, methodConst(m))
 	g.p("// MethodName returns %q.\nfunc (*%s) MethodName() string { return %q }\n\n", fullName(m), name, fullName(m))
 	g.p("// HasContent reports whether content frames follow the method.\nfunc (*%s) HasContent() bool { return %s }\n\n", name, bools(m.Content))
 	g.p("// Synchronous reports the spec's synchronous attribute.\nfunc (*%s) Synchronous() bool { return %s }\n\n", name, bools(m.Synchronous))

@@ -163,7 +163,7 @@ func (ch *channel) handleMethod(m amqpwire.Method) error {
 		return amqpwire.NewConnectionError(amqpwire.CodeChannelError, m.ClassID(), m.MethodID(), "second 'channel.open' seen")
 	case *amqpwire.ChannelClose:
 		if ch.confirm {
-			ch.conn.answerSettled(nil) // confirms already settled go out before the close-ok
+			ch.conn.answerSettled(&answerScratch{}) // confirms already settled go out before the close-ok
 		}
 		ch.release()
 		ch.send(&amqpwire.ChannelCloseOk{})

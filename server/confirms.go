@@ -104,6 +104,54 @@ func (w *writeWait) settleHeld() {
 	}
 }
 
+// heldGroup is the held entries of one queue settled together.
+type heldGroup struct {
+	q        *queue.Queue
+	release  []*queue.Entry
+	withdraw []*queue.Entry
+}
+
+// settleAll settles the held entries of waits a queue at a time, so a queue's lock is taken
+// once per drain, not once per message (16 publishers to one queue otherwise contend for it).
+func settleAll(waits []*writeWait, sc *answerScratch) {
+	groups := sc.groups[:0]
+	for _, w := range waits {
+		failed := w.failed.Load()
+		for _, h := range w.held {
+			i := 0
+			for i < len(groups) && groups[i].q != h.q {
+				i++
+			}
+			if i == len(groups) {
+				if i < cap(groups) {
+					groups = groups[:i+1]
+					groups[i].q = h.q
+				} else {
+					groups = append(groups, heldGroup{q: h.q})
+				}
+			}
+			if failed {
+				groups[i].withdraw = append(groups[i].withdraw, h.e)
+			} else {
+				groups[i].release = append(groups[i].release, h.e)
+			}
+		}
+	}
+	for i := range groups {
+		g := &groups[i]
+		if len(g.withdraw) > 0 {
+			g.q.Withdraw(g.withdraw...)
+		}
+		if len(g.release) > 0 {
+			g.q.Release(g.release...)
+		}
+		clear(g.withdraw)
+		clear(g.release)
+		g.q, g.withdraw, g.release = nil, g.withdraw[:0], g.release[:0]
+	}
+	sc.groups = groups[:0]
+}
+
 // settledList is a connection's completed writeWaits, waiting for its writer.
 type settledList struct {
 	mu      sync.Mutex
@@ -153,26 +201,29 @@ type confirmState struct {
 	runOK   bool
 }
 
-// writeConfirms settles the completed writeWaits and writes their answers; the writer
-// goroutine runs it before each flush.
-func (c *conn) writeConfirms() {
-	c.confirmSpare = c.answerSettled(c.confirmSpare)
+// answerScratch is the reusable memory of answerSettled.
+type answerScratch struct {
+	waits  []*writeWait
+	groups []heldGroup
 }
 
-// answerSettled settles the completed writeWaits and writes their answers, using scratch
-// (returned for reuse). The writer runs it, and the reader before a channel closes, so
+// writeConfirms settles the completed writeWaits and writes their answers; the writer
+// goroutine runs it before each flush.
+func (c *conn) writeConfirms() { c.answerSettled(&c.confirmScratch) }
+
+// answerSettled settles the completed writeWaits and writes their answers, using sc. The
+// writer runs it, and the reader (with a scratch of its own) before a channel closes, so
 // answers that were ready go out before the close-ok.
-func (c *conn) answerSettled(scratch []*writeWait) []*writeWait {
+func (c *conn) answerSettled(sc *answerScratch) {
 	c.confirms.mu.Lock()
 	waits := c.confirms.waits
-	c.confirms.waits = scratch[:0]
+	c.confirms.waits = sc.waits[:0]
 	c.confirms.mu.Unlock()
 	if len(waits) == 0 {
-		return waits
+		sc.waits = waits
+		return
 	}
-	for _, w := range waits {
-		w.settleHeld()
-	}
+	settleAll(waits, sc)
 	// By channel (a closed channel's id may be reused: keep its waits apart), then by tag.
 	slices.SortStableFunc(waits, func(a, b *writeWait) int {
 		if a.ch != b.ch {
@@ -189,7 +240,7 @@ func (c *conn) answerSettled(scratch []*writeWait) []*writeWait {
 		start = end
 	}
 	clear(waits)
-	return waits[:0]
+	sc.waits = waits[:0]
 }
 
 // answer writes the answers to ws, this channel's completed waits in tag order, unless the

@@ -58,10 +58,9 @@ type conn struct {
 	spare   *amqpwire.FrameWriter
 	blocked []*queue.Queue // queues whose delivery was refused because out was full
 
-	// Publisher confirms completed by the store, answered by the writer (confirms.go);
-	// confirmSpare is the writer's scratch.
-	confirms     settledList
-	confirmSpare []*writeWait
+	// Publisher confirms completed by the store, answered by the writer (confirms.go).
+	confirms       settledList
+	confirmScratch answerScratch // the writer's
 
 	wake       chan struct{} // cap 1: output is waiting
 	stopWriter chan struct{}

@@ -17,44 +17,54 @@ func (q *Queue) PublishHeld(m *Message, done func(error)) (res Result, held *Ent
 	return q.publish(m, done, true)
 }
 
-// Release makes a held entry deliverable: every write of its publish is durable. An entry that
-// died while held (expired, dropped by a length limit) is dead-lettered now; one with a TTL of
-// 0 gets its one chance at a waiting consumer.
-func (q *Queue) Release(e *Entry) {
+// Release makes held entries deliverable: every write of their publishes is durable. An
+// entry that died while held (expired, dropped by a length limit) is dead-lettered now; one
+// with a TTL of 0 gets its one chance at a waiting consumer. Releasing many at once takes the
+// lock once.
+func (q *Queue) Release(es ...*Entry) {
 	q.mu.Lock()
 	defer q.unlock()
-	e.held = false
-	if e.heldDeath != "" {
-		q.dead = append(q.dead, Dead{Entry: e, Reason: e.heldDeath})
-		e.heldDeath = ""
-		return
+	zeroTTL := false
+	for _, e := range es {
+		e.held = false
+		if e.heldDeath != "" {
+			q.dead = append(q.dead, Dead{Entry: e, Reason: e.heldDeath})
+			e.heldDeath = ""
+			continue
+		}
+		zeroTTL = zeroTTL || e.zeroTTL
 	}
 	if q.deleted {
 		return
 	}
-	now := nowMillis()
-	q.dispatchLocked(now)
-	if e.zeroTTL && q.backlog.Remove(e) {
-		q.dieLocked(e, Expired)
+	q.dispatchLocked(nowMillis())
+	if zeroTTL {
+		for _, e := range es {
+			if e.zeroTTL && q.backlog.Remove(e) {
+				q.dieLocked(e, Expired)
+			}
+		}
 	}
 	q.scheduleLocked()
 }
 
-// Withdraw takes a held entry out of the queue for good: a write of its publish failed and the
-// publisher is told so. Its record, if one was written, is removed; it is never delivered nor
-// dead-lettered.
-func (q *Queue) Withdraw(e *Entry) {
+// Withdraw takes held entries out of the queue for good: a write of their publishes failed
+// and the publishers are told so. Their records, if written, are removed; they are never
+// delivered nor dead-lettered.
+func (q *Queue) Withdraw(es ...*Entry) {
 	q.mu.Lock()
 	defer q.unlock()
-	e.held = false
-	if e.heldDeath != "" {
-		e.heldDeath = "" // already forgotten when it died
-		return
+	for _, e := range es {
+		e.held = false
+		if e.heldDeath != "" {
+			e.heldDeath = "" // already forgotten when it died
+			continue
+		}
+		if q.deleted || !q.backlog.Remove(e) {
+			continue // purged meanwhile: nothing left of it
+		}
+		q.forgetLocked(e)
 	}
-	if q.deleted || !q.backlog.Remove(e) {
-		return // purged meanwhile: nothing left of it
-	}
-	q.forgetLocked(e)
 	// A held head may have stopped delivery behind it.
 	q.dispatchLocked(nowMillis())
 }

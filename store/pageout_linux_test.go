@@ -173,6 +173,20 @@ func fillBodies(t *testing.T, s *Store, n, size int) {
 	}
 }
 
+// checkBodies reads queue 1 back and checks it holds fillBodies' n messages intact.
+func checkBodies(t *testing.T, s *Store, n, size int) {
+	t.Helper()
+	got := readAll(t, s, 1)
+	if len(got) != n {
+		t.Fatalf("read back %d messages, want %d", len(got), n)
+	}
+	for i, m := range got {
+		if want := msg(i+1, size).Body; !bytes.Equal(m.Msg.Body, want) {
+			t.Fatalf("message %d: body differs after page-out", i+1)
+		}
+	}
+}
+
 // A backlog in the value log must not stay resident: after writing 256 MiB of bodies, the
 // mapped value-log pages in RSS shrink to about the file being written, and every body reads
 // back intact afterwards.
@@ -190,15 +204,7 @@ func TestValueLogPagedOut(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	got := readAll(t, s, 1)
-	if len(got) != n {
-		t.Fatalf("read back %d messages, want %d", len(got), n)
-	}
-	for i, m := range got {
-		if want := msg(i+1, size).Body; !bytes.Equal(m.Msg.Body, want) {
-			t.Fatalf("message %d: body differs after page-out", i+1)
-		}
-	}
+	checkBodies(t, s, n, size)
 }
 
 // The control for the test above: without the loop the written value log stays resident and
@@ -241,13 +247,5 @@ func TestEagerPageOutIncludesTheFileBeingWritten(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	got := readAll(t, s, 1)
-	if len(got) != n {
-		t.Fatalf("read back %d messages, want %d", len(got), n)
-	}
-	for i, m := range got {
-		if want := msg(i+1, size).Body; !bytes.Equal(m.Msg.Body, want) {
-			t.Fatalf("message %d: body differs after eager page-out", i+1)
-		}
-	}
+	checkBodies(t, s, n, size)
 }

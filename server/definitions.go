@@ -10,6 +10,7 @@ import (
 	"github.com/warrenmq/warren/binding"
 	"github.com/warrenmq/warren/configs"
 	"github.com/warrenmq/warren/exchange"
+	"github.com/warrenmq/warren/server/vhost"
 )
 
 // managedState is what the definitions files last applied: the objects the broker manages
@@ -38,7 +39,7 @@ func itemError(pos configs.Pos, format string, args ...any) *configs.Error {
 type plan struct {
 	defs     *configs.Definitions
 	access   *Access
-	policies map[string][]Policy // by vhost
+	policies map[string][]vhost.Policy // by vhost
 	queues   []plannedQueue
 	xs       []exchange.Definition
 	xvhosts  []string
@@ -47,7 +48,7 @@ type plan struct {
 
 type plannedQueue struct {
 	vhost string
-	decl  queueDecl
+	decl  vhost.QueueDecl
 }
 
 type plannedBinding struct {
@@ -83,7 +84,7 @@ func (s *Server) CheckDefinitions(defs *configs.Definitions) error {
 
 func (s *Server) plan(defs *configs.Definitions) (*plan, error) {
 	var errs configs.ErrorList
-	p := &plan{defs: defs, policies: map[string][]Policy{}}
+	p := &plan{defs: defs, policies: map[string][]vhost.Policy{}}
 
 	var accounts []Account
 	loopback := map[string]bool{}
@@ -122,16 +123,16 @@ func (s *Server) plan(defs *configs.Definitions) (*plan, error) {
 			errs = append(errs, itemError(pol.Pos, "%v", err))
 			continue
 		}
-		target := PolicyAll
+		target := vhost.PolicyAll
 		switch pol.ApplyTo {
 		case "queues":
-			target = PolicyQueues
+			target = vhost.PolicyQueues
 		case "exchanges":
-			target = PolicyExchanges
+			target = vhost.PolicyExchanges
 		}
 		d := pol.Definition
-		p.policies[pol.Vhost] = append(p.policies[pol.Vhost], Policy{Name: pol.Name, Pattern: pat, ApplyTo: target,
-			Priority: pol.Priority, Def: PolicyDef{MessageTTL: d.MessageTTL, Expires: d.Expires, MaxLength: d.MaxLength,
+		p.policies[pol.Vhost] = append(p.policies[pol.Vhost], vhost.Policy{Name: pol.Name, Pattern: pat, ApplyTo: target,
+			Priority: pol.Priority, Def: vhost.PolicyDef{MessageTTL: d.MessageTTL, Expires: d.Expires, MaxLength: d.MaxLength,
 				MaxLengthBytes: d.MaxLengthBytes, DeliveryLimit: d.DeliveryLimit, MaxPriority: d.MaxPriority,
 				Overflow: d.Overflow, DeadLetterExchange: d.DeadLetterExchange,
 				DeadLetterRoutingKey: d.DeadLetterRoutingKey, AlternateExchange: d.AlternateExchange}})
@@ -149,7 +150,7 @@ func (s *Server) plan(defs *configs.Definitions) (*plan, error) {
 			continue
 		}
 		if vh := s.vhost(x.Vhost); vh != nil {
-			if err := vh.checkExchangeEquivalent(d); err != nil {
+			if err := vh.CheckExchangeEquivalent(d); err != nil {
 				errs = append(errs, itemError(x.Pos, "exchange %q in vhost %q exists with other properties (%s); delete it or change the file",
 					x.Name, x.Vhost, replyText(err)))
 				continue
@@ -165,13 +166,13 @@ func (s *Server) plan(defs *configs.Definitions) (*plan, error) {
 			errs = append(errs, itemError(q.Pos, "queue %q in vhost %q: arguments: %v", q.Name, q.Vhost, err))
 			continue
 		}
-		if _, err := parseQueueArgs(q.Name, q.Vhost, args); err != nil {
+		if err := vhost.CheckQueueArgs(q.Name, q.Vhost, args); err != nil {
 			errs = append(errs, itemError(q.Pos, "%s", replyText(err)))
 			continue
 		}
-		d := queueDecl{name: q.Name, durable: q.Durable, autoDelete: q.AutoDelete, args: args}
+		d := vhost.QueueDecl{Name: q.Name, Durable: q.Durable, AutoDelete: q.AutoDelete, Args: args}
 		if vh := s.vhost(q.Vhost); vh != nil {
-			if err := vh.checkQueueEquivalent(d); err != nil {
+			if err := vh.CheckQueueEquivalent(d); err != nil {
 				errs = append(errs, itemError(q.Pos, "queue %q in vhost %q exists with other properties (%s); delete it or change the file",
 					q.Name, q.Vhost, replyText(err)))
 				continue
@@ -250,29 +251,29 @@ func (s *Server) apply(p *plan) DefinitionsResult {
 	// Policies first, so queues created below start with them.
 	vhosts := s.vhostList()
 	for _, v := range vhosts {
-		v.setPolicies(p.policies[v.name])
+		v.SetPolicies(p.policies[v.Name()])
 	}
 
 	for i, d := range p.xs {
 		v := s.vhostFor(p.xvhosts[i])
-		existed := v.hasExchange(d.Name)
-		if err := v.declareExchange(d, false); err != nil {
+		existed := v.HasExchange(d.Name)
+		if err := v.DeclareExchange(d, false); err != nil {
 			logErr("exchange "+d.Name, err)
 			continue
 		}
 		if !existed {
-			res.Created = append(res.Created, fmt.Sprintf("exchange %s in %s", d.Name, v.name))
+			res.Created = append(res.Created, fmt.Sprintf("exchange %s in %s", d.Name, v.Name()))
 		}
 	}
 	for _, q := range p.queues {
 		v := s.vhostFor(q.vhost)
-		existed := v.hasQueue(q.decl.name)
-		if _, err := v.declareQueue(nil, q.decl); err != nil {
-			logErr("queue "+q.decl.name, err)
+		existed := v.HasQueue(q.decl.Name)
+		if _, err := v.DeclareQueue(nil, q.decl); err != nil {
+			logErr("queue "+q.decl.Name, err)
 			continue
 		}
 		if !existed {
-			res.Created = append(res.Created, fmt.Sprintf("queue %s in %s", q.decl.name, q.vhost))
+			res.Created = append(res.Created, fmt.Sprintf("queue %s in %s", q.decl.Name, q.vhost))
 		}
 	}
 
@@ -291,14 +292,14 @@ func (s *Server) apply(p *plan) DefinitionsResult {
 			continue
 		}
 		if v := s.vhost(pb.vhost); v != nil {
-			if err := v.unbind(nil, pb.b); err == nil {
+			if err := v.Unbind(nil, pb.b); err == nil {
 				res.Deleted = append(res.Deleted, "binding "+describeBinding(pb))
 			}
 		}
 	}
 	for _, b := range p.bindings {
 		v := s.vhostFor(b.vhost)
-		if err := v.bind(nil, b.b); err != nil {
+		if err := v.Bind(nil, b.b); err != nil {
 			logErr("binding "+describeBinding(b), err)
 			continue
 		}
@@ -325,10 +326,10 @@ func (s *Server) apply(p *plan) DefinitionsResult {
 			continue
 		}
 		v := s.vhost(q.vhost)
-		if v == nil || !v.hasQueue(q.name) {
+		if v == nil || !v.HasQueue(q.name) {
 			continue
 		}
-		_, err := v.deleteQueue(nil, q.name, false, !p.defs.Prune)
+		_, err := v.DeleteQueue(nil, q.name, false, !p.defs.Prune)
 		switch {
 		case err == nil:
 			res.Deleted = append(res.Deleted, fmt.Sprintf("queue %s in %s", q.name, q.vhost))
@@ -351,8 +352,8 @@ func (s *Server) apply(p *plan) DefinitionsResult {
 		if keepX[vn{x.Vhost, x.Name}] {
 			continue
 		}
-		if v := s.vhost(x.Vhost); v != nil && v.hasExchange(x.Name) {
-			if err := v.deleteExchange(x.Name, false); err != nil {
+		if v := s.vhost(x.Vhost); v != nil && v.HasExchange(x.Name) {
+			if err := v.DeleteExchange(x.Name, false); err != nil {
 				logErr("exchange "+x.Name, err)
 				continue
 			}
@@ -367,6 +368,41 @@ func (s *Server) apply(p *plan) DefinitionsResult {
 	return res
 }
 
+// ExportDefinitions describes the live broker as definitions that load back to the same
+// topology: every vhost, exchange, queue and binding clients or files declared (except the
+// predeclared amq.* exchanges, the default exchange's implicit bindings, exclusive queues and
+// server-named amq.* queues, which no file can declare), and the users, permissions and
+// policies the definitions files gave.
+func (s *Server) ExportDefinitions() *configs.Definitions {
+	s.applyMu.Lock()
+	managed := s.managed.defs
+	s.applyMu.Unlock()
+	out := &configs.Definitions{}
+	if managed != nil {
+		out.Users = slices.Clone(managed.Users)
+		out.Permissions = slices.Clone(managed.Permissions)
+		out.Policies = slices.Clone(managed.Policies)
+		out.Prune = managed.Prune
+	}
+	desc := map[string]string{}
+	if managed != nil {
+		for _, v := range managed.Vhosts {
+			desc[v.Name] = v.Description
+		}
+	}
+	vhosts := s.vhostList()
+	for _, v := range vhosts {
+		if _, listed := desc[v.Name()]; v.Name() != "/" || listed {
+			out.Vhosts = append(out.Vhosts, configs.Vhost{Name: v.Name(), Description: desc[v.Name()]})
+		}
+		v.Export(out)
+	}
+	for i := range out.Users {
+		out.Users[i].Pos = configs.Pos{}
+	}
+	return out
+}
+
 func describeBinding(b plannedBinding) string {
 	return fmt.Sprintf("%s -> %s %s (%q) in %s", b.b.Source, b.b.Dest.Kind, b.b.Dest.Name, b.b.RoutingKey, b.vhost)
 }
@@ -379,13 +415,13 @@ func (s *Server) closeRevoked(a *Access) {
 	var revoked []*conn
 	for c := range s.conns {
 		// opened is stored after the handshake has set user and vh for good.
-		if c.opened.Load() && a.permissions(c.user, c.vh.name) == nil {
+		if c.opened.Load() && a.permissions(c.user, c.vh.Name()) == nil {
 			revoked = append(revoked, c)
 		}
 	}
 	s.mu.Unlock()
 	for _, c := range revoked {
 		c.log.Warn().Msg("closing the connection: its user was removed or lost access to the vhost")
-		c.forceClose(fmt.Sprintf("user '%s' was deleted or lost access to vhost '%s'", c.user, c.vh.name))
+		c.forceClose(fmt.Sprintf("user '%s' was deleted or lost access to vhost '%s'", c.user, c.vh.Name()))
 	}
 }

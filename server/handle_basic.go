@@ -70,7 +70,7 @@ func (ch *channel) basicConsume(m *amqpwire.BasicConsume) error {
 	ch.consumers[tag] = cs
 	ch.mu.Unlock()
 
-	if err := q.Core().AddConsumer(cs, queue.ConsumerOptions{Exclusive: m.Exclusive, NoAck: m.NoAck, Priority: prio}); err != nil {
+	if err := q.AddConsumer(cs, tag, queue.ConsumerOptions{Exclusive: m.Exclusive, NoAck: m.NoAck, Priority: prio}); err != nil {
 		ch.mu.Lock()
 		delete(ch.consumers, tag)
 		ch.mu.Unlock()

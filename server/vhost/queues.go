@@ -1,6 +1,7 @@
 package vhost
 
 import (
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -29,6 +30,16 @@ type Queue struct {
 	policy   string // name of the policy applied; written under vhost.defs
 	lastUsed atomic.Int64
 	expiry   *time.Timer
+	// consumers mirrors the core's consumers, for listing: every consumer comes and goes
+	// through the model (AddConsumer, Vhost.RemoveConsumer, deletion).
+	cmu       sync.Mutex
+	consumers map[Consumer]consumerRec
+}
+
+// consumerRec is what a listing shows of a consumer.
+type consumerRec struct {
+	tag  string
+	opts queue.ConsumerOptions
 }
 
 // cur returns the queue's effective arguments.
@@ -44,10 +55,19 @@ func (q *Queue) Core() *queue.Queue { return q.q }
 // OwnedBy reports whether o declared the queue exclusive.
 func (q *Queue) OwnedBy(o Owner) bool { return q.owner != nil && q.owner == o }
 
-// AddConsumer subscribes c to the queue (queue.Queue.AddConsumer); the model cancels c when
-// the queue is deleted.
-func (q *Queue) AddConsumer(c Consumer, opts queue.ConsumerOptions) error {
-	return q.q.AddConsumer(c, opts)
+// AddConsumer subscribes c, under the consumer tag tag, to the queue
+// (queue.Queue.AddConsumer); the model cancels c when the queue is deleted.
+func (q *Queue) AddConsumer(c Consumer, tag string, opts queue.ConsumerOptions) error {
+	if err := q.q.AddConsumer(c, opts); err != nil {
+		return err
+	}
+	q.cmu.Lock()
+	if q.consumers == nil {
+		q.consumers = make(map[Consumer]consumerRec)
+	}
+	q.consumers[c] = consumerRec{tag: tag, opts: opts}
+	q.cmu.Unlock()
+	return nil
 }
 
 // Touch records a use of the queue for x-expires.
@@ -262,6 +282,9 @@ func (v *Vhost) removeQueueLocked(q *Queue) {
 // consumers (server-sent basic.cancel).
 func (v *Vhost) finishQueueDelete(q *Queue) int {
 	consumers, n := q.q.Delete()
+	q.cmu.Lock()
+	clear(q.consumers)
+	q.cmu.Unlock()
 	for _, c := range consumers {
 		if cs, ok := c.(Consumer); ok { // every consumer came through Queue.AddConsumer
 			cs.CancelledByServer()
@@ -274,6 +297,9 @@ func (v *Vhost) finishQueueDelete(q *Queue) int {
 // RemoveConsumer unsubscribes c from q and deletes q if it is auto-delete and c was its last
 // consumer.
 func (v *Vhost) RemoveConsumer(q *Queue, c Consumer) {
+	q.cmu.Lock()
+	delete(q.consumers, c)
+	q.cmu.Unlock()
 	if remaining, ok := q.q.RemoveConsumer(c); ok && remaining == 0 {
 		v.autoDeleteQueue(q)
 	}

@@ -102,3 +102,34 @@ func (v *Vhost) Bindings() []binding.Binding {
 	})
 	return bs
 }
+
+// ConsumerInfo is one consumer as a listing shows it.
+type ConsumerInfo struct {
+	Queue     string
+	Tag       string
+	Exclusive bool
+	NoAck     bool
+	Priority  int32 // x-priority
+}
+
+// Consumers lists the consumers of the vhost's queues, by queue and tag.
+func (v *Vhost) Consumers() []ConsumerInfo {
+	v.mu.RLock()
+	qs := make([]*Queue, 0, len(v.queues))
+	for _, q := range v.queues {
+		qs = append(qs, q)
+	}
+	v.mu.RUnlock()
+	var infos []ConsumerInfo
+	for _, q := range qs {
+		q.cmu.Lock()
+		for _, r := range q.consumers {
+			infos = append(infos, ConsumerInfo{Queue: q.name, Tag: r.tag, Exclusive: r.opts.Exclusive, NoAck: r.opts.NoAck, Priority: r.opts.Priority})
+		}
+		q.cmu.Unlock()
+	}
+	slices.SortFunc(infos, func(a, b ConsumerInfo) int {
+		return cmp.Or(strings.Compare(a.Queue, b.Queue), strings.Compare(a.Tag, b.Tag))
+	})
+	return infos
+}

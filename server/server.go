@@ -160,7 +160,7 @@ type Server struct {
 
 	// applyMu serialises ApplyDefinitions; managed is what it last applied.
 	applyMu sync.Mutex
-	managed managedState
+	managed vhost.Managed
 
 	connIDs atomic.Uint64
 	flow    *flowControl

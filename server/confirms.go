@@ -8,6 +8,7 @@ import (
 
 	"github.com/warrenmq/warren/amqpwire"
 	"github.com/warrenmq/warren/server/queue"
+	"github.com/warrenmq/warren/server/vhost"
 )
 
 // Publisher confirms and tx.commit-ok: the whole path from a publish to its answer.
@@ -25,6 +26,8 @@ import (
 //
 // Once the connection's writer has stopped, completions settle their entries on the goroutine
 // that completes them and no answer is sent: held entries never wait for a connection.
+
+var _ vhost.Confirm = (*writeWait)(nil)
 
 // writeWait collects the writes of one confirmed publish, or of one tx.commit. It starts
 // holding one count, released by release, so it cannot complete while writes are still being

@@ -74,6 +74,8 @@ type conn struct {
 	writeErr   atomic.Bool
 }
 
+var _ vhost.Owner = (*conn)(nil)
+
 // OwnerName implements vhost.Owner: the connection in listings of its exclusive queues.
 func (c *conn) OwnerName() string {
 	return fmt.Sprintf("%s (connection %d)", c.nc.RemoteAddr(), c.id)

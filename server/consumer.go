@@ -8,6 +8,8 @@ import (
 	"github.com/warrenmq/warren/server/vhost"
 )
 
+var _ vhost.Consumer = (*consumer)(nil)
+
 // consumer is one basic.consume subscription. Its mutable fields are guarded by ch.mu.
 type consumer struct {
 	ch       *channel

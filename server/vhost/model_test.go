@@ -7,6 +7,7 @@ import (
 
 	"github.com/warrenmq/warren/amqpwire"
 	"github.com/warrenmq/warren/binding"
+	"github.com/warrenmq/warren/configs"
 	"github.com/warrenmq/warren/server/queue"
 )
 
@@ -227,5 +228,34 @@ func TestSnapshotsListExchangesAndBindings(t *testing.T) {
 	}
 	if want := []string{`""->queue q "q"`, `"x"->queue q "a.#"`}; fmt.Sprint(bs) != fmt.Sprint(want) {
 		t.Errorf("bindings %v, want %v", bs, want)
+	}
+}
+
+// A queue's listing names the policy that applies to it, also while policies change (run
+// with -race: the policy name is read under the lock it is written under).
+func TestQueuesListingShowsPolicy(t *testing.T) {
+	v := testVhost(t)
+	mustDeclareQ(t, v, "jobs")
+	all, err := configs.CompilePattern("*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := func(name string) {
+		v.SetPolicies([]Policy{{Name: name, Pattern: all, ApplyTo: PolicyQueues, Def: PolicyDef{MaxLength: i64(int64(len(name)))}}})
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 50; i++ {
+			set(fmt.Sprint("p", i))
+		}
+	}()
+	for i := 0; i < 50; i++ {
+		_ = v.Queues()
+	}
+	<-done
+	set("last")
+	if qs := v.Queues(); len(qs) != 1 || qs[0].Policy != "last" {
+		t.Errorf("listing %+v, want jobs with policy last", qs)
 	}
 }

@@ -43,6 +43,7 @@ type ExchangeInfo struct {
 
 // Queues lists the vhost's queues by name, with their message and consumer counts.
 func (v *Vhost) Queues() []QueueInfo {
+	v.defs.Lock() // a queue's policy name is written under defs
 	v.mu.RLock()
 	qs := make([]*Queue, 0, len(v.queues))
 	for _, q := range v.queues {
@@ -50,15 +51,16 @@ func (v *Vhost) Queues() []QueueInfo {
 	}
 	infos := make([]QueueInfo, 0, len(qs))
 	for _, q := range qs {
-		info := QueueInfo{Name: q.name, Durable: q.durable, AutoDelete: q.autoDelete, Arguments: q.args, Policy: q.policy}
-		if q.owner != nil {
-			info.Owner = q.owner.OwnerName()
-		}
-		infos = append(infos, info)
+		infos = append(infos, QueueInfo{Name: q.name, Durable: q.durable, AutoDelete: q.autoDelete, Arguments: q.args, Policy: q.policy})
 	}
 	v.mu.RUnlock()
-	// The counts come from each queue's own lock, taken outside the vhost's.
+	v.defs.Unlock()
+	// The owners' names and the counts (under each queue's own lock) are read outside the
+	// vhost's lock.
 	for i, q := range qs {
+		if q.owner != nil {
+			infos[i].Owner = q.owner.OwnerName()
+		}
 		st := q.q.Stats()
 		infos[i].Ready, infos[i].Unacked, infos[i].Consumers, infos[i].ReadyBytes = st.Ready, st.Unacked, st.Consumers, st.ReadyBytes
 	}

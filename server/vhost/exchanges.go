@@ -15,7 +15,7 @@ type Exchange struct {
 	router    exchange.Router
 	alternate string // alternate-exchange argument, "" for none
 	// policyAE is the alternate exchange a policy gives, used when the argument is absent.
-	// Written under vhost.mu.
+	// Written under Vhost.mu.
 	policyAE string
 	// policy is the name of the policy applied, "" for none.
 	policy string
@@ -229,7 +229,8 @@ func (v *Vhost) autoDeleteExchangeLocked(name string, x *Exchange) {
 	}
 }
 
-// Bind adds b for o. The source must exist and not be the default exchange; the destination must exist.
+// Bind adds b for o. The source must exist and not be the default exchange; the destination
+// must exist and, if it is an exclusive queue, belong to o (405 otherwise).
 func (v *Vhost) Bind(o Owner, b binding.Binding) error {
 	if b.Source == "" || (b.Dest.Kind == binding.DestExchange && b.Dest.Name == "") {
 		return errDefaultExchange()

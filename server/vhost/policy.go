@@ -156,7 +156,7 @@ func (v *Vhost) SetPolicies(ps []Policy) {
 	}
 }
 
-// exchangePolicy sets the alternate exchange the policy for x gives. Called with vhost.mu
+// exchangePolicy sets the alternate exchange the policy for x gives. Called with Vhost.mu
 // held, or before x is in the map.
 func (v *Vhost) exchangePolicy(x *Exchange) {
 	x.policyAE, x.policy = "", ""

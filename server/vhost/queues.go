@@ -27,7 +27,7 @@ type Queue struct {
 	// combined with the policy that applies (policy.go). lastUsed and expiry implement x-expires.
 	declared queueArgs
 	eff      atomic.Pointer[queueArgs]
-	policy   string // name of the policy applied; written under vhost.defs
+	policy   string // name of the policy applied; written under Vhost.defs
 	lastUsed atomic.Int64
 	expiry   *time.Timer
 	// consumers mirrors the core's consumers, for listing: every consumer comes and goes

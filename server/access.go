@@ -128,7 +128,7 @@ func (c *conn) checkAccess(kind permKind, resource, name string) error {
 	if resource == resExchange && name == "" {
 		name = "amq.default"
 	}
-	p := c.srv.access.p.Load().permissions(c.user, c.vh.name)
+	p := c.srv.access.p.Load().permissions(c.user, c.vh.Name())
 	var ok bool
 	if p != nil {
 		switch kind {
@@ -144,5 +144,5 @@ func (c *conn) checkAccess(kind permKind, resource, name string) error {
 		return nil
 	}
 	return amqpwire.NewChannelError(amqpwire.CodeAccessRefused, 0, 0,
-		"access to %s '%s' in vhost '%s' refused for user '%s'", resource, name, c.vh.name, c.user)
+		"access to %s '%s' in vhost '%s' refused for user '%s'", resource, name, c.vh.Name(), c.user)
 }

@@ -9,13 +9,14 @@ import (
 
 	"github.com/warrenmq/warren/amqpwire"
 	"github.com/warrenmq/warren/server/queue"
+	"github.com/warrenmq/warren/server/vhost"
 )
 
 // channel is one AMQP channel of a connection.
 type channel struct {
 	id   uint16
 	conn *conn
-	vh   *vhost
+	vh   *vhost.Vhost
 	log  zerolog.Logger
 
 	// Owned by the connection's reader goroutine.
@@ -31,7 +32,7 @@ type channel struct {
 	confirm    bool
 	publishSeq uint64
 	tx         *txState // non-nil after tx.select
-	scratch    routeScratch
+	scratch    vhost.Scratch
 	keys       []string
 	settleBuf  []unackedRec
 	flowQ      *queue.Queue // congested queue the last publish went to; see flow.go
@@ -274,10 +275,8 @@ func (ch *channel) release() {
 		// Acks taken under a transaction that never committed go back too.
 		recs = append(recs, ch.tx.takeAcks()...)
 	}
-	forEachQueue(recs, func(q *queueRec, es []*queue.Entry) { q.q.Requeue(es) })
+	forEachQueue(recs, func(q *queue.Queue, es []*queue.Entry) { q.Requeue(es) })
 	for _, cs := range consumers {
-		if remaining, ok := cs.q.q.RemoveConsumer(cs); ok && remaining == 0 {
-			ch.vh.autoDeleteQueue(cs.q)
-		}
+		ch.vh.RemoveConsumer(cs.q, cs)
 	}
 }

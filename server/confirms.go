@@ -8,6 +8,7 @@ import (
 
 	"github.com/warrenmq/warren/amqpwire"
 	"github.com/warrenmq/warren/server/queue"
+	"github.com/warrenmq/warren/server/vhost"
 )
 
 // Publisher confirms and tx.commit-ok: the whole path from a publish to its answer.
@@ -25,6 +26,8 @@ import (
 //
 // Once the connection's writer has stopped, completions settle their entries on the goroutine
 // that completes them and no answer is sent: held entries never wait for a connection.
+
+var _ vhost.Confirm = (*writeWait)(nil)
 
 // writeWait collects the writes of one confirmed publish, or of one tx.commit. It starts
 // holding one count, released by release, so it cannot complete while writes are still being
@@ -65,19 +68,23 @@ func newCommitWait(ch *channel) *writeWait {
 	return w
 }
 
-func (w *writeWait) add() { w.remaining.Add(1) }
+// Add implements vhost.Confirm: one more write to wait for.
+func (w *writeWait) Add() { w.remaining.Add(1) }
 
-// hold records an entry to settle when the writes are done. It is called by the publishing
-// goroutine before release, so before done can complete the wait.
-func (w *writeWait) hold(q *queue.Queue, e *queue.Entry) {
+// Nackable implements vhost.Confirm.
+func (w *writeWait) Nackable() bool { return w.nackable }
+
+// Hold implements vhost.Confirm: it records an entry to settle when the writes are done. It
+// is called by the publishing goroutine before release, so before Done can complete the wait.
+func (w *writeWait) Hold(q *queue.Queue, e *queue.Entry) {
 	if w.held == nil {
 		w.held = w.held1[:0]
 	}
 	w.held = append(w.held, heldEntry{q, e})
 }
 
-// done counts one write finished; the store's writer goroutine runs it.
-func (w *writeWait) done(err error) {
+// Done implements vhost.Confirm: one write finished; the store's writer goroutine runs it.
+func (w *writeWait) Done(err error) {
 	if err != nil {
 		w.failed.Store(true)
 	}
@@ -87,7 +94,7 @@ func (w *writeWait) done(err error) {
 }
 
 // release drops the initial hold.
-func (w *writeWait) release() { w.done(nil) }
+func (w *writeWait) release() { w.Done(nil) }
 
 // ok is the answer: ack unless a write failed or a queue refused the message.
 func (w *writeWait) ok() bool { return !w.failed.Load() && !w.refused.Load() }

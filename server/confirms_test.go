@@ -70,12 +70,12 @@ func TestConfirmAnswersCoalesce(t *testing.T) {
 	waits := map[uint64]*writeWait{}
 	for tag := uint64(1); tag <= 7; tag++ {
 		waits[tag] = newConfirmWait(ch, tag)
-		waits[tag].add() // one store write each
+		waits[tag].Add() // one store write each
 		waits[tag].release()
 	}
 	complete := func(err error, tags ...uint64) {
 		for _, tag := range tags {
-			waits[tag].done(err)
+			waits[tag].Done(err)
 		}
 	}
 	complete(nil, 1, 2, 3, 5)
@@ -105,17 +105,17 @@ func TestConfirmSettlesHeldEntriesBeforeAnswering(t *testing.T) {
 			if res != queue.Enqueued || e == nil {
 				t.Fatalf("PublishHeld = %v, %v", res, e)
 			}
-			w.hold(q, e)
-			w.add()
+			w.Hold(q, e)
+			w.Add()
 		}
 		w.release()
-		w.done(nil)
+		w.Done(nil)
 		for _, q := range qs {
 			if e, _ := q.Get(true); e != nil {
 				t.Fatalf("queue %s gave out a held message", q.Name())
 			}
 		}
-		w.done(writeErr)
+		w.Done(writeErr)
 		c.writeConfirms()
 		want := "[ack 1]"
 		if writeErr != nil {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/warrenmq/warren/amqpwire"
 	"github.com/warrenmq/warren/server/queue"
+	"github.com/warrenmq/warren/server/vhost"
 )
 
 const (
@@ -40,7 +42,7 @@ type conn struct {
 	deadlineSet         time.Time // when setReadDeadline last moved the read deadline
 	writeDeadlineSet    time.Time // when flush last moved the write deadline; writer goroutine only
 	user                string
-	vh                  *vhost
+	vh                  *vhost.Vhost
 	capCancelNotify     bool
 	capAuthFailureClose bool
 	capBlocked          bool // the client takes connection.blocked / unblocked
@@ -70,6 +72,13 @@ type conn struct {
 	alarmHeld  atomic.Bool   // the reader waits for a resource alarm to clear (alarm.go)
 	opened     atomic.Bool   // the handshake finished
 	writeErr   atomic.Bool
+}
+
+var _ vhost.Owner = (*conn)(nil)
+
+// OwnerName implements vhost.Owner: the connection in listings of its exclusive queues.
+func (c *conn) OwnerName() string {
+	return fmt.Sprintf("%s (connection %d)", c.nc.RemoteAddr(), c.id)
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -434,7 +443,7 @@ func (c *conn) releaseAll() {
 		delete(c.channels, id)
 	}
 	if c.vh != nil {
-		c.vh.deleteExclusiveQueues(c, c.exclusive)
+		c.vh.DeleteExclusiveQueues(c, c.exclusive)
 		c.exclusive = nil
 	}
 }

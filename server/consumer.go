@@ -5,13 +5,16 @@ import (
 
 	"github.com/warrenmq/warren/amqpwire"
 	"github.com/warrenmq/warren/server/queue"
+	"github.com/warrenmq/warren/server/vhost"
 )
+
+var _ vhost.Consumer = (*consumer)(nil)
 
 // consumer is one basic.consume subscription. Its mutable fields are guarded by ch.mu.
 type consumer struct {
 	ch       *channel
 	tag      string
-	q        *queueRec
+	q        *vhost.Queue
 	noAck    bool
 	prefetch uint16 // 0 is unlimited
 
@@ -55,7 +58,7 @@ func (cs *consumer) Deliver(q *queue.Queue, e *queue.Entry) bool {
 	c.out.WriteContentRaw(ch.id, amqpwire.ClassBasic, deliveryProperties(q, e), e.Msg.Body, c.frameMax)
 	c.wmu.Unlock()
 	if !cs.noAck {
-		ch.unacked.push(unackedRec{tag: ch.nextTag, q: cs.q, e: e, cs: cs})
+		ch.unacked.push(unackedRec{tag: ch.nextTag, q: q, e: e, cs: cs})
 		cs.unacked++
 		ch.globalUnacked++
 	}
@@ -63,9 +66,9 @@ func (cs *consumer) Deliver(q *queue.Queue, e *queue.Entry) bool {
 	return true
 }
 
-// cancelledByServer handles the queue going away: the consumer is dropped and, if the client
-// understands it, told with a server-sent basic.cancel.
-func (cs *consumer) cancelledByServer() {
+// CancelledByServer implements vhost.Consumer: the queue went away, so the consumer is dropped
+// and, if the client understands it, told with a server-sent basic.cancel.
+func (cs *consumer) CancelledByServer() {
 	ch := cs.ch
 	ch.mu.Lock()
 	if ch.consumers[cs.tag] == cs {
@@ -83,7 +86,7 @@ func (cs *consumer) cancelledByServer() {
 // unackedRec is one delivery awaiting ack; cs is nil for basic.get.
 type unackedRec struct {
 	tag uint64
-	q   *queueRec
+	q   *queue.Queue
 	e   *queue.Entry // nil once settled
 	cs  *consumer
 }
@@ -196,7 +199,7 @@ func (l *unackedList) compact() {
 }
 
 // forEachQueue calls fn once per run of records from the same queue, in order.
-func forEachQueue(recs []unackedRec, fn func(q *queueRec, es []*queue.Entry)) {
+func forEachQueue(recs []unackedRec, fn func(q *queue.Queue, es []*queue.Entry)) {
 	var es []*queue.Entry
 	for i := 0; i < len(recs); {
 		q := recs[i].q

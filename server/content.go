@@ -1,10 +1,9 @@
 package server
 
 import (
-	"time"
-
 	"github.com/warrenmq/warren/amqpwire"
 	"github.com/warrenmq/warren/server/queue"
+	"github.com/warrenmq/warren/server/vhost"
 )
 
 // content assembles one published message: basic.publish, then a content header, then body
@@ -21,9 +20,9 @@ type content struct {
 	method     *amqpwire.BasicPublish // nil when no publish is in progress
 	haveHeader bool
 	header     amqpwire.ContentHeader
-	x          *exchangeRec // the exchange, resolved when the header arrived
-	body       []byte       // a body that came in one frame
-	chunks     [][]byte     // a body that comes in several
+	x          *vhost.Exchange // the exchange, resolved when the header arrived
+	body       []byte          // a body that came in one frame
+	chunks     [][]byte        // a body that comes in several
 	received   int
 }
 
@@ -152,7 +151,7 @@ func (ch *channel) finishContent() error {
 		return err
 	}
 	ch.paceAfterPublish()
-	if st := ch.vh.st; st != nil {
+	if st := ch.conn.srv.cfg.Store; st != nil {
 		// Flow control: while the disk is behind, stop reading this connection, so a publisher
 		// that outruns it (with or without confirms) is slowed by TCP instead of filling memory.
 		st.WaitBelow(ch.conn.srv.res.storeBacklogLimit())
@@ -161,24 +160,24 @@ func (ch *channel) finishContent() error {
 }
 
 // publishTarget checks that the user may publish to exchange and returns it.
-func (ch *channel) publishTarget(exchange string) (*exchangeRec, error) {
+func (ch *channel) publishTarget(exchange string) (*vhost.Exchange, error) {
 	if err := ch.checkPublish(exchange); err != nil {
 		return nil, err
 	}
-	x, err := ch.vh.exchange(exchange)
+	x, err := ch.vh.Exchange(exchange)
 	if err != nil {
 		return nil, err
 	}
-	if x.def.Internal {
+	if x.Internal() {
 		return nil, amqpwire.NewChannelError(amqpwire.CodeAccessRefused, amqpwire.ClassBasic, amqpwire.MethodBasicPublish,
-			"cannot publish to internal exchange '%s' in vhost '%s'", exchange, ch.vh.name)
+			"cannot publish to internal exchange '%s' in vhost '%s'", exchange, ch.vh.Name())
 	}
 	return x, nil
 }
 
 // publish routes a complete message for exchange x (checked by publishTarget) or holds it for
 // tx.commit, and confirms it.
-func (ch *channel) publish(x *exchangeRec, msg *queue.Message, mandatory bool) error {
+func (ch *channel) publish(x *vhost.Exchange, msg *queue.Message, mandatory bool) error {
 	p := &msg.Properties
 	if p.Flags&amqpwire.FlagUserID != 0 && p.UserID != ch.conn.user {
 		return amqpwire.NewChannelError(amqpwire.CodePreconditionFailed, amqpwire.ClassBasic, amqpwire.MethodBasicPublish,
@@ -216,18 +215,16 @@ func (ch *channel) publish(x *exchangeRec, msg *queue.Message, mandatory bool) e
 	return nil
 }
 
-// deliverPublish enqueues msg on every queue it routes to, or returns it to a mandatory
-// publisher with 312 NO_ROUTE. Writes of a persistent message are counted in w, if not nil.
-// It reports whether a queue refused the message.
-func (ch *channel) deliverPublish(x *exchangeRec, msg *queue.Message, keys []string, mandatory bool, w *writeWait) (refused bool) {
-	qs := ch.vh.route(x, keys, msg.Properties.Headers, &ch.scratch)
-	if w != nil && w.nackable && msg.Persistent && ch.vh.diskFull(qs) {
-		// The store would refuse the write: nack now, and enqueue the message nowhere, so a
-		// message its publisher was told was refused is never delivered.
-		return true
+// deliverPublish publishes msg on the queues it routes to (vhost.Vhost.Publish), or returns it
+// to a mandatory publisher with 312 NO_ROUTE. Writes of a persistent message are counted in w,
+// if not nil. It reports whether a queue refused the message.
+func (ch *channel) deliverPublish(x *vhost.Exchange, msg *queue.Message, keys []string, mandatory bool, w *writeWait) (refused bool) {
+	var confirm vhost.Confirm
+	if w != nil {
+		confirm = w // a nil *writeWait must not become a non-nil interface
 	}
-	routed, refused := ch.vh.enqueue(msg, qs, w)
-	if q := ch.conn.srv.flow.congestedQueue(qs); q != nil {
+	routed, refused := ch.vh.Publish(x, msg, keys, confirm, &ch.scratch)
+	if q := ch.conn.srv.flow.congestedQueue(&ch.scratch); q != nil {
 		ch.flowQ = q
 	}
 	if routed || !mandatory {
@@ -245,56 +242,6 @@ func (ch *channel) deliverPublish(x *exchangeRec, msg *queue.Message, keys []str
 	c.wmu.Unlock()
 	c.kickWriter()
 	return refused
-}
-
-// enqueue publishes msg to the queues it was routed to, writing its body once when several
-// durable queues keep it, and reports whether any queue took it and whether any refused it.
-func (v *vhost) enqueue(msg *queue.Message, qs []*queueRec, w *writeWait) (routed, refused bool) {
-	if msg.Persistent && v.st != nil {
-		v.shareBody(msg, qs, w)
-	}
-	// A confirmed message that is written anywhere is held in every queue until its writes
-	// are durable: if one fails, the nack is the truth (queue/held.go).
-	hold := w != nil && w.nackable && msg.Persistent && anyStored(qs)
-	for _, q := range qs {
-		var done func(error)
-		if w != nil {
-			w.add()
-			done = w.done
-		}
-		var res queue.Result
-		var written bool
-		if hold {
-			var e *queue.Entry
-			if res, e, written = q.q.PublishHeld(msg, done); e != nil {
-				w.hold(q.q, e)
-			}
-		} else {
-			res, written = q.q.Publish(msg, done)
-		}
-		if w != nil && !written {
-			w.done(nil)
-		}
-		routed = routed || res == queue.Enqueued
-		refused = refused || res == queue.Refused
-	}
-	return routed, refused
-}
-
-// diskFull reports whether a persistent message for qs needs a store write that the store
-// refuses now for lack of disk space.
-func (v *vhost) diskFull(qs []*queueRec) bool {
-	return v.st != nil && v.st.Full() && anyStored(qs)
-}
-
-// anyStored reports whether a persistent message routed to qs is written by one of them.
-func anyStored(qs []*queueRec) bool {
-	for _, q := range qs {
-		if q.stored {
-			return true
-		}
-	}
-	return false
 }
 
 // routingKeys returns the message's routing key plus the keys of its CC and BCC headers
@@ -337,32 +284,6 @@ func (ch *channel) routingKeys(msg *queue.Message) ([]string, error) {
 func stripHeader(msg *queue.Message, name string) {
 	msg.Properties.Headers = removeField(msg.Properties.Headers, name)
 	msg.RawProperties = msg.Properties.Append(nil)
-}
-
-// shareBody writes the body of a persistent message bound for several durable queues once; each
-// queue's record then refers to it.
-func (v *vhost) shareBody(msg *queue.Message, qs []*queueRec, w *writeWait) {
-	n := 0
-	for _, q := range qs {
-		if q.stored { // only durable queues write a persistent message's record at publish
-			n++
-		}
-	}
-	if n < 2 {
-		return
-	}
-	st := v.st
-	msg.StoreID = st.NewMessageID()
-	var done func(error)
-	if w != nil {
-		w.add()
-		done = w.done
-	}
-	var expires int64
-	if msg.HasTTL {
-		expires = time.Now().UnixMilli() + msg.TTL // the message's own deadline; a queue's TTL is per queue
-	}
-	st.PutShared(msg.StoreID, storeMessage(msg, true, expires), n, done)
 }
 
 // checkPublish is the write check for a publish to exchange, remembered for the exchange last

@@ -1,59 +1,27 @@
 package server
 
 import (
-	"errors"
 	"fmt"
 	"slices"
-	"strings"
 
-	"github.com/warrenmq/warren/amqpwire"
-	"github.com/warrenmq/warren/binding"
 	"github.com/warrenmq/warren/configs"
-	"github.com/warrenmq/warren/exchange"
+	"github.com/warrenmq/warren/server/vhost"
 )
 
-// managedState is what the definitions files last applied: the objects the broker manages
-// for the operator. Objects clients declared are never touched by a reload.
-type managedState struct {
-	defs *configs.Definitions
-	// kept are queues dropped from the files that a reload kept because they held messages;
-	// they stay candidates for deletion (when empty, or with prune) at every later reload.
-	kept map[vhostName]bool
-}
-
-type vhostName struct{ vhost, name string }
-
 // DefinitionsResult says what applying definitions changed.
-type DefinitionsResult struct {
-	Created, Deleted, Updated []string
-	Kept                      []string // queues dropped from the files but kept (they hold messages)
-}
+type DefinitionsResult = vhost.Applied
 
 // itemError is an apply-time problem with one item of the files.
 func itemError(pos configs.Pos, format string, args ...any) *configs.Error {
 	return &configs.Error{Pos: pos, Msg: fmt.Sprintf(format, args...)}
 }
 
-// plan is definitions checked against the live broker and ready to apply.
+// plan is definitions checked against the live broker and ready to apply: the access they
+// give, and their topology (the model's part, vhost.Topology).
 type plan struct {
 	defs     *configs.Definitions
 	access   *Access
-	policies map[string][]Policy // by vhost
-	queues   []plannedQueue
-	xs       []exchange.Definition
-	xvhosts  []string
-	bindings []plannedBinding
-}
-
-type plannedQueue struct {
-	vhost string
-	decl  queueDecl
-}
-
-type plannedBinding struct {
-	vhost string
-	b     binding.Binding
-	key   string
+	topology *vhost.Topology
 }
 
 // ApplyDefinitions makes the broker's file-managed topology match defs, which the caller has
@@ -83,7 +51,7 @@ func (s *Server) CheckDefinitions(defs *configs.Definitions) error {
 
 func (s *Server) plan(defs *configs.Definitions) (*plan, error) {
 	var errs configs.ErrorList
-	p := &plan{defs: defs, policies: map[string][]Policy{}}
+	p := &plan{defs: defs}
 
 	var accounts []Account
 	loopback := map[string]bool{}
@@ -116,259 +84,70 @@ func (s *Server) plan(defs *configs.Definitions) (*plan, error) {
 		p.access = a
 	}
 
-	for _, pol := range defs.Policies {
-		pat, err := configs.CompilePattern(pol.Pattern)
-		if err != nil {
-			errs = append(errs, itemError(pol.Pos, "%v", err))
-			continue
-		}
-		target := PolicyAll
-		switch pol.ApplyTo {
-		case "queues":
-			target = PolicyQueues
-		case "exchanges":
-			target = PolicyExchanges
-		}
-		d := pol.Definition
-		p.policies[pol.Vhost] = append(p.policies[pol.Vhost], Policy{Name: pol.Name, Pattern: pat, ApplyTo: target,
-			Priority: pol.Priority, Def: PolicyDef{MessageTTL: d.MessageTTL, Expires: d.Expires, MaxLength: d.MaxLength,
-				MaxLengthBytes: d.MaxLengthBytes, DeliveryLimit: d.DeliveryLimit, MaxPriority: d.MaxPriority,
-				Overflow: d.Overflow, DeadLetterExchange: d.DeadLetterExchange,
-				DeadLetterRoutingKey: d.DeadLetterRoutingKey, AlternateExchange: d.AlternateExchange}})
-	}
-
-	for _, x := range defs.Exchanges {
-		args, err := amqpwire.NewTable(x.Arguments)
-		if err != nil {
-			errs = append(errs, itemError(x.Pos, "exchange %q in vhost %q: arguments: %v", x.Name, x.Vhost, err))
-			continue
-		}
-		d := exchange.Definition{Name: x.Name, Kind: x.Type, Durable: x.Durable, AutoDelete: x.AutoDelete, Internal: x.Internal, Args: args}
-		if err := d.Validate(x.Vhost); err != nil {
-			errs = append(errs, itemError(x.Pos, "exchange %q in vhost %q: %s", x.Name, x.Vhost, replyText(err)))
-			continue
-		}
-		if vh := s.vhost(x.Vhost); vh != nil {
-			if err := vh.checkExchangeEquivalent(d); err != nil {
-				errs = append(errs, itemError(x.Pos, "exchange %q in vhost %q exists with other properties (%s); delete it or change the file",
-					x.Name, x.Vhost, replyText(err)))
-				continue
-			}
-		}
-		p.xs = append(p.xs, d)
-		p.xvhosts = append(p.xvhosts, x.Vhost)
-	}
-
-	for _, q := range defs.Queues {
-		args, err := amqpwire.NewTable(q.Arguments)
-		if err != nil {
-			errs = append(errs, itemError(q.Pos, "queue %q in vhost %q: arguments: %v", q.Name, q.Vhost, err))
-			continue
-		}
-		if _, err := parseQueueArgs(q.Name, q.Vhost, args); err != nil {
-			errs = append(errs, itemError(q.Pos, "%s", replyText(err)))
-			continue
-		}
-		d := queueDecl{name: q.Name, durable: q.Durable, autoDelete: q.AutoDelete, args: args}
-		if vh := s.vhost(q.Vhost); vh != nil {
-			if err := vh.checkQueueEquivalent(d); err != nil {
-				errs = append(errs, itemError(q.Pos, "queue %q in vhost %q exists with other properties (%s); delete it or change the file",
-					q.Name, q.Vhost, replyText(err)))
-				continue
-			}
-		}
-		p.queues = append(p.queues, plannedQueue{vhost: q.Vhost, decl: d})
-	}
-
-	for _, b := range defs.Bindings {
-		pb, err := plannedBindingOf(b)
-		if err != nil {
-			errs = append(errs, itemError(b.Pos, "binding from %q to %q in vhost %q: %v", b.Source, b.Destination, b.Vhost, err))
-			continue
-		}
-		p.bindings = append(p.bindings, pb)
-	}
+	topology, terrs := s.vhosts.PlanTopology(defs)
+	errs = append(errs, terrs...)
+	p.topology = topology
 	if len(errs) > 0 {
 		return nil, errs
 	}
 	return p, nil
 }
 
-func plannedBindingOf(b configs.Binding) (plannedBinding, error) {
-	args, err := amqpwire.NewTable(b.Arguments)
-	if err != nil {
-		return plannedBinding{}, fmt.Errorf("arguments: %w", err)
-	}
-	kind := binding.DestQueue
-	if b.DestinationType == "exchange" {
-		kind = binding.DestExchange
-	}
-	bb := binding.Binding{Source: b.Source, Dest: binding.Destination{Kind: kind, Name: b.Destination},
-		RoutingKey: b.RoutingKey, Args: args}
-	ak, err := binding.ArgsKey(args)
-	if err != nil {
-		return plannedBinding{}, fmt.Errorf("arguments: %w", err)
-	}
-	key := strings.Join([]string{b.Vhost, b.Source, kind.String(), b.Destination, b.RoutingKey, ak}, "\x00")
-	return plannedBinding{vhost: b.Vhost, b: bb, key: key}, nil
-}
-
-// replyText is an AMQP error's text without the reply name ("PRECONDITION_FAILED - "), or
-// the error's text.
-func replyText(err error) string {
-	var ce *amqpwire.ChannelError
-	if errors.As(err, &ce) {
-		return strings.TrimPrefix(ce.Text, amqpwire.ReplyName(ce.Code)+" - ")
-	}
-	return err.Error()
-}
-
-// apply carries out a checked plan. Store failures are logged: the broker keeps running with
-// what it could apply, as with any declare that fails to persist.
+// apply carries out a checked plan: vhosts, then access, then the topology.
 func (s *Server) apply(p *plan) DefinitionsResult {
-	var res DefinitionsResult
-	old := s.managed.defs
-	if old == nil {
-		old = &configs.Definitions{}
-	}
-	logErr := func(what string, err error) {
-		if err != nil {
-			s.log.Error().Err(err).Str("object", what).Msg("definitions: apply failed")
-		}
-	}
-
+	var created []string
 	for _, v := range p.defs.Vhosts {
 		if s.vhost(v.Name) == nil {
 			s.vhostFor(v.Name)
-			res.Created = append(res.Created, "vhost "+v.Name)
+			created = append(created, "vhost "+v.Name)
 		}
 	}
 	s.vhostFor("/")
 	s.SetAccess(p.access)
 	s.closeRevoked(p.access)
-
-	// Policies first, so queues created below start with them.
-	vhosts := s.vhostList()
-	for _, v := range vhosts {
-		v.setPolicies(p.policies[v.name])
+	res := s.vhosts.ApplyTopology(p.topology, &s.managed, s.log)
+	if len(created) > 0 {
+		res.Created = append(res.Created, created...)
+		slices.Sort(res.Created)
 	}
-
-	for i, d := range p.xs {
-		v := s.vhostFor(p.xvhosts[i])
-		existed := v.hasExchange(d.Name)
-		if err := v.declareExchange(d, false); err != nil {
-			logErr("exchange "+d.Name, err)
-			continue
-		}
-		if !existed {
-			res.Created = append(res.Created, fmt.Sprintf("exchange %s in %s", d.Name, v.name))
-		}
-	}
-	for _, q := range p.queues {
-		v := s.vhostFor(q.vhost)
-		existed := v.hasQueue(q.decl.name)
-		if _, err := v.declareQueue(nil, q.decl); err != nil {
-			logErr("queue "+q.decl.name, err)
-			continue
-		}
-		if !existed {
-			res.Created = append(res.Created, fmt.Sprintf("queue %s in %s", q.decl.name, q.vhost))
-		}
-	}
-
-	newKeys := map[string]bool{}
-	for _, b := range p.bindings {
-		newKeys[b.key] = true
-	}
-	oldKeys := map[string]bool{}
-	for _, ob := range old.Bindings {
-		pb, err := plannedBindingOf(ob) // applied before, so it converts
-		if err != nil {
-			continue
-		}
-		oldKeys[pb.key] = true
-		if newKeys[pb.key] {
-			continue
-		}
-		if v := s.vhost(pb.vhost); v != nil {
-			if err := v.unbind(nil, pb.b); err == nil {
-				res.Deleted = append(res.Deleted, "binding "+describeBinding(pb))
-			}
-		}
-	}
-	for _, b := range p.bindings {
-		v := s.vhostFor(b.vhost)
-		if err := v.bind(nil, b.b); err != nil {
-			logErr("binding "+describeBinding(b), err)
-			continue
-		}
-		if !oldKeys[b.key] {
-			res.Created = append(res.Created, "binding "+describeBinding(b))
-		}
-	}
-
-	type vn = vhostName
-	keepQ := map[vn]bool{}
-	for _, q := range p.defs.Queues {
-		keepQ[vn{q.Vhost, q.Name}] = true
-	}
-	dropped := s.managed.kept
-	if dropped == nil {
-		dropped = map[vn]bool{}
-	}
-	for _, q := range old.Queues {
-		dropped[vn{q.Vhost, q.Name}] = true
-	}
-	kept := map[vn]bool{}
-	for q := range dropped {
-		if keepQ[q] {
-			continue
-		}
-		v := s.vhost(q.vhost)
-		if v == nil || !v.hasQueue(q.name) {
-			continue
-		}
-		_, err := v.deleteQueue(nil, q.name, false, !p.defs.Prune)
-		switch {
-		case err == nil:
-			res.Deleted = append(res.Deleted, fmt.Sprintf("queue %s in %s", q.name, q.vhost))
-		case !p.defs.Prune:
-			kept[q] = true
-			res.Kept = append(res.Kept, fmt.Sprintf("queue %s in %s", q.name, q.vhost))
-			s.log.Warn().Str("queue", q.name).Str("vhost", q.vhost).
-				Msg("definitions: queue removed from the files still holds messages; kept (set prune: true to delete it)")
-		default:
-			kept[q] = true
-			logErr("queue "+q.name, err)
-		}
-	}
-	s.managed.kept = kept
-	keepX := map[vn]bool{}
-	for _, x := range p.defs.Exchanges {
-		keepX[vn{x.Vhost, x.Name}] = true
-	}
-	for _, x := range old.Exchanges {
-		if keepX[vn{x.Vhost, x.Name}] {
-			continue
-		}
-		if v := s.vhost(x.Vhost); v != nil && v.hasExchange(x.Name) {
-			if err := v.deleteExchange(x.Name, false); err != nil {
-				logErr("exchange "+x.Name, err)
-				continue
-			}
-			res.Deleted = append(res.Deleted, fmt.Sprintf("exchange %s in %s", x.Name, x.Vhost))
-		}
-	}
-	s.managed.defs = p.defs
-	slices.Sort(res.Created)
-	slices.Sort(res.Deleted)
 	s.log.Info().Strs("created", res.Created).Strs("deleted", res.Deleted).Strs("kept", res.Kept).
 		Msg("definitions applied")
 	return res
 }
 
-func describeBinding(b plannedBinding) string {
-	return fmt.Sprintf("%s -> %s %s (%q) in %s", b.b.Source, b.b.Dest.Kind, b.b.Dest.Name, b.b.RoutingKey, b.vhost)
+// ExportDefinitions describes the live broker as definitions that load back to the same
+// topology: every vhost, exchange, queue and binding clients or files declared (except the
+// predeclared amq.* exchanges, the default exchange's implicit bindings, exclusive queues and
+// server-named amq.* queues, which no file can declare), and the users, permissions and
+// policies the definitions files gave.
+func (s *Server) ExportDefinitions() *configs.Definitions {
+	s.applyMu.Lock()
+	managed := s.managed.Defs
+	s.applyMu.Unlock()
+	out := &configs.Definitions{}
+	if managed != nil {
+		out.Users = slices.Clone(managed.Users)
+		out.Permissions = slices.Clone(managed.Permissions)
+		out.Policies = slices.Clone(managed.Policies)
+		out.Prune = managed.Prune
+	}
+	desc := map[string]string{}
+	if managed != nil {
+		for _, v := range managed.Vhosts {
+			desc[v.Name] = v.Description
+		}
+	}
+	vhosts := s.vhostList()
+	for _, v := range vhosts {
+		if _, listed := desc[v.Name()]; v.Name() != "/" || listed {
+			out.Vhosts = append(out.Vhosts, configs.Vhost{Name: v.Name(), Description: desc[v.Name()]})
+		}
+		v.Export(out)
+	}
+	for i := range out.Users {
+		out.Users[i].Pos = configs.Pos{}
+	}
+	return out
 }
 
 // closeRevoked closes, with 320 CONNECTION_FORCED, the open connections whose user no longer
@@ -379,13 +158,13 @@ func (s *Server) closeRevoked(a *Access) {
 	var revoked []*conn
 	for c := range s.conns {
 		// opened is stored after the handshake has set user and vh for good.
-		if c.opened.Load() && a.permissions(c.user, c.vh.name) == nil {
+		if c.opened.Load() && a.permissions(c.user, c.vh.Name()) == nil {
 			revoked = append(revoked, c)
 		}
 	}
 	s.mu.Unlock()
 	for _, c := range revoked {
 		c.log.Warn().Msg("closing the connection: its user was removed or lost access to the vhost")
-		c.forceClose(fmt.Sprintf("user '%s' was deleted or lost access to vhost '%s'", c.user, c.vh.name))
+		c.forceClose(fmt.Sprintf("user '%s' was deleted or lost access to vhost '%s'", c.user, c.vh.Name()))
 	}
 }

@@ -7,8 +7,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/warrenmq/warren/binding"
 	"github.com/warrenmq/warren/configs"
 	"github.com/warrenmq/warren/server/queue"
+	"github.com/warrenmq/warren/server/vhost"
 )
 
 func defsWith(bindings ...[2]string) *configs.Definitions {
@@ -29,18 +31,12 @@ func defsWith(bindings ...[2]string) *configs.Definitions {
 
 func routed(t *testing.T, s *Server, key string) []string {
 	t.Helper()
-	v := s.vhost("/")
-	xr, err := v.exchange("x")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sc routeScratch
 	var names []string
-	v.mu.RLock()
-	for _, q := range v.route(xr, []string{key}, nil, &sc) {
-		names = append(names, q.name)
+	for _, b := range s.vhost("/").Bindings() {
+		if b.Source == "x" && b.RoutingKey == key && b.Dest.Kind == binding.DestQueue {
+			names = append(names, b.Dest.Name)
+		}
 	}
-	v.mu.RUnlock()
 	slices.Sort(names)
 	return names
 }
@@ -55,7 +51,14 @@ func TestApplyDefinitionsDiff(t *testing.T) {
 	if got := routed(t, s, "k"); !slices.Equal(got, []string{"a", "b", "e"}) {
 		t.Fatalf("routed to %v, want a b e", got)
 	}
-	s.vhost("/").queues["b"].q.Publish(&queue.Message{Body: []byte("keep me")}, nil)
+	v := s.vhost("/")
+	dx, err := v.Exchange("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if routed, _ := v.Publish(dx, &queue.Message{Body: []byte("keep me")}, []string{"b"}, nil, &vhost.Scratch{}); !routed {
+		t.Fatal("the message for queue b was not routed")
+	}
 
 	res, err := s.ApplyDefinitions(defsWith([2]string{"a", "k"}, [2]string{"c", "k"}))
 	if err != nil {
@@ -64,9 +67,8 @@ func TestApplyDefinitionsDiff(t *testing.T) {
 	if got := routed(t, s, "k"); !slices.Equal(got, []string{"a", "c"}) {
 		t.Fatalf("after reload routed to %v, want a c", got)
 	}
-	v := s.vhost("/")
-	if !v.hasQueue("b") || v.hasQueue("e") {
-		t.Fatalf("queue b (1 message) should be kept and empty queue e deleted: b %v, e %v", v.hasQueue("b"), v.hasQueue("e"))
+	if !v.HasQueue("b") || v.HasQueue("e") {
+		t.Fatalf("queue b (1 message) should be kept and empty queue e deleted: b %v, e %v", v.HasQueue("b"), v.HasQueue("e"))
 	}
 	if len(res.Kept) != 1 || !strings.Contains(res.Kept[0], "queue b") {
 		t.Fatalf("kept %v, want queue b", res.Kept)
@@ -83,7 +85,7 @@ func TestApplyDefinitionsDiff(t *testing.T) {
 	if _, err := s.ApplyDefinitions(pruned); err != nil {
 		t.Fatal(err)
 	}
-	if v.hasQueue("b") {
+	if v.HasQueue("b") {
 		t.Fatal("with prune: true, queue b should be deleted though it holds a message")
 	}
 }
@@ -115,7 +117,7 @@ func TestApplyDefinitionsRefusedChangesNothing(t *testing.T) {
 	if got := routed(t, s, "k"); !slices.Equal(got, []string{"a"}) {
 		t.Fatalf("a refused reload changed routing: %v", got)
 	}
-	if s.vhost("/").hasQueue("c") {
+	if s.vhost("/").HasQueue("c") {
 		t.Fatal("a refused reload created queue c")
 	}
 }
@@ -144,7 +146,7 @@ func TestExportLoadsBackUnchanged(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A client-declared queue with a policy-given priority is exported without Warren's key.
-	if _, err := s.vhost("/").declareQueue(nil, queueDecl{name: "client", durable: true}); err != nil {
+	if _, err := s.vhost("/").DeclareQueue(nil, vhost.QueueDecl{Name: "client", Durable: true}); err != nil {
 		t.Fatal(err)
 	}
 	export := func(s *Server) string {
@@ -177,3 +179,5 @@ func TestExportLoadsBackUnchanged(t *testing.T) {
 		}
 	}
 }
+
+func i64(n int64) *int64 { return &n }

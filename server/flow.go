@@ -8,6 +8,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/warrenmq/warren/server/queue"
+	"github.com/warrenmq/warren/server/vhost"
 )
 
 // Publisher flow control, the server's half (the queue's half is server/queue/flow.go).
@@ -127,17 +128,13 @@ func (f *flowControl) observe(busy, self float64) {
 	}
 }
 
-// congestedQueue returns a queue among qs that paces its publishers now, or nil.
-func (f *flowControl) congestedQueue(qs []*queueRec) *queue.Queue {
+// congestedQueue returns a queue among those the last publish with s went to that paces its
+// publishers now, or nil.
+func (f *flowControl) congestedQueue(s *vhost.Scratch) *queue.Queue {
 	if !f.saturated.Load() {
 		return nil
 	}
-	for _, q := range qs {
-		if q.q.Congested() {
-			return q.q
-		}
-	}
-	return nil
+	return s.Congested()
 }
 
 // paceAfterPublish holds the channel's connection until the congested queue its last message

@@ -77,12 +77,12 @@ func flowBroker(t *testing.T) (*Server, string) {
 
 // enqueued is how many messages queue q has taken so far: ready, unacked and acked.
 func enqueued(srv *Server, q string, acked int) int {
-	v := srv.vhost("/")
-	v.mu.RLock()
-	rec := v.queues[q]
-	v.mu.RUnlock()
-	st := rec.q.Stats()
-	return st.Ready + st.Unacked + acked
+	for _, info := range srv.vhost("/").Queues() {
+		if info.Name == q {
+			return info.Ready + info.Unacked + acked
+		}
+	}
+	return acked
 }
 
 // While the host is saturated, a publisher to a queue that spills while its consumer takes

@@ -5,6 +5,7 @@ import (
 
 	"github.com/warrenmq/warren/amqpwire"
 	"github.com/warrenmq/warren/server/queue"
+	"github.com/warrenmq/warren/server/vhost"
 )
 
 // settleMode is what an ack, nack or reject does with the deliveries it names.
@@ -48,10 +49,10 @@ func (ch *channel) basicConsume(m *amqpwire.BasicConsume) error {
 	if err != nil {
 		return err
 	}
-	if err := ch.conn.checkAccess(permRead, resQueue, q.name); err != nil {
+	if err := ch.conn.checkAccess(permRead, resQueue, q.Name()); err != nil {
 		return err
 	}
-	prio, err := consumerArgs(q.name, ch.vh.name, m.Arguments)
+	prio, err := vhost.ConsumerArgs(q.Name(), ch.vh.Name(), m.Arguments)
 	if err != nil {
 		return err
 	}
@@ -69,15 +70,15 @@ func (ch *channel) basicConsume(m *amqpwire.BasicConsume) error {
 	ch.consumers[tag] = cs
 	ch.mu.Unlock()
 
-	if err := q.q.AddConsumer(cs, queue.ConsumerOptions{Exclusive: m.Exclusive, NoAck: m.NoAck, Priority: prio}); err != nil {
+	if err := q.AddConsumer(cs, tag, queue.ConsumerOptions{Exclusive: m.Exclusive, NoAck: m.NoAck, Priority: prio}); err != nil {
 		ch.mu.Lock()
 		delete(ch.consumers, tag)
 		ch.mu.Unlock()
 		if errors.Is(err, queue.ErrExclusiveUse) {
 			return amqpwire.NewChannelError(amqpwire.CodeAccessRefused, m.ClassID(), m.MethodID(),
-				"queue '%s' in vhost '%s' in exclusive use", q.name, ch.vh.name)
+				"queue '%s' in vhost '%s' in exclusive use", q.Name(), ch.vh.Name())
 		}
-		return ch.vh.errNoQueue(q.name)
+		return ch.vh.ErrNoQueue(q.Name())
 	}
 	ch.mu.Lock()
 	if !m.NoWait {
@@ -85,7 +86,7 @@ func (ch *channel) basicConsume(m *amqpwire.BasicConsume) error {
 	}
 	cs.pending = false
 	ch.mu.Unlock()
-	q.q.Kick()
+	q.Core().Kick()
 	return nil
 }
 
@@ -102,10 +103,8 @@ func (ch *channel) basicCancel(m *amqpwire.BasicCancel) error {
 		ch.send(&amqpwire.BasicCancelOk{ConsumerTag: m.ConsumerTag})
 	}
 	if cs != nil {
-		cs.q.touch()
-		if remaining, ok := cs.q.q.RemoveConsumer(cs); ok && remaining == 0 {
-			ch.vh.autoDeleteQueue(cs.q)
-		}
+		cs.q.Touch()
+		ch.vh.RemoveConsumer(cs.q, cs)
 	}
 	return nil
 }
@@ -115,10 +114,10 @@ func (ch *channel) basicGet(m *amqpwire.BasicGet) error {
 	if err != nil {
 		return err
 	}
-	if err := ch.conn.checkAccess(permRead, resQueue, q.name); err != nil {
+	if err := ch.conn.checkAccess(permRead, resQueue, q.Name()); err != nil {
 		return err
 	}
-	e, remaining := q.q.Get(m.NoAck)
+	e, remaining := q.Core().Get(m.NoAck)
 	if e == nil {
 		ch.send(&amqpwire.BasicGetEmpty{})
 		return nil
@@ -127,7 +126,7 @@ func (ch *channel) basicGet(m *amqpwire.BasicGet) error {
 	ch.mu.Lock()
 	ch.nextTag++
 	if !m.NoAck {
-		ch.unacked.push(unackedRec{tag: ch.nextTag, q: q, e: e})
+		ch.unacked.push(unackedRec{tag: ch.nextTag, q: q.Core(), e: e})
 	}
 	c.wmu.Lock()
 	c.out.WriteMethod(ch.id, &amqpwire.BasicGetOk{
@@ -137,7 +136,7 @@ func (ch *channel) basicGet(m *amqpwire.BasicGet) error {
 		RoutingKey:   e.Msg.RoutingKey,
 		MessageCount: uint32(remaining),
 	})
-	c.out.WriteContentRaw(ch.id, amqpwire.ClassBasic, deliveryProperties(q.q, e), e.Msg.Body, c.frameMax)
+	c.out.WriteContentRaw(ch.id, amqpwire.ClassBasic, deliveryProperties(q.Core(), e), e.Msg.Body, c.frameMax)
 	c.wmu.Unlock()
 	ch.mu.Unlock()
 	c.kickWriter()
@@ -185,7 +184,7 @@ func (ch *channel) unblockLocked(kicks []*queue.Queue) []*queue.Queue {
 	for _, cs := range ch.consumers {
 		if cs.blocked {
 			cs.blocked = false
-			kicks = append(kicks, cs.q.q)
+			kicks = append(kicks, cs.q.Core())
 		}
 	}
 	return kicks
@@ -199,14 +198,14 @@ func kickQueues(qs []*queue.Queue) {
 
 // applySettle tells the queues what happened to their deliveries.
 func applySettle(recs []unackedRec, mode settleMode) {
-	forEachQueue(recs, func(q *queueRec, es []*queue.Entry) {
+	forEachQueue(recs, func(q *queue.Queue, es []*queue.Entry) {
 		switch mode {
 		case settleRequeue:
-			q.q.Requeue(es)
+			q.Requeue(es)
 		case settleDrop:
-			q.q.Reject(es) // dead-lettered with reason rejected when the queue has a DLX
+			q.Reject(es) // dead-lettered with reason rejected when the queue has a DLX
 		default:
-			q.q.Settle(es)
+			q.Settle(es)
 		}
 	})
 }

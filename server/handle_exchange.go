@@ -4,6 +4,7 @@ import (
 	"github.com/warrenmq/warren/amqpwire"
 	"github.com/warrenmq/warren/binding"
 	"github.com/warrenmq/warren/exchange"
+	"github.com/warrenmq/warren/server/vhost"
 )
 
 func (ch *channel) exchangeDeclare(m *amqpwire.ExchangeDeclare) error {
@@ -20,7 +21,7 @@ func (ch *channel) exchangeDeclare(m *amqpwire.ExchangeDeclare) error {
 			return err
 		}
 	}
-	if err := ch.vh.declareExchange(d, m.Passive); err != nil {
+	if err := ch.vh.DeclareExchange(d, m.Passive); err != nil {
 		return err
 	}
 	if !m.NoWait {
@@ -33,7 +34,7 @@ func (ch *channel) exchangeDelete(m *amqpwire.ExchangeDelete) error {
 	if err := ch.conn.checkAccess(permConfigure, resExchange, m.Exchange); err != nil {
 		return err
 	}
-	if err := ch.vh.deleteExchange(m.Exchange, m.IfUnused); err != nil {
+	if err := ch.vh.DeleteExchange(m.Exchange, m.IfUnused); err != nil {
 		return err
 	}
 	if !m.NoWait {
@@ -52,7 +53,7 @@ func (ch *channel) exchangeBind(m *amqpwire.ExchangeBind) error {
 	if err := ch.checkBind(b); err != nil {
 		return err
 	}
-	if err := ch.vh.bind(ch.conn, b); err != nil {
+	if err := ch.vh.Bind(ch.conn, b); err != nil {
 		return err
 	}
 	if !m.NoWait {
@@ -71,7 +72,7 @@ func (ch *channel) exchangeUnbind(m *amqpwire.ExchangeUnbind) error {
 	if err := ch.checkBind(b); err != nil {
 		return err
 	}
-	if err := ch.vh.unbind(ch.conn, b); err != nil {
+	if err := ch.vh.Unbind(ch.conn, b); err != nil {
 		return err
 	}
 	if !m.NoWait {
@@ -87,7 +88,7 @@ func (ch *channel) checkDeclareExchange(d exchange.Definition) error {
 	if err := c.checkAccess(permConfigure, resExchange, d.Name); err != nil {
 		return err
 	}
-	if ae, ok := stringArg(d.Args, "alternate-exchange"); ok {
+	if ae, ok := vhost.StringArg(d.Args, "alternate-exchange"); ok {
 		if err := c.checkAccess(permWrite, resExchange, ae); err != nil {
 			return err
 		}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/warrenmq/warren/amqpwire"
 	"github.com/warrenmq/warren/binding"
+	"github.com/warrenmq/warren/server/vhost"
 )
 
 // uniqueName returns prefix followed by 22 random URL-safe characters, the shape of RabbitMQ's
@@ -38,23 +39,23 @@ func (ch *channel) queueDeclare(m *amqpwire.QueueDeclare) error {
 			return err
 		}
 	}
-	q, err := ch.vh.declareQueue(ch.conn, queueDecl{
-		name:       name,
-		passive:    m.Passive,
-		durable:    m.Durable,
-		exclusive:  m.Exclusive,
-		autoDelete: m.AutoDelete,
-		args:       m.Arguments,
+	q, err := ch.vh.DeclareQueue(ch.conn, vhost.QueueDecl{
+		Name:       name,
+		Passive:    m.Passive,
+		Durable:    m.Durable,
+		Exclusive:  m.Exclusive,
+		AutoDelete: m.AutoDelete,
+		Args:       m.Arguments,
 	})
 	if err != nil {
 		return err
 	}
-	if q.owner == ch.conn {
-		ch.conn.exclusive = append(ch.conn.exclusive, q.name)
+	if q.OwnedBy(ch.conn) {
+		ch.conn.exclusive = append(ch.conn.exclusive, q.Name())
 	}
 	ch.lastQueue = name
 	if !m.NoWait {
-		st := q.q.Stats()
+		st := q.Core().Stats()
 		ch.send(&amqpwire.QueueDeclareOk{Queue: name, MessageCount: uint32(st.Ready), ConsumerCount: uint32(st.Consumers)})
 	}
 	return nil
@@ -75,12 +76,12 @@ func (ch *channel) queueBinding(exchange, queue, key string, args amqpwire.Table
 }
 
 // queueNamed returns the queue an operation names, after the empty-name shortcut.
-func (ch *channel) queueNamed(queue string) (*queueRec, error) {
+func (ch *channel) queueNamed(queue string) (*vhost.Queue, error) {
 	name, err := ch.expandQueueName(queue)
 	if err != nil {
 		return nil, err
 	}
-	return ch.vh.queueFor(ch.conn, name)
+	return ch.vh.QueueFor(ch.conn, name)
 }
 
 func (ch *channel) queueBind(m *amqpwire.QueueBind) error {
@@ -91,7 +92,7 @@ func (ch *channel) queueBind(m *amqpwire.QueueBind) error {
 	if err := ch.checkBind(b); err != nil {
 		return err
 	}
-	if err := ch.vh.bind(ch.conn, b); err != nil {
+	if err := ch.vh.Bind(ch.conn, b); err != nil {
 		return err
 	}
 	if !m.NoWait {
@@ -108,7 +109,7 @@ func (ch *channel) queueUnbind(m *amqpwire.QueueUnbind) error {
 	if err := ch.checkBind(b); err != nil {
 		return err
 	}
-	if err := ch.vh.unbind(ch.conn, b); err != nil {
+	if err := ch.vh.Unbind(ch.conn, b); err != nil {
 		return err
 	}
 	ch.send(&amqpwire.QueueUnbindOk{})
@@ -120,10 +121,10 @@ func (ch *channel) queuePurge(m *amqpwire.QueuePurge) error {
 	if err != nil {
 		return err
 	}
-	if err := ch.conn.checkAccess(permRead, resQueue, q.name); err != nil {
+	if err := ch.conn.checkAccess(permRead, resQueue, q.Name()); err != nil {
 		return err
 	}
-	n := q.q.Purge()
+	n := q.Core().Purge()
 	if !m.NoWait {
 		ch.send(&amqpwire.QueuePurgeOk{MessageCount: uint32(n)})
 	}
@@ -138,7 +139,7 @@ func (ch *channel) queueDelete(m *amqpwire.QueueDelete) error {
 	if err := ch.conn.checkAccess(permConfigure, resQueue, name); err != nil {
 		return err
 	}
-	n, err := ch.vh.deleteQueue(ch.conn, name, m.IfUnused, m.IfEmpty)
+	n, err := ch.vh.DeleteQueue(ch.conn, name, m.IfUnused, m.IfEmpty)
 	if err != nil {
 		return err
 	}
@@ -155,7 +156,7 @@ func (ch *channel) checkDeclareQueue(name string, args amqpwire.Table) error {
 	if err := c.checkAccess(permConfigure, resQueue, name); err != nil {
 		return err
 	}
-	if dlx, ok := stringArg(args, "x-dead-letter-exchange"); ok {
+	if dlx, ok := vhost.StringArg(args, "x-dead-letter-exchange"); ok {
 		if err := c.checkAccess(permWrite, resExchange, dlx); err != nil {
 			return err
 		}

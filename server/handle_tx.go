@@ -3,6 +3,7 @@ package server
 import (
 	"github.com/warrenmq/warren/amqpwire"
 	"github.com/warrenmq/warren/server/queue"
+	"github.com/warrenmq/warren/server/vhost"
 )
 
 // txState holds a transactional channel's uncommitted work.
@@ -12,7 +13,7 @@ type txState struct {
 }
 
 type txPublish struct {
-	x         *exchangeRec
+	x         *vhost.Exchange
 	msg       *queue.Message
 	keys      []string
 	mandatory bool

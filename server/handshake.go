@@ -95,15 +95,15 @@ func (c *conn) handshake() error {
 		c.refuse(err)
 		return err
 	}
-	if c.srv.access.p.Load().permissions(c.user, vh.name) == nil {
-		c.log.Warn().Str("vhost", vh.name).Msg("vhost access refused")
+	if c.srv.access.p.Load().permissions(c.user, vh.Name()) == nil {
+		c.log.Warn().Str("vhost", vh.Name()).Msg("vhost access refused")
 		err := amqpwire.NewConnectionError(amqpwire.CodeNotAllowed, amqpwire.ClassConnection, amqpwire.MethodConnectionOpen,
-			"access to vhost '%s' refused for user '%s'", vh.name, c.user)
+			"access to vhost '%s' refused for user '%s'", vh.Name(), c.user)
 		c.refuse(err)
 		return err
 	}
 	c.vh = vh
-	c.log = c.log.With().Str("vhost", vh.name).Logger()
+	c.log = c.log.With().Str("vhost", vh.Name()).Logger()
 	_ = c.nc.SetDeadline(time.Time{})
 	go c.writeLoop()
 	c.send(0, &amqpwire.ConnectionOpenOk{})

@@ -42,7 +42,7 @@ func TestQueueMemoryIsEveryQueuesWindow(t *testing.T) {
 		{QueueMemory{}, queue.Window{Count: DefaultQueueMemoryMessages, Bytes: DefaultQueueMemoryBytes}},
 	} {
 		srv := New(Config{Logger: zerolog.Nop(), QueueMemory: c.in})
-		window := func(vh string) queue.Window { return *srv.vhostFor(vh).window.Load() }
+		window := func(vh string) queue.Window { return srv.vhostFor(vh).Window() }
 		for _, vh := range []string{"/", "recovered"} {
 			if got := window(vh); got != c.want {
 				t.Errorf("QueueMemory %+v: vhost %q window %+v, want %+v", c.in, vh, got, c.want)

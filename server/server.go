@@ -1,9 +1,13 @@
-// Package server is the Warren broker: listener, connections, channels, vhosts and delivery.
+// Package server is Warren's AMQP 0-9-1 protocol layer: listener, handshake, connections,
+// channels, content assembly, method handlers, publisher confirms, delivery to consumers,
+// access control and resource alarms. The broker model it drives (vhosts, exchanges, queues,
+// bindings, policies, recovery) is package server/vhost; messages live in server/queue.
 //
-// Ownership (see ARCHITECTURE.md): each connection has a reader goroutine that owns the
-// connection and channel state and dispatches methods, and a writer goroutine that flushes the
-// output buffer. Queues deliver into a channel's output under the channel's lock. Lock order,
-// never taken the other way: vhost.mu → queue lock → channel.mu → conn.wmu.
+// Ownership: each connection has a reader goroutine that owns the connection and channel
+// state and dispatches methods, and a writer goroutine that flushes the output buffer and
+// answers publisher confirms. Queues deliver into a channel's output under the channel's
+// lock. Lock order, never taken the other way: vhost.Vhost's locks → queue lock → channel.mu →
+// conn.wmu.
 package server
 
 import (
@@ -19,6 +23,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/warrenmq/warren/server/queue"
+	"github.com/warrenmq/warren/server/vhost"
 	"github.com/warrenmq/warren/store"
 )
 
@@ -151,12 +156,11 @@ type Server struct {
 	log    zerolog.Logger
 	access accessHolder
 
-	vhmu   sync.RWMutex
-	vhosts map[string]*vhost
+	vhosts *vhost.Registry
 
 	// applyMu serialises ApplyDefinitions; managed is what it last applied.
 	applyMu sync.Mutex
-	managed managedState
+	managed vhost.Managed
 
 	connIDs atomic.Uint64
 	flow    *flowControl
@@ -185,7 +189,6 @@ func New(cfg Config) *Server {
 	s := &Server{
 		cfg:       cfg,
 		log:       cfg.Logger,
-		vhosts:    make(map[string]*vhost),
 		conns:     make(map[*conn]struct{}),
 		refusing:  make(map[net.Conn]struct{}),
 		listeners: make(map[net.Listener]struct{}),
@@ -198,7 +201,7 @@ func New(cfg Config) *Server {
 	s.loginLimit = newLoginLimiter(loginFailureInterval, loginLimitSources)
 	s.loginLog = newSummaryLog(s.log, "logins refused", "source", floodSummaryEvery, floodSummaryKeys)
 	s.access.p.Store(cfg.Access)
-	s.vhosts["/"] = newVhost("/", s.log, cfg.Store, cfg.QueueMemory.window())
+	s.vhosts = vhost.NewRegistry(s.log, cfg.Store, cfg.QueueMemory.window())
 	return s
 }
 
@@ -238,7 +241,7 @@ const minStoreReserve = 8 << 20
 func (s *Server) setQueueWindow(w queue.Window, waiting []*queue.Queue) []*queue.Queue {
 	vhosts := s.vhostList()
 	for _, v := range vhosts {
-		for _, q := range v.setWindow(w) {
+		for _, q := range v.SetWindow(w) {
 			if q.SetWindow(w) {
 				waiting = append(waiting, q)
 			}
@@ -248,22 +251,18 @@ func (s *Server) setQueueWindow(w queue.Window, waiting []*queue.Queue) []*queue
 }
 
 // vhostList returns the vhosts there are now.
-func (s *Server) vhostList() []*vhost {
-	s.vhmu.RLock()
-	defer s.vhmu.RUnlock()
-	vhosts := make([]*vhost, 0, len(s.vhosts))
-	for _, v := range s.vhosts {
-		vhosts = append(vhosts, v)
-	}
-	return vhosts
-}
+func (s *Server) vhostList() []*vhost.Vhost { return s.vhosts.List() }
 
 // vhost returns the named vhost, nil if there is none.
-func (s *Server) vhost(name string) *vhost {
-	s.vhmu.RLock()
-	defer s.vhmu.RUnlock()
-	return s.vhosts[name]
-}
+func (s *Server) vhost(name string) *vhost.Vhost { return s.vhosts.Get(name) }
+
+// vhostFor returns the named vhost, creating it if needed.
+func (s *Server) vhostFor(name string) *vhost.Vhost { return s.vhosts.Ensure(name) }
+
+// Recover loads durable exchanges, queues and bindings from the store and indexes each queue's
+// messages without reading their bodies: bodies are read back as consumers drain. Call it once,
+// before Serve.
+func (s *Server) Recover() error { return s.vhosts.Recover() }
 
 // ErrServerClosed is returned by Serve after Shutdown.
 var ErrServerClosed = errors.New("server: closed")

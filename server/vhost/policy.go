@@ -1,4 +1,4 @@
-package server
+package vhost
 
 import (
 	"cmp"
@@ -54,7 +54,7 @@ func (p *Policy) matches(kind PolicyTarget, name string) bool {
 
 // policyFor returns the policy that applies to the named queue or exchange, nil for none.
 // v.policies is sorted by priority, highest first, then by name.
-func (v *vhost) policyFor(kind PolicyTarget, name string) *Policy {
+func (v *Vhost) policyFor(kind PolicyTarget, name string) *Policy {
 	for _, p := range *v.policies.Load() {
 		if p.matches(kind, name) {
 			return p
@@ -116,7 +116,7 @@ func (qa queueArgs) withPolicy(p *Policy, creating bool) queueArgs {
 }
 
 // setEffective installs a queue's effective arguments and the name of the policy in them.
-func (v *vhost) setEffective(q *queueRec, qa queueArgs, p *Policy) {
+func (v *Vhost) setEffective(q *Queue, qa queueArgs, p *Policy) {
 	q.policy = ""
 	if p != nil {
 		q.policy = p.Name
@@ -127,7 +127,7 @@ func (v *vhost) setEffective(q *queueRec, qa queueArgs, p *Policy) {
 // SetPolicies replaces the policies of the vhost and applies them to every queue and
 // exchange at once: limits that fall drop the oldest ready messages now, a TTL applies to
 // messages published from now on, x-expires timers restart.
-func (v *vhost) setPolicies(ps []Policy) {
+func (v *Vhost) SetPolicies(ps []Policy) {
 	sorted := make([]*Policy, len(ps))
 	for i := range ps {
 		sorted[i] = &ps[i]
@@ -146,7 +146,7 @@ func (v *vhost) setPolicies(ps []Policy) {
 	for _, x := range v.exchanges {
 		v.exchangePolicy(x)
 	}
-	queues := make([]*queueRec, 0, len(v.queues))
+	queues := make([]*Queue, 0, len(v.queues))
 	for _, q := range v.queues {
 		queues = append(queues, q)
 	}
@@ -156,9 +156,9 @@ func (v *vhost) setPolicies(ps []Policy) {
 	}
 }
 
-// exchangePolicy sets the alternate exchange the policy for x gives. Called with vhost.mu
+// exchangePolicy sets the alternate exchange the policy for x gives. Called with Vhost.mu
 // held, or before x is in the map.
-func (v *vhost) exchangePolicy(x *exchangeRec) {
+func (v *Vhost) exchangePolicy(x *Exchange) {
 	x.policyAE, x.policy = "", ""
 	if p := v.policyFor(policyExchanges, x.def.Name); p != nil {
 		x.policy = p.Name
@@ -169,7 +169,7 @@ func (v *vhost) exchangePolicy(x *exchangeRec) {
 }
 
 // applyPolicy recomputes one queue's effective arguments after a policy change.
-func (v *vhost) applyPolicy(q *queueRec) {
+func (v *Vhost) applyPolicy(q *Queue) {
 	p := v.policyFor(policyQueues, q.name)
 	name := ""
 	if p != nil {

@@ -1,4 +1,4 @@
-package server
+package vhost
 
 import (
 	"fmt"
@@ -94,8 +94,8 @@ func asInt(v any) (int64, bool) {
 	return 0, false
 }
 
-// stringArg returns a string argument (longstr); ok is false when absent or another type.
-func stringArg(args amqpwire.Table, key string) (string, bool) {
+// StringArg returns a string argument (longstr); ok is false when absent or another type.
+func StringArg(args amqpwire.Table, key string) (string, bool) {
 	v, ok, err := args.Get(key)
 	if err != nil || !ok {
 		return "", false

@@ -1,7 +1,6 @@
-package server
+package vhost
 
 import (
-	"slices"
 	"strings"
 
 	"github.com/warrenmq/warren/amqpwire"
@@ -9,43 +8,10 @@ import (
 	"github.com/warrenmq/warren/configs"
 )
 
-// ExportDefinitions describes the live broker as definitions that load back to the same
-// topology: every vhost, exchange, queue and binding clients or files declared (except the
-// predeclared amq.* exchanges, the default exchange's implicit bindings, exclusive queues and
-// server-named amq.* queues, which no file can declare), and the users, permissions and
-// policies the definitions files gave.
-func (s *Server) ExportDefinitions() *configs.Definitions {
-	s.applyMu.Lock()
-	managed := s.managed.defs
-	s.applyMu.Unlock()
-	out := &configs.Definitions{}
-	if managed != nil {
-		out.Users = slices.Clone(managed.Users)
-		out.Permissions = slices.Clone(managed.Permissions)
-		out.Policies = slices.Clone(managed.Policies)
-		out.Prune = managed.Prune
-	}
-	desc := map[string]string{}
-	if managed != nil {
-		for _, v := range managed.Vhosts {
-			desc[v.Name] = v.Description
-		}
-	}
-	vhosts := s.vhostList()
-	for _, v := range vhosts {
-		if _, listed := desc[v.name]; v.name != "/" || listed {
-			out.Vhosts = append(out.Vhosts, configs.Vhost{Name: v.name, Description: desc[v.name]})
-		}
-		v.export(out)
-	}
-	for i := range out.Users {
-		out.Users[i].Pos = configs.Pos{}
-	}
-	return out
-}
-
-// export appends the vhost's exchanges, queues and bindings to out.
-func (v *vhost) export(out *configs.Definitions) {
+// Export appends the vhost's exchanges, queues and bindings to out: those clients or files
+// declared, except the predeclared amq.* exchanges, the default exchange's implicit bindings,
+// exclusive queues and server-named amq.* queues, which no file can declare.
+func (v *Vhost) Export(out *configs.Definitions) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	exported := map[binding.Destination]bool{}

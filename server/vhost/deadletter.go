@@ -1,4 +1,4 @@
-package server
+package vhost
 
 import (
 	"time"
@@ -11,9 +11,9 @@ import (
 // x-death headers RabbitMQ writes (COMPATIBILITY.md §4). Dead-lettering is at most once: the
 // new copies are published without confirms, as in RabbitMQ.
 type deadLetterer struct {
-	v     *vhost
+	v     *Vhost
 	queue string
-	rec   *queueRec
+	rec   *Queue
 }
 
 // hook is the queue's DeadLetter option. Without a dead-letter exchange (from the arguments
@@ -31,7 +31,7 @@ func (d *deadLetterer) hook() func(*queue.Queue, []queue.Dead) {
 }
 
 func (d *deadLetterer) publish(args *queueArgs, dead queue.Dead) {
-	x, err := d.v.exchange(args.dlx)
+	x, err := d.v.Exchange(args.dlx)
 	if err != nil {
 		// RabbitMQ drops messages whose dead-letter exchange does not exist.
 		d.v.log.Debug().Str("queue", d.queue).Str("dlx", args.dlx).Msg("dead-letter exchange missing; message dropped")
@@ -58,7 +58,7 @@ func (d *deadLetterer) publish(args *queueArgs, dead queue.Dead) {
 	if args.dlrkSet {
 		msg.RoutingKey = args.dlrk
 	}
-	var s routeScratch
+	var s Scratch
 	qs := d.v.route(x, keys, props.Headers, &s)
 	if dead.Reason != queue.Rejected {
 		qs = dropCycles(qs, props.Headers)
@@ -159,7 +159,7 @@ func deathProperties(m *queue.Message, qname string, reason queue.Reason, replac
 // dropCycles removes the queues a message has already died in without any rejection on the
 // way since (rabbit_dead_letter:is_cycle): an automatic loop such as expiry back into the same
 // queue would otherwise never end.
-func dropCycles(qs []*queueRec, headers amqpwire.Table) []*queueRec {
+func dropCycles(qs []*Queue, headers amqpwire.Table) []*Queue {
 	v, ok, _ := headers.Get("x-death")
 	deaths, isArray := v.([]any)
 	if !ok || !isArray {

@@ -1,4 +1,4 @@
-package server
+package vhost
 
 import (
 	"testing"
@@ -69,7 +69,7 @@ func TestPolicyPriorityAndLiveChange(t *testing.T) {
 	}
 	all, _ := configs.CompilePattern("*")
 	jobs, _ := configs.CompilePattern("jobs.*")
-	v.setPolicies([]Policy{
+	v.SetPolicies([]Policy{
 		{Name: "wide", Pattern: all, Priority: 0, Def: PolicyDef{MaxLength: i64(4)}},
 		{Name: "jobs", Pattern: jobs, ApplyTo: PolicyQueues, Priority: 1, Def: PolicyDef{MaxLength: i64(2)}},
 		{Name: "xs", Pattern: all, ApplyTo: PolicyExchanges, Priority: 9, Def: PolicyDef{MaxLength: i64(1)}},
@@ -83,7 +83,7 @@ func TestPolicyPriorityAndLiveChange(t *testing.T) {
 	if e, _ := q.q.Get(true); e == nil || e.Msg.Body[0] != 3 {
 		t.Fatalf("the oldest messages should have been dropped; head is %v", e)
 	}
-	v.setPolicies(nil)
+	v.SetPolicies(nil)
 	if q.policy != "" || q.cur().features.MaxLength != -1 {
 		t.Fatalf("after removing policies: policy %q max-length %d", q.policy, q.cur().features.MaxLength)
 	}
@@ -96,7 +96,7 @@ func TestPolicyAlternateExchange(t *testing.T) {
 	mustDeclareX(t, v, "main", "direct", nil)
 	mustDeclareX(t, v, "own", "direct", map[string]any{"alternate-exchange": "ae-arg"})
 	all, _ := configs.CompilePattern("*")
-	v.setPolicies([]Policy{{Name: "ae", Pattern: all, ApplyTo: PolicyExchanges, Def: PolicyDef{AlternateExchange: str("ae-pol")}}})
+	v.SetPolicies([]Policy{{Name: "ae", Pattern: all, ApplyTo: PolicyExchanges, Def: PolicyDef{AlternateExchange: str("ae-pol")}}})
 	if got := v.exchanges["main"].alternateExchange(); got != "ae-pol" {
 		t.Errorf("main: alternate exchange %q, want ae-pol", got)
 	}

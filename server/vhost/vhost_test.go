@@ -1,4 +1,4 @@
-package server
+package vhost
 
 import (
 	"fmt"
@@ -13,12 +13,12 @@ import (
 	"github.com/warrenmq/warren/server/queue"
 )
 
-func testVhost(t *testing.T) *vhost {
+func testVhost(t *testing.T) *Vhost {
 	t.Helper()
-	return newVhost("/", zerolog.Nop(), nil, queue.Window{})
+	return New("/", zerolog.Nop(), nil, queue.Window{})
 }
 
-func mustDeclareX(t *testing.T, v *vhost, name, kind string, args map[string]any) {
+func mustDeclareX(t *testing.T, v *Vhost, name, kind string, args map[string]any) {
 	t.Helper()
 	d := exchange.Definition{Name: name, Kind: kind}
 	if args != nil {
@@ -28,32 +28,32 @@ func mustDeclareX(t *testing.T, v *vhost, name, kind string, args map[string]any
 		}
 		d.Args = tb
 	}
-	if err := v.declareExchange(d, false); err != nil {
+	if err := v.DeclareExchange(d, false); err != nil {
 		t.Fatalf("declare exchange %s: %v", name, err)
 	}
 }
 
-func mustDeclareQ(t *testing.T, v *vhost, name string) {
+func mustDeclareQ(t *testing.T, v *Vhost, name string) {
 	t.Helper()
-	if _, err := v.declareQueue(nil, queueDecl{name: name}); err != nil {
+	if _, err := v.DeclareQueue(nil, QueueDecl{Name: name}); err != nil {
 		t.Fatalf("declare queue %s: %v", name, err)
 	}
 }
 
-func mustBind(t *testing.T, v *vhost, src string, kind binding.DestKind, dst, key string) {
+func mustBind(t *testing.T, v *Vhost, src string, kind binding.DestKind, dst, key string) {
 	t.Helper()
-	if err := v.bind(nil, binding.Binding{Source: src, Dest: binding.Destination{Kind: kind, Name: dst}, RoutingKey: key}); err != nil {
+	if err := v.Bind(nil, binding.Binding{Source: src, Dest: binding.Destination{Kind: kind, Name: dst}, RoutingKey: key}); err != nil {
 		t.Fatalf("bind %s -> %s: %v", src, dst, err)
 	}
 }
 
-func routeNames(t *testing.T, v *vhost, x string, keys ...string) []string {
+func routeNames(t *testing.T, v *Vhost, x string, keys ...string) []string {
 	t.Helper()
-	xr, err := v.exchange(x)
+	xr, err := v.Exchange(x)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var s routeScratch
+	var s Scratch
 	var names []string
 	for _, q := range v.route(xr, keys, nil, &s) {
 		names = append(names, q.name)
@@ -121,15 +121,15 @@ func TestRouteAlternateExchange(t *testing.T) {
 
 func TestDeleteQueueRemovesBindingsAndAutoDeletesExchange(t *testing.T) {
 	v := testVhost(t)
-	if err := v.declareExchange(exchange.Definition{Name: "auto", Kind: "direct", AutoDelete: true}, false); err != nil {
+	if err := v.DeclareExchange(exchange.Definition{Name: "auto", Kind: "direct", AutoDelete: true}, false); err != nil {
 		t.Fatal(err)
 	}
 	mustDeclareQ(t, v, "q")
 	mustBind(t, v, "auto", binding.DestQueue, "q", "k")
-	if _, err := v.deleteQueue(nil, "q", false, false); err != nil {
+	if _, err := v.DeleteQueue(nil, "q", false, false); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := v.exchange("auto"); err == nil {
+	if _, err := v.Exchange("auto"); err == nil {
 		t.Error("auto-delete exchange survived losing its last binding")
 	}
 }

@@ -1,9 +1,6 @@
-package server
+package vhost
 
 import (
-	"fmt"
-	"time"
-
 	"github.com/warrenmq/warren/amqpwire"
 	"github.com/warrenmq/warren/binding"
 	"github.com/warrenmq/warren/exchange"
@@ -11,56 +8,7 @@ import (
 	"github.com/warrenmq/warren/store"
 )
 
-// Recover loads durable exchanges, queues and bindings from the store and indexes each queue's
-// messages without reading their bodies: bodies are read back as consumers drain. Call it once,
-// before Serve.
-func (s *Server) Recover() error {
-	st := s.cfg.Store
-	if st == nil {
-		return nil
-	}
-	start := time.Now()
-	xs, qs, bs, err := st.Definitions()
-	if err != nil {
-		return fmt.Errorf("recover definitions: %w", err)
-	}
-	clean := st.CleanShutdown()
-	for _, x := range xs {
-		s.vhostFor(x.Vhost).restoreExchange(x)
-	}
-	messages := int64(0)
-	for _, q := range qs {
-		idx, err := st.IndexQueue(q.ID)
-		if err != nil {
-			return fmt.Errorf("recover queue '%s' in vhost '%s': %w", q.Name, q.Vhost, err)
-		}
-		if err := s.vhostFor(q.Vhost).restoreQueue(q, idx, clean); err != nil {
-			return fmt.Errorf("recover queue '%s' in vhost '%s': %w", q.Name, q.Vhost, err)
-		}
-		messages += idx.Count
-	}
-	for _, b := range bs {
-		s.vhostFor(b.Vhost).restoreBinding(b)
-	}
-	s.log.Info().Int("exchanges", len(xs)).Int("queues", len(qs)).Int("bindings", len(bs)).
-		Int64("messages", messages).Bool("clean_shutdown", clean).Dur("took", time.Since(start)).
-		Msg("recovered from the store")
-	return nil
-}
-
-// vhostFor returns the named vhost, creating it for definitions recovered from the store.
-func (s *Server) vhostFor(name string) *vhost {
-	s.vhmu.Lock()
-	defer s.vhmu.Unlock()
-	v := s.vhosts[name]
-	if v == nil {
-		v = newVhost(name, s.log, s.cfg.Store, s.cfg.QueueMemory.window())
-		s.vhosts[name] = v
-	}
-	return v
-}
-
-func (v *vhost) restoreExchange(x store.Exchange) {
+func (v *Vhost) restoreExchange(x store.Exchange) {
 	if _, ok := v.exchanges[x.Name]; ok {
 		return // predeclared
 	}
@@ -72,7 +20,7 @@ func (v *vhost) restoreExchange(x store.Exchange) {
 		return
 	}
 	alt, _ := d.AlternateExchange()
-	xr := &exchangeRec{def: d, router: r, alternate: alt}
+	xr := &Exchange{def: d, router: r, alternate: alt}
 	v.exchangePolicy(xr)
 	v.exchanges[x.Name] = xr
 }
@@ -80,7 +28,7 @@ func (v *vhost) restoreExchange(x store.Exchange) {
 // restoreQueue rebuilds a durable queue over its stored messages. After an unclean shutdown
 // every recovered message may have been delivered before the crash, so each comes back with
 // redelivered set.
-func (v *vhost) restoreQueue(q store.Queue, idx store.QueueIndex, clean bool) error {
+func (v *Vhost) restoreQueue(q store.Queue, idx store.QueueIndex, clean bool) error {
 	j := &journal{st: v.st, id: q.ID, log: v.log}
 	if !clean {
 		j.recoveredThrough = idx.LastSeq
@@ -92,7 +40,7 @@ func (v *vhost) restoreQueue(q store.Queue, idx store.QueueIndex, clean bool) er
 		v.log.Error().Err(err).Str("queue", q.Name).Msg("stored queue arguments invalid; ignored")
 		qa = queueArgs{features: queue.NoFeatures}
 	}
-	rec := &queueRec{
+	rec := &Queue{
 		name:       q.Name,
 		durable:    true,
 		autoDelete: q.AutoDelete,
@@ -126,7 +74,7 @@ func restored(ix store.QueueIndex) queue.Restored {
 	return queue.Restored{Count: int(ix.Count), Bytes: int(ix.Bytes), First: ix.FirstSeq, Last: ix.LastSeq}
 }
 
-func (v *vhost) restoreBinding(b store.Binding) {
+func (v *Vhost) restoreBinding(b store.Binding) {
 	bd := binding.Binding{Source: b.Source, Dest: binding.Destination{Kind: binding.DestKind(b.DestKind), Name: b.Dest},
 		RoutingKey: b.RoutingKey, Args: amqpwire.Table(b.Args)}
 	x := v.exchanges[b.Source]

@@ -1,4 +1,4 @@
-package server
+package vhost
 
 import (
 	"fmt"
@@ -41,6 +41,13 @@ func intArg(v any) (int64, string) {
 		return 0, `"expected integer, got ` + binding.TypeName(v) + `"`
 	}
 	return n, ""
+}
+
+// CheckQueueArgs validates the x-arguments of a queue declare of name in vhost, returning
+// RabbitMQ's 406 for the first invalid one.
+func CheckQueueArgs(name, vhost string, args amqpwire.Table) error {
+	_, err := parseQueueArgs(name, vhost, args)
+	return err
 }
 
 // parseQueueArgs validates args for the queue name in vhost.
@@ -174,10 +181,10 @@ func parseQueueArgs(name, vhost string, args amqpwire.Table) (queueArgs, error) 
 	return qa, nil
 }
 
-// consumerArgs validates basic.consume's arguments as RabbitMQ does
+// ConsumerArgs validates basic.consume's arguments as RabbitMQ does
 // (rabbit_amqqueue:check_consume_arguments) and returns x-priority. x-cancel-on-ha-failover is
 // accepted and has nothing to do: there is no mirroring to fail over.
-func consumerArgs(queue, vhost string, args amqpwire.Table) (int32, error) {
+func ConsumerArgs(queue, vhost string, args amqpwire.Table) (int32, error) {
 	var prio int32
 	if v, ok, err := args.Get("x-priority"); err != nil {
 		return 0, amqpwire.NewChannelError(amqpwire.CodePreconditionFailed, 0, 0, "invalid arguments table: %v", err)

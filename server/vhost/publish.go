@@ -1,0 +1,128 @@
+package vhost
+
+import (
+	"time"
+
+	"github.com/warrenmq/warren/server/queue"
+)
+
+// Confirm counts the store writes of one publish (a publisher confirm or a tx.commit) and
+// holds its queue entries until the writes are durable. The protocol layer implements it
+// (server's writeWait) and answers the publisher once every write is done.
+type Confirm interface {
+	// Add counts one more write; Done ends one, with its error, on the store's writer
+	// goroutine.
+	Add()
+	Done(err error)
+	// Hold records an entry that q keeps out of delivery until the writes settle; the
+	// implementation releases or withdraws it (queue.Queue.Release, Withdraw).
+	Hold(q *queue.Queue, e *queue.Entry)
+	// Nackable says the publisher can be told its message was refused (a confirm, not a
+	// tx.commit-ok): then a message the store would refuse is enqueued nowhere, and the
+	// entries of a written message are held until its writes settle, so a message its
+	// publisher was told was refused is never delivered.
+	Nackable() bool
+}
+
+// Publish routes msg, published to x with the routing keys keys (the message's own, plus
+// CC and BCC), and enqueues it on every queue it reaches, writing a persistent message's body
+// once when several durable queues keep it. c, when not nil, counts the store writes. It
+// reports whether any queue took the message and whether any refused it (x-overflow
+// reject-publish, or a full disk for a confirmed persistent message). s is the caller's
+// scratch memory; s.Congested looks at the queues of the last Publish.
+func (v *Vhost) Publish(x *Exchange, msg *queue.Message, keys []string, c Confirm, s *Scratch) (routed, refused bool) {
+	qs := v.route(x, keys, msg.Properties.Headers, s)
+	if c != nil && c.Nackable() && msg.Persistent && v.diskFull(qs) {
+		// The store would refuse the write: nack now, and enqueue the message nowhere.
+		s.queues = s.queues[:0]
+		return false, true
+	}
+	return v.enqueue(msg, qs, c)
+}
+
+// Congested returns a queue among those the last Publish with s enqueued on that paces its
+// publishers now (queue.Queue.Congested), or nil.
+func (s *Scratch) Congested() *queue.Queue {
+	for _, q := range s.queues {
+		if q.q.Congested() {
+			return q.q
+		}
+	}
+	return nil
+}
+
+// enqueue publishes msg to the queues it was routed to, writing its body once when several
+// durable queues keep it, and reports whether any queue took it and whether any refused it.
+func (v *Vhost) enqueue(msg *queue.Message, qs []*Queue, c Confirm) (routed, refused bool) {
+	if msg.Persistent && v.st != nil {
+		v.shareBody(msg, qs, c)
+	}
+	// A confirmed message that is written anywhere is held in every queue until its writes
+	// are durable: if one fails, the nack is the truth (queue/held.go).
+	hold := c != nil && c.Nackable() && msg.Persistent && anyStored(qs)
+	for _, q := range qs {
+		var done func(error)
+		if c != nil {
+			c.Add()
+			done = c.Done
+		}
+		var res queue.Result
+		var written bool
+		if hold {
+			var e *queue.Entry
+			if res, e, written = q.q.PublishHeld(msg, done); e != nil {
+				c.Hold(q.q, e)
+			}
+		} else {
+			res, written = q.q.Publish(msg, done)
+		}
+		if c != nil && !written {
+			c.Done(nil)
+		}
+		routed = routed || res == queue.Enqueued
+		refused = refused || res == queue.Refused
+	}
+	return routed, refused
+}
+
+// diskFull reports whether a persistent message for qs needs a store write that the store
+// refuses now for lack of disk space.
+func (v *Vhost) diskFull(qs []*Queue) bool {
+	return v.st != nil && v.st.Full() && anyStored(qs)
+}
+
+// anyStored reports whether a persistent message routed to qs is written by one of them.
+func anyStored(qs []*Queue) bool {
+	for _, q := range qs {
+		if q.stored {
+			return true
+		}
+	}
+	return false
+}
+
+// shareBody writes the body of a persistent message bound for several durable queues once; each
+// queue's record then refers to it.
+func (v *Vhost) shareBody(msg *queue.Message, qs []*Queue, c Confirm) {
+	n := 0
+	for _, q := range qs {
+		if q.stored { // only durable queues write a persistent message's record at publish
+			n++
+		}
+	}
+	if n < 2 {
+		return
+	}
+	st := v.st
+	msg.StoreID = st.NewMessageID()
+	var done func(error)
+	if c != nil {
+		c.Add()
+		done = c.Done
+	}
+	var expires int64
+	if msg.HasTTL {
+		expires = time.Now().UnixMilli() + msg.TTL // the message's own deadline; a queue's TTL is per queue
+	}
+	st.PutShared(msg.StoreID, storeMessage(msg, true, expires), n, done)
+}

@@ -1,0 +1,97 @@
+package vhost
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/warrenmq/warren/server/queue"
+	"github.com/warrenmq/warren/store"
+)
+
+// Registry is the broker's set of vhosts.
+type Registry struct {
+	log    zerolog.Logger
+	st     *store.Store // nil: nothing is persisted
+	window queue.Window // the queue window of vhosts created from now on
+
+	mu     sync.RWMutex
+	vhosts map[string]*Vhost
+}
+
+// NewRegistry returns a registry with the vhost "/". Its vhosts persist to st (nil for
+// none) and their queues start with window.
+func NewRegistry(log zerolog.Logger, st *store.Store, window queue.Window) *Registry {
+	r := &Registry{log: log, st: st, window: window, vhosts: make(map[string]*Vhost)}
+	r.vhosts["/"] = New("/", log, st, window)
+	return r
+}
+
+// Get returns the named vhost, nil if there is none.
+func (r *Registry) Get(name string) *Vhost {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.vhosts[name]
+}
+
+// Ensure returns the named vhost, creating it if needed (definitions, recovery).
+func (r *Registry) Ensure(name string) *Vhost {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	v := r.vhosts[name]
+	if v == nil {
+		v = New(name, r.log, r.st, r.window)
+		r.vhosts[name] = v
+	}
+	return v
+}
+
+// List returns the vhosts there are now.
+func (r *Registry) List() []*Vhost {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	vhosts := make([]*Vhost, 0, len(r.vhosts))
+	for _, v := range r.vhosts {
+		vhosts = append(vhosts, v)
+	}
+	return vhosts
+}
+
+// Recover loads durable exchanges, queues and bindings from the store and indexes each queue's
+// messages without reading their bodies: bodies are read back as consumers drain. Call it once,
+// before clients connect.
+func (r *Registry) Recover() error {
+	st := r.st
+	if st == nil {
+		return nil
+	}
+	start := time.Now()
+	xs, qs, bs, err := st.Definitions()
+	if err != nil {
+		return fmt.Errorf("recover definitions: %w", err)
+	}
+	clean := st.CleanShutdown()
+	for _, x := range xs {
+		r.Ensure(x.Vhost).restoreExchange(x)
+	}
+	messages := int64(0)
+	for _, q := range qs {
+		idx, err := st.IndexQueue(q.ID)
+		if err != nil {
+			return fmt.Errorf("recover queue '%s' in vhost '%s': %w", q.Name, q.Vhost, err)
+		}
+		if err := r.Ensure(q.Vhost).restoreQueue(q, idx, clean); err != nil {
+			return fmt.Errorf("recover queue '%s' in vhost '%s': %w", q.Name, q.Vhost, err)
+		}
+		messages += idx.Count
+	}
+	for _, b := range bs {
+		r.Ensure(b.Vhost).restoreBinding(b)
+	}
+	r.log.Info().Int("exchanges", len(xs)).Int("queues", len(qs)).Int("bindings", len(bs)).
+		Int64("messages", messages).Bool("clean_shutdown", clean).Dur("took", time.Since(start)).
+		Msg("recovered from the store")
+	return nil
+}

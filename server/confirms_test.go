@@ -2,7 +2,6 @@ package server
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/warrenmq/warren/amqpwire"
 	"github.com/warrenmq/warren/server/queue"
-	"github.com/warrenmq/warren/store"
 )
 
 // answerConn is a connection whose output goes to a buffer, for driving confirms.go directly.
@@ -137,24 +135,8 @@ func TestConfirmSettlesHeldEntriesBeforeAnswering(t *testing.T) {
 // every tag answered exactly once, and most of them in multiple=true acks, as RabbitMQ sends
 // when a batch reaches the disk.
 func TestConfirmedPublisherGetsMultipleAcks(t *testing.T) {
-	st, err := store.Open(store.Options{Dir: t.TempDir(), Logger: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := New(Config{Logger: zerolog.Nop(), Store: st})
-	if err := srv.Recover(); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(context.Background(), ln) }()
-	t.Cleanup(func() {
-		_ = srv.Shutdown(context.Background())
-		_ = st.Close()
-	})
-	nc, err := net.Dial("tcp", ln.Addr().String())
+	_, addr := storeBroker(t, Config{}, false)
+	nc, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,12 +144,8 @@ func TestConfirmedPublisherGetsMultipleAcks(t *testing.T) {
 
 	const n = 2000
 	var req bytes.Buffer
-	req.Write(amqpwire.ProtocolHeader)
 	fw := amqpwire.NewFrameWriter(&req)
-	fw.WriteMethod(0, &amqpwire.ConnectionStartOk{Mechanism: "PLAIN", Response: "\x00guest\x00guest", Locale: "en_US"})
-	fw.WriteMethod(0, &amqpwire.ConnectionTuneOk{ChannelMax: 16, FrameMax: 131072})
-	fw.WriteMethod(0, &amqpwire.ConnectionOpen{VirtualHost: "/"})
-	fw.WriteMethod(1, &amqpwire.ChannelOpen{})
+	writeHandshake(&req, fw, 131072)
 	fw.WriteMethod(1, &amqpwire.QueueDeclare{Queue: "confirmed", Durable: true})
 	fw.WriteMethod(1, &amqpwire.ConfirmSelect{})
 	props := (&amqpwire.Properties{Flags: amqpwire.FlagDeliveryMode, DeliveryMode: 2}).Append(nil)

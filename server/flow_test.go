@@ -55,11 +55,20 @@ func TestFlowIgnoresOtherProcessesLoad(t *testing.T) {
 // the test decides when the host counts as saturated.
 func flowBroker(t *testing.T) (*Server, string) {
 	t.Helper()
-	st, err := store.Open(store.Options{Dir: t.TempDir(), NoSync: true, Logger: zerolog.Nop()})
+	srv, addr := storeBroker(t, Config{QueueMemory: QueueMemory{Messages: 16, Bytes: 1 << 20}, DisableFlowControl: true}, true)
+	return srv, "amqp://guest:guest@" + addr + "/"
+}
+
+// storeBroker runs a broker with cfg and a store of its own (synced unless noSync) on a
+// loopback port, and returns it with its address.
+func storeBroker(t *testing.T, cfg Config, noSync bool) (*Server, string) {
+	t.Helper()
+	st, err := store.Open(store.Options{Dir: t.TempDir(), NoSync: noSync, Logger: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := New(Config{Logger: zerolog.Nop(), Store: st, QueueMemory: QueueMemory{Messages: 16, Bytes: 1 << 20}, DisableFlowControl: true})
+	cfg.Logger, cfg.Store = zerolog.Nop(), st
+	srv := New(cfg)
 	if err := srv.Recover(); err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +81,7 @@ func flowBroker(t *testing.T) (*Server, string) {
 		_ = srv.Shutdown(context.Background())
 		_ = st.Close()
 	})
-	return srv, "amqp://guest:guest@" + ln.Addr().String() + "/"
+	return srv, ln.Addr().String()
 }
 
 // enqueued is how many messages queue q has taken so far: ready, unacked and acked.

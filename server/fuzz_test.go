@@ -39,14 +39,20 @@ func (w *panicWatch) String() string {
 // handshakeBytes is what a client sends to get to an open channel 1.
 func handshakeBytes() []byte {
 	var buf bytes.Buffer
-	buf.Write(amqpwire.ProtocolHeader)
 	fw := amqpwire.NewFrameWriter(&buf)
-	fw.WriteMethod(0, &amqpwire.ConnectionStartOk{Mechanism: "PLAIN", Response: "\x00guest\x00guest", Locale: "en_US"})
-	fw.WriteMethod(0, &amqpwire.ConnectionTuneOk{ChannelMax: 16, FrameMax: 4096, Heartbeat: 0})
-	fw.WriteMethod(0, &amqpwire.ConnectionOpen{VirtualHost: "/"})
-	fw.WriteMethod(1, &amqpwire.ChannelOpen{})
+	writeHandshake(&buf, fw, 4096)
 	_ = fw.Flush()
 	return buf.Bytes()
+}
+
+// writeHandshake writes a guest client's protocol header and handshake, up to an open channel
+// 1, with frameMax.
+func writeHandshake(buf *bytes.Buffer, fw *amqpwire.FrameWriter, frameMax uint32) {
+	buf.Write(amqpwire.ProtocolHeader)
+	fw.WriteMethod(0, &amqpwire.ConnectionStartOk{Mechanism: "PLAIN", Response: "\x00guest\x00guest", Locale: "en_US"})
+	fw.WriteMethod(0, &amqpwire.ConnectionTuneOk{ChannelMax: 16, FrameMax: frameMax, Heartbeat: 0})
+	fw.WriteMethod(0, &amqpwire.ConnectionOpen{VirtualHost: "/"})
+	fw.WriteMethod(1, &amqpwire.ChannelOpen{})
 }
 
 func frame(typ uint8, ch uint16, payload []byte) []byte {

@@ -60,12 +60,8 @@ func TestWriteTimeoutDropsAStalledConsumer(t *testing.T) {
 	defer stalled.Close()
 	_ = stalled.(*net.TCPConn).SetReadBuffer(4096)
 	var hs bytes.Buffer
-	hs.Write(amqpwire.ProtocolHeader)
 	fw := amqpwire.NewFrameWriter(&hs)
-	fw.WriteMethod(0, &amqpwire.ConnectionStartOk{Mechanism: "PLAIN", Response: "\x00guest\x00guest", Locale: "en_US"})
-	fw.WriteMethod(0, &amqpwire.ConnectionTuneOk{ChannelMax: 16, FrameMax: 131072})
-	fw.WriteMethod(0, &amqpwire.ConnectionOpen{VirtualHost: "/"})
-	fw.WriteMethod(1, &amqpwire.ChannelOpen{})
+	writeHandshake(&hs, fw, 131072)
 	fw.WriteMethod(1, &amqpwire.BasicConsume{Queue: q.Name, ConsumerTag: "stalled"})
 	if err := fw.Flush(); err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -287,5 +288,68 @@ func TestPagedBacklogPurgeDropsTail(t *testing.T) {
 	}
 	if got := drain(t, q, j); got != "" {
 		t.Errorf("left after purge: %q", got)
+	}
+}
+
+// readRequested reports whether j's store has a read waiting for an answer. Reads are
+// requested under the queue's lock, so taking it makes the check safe from another goroutine.
+func readRequested(q *Queue, j *fakeJournal) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(j.st.reads) > 0
+}
+
+// basic.get on a queue whose next message is on disk waits for the read-back rather than
+// answer get-empty, and waits without the queue's lock: a publish goes through meanwhile.
+func TestGetWaitsForReadBackUnlocked(t *testing.T) {
+	j := newFakeJournal()
+	q := New("q", Options{Journal: j, Window: Window{Count: 1, Bytes: 1 << 20}, Clock: newFakeClock()})
+	publish(q, "a", "b")
+	j.commit()
+	if e := take(t, q, j, true); e == nil || string(e.Msg.Body) != "a" {
+		t.Fatalf("first get = %v, want a", e)
+	}
+	got := make(chan *Entry)
+	go func() {
+		e, _ := q.Get(true)
+		got <- e
+	}()
+	for !readRequested(q, j) {
+		runtime.Gosched() // until Get asked for b
+	}
+	publish(q, "c") // would deadlock if Get held the lock
+	j.st.answer(nil)
+	if e := <-got; e == nil || string(e.Msg.Body) != "b" {
+		t.Fatalf("waiting get = %v, want b", e)
+	}
+	if st := q.Stats(); st.Ready != 1 {
+		t.Errorf("ready %d, want 1 (c)", st.Ready)
+	}
+}
+
+// A get waiting for a read-back is released by the queue's deletion, with nothing.
+func TestGetWaitingForReadBackReleasedByDelete(t *testing.T) {
+	j := newFakeJournal()
+	q := New("q", Options{Journal: j, Window: Window{Count: 1, Bytes: 1 << 20}, Clock: newFakeClock()})
+	publish(q, "a", "b")
+	j.commit()
+	take(t, q, j, true)
+	got := make(chan *Entry)
+	go func() {
+		e, _ := q.Get(true)
+		got <- e
+	}()
+	for !readRequested(q, j) {
+		runtime.Gosched()
+	}
+	if _, n := q.Delete(); n != 1 {
+		t.Errorf("delete dropped %d, want 1", n)
+	}
+	if e := <-got; e != nil {
+		t.Fatalf("get after delete = %q, want nothing", e.Msg.Body)
+	}
+	j.st.answer(nil) // the read comes back to a deleted queue: dropped
+	if st := q.Stats(); st.Ready != 0 {
+		t.Errorf("ready %d after delete", st.Ready)
 	}
 }

@@ -39,13 +39,15 @@ package queue
 //	tick MS                        the clock moves MS milliseconds, running what falls due
 //	commit                         the store's group commit: every write so far is durable
 //	pagein [fail]                  answer (or fail) every read requested so far
+//	lose BODY...                   the records vanish from the journal (a failed write)
 //	purge -> N / delete -> N       ready entries dropped
 //	window N / trim [-> waiting|done]   SetWindow (count N) / Trim
 //
 // Checking (every delivery and dead letter must be checked before the scenario ends):
 //
 //	expect NAME BODY...|-          what consumer NAME was given since its last check, in order
-//	expect dead BODY:REASON...|-   what was dead-lettered since the last check, in order
+//	expect dead BODY:REASON...|-   what was dead-lettered since the last check, in order (BODY*
+//	                               when it had been delivered and returned)
 //	expect ready|unacked|bytes|consumers N   the queue's Stats
 //	expect memory N                ready entries whose bodies are in memory (paged queues)
 //	expect disk BODY...|-          the durable records in the journals, in Seq order
@@ -445,6 +447,14 @@ func (r *runner) exec(words, want []string) {
 		if r.answerReads(fail) == 0 {
 			r.fatalf("no read to answer")
 		}
+	case "lose":
+		for _, j := range r.journals {
+			for seq, e := range j.records {
+				if slices.Contains(args, bodyName(e)) {
+					delete(j.records, seq)
+				}
+			}
+		}
 	case "purge":
 		r.wantOne(strconv.Itoa(r.q.Purge()))
 	case "delete":
@@ -488,7 +498,7 @@ func (r *runner) expect(args []string) {
 	case "dead":
 		var s []string
 		for _, d := range r.dead {
-			s = append(s, bodyName(d.Entry)+":"+string(d.Reason))
+			s = append(s, show([]*Entry{d.Entry})+":"+string(d.Reason))
 		}
 		r.dead = nil
 		got = strings.Join(s, " ")

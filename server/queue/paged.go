@@ -67,8 +67,10 @@ type PagedBacklog struct {
 	readGen  uint64
 	readDone func(b *PagedBacklog, gen uint64, es []*Entry, err error)
 	// readErr is the last error reading the journal back; entries stay on disk and no read is
-	// requested until RetryRead (the queue calls it after readRetry).
-	readErr error
+	// requested until RetryRead (the queue calls it after retryDelay). readFailures counts the
+	// failed reads in a row.
+	readErr      error
+	readFailures int
 
 	// skip are the Seqs of withdrawn entries whose records may still be read back (their
 	// removal is submitted, maybe not yet committed); nil when there are none. See held.go.

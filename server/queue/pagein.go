@@ -10,10 +10,15 @@ package queue
 //
 // A read made stale by a purge, a delete or a trim that moved the disk's front is dropped when
 // it comes back (readGen). A failed read leaves the entries on disk; the queue asks again
-// after readRetry, so a failing disk is not read in a tight loop.
+// after readRetry, doubled after each failure in a row up to readRetryMax, so a failing disk is
+// neither read nor logged in a tight loop.
 
-// readRetry is how long after a failed read-back the queue reads again, in milliseconds.
-const readRetry = 100
+// readRetry is how long after a failed read-back the queue reads again, in milliseconds, and
+// readRetryMax the longest it waits after failures in a row.
+const (
+	readRetry    = 100
+	readRetryMax = 10_000
+)
 
 // Reading implements Backlog.
 func (b *PagedBacklog) Reading() bool { return b.reading && b.mem.Len() == 0 }
@@ -51,8 +56,10 @@ func (b *PagedBacklog) Fill(gen uint64, es []*Entry, err error) bool {
 	b.reading = false
 	b.readErr = err
 	if err != nil {
+		b.readFailures++
 		return true
 	}
+	b.readFailures = 0
 	for _, e := range es {
 		if b.diskCount == 0 {
 			break // the rest are pending entries that committed meanwhile
@@ -88,6 +95,11 @@ func (b *PagedBacklog) Fill(gen uint64, es []*Entry, err error) bool {
 // RetryRead lets the backlog read again after a failed read.
 func (b *PagedBacklog) RetryRead() { b.readErr = nil }
 
+// retryDelay is how long to wait before reading again after the failures in a row so far.
+func (b *PagedBacklog) retryDelay() int64 {
+	return min(int64(readRetry)<<min(max(b.readFailures-1, 0), 16), readRetryMax)
+}
+
 // readBack is every paged backlog's readDone: it runs on the journal's goroutine, takes the
 // lock, takes the entries in and delivers them.
 func (q *Queue) readBack(b *PagedBacklog, gen uint64, es []*Entry, err error) {
@@ -113,7 +125,7 @@ func (q *Queue) readBack(b *PagedBacklog, gen uint64, es []*Entry, err error) {
 		return
 	}
 	if err != nil {
-		q.clock.At(now+readRetry, func() { q.retryRead(b) })
+		q.clock.At(now+b.retryDelay(), func() { q.retryRead(b) })
 		return
 	}
 	q.enforceLimitLocked() // a drop-head limit waits for the head to be read

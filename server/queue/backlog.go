@@ -21,8 +21,8 @@ type Backlog interface {
 	// Purge removes every ready entry, passes those held in memory to drop (which may be nil)
 	// and returns how many there were.
 	Purge(drop func(*Entry)) int
-	// Expire removes up to limit in-memory entries whose deadline (Entry.Expires) is at or
-	// before now, wherever they are in the order, and appends them to out.
+	// Expire removes up to limit in-memory entries whose deadline (Entry.Expires) is before
+	// now, wherever they are in the order, and appends them to out.
 	Expire(now int64, limit int, out []*Entry) []*Entry
 	// NextExpiry is the earliest deadline among the in-memory entries, or 0.
 	NextExpiry() int64
@@ -32,6 +32,9 @@ type Backlog interface {
 	// Spilled reports whether ready entries are waiting on disk (or on their way there)
 	// because the in-memory window is full.
 	Spilled() bool
+	// Reading reports whether the next entry to deliver is on disk with a read of it
+	// outstanding: Peek returns nil until the read is back.
+	Reading() bool
 }
 
 // MemBacklog keeps every ready entry in memory: fresh entries in a ring in Seq order, requeued
@@ -142,7 +145,7 @@ func (b *MemBacklog) taken(e *Entry) {
 
 // Expire implements Backlog.
 func (b *MemBacklog) Expire(now int64, limit int, out []*Entry) []*Entry {
-	for n := 0; n < limit && len(b.expiring) > 0 && b.expiring[0].Expires <= now; n++ {
+	for n := 0; n < limit && len(b.expiring) > 0 && b.expiring[0].Expires < now; n++ {
 		e := b.expiring[0]
 		b.taken(e)
 		e.gone = true
@@ -167,6 +170,9 @@ func (b *MemBacklog) Bytes() int { return b.bytes }
 
 // Spilled implements Backlog: a MemBacklog never pages.
 func (b *MemBacklog) Spilled() bool { return false }
+
+// Reading implements Backlog: a MemBacklog never reads.
+func (b *MemBacklog) Reading() bool { return false }
 
 // Purge implements Backlog.
 func (b *MemBacklog) Purge(drop func(*Entry)) int {

@@ -8,7 +8,8 @@ import (
 	"github.com/warrenmq/warren/amqpwire"
 )
 
-// deadSink collects dead-lettered entries; the hook may run on the expiry timer's goroutine.
+// deadSink collects dead-lettered entries. With the fake clock every hook runs on the test's
+// goroutine, before the call that caused it returns.
 type deadSink chan Dead
 
 func (d deadSink) hook(_ *Queue, dead []Dead) {
@@ -17,13 +18,13 @@ func (d deadSink) hook(_ *Queue, dead []Dead) {
 	}
 }
 
-func (d deadSink) next(t *testing.T, within time.Duration) Dead {
+func (d deadSink) next(t *testing.T) Dead {
 	t.Helper()
 	select {
 	case x := <-d:
 		return x
-	case <-time.After(within):
-		t.Fatalf("nothing dead-lettered within %v", within)
+	default:
+		t.Fatal("nothing dead-lettered")
 		return Dead{}
 	}
 }
@@ -37,10 +38,11 @@ func (d deadSink) none(t *testing.T) {
 	}
 }
 
+// withFeatures returns options with the features f sets, on a fake clock at 0.
 func withFeatures(f func(*Features)) Options {
 	fs := NoFeatures
 	f(&fs)
-	return Options{Features: fs}
+	return Options{Features: fs, Clock: newFakeClock()}
 }
 
 func ttlMsg(body string, ms int64) *Message {
@@ -51,16 +53,16 @@ func TestMessageTTLExpiresOnTimeBehindALongerOne(t *testing.T) {
 	sink := make(deadSink, 10)
 	opts := withFeatures(func(*Features) {})
 	opts.DeadLetter = sink.hook
+	clk := opts.Clock.(*fakeClock)
 	q := New("q", opts)
 	q.Publish(ttlMsg("long", 60_000), nil)
-	start := time.Now()
 	q.Publish(ttlMsg("short", 50), nil)
-	d := sink.next(t, 5*time.Second)
+	clk.advance(50)
+	sink.none(t) // its deadline, not past it yet
+	clk.advance(1)
+	d := sink.next(t)
 	if string(d.Entry.Msg.Body) != "short" || d.Reason != Expired {
 		t.Fatalf("dead %q %s, want short expired", d.Entry.Msg.Body, d.Reason)
-	}
-	if waited := time.Since(start); waited < 50*time.Millisecond {
-		t.Errorf("expired after %v, before its 50ms TTL", waited)
 	}
 	if st := q.Stats(); st.Ready != 1 {
 		t.Errorf("ready %d, want the long-lived message only", st.Ready)
@@ -77,9 +79,10 @@ func TestQueueTTLAndMessageTTLLowerWins(t *testing.T) {
 	q := New("q", opts)
 	q.Publish(ttlMsg("own-longer", 60_000), nil) // the queue's 40ms wins
 	q.Publish(&Message{Body: []byte("plain")}, nil)
+	opts.Clock.(*fakeClock).advance(41)
 	got := map[string]bool{}
 	for i := 0; i < 2; i++ {
-		d := sink.next(t, 5*time.Second)
+		d := sink.next(t)
 		got[string(d.Entry.Msg.Body)] = d.Reason == Expired
 	}
 	if !got["own-longer"] || !got["plain"] {
@@ -93,7 +96,7 @@ func TestZeroTTLDeliversNowOrExpires(t *testing.T) {
 	opts.DeadLetter = sink.hook
 	q := New("q", opts)
 	q.Publish(ttlMsg("nobody-waiting", 0), nil)
-	if d := sink.next(t, time.Second); string(d.Entry.Msg.Body) != "nobody-waiting" || d.Reason != Expired {
+	if d := sink.next(t); string(d.Entry.Msg.Body) != "nobody-waiting" || d.Reason != Expired {
 		t.Errorf("dead %q %s", d.Entry.Msg.Body, d.Reason)
 	}
 	c := &fakeConsumer{credit: 1}
@@ -188,7 +191,7 @@ func TestGetSkipsExpired(t *testing.T) {
 	opts := withFeatures(func(*Features) {})
 	opts.DeadLetter = sink.hook
 	q := New("q", opts)
-	e := &Entry{Msg: &Message{Body: []byte("stale")}, Seq: 1, Expires: nowMillis() - 10}
+	e := &Entry{Msg: &Message{Body: []byte("stale")}, Seq: 1, Expires: opts.Clock.Now() - 10}
 	q.mu.Lock()
 	q.backlog.Push(e) // past its deadline, before the timer noticed
 	q.nextSeq = 2
@@ -197,7 +200,7 @@ func TestGetSkipsExpired(t *testing.T) {
 	if got, _ := q.Get(true); got == nil || string(got.Msg.Body) != "fresh" {
 		t.Fatalf("get = %v, want fresh", got)
 	}
-	if d := sink.next(t, time.Second); string(d.Entry.Msg.Body) != "stale" {
+	if d := sink.next(t); string(d.Entry.Msg.Body) != "stale" {
 		t.Errorf("dead %q", d.Entry.Msg.Body)
 	}
 }
@@ -234,7 +237,7 @@ func TestMaxLengthOverflow(t *testing.T) {
 				sink.none(t)
 				return
 			}
-			if d := sink.next(t, time.Second); string(d.Entry.Msg.Body) != tc.wantDead || d.Reason != MaxLen {
+			if d := sink.next(t); string(d.Entry.Msg.Body) != tc.wantDead || d.Reason != MaxLen {
 				t.Errorf("dead %q %s, want %q maxlen", d.Entry.Msg.Body, d.Reason, tc.wantDead)
 			}
 		})
@@ -251,7 +254,7 @@ func TestMaxBytesCountsBodiesOfReadyMessagesOnly(t *testing.T) {
 	publish(q, "abcde")
 	sink.none(t)
 	publish(q, "x")
-	if d := sink.next(t, time.Second); string(d.Entry.Msg.Body) != "67890" {
+	if d := sink.next(t); string(d.Entry.Msg.Body) != "67890" {
 		t.Errorf("dropped %q, want the oldest ready message", d.Entry.Msg.Body)
 	}
 	q.Settle([]*Entry{e})
@@ -273,13 +276,13 @@ func TestDeliveryLimitAndReject(t *testing.T) {
 	}
 	e, _ := q.Get(false)
 	q.Requeue([]*Entry{e}) // the third return passes the limit of 2
-	if d := sink.next(t, time.Second); d.Reason != DeliveryLimit || d.Entry.Deliveries != 3 {
+	if d := sink.next(t); d.Reason != DeliveryLimit || d.Entry.Deliveries != 3 {
 		t.Errorf("dead %s after %d deliveries, want delivery_limit after 3", d.Reason, d.Entry.Deliveries)
 	}
 	publish(q, "bad")
 	e, _ = q.Get(false)
 	q.Reject([]*Entry{e})
-	if d := sink.next(t, time.Second); d.Reason != Rejected || string(d.Entry.Msg.Body) != "bad" {
+	if d := sink.next(t); d.Reason != Rejected || string(d.Entry.Msg.Body) != "bad" {
 		t.Errorf("dead %q %s, want bad rejected", d.Entry.Msg.Body, d.Reason)
 	}
 	if st := q.Stats(); st.Unacked != 0 || st.Ready != 0 {
@@ -298,8 +301,9 @@ func BenchmarkExpire100k(b *testing.B) {
 		var lateMax int64
 		sink := make(chan Dead, n)
 		opts := withFeatures(func(*Features) {})
+		opts.Clock = RealClock{} // what it measures is the real timer's lateness
 		opts.DeadLetter = func(_ *Queue, dead []Dead) {
-			now := nowMillis()
+			now := RealClock{}.Now()
 			for _, d := range dead {
 				lateMax = max(lateMax, now-d.Entry.Expires)
 				sink <- d
@@ -352,17 +356,9 @@ func TestPriorityQueueOrder(t *testing.T) {
 			var j *fakeJournal
 			if paged {
 				j = newFakeJournal()
-				levels := map[uint8]*fakeJournal{0: j}
 				opts.Journal, opts.Window = j, Window{Count: 1, Bytes: 1 << 20}
-				opts.LevelJournal = func(l uint8) Journal {
-					levels[l] = newFakeJournal()
-					return levels[l]
-				}
-				defer func() {
-					for _, lj := range levels {
-						lj.commit()
-					}
-				}()
+				opts.LevelJournal = func(uint8) Journal { return j.level() }
+				defer j.commit()
 			}
 			q := New("q", opts)
 			q.Publish(&Message{Body: []byte("none1")}, nil)
@@ -371,10 +367,13 @@ func TestPriorityQueueOrder(t *testing.T) {
 			q.Publish(prioMsg("p5", 5), nil)
 			q.Publish(prioMsg("p2b", 2), nil)
 			q.Publish(prioMsg("p0", 0), nil)
-			first, _ := q.Get(false)
+			if j != nil {
+				j.commit() // what was paged out is on disk
+			}
+			first := take(t, q, j, false)
 			q.Requeue([]*Entry{first}) // keeps its priority
 			var got []string
-			for e, _ := q.Get(true); e != nil; e, _ = q.Get(true) {
+			for e := take(t, q, j, true); e != nil; e = take(t, q, j, true) {
 				got = append(got, string(e.Msg.Body))
 			}
 			want := "[p9-capped p5 p2a p2b none1 p0]"

@@ -84,7 +84,7 @@ func (q *Queue) wakeFlow() {
 // Congested reports whether publishers to the queue should be paced by its deliveries: it has
 // consumers that are taking messages while its backlog is spilled to disk.
 func (q *Queue) Congested() bool {
-	return q.flow.spilled.Load() && nowMillis()-q.flow.lastGrant.Load() < flowActive
+	return q.flow.spilled.Load() && q.clock.Now()-q.flow.lastGrant.Load() < flowActive
 }
 
 func (q *Queue) takeCredit() bool {

@@ -37,7 +37,7 @@ func (q *Queue) Release(es ...*Entry) {
 	if q.deleted {
 		return
 	}
-	q.dispatchLocked(nowMillis())
+	q.dispatchLocked(q.clock.Now())
 	if zeroTTL {
 		for _, e := range es {
 			if e.zeroTTL && q.backlog.Remove(e) {
@@ -66,7 +66,7 @@ func (q *Queue) Withdraw(es ...*Entry) {
 		q.forgetLocked(e)
 	}
 	// A held head may have stopped delivery behind it.
-	q.dispatchLocked(nowMillis())
+	q.dispatchLocked(q.clock.Now())
 }
 
 // Remove implements Backlog. Held entries are the newest, so the ring is searched from its

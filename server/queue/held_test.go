@@ -3,7 +3,6 @@ package queue
 import (
 	"fmt"
 	"testing"
-	"time"
 )
 
 // A held entry keeps its place but is delivered to nobody, consumer or basic.get, until it is
@@ -77,7 +76,7 @@ func TestDeathWhileHeldWaitsForTheOutcome(t *testing.T) {
 			sink.none(t)
 			if ok {
 				q.Release(e)
-				if d := sink.next(t, time.Second); string(d.Entry.Msg.Body) != "old" || d.Reason != MaxLen {
+				if d := sink.next(t); string(d.Entry.Msg.Body) != "old" || d.Reason != MaxLen {
 					t.Errorf("dead %q %s, want old maxlen", d.Entry.Msg.Body, d.Reason)
 				}
 			} else {
@@ -99,7 +98,7 @@ func TestZeroTTLHeldGetsItsChanceAtRelease(t *testing.T) {
 	q := New("q", opts)
 	_, e, _ := q.PublishHeld(ttlMsg("late", 0), nil)
 	q.Release(e)
-	if d := sink.next(t, time.Second); string(d.Entry.Msg.Body) != "late" || d.Reason != Expired {
+	if d := sink.next(t); string(d.Entry.Msg.Body) != "late" || d.Reason != Expired {
 		t.Errorf("dead %q %s, want late expired", d.Entry.Msg.Body, d.Reason)
 	}
 	c := &fakeConsumer{name: "c", credit: 10}
@@ -138,7 +137,7 @@ func TestHeldEntryStaysInMemoryUntilSettled(t *testing.T) {
 	if pb.InMemory() > 1 {
 		t.Errorf("in memory %d after release and trim, want at most 1", pb.InMemory())
 	}
-	if got := drain(t, q); got != "2,3,5," {
+	if got := drain(t, q, j); got != "2,3,5," {
 		t.Errorf("drained %s, want 2,3,5,", got)
 	}
 	j.commit()

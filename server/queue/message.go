@@ -1,6 +1,11 @@
 // Package queue is Warren's queue core: a ready list of messages, consumers with credit, unacked
 // accounting and requeue order. It is plain methods guarded by a short lock, with no sockets,
 // frames or channels: the server adapts its channels to the Consumer interface.
+//
+// It is a deterministic state machine: its time comes from the Clock in its Options (deadlines
+// and timers, clock.go), and it never waits for the disk under its lock: writes are submitted to
+// the Journal, and reads are requested and taken in by a later call (pagein.go). Its scenario
+// tests (testdata/*.txt, run by scenario_test.go) drive it with a fake clock and a fake journal.
 package queue
 
 import (

@@ -1,8 +1,10 @@
 package queue
 
 // Journal persists a queue's entries. The store satisfies it through a small adapter in the
-// server package. The queue calls it with its lock held, so no method may block: writes are
-// submitted to a group-commit writer, and done callbacks run later on the writer's goroutine.
+// server package. The queue calls it with its lock held, so no method may block and no done
+// callback may run before its method returns: writes are submitted to a group-commit writer,
+// whose done callbacks run later on the writer's goroutine, and reads are requested, their
+// results handed back later on another goroutine (see pagein.go).
 type Journal interface {
 	// Append submits a record of e. durable says whether it must survive a restart (a
 	// persistent message in a durable queue); entries paged out under memory pressure are
@@ -14,9 +16,10 @@ type Journal interface {
 	// SetDeliveries records that e was delivered, and how often, so a restart can mark it
 	// redelivered.
 	SetDeliveries(e *Entry)
-	// Read returns up to maxCount committed entries (and roughly maxBytes of bodies) with
-	// Seq > after, in Seq order, with Stored set.
-	Read(after uint64, maxCount, maxBytes int) ([]*Entry, error)
+	// Read requests up to maxCount committed entries (and roughly maxBytes of bodies) with
+	// Seq > after, in Seq order, with Stored set. It returns at once; done runs later, once, on
+	// a goroutine that holds none of the queue's locks, with the entries or the error.
+	Read(after uint64, maxCount, maxBytes int, done func([]*Entry, error))
 	// Drop submits the deletion of every record with after < Seq <= through.
 	Drop(after, through uint64)
 }
@@ -57,9 +60,17 @@ type PagedBacklog struct {
 	// tail holds the entries behind the disk regions; it is empty whenever they are.
 	tail MemBacklog
 
-	// readErr is the last error reading the journal back; entries stay on disk and the read
-	// is retried at the next Peek.
-	readErr error
+	// reading is set while a read-back is outstanding; readGen numbers the reads, so one
+	// that purge or trim made stale is dropped when it comes back. readDone takes a read's
+	// result back (the queue sets it: it takes the queue's lock and calls Fill).
+	reading  bool
+	readGen  uint64
+	readDone func(b *PagedBacklog, gen uint64, es []*Entry, err error)
+	// readErr is the last error reading the journal back; entries stay on disk and no read is
+	// requested until RetryRead (the queue calls it after retryDelay). readFailures counts the
+	// failed reads in a row.
+	readErr      error
+	readFailures int
 
 	// skip are the Seqs of withdrawn entries whose records may still be read back (their
 	// removal is submitted, maybe not yet committed); nil when there are none. See held.go.
@@ -154,73 +165,44 @@ const (
 	pageInMinBytes = 1 << 20
 )
 
-// pageIn refills the empty head from disk, or from the pending entries when nothing committed
-// is left on disk; once the disk regions are empty, the tail joins the head.
+// pageIn refills the empty head: from the pending entries when nothing committed is left on
+// disk, joined by the tail once the disk regions are empty; otherwise it requests a read of the
+// disk's head, which Fill takes in later.
 func (b *PagedBacklog) pageIn() {
 	b.settlePending()
 	if b.diskCount > 0 {
-		// The head is empty: the room is what the tail leaves of the window.
-		count := min(b.diskCount, max(b.win.Count-b.tail.Len(), min(pageInMin, b.win.Count)))
-		bytes := max(b.win.Bytes-b.tail.Bytes(), min(pageInMinBytes, b.win.Bytes))
-		es, err := b.j.Read(b.cursor, count, bytes)
-		b.readErr = err
-		if err != nil {
-			return
-		}
-		for _, e := range es {
-			if b.diskCount == 0 {
-				break // the rest are pending entries that committed meanwhile
-			}
-			if _, ok := b.skip[e.Seq]; ok {
-				b.cursor = e.Seq // withdrawn: not counted on disk, never delivered
-				continue
-			}
-			b.diskCount--
-			b.diskBytes -= e.Msg.Size()
-			b.cursor = e.Seq
-			e.committed.Store(true)
-			b.mem.Push(e)
-		}
-		if b.diskCount > 0 && len(es) == 0 {
-			// The index promised more than the journal holds (records lost to a failed write);
-			// forget the difference rather than spin.
-			b.diskCount = 0
-		}
-		if b.diskCount == 0 {
-			// A recovered queue's byte count comes from record sizes, which include more than
-			// bodies: do not let the difference linger.
-			b.diskBytes = 0
-		}
-		b.forgetSkipped()
-	} else {
-		// The pending entries are in memory already: all of them join the head.
-		for _, e := range b.pending {
-			b.cursor = e.Seq
-			b.mem.Push(e)
-		}
-		clear(b.pending)
-		b.pending, b.pendingBytes = b.pending[:0], 0
+		b.requestRead()
+		return
 	}
-	if !b.Spilled() {
-		for e := b.tail.Pop(); e != nil; e = b.tail.Pop() {
-			b.cursor = e.Seq
-			b.mem.Push(e)
-		}
+	// The pending entries are in memory already: all of them join the head.
+	for _, e := range b.pending {
+		b.cursor = e.Seq
+		b.mem.Push(e)
+	}
+	clear(b.pending)
+	b.pending, b.pendingBytes = b.pending[:0], 0
+	b.joinTail()
+}
+
+// joinTail moves the tail to the head once nothing is left on disk or pending.
+func (b *PagedBacklog) joinTail() {
+	if b.Spilled() {
+		return
+	}
+	for e := b.tail.Pop(); e != nil; e = b.tail.Pop() {
+		b.cursor = e.Seq
+		b.mem.Push(e)
 	}
 }
 
 // Requeue implements Backlog: a returned entry goes back to the window, wherever its Seq.
 func (b *PagedBacklog) Requeue(e *Entry) { b.mem.Requeue(e) }
 
-// Peek implements Backlog.
+// Peek implements Backlog. With the head empty and entries on disk it requests their read and
+// returns nil: the entries come in with Fill.
 func (b *PagedBacklog) Peek() *Entry {
-	// A read-back can bring nothing but withdrawn records: read on.
-	for b.mem.Len() == 0 && (b.diskCount > 0 || len(b.pending) > 0) {
-		before := b.cursor
+	if b.mem.Len() == 0 && (b.diskCount > 0 || len(b.pending) > 0) {
 		b.pageIn()
-		if b.cursor == before && b.mem.Len() == 0 {
-			break // a read error, or nothing readable yet
-		}
 	}
 	return b.mem.Peek()
 }
@@ -260,6 +242,7 @@ func (b *PagedBacklog) Purge(drop func(*Entry)) int {
 		b.diskCount, b.diskBytes = 0, 0
 		b.cursor = b.lastPaged
 		b.skip = nil
+		b.disownRead()
 	}
 	return n + b.tail.Purge(drop)
 }

@@ -2,87 +2,17 @@ package queue
 
 import (
 	"fmt"
-	"sort"
+	"runtime"
 	"testing"
 	"time"
 )
 
-// fakeJournal keeps records in a map; appends are durable only when commit is called, as with
-// the group-commit writer.
-type fakeJournal struct {
-	records   map[uint64]*Entry
-	durable   map[uint64]bool
-	uncommit  []func()
-	reads     int
-	appends   int
-	setDelivs int
-}
-
-func newFakeJournal() *fakeJournal {
-	return &fakeJournal{records: map[uint64]*Entry{}, durable: map[uint64]bool{}}
-}
-
-func (j *fakeJournal) Append(e *Entry, durable bool, done func(error)) {
-	j.appends++
-	j.uncommit = append(j.uncommit, func() {
-		j.records[e.Seq] = &Entry{Msg: e.Msg, Seq: e.Seq, Stored: true, Expires: e.Expires}
-		j.durable[e.Seq] = durable
-		if done != nil {
-			done(nil)
-		}
-	})
-}
-
-func (j *fakeJournal) commit() {
-	for _, f := range j.uncommit {
-		f()
-	}
-	j.uncommit = nil
-}
-
-func (j *fakeJournal) Remove(e *Entry) {
-	j.uncommit = append(j.uncommit, func() { delete(j.records, e.Seq) })
-}
-
-func (j *fakeJournal) SetDeliveries(*Entry) { j.setDelivs++ }
-
-func (j *fakeJournal) Read(after uint64, maxCount, maxBytes int) ([]*Entry, error) {
-	j.reads++
-	var seqs []uint64
-	for s := range j.records {
-		if s > after {
-			seqs = append(seqs, s)
-		}
-	}
-	sort.Slice(seqs, func(a, b int) bool { return seqs[a] < seqs[b] })
-	var out []*Entry
-	bytes := 0
-	for _, s := range seqs {
-		if len(out) == maxCount || (len(out) > 0 && bytes >= maxBytes) {
-			break
-		}
-		r := j.records[s]
-		out = append(out, &Entry{Msg: r.Msg, Seq: r.Seq, Stored: true, Expires: r.Expires})
-		bytes += r.Msg.Size()
-	}
-	return out, nil
-}
-
-func (j *fakeJournal) Drop(after, through uint64) {
-	j.uncommit = append(j.uncommit, func() {
-		for s := range j.records {
-			if s > after && s <= through {
-				delete(j.records, s)
-			}
-		}
-	})
-}
-
-func drain(t *testing.T, q *Queue) string {
+// drain takes every ready entry with basic.get, answering the reads of j's store on the way.
+func drain(t *testing.T, q *Queue, j *fakeJournal) string {
 	t.Helper()
 	var out string
 	for {
-		e, _ := q.Get(false)
+		e := take(t, q, j, false)
 		if e == nil {
 			return out
 		}
@@ -110,7 +40,7 @@ func TestPagedBacklogKeepsOrderAcrossWindowDiskAndPending(t *testing.T) {
 	if j.durable[4] {
 		t.Error("a paged-out transient message was written durable")
 	}
-	if got := drain(t, q); got != "1,2,3,4,5,6,7,8,9,10," {
+	if got := drain(t, q, j); got != "1,2,3,4,5,6,7,8,9,10," {
 		t.Errorf("order %s", got)
 	}
 	j.commit()
@@ -153,8 +83,8 @@ func TestPagedBacklogPersistentEntriesWrittenOnceAndConfirmed(t *testing.T) {
 	if confirmed != 0 {
 		t.Fatalf("confirmed %d before the commit", confirmed)
 	}
-	if len(j.uncommit) != 5 {
-		t.Errorf("%d writes submitted, want 5 (paging must not write persistent entries again)", len(j.uncommit))
+	if len(j.st.uncommit) != 5 {
+		t.Errorf("%d writes submitted, want 5 (paging must not write persistent entries again)", len(j.st.uncommit))
 	}
 	j.commit()
 	if confirmed != 5 || !j.durable[1] {
@@ -173,7 +103,7 @@ func TestPagedBacklogPurgeDropsDiskRange(t *testing.T) {
 		q.Publish(&Message{Body: []byte{'x'}, Persistent: true}, nil)
 	}
 	j.commit()
-	e, _ := q.Get(false) // seq 1 stays unacked through the purge
+	e := take(t, q, j, false) // seq 1 stays unacked through the purge
 	if n := q.Purge(); n != 5 {
 		t.Errorf("purged %d, want 5", n)
 	}
@@ -185,7 +115,7 @@ func TestPagedBacklogPurgeDropsDiskRange(t *testing.T) {
 	if j.setDelivs != 1 {
 		t.Errorf("requeue recorded %d delivery counts, want 1", j.setDelivs)
 	}
-	if got := drain(t, q); got != "x," {
+	if got := drain(t, q, j); got != "x," {
 		t.Errorf("after purge and requeue: %q", got)
 	}
 }
@@ -201,7 +131,7 @@ func TestRecoverReadsBackFromJournal(t *testing.T) {
 	}
 	q.Publish(&Message{Body: []byte("10"), Persistent: true}, nil)
 	j.commit()
-	if got := drain(t, q); got != "5,6,7,8,9,10," {
+	if got := drain(t, q, j); got != "5,6,7,8,9,10," {
 		t.Errorf("order %s", got)
 	}
 	if j.reads == 0 {
@@ -221,7 +151,7 @@ func TestPagedBacklogWritesOnlyWhatOverflowsTheWindow(t *testing.T) {
 		q.Publish(&Message{Body: []byte(fmt.Sprint(next))}, nil)
 	}
 	get := func() {
-		e, _ := q.Get(true)
+		e := take(t, q, j, true)
 		want++
 		if e == nil || string(e.Msg.Body) != fmt.Sprint(want) {
 			t.Fatalf("got %v, want message %d", e, want)
@@ -262,7 +192,7 @@ func TestPagedBacklogTailPagesOutOldestFirst(t *testing.T) {
 	publish(q, "1", "2", "3", "4", "5", "6") // 5 and 6 overflow the window
 	j.commit()
 	for range 2 {
-		q.Get(true) // 1 and 2: the window has room for two
+		take(t, q, j, true) // 1 and 2: the window has room for two
 	}
 	publish(q, "7", "8")
 	if j.appends != 2 {
@@ -280,7 +210,7 @@ func TestPagedBacklogTailPagesOutOldestFirst(t *testing.T) {
 	if n := pb.mem.Len() + pb.tail.Len(); n != 4 || q.Stats().Ready != 7 {
 		t.Errorf("window holds %d, ready %d; want 4 and 7", n, q.Stats().Ready)
 	}
-	if got := drain(t, q); got != "3,4,5,6,7,8,9," {
+	if got := drain(t, q, j); got != "3,4,5,6,7,8,9," {
 		t.Errorf("order %s", got)
 	}
 }
@@ -289,18 +219,22 @@ func TestPagedBacklogTailPagesOutOldestFirst(t *testing.T) {
 func TestPagedBacklogTailEntryExpires(t *testing.T) {
 	sink := make(deadSink, 10)
 	j := newFakeJournal()
-	q := New("q", Options{Journal: j, Window: Window{Count: 2, Bytes: 1 << 20}, Features: NoFeatures, DeadLetter: sink.hook})
+	clk := newFakeClock()
+	q := New("q", Options{Journal: j, Window: Window{Count: 2, Bytes: 1 << 20}, Features: NoFeatures, DeadLetter: sink.hook, Clock: clk})
 	publish(q, "a", "b", "c", "d")
 	j.commit()
-	q.Get(true)
+	take(t, q, j, true)
 	q.Publish(ttlMsg("short", 30), nil) // behind c and d, in memory
-	if d := sink.next(t, 5*time.Second); string(d.Entry.Msg.Body) != "short" || d.Reason != Expired {
+	clk.advance(30)
+	sink.none(t)
+	clk.advance(1)
+	if d := sink.next(t); string(d.Entry.Msg.Body) != "short" || d.Reason != Expired {
 		t.Fatalf("dead %q %s", d.Entry.Msg.Body, d.Reason)
 	}
 	if st := q.Stats(); st.Ready != 3 {
 		t.Errorf("ready %d after the expiry, want 3", st.Ready)
 	}
-	if got := drain(t, q); got != "b,c,d," {
+	if got := drain(t, q, j); got != "b,c,d," {
 		t.Errorf("order %s", got)
 	}
 }
@@ -312,17 +246,23 @@ func TestPagedBacklogQueueTTLExpiresDiskBeforeTail(t *testing.T) {
 	j := newFakeJournal()
 	opts := withFeatures(func(f *Features) { f.HasTTL, f.MessageTTL = true, 200*time.Millisecond })
 	opts.Journal, opts.Window, opts.DeadLetter = j, Window{Count: 2, Bytes: 1 << 20}, sink.hook
+	clk := opts.Clock.(*fakeClock)
 	q := New("q", opts)
 	publish(q, "1", "2", "3", "4") // 3 and 4 on disk
 	j.commit()
-	q.Get(true)
-	time.Sleep(50 * time.Millisecond)
-	publish(q, "5") // behind 3 and 4, in memory
-	q.Get(true)     // the window is empty now, 3 and 4 still on disk
+	take(t, q, j, true)
+	clk.advance(50)
+	publish(q, "5")     // behind 3 and 4, in memory
+	take(t, q, j, true) // the window is empty now, 3 and 4 still on disk
+	clk.advance(151)    // past the deadline of 1..4: the queue reads 3 and 4 back
+	j.settle()
+	clk.advance(0)
 	var got string
-	for range 3 {
-		got += string(sink.next(t, 5*time.Second).Entry.Msg.Body)
+	for range 2 {
+		got += string(sink.next(t).Entry.Msg.Body)
 	}
+	clk.advance(50) // past 5's
+	got += string(sink.next(t).Entry.Msg.Body)
 	if got != "345" {
 		t.Errorf("expired in the order %s, want 345", got)
 	}
@@ -336,7 +276,7 @@ func TestPagedBacklogPurgeDropsTail(t *testing.T) {
 		q.Publish(&Message{Body: []byte{'x'}, Persistent: true}, nil)
 	}
 	j.commit()
-	q.Get(true)
+	take(t, q, j, true)
 	q.Publish(&Message{Body: []byte{'y'}, Persistent: true}, nil) // behind the disk, stored
 	j.commit()
 	if n := q.Purge(); n != 4 {
@@ -346,7 +286,70 @@ func TestPagedBacklogPurgeDropsTail(t *testing.T) {
 	if len(j.records) != 0 {
 		t.Errorf("records after purge: %v", j.records)
 	}
-	if got := drain(t, q); got != "" {
+	if got := drain(t, q, j); got != "" {
 		t.Errorf("left after purge: %q", got)
+	}
+}
+
+// readRequested reports whether j's store has a read waiting for an answer. Reads are
+// requested under the queue's lock, so taking it makes the check safe from another goroutine.
+func readRequested(q *Queue, j *fakeJournal) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(j.st.reads) > 0
+}
+
+// basic.get on a queue whose next message is on disk waits for the read-back rather than
+// answer get-empty, and waits without the queue's lock: a publish goes through meanwhile.
+func TestGetWaitsForReadBackUnlocked(t *testing.T) {
+	j := newFakeJournal()
+	q := New("q", Options{Journal: j, Window: Window{Count: 1, Bytes: 1 << 20}, Clock: newFakeClock()})
+	publish(q, "a", "b")
+	j.commit()
+	if e := take(t, q, j, true); e == nil || string(e.Msg.Body) != "a" {
+		t.Fatalf("first get = %v, want a", e)
+	}
+	got := make(chan *Entry)
+	go func() {
+		e, _ := q.Get(true)
+		got <- e
+	}()
+	for !readRequested(q, j) {
+		runtime.Gosched() // until Get asked for b
+	}
+	publish(q, "c") // would deadlock if Get held the lock
+	j.st.answer(nil)
+	if e := <-got; e == nil || string(e.Msg.Body) != "b" {
+		t.Fatalf("waiting get = %v, want b", e)
+	}
+	if st := q.Stats(); st.Ready != 1 {
+		t.Errorf("ready %d, want 1 (c)", st.Ready)
+	}
+}
+
+// A get waiting for a read-back is released by the queue's deletion, with nothing.
+func TestGetWaitingForReadBackReleasedByDelete(t *testing.T) {
+	j := newFakeJournal()
+	q := New("q", Options{Journal: j, Window: Window{Count: 1, Bytes: 1 << 20}, Clock: newFakeClock()})
+	publish(q, "a", "b")
+	j.commit()
+	take(t, q, j, true)
+	got := make(chan *Entry)
+	go func() {
+		e, _ := q.Get(true)
+		got <- e
+	}()
+	for !readRequested(q, j) {
+		runtime.Gosched()
+	}
+	if _, n := q.Delete(); n != 1 {
+		t.Errorf("delete dropped %d, want 1", n)
+	}
+	if e := <-got; e != nil {
+		t.Fatalf("get after delete = %q, want nothing", e.Msg.Body)
+	}
+	j.st.answer(nil) // the read comes back to a deleted queue: dropped
+	if st := q.Stats(); st.Ready != 0 {
+		t.Errorf("ready %d after delete", st.Ready)
 	}
 }

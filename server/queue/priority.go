@@ -80,6 +80,13 @@ func (b *PriorityBacklog) Spilled() bool {
 	return false
 }
 
+// Reading implements Backlog: the highest non-empty level waits for a read. Lower levels are
+// not served meanwhile: their entries must not overtake the higher ones on disk.
+func (b *PriorityBacklog) Reading() bool {
+	l := b.top()
+	return l != nil && l.Reading()
+}
+
 // Bytes implements Backlog.
 func (b *PriorityBacklog) Bytes() int {
 	n := 0

@@ -105,6 +105,8 @@ type Options struct {
 	// DeadLetter receives entries that die (rejected, expired, dropped by a limit), in order,
 	// without the queue's lock held. Nil drops them.
 	DeadLetter func(q *Queue, dead []Dead)
+	// Clock is the queue's time: deadlines, timers and flow control. Nil is RealClock.
+	Clock Clock
 }
 
 // Result is what Publish did with a message.
@@ -125,6 +127,7 @@ type Queue struct {
 	f          Features                 // guarded by mu
 	fview      atomic.Pointer[Features] // a copy of f for Features()
 	deadLetter func(*Queue, []Dead)
+	clock      Clock
 
 	journals []Journal // per priority level; nil entries without a journal
 
@@ -135,9 +138,12 @@ type Queue struct {
 	rr        map[int32]int // per consumer priority: where the rotation continues
 	unacked   int
 	deleted   bool
-	timer     *time.Timer
+	timer     Timer
 	timerAt   int64
 	dead      []Dead // collected under mu, handed to deadLetter after it is released
+	// readWait, when not nil, is closed when a read-back from the journal finishes: Get waits
+	// on it for an entry that is on its way back from disk.
+	readWait chan struct{}
 
 	win  Window    // the in-memory window (of each priority level)
 	flow flowState // publisher flow control, see flow.go
@@ -146,7 +152,10 @@ type Queue struct {
 // New returns an empty queue. Without a journal its ready entries all stay in memory.
 func New(name string, opts Options) *Queue {
 	q := &Queue{name: name, durable: opts.Durable, j: opts.Journal, f: opts.Features,
-		deadLetter: opts.DeadLetter, nextSeq: 1, rr: map[int32]int{}}
+		deadLetter: opts.DeadLetter, clock: opts.Clock, nextSeq: 1, rr: map[int32]int{}}
+	if q.clock == nil {
+		q.clock = RealClock{}
+	}
 	q.flow.wake = make(chan struct{}, 1)
 	q.win = opts.Window
 	if opts.Features == (Features{}) {
@@ -164,7 +173,9 @@ func New(name string, opts Options) *Queue {
 	}
 	mk := func(level uint8) Backlog {
 		if j := q.journals[level]; j != nil {
-			return NewPagedBacklog(j, opts.Window)
+			b := NewPagedBacklog(j, opts.Window)
+			b.readDone = q.readBack
+			return b
 		}
 		return NewMemBacklog()
 	}
@@ -224,8 +235,6 @@ func (q *Queue) Name() string { return q.name }
 // while the queue delivers to them.
 func (q *Queue) Features() Features { return *q.fview.Load() }
 
-func nowMillis() int64 { return time.Now().UnixMilli() }
-
 // unlock releases the lock and then hands the entries that died meanwhile to the dead-letter
 // hook: dead-lettering publishes to other queues, which must not happen under this lock.
 func (q *Queue) unlock() {
@@ -266,11 +275,11 @@ func (q *Queue) publish(m *Message, done func(error), hold bool) (res Result, he
 		return Gone, nil, false
 	}
 	e := &Entry{Msg: m, held: hold}
-	now := nowMillis()
-	// Deadlines count from the publish time rounded up to the millisecond, so a message never
-	// expires before its full TTL has passed. That rounding would let a TTL of 0 live for up to
-	// a millisecond, so that case is marked instead of left to the clock.
-	e.Expires = q.deadline(m, (time.Now().UnixMicro()+999)/1000)
+	now := q.clock.Now()
+	// A deadline is passed once the clock reads past it (see expired), so a message never
+	// expires before its full TTL although the clock counts whole milliseconds. A TTL of 0
+	// is marked instead of left to the clock: it must not live even that millisecond.
+	e.Expires = q.deadline(m, now)
 	e.zeroTTL = q.zeroTTL(m)
 	if q.f.Overflow != DropHead && q.overLimitWith(m.Size()) {
 		if q.f.Overflow == RejectPublishDLX {
@@ -303,7 +312,7 @@ func (q *Queue) publish(m *Message, done func(error), hold bool) (res Result, he
 	if !hold && q.backlog.Len() == 0 && len(q.consumers) > 0 && q.offerLocked(e, now) {
 		return Enqueued, nil, written
 	}
-	if !hold && (e.zeroTTL || (e.Expires != 0 && e.Expires <= now)) {
+	if !hold && (e.zeroTTL || expired(e, now)) {
 		// A TTL of 0: deliverable only to a consumer waiting right now, never to a later
 		// consumer or basic.get (RabbitMQ drops or dead-letters it at once). A held entry
 		// gets that chance when it is released.
@@ -337,7 +346,8 @@ func (q *Queue) zeroTTL(m *Message) bool {
 }
 
 // expired reports whether e is past its deadline at now. An entry whose deadline is now may
-// still go to a consumer waiting now (a TTL of 0 means "deliver now or never").
+// still go to a consumer waiting now; it expires when the clock reads a millisecond more, so
+// the whole TTL has passed whatever the fraction of a millisecond it was published at.
 func expired(e *Entry, now int64) bool { return e.Expires != 0 && e.Expires < now }
 
 // overLimitWith reports whether one more message of size would pass a length limit.
@@ -417,24 +427,28 @@ func (q *Queue) dispatchLocked(now int64) {
 	}
 }
 
-// scheduleLocked arms the expiry timer for the earliest deadline in the backlog.
+// scheduleLocked arms the expiry timer for the earliest deadline in the backlog: due the
+// millisecond after it (see expired).
 func (q *Queue) scheduleLocked() {
 	if q.f.HasTTL && q.backlog.Len() > 0 {
 		// Messages may wait on disk ahead of those in memory: read the head back, so that its
-		// deadlines, the earliest under a queue-wide TTL, are tracked (cheap when it is there).
+		// deadlines, the earliest under a queue-wide TTL, are tracked (the read-back schedules
+		// again when it arrives).
 		q.backlog.Peek()
 	}
 	next := q.backlog.NextExpiry()
-	if next == 0 || q.deleted || (q.timer != nil && q.timerAt != 0 && q.timerAt <= next) {
+	if next == 0 || q.deleted {
 		return
 	}
-	q.timerAt = next
-	d := time.Duration(next-nowMillis()) * time.Millisecond
-	if q.timer == nil {
-		q.timer = time.AfterFunc(max(d, 0), q.expireDue)
-	} else {
-		q.timer.Reset(max(d, 0))
+	due := next + 1
+	if q.timer != nil && q.timerAt != 0 && q.timerAt <= due {
+		return
 	}
+	if q.timer != nil {
+		q.timer.Stop()
+	}
+	q.timerAt = due
+	q.timer = q.clock.At(due, q.expireDue)
 }
 
 // expireChunk bounds the entries expired under one hold of the lock, so a mass expiry does not
@@ -451,7 +465,7 @@ func (q *Queue) expireDue() {
 			q.mu.Unlock()
 			return
 		}
-		now := nowMillis()
+		now := q.clock.Now()
 		es := q.backlog.Expire(now, expireChunk, nil)
 		for _, e := range es {
 			q.dieLocked(e, Expired)
@@ -470,23 +484,43 @@ func (q *Queue) expireDue() {
 func (q *Queue) Kick() {
 	q.mu.Lock()
 	defer q.unlock()
-	q.dispatchLocked(nowMillis())
+	q.dispatchLocked(q.clock.Now())
 }
 
 // Get takes the next ready entry for basic.get, counting it as unacked unless noAck. It returns
-// nil when the queue is empty, and the number of entries still ready.
+// nil when the queue is empty, and the number of entries still ready. When the next entry is
+// being read back from the journal, Get waits for it without holding the queue's lock.
 func (q *Queue) Get(noAck bool) (*Entry, int) {
+	for {
+		e, n, wait := q.TryGet(noAck)
+		if wait == nil {
+			return e, n
+		}
+		<-wait
+	}
+}
+
+// TryGet is Get without the wait: when the next entry is being read back from the journal it
+// returns no entry and a channel that is closed once the read is back; call it again then.
+func (q *Queue) TryGet(noAck bool) (*Entry, int, <-chan struct{}) {
 	q.mu.Lock()
 	defer q.unlock()
-	now := nowMillis()
+	now := q.clock.Now()
 	for {
-		if h := q.backlog.Peek(); h != nil && h.held {
-			return nil, 0 // its publish is not settled yet
+		h := q.backlog.Peek()
+		if h != nil && h.held {
+			return nil, 0, nil // its publish is not settled yet
+		}
+		if h == nil {
+			if q.deleted || !q.backlog.Reading() {
+				return nil, 0, nil
+			}
+			if q.readWait == nil {
+				q.readWait = make(chan struct{})
+			}
+			return nil, 0, q.readWait
 		}
 		e := q.backlog.Pop()
-		if e == nil {
-			return nil, 0
-		}
 		if expired(e, now) {
 			q.dieLocked(e, Expired)
 			continue
@@ -497,7 +531,7 @@ func (q *Queue) Get(noAck bool) (*Entry, int) {
 		} else {
 			q.unacked++
 		}
-		return e, q.backlog.Len()
+		return e, q.backlog.Len(), nil
 	}
 }
 
@@ -559,7 +593,7 @@ func (q *Queue) Requeue(es []*Entry) {
 		q.backlog.Requeue(e)
 	}
 	q.enforceLimitLocked() // a requeue can overfill the queue: the head goes, as in RabbitMQ
-	q.dispatchLocked(nowMillis())
+	q.dispatchLocked(q.clock.Now())
 	q.scheduleLocked()
 }
 
@@ -584,7 +618,7 @@ func (q *Queue) AddConsumer(c Consumer, opts ConsumerOptions) error {
 	q.consumers = append(q.consumers, slot{})
 	copy(q.consumers[i+1:], q.consumers[i:])
 	q.consumers[i] = slot{c: c, opts: opts}
-	q.dispatchLocked(nowMillis())
+	q.dispatchLocked(q.clock.Now())
 	return nil
 }
 
@@ -606,7 +640,7 @@ func (q *Queue) RemoveConsumer(c Consumer) (remaining int, ok bool) {
 			q.consumers = append(q.consumers[:i], q.consumers[i+1:]...)
 			if i == 0 && q.f.SingleActiveConsumer {
 				// The next consumer becomes active: give it what is waiting.
-				q.dispatchLocked(nowMillis())
+				q.dispatchLocked(q.clock.Now())
 			}
 			return len(q.consumers), true
 		}
@@ -635,6 +669,7 @@ func (q *Queue) Delete() ([]Consumer, int) {
 	if q.timer != nil {
 		q.timer.Stop()
 	}
+	q.wakeReaders()
 	n := q.backlog.Purge(nil)
 	cs := make([]Consumer, len(q.consumers))
 	for i, s := range q.consumers {
@@ -671,6 +706,6 @@ func (q *Queue) Reconfigure(f Features) {
 		return
 	}
 	q.enforceLimitLocked()
-	q.dispatchLocked(nowMillis())
+	q.dispatchLocked(q.clock.Now())
 	q.scheduleLocked()
 }

@@ -118,6 +118,7 @@ func (b *PagedBacklog) Trim() (waiting bool) {
 			return true
 		}
 		b.mem.popNewest()
+		b.disownRead() // the disk's front moves back: a read of it is stale
 		b.diskCount++
 		b.diskBytes += e.Msg.Size()
 		b.cursor = e.Seq - 1

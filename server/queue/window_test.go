@@ -31,7 +31,7 @@ func TestShrinkWindowPagesOutTheHeadInOrder(t *testing.T) {
 		t.Errorf("in memory %d, ready %d; want 3 in memory, 10 ready", pb.InMemory(), q.Stats().Ready)
 	}
 	q.Publish(&Message{Body: []byte("11")}, nil) // behind the disk now
-	if got := drain(t, q); got != "1,2,3,4,5,6,7,8,9,10,11," {
+	if got := drain(t, q, j); got != "1,2,3,4,5,6,7,8,9,10,11," {
 		t.Errorf("order %s", got)
 	}
 	j.commit()
@@ -61,7 +61,7 @@ func TestShrinkWindowOfSpilledQueue(t *testing.T) {
 	if pb.InMemory() != 2 {
 		t.Errorf("in memory %d, want the new window of 2", pb.InMemory())
 	}
-	if got := drain(t, q); got != "1,2,3,4,5,6,7,8," {
+	if got := drain(t, q, j); got != "1,2,3,4,5,6,7,8," {
 		t.Errorf("order %s", got)
 	}
 }
@@ -79,7 +79,7 @@ func TestShrinkWindowKeepsRequeued(t *testing.T) {
 	q.SetWindow(Window{Count: 1, Bytes: 1 << 20})
 	j.commit()
 	q.Trim()
-	if got := drain(t, q); got != "1,2,3,4,5,6," {
+	if got := drain(t, q, j); got != "1,2,3,4,5,6," {
 		t.Errorf("order %s", got)
 	}
 }

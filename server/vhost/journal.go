@@ -1,8 +1,7 @@
 package vhost
 
 import (
-	"sync/atomic"
-	"time"
+	"fmt"
 
 	"github.com/rs/zerolog"
 
@@ -19,10 +18,6 @@ type journal struct {
 	// have been delivered before the crash, so they come back redelivered (the spec's "may have
 	// been delivered"). 0 after a clean shutdown.
 	recoveredThrough uint64
-	// ttl is the queue's x-message-ttl, if any: a record read back without a deadline (a body
-	// shared by several durable queues keeps only the message's own) gets one from now.
-	// Shared with the journals of the queue's priority levels; a policy may change it.
-	ttl *atomic.Int64 // nanoseconds
 }
 
 func storeMessage(m *queue.Message, durable bool, expires int64) *store.Message {
@@ -40,19 +35,6 @@ func storeMessage(m *queue.Message, durable bool, expires int64) *store.Message 
 func (j *journal) ref(e *queue.Entry) store.Ref { return store.Ref{QueueID: j.id, Seq: e.Seq} }
 
 // level is the journal of one priority level above 0 of j's queue.
-// setTTL records the queue's message TTL for records read back without a deadline; an
-// x-message-ttl of 0 expires them at once.
-func (j *journal) setTTL(f queue.Features) {
-	if j.ttl == nil {
-		j.ttl = new(atomic.Int64)
-	}
-	var ttl time.Duration
-	if f.HasTTL {
-		ttl = max(f.MessageTTL, time.Millisecond)
-	}
-	j.ttl.Store(int64(ttl))
-}
-
 func (j *journal) level(l uint8) *journal {
 	lj := *j
 	lj.id = store.LevelQueueID(j.id, l)
@@ -77,12 +59,17 @@ func (j *journal) SetDeliveries(e *queue.Entry) { j.st.SetDeliveries(j.ref(e), e
 // Drop implements queue.Journal.
 func (j *journal) Drop(after, through uint64) { j.st.PurgeRange(j.id, after, through) }
 
-// Read implements queue.Journal.
-func (j *journal) Read(after uint64, maxCount, maxBytes int) ([]*queue.Entry, error) {
+// Read implements queue.Journal: the store is read on a goroutine of its own, never under the
+// queue's lock, and the result is handed back through done.
+func (j *journal) Read(after uint64, maxCount, maxBytes int, done func([]*queue.Entry, error)) {
+	go func() { done(j.read(after, maxCount, maxBytes)) }()
+}
+
+func (j *journal) read(after uint64, maxCount, maxBytes int) ([]*queue.Entry, error) {
 	recs, err := j.st.ReadQueue(j.id, after, maxCount, maxBytes)
 	if err != nil {
 		j.log.Error().Err(err).Uint64("queue_id", j.id).Msg("reading queued messages from the store")
-		return nil, err
+		return nil, fmt.Errorf("reading queue %d after seq %d: %w", j.id, after, err)
 	}
 	es := make([]*queue.Entry, 0, len(recs))
 	for i := range recs {
@@ -102,6 +89,8 @@ func (j *journal) Read(after uint64, maxCount, maxBytes int) ([]*queue.Entry, er
 			// it came with, rather than drop it.
 			j.log.Error().Err(err).Uint64("queue_id", j.id).Uint64("seq", r.Seq).Msg("stored message has undecodable properties")
 		}
+		// A record without a deadline gets the queue's x-message-ttl from the queue core,
+		// which owns the clock.
 		es = append(es, &queue.Entry{
 			Msg:         m,
 			Seq:         r.Seq,
@@ -110,9 +99,6 @@ func (j *journal) Read(after uint64, maxCount, maxBytes int) ([]*queue.Entry, er
 			Redelivered: r.HasDeliveries || r.Seq <= j.recoveredThrough,
 			Expires:     r.Msg.Expiry,
 		})
-		if last := es[len(es)-1]; last.Expires == 0 && j.ttl != nil && j.ttl.Load() > 0 {
-			last.Expires = time.Now().Add(time.Duration(j.ttl.Load())).UnixMilli()
-		}
 	}
 	return es, nil
 }

@@ -182,9 +182,6 @@ func (v *Vhost) applyPolicy(q *Queue) {
 		return
 	}
 	v.setEffective(q, qa, p)
-	if q.journal != nil {
-		q.journal.setTTL(qa.features)
-	}
 	q.q.Reconfigure(qa.features)
 	switch {
 	case qa.expires == old.expires:

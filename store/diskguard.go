@@ -104,6 +104,16 @@ func (g *diskGuard) releaseBallast(free uint64) {
 		Msg("store: disk full; released the ballast so that the store's own writes find space")
 }
 
+// heldBallast is the size of the ballast while it is held, else 0.
+func (g *diskGuard) heldBallast() int64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.ballastHeld {
+		return 0
+	}
+	return g.ballastSize
+}
+
 // holdBallast (re)creates the ballast once the disk has room for it above the reserve.
 func (g *diskGuard) holdBallast(free uint64) {
 	if g.ballastSize <= 0 || g.reserve.Load() < 0 || free < uint64(g.reserve.Load()+g.ballastSize) {
@@ -243,19 +253,42 @@ func (s *Store) diskLoop() {
 // memtables (on the writer, so no commit meets Badger's write block), so the deletes reach the
 // LSM's levels; flattens the LSM, so compactions count the deleted bodies; and runs value-log
 // GC, which then deletes the files whose messages are all gone.
+//
+// A flush writes each memtable as a level-0 table through a mapping Badger creates at the
+// table's full size, and a flatten writes the merged tables the same way: on a disk without
+// the blocks for them that write kills the process (SIGBUS). So the flush runs only while the
+// disk has room for a full memtable's table twice over (releasing the ballast if that makes
+// the room), and the flatten only with room for the LSM as well; otherwise the store waits for
+// space (another process freeing it) and says so once.
 func (s *Store) reclaimSpace() {
 	start := time.Now()
+	free, ok := s.disk.refresh()
+	need := uint64(2 * memTableSize)
+	if ok && free < need && free+uint64(s.disk.heldBallast()) >= need {
+		s.disk.releaseBallast(free)
+		free, ok = s.disk.refresh()
+	}
+	if ok && free < need {
+		if !s.reclaimWaits {
+			s.reclaimWaits = true
+			s.log.Warn().Uint64("free_mib", free>>20).Uint64("needed_mib", need>>20).
+				Msg("store: disk full; too little space to flush the memtables and reclaim removed messages; waiting for space")
+		}
+		return
+	}
+	s.reclaimWaits = false
 	if err := s.syncWrite(op{kind: opFlushMem}); err != nil {
 		s.log.Warn().Err(err).Msg("store: flushing memtables to reclaim disk space")
 		return
 	}
-	if s.staleInLevels() {
+	lsm, _ := s.db.Size()
+	if s.staleInLevels() && free >= need+uint64(max(lsm, 0)) {
 		if err := s.db.Flatten(1); err != nil {
 			s.log.Warn().Err(err).Msg("store: flattening the LSM to reclaim disk space")
 		}
 	}
 	n := s.gcPass()
-	free, _ := s.disk.refresh()
+	free, _ = s.disk.refresh()
 	s.log.Info().Int("vlog_files", n).Uint64("free_mib", free>>20).Dur("took", time.Since(start)).
 		Msg("store: disk low; reclaimed space of removed messages")
 }

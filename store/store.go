@@ -121,9 +121,11 @@ type Store struct {
 	eagerPaging atomic.Bool // SetEagerPageOut
 	diskDone    chan struct{}
 	reclaim     chan struct{} // diskLoop asks gcLoop to reclaim space
-	absDir      string        // Dir made absolute with symlinks resolved, as /proc/self/maps shows it
-	closeResult error
-	closeOnce   sync.Once
+	// reclaimWaits: the last reclaim found too little space to flush (logged once); gcLoop's.
+	reclaimWaits bool
+	absDir       string // Dir made absolute with symlinks resolved, as /proc/self/maps shows it
+	closeResult  error
+	closeOnce    sync.Once
 }
 
 // Tuning that is not an Option. Documented in doc.go.
@@ -237,6 +239,9 @@ func resolveDir(dir string) string {
 	return dir
 }
 
+// memTableSize is Badger's memtable size: also the most a flush writes as one level-0 table.
+const memTableSize = 16 << 20
+
 // badgerOptions tunes Badger for a broker's journal: small keys and pointers in the LSM, bodies
 // in the value log, little memory. doc.go explains each choice.
 func badgerOptions(o Options) badger.Options {
@@ -244,7 +249,7 @@ func badgerOptions(o Options) badger.Options {
 		WithLogger(badgerLogger{o.Logger.With().Str("component", "badger").Logger()}).
 		WithSyncWrites(!o.NoSync).
 		WithValueThreshold(valueThreshold).
-		WithMemTableSize(16 << 20).
+		WithMemTableSize(memTableSize).
 		WithNumMemtables(3).
 		WithNumLevelZeroTables(2).
 		WithCompression(options.None).

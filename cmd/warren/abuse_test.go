@@ -77,6 +77,19 @@ func (l *brokerLog) tail(n int) string {
 	return strings.Join(l.lines[max(0, len(l.lines)-n):], "\n")
 }
 
+// crashReport is the start of a Go crash report in the log (the fatal error or panic and the
+// first goroutine's stack), or its last lines when there is none.
+func (l *brokerLog) crashReport() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i, s := range l.lines {
+		if strings.HasPrefix(s, "fatal error:") || strings.HasPrefix(s, "panic:") || strings.HasPrefix(s, "unexpected fault") {
+			return strings.Join(l.lines[i:min(len(l.lines), i+40)], "\n")
+		}
+	}
+	return strings.Join(l.lines[max(0, len(l.lines)-20):], "\n")
+}
+
 func (l *brokerLog) alive() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()

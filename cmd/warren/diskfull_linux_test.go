@@ -189,7 +189,7 @@ func TestDiskFilledUnderConfirmingPublisher(t *testing.T) {
 	}, func() { disktest.Fill(t, filler) })
 	time.Sleep(2 * time.Second) // full for a while
 	if !log.alive() {
-		t.Fatalf("the broker exited on the full disk; last lines:\n%s", log.tail(20))
+		t.Fatalf("the broker exited on the full disk:\n%s", log.crashReport())
 	}
 	// Space comes back: confirms resume without a restart.
 	if err := os.Remove(filler); err != nil {
@@ -233,6 +233,6 @@ func TestDiskFilledUnderConfirmingPublisher(t *testing.T) {
 		t.Errorf("%d of %d nacked messages were delivered: %v", len(wrong), len(ta.nacked), wrong)
 	}
 	if !log.alive() {
-		t.Fatalf("the restarted broker exited; last lines:\n%s", log.tail(20))
+		t.Fatalf("the restarted broker exited:\n%s", log.crashReport())
 	}
 }

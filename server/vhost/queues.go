@@ -83,9 +83,8 @@ func (q *Queue) touch() {
 // queueOptions configure the queue core for rec: its journal, features and dead-letter hook.
 func (v *Vhost) queueOptions(rec *Queue) queue.Options {
 	qa := rec.cur()
-	opts := queue.Options{Durable: rec.stored, Features: qa.features, Window: *v.window.Load()}
+	opts := queue.Options{Durable: rec.stored, Features: qa.features, Window: *v.window.Load(), Clock: queue.RealClock{}}
 	if j := rec.journal; j != nil {
-		j.setTTL(qa.features)
 		opts.Journal = j
 		opts.LevelJournal = func(level uint8) queue.Journal {
 			return j.level(level)

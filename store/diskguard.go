@@ -256,14 +256,14 @@ func (s *Store) diskLoop() {
 //
 // A flush writes each memtable as a level-0 table through a mapping Badger creates at the
 // table's full size, and a flatten writes the merged tables the same way: on a disk without
-// the blocks for them that write kills the process (SIGBUS). So the flush runs only while the
-// disk has room for a full memtable's table twice over (releasing the ballast if that makes
-// the room), and the flatten only with room for the LSM as well; otherwise the store waits for
-// space (another process freeing it) and says so once.
+// the blocks for them that write kills the process (SIGBUS). So the flush runs only with room
+// for the tables the memtables can hold (writer.flushRoom; the ballast is released for it if
+// that makes the room), and the flatten only with room for the LSM as well; otherwise the
+// store waits for space and says so once.
 func (s *Store) reclaimSpace() {
 	start := time.Now()
 	free, ok := s.disk.refresh()
-	need := uint64(2 * memTableSize)
+	need := s.w.flushRoom()
 	if ok && free < need && free+uint64(s.disk.heldBallast()) >= need {
 		s.disk.releaseBallast(free)
 		free, ok = s.disk.refresh()
@@ -304,5 +304,6 @@ func (w *writer) flushMemtables() error {
 	if err := w.db.DropPrefix(k); err != nil {
 		return fmt.Errorf("store: flush memtables: %w", err)
 	}
+	w.memTables.Store(0)
 	return nil
 }

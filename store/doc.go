@@ -148,11 +148,13 @@
 // deletes sit in more than one level, and runs value-log GC, which deletes the files whose
 // messages are all gone. Without it a drained queue's deletes sat in the memtable, GC found
 // no discard statistics, and publishes were nacked until a restart. What stays is the
-// value-log file being written, the WALs and the ballast. The flush writes a level-0 table
-// through a mapping of its full size, so it runs only with room for two memtables' tables
-// (32 MiB; the ballast is released for it if that makes the room), and the flatten only with
-// room for the LSM too: a reclaim on a disk another process filled crashed the broker with
-// SIGBUS in one run of twelve (cmd/warren's disk-full test) before this check.
+// value-log file being written, the WALs and the ballast. The flush writes level-0 tables
+// through mappings of their full size, so it runs only while the disk has room for what the
+// memtables can hold (an upper bound the writer keeps from the entries it committed since the
+// last flush, at most 48 MiB, plus 2 MiB; the ballast is released for it if that makes the
+// room), and the flatten only with room for the LSM too: without this check a reclaim on a
+// disk another process had filled crashed the broker with SIGBUS in one run of twelve of
+// cmd/warren's disk-full test.
 //
 // DiskFree returns the last statfs reading (the ballast counts as used), so the broker can
 // poll it for its disk alarm.

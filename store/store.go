@@ -172,6 +172,9 @@ func open(o Options, tune func(*badger.Options)) (*Store, error) {
 	}
 	guard.adoptBallast()
 	guard.waitForSpace()
+	// Memtable logs left by the previous run are replayed into memtables the writer has not
+	// counted (writer.memTables).
+	replayed, _ := filepath.Glob(filepath.Join(o.Dir, "*.mem"))
 	db, err := badger.Open(bo)
 	if err != nil {
 		return nil, openError(o.Dir, err)
@@ -194,6 +197,9 @@ func open(o Options, tune func(*badger.Options)) (*Store, error) {
 	s.wake = sync.NewCond(&s.mu)
 	s.room = sync.NewCond(&s.mu)
 	s.w.init(s)
+	if len(replayed) == 0 {
+		s.w.memTables.Store(0)
+	}
 	s.w.guardLogs(true)
 	fail := func(err error) (*Store, error) {
 		_ = db.Close()
@@ -239,8 +245,11 @@ func resolveDir(dir string) string {
 	return dir
 }
 
-// memTableSize is Badger's memtable size: also the most a flush writes as one level-0 table.
-const memTableSize = 16 << 20
+// Badger's memtables: their size and number (doc.go).
+const (
+	memTableSize = 16 << 20
+	numMemtables = 3
+)
 
 // badgerOptions tunes Badger for a broker's journal: small keys and pointers in the LSM, bodies
 // in the value log, little memory. doc.go explains each choice.
@@ -250,7 +259,7 @@ func badgerOptions(o Options) badger.Options {
 		WithSyncWrites(!o.NoSync).
 		WithValueThreshold(valueThreshold).
 		WithMemTableSize(memTableSize).
-		WithNumMemtables(3).
+		WithNumMemtables(numMemtables).
 		WithNumLevelZeroTables(2).
 		WithCompression(options.None).
 		WithBlockCacheSize(0).

@@ -100,6 +100,12 @@ type writer struct {
 	freeSpace      func(dir string) (uint64, bool) // freeBytes; tests replace it
 	logs           logGuard                        // preallocated log files (guardLogs)
 
+	// memTables bounds what Badger's memtables hold as level-0 tables: tableBytes of every
+	// commit since the last flushMemtables (a flush writes every memtable), at most
+	// maxMemTables; it starts there when Badger replayed memtable logs at Open, at 0 when
+	// there were none.
+	memTables atomic.Int64
+
 	batches, ops, commits atomic.Int64 // for benchmarks and logs
 	removes               atomic.Int64 // ops that deleted messages, for diskLoop's reclaim
 	commitBytes           atomic.Int64 // key and value bytes committed (see committed)
@@ -113,6 +119,16 @@ func (w *writer) init(s *Store) {
 	w.overlay = make(map[Ref]uint64)
 	w.sinceDiskCheck = 1 << 62 // check before the first batch
 	w.freeSpace = freeBytes
+	w.memTables.Store(maxMemTables)
+}
+
+// maxMemTables is the most Badger's memtables can hold: every memtable full.
+const maxMemTables = numMemtables * memTableSize
+
+// flushRoom is the free space a memtable flush needs: the tables it writes, and a margin for
+// Badger's own writes (value-log GC's rewrites) that tableBytes does not see.
+func (w *writer) flushRoom() uint64 {
+	return uint64(min(w.memTables.Load(), maxMemTables)) + 2<<20
 }
 
 // submit queues o for the writer. It never blocks beyond the mutex; after Close, done gets
@@ -456,8 +472,24 @@ func (w *writer) commitFrom(batch []op, i int) (int, error) {
 			n += batch[k].bytes()
 		}
 		w.committed(n)
+		w.memTables.Add(tableBytes(w.ents[batch[i].first:batch[j-1].last]))
 	}
 	return j, nil
+}
+
+// tableBytes is at least what ents take in a level-0 table: per entry the key with Badger's
+// 8-byte version, the value or, at valueThreshold and above, its 12-byte pointer, and 40 bytes
+// for the entry's header, value metadata, block offset and bloom filter bits.
+func tableBytes(ents []ent) int64 {
+	var n int64
+	for _, e := range ents {
+		v := len(e.val)
+		if v >= valueThreshold {
+			v = 12
+		}
+		n += int64(len(e.key) + v + 48)
+	}
+	return n
 }
 
 // committed counts one Badger commit of about b bytes of keys and values. The page-out loop

@@ -152,7 +152,7 @@ func (ch *channel) handleWhileClosing(f amqpwire.Frame) error {
 	case *amqpwire.ChannelClose:
 		ch.send(&amqpwire.ChannelCloseOk{})
 	case *amqpwire.ChannelOpen:
-		return amqpwire.NewConnectionError(amqpwire.CodeChannelError, m.ClassID(), m.MethodID(), "second 'channel.open' seen")
+		return errSecondChannelOpen(m)
 	}
 	return nil
 }
@@ -161,7 +161,7 @@ func (ch *channel) handleWhileClosing(f amqpwire.Frame) error {
 func (ch *channel) handleMethod(m amqpwire.Method) error {
 	switch m := m.(type) {
 	case *amqpwire.ChannelOpen:
-		return amqpwire.NewConnectionError(amqpwire.CodeChannelError, m.ClassID(), m.MethodID(), "second 'channel.open' seen")
+		return errSecondChannelOpen(m)
 	case *amqpwire.ChannelClose:
 		if ch.confirm {
 			ch.conn.answerSettled(&answerScratch{}) // confirms already settled go out before the close-ok
@@ -175,7 +175,7 @@ func (ch *channel) handleMethod(m amqpwire.Method) error {
 	case *amqpwire.ChannelFlow:
 		if !m.Active {
 			// RabbitMQ refuses to stop deliveries this way; basic.qos is the tool for that.
-			return amqpwire.NewConnectionError(amqpwire.CodeNotImplemented, m.ClassID(), m.MethodID(), "active=false")
+			return errNotImplemented(m, "active=false")
 		}
 		ch.send(&amqpwire.ChannelFlowOk{Active: true})
 		return nil
@@ -233,11 +233,9 @@ func (ch *channel) handleMethod(m amqpwire.Method) error {
 		return ch.txRollback()
 	}
 	if m.ClassID() == amqpwire.ClassConnection {
-		return amqpwire.NewConnectionError(amqpwire.CodeCommandInvalid, m.ClassID(), m.MethodID(),
-			"%s is only allowed on channel 0", m.MethodName())
+		return errCommandInvalid(m, "%s is only allowed on channel 0", m.MethodName())
 	}
-	return amqpwire.NewConnectionError(amqpwire.CodeCommandInvalid, m.ClassID(), m.MethodID(),
-		"unimplemented method %s", m.MethodName())
+	return errCommandInvalid(m, "unimplemented method %s", m.MethodName())
 }
 
 // expandQueueName applies RabbitMQ's shortcut: an empty queue name means the queue most

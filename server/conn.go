@@ -255,14 +255,14 @@ func (c *conn) dispatch(f amqpwire.Frame) error {
 // openChannel handles the first frame on an unused channel number: only channel.open is valid.
 func (c *conn) openChannel(f amqpwire.Frame) error {
 	if f.Type != amqpwire.FrameMethod {
-		return amqpwire.NewConnectionError(amqpwire.CodeChannelError, 0, 0, "expected 'channel.open'")
+		return errExpectedChannelOpen(nil)
 	}
 	m, err := amqpwire.DecodeMethod(f.Payload)
 	if err != nil {
 		return err
 	}
 	if _, ok := m.(*amqpwire.ChannelOpen); !ok {
-		return amqpwire.NewConnectionError(amqpwire.CodeChannelError, m.ClassID(), m.MethodID(), "expected 'channel.open'")
+		return errExpectedChannelOpen(m)
 	}
 	if c.channelMax != 0 && f.Channel > c.channelMax {
 		return amqpwire.NewConnectionError(amqpwire.CodeNotAllowed, m.ClassID(), m.MethodID(),
@@ -290,8 +290,7 @@ func (c *conn) handleConnectionMethod(m amqpwire.Method) error {
 		c.send(0, &amqpwire.ConnectionUpdateSecretOk{})
 		return nil
 	}
-	return amqpwire.NewConnectionError(amqpwire.CodeCommandInvalid, m.ClassID(), m.MethodID(),
-		"unexpected method %s on channel 0", m.MethodName())
+	return errCommandInvalid(m, "unexpected method %s on channel 0", m.MethodName())
 }
 
 // sendClose starts a server-initiated close: connection.close, then discard everything until

@@ -45,17 +45,15 @@ func (c *content) unexpected() error {
 	case c.method == nil:
 		return amqpwire.NewConnectionError(amqpwire.CodeUnexpectedFrame, 0, 0, "expected method frame, got non method frame instead")
 	case !c.haveHeader:
-		return amqpwire.NewConnectionError(amqpwire.CodeUnexpectedFrame, amqpwire.ClassBasic, amqpwire.MethodBasicPublish,
-			"expected content header for class 60, got non content header frame instead")
+		return errUnexpectedContent("expected content header for class 60, got non content header frame instead")
 	default:
-		return amqpwire.NewConnectionError(amqpwire.CodeUnexpectedFrame, amqpwire.ClassBasic, amqpwire.MethodBasicPublish,
-			"expected content body, got non content body frame instead")
+		return errUnexpectedContent("expected content body, got non content body frame instead")
 	}
 }
 
 func (ch *channel) basicPublish(m *amqpwire.BasicPublish) error {
 	if m.Immediate {
-		return amqpwire.NewConnectionError(amqpwire.CodeNotImplemented, m.ClassID(), m.MethodID(), "immediate=true")
+		return errNotImplemented(m, "immediate=true")
 	}
 	ch.content.method = m
 	return nil
@@ -70,14 +68,12 @@ func (ch *channel) handleHeader(payload []byte) error {
 		return err
 	}
 	if c.header.ClassID != amqpwire.ClassBasic {
-		return amqpwire.NewConnectionError(amqpwire.CodeUnexpectedFrame, amqpwire.ClassBasic, amqpwire.MethodBasicPublish,
-			"expected content header for class 60, got one for class %d instead", c.header.ClassID)
+		return errUnexpectedContent("expected content header for class 60, got one for class %d instead", c.header.ClassID)
 	}
 	if max := uint64(ch.conn.srv.cfg.MaxMessageSize); c.header.BodySize > max {
 		size := c.header.BodySize
 		c.reset()
-		return amqpwire.NewChannelError(amqpwire.CodePreconditionFailed, amqpwire.ClassBasic, amqpwire.MethodBasicPublish,
-			"message size %d is larger than configured max size %d", size, max)
+		return errPublishPrecondition("message size %d is larger than configured max size %d", size, max)
 	}
 	// Refuse a publish the user may not make before buffering its body; the frames of the
 	// body then arrive on a closing channel and are discarded.
@@ -102,8 +98,7 @@ func (ch *channel) handleBody(payload []byte) error {
 	size := c.header.BodySize
 	n := len(payload)
 	if uint64(c.received)+uint64(n) > size {
-		return amqpwire.NewConnectionError(amqpwire.CodeUnexpectedFrame, amqpwire.ClassBasic, amqpwire.MethodBasicPublish,
-			"content body is longer than the %d bytes announced in its header", size)
+		return errUnexpectedContent("content body is longer than the %d bytes announced in its header", size)
 	}
 	if c.received == 0 && uint64(n) == size {
 		c.body = append([]byte(nil), payload...)

@@ -2,8 +2,6 @@ package server
 
 import (
 	"strconv"
-
-	"github.com/warrenmq/warren/amqpwire"
 )
 
 // parseExpiration validates the expiration property the way RabbitMQ's
@@ -43,6 +41,5 @@ func parseExpiration(s string) (int64, error) {
 }
 
 func expirationError(s, reason string) error {
-	return amqpwire.NewChannelError(amqpwire.CodePreconditionFailed, amqpwire.ClassBasic, amqpwire.MethodBasicPublish,
-		"invalid expiration '%s': %s", s, reason)
+	return errPublishPrecondition("invalid expiration '%s': %s", s, reason)
 }

@@ -27,7 +27,7 @@ func rejectMode(requeue bool) settleMode {
 func (ch *channel) basicQos(m *amqpwire.BasicQos) error {
 	if m.PrefetchSize != 0 {
 		// RabbitMQ does not implement byte-based prefetch and says so.
-		return amqpwire.NewConnectionError(amqpwire.CodeNotImplemented, m.ClassID(), m.MethodID(), "prefetch_size!=0 (%d)", m.PrefetchSize)
+		return errNotImplemented(m, "prefetch_size!=0 (%d)", m.PrefetchSize)
 	}
 	ch.mu.Lock()
 	if m.Global {
@@ -149,7 +149,7 @@ func (ch *channel) settle(tag uint64, multiple bool, mode settleMode) error {
 	recs, ok := ch.unacked.take(tag, multiple, ch.settleBuf[:0])
 	if !ok {
 		ch.mu.Unlock()
-		return amqpwire.NewChannelError(amqpwire.CodePreconditionFailed, 0, 0, "unknown delivery tag %d", tag)
+		return errPrecondition("unknown delivery tag %d", tag)
 	}
 	if ch.tx != nil {
 		// Under tx.select, acks take effect at commit; the tag is checked now, as RabbitMQ does.
@@ -214,7 +214,7 @@ func applySettle(recs []unackedRec, mode settleMode) {
 // implement requeue=false, and neither does Warren.
 func (ch *channel) basicRecover(requeue, reply bool) error {
 	if !requeue {
-		return amqpwire.NewConnectionError(amqpwire.CodeNotImplemented, amqpwire.ClassBasic, amqpwire.MethodBasicRecover, "requeue=false")
+		return errNotImplemented(&amqpwire.BasicRecover{}, "requeue=false")
 	}
 	ch.mu.Lock()
 	recs := ch.unacked.takeAll(nil)

@@ -36,7 +36,7 @@ func (t *txState) takeAcks() []unackedRec {
 
 func (ch *channel) confirmSelect(m *amqpwire.ConfirmSelect) error {
 	if ch.tx != nil {
-		return amqpwire.NewChannelError(amqpwire.CodePreconditionFailed, 0, 0, "cannot switch from tx to confirm mode")
+		return errPrecondition("cannot switch from tx to confirm mode")
 	}
 	ch.confirm = true
 	if !m.NoWait {
@@ -47,7 +47,7 @@ func (ch *channel) confirmSelect(m *amqpwire.ConfirmSelect) error {
 
 func (ch *channel) txSelect(*amqpwire.TxSelect) error {
 	if ch.confirm {
-		return amqpwire.NewChannelError(amqpwire.CodePreconditionFailed, 0, 0, "cannot switch from confirm to tx mode")
+		return errPrecondition("cannot switch from confirm to tx mode")
 	}
 	if ch.tx == nil {
 		ch.tx = &txState{}
@@ -57,7 +57,7 @@ func (ch *channel) txSelect(*amqpwire.TxSelect) error {
 }
 
 func errNotTransactional() error {
-	return amqpwire.NewChannelError(amqpwire.CodePreconditionFailed, 0, 0, "channel is not transactional")
+	return errPrecondition("channel is not transactional")
 }
 
 // txCommit applies the transaction: publishes first, then acks, as RabbitMQ does.

@@ -207,12 +207,24 @@ func (b *PagedBacklog) Peek() *Entry {
 	return b.mem.Peek()
 }
 
+// readAhead: once the head holds fewer entries than this while more wait on disk, the next
+// read is requested, so it runs while the head is delivered instead of after (a consumer
+// keeping up with a spilled queue otherwise waits for every read).
+const readAhead = pageInMin
+
 // Pop implements Backlog.
 func (b *PagedBacklog) Pop() *Entry {
 	if b.Peek() == nil {
 		return nil
 	}
-	return b.mem.Pop()
+	e := b.mem.Pop()
+	if b.mem.Len() < readAhead && (b.diskCount > 0 || len(b.pending) > 0) && !b.reading {
+		b.settlePending()
+		if b.diskCount > 0 {
+			b.requestRead()
+		}
+	}
+	return e
 }
 
 // Len implements Backlog.

@@ -353,3 +353,30 @@ func TestGetWaitingForReadBackReleasedByDelete(t *testing.T) {
 		t.Errorf("ready %d after delete", st.Ready)
 	}
 }
+
+// A head running low on a spilled queue asks for the next read before it is empty, so the
+// read overlaps the delivery of what is left; the order holds across the read.
+func TestReadAheadBeforeTheHeadRunsOut(t *testing.T) {
+	j := newFakeJournal()
+	q := New("q", Options{Journal: j, Window: Window{Count: 2 * readAhead, Bytes: 1 << 30}, Clock: newFakeClock()})
+	const n = 4 * readAhead
+	for i := range n {
+		q.Publish(&Message{Body: []byte(fmt.Sprint(i))}, nil)
+	}
+	j.commit()
+	next := 0
+	for ; next <= readAhead; next++ { // the head: readAhead+1 of its 2*readAhead left
+		if e, _, wait := q.TryGet(true); wait != nil || e == nil || string(e.Msg.Body) != fmt.Sprint(next) {
+			t.Fatalf("get %d from the head: %v (waits: %v)", next, e, wait != nil)
+		}
+	}
+	if j.reads != 1 {
+		t.Fatalf("%d reads requested with %d entries still in the head, want 1", j.reads, 2*readAhead-next)
+	}
+	j.settle()
+	for ; next < n; next++ {
+		if e := take(t, q, j, true); e == nil || string(e.Msg.Body) != fmt.Sprint(next) {
+			t.Fatalf("get %d: %v", next, e)
+		}
+	}
+}

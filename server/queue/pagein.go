@@ -1,8 +1,9 @@
 package queue
 
 // Reading the disk back, in the spirit of etcd raft's Ready/Advance: the queue never waits for
-// the journal under its lock. When a paged backlog's head runs empty with entries on disk, Peek
-// requests a read (Journal.Read returns at once) and returns nil; the journal hands the entries
+// the journal under its lock. When a paged backlog's head runs low with entries on disk, Pop
+// requests the next read (readAhead), so it overlaps the delivery of what is left; a head that
+// runs empty anyway makes Peek request one (Journal.Read returns at once) and return nil; the journal hands the entries
 // back later, on another goroutine, to Queue.readBack, which takes the lock, appends them to the
 // head (Fill) and delivers. Meanwhile the queue delivers what it holds in memory (requeued
 // entries, lower priority levels never overtake a higher one waiting for its read), counts the
@@ -24,14 +25,15 @@ const (
 func (b *PagedBacklog) Reading() bool { return b.reading && b.mem.Len() == 0 }
 
 // requestRead asks the journal for the disk's head, unless a read is outstanding or the last
-// one failed. The head is empty: the room is what the tail leaves of the window, and at least
+// one failed. The room is what the head and the tail leave of the window, and at least
 // pageInMin (see paged.go).
 func (b *PagedBacklog) requestRead() {
 	if b.reading || b.readErr != nil || b.readDone == nil {
 		return
 	}
-	count := min(b.diskCount, max(b.win.Count-b.tail.Len(), min(pageInMin, b.win.Count)))
-	bytes := max(b.win.Bytes-b.tail.Bytes(), min(pageInMinBytes, b.win.Bytes))
+	inMem, inMemBytes := b.mem.Len()+b.tail.Len(), b.mem.Bytes()+b.tail.Bytes()
+	count := min(b.diskCount, max(b.win.Count-inMem, min(pageInMin, b.win.Count)))
+	bytes := max(b.win.Bytes-inMemBytes, min(pageInMinBytes, b.win.Bytes))
 	b.reading = true
 	b.readGen++
 	gen, done := b.readGen, b.readDone

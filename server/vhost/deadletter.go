@@ -63,7 +63,7 @@ func (d *deadLetterer) publish(args *queueArgs, dead queue.Dead) {
 	if dead.Reason != queue.Rejected {
 		qs = dropCycles(qs, props.Headers)
 	}
-	d.v.enqueue(msg, qs, nil)
+	d.v.enqueue(msg, qs, d.v.writers(msg, qs), nil)
 }
 
 // routingKeys: the queue's dead-letter routing key, or else the message's routing key and CC.

@@ -32,12 +32,13 @@ type Confirm interface {
 // scratch memory; s.Congested looks at the queues of the last Publish.
 func (v *Vhost) Publish(x *Exchange, msg *queue.Message, keys []string, c Confirm, s *Scratch) (routed, refused bool) {
 	qs := v.route(x, keys, msg.Properties.Headers, s)
-	if c != nil && c.Nackable() && msg.Persistent && v.diskFull(qs) {
+	stored := v.writers(msg, qs)
+	if stored > 0 && c != nil && c.Nackable() && v.st.Full() {
 		// The store would refuse the write: nack now, and enqueue the message nowhere.
 		s.queues = s.queues[:0]
 		return false, true
 	}
-	return v.enqueue(msg, qs, c)
+	return v.enqueue(msg, qs, stored, c)
 }
 
 // Congested returns a queue among those the last Publish with s enqueued on that paces its
@@ -53,13 +54,28 @@ func (s *Scratch) Congested() *queue.Queue {
 
 // enqueue publishes msg to the queues it was routed to, writing its body once when several
 // durable queues keep it, and reports whether any queue took it and whether any refused it.
-func (v *Vhost) enqueue(msg *queue.Message, qs []*Queue, c Confirm) (routed, refused bool) {
+// writers is how many of qs write msg's record at publish: durable queues, for a persistent
+// message, with a store.
+func (v *Vhost) writers(msg *queue.Message, qs []*Queue) int {
+	n := 0
 	if msg.Persistent && v.st != nil {
-		v.shareBody(msg, qs, c)
+		for _, q := range qs {
+			if q.stored {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// stored is how many of qs write its record (writers).
+func (v *Vhost) enqueue(msg *queue.Message, qs []*Queue, stored int, c Confirm) (routed, refused bool) {
+	if stored > 1 {
+		v.shareBody(msg, stored, c)
 	}
 	// A confirmed message that is written anywhere is held in every queue until its writes
 	// are durable: if one fails, the nack is the truth (queue/held.go).
-	hold := c != nil && c.Nackable() && msg.Persistent && anyStored(qs)
+	hold := stored > 0 && c != nil && c.Nackable()
 	for _, q := range qs {
 		var done func(error)
 		if c != nil {
@@ -85,34 +101,9 @@ func (v *Vhost) enqueue(msg *queue.Message, qs []*Queue, c Confirm) (routed, ref
 	return routed, refused
 }
 
-// diskFull reports whether a persistent message for qs needs a store write that the store
-// refuses now for lack of disk space.
-func (v *Vhost) diskFull(qs []*Queue) bool {
-	return v.st != nil && v.st.Full() && anyStored(qs)
-}
-
-// anyStored reports whether a persistent message routed to qs is written by one of them.
-func anyStored(qs []*Queue) bool {
-	for _, q := range qs {
-		if q.stored {
-			return true
-		}
-	}
-	return false
-}
-
-// shareBody writes the body of a persistent message bound for several durable queues once; each
+// shareBody writes the body of a persistent message bound for n > 1 durable queues once; each
 // queue's record then refers to it.
-func (v *Vhost) shareBody(msg *queue.Message, qs []*Queue, c Confirm) {
-	n := 0
-	for _, q := range qs {
-		if q.stored { // only durable queues write a persistent message's record at publish
-			n++
-		}
-	}
-	if n < 2 {
-		return
-	}
+func (v *Vhost) shareBody(msg *queue.Message, n int, c Confirm) {
 	st := v.st
 	msg.StoreID = st.NewMessageID()
 	var done func(error)

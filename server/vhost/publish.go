@@ -52,8 +52,6 @@ func (s *Scratch) Congested() *queue.Queue {
 	return nil
 }
 
-// enqueue publishes msg to the queues it was routed to, writing its body once when several
-// durable queues keep it, and reports whether any queue took it and whether any refused it.
 // writers is how many of qs write msg's record at publish: durable queues, for a persistent
 // message, with a store.
 func (v *Vhost) writers(msg *queue.Message, qs []*Queue) int {
@@ -68,6 +66,8 @@ func (v *Vhost) writers(msg *queue.Message, qs []*Queue) int {
 	return n
 }
 
+// enqueue publishes msg to the queues it was routed to, writing its body once when several
+// durable queues keep it, and reports whether any queue took it and whether any refused it.
 // stored is how many of qs write its record (writers).
 func (v *Vhost) enqueue(msg *queue.Message, qs []*Queue, stored int, c Confirm) (routed, refused bool) {
 	if stored > 1 {

@@ -260,6 +260,7 @@ func (ch *channel) release() {
 		return
 	}
 	ch.released = true
+	ch.conn.srv.counters.channelsClosed.Add(1)
 	consumers := make([]*consumer, 0, len(ch.consumers))
 	for _, cs := range ch.consumers {
 		cs.cancelled = true

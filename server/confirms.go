@@ -265,12 +265,17 @@ func (ch *channel) answer(ws []*writeWait) {
 	if cs.next == 0 {
 		cs.next, cs.runFrom = 1, 1
 	}
+	var acked uint64
+	defer func() { c.srv.counters.confirmed.Add(acked) }()
 	for _, w := range ws {
 		if w.tag == 0 {
 			c.out.WriteMethod(ch.id, &amqpwire.TxCommitOk{})
 			continue
 		}
 		ok := w.ok()
+		if ok {
+			acked++
+		}
 		if !ok {
 			ch.log.Debug().Uint64("delivery_tag", w.tag).Msg("nacking a publish: a write failed or a queue refused it")
 		}

@@ -17,7 +17,7 @@ import (
 // answerConn is a connection whose output goes to a buffer, for driving confirms.go directly.
 func answerConn() (*conn, *channel, *bytes.Buffer) {
 	var out bytes.Buffer
-	c := &conn{out: amqpwire.NewFrameWriter(&out), log: zerolog.Nop()}
+	c := &conn{srv: &Server{}, out: amqpwire.NewFrameWriter(&out), log: zerolog.Nop()}
 	ch := &channel{id: 1, conn: c, log: zerolog.Nop(), confirm: true}
 	return c, ch, &out
 }

@@ -116,6 +116,7 @@ func (c *conn) serve() {
 		return
 	}
 	c.opened.Store(true)
+	c.srv.counters.connectionsOpened.Add(1)
 	c.log.Info().Msg("connection opened")
 	for {
 		c.setReadDeadline()
@@ -269,6 +270,7 @@ func (c *conn) openChannel(f amqpwire.Frame) error {
 			"channel number %d exceeds the negotiated channel_max (%d)", f.Channel, c.channelMax)
 	}
 	c.channels[f.Channel] = newChannel(c, f.Channel)
+	c.srv.counters.channelsOpened.Add(1)
 	c.send(f.Channel, &amqpwire.ChannelOpenOk{})
 	return nil
 }
@@ -430,6 +432,9 @@ func (c *conn) teardown() {
 	}
 	c.stopConfirms()
 	_ = c.nc.Close()
+	if c.opened.Load() {
+		c.srv.counters.connectionsClosed.Add(1)
+	}
 	c.log.Debug().Msg("connection closed")
 }
 

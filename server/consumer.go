@@ -46,6 +46,16 @@ func (cs *consumer) Deliver(q *queue.Queue, e *queue.Entry) bool {
 		c.wmu.Unlock()
 		return false
 	}
+	// Counted before the client can see the delivery.
+	cn := &c.srv.counters
+	if e.Redelivered {
+		cn.redelivered.Add(1)
+	}
+	if cs.noAck {
+		cn.deliveredConsumeAutoAck.Add(1)
+	} else {
+		cn.deliveredConsumeManualAck.Add(1)
+	}
 	ch.nextTag++
 	ch.deliver = amqpwire.BasicDeliver{
 		ConsumerTag: cs.tag,

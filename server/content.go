@@ -190,6 +190,11 @@ func (ch *channel) publish(x *vhost.Exchange, msg *queue.Message, mandatory bool
 	if err != nil {
 		return err
 	}
+	cn := &ch.conn.srv.counters
+	cn.received.Add(1)
+	if ch.confirm {
+		cn.receivedConfirm.Add(1)
+	}
 	if ch.tx != nil {
 		ch.tx.publishes = append(ch.tx.publishes, txPublish{x: x, msg: msg, keys: append([]string(nil), keys...), mandatory: mandatory})
 		return nil
@@ -221,6 +226,15 @@ func (ch *channel) deliverPublish(x *vhost.Exchange, msg *queue.Message, keys []
 	routed, refused := ch.vh.Publish(x, msg, keys, confirm, &ch.scratch)
 	if q := ch.conn.srv.flow.congestedQueue(&ch.scratch); q != nil {
 		ch.flowQ = q
+	}
+	cn := &ch.conn.srv.counters
+	switch {
+	case routed:
+		cn.routed.Add(1)
+	case !mandatory:
+		cn.unroutableDropped.Add(1)
+	default:
+		cn.unroutableReturned.Add(1)
 	}
 	if routed || !mandatory {
 		return refused

@@ -118,9 +118,19 @@ func (ch *channel) basicGet(m *amqpwire.BasicGet) error {
 		return err
 	}
 	e, remaining := q.Core().Get(m.NoAck)
+	cn := &ch.conn.srv.counters
 	if e == nil {
+		cn.getEmpty.Add(1)
 		ch.send(&amqpwire.BasicGetEmpty{})
 		return nil
+	}
+	if e.Redelivered {
+		cn.redelivered.Add(1)
+	}
+	if m.NoAck {
+		cn.deliveredGetAutoAck.Add(1)
+	} else {
+		cn.deliveredGetManualAck.Add(1)
 	}
 	c := ch.conn
 	ch.mu.Lock()
@@ -159,6 +169,9 @@ func (ch *channel) settle(tag uint64, multiple bool, mode settleMode) error {
 	}
 	kicks := ch.releaseCreditLocked(recs)
 	ch.mu.Unlock()
+	if mode == settleAck {
+		ch.conn.srv.counters.acknowledged.Add(uint64(len(recs)))
+	}
 	applySettle(recs, mode)
 	kickQueues(kicks)
 	clear(recs)

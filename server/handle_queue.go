@@ -50,6 +50,9 @@ func (ch *channel) queueDeclare(m *amqpwire.QueueDeclare) error {
 	if err != nil {
 		return err
 	}
+	if !m.Passive {
+		ch.conn.srv.counters.queuesDeclared.Add(1)
+	}
 	if q.OwnedBy(ch.conn) {
 		ch.conn.exclusive = append(ch.conn.exclusive, q.Name())
 	}

@@ -75,6 +75,9 @@ func (ch *channel) txCommit() error {
 		ch.mu.Lock()
 		kicks := ch.releaseCreditLocked(a.recs)
 		ch.mu.Unlock()
+		if a.mode == settleAck {
+			ch.conn.srv.counters.acknowledged.Add(uint64(len(a.recs)))
+		}
 		applySettle(a.recs, a.mode)
 		kickQueues(kicks)
 	}

@@ -162,10 +162,11 @@ type Server struct {
 	applyMu sync.Mutex
 	managed vhost.Managed
 
-	connIDs atomic.Uint64
-	flow    *flowControl
-	alarms  *alarms
-	res     *resources
+	connIDs  atomic.Uint64
+	counters counters // for metrics (stats.go)
+	flow     *flowControl
+	alarms   *alarms
+	res      *resources
 
 	// overLimitLog summarises refusals over MaxConnections, handshakeLog failed handshakes
 	// per source address.

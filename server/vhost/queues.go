@@ -201,6 +201,7 @@ func (v *Vhost) DeclareQueue(o Owner, d QueueDecl) (*Queue, error) {
 	v.mu.Lock()
 	v.queues[d.Name] = q
 	v.mu.Unlock()
+	v.churn.addCreated()
 	v.armExpiry(q)
 	return q, nil
 }
@@ -259,6 +260,7 @@ func (v *Vhost) removeQueueLocked(q *Queue) {
 	}
 	v.removeDestinationLocked(binding.Destination{Kind: binding.DestQueue, Name: q.name})
 	delete(v.queues, q.name)
+	v.churn.addDeleted()
 	if q.journal == nil {
 		return
 	}

@@ -17,6 +17,8 @@ type Registry struct {
 	st     *store.Store // nil: nothing is persisted
 	window queue.Window // the queue window of vhosts created from now on
 
+	churn QueueChurn // shared by its vhosts
+
 	mu     sync.RWMutex
 	vhosts map[string]*Vhost
 }
@@ -25,7 +27,9 @@ type Registry struct {
 // none) and their queues start with window.
 func NewRegistry(log zerolog.Logger, st *store.Store, window queue.Window) *Registry {
 	r := &Registry{log: log, st: st, window: window, vhosts: make(map[string]*Vhost)}
-	r.vhosts["/"] = New("/", log, st, window)
+	v := New("/", log, st, window)
+	v.churn = &r.churn
+	r.vhosts["/"] = v
 	return r
 }
 
@@ -43,6 +47,7 @@ func (r *Registry) Ensure(name string) *Vhost {
 	v := r.vhosts[name]
 	if v == nil {
 		v = New(name, r.log, r.st, r.window)
+		v.churn = &r.churn
 		r.vhosts[name] = v
 	}
 	return v

@@ -53,6 +53,7 @@ type Vhost struct {
 	log    zerolog.Logger
 	st     *store.Store                 // nil: nothing is persisted
 	window atomic.Pointer[queue.Window] // for queues declared from now on; see setWindow
+	churn  *QueueChurn                  // the registry's; nil for a vhost made outside one
 
 	defs sync.Mutex
 	ops  []func(*store.Store) error // store deletes collected under mu; guarded by defs

@@ -1,0 +1,119 @@
+package server
+
+import (
+	"sync/atomic"
+
+	"github.com/warrenmq/warren/server/vhost"
+)
+
+// counters are the broker-wide message and churn counters that a metrics endpoint reads
+// (RabbitMQ's global counters and churn metrics). The hot path pays one atomic add per event
+// and no lock; each field counts from start and never goes down.
+type counters struct {
+	received, receivedConfirm             atomic.Uint64
+	routed                                atomic.Uint64
+	unroutableDropped, unroutableReturned atomic.Uint64
+	confirmed                             atomic.Uint64
+	deliveredConsumeAutoAck               atomic.Uint64
+	deliveredConsumeManualAck             atomic.Uint64
+	deliveredGetAutoAck                   atomic.Uint64
+	deliveredGetManualAck                 atomic.Uint64
+	getEmpty                              atomic.Uint64
+	redelivered                           atomic.Uint64
+	acknowledged                          atomic.Uint64
+	connectionsOpened, connectionsClosed  atomic.Uint64
+	channelsOpened, channelsClosed        atomic.Uint64
+	queuesDeclared                        atomic.Uint64
+}
+
+// Stats is a snapshot of the broker's counters and resource state, for metrics. Counters
+// count from start; the rest is the state now.
+type Stats struct {
+	// Messages published (basic.publish, counted when the message is complete), and those of
+	// them published on a channel in confirm mode.
+	MessagesReceived, MessagesReceivedConfirm uint64
+	// MessagesRouted counts messages that at least one queue took; the unroutable ones were
+	// dropped (not mandatory) or returned with basic.return (mandatory).
+	MessagesRouted, MessagesUnroutableDropped, MessagesUnroutableReturned uint64
+	// MessagesConfirmed counts publishes answered with basic.ack.
+	MessagesConfirmed uint64
+	// Deliveries to consumers and by basic.get, by ack mode; GetEmpty counts basic.get-empty.
+	DeliveredConsumeAutoAck, DeliveredConsumeManualAck uint64
+	DeliveredGetAutoAck, DeliveredGetManualAck         uint64
+	GetEmpty                                           uint64
+	// MessagesRedelivered counts deliveries (consume or get) with the redelivered flag.
+	MessagesRedelivered uint64
+	// MessagesAcknowledged counts messages settled by basic.ack.
+	MessagesAcknowledged uint64
+	// Connections that completed connection.open, and those of them that closed since;
+	// channels opened and closed.
+	ConnectionsOpened, ConnectionsClosed uint64
+	ChannelsOpened, ChannelsClosed       uint64
+	// QueuesDeclared counts successful non-passive queue.declare methods, QueuesCreated those
+	// that made a queue, QueuesDeleted queues removed for any reason.
+	QueuesDeclared, QueuesCreated, QueuesDeleted uint64
+
+	// Connections and Channels are open now.
+	Connections, Channels uint64
+	// MemoryUsed is the process's memory at the resource monitor's last sample; MemoryLimit
+	// the memory alarm's threshold (0: none). DiskFree is the data dir's free space (DiskFreeKnown
+	// false without a store); DiskFreeLimit the disk alarm's threshold (negative: none).
+	MemoryUsed, MemoryLimit int64
+	DiskFree                uint64
+	DiskFreeKnown           bool
+	DiskFreeLimit           int64
+	// MemoryAlarm and DiskAlarm are the resource alarms' state.
+	MemoryAlarm, DiskAlarm bool
+}
+
+// Stats returns the broker's counters and resource state now. It takes no lock that the
+// hot path takes.
+func (s *Server) Stats() Stats {
+	c := &s.counters
+	churn := s.vhosts.Churn()
+	st := Stats{
+		MessagesReceived:           c.received.Load(),
+		MessagesReceivedConfirm:    c.receivedConfirm.Load(),
+		MessagesRouted:             c.routed.Load(),
+		MessagesUnroutableDropped:  c.unroutableDropped.Load(),
+		MessagesUnroutableReturned: c.unroutableReturned.Load(),
+		MessagesConfirmed:          c.confirmed.Load(),
+		DeliveredConsumeAutoAck:    c.deliveredConsumeAutoAck.Load(),
+		DeliveredConsumeManualAck:  c.deliveredConsumeManualAck.Load(),
+		DeliveredGetAutoAck:        c.deliveredGetAutoAck.Load(),
+		DeliveredGetManualAck:      c.deliveredGetManualAck.Load(),
+		GetEmpty:                   c.getEmpty.Load(),
+		MessagesRedelivered:        c.redelivered.Load(),
+		MessagesAcknowledged:       c.acknowledged.Load(),
+		ConnectionsOpened:          c.connectionsOpened.Load(),
+		ConnectionsClosed:          c.connectionsClosed.Load(),
+		ChannelsOpened:             c.channelsOpened.Load(),
+		ChannelsClosed:             c.channelsClosed.Load(),
+		QueuesDeclared:             c.queuesDeclared.Load(),
+		QueuesCreated:              churn.Created(),
+		QueuesDeleted:              churn.Deleted(),
+		MemoryUsed:                 s.res.used.Load(),
+		MemoryLimit:                s.res.memoryLimit.Load(),
+		DiskFreeLimit:              s.res.diskFreeLimit.Load(),
+	}
+	// Closed is read before opened above would let a gauge go negative between the loads;
+	// the subtraction is clamped instead.
+	st.Connections = sub0(st.ConnectionsOpened, st.ConnectionsClosed)
+	st.Channels = sub0(st.ChannelsOpened, st.ChannelsClosed)
+	if s.res.disk != nil {
+		st.DiskFree, st.DiskFreeKnown = s.res.disk.DiskFree()
+	}
+	active := alarmKind(s.alarms.active.Load())
+	st.MemoryAlarm, st.DiskAlarm = active&alarmMemory != 0, active&alarmDisk != 0
+	return st
+}
+
+func sub0(a, b uint64) uint64 {
+	if a < b {
+		return 0
+	}
+	return a - b
+}
+
+// Vhosts returns the vhosts there are now, for listings and metrics.
+func (s *Server) Vhosts() []*vhost.Vhost { return s.vhostList() }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -35,6 +36,27 @@ type Broker struct {
 	// the CPUs are saturated (default true).
 	FlowControl bool
 	Product     Product // product: the name and version presented in connection.start
+	// PrometheusListen is prometheus-listen: the TCP address of the Prometheus endpoint
+	// (/metrics), default ":15692" as RabbitMQ's; "off" disables it.
+	PrometheusListen string
+}
+
+// PrometheusOff is the prometheus-listen value that disables the endpoint.
+const PrometheusOff = "off"
+
+// CheckPrometheusListen checks a prometheus-listen value: "off" or a host:port address.
+func CheckPrometheusListen(s string) error {
+	if s == PrometheusOff {
+		return nil
+	}
+	_, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("%q is neither a host:port address nor off: %w", s, err)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("%q: port %q is not a number from 0 to 65535", s, port)
+	}
+	return nil
 }
 
 // Listener is one address the broker accepts connections on.
@@ -100,6 +122,7 @@ func DefaultBroker() Broker {
 		FlowControl:      true,
 		Log:              Log{Level: "info", Format: "auto"},
 		LoopbackUsers:    []string{"guest"},
+		PrometheusListen: ":15692",
 	}
 }
 
@@ -112,7 +135,8 @@ func (b *Broker) ControlSocketPath() string {
 }
 
 var brokerKeys = []string{"listeners", "data-dir", "queue-memory", "disk-free-limit", "memory-limit", "limits", "heartbeat",
-	"handshake-timeout", "write-timeout", "log", "loopback-users", "definitions", "control-socket", "flow-control", "product"}
+	"handshake-timeout", "write-timeout", "log", "loopback-users", "definitions", "control-socket", "flow-control", "product",
+	"prometheus-listen"}
 
 // LoadBroker reads the broker configuration at path over DefaultBroker. Relative paths in
 // the file (data-dir, control-socket, definitions, TLS files) and the default data dir are
@@ -240,6 +264,15 @@ func (d *decoder) broker(f fields, b *Broker, dir string) {
 	}
 	if n, ok := f.get("product"); ok {
 		d.product(n, &b.Product)
+	}
+	if n, ok := f.get("prometheus-listen"); ok {
+		if s, ok := d.str(n, "prometheus-listen"); ok {
+			if err := CheckPrometheusListen(s); err != nil {
+				d.errorf(n, "prometheus-listen", "prometheus-listen %v", err)
+			} else {
+				b.PrometheusListen = s
+			}
+		}
 	}
 }
 

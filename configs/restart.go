@@ -41,6 +41,7 @@ func (b *Broker) settings() map[string]any {
 		"control-socket":    b.ControlSocketPath(),
 		"flow-control":      b.FlowControl,
 		"product":           b.Product,
+		"prometheus-listen": b.PrometheusListen,
 	}
 }
 

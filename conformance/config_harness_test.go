@@ -159,7 +159,8 @@ func startCfgBroker(t *testing.T, bin, defs string) *cfgBroker {
 func startCfgBrokerIn(t *testing.T, bin, dir, addr string, extraArgs ...string) *cfgBroker {
 	t.Helper()
 	b := &cfgBroker{t: t, bin: bin, dir: dir, addr: addr, log: newCfgLog(), exited: make(chan struct{})}
-	args := append([]string{"--config", filepath.Join(dir, "warren.yaml")}, extraArgs...)
+	// Brokers of tests running in parallel must not all listen on :15692.
+	args := append([]string{"--config", filepath.Join(dir, "warren.yaml"), "--prometheus-listen", "127.0.0.1:0"}, extraArgs...)
 	b.cmd = exec.Command(bin, args...)
 	b.cmd.Dir = t.TempDir()
 	b.cmd.Stderr = b.log

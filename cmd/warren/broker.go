@@ -44,6 +44,7 @@ func brokerFlags(fs *flag.FlagSet) (configPath, debugListen *string, apply func(
 	flowControl := fs.Bool("flow-control", def.FlowControl, "pace publishers by the consumers of queues that spill to disk while the CPUs are saturated")
 	productName := fs.String("product-name", server.DefaultProductName, "product name presented to clients in connection.start (e.g. RabbitMQ, for clients that check it)")
 	productVersion := fs.String("product-version", server.Version, "product version presented to clients in connection.start (with --product-name RabbitMQ, a RabbitMQ version such as 3.10.8)")
+	promListen := fs.String("prometheus-listen", def.PrometheusListen, "TCP address of the Prometheus endpoint, /metrics with RabbitMQ's metric names (off disables it)")
 	debugListen = fs.String("debug-listen", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); off by default")
 
 	apply = func(b *configs.Broker) error {
@@ -64,6 +65,12 @@ func brokerFlags(fs *flag.FlagSet) (configPath, debugListen *string, apply func(
 				b.Listeners = ls
 			case "data-dir":
 				b.DataDir = *dataDir
+			case "prometheus-listen":
+				if e := configs.CheckPrometheusListen(*promListen); e != nil {
+					bad(e)
+				} else {
+					b.PrometheusListen = *promListen
+				}
 			case "log-level":
 				b.Log.Level = *logLevel
 			case "log-format":
@@ -242,6 +249,13 @@ Flags (they override the configuration file; docs/configuration.md lists every s
 			_ = ln.Close()
 		}
 	}()
+	promLn, err := listenPrometheus(b)
+	if err != nil {
+		return err
+	}
+	if promLn != nil {
+		defer promLn.Close()
+	}
 	if fi, err := os.Stat(b.DataDir); err == nil && !fi.IsDir() {
 		return fmt.Errorf("data dir %s: not a directory", b.DataDir)
 	}
@@ -305,6 +319,10 @@ Flags (they override the configuration file; docs/configuration.md lists every s
 
 	if *debugListen != "" {
 		startDebug(*debugListen, log)
+	}
+	if promLn != nil {
+		stopMetrics := serveMetrics(promLn, srv, b, log)
+		defer stopMetrics()
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)

@@ -44,6 +44,7 @@ type collector struct {
 	src   Source
 	id    Identity
 	descs map[string]*prometheus.Desc
+	kinds map[string]prometheus.ValueType
 	log   zerolog.Logger
 }
 
@@ -121,9 +122,11 @@ func NewCollector(src Source, id Identity, log zerolog.Logger) prometheus.Collec
 	if id.Product.Version == "" {
 		id.Product.Version = server.Version
 	}
-	c := &collector{src: src, id: id, descs: make(map[string]*prometheus.Desc), log: log}
+	c := &collector{src: src, id: id, log: log,
+		descs: make(map[string]*prometheus.Desc), kinds: make(map[string]prometheus.ValueType)}
 	for _, f := range families() {
 		c.descs[f.name] = prometheus.NewDesc("rabbitmq_"+f.name, f.help, f.labels, nil)
+		c.kinds[f.name] = f.kind
 	}
 	return c
 }
@@ -137,12 +140,8 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect implements prometheus.Collector.
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
-	kinds := make(map[string]prometheus.ValueType, len(c.descs))
-	for _, f := range families() {
-		kinds[f.name] = f.kind
-	}
 	emit := func(name string, v float64, labels ...string) {
-		m, err := prometheus.NewConstMetric(c.descs[name], kinds[name], v, labels...)
+		m, err := prometheus.NewConstMetric(c.descs[name], c.kinds[name], v, labels...)
 		if err != nil {
 			// A programming error (label count): the scrape goes on without this metric.
 			c.log.Error().Err(err).Str("metric", name).Msg("metric not built")
@@ -246,6 +245,6 @@ func Handler(src Source, id Identity, log zerolog.Logger) http.Handler {
 // errorLog passes promhttp's errors to zerolog.
 type errorLog struct{ log zerolog.Logger }
 
-func (e errorLog) Println(v ...any) { e.log.Error().Str("component", "metrics").Msg(fmtArgs(v)) }
-
-func fmtArgs(v []any) string { return fmt.Sprint(v...) }
+func (e errorLog) Println(v ...any) {
+	e.log.Error().Str("component", "metrics").Msg(fmt.Sprint(v...))
+}

@@ -227,14 +227,18 @@ func (ch *channel) deliverPublish(x *vhost.Exchange, msg *queue.Message, keys []
 	if q := ch.conn.srv.flow.congestedQueue(&ch.scratch); q != nil {
 		ch.flowQ = q
 	}
+	// As RabbitMQ: routed counts the queues a message was routed to; a message no queue
+	// took is returned to a mandatory publisher, dropped otherwise.
 	cn := &ch.conn.srv.counters
+	if n := ch.scratch.Routed(); n > 0 {
+		cn.routed.Add(uint64(n))
+	}
 	switch {
 	case routed:
-		cn.routed.Add(1)
-	case !mandatory:
-		cn.unroutableDropped.Add(1)
-	default:
+	case mandatory:
 		cn.unroutableReturned.Add(1)
+	default:
+		cn.unroutableDropped.Add(1)
 	}
 	if routed || !mandatory {
 		return refused

@@ -32,8 +32,9 @@ type Stats struct {
 	// Messages published (basic.publish, counted when the message is complete), and those of
 	// them published on a channel in confirm mode.
 	MessagesReceived, MessagesReceivedConfirm uint64
-	// MessagesRouted counts messages that at least one queue took; the unroutable ones were
-	// dropped (not mandatory) or returned with basic.return (mandatory).
+	// MessagesRouted counts the queues messages were routed to (one message to three queues
+	// counts three, as RabbitMQ's messages_routed); messages no queue took were dropped (not
+	// mandatory) or returned with basic.return (mandatory).
 	MessagesRouted, MessagesUnroutableDropped, MessagesUnroutableReturned uint64
 	// MessagesConfirmed counts publishes answered with basic.ack.
 	MessagesConfirmed uint64

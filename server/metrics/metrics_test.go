@@ -106,6 +106,12 @@ func TestScrapeCountsWhatClientsDid(t *testing.T) {
 	}
 	must[int](t)(pub.QueueDelete("temp", false, false, false))
 	must[amqp.Queue](t)(pub.QueueDeclarePassive("q", false, false, false, false, nil)) // not counted as declared
+	for _, q := range []string{"f1", "f2"} {
+		must[amqp.Queue](t)(pub.QueueDeclare(q, false, false, false, false, nil))
+		if err := pub.QueueBind(q, "", "amq.fanout", false, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	publish := func(key string, mandatory bool) {
 		t.Helper()
@@ -120,7 +126,10 @@ func TestScrapeCountsWhatClientsDid(t *testing.T) {
 	publish("q2", false)
 	publish("nowhere", false) // dropped
 	publish("nowhere", true)  // returned
-	for i := range 14 {
+	if err := pub.PublishWithContext(context.Background(), "amq.fanout", "", false, false, amqp.Publishing{Body: []byte("f")}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 15 {
 		if c := <-confirms; !c.Ack {
 			t.Fatalf("publish %d nacked", i)
 		}
@@ -183,23 +192,23 @@ func TestScrapeCountsWhatClientsDid(t *testing.T) {
 		"rabbitmq_connections":                                                   1,
 		"rabbitmq_channels":                                                      3,
 		"rabbitmq_consumers":                                                     2,
-		"rabbitmq_queues":                                                        3, // q, q2, empty
-		"rabbitmq_queue_messages_ready":                                          5, // 10 - 2 got - 3 held
+		"rabbitmq_queues":                                                        5, // q, q2, f1, f2, empty
+		"rabbitmq_queue_messages_ready":                                          7, // q: 10 - 2 got - 3 held; f1, f2: 1 each
 		"rabbitmq_queue_messages_unacked":                                        3,
-		"rabbitmq_queue_messages":                                                8,
+		"rabbitmq_queue_messages":                                                10,
 		"rabbitmq_connections_opened_total":                                      2,
 		"rabbitmq_connections_closed_total":                                      1,
 		"rabbitmq_channels_opened_total":                                         5,
 		"rabbitmq_channels_closed_total":                                         2,
-		"rabbitmq_queues_declared_total":                                         4,
-		"rabbitmq_queues_created_total":                                          4,
+		"rabbitmq_queues_declared_total":                                         6,
+		"rabbitmq_queues_created_total":                                          6,
 		"rabbitmq_queues_deleted_total":                                          1,
-		`rabbitmq_global_messages_received_total{protocol="amqp091"}`:            14,
-		`rabbitmq_global_messages_received_confirm_total{protocol="amqp091"}`:    14,
-		`rabbitmq_global_messages_routed_total{protocol="amqp091"}`:              12,
+		`rabbitmq_global_messages_received_total{protocol="amqp091"}`:            15,
+		`rabbitmq_global_messages_received_confirm_total{protocol="amqp091"}`:    15,
+		`rabbitmq_global_messages_routed_total{protocol="amqp091"}`:              14, // per queue: the fanout message counts 2
 		`rabbitmq_global_messages_unroutable_dropped_total{protocol="amqp091"}`:  1,
 		`rabbitmq_global_messages_unroutable_returned_total{protocol="amqp091"}`: 1,
-		`rabbitmq_global_messages_confirmed_total{protocol="amqp091"}`:           14,
+		`rabbitmq_global_messages_confirmed_total{protocol="amqp091"}`:           15,
 		`rabbitmq_global_messages_delivered_total{protocol="amqp091",queue_type="rabbit_classic_queue"}`:                    8,
 		`rabbitmq_global_messages_delivered_consume_auto_ack_total{protocol="amqp091",queue_type="rabbit_classic_queue"}`:   2,
 		`rabbitmq_global_messages_delivered_consume_manual_ack_total{protocol="amqp091",queue_type="rabbit_classic_queue"}`: 3,

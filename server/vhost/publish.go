@@ -41,6 +41,10 @@ func (v *Vhost) Publish(x *Exchange, msg *queue.Message, keys []string, c Confir
 	return v.enqueue(msg, qs, stored, c)
 }
 
+// Routed is how many queues the last Publish with s routed its message to, whether or not
+// they took it (RabbitMQ's messages_routed counts these).
+func (s *Scratch) Routed() int { return len(s.queues) }
+
 // Congested returns a queue among those the last Publish with s enqueued on that paces its
 // publishers now (queue.Queue.Congested), or nil.
 func (s *Scratch) Congested() *queue.Queue {

@@ -47,15 +47,7 @@ func (cs *consumer) Deliver(q *queue.Queue, e *queue.Entry) bool {
 		return false
 	}
 	// Counted before the client can see the delivery.
-	cn := &c.srv.counters
-	if e.Redelivered {
-		cn.redelivered.Add(1)
-	}
-	if cs.noAck {
-		cn.deliveredConsumeAutoAck.Add(1)
-	} else {
-		cn.deliveredConsumeManualAck.Add(1)
-	}
+	c.srv.counters.delivered(false, cs.noAck, e.Redelivered)
 	ch.nextTag++
 	ch.deliver = amqpwire.BasicDeliver{
 		ConsumerTag: cs.tag,

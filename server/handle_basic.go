@@ -124,14 +124,7 @@ func (ch *channel) basicGet(m *amqpwire.BasicGet) error {
 		ch.send(&amqpwire.BasicGetEmpty{})
 		return nil
 	}
-	if e.Redelivered {
-		cn.redelivered.Add(1)
-	}
-	if m.NoAck {
-		cn.deliveredGetAutoAck.Add(1)
-	} else {
-		cn.deliveredGetManualAck.Add(1)
-	}
+	cn.delivered(true, m.NoAck, e.Redelivered)
 	c := ch.conn
 	ch.mu.Lock()
 	ch.nextTag++

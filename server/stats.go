@@ -26,6 +26,24 @@ type counters struct {
 	queuesDeclared                        atomic.Uint64
 }
 
+// delivered counts one delivery: by basic.get or to a consumer, with or without acks, and
+// whether it was a redelivery.
+func (c *counters) delivered(get, noAck, redelivered bool) {
+	if redelivered {
+		c.redelivered.Add(1)
+	}
+	switch {
+	case get && noAck:
+		c.deliveredGetAutoAck.Add(1)
+	case get:
+		c.deliveredGetManualAck.Add(1)
+	case noAck:
+		c.deliveredConsumeAutoAck.Add(1)
+	default:
+		c.deliveredConsumeManualAck.Add(1)
+	}
+}
+
 // Stats is a snapshot of the broker's counters and resource state, for metrics. Counters
 // count from start; the rest is the state now.
 type Stats struct {

@@ -46,6 +46,10 @@ type conn struct {
 	capCancelNotify     bool
 	capAuthFailureClose bool
 	capBlocked          bool // the client takes connection.blocked / unblocked
+	tls                 bool
+	mechanism           string         // the SASL mechanism the client logged in with
+	clientProps         amqpwire.Table // connection.start-ok's client properties
+	connectedAt         time.Time
 
 	// Owned by the reader goroutine.
 	channels  map[uint16]*channel

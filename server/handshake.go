@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -65,6 +66,9 @@ func (c *conn) handshake() error {
 		return err
 	}
 	c.readClientCapabilities(startOk.ClientProperties)
+	c.clientProps, c.mechanism = startOk.ClientProperties, startOk.Mechanism
+	_, c.tls = c.nc.(*tls.Conn)
+	c.connectedAt = time.Now()
 	user, err := c.authenticate(startOk)
 	if err != nil {
 		return err

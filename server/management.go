@@ -1,0 +1,119 @@
+package server
+
+import (
+	"errors"
+	"net"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/warrenmq/warren/amqpwire"
+)
+
+// Login errors of Server.Login, the management API's HTTP basic auth.
+var (
+	// ErrInvalidCredentials: no such user, or the wrong password.
+	ErrInvalidCredentials = errors.New("invalid credentials")
+	// ErrLoopbackOnly: a loopback user (loopback-users) logging in from another address.
+	ErrLoopbackOnly = errors.New("user can only log in via localhost")
+)
+
+// Login checks user's password, and that a loopback user comes from a loopback address, as
+// the AMQP handshake does. It returns a copy of the account.
+func (s *Server) Login(user, password string, remote net.Addr) (Account, error) {
+	u, ok := s.access.p.Load().login(user, password)
+	if !ok {
+		return Account{}, ErrInvalidCredentials
+	}
+	if u.Loopback && !isLoopback(remote) {
+		return Account{}, ErrLoopbackOnly
+	}
+	out := *u
+	out.Tags = slices.Clone(u.Tags)
+	return out, nil
+}
+
+// HasVhostAccess says whether user has permissions (any) in vhost.
+func (s *Server) HasVhostAccess(user, vhost string) bool {
+	return s.access.p.Load().permissions(user, vhost) != nil
+}
+
+// ConnectionInfo is one open AMQP connection as the management API lists it.
+type ConnectionInfo struct {
+	// Name is RabbitMQ's: "peer -> local", e.g. "127.0.0.1:54321 -> 127.0.0.1:5672".
+	Name             string
+	User, Vhost      string
+	Host, PeerHost   string
+	Port, PeerPort   int
+	TLS              bool
+	AuthMechanism    string
+	Heartbeat        time.Duration
+	FrameMax         uint32
+	ChannelMax       uint16
+	ClientProperties amqpwire.Table
+	ConnectedAt      time.Time
+}
+
+// connectionName is RabbitMQ's connection name: "peer -> local", IPv6 hosts in brackets.
+func connectionName(peer, local net.Addr) string {
+	return peer.String() + " -> " + local.String()
+}
+
+// hostPort splits a TCP address; other addresses are their string and port 0.
+func hostPort(a net.Addr) (string, int) {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.IP.String(), ta.Port
+	}
+	return a.String(), 0
+}
+
+// Connections lists the open connections (handshake finished), sorted by name.
+func (s *Server) Connections() []ConnectionInfo {
+	s.mu.Lock()
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		if c.opened.Load() && !c.forced.Load() {
+			conns = append(conns, c)
+		}
+	}
+	s.mu.Unlock()
+	out := make([]ConnectionInfo, 0, len(conns))
+	for _, c := range conns {
+		out = append(out, c.info())
+	}
+	slices.SortFunc(out, func(a, b ConnectionInfo) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// info describes c; it reads only what the handshake set before opened.
+func (c *conn) info() ConnectionInfo {
+	host, port := hostPort(c.nc.LocalAddr())
+	peerHost, peerPort := hostPort(c.nc.RemoteAddr())
+	return ConnectionInfo{
+		Name: connectionName(c.nc.RemoteAddr(), c.nc.LocalAddr()), User: c.user, Vhost: c.vh.Name(),
+		Host: host, Port: port, PeerHost: peerHost, PeerPort: peerPort, TLS: c.tls,
+		AuthMechanism: c.mechanism, Heartbeat: c.heartbeat, FrameMax: c.frameMax, ChannelMax: c.channelMax,
+		ClientProperties: c.clientProps, ConnectedAt: c.connectedAt,
+	}
+}
+
+// CloseConnection closes the open connection called name (ConnectionInfo.Name) with
+// 320 CONNECTION_FORCED and reason as the text after the dash. It reports whether there was
+// such a connection.
+func (s *Server) CloseConnection(name, reason string) bool {
+	s.mu.Lock()
+	var target *conn
+	for c := range s.conns {
+		if c.opened.Load() && !c.forced.Load() && connectionName(c.nc.RemoteAddr(), c.nc.LocalAddr()) == name {
+			target = c
+			break
+		}
+	}
+	s.mu.Unlock()
+	if target == nil {
+		return false
+	}
+	target.log.Info().Str("reason", reason).Msg("closing the connection at a management request")
+	target.forceClose(reason)
+	return true
+}

@@ -1,0 +1,306 @@
+package mgmt
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/warrenmq/warren/amqpwire"
+	"github.com/warrenmq/warren/server"
+	"github.com/warrenmq/warren/server/vhost"
+)
+
+// rate is a *_details object. Warren keeps no rate samples: the rate is always 0.0.
+type rate struct {
+	Rate float64 `json:"rate"`
+}
+
+// counters puts each counter and its *_details object in m.
+func counters(m map[string]any, kv ...any) {
+	for i := 0; i+1 < len(kv); i += 2 {
+		k := kv[i].(string)
+		m[k] = kv[i+1]
+		m[k+"_details"] = rate{}
+	}
+}
+
+// visibleVhosts are the vhosts whose objects u may list: every one for an administrator
+// (all for a monitor when monitorSeesAll), else those u has permissions in.
+func (a *api) visibleVhosts(u user, monitorSeesAll bool) []*vhost.Vhost {
+	all := a.src.Vhosts()
+	if u.isAdmin() || (monitorSeesAll && u.isMonitor()) {
+		return all
+	}
+	out := all[:0:0]
+	for _, v := range all {
+		if a.src.HasVhostAccess(u.name, v.Name()) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func (a *api) overview(w http.ResponseWriter, _ *http.Request, u user, _ []string) {
+	st := a.src.Stats()
+	var queues, exchanges, ready, unacked, consumers int
+	for _, v := range a.visibleVhosts(u, true) {
+		for _, q := range v.Queues() {
+			queues++
+			ready += q.Ready
+			unacked += q.Unacked
+			consumers += q.Consumers
+		}
+		exchanges += len(v.Exchanges())
+	}
+	msg := map[string]any{}
+	get, getNoAck := st.DeliveredGetManualAck, st.DeliveredGetAutoAck
+	deliver, deliverNoAck := st.DeliveredConsumeManualAck, st.DeliveredConsumeAutoAck
+	counters(msg, "publish", st.MessagesReceived, "confirm", st.MessagesConfirmed,
+		"return_unroutable", st.MessagesUnroutableReturned, "drop_unroutable", st.MessagesUnroutableDropped,
+		"get", get, "get_no_ack", getNoAck, "deliver", deliver, "deliver_no_ack", deliverNoAck,
+		"redeliver", st.MessagesRedelivered, "ack", st.MessagesAcknowledged,
+		"deliver_get", get+getNoAck+deliver+deliverNoAck, "get_empty", st.GetEmpty)
+	churn := map[string]any{}
+	counters(churn, "connection_created", st.ConnectionsOpened, "connection_closed", st.ConnectionsClosed,
+		"channel_created", st.ChannelsOpened, "channel_closed", st.ChannelsClosed,
+		"queue_declared", st.QueuesDeclared, "queue_created", st.QueuesCreated, "queue_deleted", st.QueuesDeleted)
+	totals := map[string]any{}
+	counters(totals, "messages", ready+unacked, "messages_ready", ready, "messages_unacknowledged", unacked)
+	objects := map[string]any{"queues": queues, "exchanges": exchanges}
+	body := map[string]any{
+		"management_version":        RabbitMQVersion,
+		"rates_mode":                "basic",
+		"exchange_types":            exchangeTypes(),
+		"product_name":              a.id.Product.Name,
+		"product_version":           a.id.Product.Version,
+		"rabbitmq_version":          RabbitMQVersion,
+		"cluster_name":              a.id.Cluster,
+		"disable_stats":             false,
+		"enable_queue_totals":       false,
+		"message_stats":             msg,
+		"churn_rates":               churn,
+		"queue_totals":              totals,
+		"object_totals":             objects,
+		"statistics_db_event_queue": 0,
+	}
+	conns := a.visibleConnections(u)
+	objects["connections"] = len(conns)
+	if u.isMonitor() {
+		objects["consumers"] = consumers
+		objects["channels"] = st.Channels
+		body["node"] = a.id.Node
+	} else {
+		objects["channels"] = 0 // per-user channel counts are not kept
+	}
+	writeJSON(w, body)
+}
+
+// exchangeTypes are the exchange types Warren implements, sorted by name.
+func exchangeTypes() []map[string]any {
+	return []map[string]any{
+		{"name": "direct", "description": "AMQP direct exchange, as per the AMQP specification", "enabled": true},
+		{"name": "fanout", "description": "AMQP fanout exchange, as per the AMQP specification", "enabled": true},
+		{"name": "headers", "description": "AMQP headers exchange, as per the AMQP specification", "enabled": true},
+		{"name": "topic", "description": "AMQP topic exchange, as per the AMQP specification", "enabled": true},
+	}
+}
+
+func (a *api) whoami(w http.ResponseWriter, _ *http.Request, u user, _ []string) {
+	tags := u.tags
+	if tags == nil {
+		tags = []string{}
+	}
+	writeJSON(w, map[string]any{"name": u.name, "tags": tags})
+}
+
+func (a *api) vhosts(w http.ResponseWriter, _ *http.Request, u user, _ []string) {
+	vs := a.visibleVhosts(u, true)
+	out := make([]map[string]any, 0, len(vs))
+	for _, v := range vs {
+		var ready, unacked int
+		for _, q := range v.Queues() {
+			ready += q.Ready
+			unacked += q.Unacked
+		}
+		m := map[string]any{"name": v.Name(), "description": "", "tags": []string{}, "tracing": false,
+			"cluster_state": map[string]string{a.id.Node: "running"}}
+		counters(m, "messages", ready+unacked, "messages_ready", ready, "messages_unacknowledged", unacked)
+		out = append(out, m)
+	}
+	slices.SortFunc(out, func(x, y map[string]any) int { return strings.Compare(x["name"].(string), y["name"].(string)) })
+	writeJSON(w, out)
+}
+
+// queues serves /api/queues, /api/queues/{vhost} and /api/queues/{vhost}/{name}.
+func (a *api) queues(w http.ResponseWriter, _ *http.Request, u user, args []string) {
+	var vs []*vhost.Vhost
+	if len(args) == 0 {
+		vs = a.visibleVhosts(u, false)
+	} else {
+		v := a.findVhost(args[0])
+		if v == nil {
+			notFound(w)
+			return
+		}
+		if !u.isAdmin() && !a.src.HasVhostAccess(u.name, v.Name()) {
+			writeError(w, http.StatusUnauthorized, "not_authorised", "User not authorised to access virtual host")
+			return
+		}
+		vs = []*vhost.Vhost{v}
+	}
+	out := []map[string]any{}
+	for _, v := range vs {
+		for _, q := range v.Queues() {
+			if len(args) == 2 && q.Name != args[1] {
+				continue
+			}
+			out = append(out, a.queueJSON(v.Name(), q))
+		}
+	}
+	if len(args) == 2 {
+		if len(out) == 0 {
+			notFound(w)
+			return
+		}
+		writeJSON(w, out[0])
+		return
+	}
+	writeJSON(w, out)
+}
+
+func (a *api) findVhost(name string) *vhost.Vhost {
+	for _, v := range a.src.Vhosts() {
+		if v.Name() == name {
+			return v
+		}
+	}
+	return nil
+}
+
+func (a *api) queueJSON(vh string, q vhost.QueueInfo) map[string]any {
+	var policy any
+	if q.Policy != "" {
+		policy = q.Policy
+	}
+	m := map[string]any{
+		"name": q.Name, "vhost": vh, "durable": q.Durable, "auto_delete": q.AutoDelete,
+		"exclusive": q.Exclusive(), "arguments": tableJSON(q.Arguments), "policy": policy,
+		"operator_policy": nil, "type": "classic", "state": "running", "node": a.id.Node,
+		"consumers": q.Consumers, "exclusive_consumer_tag": nil, "single_active_consumer_tag": nil,
+		"recoverable_slaves": nil, "message_bytes_ready": q.ReadyBytes,
+	}
+	counters(m, "messages", q.Ready+q.Unacked, "messages_ready", q.Ready, "messages_unacknowledged", q.Unacked)
+	return m
+}
+
+// visibleConnections are the connections u may see: all for a monitor, else u's own.
+func (a *api) visibleConnections(u user) []server.ConnectionInfo {
+	all := a.src.Connections()
+	if u.isMonitor() {
+		return all
+	}
+	out := all[:0:0]
+	for _, c := range all {
+		if c.User == u.name {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func (a *api) connections(w http.ResponseWriter, _ *http.Request, u user, _ []string) {
+	cs := a.visibleConnections(u)
+	out := make([]map[string]any, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, a.connectionJSON(c))
+	}
+	writeJSON(w, out)
+}
+
+// connection serves GET and DELETE /api/connections/{name}.
+func (a *api) connection(w http.ResponseWriter, r *http.Request, u user, args []string) {
+	var found *server.ConnectionInfo
+	for _, c := range a.src.Connections() {
+		if c.Name == args[0] {
+			found = &c
+			break
+		}
+	}
+	if found == nil {
+		notFound(w)
+		return
+	}
+	own := found.User == u.name
+	if r.Method == http.MethodDelete {
+		if !own && !u.isAdmin() {
+			writeError(w, http.StatusUnauthorized, "not_authorised", "User not authorised to access object")
+			return
+		}
+		reason := r.Header.Get("X-Reason")
+		if reason == "" {
+			reason = "Closed via management plugin"
+		}
+		if !a.src.CloseConnection(found.Name, reason) {
+			notFound(w)
+			return
+		}
+		a.log.Info().Str("user", u.name).Str("connection", found.Name).Str("reason", reason).Msg("connection closed via the management API")
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	if !own && !u.isMonitor() {
+		writeError(w, http.StatusUnauthorized, "not_authorised", "User not authorised to access object")
+		return
+	}
+	writeJSON(w, a.connectionJSON(*found))
+}
+
+func (a *api) connectionJSON(c server.ConnectionInfo) map[string]any {
+	m := map[string]any{
+		"name": c.Name, "node": a.id.Node, "type": "network", "user": c.User, "vhost": c.Vhost,
+		"user_who_performed_action": c.User, "host": c.Host, "port": c.Port,
+		"peer_host": c.PeerHost, "peer_port": c.PeerPort, "protocol": "AMQP 0-9-1",
+		"auth_mechanism": c.AuthMechanism, "ssl": c.TLS, "ssl_protocol": nil, "ssl_key_exchange": nil,
+		"ssl_cipher": nil, "ssl_hash": nil, "peer_cert_subject": nil, "peer_cert_issuer": nil,
+		"peer_cert_validity": nil, "timeout": int(c.Heartbeat.Seconds()), "frame_max": c.FrameMax,
+		"channel_max": c.ChannelMax, "client_properties": tableJSON(c.ClientProperties),
+		"connected_at": c.ConnectedAt.UnixMilli(), "state": "running",
+	}
+	if name, ok, _ := c.ClientProperties.Get("connection_name"); ok {
+		if s, ok := jsonValue(name).(string); ok {
+			m["user_provided_name"] = s
+		}
+	}
+	return m
+}
+
+// tableJSON is an AMQP table as a JSON object ({} when empty or unreadable).
+func tableJSON(t amqpwire.Table) map[string]any {
+	m, err := t.Map()
+	if err != nil || m == nil {
+		return map[string]any{}
+	}
+	for k, v := range m {
+		m[k] = jsonValue(v)
+	}
+	return m
+}
+
+// jsonValue turns an AMQP field value into what encoding/json writes as RabbitMQ does:
+// tables as objects, arrays as arrays, byte arrays and long strings as strings.
+func jsonValue(v any) any {
+	switch x := v.(type) {
+	case amqpwire.Table:
+		return tableJSON(x)
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = jsonValue(e)
+		}
+		return out
+	case []byte:
+		return string(x)
+	default:
+		return v
+	}
+}

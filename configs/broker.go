@@ -39,7 +39,16 @@ type Broker struct {
 	// PrometheusListen is prometheus-listen: the TCP address of the Prometheus endpoint
 	// (/metrics), default ":15692" as RabbitMQ's; "off" disables it.
 	PrometheusListen string
+	// ManagementListen is management-listen: the TCP address of the management HTTP API
+	// (/api), default ":15672" as RabbitMQ's; "off" disables it.
+	ManagementListen string
 }
+
+// ManagementOff is the management-listen value that disables the API.
+const ManagementOff = "off"
+
+// CheckManagementListen checks a management-listen value: "off" or a host:port address.
+func CheckManagementListen(s string) error { return CheckPrometheusListen(s) }
 
 // PrometheusOff is the prometheus-listen value that disables the endpoint.
 const PrometheusOff = "off"
@@ -123,6 +132,7 @@ func DefaultBroker() Broker {
 		Log:              Log{Level: "info", Format: "auto"},
 		LoopbackUsers:    []string{"guest"},
 		PrometheusListen: ":15692",
+		ManagementListen: ":15672",
 	}
 }
 
@@ -136,7 +146,7 @@ func (b *Broker) ControlSocketPath() string {
 
 var brokerKeys = []string{"listeners", "data-dir", "queue-memory", "disk-free-limit", "memory-limit", "limits", "heartbeat",
 	"handshake-timeout", "write-timeout", "log", "loopback-users", "definitions", "control-socket", "flow-control", "product",
-	"prometheus-listen"}
+	"prometheus-listen", "management-listen"}
 
 // LoadBroker reads the broker configuration at path over DefaultBroker. Relative paths in
 // the file (data-dir, control-socket, definitions, TLS files) and the default data dir are
@@ -271,6 +281,15 @@ func (d *decoder) broker(f fields, b *Broker, dir string) {
 				d.errorf(n, "prometheus-listen", "prometheus-listen %v", err)
 			} else {
 				b.PrometheusListen = s
+			}
+		}
+	}
+	if n, ok := f.get("management-listen"); ok {
+		if s, ok := d.str(n, "management-listen"); ok {
+			if err := CheckManagementListen(s); err != nil {
+				d.errorf(n, "management-listen", "management-listen %v", err)
+			} else {
+				b.ManagementListen = s
 			}
 		}
 	}

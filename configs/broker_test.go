@@ -65,6 +65,7 @@ control-socket: run/warren.sock
 flow-control: false
 product: {name: RabbitMQ, version: 3.10.8}
 prometheus-listen: 127.0.0.1:9419
+management-listen: 127.0.0.1:9420
 `), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -94,6 +95,7 @@ prometheus-listen: 127.0.0.1:9419
 		FlowControl:      false,
 		Product:          Product{Name: "RabbitMQ", Version: "3.10.8"},
 		PrometheusListen: "127.0.0.1:9419",
+		ManagementListen: "127.0.0.1:9420",
 	}
 	if !reflect.DeepEqual(*b, want) {
 		t.Errorf("got  %+v\nwant %+v", *b, want)
@@ -147,7 +149,7 @@ product: {name: "", version: [3], vendor: x}
 		`warren.yaml:15:17: loopback-users: expected a list, got "guest"`,
 		`warren.yaml:16:15: definitions[0]: definitions file: stat missing.yaml: no such file or directory`,
 		`warren.yaml:16:29: definitions[1]: definitions glob "[bad": syntax error in pattern`,
-		`warren.yaml:17:1: unknown key "listen"; expected one of: listeners, data-dir, queue-memory, disk-free-limit, memory-limit, limits, heartbeat, handshake-timeout, write-timeout, log, loopback-users, definitions, control-socket, flow-control, product, prometheus-listen`,
+		`warren.yaml:17:1: unknown key "listen"; expected one of: listeners, data-dir, queue-memory, disk-free-limit, memory-limit, limits, heartbeat, handshake-timeout, write-timeout, log, loopback-users, definitions, control-socket, flow-control, product, prometheus-listen, management-listen`,
 		`warren.yaml:18:15: flow-control: expected a boolean, got "sometimes"`,
 		`warren.yaml:19:17: product.name: name must not be empty; leave it out for Warren's own`,
 		`warren.yaml:19:30: product.version: expected a string, got a list`,

@@ -42,6 +42,7 @@ func (b *Broker) settings() map[string]any {
 		"flow-control":      b.FlowControl,
 		"product":           b.Product,
 		"prometheus-listen": b.PrometheusListen,
+		"management-listen": b.ManagementListen,
 	}
 }
 

@@ -160,7 +160,7 @@ func startCfgBrokerIn(t *testing.T, bin, dir, addr string, extraArgs ...string) 
 	t.Helper()
 	b := &cfgBroker{t: t, bin: bin, dir: dir, addr: addr, log: newCfgLog(), exited: make(chan struct{})}
 	// Brokers of tests running in parallel must not all listen on :15692.
-	args := append([]string{"--config", filepath.Join(dir, "warren.yaml"), "--prometheus-listen", "127.0.0.1:0"}, extraArgs...)
+	args := append([]string{"--config", filepath.Join(dir, "warren.yaml"), "--prometheus-listen", "127.0.0.1:0", "--management-listen", "127.0.0.1:0"}, extraArgs...)
 	b.cmd = exec.Command(bin, args...)
 	b.cmd.Dir = t.TempDir()
 	b.cmd.Stderr = b.log

@@ -124,7 +124,7 @@ func testConfigStartupErrors(t *testing.T, bin string) {
 			writeCfgFile(t, dir, "defs.yaml", c.defs)
 
 			// A broken file is refused at once; a broker that starts anyway is killed.
-			r := runWarrenWithin(t, 5*time.Second, bin, "", "", "--config", config, "--prometheus-listen", "127.0.0.1:0")
+			r := runWarrenWithin(t, 5*time.Second, bin, "", "", "--config", config, "--prometheus-listen", "127.0.0.1:0", "--management-listen", "127.0.0.1:0")
 			if r.code == 0 {
 				t.Errorf("the broker exited 0 with a broken %s, want non-zero:\n%v", c.check, r)
 			}

@@ -74,7 +74,7 @@ func (r *brokerRunner) start() *brokerProc {
 	r.t.Helper()
 	p := &brokerProc{n: len(r.procs) + 1, exited: make(chan struct{}), ready: make(chan string, 1)}
 	p.out = &logLines{onLine: p.sawLine}
-	p.cmd = exec.Command(r.bin, "--listen", "127.0.0.1:0", "--prometheus-listen", "127.0.0.1:0", "--data-dir", r.dataDir, "--log-level", "info")
+	p.cmd = exec.Command(r.bin, "--listen", "127.0.0.1:0", "--prometheus-listen", "127.0.0.1:0", "--management-listen", "127.0.0.1:0", "--data-dir", r.dataDir, "--log-level", "info")
 	p.cmd.Stderr = p.out
 	if err := p.cmd.Start(); err != nil {
 		r.t.Fatalf("start broker process: %v", err)

@@ -110,7 +110,7 @@ func startBrokerWith(t *testing.T, shell string, flags ...string) (string, *brok
 func startBrokerBin(t *testing.T, bin, shell string, flags ...string) (string, *brokerLog, *exec.Cmd) {
 	t.Helper()
 	addr := freeAddr(t)
-	args := append([]string{bin, "--listen", addr, "--prometheus-listen", "127.0.0.1:0", "--data-dir", t.TempDir(), "--log-level", "info"}, flags...)
+	args := append([]string{bin, "--listen", addr, "--prometheus-listen", "127.0.0.1:0", "--management-listen", "127.0.0.1:0", "--data-dir", t.TempDir(), "--log-level", "info"}, flags...)
 	var cmd *exec.Cmd
 	if shell != "" {
 		// exec keeps the broker's PID the shell's, so Kill reaches it.

@@ -45,6 +45,7 @@ func brokerFlags(fs *flag.FlagSet) (configPath, debugListen *string, apply func(
 	productName := fs.String("product-name", server.DefaultProductName, "product name presented to clients in connection.start (e.g. RabbitMQ, for clients that check it)")
 	productVersion := fs.String("product-version", server.Version, "product version presented to clients in connection.start (with --product-name RabbitMQ, a RabbitMQ version such as 3.10.8)")
 	promListen := fs.String("prometheus-listen", def.PrometheusListen, "TCP address of the Prometheus endpoint, /metrics with RabbitMQ's metric names (off disables it)")
+	mgmtListen := fs.String("management-listen", def.ManagementListen, "TCP address of the management HTTP API, /api with RabbitMQ's endpoints (off disables it)")
 	debugListen = fs.String("debug-listen", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); off by default")
 
 	apply = func(b *configs.Broker) error {
@@ -70,6 +71,12 @@ func brokerFlags(fs *flag.FlagSet) (configPath, debugListen *string, apply func(
 					bad(e)
 				} else {
 					b.PrometheusListen = *promListen
+				}
+			case "management-listen":
+				if e := configs.CheckManagementListen(*mgmtListen); e != nil {
+					bad(e)
+				} else {
+					b.ManagementListen = *mgmtListen
 				}
 			case "log-level":
 				b.Log.Level = *logLevel
@@ -256,6 +263,13 @@ Flags (they override the configuration file; docs/configuration.md lists every s
 	if promLn != nil {
 		defer promLn.Close()
 	}
+	mgmtLn, err := listenManagement(b)
+	if err != nil {
+		return err
+	}
+	if mgmtLn != nil {
+		defer mgmtLn.Close()
+	}
 	if fi, err := os.Stat(b.DataDir); err == nil && !fi.IsDir() {
 		return fmt.Errorf("data dir %s: not a directory", b.DataDir)
 	}
@@ -323,6 +337,10 @@ Flags (they override the configuration file; docs/configuration.md lists every s
 	if promLn != nil {
 		stopMetrics := serveMetrics(promLn, srv, b, log)
 		defer stopMetrics()
+	}
+	if mgmtLn != nil {
+		stopMgmt := serveManagement(mgmtLn, srv, b, log)
+		defer stopMgmt()
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)

@@ -27,7 +27,7 @@ func refusesDataDir(t *testing.T, bin, dataDir string, words ...string) {
 	defer cancel()
 	var stderr bytes.Buffer
 	serving := false
-	cmd := exec.CommandContext(ctx, bin, "--listen", "127.0.0.1:0", "--prometheus-listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", "info")
+	cmd := exec.CommandContext(ctx, bin, "--listen", "127.0.0.1:0", "--prometheus-listen", "127.0.0.1:0", "--management-listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", "info")
 	cmd.Stderr = &lineWriter{onLine: func(line string) {
 		stderr.WriteString(line + "\n")
 		if strings.Contains(line, "listening for AMQP 0-9-1") {
@@ -106,7 +106,7 @@ func dataDirCorruptManifest(t *testing.T, bin string) {
 func dataDirInUse(t *testing.T, bin string) {
 	dir := t.TempDir()
 	addr := freeAddr(t)
-	first := exec.Command(bin, "--listen", addr, "--prometheus-listen", "127.0.0.1:0", "--data-dir", dir, "--log-level", "info")
+	first := exec.Command(bin, "--listen", addr, "--prometheus-listen", "127.0.0.1:0", "--management-listen", "127.0.0.1:0", "--data-dir", dir, "--log-level", "info")
 	lines := make(chan string, 100)
 	first.Stderr = &lineWriter{onLine: func(line string) {
 		select {

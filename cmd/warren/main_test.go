@@ -47,7 +47,7 @@ func startBroker(t *testing.T, extraArgs ...string) (*exec.Cmd, string, chan str
 	t.Helper()
 	bin := buildBinary(t)
 	addr := freeAddr(t)
-	args := append([]string{"--listen", addr, "--prometheus-listen", "127.0.0.1:0", "--data-dir", t.TempDir(), "--log-level", "info"}, extraArgs...)
+	args := append([]string{"--listen", addr, "--prometheus-listen", "127.0.0.1:0", "--management-listen", "127.0.0.1:0", "--data-dir", t.TempDir(), "--log-level", "info"}, extraArgs...)
 	cmd := exec.Command(bin, args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

@@ -85,7 +85,7 @@ func TestPrometheusPortInUse(t *testing.T) {
 	}
 	defer devnull.Close()
 	dir := filepath.Join(t.TempDir(), "data")
-	err = run([]string{"--listen", freeAddr(t), "--prometheus-listen", held.Addr().String(), "--data-dir", dir}, devnull)
+	err = run([]string{"--listen", freeAddr(t), "--prometheus-listen", held.Addr().String(), "--management-listen", "127.0.0.1:0", "--data-dir", dir}, devnull)
 	if err == nil || !strings.Contains(err.Error(), "prometheus endpoint: listen on "+held.Addr().String()) {
 		t.Fatalf("run = %v, want the Prometheus listener's error", err)
 	}

@@ -20,13 +20,39 @@ var (
 
 // Login checks user's password, and that a loopback user comes from a loopback address, as
 // the AMQP handshake does. It returns a copy of the account.
+//
+// Failed logins share the AMQP handshake's schedule per source address (authlimit.go): a
+// source that keeps failing gets its refusals, and its next attempts checked, at most 50 a
+// second over either protocol, and the refusals are logged in summary.
 func (s *Server) Login(user, password string, remote net.Addr) (Account, error) {
+	src := "unknown"
+	if remote != nil {
+		src = peerIP(remote)
+	}
+	at, reserved := s.loginLimit.admit(src, time.Now())
+	if reserved {
+		if err := s.loginLimit.wait(at); err != nil {
+			return Account{}, err
+		}
+	}
+	refuse := func(err error) (Account, error) {
+		if !reserved {
+			if werr := s.loginLimit.wait(s.loginLimit.failed(src, time.Now())); werr != nil {
+				return Account{}, werr
+			}
+		}
+		if s.loginLog.note(src, "user '"+user+"' (management API): "+err.Error(), time.Now()) {
+			s.log.Warn().Str("user", user).Str("source", src).Str("reason", err.Error()).
+				Msg("management login refused (further refusals for this address are logged in summary)")
+		}
+		return Account{}, err
+	}
 	u, ok := s.access.p.Load().login(user, password)
 	if !ok {
-		return Account{}, ErrInvalidCredentials
+		return refuse(ErrInvalidCredentials)
 	}
 	if u.Loopback && !isLoopback(remote) {
-		return Account{}, ErrLoopbackOnly
+		return refuse(ErrLoopbackOnly)
 	}
 	out := *u
 	out.Tags = slices.Clone(u.Tags)

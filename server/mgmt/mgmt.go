@@ -195,11 +195,9 @@ func (a *api) authenticate(w http.ResponseWriter, r *http.Request) (user, bool) 
 	acct, err := a.src.Login(name, pass, addr)
 	switch {
 	case errors.Is(err, server.ErrLoopbackOnly):
-		a.authLog.Warn().Str("user", name).Str("peer", r.RemoteAddr).Msg("HTTP access denied: user can only log in via localhost")
 		writeError(w, http.StatusUnauthorized, "not_authorised", "User can only log in via localhost")
 		return user{}, false
-	case err != nil:
-		a.authLog.Warn().Str("user", name).Str("peer", r.RemoteAddr).Msg("HTTP access denied: invalid credentials")
+	case err != nil: // refused (logged in summary by the server), or the broker is stopping
 		w.Header().Set("WWW-Authenticate", `Basic realm="RabbitMQ Management"`)
 		writeError(w, http.StatusUnauthorized, "not_authorized", "Not_Authorized")
 		return user{}, false

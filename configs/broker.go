@@ -44,18 +44,13 @@ type Broker struct {
 	ManagementListen string
 }
 
-// ManagementOff is the management-listen value that disables the API.
-const ManagementOff = "off"
+// HTTPOff is the prometheus-listen and management-listen value that disables the endpoint.
+const HTTPOff = "off"
 
-// CheckManagementListen checks a management-listen value: "off" or a host:port address.
-func CheckManagementListen(s string) error { return CheckPrometheusListen(s) }
-
-// PrometheusOff is the prometheus-listen value that disables the endpoint.
-const PrometheusOff = "off"
-
-// CheckPrometheusListen checks a prometheus-listen value: "off" or a host:port address.
-func CheckPrometheusListen(s string) error {
-	if s == PrometheusOff {
+// CheckHTTPListen checks a prometheus-listen or management-listen value: "off" or a host:port
+// address.
+func CheckHTTPListen(s string) error {
+	if s == HTTPOff {
 		return nil
 	}
 	_, port, err := net.SplitHostPort(s)
@@ -277,7 +272,7 @@ func (d *decoder) broker(f fields, b *Broker, dir string) {
 	}
 	if n, ok := f.get("prometheus-listen"); ok {
 		if s, ok := d.str(n, "prometheus-listen"); ok {
-			if err := CheckPrometheusListen(s); err != nil {
+			if err := CheckHTTPListen(s); err != nil {
 				d.errorf(n, "prometheus-listen", "prometheus-listen %v", err)
 			} else {
 				b.PrometheusListen = s
@@ -286,7 +281,7 @@ func (d *decoder) broker(f fields, b *Broker, dir string) {
 	}
 	if n, ok := f.get("management-listen"); ok {
 		if s, ok := d.str(n, "management-listen"); ok {
-			if err := CheckManagementListen(s); err != nil {
+			if err := CheckHTTPListen(s); err != nil {
 				d.errorf(n, "management-listen", "management-listen %v", err)
 			} else {
 				b.ManagementListen = s

@@ -18,6 +18,8 @@ import (
 
 	"github.com/warrenmq/warren/configs"
 	"github.com/warrenmq/warren/server"
+	"github.com/warrenmq/warren/server/metrics"
+	"github.com/warrenmq/warren/server/mgmt"
 	"github.com/warrenmq/warren/store"
 )
 
@@ -67,13 +69,13 @@ func brokerFlags(fs *flag.FlagSet) (configPath, debugListen *string, apply func(
 			case "data-dir":
 				b.DataDir = *dataDir
 			case "prometheus-listen":
-				if e := configs.CheckPrometheusListen(*promListen); e != nil {
+				if e := configs.CheckHTTPListen(*promListen); e != nil {
 					bad(e)
 				} else {
 					b.PrometheusListen = *promListen
 				}
 			case "management-listen":
-				if e := configs.CheckManagementListen(*mgmtListen); e != nil {
+				if e := configs.CheckHTTPListen(*mgmtListen); e != nil {
 					bad(e)
 				} else {
 					b.ManagementListen = *mgmtListen
@@ -256,14 +258,14 @@ Flags (they override the configuration file; docs/configuration.md lists every s
 			_ = ln.Close()
 		}
 	}()
-	promLn, err := listenPrometheus(b)
+	promLn, err := listenHTTP("prometheus endpoint", "--prometheus-listen", b.PrometheusListen)
 	if err != nil {
 		return err
 	}
 	if promLn != nil {
 		defer promLn.Close()
 	}
-	mgmtLn, err := listenManagement(b)
+	mgmtLn, err := listenHTTP("management API", "--management-listen", b.ManagementListen)
 	if err != nil {
 		return err
 	}
@@ -334,13 +336,14 @@ Flags (they override the configuration file; docs/configuration.md lists every s
 	if *debugListen != "" {
 		startDebug(*debugListen, log)
 	}
+	node, product := nodeName(), server.Product{Name: b.Product.Name, Version: b.Product.Version}
 	if promLn != nil {
-		stopMetrics := serveMetrics(promLn, srv, b, log)
-		defer stopMetrics()
+		h := metrics.Handler(srv, metrics.Identity{Node: node, Product: product}, log)
+		defer serveHTTP(promLn, h, "Prometheus metrics on /metrics", log)()
 	}
 	if mgmtLn != nil {
-		stopMgmt := serveManagement(mgmtLn, srv, b, log)
-		defer stopMgmt()
+		h := mgmt.Handler(srv, mgmt.Identity{Node: node, Product: product}, log)
+		defer serveHTTP(mgmtLn, h, "the management API on /api", log)()
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)

@@ -3,10 +3,7 @@ package main
 import (
 	"context"
 	"io"
-	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -68,31 +65,5 @@ func TestPrometheusEndpoint(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("POST /metrics: %s, want 405", resp.Status)
-	}
-}
-
-// TestPrometheusPortInUse: an endpoint address another process holds stops the broker at
-// start with an error naming it, before it creates its data dir.
-func TestPrometheusPortInUse(t *testing.T) {
-	held, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer held.Close()
-	devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer devnull.Close()
-	dir := filepath.Join(t.TempDir(), "data")
-	err = run([]string{"--listen", freeAddr(t), "--prometheus-listen", held.Addr().String(), "--management-listen", "127.0.0.1:0", "--data-dir", dir}, devnull)
-	if err == nil || !strings.Contains(err.Error(), "prometheus endpoint: listen on "+held.Addr().String()) {
-		t.Fatalf("run = %v, want the Prometheus listener's error", err)
-	}
-	if _, err := os.Stat(dir); !os.IsNotExist(err) {
-		t.Errorf("data dir exists after the failed start (stat: %v)", err)
-	}
-	if err := run([]string{"--prometheus-listen", "nonsense"}, devnull); err == nil || !strings.Contains(err.Error(), "--prometheus-listen") {
-		t.Errorf("run with a bad address = %v, want a --prometheus-listen error", err)
 	}
 }

@@ -3,11 +3,8 @@ package main
 import (
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -70,31 +67,5 @@ func TestManagementAPI(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the client saw no connection.close")
-	}
-}
-
-// TestManagementPortInUse: an API address another process holds stops the broker at start
-// with an error naming it, before it creates its data dir.
-func TestManagementPortInUse(t *testing.T) {
-	held, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer held.Close()
-	devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer devnull.Close()
-	dir := filepath.Join(t.TempDir(), "data")
-	err = run([]string{"--listen", freeAddr(t), "--prometheus-listen", "127.0.0.1:0", "--management-listen", held.Addr().String(), "--data-dir", dir}, devnull)
-	if err == nil || !strings.Contains(err.Error(), "management API: listen on "+held.Addr().String()) {
-		t.Fatalf("run = %v, want the management listener's error", err)
-	}
-	if _, err := os.Stat(dir); !os.IsNotExist(err) {
-		t.Errorf("data dir exists after the failed start (stat: %v)", err)
-	}
-	if err := run([]string{"--management-listen", "nonsense"}, devnull); err == nil || !strings.Contains(err.Error(), "--management-listen") {
-		t.Errorf("run with a bad address = %v, want a --management-listen error", err)
 	}
 }

@@ -1,0 +1,61 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/warrenmq/warren/configs"
+)
+
+// The broker's HTTP endpoints (the Prometheus endpoint, the management API) share how they
+// listen and serve.
+
+// listenHTTP opens the listener of the endpoint what (set by flag) on addr, nil when addr is
+// off. An address in use stops the broker, as for the AMQP listeners.
+func listenHTTP(what, flag, addr string) (net.Listener, error) {
+	if addr == configs.HTTPOff {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: listen on %s (set %s to another address, or off): %w", what, addr, flag, err)
+	}
+	return ln, nil
+}
+
+// serveHTTP serves h on ln until the returned function is called; what names it in the log.
+func serveHTTP(ln net.Listener, h http.Handler, what string, log zerolog.Logger) (stop func()) {
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	log.Info().Str("addr", ln.Addr().String()).Msg("serving " + what)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error().Err(err).Str("addr", ln.Addr().String()).Msg("stopped serving " + what)
+		}
+	}()
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := hs.Shutdown(ctx); err != nil {
+			log.Warn().Err(err).Msg("did not shut down cleanly: " + what)
+		}
+		<-done
+	}
+}
+
+// nodeName is the node name the HTTP endpoints report, RabbitMQ's shape: warren@host.
+func nodeName() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
+	return "warren@" + host
+}

@@ -25,7 +25,10 @@ import (
 //     RabbitMQ does when a batch completes.
 //
 // Once the connection's writer has stopped, completions settle their entries on the goroutine
-// that completes them and no answer is sent: held entries never wait for a connection.
+// that completes them and no answer is sent: held entries never wait for a dead connection.
+// They do wait while the publisher's writer is blocked on a socket the publisher does not
+// read (at most write-timeout, after which the connection is dropped and they are settled):
+// a cost borne by that publisher's own messages and those behind them in the same queues.
 
 var _ vhost.Confirm = (*writeWait)(nil)
 

@@ -23,8 +23,13 @@ import (
 // RabbitMQVersion is the RabbitMQ version whose management API Warren follows.
 const RabbitMQVersion = "3.10.25"
 
-// Source is what the API reads from and acts on; *server.Server is one.
+// Source is what the API reads from and acts on; *server.Server is one. Each side of the API
+// names what else it needs in its own interface (readSource, writeSource, opsSource).
 type Source interface {
+	readSource
+	writeSource
+	opsSource
+
 	Stats() server.Stats
 	Vhosts() []*vhost.Vhost
 	Login(user, password string, remote net.Addr) (server.Account, error)
@@ -47,6 +52,7 @@ type api struct {
 	log zerolog.Logger
 	// authLog is log sampled: a client retrying bad credentials does not flood the log.
 	authLog zerolog.Logger
+	router  *router
 }
 
 // Handler serves the management API of src under /api.
@@ -61,8 +67,10 @@ func Handler(src Source, id Identity, log zerolog.Logger) http.Handler {
 		id.Product.Version = server.Version
 	}
 	log = log.With().Str("component", "management").Logger()
-	return &api{src: src, id: id, log: log,
+	a := &api{src: src, id: id, log: log,
 		authLog: log.Sample(&zerolog.BurstSampler{Burst: 10, Period: time.Minute})}
+	a.router = newRouter(a.endpoints())
+	return a
 }
 
 // user is the authenticated caller.
@@ -83,60 +91,112 @@ func (u user) has(tags ...string) bool {
 func (u user) isAdmin() bool   { return u.has("administrator") }
 func (u user) isMonitor() bool { return u.has("administrator", "monitoring") }
 
-// route is one resource: the methods it allows (HEAD and OPTIONS come with GET) and its handler.
-type route struct {
-	methods []string
-	serve   func(w http.ResponseWriter, r *http.Request, u user, args []string)
+// handler serves one endpoint; args are the path's wildcard segments, unescaped, in order.
+type handler func(w http.ResponseWriter, r *http.Request, u user, args []string)
+
+// endpoint is one method on one path. Pattern is the path after /api/, with "{}" for a
+// segment that is an argument (a vhost, a name), e.g. "queues/{}/{}/get".
+type endpoint struct {
+	method  string
+	pattern string
+	serve   handler
 }
 
-// resolve maps the path segments (unescaped) to a route and its arguments; ok false is 404.
-func (a *api) resolve(seg []string) (route, []string, bool) {
-	get := []string{http.MethodGet}
-	if len(seg) < 2 || seg[0] != "api" {
-		return route{}, nil, false
+// endpoints is every endpoint of the API. Each file adds its own: the read side (objects.go
+// and friends), the write side (write*.go), operations on queues and the broker (ops*.go).
+func (a *api) endpoints() []endpoint {
+	var all []endpoint
+	for _, group := range [][]endpoint{a.readEndpoints(), a.writeEndpoints(), a.opsEndpoints()} {
+		all = append(all, group...)
 	}
-	rest := seg[2:]
-	switch seg[1] {
-	case "overview":
-		if len(rest) == 0 {
-			return route{get, a.overview}, nil, true
-		}
-	case "whoami":
-		if len(rest) == 0 {
-			return route{get, a.whoami}, nil, true
-		}
-	case "vhosts":
-		if len(rest) == 0 {
-			return route{get, a.vhosts}, nil, true
-		}
-	case "queues":
-		if len(rest) <= 2 {
-			return route{get, a.queues}, rest, true
-		}
-	case "connections":
-		switch len(rest) {
-		case 0:
-			return route{get, a.connections}, nil, true
-		case 1:
-			return route{[]string{http.MethodGet, http.MethodDelete}, a.connection}, rest, true
+	return all
+}
+
+// compiled is an endpoint with its pattern split into segments.
+type compiled struct {
+	endpoint
+	seg []string
+}
+
+// router finds the endpoints of a path.
+type router struct{ routes []compiled }
+
+func newRouter(eps []endpoint) *router {
+	r := &router{}
+	for _, e := range eps {
+		r.routes = append(r.routes, compiled{e, strings.Split(e.pattern, "/")})
+	}
+	return r
+}
+
+// match reports whether seg matches pattern p and, if so, its arguments.
+func match(p, seg []string) ([]string, bool) {
+	if len(p) != len(seg) {
+		return nil, false
+	}
+	var args []string
+	for i, s := range p {
+		switch {
+		case s == "{}":
+			args = append(args, seg[i])
+		case s != seg[i]:
+			return nil, false
 		}
 	}
-	return route{}, nil, false
+	return args, true
+}
+
+// specificity orders patterns: a literal segment beats a wildcard at the first place they
+// differ, so /api/queues/{}/{}/get is not /api/queues/{vhost}/{name}/{something}.
+func moreSpecific(a, b []string) bool {
+	for i := range a {
+		if (a[i] == "{}") != (b[i] == "{}") {
+			return b[i] == "{}"
+		}
+	}
+	return false
+}
+
+// lookup returns the endpoints of the most specific pattern matching seg (one per method)
+// and the path's arguments; none is 404.
+func (r *router) lookup(seg []string) ([]compiled, []string) {
+	var best []compiled
+	var args []string
+	for _, c := range r.routes {
+		a, ok := match(c.seg, seg)
+		if !ok {
+			continue
+		}
+		switch {
+		case best == nil || moreSpecific(c.seg, best[0].seg):
+			best, args = []compiled{c}, a
+		case !moreSpecific(best[0].seg, c.seg):
+			best = append(best, c)
+		}
+	}
+	return best, args
 }
 
 // ServeHTTP routes, checks the method, then authenticates, in cowboy_rest's order.
 func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	seg, ok := splitPath(r.URL.EscapedPath())
-	if !ok {
+	if !ok || len(seg) < 2 || seg[0] != "api" {
 		notFound(w)
 		return
 	}
-	rt, args, ok := a.resolve(seg)
-	if !ok {
+	eps, args := a.router.lookup(seg[1:])
+	if len(eps) == 0 {
 		notFound(w)
 		return
 	}
-	allowed := slices.Clone(rt.methods)
+	var allowed []string
+	var serve handler
+	for _, e := range eps {
+		allowed = append(allowed, e.method)
+		if e.method == r.Method || (r.Method == http.MethodHead && e.method == http.MethodGet) {
+			serve = e.serve
+		}
+	}
 	if slices.Contains(allowed, http.MethodGet) {
 		allowed = append(allowed, http.MethodHead)
 	}
@@ -146,7 +206,7 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", strings.Join(allowed, ", "))
 		w.WriteHeader(http.StatusOK)
 		return
-	case !slices.Contains(allowed, r.Method):
+	case serve == nil:
 		w.Header().Set("Allow", strings.Join(allowed, ", "))
 		w.WriteHeader(http.StatusMethodNotAllowed)
 		return
@@ -155,7 +215,7 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	rt.serve(w, r, u, args)
+	serve(w, r, u, args)
 }
 
 // splitPath splits an escaped URL path into unescaped segments; a trailing slash is ignored,

@@ -10,6 +10,25 @@ import (
 	"github.com/warrenmq/warren/server/vhost"
 )
 
+// readSource is what the read side of the API (listings, rates) needs from the broker beyond
+// Source's own methods.
+type readSource interface{}
+
+// readEndpoints are the endpoints that list and show objects, and close connections.
+func (a *api) readEndpoints() []endpoint {
+	return []endpoint{
+		{http.MethodGet, "overview", a.overview},
+		{http.MethodGet, "whoami", a.whoami},
+		{http.MethodGet, "vhosts", a.vhosts},
+		{http.MethodGet, "queues", a.queues},
+		{http.MethodGet, "queues/{}", a.queues},
+		{http.MethodGet, "queues/{}/{}", a.queues},
+		{http.MethodGet, "connections", a.connections},
+		{http.MethodGet, "connections/{}", a.connection},
+		{http.MethodDelete, "connections/{}", a.connection},
+	}
+}
+
 // rate is a *_details object. Warren keeps no rate samples: the rate is always 0.0.
 type rate struct {
 	Rate float64 `json:"rate"`

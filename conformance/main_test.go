@@ -42,6 +42,7 @@ func TestMain(m *testing.M) {
 func run(m *testing.M) int {
 	if u := os.Getenv("AMQP_URL"); u != "" {
 		brokerURL, external = u, true
+		mgmtURL = externalManagementURL()
 		defer closeAdmin()
 		return m.Run()
 	}
@@ -54,8 +55,17 @@ func run(m *testing.M) int {
 	inProcessMu.Lock()
 	inProcess[w.url] = w
 	inProcessMu.Unlock()
+	url, stopMgmt, err := serveManagement(w.srv)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "conformance: management API:", err)
+		return 1
+	}
+	mgmtURL = url
 	code := m.Run()
 	closeAdmin()
+	if err := stopMgmt(); err != nil {
+		fmt.Fprintln(os.Stderr, "conformance: management API shutdown:", err)
+	}
 	if err := w.stop(); err != nil {
 		fmt.Fprintln(os.Stderr, "conformance: shutdown:", err)
 		if code == 0 {

@@ -64,7 +64,6 @@ func mgmtAPI(t *testing.T) *api {
 	return &api{t: t, user: "guest", pass: "guest"}
 }
 
-
 // do sends a request (body, when not nil, as JSON) and returns the status and the body.
 func (a *api) do(method, path string, body any) (int, []byte) {
 	a.t.Helper()

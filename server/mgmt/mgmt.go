@@ -24,10 +24,12 @@ import (
 const RabbitMQVersion = "3.10.25"
 
 // Source is what the API reads from and acts on; *server.Server is one. Each side of the API
-// names what else it needs in its own interface (readSource, writeSource, opsSource).
+// names what else it needs in its own interface (readSource, writeSource, accessSource,
+// opsSource).
 type Source interface {
 	readSource
 	writeSource
+	accessSource
 	opsSource
 
 	Stats() server.Stats
@@ -103,10 +105,11 @@ type endpoint struct {
 }
 
 // endpoints is every endpoint of the API. Each file adds its own: the read side (objects.go
-// and friends), the write side (write*.go), operations on queues and the broker (ops*.go).
+// and friends), declaring and deleting topology (write*.go), access control and definitions
+// (access*.go), operations on queue contents and the broker's health (ops*.go).
 func (a *api) endpoints() []endpoint {
 	var all []endpoint
-	for _, group := range [][]endpoint{a.readEndpoints(), a.writeEndpoints(), a.opsEndpoints()} {
+	for _, group := range [][]endpoint{a.readEndpoints(), a.writeEndpoints(), a.accessEndpoints(), a.opsEndpoints()} {
 		all = append(all, group...)
 	}
 	return all

@@ -1,8 +1,8 @@
 package mgmt
 
-// writeSource is what the write side of the API (declaring and deleting objects, access
-// control, definitions) needs from the broker.
+// writeSource is what the topology endpoints (declaring and deleting exchanges, queues and
+// bindings) need from the broker.
 type writeSource interface{}
 
-// writeEndpoints are the endpoints that create, change and delete objects.
+// writeEndpoints are the endpoints that declare and delete exchanges, queues and bindings.
 func (a *api) writeEndpoints() []endpoint { return nil }

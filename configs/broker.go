@@ -42,6 +42,9 @@ type Broker struct {
 	// ManagementListen is management-listen: the TCP address of the management HTTP API
 	// (/api), default ":15672" as RabbitMQ's; "off" disables it.
 	ManagementListen string
+	// ManagementTLS and PrometheusTLS are management-tls and prometheus-tls: when set, the
+	// endpoint speaks HTTPS (the keys of a listener's tls section).
+	ManagementTLS, PrometheusTLS *TLS
 }
 
 // HTTPOff is the prometheus-listen and management-listen value that disables the endpoint.
@@ -141,7 +144,7 @@ func (b *Broker) ControlSocketPath() string {
 
 var brokerKeys = []string{"listeners", "data-dir", "queue-memory", "disk-free-limit", "memory-limit", "limits", "heartbeat",
 	"handshake-timeout", "write-timeout", "log", "loopback-users", "definitions", "control-socket", "flow-control", "product",
-	"prometheus-listen", "management-listen"}
+	"prometheus-listen", "management-listen", "prometheus-tls", "management-tls"}
 
 // LoadBroker reads the broker configuration at path over DefaultBroker. Relative paths in
 // the file (data-dir, control-socket, definitions, TLS files) and the default data dir are
@@ -287,6 +290,12 @@ func (d *decoder) broker(f fields, b *Broker, dir string) {
 				b.ManagementListen = s
 			}
 		}
+	}
+	if n, ok := f.get("management-tls"); ok {
+		b.ManagementTLS = d.tls(n, "management-tls", dir)
+	}
+	if n, ok := f.get("prometheus-tls"); ok {
+		b.PrometheusTLS = d.tls(n, "prometheus-tls", dir)
 	}
 }
 

@@ -1,20 +1,15 @@
 package configs
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/warrenmq/warren/configs/tlstest"
 )
 
 func TestLoadBrokerEmptyFileIsDefaults(t *testing.T) {
@@ -66,6 +61,8 @@ flow-control: false
 product: {name: RabbitMQ, version: 3.10.8}
 prometheus-listen: 127.0.0.1:9419
 management-listen: 127.0.0.1:9420
+management-tls: {cert-file: tls/cert.pem, key-file: tls/key.pem}
+prometheus-tls: {cert-file: tls/cert.pem, key-file: tls/key.pem, min-version: "1.3"}
 `), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -96,6 +93,8 @@ management-listen: 127.0.0.1:9420
 		Product:          Product{Name: "RabbitMQ", Version: "3.10.8"},
 		PrometheusListen: "127.0.0.1:9419",
 		ManagementListen: "127.0.0.1:9420",
+		ManagementTLS:    &TLS{CertFile: filepath.Join(dir, "tls/cert.pem"), KeyFile: filepath.Join(dir, "tls/key.pem"), MinVersion: "1.2"},
+		PrometheusTLS:    &TLS{CertFile: filepath.Join(dir, "tls/cert.pem"), KeyFile: filepath.Join(dir, "tls/key.pem"), MinVersion: "1.3"},
 	}
 	if !reflect.DeepEqual(*b, want) {
 		t.Errorf("got  %+v\nwant %+v", *b, want)
@@ -149,7 +148,7 @@ product: {name: "", version: [3], vendor: x}
 		`warren.yaml:15:17: loopback-users: expected a list, got "guest"`,
 		`warren.yaml:16:15: definitions[0]: definitions file: stat missing.yaml: no such file or directory`,
 		`warren.yaml:16:29: definitions[1]: definitions glob "[bad": syntax error in pattern`,
-		`warren.yaml:17:1: unknown key "listen"; expected one of: listeners, data-dir, queue-memory, disk-free-limit, memory-limit, limits, heartbeat, handshake-timeout, write-timeout, log, loopback-users, definitions, control-socket, flow-control, product, prometheus-listen, management-listen`,
+		`warren.yaml:17:1: unknown key "listen"; expected one of: listeners, data-dir, queue-memory, disk-free-limit, memory-limit, limits, heartbeat, handshake-timeout, write-timeout, log, loopback-users, definitions, control-socket, flow-control, product, prometheus-listen, management-listen, prometheus-tls, management-tls`,
 		`warren.yaml:18:15: flow-control: expected a boolean, got "sometimes"`,
 		`warren.yaml:19:17: product.name: name must not be empty; leave it out for Warren's own`,
 		`warren.yaml:19:30: product.version: expected a string, got a list`,
@@ -157,37 +156,10 @@ product: {name: "", version: [3], vendor: x}
 	)
 }
 
-// writeCert writes a self-signed certificate and its key as PEM files.
-func writeCert(t *testing.T, dir string) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "warren-test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
-		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certFile, keyFile
-}
 
 func TestListenerTLSConfig(t *testing.T) {
 	dir := t.TempDir()
-	_, key := writeCert(t, dir)
+	_, key := tlstest.WriteSelfSigned(t, dir)
 	p := filepath.Join(dir, "warren.yaml")
 	if err := os.WriteFile(p, []byte(`listeners:
   - {protocol: amqp}

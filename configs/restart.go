@@ -43,6 +43,8 @@ func (b *Broker) settings() map[string]any {
 		"product":           b.Product,
 		"prometheus-listen": b.PrometheusListen,
 		"management-listen": b.ManagementListen,
+		"prometheus-tls":    b.PrometheusTLS,
+		"management-tls":    b.ManagementTLS,
 	}
 }
 

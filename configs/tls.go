@@ -18,13 +18,21 @@ func (l Listener) TLSConfig() (*tls.Config, error) {
 		}
 		return nil, nil
 	}
-	t := l.TLS
+	return l.TLS.ServerConfig(l.Pos, "listener "+l.Address)
+}
+
+// ServerConfig builds a server TLS configuration from t (nil, nil when t is nil); what names
+// the listener or setting in errors, with pos.
+func (t *TLS) ServerConfig(pos Pos, what string) (*tls.Config, error) {
+	if t == nil {
+		return nil, nil
+	}
 	fail := func(format string, args ...any) error {
-		return &Error{Pos: l.Pos, Msg: fmt.Sprintf(format, args...)}
+		return &Error{Pos: pos, Msg: what + ": " + fmt.Sprintf(format, args...)}
 	}
 	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
 	if err != nil {
-		return nil, fail("listener %s: cert-file %q, key-file %q: %v", l.Address, t.CertFile, t.KeyFile, err)
+		return nil, fail("cert-file %q, key-file %q: %v", t.CertFile, t.KeyFile, err)
 	}
 	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	if t.MinVersion == "1.3" {
@@ -33,11 +41,11 @@ func (l Listener) TLSConfig() (*tls.Config, error) {
 	if t.CAFile != "" {
 		pem, err := os.ReadFile(t.CAFile)
 		if err != nil {
-			return nil, fail("listener %s: ca-file: %v", l.Address, err)
+			return nil, fail("ca-file: %v", err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fail("listener %s: ca-file %q holds no PEM certificates", l.Address, t.CAFile)
+			return nil, fail("ca-file %q holds no PEM certificates", t.CAFile)
 		}
 		cfg.ClientCAs = pool
 	}
@@ -48,7 +56,7 @@ func (l Listener) TLSConfig() (*tls.Config, error) {
 		cfg.ClientAuth = tls.VerifyClientCertIfGiven
 	}
 	if cfg.ClientAuth != tls.NoClientCert && cfg.ClientCAs == nil {
-		return nil, fail("listener %s: verify-peer requires ca-file", l.Address)
+		return nil, fail("verify-peer requires ca-file")
 	}
 	return cfg, nil
 }

@@ -48,6 +48,10 @@ func brokerFlags(fs *flag.FlagSet) (configPath, debugListen *string, apply func(
 	productVersion := fs.String("product-version", server.Version, "product version presented to clients in connection.start (with --product-name RabbitMQ, a RabbitMQ version such as 3.10.8)")
 	promListen := fs.String("prometheus-listen", def.PrometheusListen, "TCP address of the Prometheus endpoint, /metrics with RabbitMQ's metric names (off disables it)")
 	mgmtListen := fs.String("management-listen", def.ManagementListen, "TCP address of the management HTTP API, /api with RabbitMQ's endpoints (off disables it)")
+	promCert := fs.String("prometheus-tls-cert", "", "serve the Prometheus endpoint over HTTPS with this certificate (PEM; with --prometheus-tls-key)")
+	promKey := fs.String("prometheus-tls-key", "", "the private key (PEM) of --prometheus-tls-cert")
+	mgmtCert := fs.String("management-tls-cert", "", "serve the management API over HTTPS with this certificate (PEM; with --management-tls-key)")
+	mgmtKey := fs.String("management-tls-key", "", "the private key (PEM) of --management-tls-cert")
 	debugListen = fs.String("debug-listen", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); off by default")
 
 	apply = func(b *configs.Broker) error {
@@ -80,6 +84,10 @@ func brokerFlags(fs *flag.FlagSet) (configPath, debugListen *string, apply func(
 				} else {
 					b.ManagementListen = *mgmtListen
 				}
+			case "prometheus-tls-cert", "prometheus-tls-key":
+				b.PrometheusTLS = &configs.TLS{CertFile: *promCert, KeyFile: *promKey, MinVersion: "1.2"}
+			case "management-tls-cert", "management-tls-key":
+				b.ManagementTLS = &configs.TLS{CertFile: *mgmtCert, KeyFile: *mgmtKey, MinVersion: "1.2"}
 			case "log-level":
 				b.Log.Level = *logLevel
 			case "log-format":
@@ -258,14 +266,14 @@ Flags (they override the configuration file; docs/configuration.md lists every s
 			_ = ln.Close()
 		}
 	}()
-	promLn, err := listenHTTP("prometheus endpoint", "--prometheus-listen", b.PrometheusListen)
+	promLn, err := listenHTTP("prometheus endpoint", "--prometheus-listen", b.PrometheusListen, b.PrometheusTLS, "prometheus-tls", b.File)
 	if err != nil {
 		return err
 	}
 	if promLn != nil {
 		defer promLn.Close()
 	}
-	mgmtLn, err := listenHTTP("management API", "--management-listen", b.ManagementListen)
+	mgmtLn, err := listenHTTP("management API", "--management-listen", b.ManagementListen, b.ManagementTLS, "management-tls", b.File)
 	if err != nil {
 		return err
 	}

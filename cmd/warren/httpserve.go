@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -18,22 +19,40 @@ import (
 // listen and serve.
 
 // listenHTTP opens the listener of the endpoint what (set by flag) on addr, nil when addr is
-// off. An address in use stops the broker, as for the AMQP listeners.
-func listenHTTP(what, flag, addr string) (net.Listener, error) {
+// off; with t (the setting tlsKey of the configuration file), HTTPS. An address in use or an
+// unusable certificate stops the broker, as for the AMQP listeners.
+func listenHTTP(what, flag, addr string, t *configs.TLS, tlsKey, file string) (net.Listener, error) {
 	if addr == configs.HTTPOff {
 		return nil, nil
+	}
+	if t != nil && (t.CertFile == "" || t.KeyFile == "") {
+		return nil, fmt.Errorf("%s: %s needs both a certificate and a key file", what, tlsKey)
+	}
+	tc, err := t.ServerConfig(configs.Pos{File: file}, tlsKey)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("%s: listen on %s (set %s to another address, or off): %w", what, addr, flag, err)
 	}
+	if tc != nil {
+		return httpsListener{tls.NewListener(ln, tc)}, nil
+	}
 	return ln, nil
 }
+
+// httpsListener is a listener listenHTTP wrapped in TLS.
+type httpsListener struct{ net.Listener }
 
 // serveHTTP serves h on ln until the returned function is called; what names it in the log.
 func serveHTTP(ln net.Listener, h http.Handler, what string, log zerolog.Logger) (stop func()) {
 	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	log.Info().Str("addr", ln.Addr().String()).Msg("serving " + what)
+	scheme := "http"
+	if _, ok := ln.(httpsListener); ok {
+		scheme = "https"
+	}
+	log.Info().Str("addr", ln.Addr().String()).Str("scheme", scheme).Msg("serving " + what)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

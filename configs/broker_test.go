@@ -156,7 +156,6 @@ product: {name: "", version: [3], vendor: x}
 	)
 }
 
-
 func TestListenerTLSConfig(t *testing.T) {
 	dir := t.TempDir()
 	_, key := tlstest.WriteSelfSigned(t, dir)

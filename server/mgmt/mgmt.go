@@ -54,7 +54,9 @@ type api struct {
 	log zerolog.Logger
 	// authLog is log sampled: a client retrying bad credentials does not flood the log.
 	authLog zerolog.Logger
-	router  *router
+	// reqLog is log sampled: refused requests (bad input, missing objects) do not flood it.
+	reqLog zerolog.Logger
+	router *router
 }
 
 // Handler serves the management API of src under /api.
@@ -70,7 +72,8 @@ func Handler(src Source, id Identity, log zerolog.Logger) http.Handler {
 	}
 	log = log.With().Str("component", "management").Logger()
 	a := &api{src: src, id: id, log: log,
-		authLog: log.Sample(&zerolog.BurstSampler{Burst: 10, Period: time.Minute})}
+		authLog: log.Sample(&zerolog.BurstSampler{Burst: 10, Period: time.Minute}),
+		reqLog:  log.Sample(&zerolog.BurstSampler{Burst: 10, Period: time.Minute})}
 	a.router = newRouter(a.endpoints())
 	return a
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/warrenmq/warren/amqpwire"
@@ -140,14 +141,47 @@ func tableValue(v any) any {
 	return v
 }
 
+// intField is an integer key given as a number or a numeric string (rabbitmqadmin sends
+// "1"); ok is false when absent.
+func intField(body map[string]any, key string) (n int64, ok bool, err error) {
+	v, present := body[key]
+	if !present || v == nil {
+		return 0, false, nil
+	}
+	switch x := v.(type) {
+	case json.Number:
+		if i, err := x.Int64(); err == nil {
+			return i, true, nil
+		}
+		return 0, true, bad([]any{"not_integer", x.String()})
+	case string:
+		if i, err := strconv.ParseInt(x, 10, 64); err == nil {
+			return i, true, nil
+		}
+		return 0, true, bad([]any{"not_integer", x})
+	}
+	return 0, true, bad([]any{"not_integer", fmt.Sprint(v)})
+}
+
+// requireKeys is rabbit_mgmt_util:with_decode's check: every key present, else
+// "[{key_missing,k}]" for the first missing one.
+func requireKeys(body map[string]any, keys ...string) error {
+	for _, k := range keys {
+		if _, ok := body[k]; !ok {
+			return bad("[{key_missing," + k + "}]")
+		}
+	}
+	return nil
+}
+
 // errStyle says how an AMQP error becomes an HTTP one: topology changes run as direct
 // requests (the explanation only), get and publish over an internal channel (the code too).
 type errStyle int
 
 const (
-	direct  errStyle = iota // declare, delete, bind: 404 not_found / 401 / 400 with the explanation
-	channel                 // get, purge: 404 with "NOT_FOUND - ...", others 400 "code TEXT - ..."
-	publish                 // publish: every AMQP error is 400 "code TEXT - ..." (async close)
+	direct       errStyle = iota // declare, delete, bind: 404 not_found / 401 / 400 with the explanation
+	channel                      // get: 404 with "NOT_FOUND - ...", others 400 "code TEXT - ..."
+	publishStyle                 // publish: every AMQP error is 400 "code TEXT - ..." (the channel closes after the publish)
 )
 
 // writeFailure answers err as RabbitMQ's management API answers the same failure, and logs it.
@@ -191,7 +225,7 @@ func failure(err error, style errStyle) (int, string, any) {
 	switch {
 	case code == amqpwire.CodeAccessRefused && style == direct:
 		return http.StatusUnauthorized, "not_authorised", "Access refused."
-	case code == amqpwire.CodeAccessRefused:
+	case code == amqpwire.CodeAccessRefused && style == channel:
 		return http.StatusUnauthorized, "not_authorised", text
 	case code == amqpwire.CodeNotFound && style == direct:
 		return http.StatusNotFound, "not_found", explanation

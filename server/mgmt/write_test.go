@@ -105,9 +105,9 @@ func TestWritePermissions(t *testing.T) {
 	want(t, "DELETE", api+"/exchanges/%2F/app.x", "app", "", 204, "")
 }
 
-// TestWriteSurvivesRestart: durable exchanges, queues and bindings declared through the API
-// are in the store like client-declared ones: a broker restarted on the same store has them,
-// and the non-durable queue is gone.
+// TestWriteSurvivesRestart: durable exchanges, queues and bindings declared through the API,
+// and persistent messages published through it, are in the store like a client's: a broker
+// restarted on the same store has them, and the non-durable queue and message are gone.
 func TestWriteSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
 	start := func() (*server.Server, *store.Store, string, func()) {
@@ -135,6 +135,10 @@ func TestWriteSurvivesRestart(t *testing.T) {
 	want(t, "PUT", api+"/queues/%2F/keep.q", "guest", `{"durable":"true","arguments":{"x-max-length":5}}`, 201, "")
 	want(t, "PUT", api+"/queues/%2F/lose.q", "guest", `{"durable":false}`, 201, "")
 	want(t, "POST", api+"/bindings/%2F/e/keep.x/q/keep.q", "guest", `{"routing_key":"k.#"}`, 201, "")
+	want(t, "POST", api+"/exchanges/%2F/keep.x/publish", "guest",
+		`{"routing_key":"k.1","properties":{"delivery_mode":2},"payload":"kept","payload_encoding":"string"}`, 200, "")
+	want(t, "POST", api+"/exchanges/%2F/keep.x/publish", "guest",
+		`{"routing_key":"k.2","properties":{},"payload":"transient","payload_encoding":"string"}`, 200, "")
 	stop()
 
 	srv, _, api, stop := start()
@@ -142,6 +146,11 @@ func TestWriteSurvivesRestart(t *testing.T) {
 	want(t, "PUT", api+"/exchanges/%2F/keep.x", "guest", `{"type":"topic","durable":true}`, 204, "")
 	want(t, "PUT", api+"/queues/%2F/keep.q", "guest", `{"durable":true,"arguments":{"x-max-length":5}}`, 204, "")
 	want(t, "GET", api+"/bindings/%2F/e/keep.x/q/keep.q/k.%23", "guest", "", 200, "")
+	got := want(t, "POST", api+"/queues/%2F/keep.q/get", "guest", `{"count":5,"ackmode":"ack_requeue_false","encoding":"auto"}`, 200, "")
+	var msgs []struct{ Payload string }
+	if err := json.Unmarshal(got, &msgs); err != nil || len(msgs) != 1 || msgs[0].Payload != "kept" {
+		t.Fatalf("messages after the restart: %s, want only the persistent one", got)
+	}
 	for _, v := range srv.Vhosts() {
 		for _, q := range v.Queues() {
 			if q.Name == "lose.q" {

@@ -3,6 +3,8 @@ package conformance
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
+	"strconv"
 	"testing"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -184,4 +186,86 @@ func TestManagementPurge(t *testing.T) {
 	a.json("DELETE", "/api/queues/%2F/"+esc(q)+"/contents", nil, http.StatusNoContent, nil)
 	wantEmpty(t, ch, q)
 	wantAPIError(t, a, "DELETE", "/api/queues/%2F/"+esc(q+".none")+"/contents", nil, 404, "Object Not Found", reasonText("Not Found"))
+}
+
+// TestManagementHealthChecks: RabbitMQ 3.10's health checks answer a healthy single node with
+// 200 {"status":"ok"} (plus what each adds), a missing listener with 503 and its reason, and
+// bad arguments with 400.
+func TestManagementHealthChecks(t *testing.T) {
+	a := mgmtAPI(t)
+	u, err := url.Parse(brokerURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := u.Port()
+	if port == "" {
+		port = "5672"
+	}
+	type status struct {
+		Status   string          `json:"status"`
+		Reason   string          `json:"reason"`
+		Port     int             `json:"port"`
+		Protocol string          `json:"protocol"`
+		Missing  json.RawMessage `json:"missing"`
+	}
+	check := func(path string, code int) status {
+		t.Helper()
+		c, out := a.do("GET", "/api/health/checks/"+path, nil)
+		var s status
+		if c != code || json.Unmarshal(out, &s) != nil {
+			t.Fatalf("%s: %d %s, want %d", path, c, out, code)
+		}
+		return s
+	}
+	for _, p := range []string{"alarms", "local-alarms", "virtual-hosts", "certificate-expiration/1/days"} {
+		if s := check(p, 200); s.Status != "ok" {
+			t.Fatalf("%s: %+v", p, s)
+		}
+	}
+	for _, p := range []string{"node-is-mirror-sync-critical", "node-is-quorum-critical"} {
+		if s := check(p, 200); s.Status != "ok" || s.Reason != "single node cluster" {
+			t.Fatalf("%s: %+v", p, s)
+		}
+	}
+	if s := check("port-listener/"+port, 200); s.Status != "ok" || strconv.Itoa(s.Port) != port {
+		t.Fatalf("port-listener/%s: %+v", port, s)
+	}
+	if s := check("port-listener/1", 503); s.Status != "failed" || s.Reason != "No active listener" || string(s.Missing) != "1" {
+		t.Fatalf("port-listener/1: %+v", s)
+	}
+	for _, p := range []string{"amqp", "amqp091", "amqp0-9-1"} {
+		if s := check("protocol-listener/"+p, 200); s.Protocol != "amqp" {
+			t.Fatalf("protocol-listener/%s: %+v", p, s)
+		}
+	}
+	if s := check("protocol-listener/mqtt", 503); s.Status != "failed" || string(s.Missing) != `"mqtt"` {
+		t.Fatalf("protocol-listener/mqtt: %+v", s)
+	}
+	wantAPIError(t, a, "GET", "/api/health/checks/port-listener/abc", nil, 400, "bad_request", reasonText("Invalid port"))
+	wantAPIError(t, a, "GET", "/api/health/checks/certificate-expiration/x/days", nil, 400, "bad_request", reasonText("Invalid expiration value."))
+	wantAPIError(t, a, "GET", "/api/health/checks/certificate-expiration/1/fortnights", nil, 400, "bad_request",
+		reasonText("Time unit not recognised. Supported units: days, weeks, months, years."))
+	// is-in-service came after 3.10.
+	wantAPIError(t, a, "GET", "/api/health/checks/is-in-service", nil, 404, "Object Not Found", reasonText("Not Found"))
+}
+
+// TestManagementAlivenessTest: GET /api/aliveness-test/{vhost} declares aliveness-test,
+// publishes to it and gets the message back: 200 {"status":"ok"}, the queue left empty; a
+// missing vhost is 404.
+func TestManagementAlivenessTest(t *testing.T) {
+	a := mgmtAPI(t)
+	var s struct {
+		Status string `json:"status"`
+	}
+	a.json("GET", "/api/aliveness-test/%2F", nil, 200, &s)
+	if s.Status != "ok" {
+		t.Fatalf("aliveness-test: %+v", s)
+	}
+	conn, ch := connChannel(t)
+	defer conn.Close()
+	if _, err := ch.QueueDeclarePassive("aliveness-test", false, false, false, false, nil); err != nil {
+		t.Fatalf("the aliveness-test queue is not there: %v", err)
+	}
+	wantEmpty(t, ch, "aliveness-test")
+	wantAPIError(t, a, "GET", "/api/aliveness-test/no-such-vhost", nil, 404, "Object Not Found", reasonText("Not Found"))
 }

@@ -19,15 +19,16 @@ type opsSource interface {
 	PurgeAs(user, vhost, name string) (int, error)
 	GetAs(user, vhost, name string, count int, mode server.GetMode) ([]server.GotMessage, error)
 	PublishAs(user, vhost string, msg *queue.Message) (routed bool, err error)
+	healthSource
 }
 
 // opsEndpoints are the endpoints that act on queue contents and check the broker's health.
 func (a *api) opsEndpoints() []endpoint {
-	return []endpoint{
+	return append([]endpoint{
 		{http.MethodDelete, "queues/{}/{}/contents", a.purge},
 		{http.MethodPost, "queues/{}/{}/get", a.get},
 		{http.MethodPost, "exchanges/{}/{}/publish", a.publish},
-	}
+	}, a.healthEndpoints()...)
 }
 
 // purge is DELETE /api/queues/{vhost}/{name}/contents: queue.purge.

@@ -251,3 +251,107 @@ func (w *apiWait) settle() {
 		}
 	}
 }
+
+// RedriveResult is what a redrive did.
+type RedriveResult struct {
+	// Moved messages are in the queue they died in again, and gone from the dead-letter queue.
+	Moved int
+	// Skipped messages were looked at but stay: no x-death, their queue is gone, or it
+	// refused them. They keep their places, marked redelivered.
+	Skipped int
+	// Left is how many ready messages the dead-letter queue has afterwards.
+	Left int
+}
+
+// RedriveAs moves messages of the dead-letter queue name in vh back to the queue named in the
+// first entry of their x-death header (the queue they last died in), as user (read on the
+// dead-letter queue, write on the default exchange). It looks at up to limit messages from
+// the head (all the queue holds when it starts if limit < 0). Each is published through the
+// default exchange with the queue's name as routing key, so only that queue gets it, with its
+// properties and headers as they are; it is removed from the dead-letter queue only once the
+// copy is enqueued (for a persistent message in a durable queue: written), else it stays.
+func (s *Server) RedriveAs(user, vh, name string, limit int) (RedriveResult, error) {
+	var res RedriveResult
+	v, err := s.apiVhost(vh)
+	if err != nil {
+		return res, err
+	}
+	q, err := v.QueueFor(nil, name)
+	if err != nil {
+		return res, err
+	}
+	if err := s.checkUserAccess(user, vh, permRead, resQueue, name); err != nil {
+		return res, err
+	}
+	if err := s.checkUserAccess(user, vh, permWrite, resExchange, ""); err != nil {
+		return res, err
+	}
+	x, err := v.Exchange("")
+	if err != nil {
+		return res, err
+	}
+	core := q.Core()
+	n := core.Stats().Ready
+	if limit >= 0 {
+		n = min(n, limit)
+	}
+	var skipped []*queue.Entry
+	for range n {
+		e, _ := core.Get(false)
+		if e == nil {
+			break
+		}
+		target := deathQueue(e.Msg.Properties.Headers)
+		if target == "" || target == name || !v.HasQueue(target) {
+			skipped = append(skipped, e)
+			continue
+		}
+		m := e.Msg
+		copied := &queue.Message{RoutingKey: target, Properties: m.Properties, RawProperties: m.RawProperties,
+			Body: m.Body, Persistent: m.Persistent, HasTTL: m.HasTTL, TTL: m.TTL}
+		if routed, ok := s.publishConfirmed(v, x, copied, []string{target}); !routed || !ok {
+			skipped = append(skipped, e)
+			continue
+		}
+		core.Settle([]*queue.Entry{e})
+		res.Moved++
+	}
+	if len(skipped) > 0 {
+		core.Requeue(skipped)
+	}
+	res.Skipped = len(skipped)
+	res.Left = core.Stats().Ready
+	if res.Moved > 0 || res.Skipped > 0 {
+		s.log.Info().Str("vhost", vh).Str("queue", name).Str("user", user).Int("moved", res.Moved).
+			Int("skipped", res.Skipped).Msg("redrive of a dead-letter queue")
+	}
+	return res, nil
+}
+
+// deathQueue is the queue of the first (latest) x-death entry in headers, "" when there is
+// none.
+func deathQueue(headers amqpwire.Table) string {
+	v, ok, err := headers.Get("x-death")
+	if !ok || err != nil {
+		return ""
+	}
+	deaths, isArray := v.([]any)
+	if !isArray || len(deaths) == 0 {
+		return ""
+	}
+	first, isTable := deaths[0].(amqpwire.Table)
+	if !isTable {
+		return ""
+	}
+	q, ok, err := first.Get("queue")
+	if !ok || err != nil {
+		return ""
+	}
+	switch name := q.(type) {
+	case string:
+		return name
+	case []byte:
+		return string(name)
+	}
+	return ""
+}

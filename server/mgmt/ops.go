@@ -20,6 +20,7 @@ type opsSource interface {
 	GetAs(user, vhost, name string, count int, mode server.GetMode) ([]server.GotMessage, error)
 	PublishAs(user, vhost string, msg *queue.Message) (routed bool, err error)
 	healthSource
+	redriveSource
 }
 
 // opsEndpoints are the endpoints that act on queue contents and check the broker's health.
@@ -28,6 +29,7 @@ func (a *api) opsEndpoints() []endpoint {
 		{http.MethodDelete, "queues/{}/{}/contents", a.purge},
 		{http.MethodPost, "queues/{}/{}/get", a.get},
 		{http.MethodPost, "exchanges/{}/{}/publish", a.publish},
+		{http.MethodPost, "queues/{}/{}/redrive", a.redrive},
 	}, a.healthEndpoints()...)
 }
 

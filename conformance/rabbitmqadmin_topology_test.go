@@ -86,3 +86,41 @@ func TestRabbitmqadminTopologyAndMessages(t *testing.T) {
 		t.Fatal("the exchange rabbitmqadmin deleted is still there")
 	}
 }
+
+// TestRabbitmqadminListsTopology: what rabbitmqadmin declared shows in its `list exchanges`
+// and `list bindings` (the listings, GET /api/exchanges and /api/bindings, are another part of
+// the API: this test needs them).
+func TestRabbitmqadminListsTopology(t *testing.T) {
+	x, q := uniqueName(t, "x"), uniqueName(t, "q")
+	deleteExchangeLater(t, x)
+	deleteQueueLater(t, q)
+	rabbitmqadmin(t, "declare", "exchange", "name="+x, "type=topic")
+	rabbitmqadmin(t, "declare", "queue", "name="+q)
+	rabbitmqadmin(t, "declare", "binding", "source="+x, "destination="+q, "routing_key=a.#")
+
+	var xs []struct {
+		Name string `json:"name"`
+		Type string `json:"type"`
+	}
+	rabbitmqadminJSON(t, &xs, "list", "exchanges", "name", "type")
+	found := false
+	for _, e := range xs {
+		found = found || (e.Name == x && e.Type == "topic")
+	}
+	if !found {
+		t.Fatalf("list exchanges does not show %s (topic): %+v", x, xs)
+	}
+	var bs []struct {
+		Source      string `json:"source"`
+		Destination string `json:"destination"`
+		RoutingKey  string `json:"routing_key"`
+	}
+	rabbitmqadminJSON(t, &bs, "list", "bindings", "source", "destination", "routing_key")
+	found = false
+	for _, b := range bs {
+		found = found || (b.Source == x && b.Destination == q && b.RoutingKey == "a.#")
+	}
+	if !found {
+		t.Fatalf("list bindings does not show %s -> %s (a.#): %+v", x, q, bs)
+	}
+}

@@ -145,6 +145,9 @@ func TestManagementDeclaresAndDeletesQueues(t *testing.T) {
 	wantAPIError(t, a, "PUT", "/api/queues/%2F/"+esc(q+".bad"), map[string]any{"arguments": map[string]any{"x-max-length": "abc"}}, 400, "bad_request", "")
 	wantAPIError(t, a, "PUT", "/api/queues/%2F/amq."+esc(q), map[string]any{}, 401, "not_authorised", reasonText("Access refused."))
 	wantAPIError(t, a, "PUT", "/api/queues/no-such-vhost/"+esc(q), map[string]any{}, 404, "not_found", reasonText("vhost_not_found"))
+	long := strings.Repeat("q", 256)
+	wantAPIError(t, a, "PUT", "/api/queues/%2F/"+long, map[string]any{}, 400, "bad_request",
+		reasonText("queue should be less than 255 bytes, actually was 256\n"))
 
 	p := newPublisher(t, conn)
 	p.toQueue(q, "one")

@@ -1,6 +1,7 @@
 package mgmt
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 
@@ -65,6 +66,9 @@ func exchangeDefinition(r *http.Request, name string) (exchange.Definition, erro
 		return exchange.Definition{}, err
 	}
 	d := exchange.Definition{Name: name}
+	if err := checkNameLength("exchange", name); err != nil {
+		return d, err
+	}
 	if d.Kind, err = stringField(body, "type", "direct"); err != nil {
 		return d, err
 	}
@@ -79,6 +83,16 @@ func exchangeDefinition(r *http.Request, name string) (exchange.Definition, erro
 	}
 	d.Args, err = argsField(body, "arguments")
 	return d, err
+}
+
+// checkNameLength refuses a name AMQP cannot carry (a shortstr, at most 255 bytes) with
+// RabbitMQ's text for queues. RabbitMQ creates such an exchange, which no client can then
+// name; Warren refuses it the same way.
+func checkNameLength(kind, name string) error {
+	if len(name) > 255 {
+		return bad(fmt.Sprintf("%s should be less than 255 bytes, actually was %d\n", kind, len(name)))
+	}
+	return nil
 }
 
 // deleteExchange is DELETE /api/exchanges/{vhost}/{name}[?if-unused=true].
@@ -120,8 +134,8 @@ func queueDecl(r *http.Request, name string) (vhost.QueueDecl, error) {
 		return vhost.QueueDecl{}, err
 	}
 	d := vhost.QueueDecl{Name: name}
-	if len(name) > 255 {
-		return d, bad("queue name too long: " + name)
+	if err := checkNameLength("queue", name); err != nil {
+		return d, err
 	}
 	if d.Durable, err = boolField(body, "durable", false); err != nil {
 		return d, err

@@ -9,6 +9,10 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/warrenmq/warren/amqpwire"
 	"github.com/warrenmq/warren/server"
@@ -174,6 +178,42 @@ func requireKeys(body map[string]any, keys ...string) error {
 	return nil
 }
 
+// refusalLog logs refused requests: the first refusalBurst of each minute one by one; the
+// first refusal after a minute in which some were left out logs how many.
+type refusalLog struct {
+	log     zerolog.Logger
+	mu      sync.Mutex
+	window  time.Time
+	logged  int
+	dropped int
+}
+
+const refusalBurst = 10
+
+// note logs one refusal with write, unless the minute's burst is spent.
+func (l *refusalLog) note(now time.Time, write func(*zerolog.Logger)) {
+	l.mu.Lock()
+	var dropped int
+	if now.Sub(l.window) >= time.Minute {
+		dropped = l.dropped
+		l.window, l.logged, l.dropped = now, 0, 0
+	}
+	ok := l.logged < refusalBurst
+	if ok {
+		l.logged++
+	} else {
+		l.dropped++
+	}
+	l.mu.Unlock()
+	if dropped > 0 {
+		l.log.Warn().Int("refused", dropped).Dur("within", time.Minute).
+			Msg("management requests refused and not logged one by one (more than 10 a minute)")
+	}
+	if ok {
+		write(&l.log)
+	}
+}
+
 // errStyle says how an AMQP error becomes an HTTP one: topology changes run as direct
 // requests (the explanation only), get and publish over an internal channel (the code too).
 type errStyle int
@@ -187,8 +227,10 @@ const (
 // writeFailure answers err as RabbitMQ's management API answers the same failure, and logs it.
 func (a *api) writeFailure(w http.ResponseWriter, r *http.Request, u user, err error, style errStyle) {
 	status, kind, reason := failure(err, style)
-	a.reqLog.Info().Str("user", u.name).Str("method", r.Method).Str("path", r.URL.EscapedPath()).
-		Int("status", status).Interface("reason", reason).Msg("management request refused")
+	a.refusals.note(time.Now(), func(l *zerolog.Logger) {
+		l.Info().Str("user", u.name).Str("method", r.Method).Str("path", r.URL.EscapedPath()).
+			Int("status", status).Interface("reason", reason).Msg("management request refused")
+	})
 	if status == http.StatusNotFound && kind == "" {
 		notFound(w)
 		return

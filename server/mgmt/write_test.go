@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/rs/zerolog"
@@ -103,6 +104,16 @@ func TestWritePermissions(t *testing.T) {
 	want(t, "DELETE", api+"/bindings/%2F/e/app.x/q/app.q/a", "app", "", 204, "")
 	want(t, "DELETE", api+"/queues/%2F/app.q", "app", "", 204, "")
 	want(t, "DELETE", api+"/exchanges/%2F/app.x", "app", "", 204, "")
+}
+
+// TestWriteRefusesLongNames: names AMQP cannot carry (over 255 bytes) are refused for
+// exchanges too, where RabbitMQ makes an exchange no client can name.
+func TestWriteRefusesLongNames(t *testing.T) {
+	b := startBroker(t)
+	long := strings.Repeat("x", 256)
+	want(t, "PUT", b.api+"/api/exchanges/%2F/"+long, "guest", `{"type":"fanout"}`, 400, "exchange should be less than 255 bytes, actually was 256\n")
+	want(t, "PUT", b.api+"/api/queues/%2F/"+long, "guest", `{}`, 400, "queue should be less than 255 bytes, actually was 256\n")
+	want(t, "PUT", b.api+"/api/exchanges/%2F/"+long[:255], "guest", `{"type":"fanout"}`, 201, "")
 }
 
 // TestWriteSurvivesRestart: durable exchanges, queues and bindings declared through the API,

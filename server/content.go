@@ -260,10 +260,20 @@ func (ch *channel) deliverPublish(x *vhost.Exchange, msg *queue.Message, keys []
 // routingKeys returns the message's routing key plus the keys of its CC and BCC headers
 // (RabbitMQ's sender-selected distribution). BCC is removed from the message before delivery.
 func (ch *channel) routingKeys(msg *queue.Message) ([]string, error) {
-	keys := append(ch.keys[:0], msg.RoutingKey)
+	keys, err := appendRoutingKeys(ch.keys[:0], msg)
+	if err != nil {
+		return nil, err
+	}
+	ch.keys = keys
+	return keys, nil
+}
+
+// appendRoutingKeys appends msg's routing key and the keys of its CC and BCC headers to keys,
+// and removes BCC from the message.
+func appendRoutingKeys(keys []string, msg *queue.Message) ([]string, error) {
+	keys = append(keys, msg.RoutingKey)
 	h := msg.Properties.Headers
 	if len(h) == 0 {
-		ch.keys = keys
 		return keys, nil
 	}
 	hasBCC := false
@@ -286,7 +296,6 @@ func (ch *channel) routingKeys(msg *queue.Message) ([]string, error) {
 			}
 		}
 	}
-	ch.keys = keys
 	if hasBCC {
 		stripHeader(msg, "BCC")
 	}

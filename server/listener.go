@@ -5,13 +5,17 @@ import (
 	"net"
 )
 
-// tlsListener is a listener made by NewTLSListener: Serve logs it as amqps.
-type tlsListener struct{ net.Listener }
+// tlsListener is a listener made by NewTLSListener: Serve logs it as amqps, and the
+// management API's certificate check reads cfg.
+type tlsListener struct {
+	net.Listener
+	cfg *tls.Config
+}
 
 // NewTLSListener wraps inner in TLS with cfg, as tls.NewListener does, so that its
 // connections are AMQP over TLS (amqps) and Serve says so when it starts.
 func NewTLSListener(inner net.Listener, cfg *tls.Config) net.Listener {
-	return tlsListener{tls.NewListener(inner, cfg)}
+	return tlsListener{tls.NewListener(inner, cfg), cfg}
 }
 
 // listenerProtocol is "amqps" for a listener from NewTLSListener, else "amqp".

@@ -54,7 +54,10 @@ type api struct {
 	log zerolog.Logger
 	// authLog is log sampled: a client retrying bad credentials does not flood the log.
 	authLog zerolog.Logger
-	router  *router
+	// refusals logs refused requests (bad input, missing objects) with a summary when they
+	// flood.
+	refusals *refusalLog
+	router   *router
 }
 
 // Handler serves the management API of src under /api.
@@ -70,7 +73,8 @@ func Handler(src Source, id Identity, log zerolog.Logger) http.Handler {
 	}
 	log = log.With().Str("component", "management").Logger()
 	a := &api{src: src, id: id, log: log,
-		authLog: log.Sample(&zerolog.BurstSampler{Burst: 10, Period: time.Minute})}
+		authLog:  log.Sample(&zerolog.BurstSampler{Burst: 10, Period: time.Minute}),
+		refusals: &refusalLog{log: log}}
 	a.router = newRouter(a.endpoints())
 	return a
 }

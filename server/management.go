@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"errors"
 	"net"
 	"slices"
@@ -78,6 +79,33 @@ type ConnectionInfo struct {
 	ChannelMax       uint16
 	ClientProperties amqpwire.Table
 	ConnectedAt      time.Time
+	// Channels is how many channels are open; State is "running", or with a resource alarm
+	// "blocked" (the connection published and waits for the alarm to clear) or "blocking"
+	// (it will be held when it next publishes), as RabbitMQ's.
+	Channels int
+	State    string
+	// Socket traffic: bytes and read/write calls.
+	RecvOct, RecvCnt, SendOct, SendCnt uint64
+}
+
+// ListenerInfo is one AMQP listener's address.
+type ListenerInfo struct {
+	IP   string
+	Port int
+	TLS  bool
+}
+
+// Listeners lists the AMQP listeners Serve accepts on, by port.
+func (s *Server) Listeners() []ListenerInfo {
+	s.mu.Lock()
+	out := make([]ListenerInfo, 0, len(s.listeners))
+	for ln := range s.listeners {
+		ip, port := hostPort(ln.Addr())
+		out = append(out, ListenerInfo{IP: ip, Port: port, TLS: listenerProtocol(ln) == "amqps"})
+	}
+	s.mu.Unlock()
+	slices.SortFunc(out, func(a, b ListenerInfo) int { return cmp.Or(cmp.Compare(a.Port, b.Port), strings.Compare(a.IP, b.IP)) })
+	return out
 }
 
 // connectionName is RabbitMQ's connection name: "peer -> local", IPv6 hosts in brackets.
@@ -95,14 +123,7 @@ func hostPort(a net.Addr) (string, int) {
 
 // Connections lists the open connections (handshake finished), sorted by name.
 func (s *Server) Connections() []ConnectionInfo {
-	s.mu.Lock()
-	conns := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		if c.opened.Load() && !c.forced.Load() {
-			conns = append(conns, c)
-		}
-	}
-	s.mu.Unlock()
+	conns := s.openConns()
 	out := make([]ConnectionInfo, 0, len(conns))
 	for _, c := range conns {
 		out = append(out, c.info())
@@ -111,11 +132,37 @@ func (s *Server) Connections() []ConnectionInfo {
 	return out
 }
 
-// info describes c; it reads only what the handshake set before opened.
+// openConns are the connections that finished the handshake and are not being closed.
+func (s *Server) openConns() []*conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		if c.opened.Load() && !c.forced.Load() {
+			conns = append(conns, c)
+		}
+	}
+	return conns
+}
+
+// info describes c; it reads only what the handshake set before opened, atomics, and the
+// channel count under chmu.
 func (c *conn) info() ConnectionInfo {
 	host, port := hostPort(c.nc.LocalAddr())
 	peerHost, peerPort := hostPort(c.nc.RemoteAddr())
+	c.chmu.Lock()
+	channels := len(c.channels)
+	c.chmu.Unlock()
+	state := "running"
+	switch {
+	case c.alarmHeld.Load():
+		state = "blocked"
+	case c.srv.alarms.any():
+		state = "blocking"
+	}
 	return ConnectionInfo{
+		Channels: channels, State: state,
+		RecvOct: c.io.recvOct.Load(), RecvCnt: c.io.recvCnt.Load(), SendOct: c.io.sendOct.Load(), SendCnt: c.io.sendCnt.Load(),
 		Name: connectionName(c.nc.RemoteAddr(), c.nc.LocalAddr()), User: c.user, Vhost: c.vh.Name(),
 		Host: host, Port: port, PeerHost: peerHost, PeerPort: peerPort, TLS: c.tls,
 		AuthMechanism: c.mechanism, Heartbeat: c.heartbeat, FrameMax: c.frameMax, ChannelMax: c.channelMax,

@@ -57,7 +57,7 @@ func startBroker(t *testing.T) broker {
 	}
 	go func() { _ = srv.Serve(context.Background(), ln) }()
 	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
-	h := mgmt.Handler(srv, mgmt.Identity{Node: "warren@test"}, zerolog.Nop())
+	h := mgmt.Handler(t.Context(), srv, mgmt.Identity{Node: "warren@test", StatsInterval: 50 * time.Millisecond}, zerolog.Nop())
 	hs := httptest.NewServer(h)
 	t.Cleanup(hs.Close)
 	return broker{amqpAddr: ln.Addr().String(), api: hs.URL, handler: h}

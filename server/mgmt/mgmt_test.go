@@ -24,6 +24,7 @@ type broker struct {
 	amqpAddr string
 	api      string // the httptest server's base URL
 	handler  http.Handler
+	srv      *server.Server
 }
 
 func account(name string, tags ...string) server.Account {
@@ -60,7 +61,7 @@ func startBroker(t *testing.T) broker {
 	h := mgmt.Handler(t.Context(), srv, mgmt.Identity{Node: "warren@test", StatsInterval: 50 * time.Millisecond}, zerolog.Nop())
 	hs := httptest.NewServer(h)
 	t.Cleanup(hs.Close)
-	return broker{amqpAddr: ln.Addr().String(), api: hs.URL, handler: h}
+	return broker{amqpAddr: ln.Addr().String(), api: hs.URL, handler: h, srv: srv}
 }
 
 // call does one request as user:pass ("" user: no Authorization) and returns status, headers

@@ -3,8 +3,11 @@ package mgmt_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -204,5 +207,105 @@ func TestSamplerStopsWithContext(t *testing.T) {
 			t.Fatalf("the sampler did not stop: %d goroutines, %d before\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// cluster-name: anyone reads it; only an administrator renames the running broker, and bad
+// bodies get RabbitMQ's 400s. /api/nodes is for monitors.
+func TestClusterNameAndNodes(t *testing.T) {
+	b := startBroker(t)
+	if cn := get[map[string]any](t, b, "/api/cluster-name"); cn["name"] != "warren@test" {
+		t.Errorf("cluster-name: %v", cn)
+	}
+	put := func(user, pass, body string) (int, string) {
+		req, err := http.NewRequest("PUT", b.api+"/api/cluster-name", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.SetBasicAuth(user, pass)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		out, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, strings.TrimSpace(string(out))
+	}
+	for _, c := range []struct {
+		user, body string
+		code       int
+		answer     string
+	}{
+		{"mon", `{"name":"x"}`, 401, `{"error":"not_authorised","reason":"Not administrator user"}`},
+		{"guest", `not json`, 400, `{"error":"bad_request","reason":"not_json"}`},
+		{"guest", `{}`, 400, `{"error":"bad_request","reason":"[{key_missing,name}]"}`},
+		{"guest", `{"name":"renamed"}`, 204, ``},
+	} {
+		pass := c.user + "pw"
+		if c.user == "guest" {
+			pass = "guest"
+		}
+		if code, answer := put(c.user, pass, c.body); code != c.code || answer != c.answer {
+			t.Errorf("PUT %s as %s: %d %s, want %d %s", c.body, c.user, code, answer, c.code, c.answer)
+		}
+	}
+	if cn := get[map[string]any](t, b, "/api/cluster-name"); cn["name"] != "renamed" {
+		t.Errorf("cluster-name after PUT: %v", cn)
+	}
+	if ov := get[map[string]any](t, b, "/api/overview"); ov["cluster_name"] != "renamed" {
+		t.Errorf("overview cluster_name after PUT: %v", ov["cluster_name"])
+	}
+
+	if code, _, body := call(t, "GET", b.api+"/api/nodes", "mgr", "mgrpw"); code != 401 || !strings.Contains(string(body), "Not monitor user") {
+		t.Errorf("nodes as a management user: %d %s", code, body)
+	}
+	nodes := get[[]map[string]any](t, b, "/api/nodes")
+	if len(nodes) != 1 || nodes[0]["name"] != "warren@test" || nodes[0]["running"] != true || nodes[0]["fd_used"].(float64) <= 0 {
+		t.Errorf("nodes: %v", nodes)
+	}
+	if code, _, _ := call(t, "GET", b.api+"/api/nodes/rabbit@elsewhere", "guest", "guest"); code != 404 {
+		t.Errorf("another node: %d, want 404", code)
+	}
+}
+
+// Under a memory alarm a connection that has not published is "blocking", one held on its
+// publish "blocked", as RabbitMQ shows them.
+func TestConnectionStateUnderAlarm(t *testing.T) {
+	b := startBroker(t)
+	idle := dial(t, b, "guest", "guest", "idle")
+	pub := dial(t, b, "guest", "guest", "publisher")
+	ch, err := pub.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = idle
+	state := func(name string) string {
+		for _, c := range get[[]map[string]any](t, b, "/api/connections") {
+			if c["user_provided_name"] == name {
+				return c["state"].(string)
+			}
+		}
+		return "not listed"
+	}
+	if s := state("idle"); s != "running" {
+		t.Fatalf("state before the alarm: %s", s)
+	}
+	b.srv.SetResourceLimits(1, -1) // every byte is too many: the memory alarm goes off
+	t.Cleanup(func() { b.srv.SetResourceLimits(1<<40, -1) })
+	deadline := time.Now().Add(10 * time.Second)
+	for state("idle") != "blocking" {
+		if time.Now().After(deadline) {
+			t.Fatalf("idle connection under the alarm: %s, want blocking", state("idle"))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := ch.Publish("", "nowhere", false, false, amqp.Publishing{Body: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	for state("publisher") != "blocked" {
+		if time.Now().After(deadline) {
+			t.Fatalf("publisher under the alarm: %s, want blocked", state("publisher"))
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -84,7 +84,7 @@ func (a *api) visibleVhosts(u user, monitorSeesAll bool) []*vhost.Vhost {
 }
 
 func (a *api) overview(w http.ResponseWriter, r *http.Request, u user, _ []string) {
-	body := a.overviewJSON(u)
+	body := a.overviewJSON(u, queueLists{})
 	a.rates.fill("overview", body)
 	if u.isMonitor() {
 		body["listeners"] = a.listenersJSON()
@@ -93,12 +93,25 @@ func (a *api) overview(w http.ResponseWriter, r *http.Request, u user, _ []strin
 	replyObject(w, r, body)
 }
 
+// queueLists caches each vhost's queue listing for one answer or sample, which reads it more
+// than once.
+type queueLists map[*vhost.Vhost][]vhost.QueueInfo
+
+func (l queueLists) of(v *vhost.Vhost) []vhost.QueueInfo {
+	qs, ok := l[v]
+	if !ok {
+		qs = v.Queues()
+		l[v] = qs
+	}
+	return qs
+}
+
 // overviewJSON is /api/overview as u sees it, rates 0 (overview fills them).
-func (a *api) overviewJSON(u user) map[string]any {
+func (a *api) overviewJSON(u user, ql queueLists) map[string]any {
 	st := a.src.Stats()
 	var queues, exchanges, ready, unacked, consumers int
 	for _, v := range a.visibleVhosts(u, true) {
-		for _, q := range v.Queues() {
+		for _, q := range ql.of(v) {
 			queues++
 			ready += q.Ready
 			unacked += q.Unacked
@@ -176,7 +189,7 @@ func (a *api) vhosts(w http.ResponseWriter, r *http.Request, u user, _ []string)
 	vs := a.visibleVhosts(u, true)
 	out := make([]map[string]any, 0, len(vs))
 	for _, v := range vs {
-		m := a.vhostJSON(v)
+		m := a.vhostJSON(v, queueLists{})
 		a.rates.fill(vhostKey(v.Name()), m)
 		out = append(out, m)
 	}
@@ -185,9 +198,9 @@ func (a *api) vhosts(w http.ResponseWriter, r *http.Request, u user, _ []string)
 
 func vhostKey(name string) string { return "vhost\x00" + name }
 
-func (a *api) vhostJSON(v *vhost.Vhost) map[string]any {
+func (a *api) vhostJSON(v *vhost.Vhost, ql queueLists) map[string]any {
 	var ready, unacked int
-	for _, q := range v.Queues() {
+	for _, q := range ql.of(v) {
 		ready += q.Ready
 		unacked += q.Unacked
 	}
@@ -276,6 +289,12 @@ func (a *api) queueJSON(vh string, q vhost.QueueInfo) map[string]any {
 		"consumers": q.Consumers, "exclusive_consumer_tag": nil, "single_active_consumer_tag": nil,
 		"recoverable_slaves": nil, "message_bytes_ready": q.ReadyBytes,
 	}
+	queueCounters(m, q)
+	return m
+}
+
+// queueCounters puts q's lengths and message_stats, the fields with rates, in m.
+func queueCounters(m map[string]any, q vhost.QueueInfo) {
 	counters(m, "messages", q.Ready+q.Unacked, "messages_ready", q.Ready, "messages_unacknowledged", q.Unacked)
 	c := q.Counts
 	if c != (queue.CounterValues{}) {
@@ -284,7 +303,6 @@ func (a *api) queueJSON(vh string, q vhost.QueueInfo) map[string]any {
 			"deliver_no_ack", c.DeliverNoAck, "get", c.Get, "get_empty", c.GetEmpty, "get_no_ack", c.GetNoAck,
 			"publish", c.Publish, "redeliver", c.Redeliver)
 	}
-	return m
 }
 
 // messageStats is a message_stats object of counters and their *_details.

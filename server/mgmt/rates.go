@@ -109,11 +109,14 @@ func (a *api) sampleLoop(ctx context.Context, interval time.Duration) {
 func (a *api) takeSample() {
 	s := sample{at: time.Now(), vals: map[string]map[string]float64{}}
 	admin := user{tags: []string{"administrator"}}
-	record(s, "overview", a.overviewJSON(admin))
+	ql := queueLists{}
+	record(s, "overview", a.overviewJSON(admin, ql))
 	for _, v := range a.src.Vhosts() {
-		record(s, vhostKey(v.Name()), a.vhostJSON(v))
-		for _, q := range v.Queues() {
-			record(s, queueKey(v.Name(), q.Name), a.queueJSON(v.Name(), q))
+		record(s, vhostKey(v.Name()), a.vhostJSON(v, ql))
+		for _, q := range ql.of(v) {
+			m := map[string]any{} // only the counters: a sample of many queues stays cheap
+			queueCounters(m, q)
+			record(s, queueKey(v.Name(), q.Name), m)
 		}
 		for _, x := range v.Exchanges() {
 			record(s, exchangeKey(v.Name(), x.Name), a.exchangeJSON(v.Name(), x))

@@ -26,18 +26,19 @@ func (a *api) visibleChannels(u user) []server.ChannelInfo {
 	return out
 }
 
-func (a *api) replyChannels(w http.ResponseWriter, r *http.Request, chs []server.ChannelInfo) {
+// replyChannels answers a list of channels; only /api/channels is paginated, as in RabbitMQ.
+func (a *api) replyChannels(w http.ResponseWriter, r *http.Request, chs []server.ChannelInfo, paginate bool) {
 	out := make([]map[string]any, 0, len(chs))
 	for _, ch := range chs {
 		m := a.channelJSON(ch)
 		a.rates.fill(channelKey(ch.Name()), m)
 		out = append(out, m)
 	}
-	a.replyList(w, r, out, true, "vhost", "name")
+	a.replyList(w, r, out, paginate, "vhost", "name")
 }
 
 func (a *api) channels(w http.ResponseWriter, r *http.Request, u user, _ []string) {
-	a.replyChannels(w, r, a.visibleChannels(u))
+	a.replyChannels(w, r, a.visibleChannels(u), true)
 }
 
 // vhostChannels serves /api/vhosts/{vhost}/channels.
@@ -52,7 +53,7 @@ func (a *api) vhostChannels(w http.ResponseWriter, r *http.Request, u user, args
 			out = append(out, ch)
 		}
 	}
-	a.replyChannels(w, r, out)
+	a.replyChannels(w, r, out, false)
 }
 
 // connectionChannels serves /api/connections/{name}/channels: 404 for no such connection, 401
@@ -79,7 +80,7 @@ func (a *api) connectionChannels(w http.ResponseWriter, r *http.Request, u user,
 			out = append(out, ch)
 		}
 	}
-	a.replyChannels(w, r, out)
+	a.replyChannels(w, r, out, false)
 }
 
 // channel serves /api/channels/{name}; the object adds consumer_details.

@@ -328,17 +328,19 @@ func (a *api) visibleConnections(u user) []server.ConnectionInfo {
 }
 
 func (a *api) connections(w http.ResponseWriter, r *http.Request, u user, _ []string) {
-	a.replyConnections(w, r, a.visibleConnections(u))
+	a.replyConnections(w, r, a.visibleConnections(u), true)
 }
 
-func (a *api) replyConnections(w http.ResponseWriter, r *http.Request, cs []server.ConnectionInfo) {
+// replyConnections answers a list of connections; only /api/connections is paginated, as in
+// RabbitMQ.
+func (a *api) replyConnections(w http.ResponseWriter, r *http.Request, cs []server.ConnectionInfo, paginate bool) {
 	out := make([]map[string]any, 0, len(cs))
 	for _, c := range cs {
 		m := a.connectionJSON(c)
 		a.rates.fill(connectionKey(c.Name), m)
 		out = append(out, m)
 	}
-	a.replyList(w, r, out, true, "vhost", "name")
+	a.replyList(w, r, out, paginate, "vhost", "name")
 }
 
 func connectionKey(name string) string { return "connection\x00" + name }
@@ -355,7 +357,7 @@ func (a *api) vhostConnections(w http.ResponseWriter, r *http.Request, u user, a
 			out = append(out, c)
 		}
 	}
-	a.replyConnections(w, r, out)
+	a.replyConnections(w, r, out, false)
 }
 
 // connection serves GET and DELETE /api/connections/{name}.

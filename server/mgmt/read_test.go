@@ -77,11 +77,15 @@ func TestChannelsConsumersExchangesBindings(t *testing.T) {
 	if got := get[[]map[string]any](t, b, "/api/connections/"+url.PathEscape(connName)+"/channels"); len(got) != 1 || got[0]["name"] != c["name"] {
 		t.Errorf("connection's channels: %v", got)
 	}
-	if got := get[[]map[string]any](t, b, "/api/vhosts/%2F/channels"); len(got) != 1 {
+	// As in RabbitMQ, the per-vhost lists are not paginated: page is ignored.
+	if got := get[[]map[string]any](t, b, "/api/vhosts/%2F/channels?page=1"); len(got) != 1 {
 		t.Errorf("vhost's channels: %v", got)
 	}
-	if got := get[[]map[string]any](t, b, "/api/vhosts/%2F/connections"); len(got) != 1 {
+	if got := get[[]map[string]any](t, b, "/api/vhosts/%2F/connections?page=1"); len(got) != 1 {
 		t.Errorf("vhost's connections: %v", got)
+	}
+	if got := get[map[string]any](t, b, "/api/channels?page=1&columns=name"); got["total_count"] != 1.0 || fmt.Sprint(got["items"]) != "[map[name:"+connName+" (1)]]" {
+		t.Errorf("a page of channels: %v", got)
 	}
 
 	cons := get[[]map[string]any](t, b, "/api/consumers/%2F")

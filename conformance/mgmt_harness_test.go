@@ -34,10 +34,13 @@ func serveManagement(srv *server.Server) (string, func() error, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	hs := &http.Server{Handler: mgmt.Handler(srv, mgmt.Identity{Node: "warren@localhost"}, harnessLogger()),
+	// The API samples rates until it is stopped.
+	ctx, cancelSampling := context.WithCancel(context.Background())
+	hs := &http.Server{Handler: mgmt.Handler(ctx, srv, mgmt.Identity{Node: "warren@localhost", Listen: ln.Addr().String()}, harnessLogger()),
 		ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = hs.Serve(ln) }()
 	stop := func() error {
+		defer cancelSampling()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		return hs.Shutdown(ctx)

@@ -49,6 +49,8 @@ type channel struct {
 	globalUnacked int    // unacked deliveries to this channel's consumers
 	deliver       amqpwire.BasicDeliver
 	confirmed     confirmState // publisher confirms answered so far; see confirms.go
+
+	stats chanCounters // for listings (management_channels.go); atomics
 }
 
 func newChannel(c *conn, id uint16) *channel {
@@ -148,7 +150,7 @@ func (ch *channel) handleWhileClosing(f amqpwire.Frame) error {
 	}
 	switch m.(type) {
 	case *amqpwire.ChannelCloseOk:
-		delete(ch.conn.channels, ch.id)
+		ch.conn.removeChannel(ch.id)
 	case *amqpwire.ChannelClose:
 		ch.send(&amqpwire.ChannelCloseOk{})
 	case *amqpwire.ChannelOpen:
@@ -168,7 +170,7 @@ func (ch *channel) handleMethod(m amqpwire.Method) error {
 		}
 		ch.release()
 		ch.send(&amqpwire.ChannelCloseOk{})
-		delete(ch.conn.channels, ch.id)
+		ch.conn.removeChannel(ch.id)
 		return nil
 	case *amqpwire.ChannelCloseOk:
 		return nil

@@ -268,14 +268,19 @@ func (ch *channel) answer(ws []*writeWait) {
 	if cs.next == 0 {
 		cs.next, cs.runFrom = 1, 1
 	}
-	var acked uint64
-	defer func() { c.srv.counters.confirmed.Add(acked) }()
+	var acked, answered uint64
+	defer func() {
+		c.srv.counters.confirmed.Add(acked)
+		ch.stats.confirm.Add(acked)
+		ch.stats.answered.Add(answered)
+	}()
 	for _, w := range ws {
 		if w.tag == 0 {
 			c.out.WriteMethod(ch.id, &amqpwire.TxCommitOk{})
 			continue
 		}
 		ok := w.ok()
+		answered++
 		if ok {
 			acked++
 		}

@@ -51,7 +51,9 @@ type conn struct {
 	clientProps         amqpwire.Table // connection.start-ok's client properties
 	connectedAt         time.Time
 
-	// Owned by the reader goroutine.
+	// Owned by the reader goroutine. channels is changed only by the reader, under chmu, so
+	// that listings (management_channels.go) can read it under chmu.
+	chmu      sync.Mutex
 	channels  map[uint16]*channel
 	closing   bool     // connection.close was sent; waiting for close-ok
 	finished  bool     // the peer closed and got close-ok: stop reading
@@ -72,6 +74,7 @@ type conn struct {
 	stopWriter chan struct{}
 	writerDone chan struct{}
 	forced     atomic.Bool   // Shutdown sent connection.close from another goroutine
+	io         ioCounters    // bytes and reads/writes on the socket, for listings
 	stop       chan struct{} // closed by forceClose: wakes a reader blocked by an alarm
 	alarmHeld  atomic.Bool   // the reader waits for a resource alarm to clear (alarm.go)
 	opened     atomic.Bool   // the handshake finished
@@ -93,14 +96,16 @@ func newConn(s *Server, nc net.Conn) *conn {
 		id:         id,
 		log:        s.log.With().Uint64("conn", id).Str("peer", nc.RemoteAddr().String()).Logger(),
 		channels:   make(map[uint16]*channel),
-		out:        amqpwire.NewFrameWriter(nc),
-		spare:      amqpwire.NewFrameWriter(nc),
 		wake:       make(chan struct{}, 1),
 		stopWriter: make(chan struct{}),
 		writerDone: make(chan struct{}),
 		stop:       make(chan struct{}),
 	}
-	c.r = amqpwire.NewFrameReader(nc, amqpwire.FrameMinSize)
+	// The socket's traffic is counted for listings (recv_oct, send_oct, ...): one atomic add
+	// per read or write call.
+	w := countingWriter{nc, &c.io}
+	c.out, c.spare = amqpwire.NewFrameWriter(w), amqpwire.NewFrameWriter(w)
+	c.r = amqpwire.NewFrameReader(countingReader{nc, &c.io}, amqpwire.FrameMinSize)
 	return c
 }
 
@@ -119,8 +124,6 @@ func (c *conn) serve() {
 		}
 		return
 	}
-	c.opened.Store(true)
-	c.srv.counters.connectionsOpened.Add(1)
 	c.log.Info().Msg("connection opened")
 	for {
 		c.setReadDeadline()
@@ -273,7 +276,7 @@ func (c *conn) openChannel(f amqpwire.Frame) error {
 		return amqpwire.NewConnectionError(amqpwire.CodeNotAllowed, m.ClassID(), m.MethodID(),
 			"channel number %d exceeds the negotiated channel_max (%d)", f.Channel, c.channelMax)
 	}
-	c.channels[f.Channel] = newChannel(c, f.Channel)
+	c.addChannel(newChannel(c, f.Channel))
 	c.srv.counters.channelsOpened.Add(1)
 	c.send(f.Channel, &amqpwire.ChannelOpenOk{})
 	return nil
@@ -448,7 +451,7 @@ func (c *conn) teardown() {
 func (c *conn) releaseAll() {
 	for id, ch := range c.channels {
 		ch.release()
-		delete(c.channels, id)
+		c.removeChannel(id)
 	}
 	if c.vh != nil {
 		c.vh.DeleteExclusiveQueues(c, c.exclusive)

@@ -17,6 +17,9 @@ type consumer struct {
 	q        *vhost.Queue
 	noAck    bool
 	prefetch uint16 // 0 is unlimited
+	// exclusive and args are basic.consume's, for listings; set at creation.
+	exclusive bool
+	args      amqpwire.Table
 
 	unacked   int
 	pending   bool // consume-ok not yet sent: deliver nothing
@@ -48,6 +51,7 @@ func (cs *consumer) Deliver(q *queue.Queue, e *queue.Entry) bool {
 	}
 	// Counted before the client can see the delivery.
 	c.srv.counters.delivered(false, cs.noAck, e.Redelivered)
+	ch.stats.delivered(q, false, cs.noAck, e.Redelivered)
 	ch.nextTag++
 	ch.deliver = amqpwire.BasicDeliver{
 		ConsumerTag: cs.tag,

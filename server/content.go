@@ -192,11 +192,14 @@ func (ch *channel) publish(x *vhost.Exchange, msg *queue.Message, mandatory bool
 	}
 	cn := &ch.conn.srv.counters
 	cn.received.Add(1)
+	ch.stats.publish.Add(1)
 	if ch.confirm {
 		cn.receivedConfirm.Add(1)
+		ch.stats.confirmPublishes.Add(1)
 	}
 	if ch.tx != nil {
 		ch.tx.publishes = append(ch.tx.publishes, txPublish{x: x, msg: msg, keys: append([]string(nil), keys...), mandatory: mandatory})
+		ch.stats.uncommitted.Add(1)
 		return nil
 	}
 	if !ch.confirm {
@@ -237,8 +240,10 @@ func (ch *channel) deliverPublish(x *vhost.Exchange, msg *queue.Message, keys []
 	case routed:
 	case mandatory:
 		cn.unroutableReturned.Add(1)
+		ch.stats.returnUnroutable.Add(1)
 	default:
 		cn.unroutableDropped.Add(1)
+		ch.stats.dropUnroutable.Add(1)
 	}
 	if routed || !mandatory {
 		return refused

@@ -66,7 +66,8 @@ func (ch *channel) basicConsume(m *amqpwire.BasicConsume) error {
 		return amqpwire.NewConnectionError(amqpwire.CodeNotAllowed, m.ClassID(), m.MethodID(), "attempt to reuse consumer tag '%s'", tag)
 	}
 	// The consumer starts pending so nothing is delivered before consume-ok is on the wire.
-	cs := &consumer{ch: ch, tag: tag, q: q, noAck: m.NoAck, prefetch: ch.prefetchCount, pending: true}
+	cs := &consumer{ch: ch, tag: tag, q: q, noAck: m.NoAck, prefetch: ch.prefetchCount, pending: true,
+		exclusive: m.Exclusive, args: m.Arguments}
 	ch.consumers[tag] = cs
 	ch.mu.Unlock()
 
@@ -121,10 +122,13 @@ func (ch *channel) basicGet(m *amqpwire.BasicGet) error {
 	cn := &ch.conn.srv.counters
 	if e == nil {
 		cn.getEmpty.Add(1)
+		ch.stats.getEmpty.Add(1)
+		q.Core().Counters().GetEmpty.Add(1)
 		ch.send(&amqpwire.BasicGetEmpty{})
 		return nil
 	}
 	cn.delivered(true, m.NoAck, e.Redelivered)
+	ch.stats.delivered(q.Core(), true, m.NoAck, e.Redelivered)
 	c := ch.conn
 	ch.mu.Lock()
 	ch.nextTag++
@@ -157,6 +161,7 @@ func (ch *channel) settle(tag uint64, multiple bool, mode settleMode) error {
 	if ch.tx != nil {
 		// Under tx.select, acks take effect at commit; the tag is checked now, as RabbitMQ does.
 		ch.tx.acks = append(ch.tx.acks, txAck{mode: mode, recs: append([]unackedRec(nil), recs...)})
+		ch.stats.acksUncommitted.Add(int64(len(recs)))
 		ch.mu.Unlock()
 		return nil
 	}
@@ -164,6 +169,7 @@ func (ch *channel) settle(tag uint64, multiple bool, mode settleMode) error {
 	ch.mu.Unlock()
 	if mode == settleAck {
 		ch.conn.srv.counters.acknowledged.Add(uint64(len(recs)))
+		ch.stats.acked(recs)
 	}
 	applySettle(recs, mode)
 	kickQueues(kicks)

@@ -39,6 +39,7 @@ func (ch *channel) confirmSelect(m *amqpwire.ConfirmSelect) error {
 		return errPrecondition("cannot switch from tx to confirm mode")
 	}
 	ch.confirm = true
+	ch.stats.confirmMode.Store(true)
 	if !m.NoWait {
 		ch.send(&amqpwire.ConfirmSelectOk{})
 	}
@@ -51,6 +52,7 @@ func (ch *channel) txSelect(*amqpwire.TxSelect) error {
 	}
 	if ch.tx == nil {
 		ch.tx = &txState{}
+		ch.stats.txMode.Store(true)
 	}
 	ch.send(&amqpwire.TxSelectOk{})
 	return nil
@@ -77,11 +79,14 @@ func (ch *channel) txCommit() error {
 		ch.mu.Unlock()
 		if a.mode == settleAck {
 			ch.conn.srv.counters.acknowledged.Add(uint64(len(a.recs)))
+			ch.stats.acked(a.recs)
 		}
 		applySettle(a.recs, a.mode)
 		kickQueues(kicks)
 	}
 	ch.tx.acks = nil
+	ch.stats.uncommitted.Store(0)
+	ch.stats.acksUncommitted.Store(0)
 	w.release()
 	ch.paceAfterPublish()
 	return nil
@@ -94,6 +99,8 @@ func (ch *channel) txRollback() error {
 	}
 	ch.tx.publishes = nil
 	recs := ch.tx.takeAcks()
+	ch.stats.uncommitted.Store(0)
+	ch.stats.acksUncommitted.Store(0)
 	ch.mu.Lock()
 	ch.unacked.restore(recs)
 	ch.mu.Unlock()

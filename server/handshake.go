@@ -110,7 +110,15 @@ func (c *conn) handshake() error {
 	c.log = c.log.With().Str("vhost", vh.Name()).Logger()
 	_ = c.nc.SetDeadline(time.Time{})
 	go c.writeLoop()
-	c.send(0, &amqpwire.ConnectionOpenOk{})
+	// Open before open-ok goes out, so a client that saw open-ok finds its connection listed
+	// (management API, metrics); under wmu, so a forceClose that sees it open writes its
+	// connection.close after the open-ok.
+	c.srv.counters.connectionsOpened.Add(1)
+	c.wmu.Lock()
+	c.opened.Store(true)
+	c.out.WriteMethod(0, &amqpwire.ConnectionOpenOk{})
+	c.wmu.Unlock()
+	c.kickWriter()
 	return nil
 }
 

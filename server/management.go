@@ -78,6 +78,13 @@ type ConnectionInfo struct {
 	ChannelMax       uint16
 	ClientProperties amqpwire.Table
 	ConnectedAt      time.Time
+	// Channels is how many channels are open; State is "running", or with a resource alarm
+	// "blocked" (the connection published and waits for the alarm to clear) or "blocking"
+	// (it will be held when it next publishes), as RabbitMQ's.
+	Channels int
+	State    string
+	// Socket traffic: bytes and read/write calls.
+	RecvOct, RecvCnt, SendOct, SendCnt uint64
 }
 
 // connectionName is RabbitMQ's connection name: "peer -> local", IPv6 hosts in brackets.
@@ -95,14 +102,7 @@ func hostPort(a net.Addr) (string, int) {
 
 // Connections lists the open connections (handshake finished), sorted by name.
 func (s *Server) Connections() []ConnectionInfo {
-	s.mu.Lock()
-	conns := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		if c.opened.Load() && !c.forced.Load() {
-			conns = append(conns, c)
-		}
-	}
-	s.mu.Unlock()
+	conns := s.openConns()
 	out := make([]ConnectionInfo, 0, len(conns))
 	for _, c := range conns {
 		out = append(out, c.info())
@@ -111,11 +111,37 @@ func (s *Server) Connections() []ConnectionInfo {
 	return out
 }
 
-// info describes c; it reads only what the handshake set before opened.
+// openConns are the connections that finished the handshake and are not being closed.
+func (s *Server) openConns() []*conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		if c.opened.Load() && !c.forced.Load() {
+			conns = append(conns, c)
+		}
+	}
+	return conns
+}
+
+// info describes c; it reads only what the handshake set before opened, atomics, and the
+// channel count under chmu.
 func (c *conn) info() ConnectionInfo {
 	host, port := hostPort(c.nc.LocalAddr())
 	peerHost, peerPort := hostPort(c.nc.RemoteAddr())
+	c.chmu.Lock()
+	channels := len(c.channels)
+	c.chmu.Unlock()
+	state := "running"
+	switch {
+	case c.alarmHeld.Load():
+		state = "blocked"
+	case c.srv.alarms.any():
+		state = "blocking"
+	}
 	return ConnectionInfo{
+		Channels: channels, State: state,
+		RecvOct: c.io.recvOct.Load(), RecvCnt: c.io.recvCnt.Load(), SendOct: c.io.sendOct.Load(), SendCnt: c.io.sendCnt.Load(),
 		Name: connectionName(c.nc.RemoteAddr(), c.nc.LocalAddr()), User: c.user, Vhost: c.vh.Name(),
 		Host: host, Port: port, PeerHost: peerHost, PeerPort: peerPort, TLS: c.tls,
 		AuthMechanism: c.mechanism, Heartbeat: c.heartbeat, FrameMax: c.frameMax, ChannelMax: c.channelMax,

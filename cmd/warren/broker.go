@@ -277,6 +277,9 @@ Flags (they override the configuration file; docs/configuration.md lists every s
 	if err != nil {
 		return err
 	}
+	// The management API samples counters for rates until the broker stops.
+	mctx, mstop := context.WithCancel(context.Background())
+	defer mstop()
 	if mgmtLn != nil {
 		defer mgmtLn.Close()
 	}
@@ -350,7 +353,7 @@ Flags (they override the configuration file; docs/configuration.md lists every s
 		defer serveHTTP(promLn, h, "Prometheus metrics on /metrics", log)()
 	}
 	if mgmtLn != nil {
-		h := mgmt.Handler(srv, mgmt.Identity{Node: node, Product: product}, log)
+		h := mgmt.Handler(mctx, srv, mgmt.Identity{Node: node, Product: product, Listen: mgmtLn.Addr().String(), TLS: b.ManagementTLS != nil}, log)
 		defer serveHTTP(mgmtLn, h, "the management API on /api", log)()
 	}
 

@@ -5,6 +5,7 @@
 package mgmt
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -45,6 +47,14 @@ type Identity struct {
 	Node    string // e.g. warren@host
 	Cluster string // cluster_name; "" is Node
 	Product server.Product
+	// Listen is the API's own listening address (host:port), for the listeners and contexts
+	// of /api/overview and /api/nodes; "" leaves it out.
+	Listen string
+	// TLS says the API is served over HTTPS (protocol "https" in listeners and contexts).
+	TLS bool
+	// StatsInterval is how often the counters are sampled for message rates; 0 is
+	// RabbitMQ's collect_statistics_interval, 5 s. Tests set it shorter.
+	StatsInterval time.Duration
 }
 
 // api serves the endpoints.
@@ -58,10 +68,16 @@ type api struct {
 	// flood.
 	refusals *refusalLog
 	router   *router
+	// rates holds the samples rates are computed from (rates.go).
+	rates   rates
+	started time.Time
+	// clusterNameSet is the name PUT /api/cluster-name set; nil is id.Cluster.
+	clusterNameSet atomic.Pointer[string]
 }
 
-// Handler serves the management API of src under /api.
-func Handler(src Source, id Identity, log zerolog.Logger) http.Handler {
+// Handler serves the management API of src under /api. It samples the broker's counters for
+// message rates until ctx is done.
+func Handler(ctx context.Context, src Source, id Identity, log zerolog.Logger) http.Handler {
 	if id.Cluster == "" {
 		id.Cluster = id.Node
 	}
@@ -72,10 +88,15 @@ func Handler(src Source, id Identity, log zerolog.Logger) http.Handler {
 		id.Product.Version = server.Version
 	}
 	log = log.With().Str("component", "management").Logger()
-	a := &api{src: src, id: id, log: log,
+	a := &api{src: src, id: id, log: log, started: time.Now(),
 		authLog:  log.Sample(&zerolog.BurstSampler{Burst: 10, Period: time.Minute}),
 		refusals: &refusalLog{log: log}}
 	a.router = newRouter(a.endpoints())
+	interval := id.StatsInterval
+	if interval <= 0 {
+		interval = defaultStatsInterval
+	}
+	go a.sampleLoop(ctx, interval)
 	return a
 }
 

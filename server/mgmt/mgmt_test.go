@@ -24,6 +24,7 @@ type broker struct {
 	amqpAddr string
 	api      string // the httptest server's base URL
 	handler  http.Handler
+	srv      *server.Server
 }
 
 func account(name string, tags ...string) server.Account {
@@ -57,10 +58,10 @@ func startBroker(t *testing.T) broker {
 	}
 	go func() { _ = srv.Serve(context.Background(), ln) }()
 	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
-	h := mgmt.Handler(srv, mgmt.Identity{Node: "warren@test"}, zerolog.Nop())
+	h := mgmt.Handler(t.Context(), srv, mgmt.Identity{Node: "warren@test", StatsInterval: 50 * time.Millisecond}, zerolog.Nop())
 	hs := httptest.NewServer(h)
 	t.Cleanup(hs.Close)
-	return broker{amqpAddr: ln.Addr().String(), api: hs.URL, handler: h}
+	return broker{amqpAddr: ln.Addr().String(), api: hs.URL, handler: h, srv: srv}
 }
 
 // call does one request as user:pass ("" user: no Authorization) and returns status, headers

@@ -2,17 +2,19 @@ package mgmt
 
 import (
 	"net/http"
-	"slices"
-	"strings"
 
 	"github.com/warrenmq/warren/amqpwire"
 	"github.com/warrenmq/warren/server"
+	"github.com/warrenmq/warren/server/queue"
 	"github.com/warrenmq/warren/server/vhost"
 )
 
 // readSource is what the read side of the API (listings, rates) needs from the broker beyond
 // Source's own methods.
-type readSource interface{}
+type readSource interface {
+	// Channels lists the open channels with their consumers and counters.
+	Channels() []server.ChannelInfo
+}
 
 // readEndpoints are the endpoints that list and show objects, and close connections.
 func (a *api) readEndpoints() []endpoint {
@@ -26,10 +28,30 @@ func (a *api) readEndpoints() []endpoint {
 		{http.MethodGet, "connections", a.connections},
 		{http.MethodGet, "connections/{}", a.connection},
 		{http.MethodDelete, "connections/{}", a.connection},
+		{http.MethodGet, "connections/{}/channels", a.connectionChannels},
+		{http.MethodGet, "vhosts/{}/connections", a.vhostConnections},
+		{http.MethodGet, "vhosts/{}/channels", a.vhostChannels},
+		{http.MethodGet, "channels", a.channels},
+		{http.MethodGet, "channels/{}", a.channel},
+		{http.MethodGet, "consumers", a.consumers},
+		{http.MethodGet, "consumers/{}", a.consumers},
+		{http.MethodGet, "exchanges", a.exchanges},
+		{http.MethodGet, "exchanges/{}", a.exchanges},
+		{http.MethodGet, "exchanges/{}/{}", a.exchanges},
+		{http.MethodGet, "exchanges/{}/{}/bindings/source", a.exchangeBindings},
+		{http.MethodGet, "exchanges/{}/{}/bindings/destination", a.exchangeBindings},
+		{http.MethodGet, "queues/{}/{}/bindings", a.queueBindings},
+		{http.MethodGet, "bindings", a.bindings},
+		{http.MethodGet, "bindings/{}", a.bindings},
+		{http.MethodGet, "nodes", a.nodes},
+		{http.MethodGet, "nodes/{}", a.node},
+		{http.MethodGet, "cluster-name", a.clusterName},
+		{http.MethodPut, "cluster-name", a.clusterName},
+		{http.MethodGet, "extensions", a.extensions},
 	}
 }
 
-// rate is a *_details object. Warren keeps no rate samples: the rate is always 0.0.
+// rate is a *_details object; rates.go fills it from the last two samples.
 type rate struct {
 	Rate float64 `json:"rate"`
 }
@@ -59,11 +81,35 @@ func (a *api) visibleVhosts(u user, monitorSeesAll bool) []*vhost.Vhost {
 	return out
 }
 
-func (a *api) overview(w http.ResponseWriter, _ *http.Request, u user, _ []string) {
+func (a *api) overview(w http.ResponseWriter, r *http.Request, u user, _ []string) {
+	body := a.overviewJSON(u, queueLists{})
+	a.rates.fill("overview", body)
+	if u.isMonitor() {
+		body["listeners"] = a.listenersJSON()
+		body["contexts"] = a.contextsJSON()
+	}
+	replyObject(w, r, body)
+}
+
+// queueLists caches each vhost's queue listing for one answer or sample, which reads it more
+// than once.
+type queueLists map[*vhost.Vhost][]vhost.QueueInfo
+
+func (l queueLists) of(v *vhost.Vhost) []vhost.QueueInfo {
+	qs, ok := l[v]
+	if !ok {
+		qs = v.Queues()
+		l[v] = qs
+	}
+	return qs
+}
+
+// overviewJSON is /api/overview as u sees it, rates 0 (overview fills them).
+func (a *api) overviewJSON(u user, ql queueLists) map[string]any {
 	st := a.src.Stats()
 	var queues, exchanges, ready, unacked, consumers int
 	for _, v := range a.visibleVhosts(u, true) {
-		for _, q := range v.Queues() {
+		for _, q := range ql.of(v) {
 			queues++
 			ready += q.Ready
 			unacked += q.Unacked
@@ -89,11 +135,12 @@ func (a *api) overview(w http.ResponseWriter, _ *http.Request, u user, _ []strin
 	body := map[string]any{
 		"management_version":        RabbitMQVersion,
 		"rates_mode":                "basic",
+		"sample_retention_policies": map[string]any{"global": []int{600, 3600, 28800, 86400}, "basic": []int{600, 3600}, "detailed": []int{600}},
 		"exchange_types":            exchangeTypes(),
 		"product_name":              a.id.Product.Name,
 		"product_version":           a.id.Product.Version,
 		"rabbitmq_version":          RabbitMQVersion,
-		"cluster_name":              a.id.Cluster,
+		"cluster_name":              a.cluster(),
 		"disable_stats":             false,
 		"enable_queue_totals":       false,
 		"message_stats":             msg,
@@ -109,9 +156,13 @@ func (a *api) overview(w http.ResponseWriter, _ *http.Request, u user, _ []strin
 		objects["channels"] = st.Channels
 		body["node"] = a.id.Node
 	} else {
-		objects["channels"] = 0 // per-user channel counts are not kept
+		channels := 0
+		for _, c := range conns {
+			channels += c.Channels
+		}
+		objects["channels"] = channels
 	}
-	writeJSON(w, body)
+	return body
 }
 
 // exchangeTypes are the exchange types Warren implements, sorted by name.
@@ -132,40 +183,64 @@ func (a *api) whoami(w http.ResponseWriter, _ *http.Request, u user, _ []string)
 	writeJSON(w, map[string]any{"name": u.name, "tags": tags})
 }
 
-func (a *api) vhosts(w http.ResponseWriter, _ *http.Request, u user, _ []string) {
+func (a *api) vhosts(w http.ResponseWriter, r *http.Request, u user, _ []string) {
 	vs := a.visibleVhosts(u, true)
 	out := make([]map[string]any, 0, len(vs))
 	for _, v := range vs {
-		var ready, unacked int
-		for _, q := range v.Queues() {
-			ready += q.Ready
-			unacked += q.Unacked
-		}
-		m := map[string]any{"name": v.Name(), "description": "", "tags": []string{}, "tracing": false,
-			"cluster_state": map[string]string{a.id.Node: "running"}}
-		counters(m, "messages", ready+unacked, "messages_ready", ready, "messages_unacknowledged", unacked)
+		m := a.vhostJSON(v, queueLists{})
+		a.rates.fill(vhostKey(v.Name()), m)
 		out = append(out, m)
 	}
-	slices.SortFunc(out, func(x, y map[string]any) int { return strings.Compare(x["name"].(string), y["name"].(string)) })
-	writeJSON(w, out)
+	a.replyList(w, r, out, true, "name")
+}
+
+func vhostKey(name string) string { return "vhost\x00" + name }
+
+func (a *api) vhostJSON(v *vhost.Vhost, ql queueLists) map[string]any {
+	var ready, unacked int
+	for _, q := range ql.of(v) {
+		ready += q.Ready
+		unacked += q.Unacked
+	}
+	m := map[string]any{"name": v.Name(), "description": "", "tags": []string{}, "tracing": false,
+		"cluster_state": map[string]string{a.id.Node: "running"}}
+	counters(m, "messages", ready+unacked, "messages_ready", ready, "messages_unacknowledged", unacked)
+	return m
+}
+
+// vhostArg finds the vhost a path names for u (rabbit_mgmt_util is_authorized_vhost): 404 when
+// there is none, 401 when u has no permissions in it. It has answered when ok is false.
+func (a *api) vhostArg(w http.ResponseWriter, u user, name string) (*vhost.Vhost, bool) {
+	v := a.findVhost(name)
+	if v == nil {
+		notFound(w)
+		return nil, false
+	}
+	if !u.isAdmin() && !a.src.HasVhostAccess(u.name, v.Name()) {
+		writeError(w, http.StatusUnauthorized, "not_authorised", "User not authorised to access virtual host")
+		return nil, false
+	}
+	return v, true
+}
+
+// vhostsArg is the vhosts a listing covers: all u may see without an argument, else the one
+// named (vhostArg).
+func (a *api) vhostsArg(w http.ResponseWriter, u user, args []string) ([]*vhost.Vhost, bool) {
+	if len(args) == 0 {
+		return a.visibleVhosts(u, false), true
+	}
+	v, ok := a.vhostArg(w, u, args[0])
+	if !ok {
+		return nil, false
+	}
+	return []*vhost.Vhost{v}, true
 }
 
 // queues serves /api/queues, /api/queues/{vhost} and /api/queues/{vhost}/{name}.
-func (a *api) queues(w http.ResponseWriter, _ *http.Request, u user, args []string) {
-	var vs []*vhost.Vhost
-	if len(args) == 0 {
-		vs = a.visibleVhosts(u, false)
-	} else {
-		v := a.findVhost(args[0])
-		if v == nil {
-			notFound(w)
-			return
-		}
-		if !u.isAdmin() && !a.src.HasVhostAccess(u.name, v.Name()) {
-			writeError(w, http.StatusUnauthorized, "not_authorised", "User not authorised to access virtual host")
-			return
-		}
-		vs = []*vhost.Vhost{v}
+func (a *api) queues(w http.ResponseWriter, r *http.Request, u user, args []string) {
+	vs, ok := a.vhostsArg(w, u, args)
+	if !ok {
+		return
 	}
 	out := []map[string]any{}
 	for _, v := range vs {
@@ -173,7 +248,9 @@ func (a *api) queues(w http.ResponseWriter, _ *http.Request, u user, args []stri
 			if len(args) == 2 && q.Name != args[1] {
 				continue
 			}
-			out = append(out, a.queueJSON(v.Name(), q))
+			m := a.queueJSON(v.Name(), q)
+			a.rates.fill(queueKey(v.Name(), q.Name), m)
+			out = append(out, m)
 		}
 	}
 	if len(args) == 2 {
@@ -181,11 +258,13 @@ func (a *api) queues(w http.ResponseWriter, _ *http.Request, u user, args []stri
 			notFound(w)
 			return
 		}
-		writeJSON(w, out[0])
+		replyObject(w, r, out[0])
 		return
 	}
-	writeJSON(w, out)
+	a.replyList(w, r, out, true, "vhost", "name")
 }
+
+func queueKey(vh, name string) string { return "queue\x00" + vh + "\x00" + name }
 
 func (a *api) findVhost(name string) *vhost.Vhost {
 	for _, v := range a.src.Vhosts() {
@@ -208,7 +287,26 @@ func (a *api) queueJSON(vh string, q vhost.QueueInfo) map[string]any {
 		"consumers": q.Consumers, "exclusive_consumer_tag": nil, "single_active_consumer_tag": nil,
 		"recoverable_slaves": nil, "message_bytes_ready": q.ReadyBytes,
 	}
+	queueCounters(m, q)
+	return m
+}
+
+// queueCounters puts q's lengths and message_stats, the fields with rates, in m.
+func queueCounters(m map[string]any, q vhost.QueueInfo) {
 	counters(m, "messages", q.Ready+q.Unacked, "messages_ready", q.Ready, "messages_unacknowledged", q.Unacked)
+	c := q.Counts
+	if c != (queue.CounterValues{}) {
+		m["message_stats"] = messageStats(
+			"ack", c.Ack, "deliver", c.Deliver, "deliver_get", c.Deliver+c.DeliverNoAck+c.Get+c.GetNoAck,
+			"deliver_no_ack", c.DeliverNoAck, "get", c.Get, "get_empty", c.GetEmpty, "get_no_ack", c.GetNoAck,
+			"publish", c.Publish, "redeliver", c.Redeliver)
+	}
+}
+
+// messageStats is a message_stats object of counters and their *_details.
+func messageStats(kv ...any) map[string]any {
+	m := map[string]any{}
+	counters(m, kv...)
 	return m
 }
 
@@ -227,13 +325,37 @@ func (a *api) visibleConnections(u user) []server.ConnectionInfo {
 	return out
 }
 
-func (a *api) connections(w http.ResponseWriter, _ *http.Request, u user, _ []string) {
-	cs := a.visibleConnections(u)
+func (a *api) connections(w http.ResponseWriter, r *http.Request, u user, _ []string) {
+	a.replyConnections(w, r, a.visibleConnections(u), true)
+}
+
+// replyConnections answers a list of connections; only /api/connections is paginated, as in
+// RabbitMQ.
+func (a *api) replyConnections(w http.ResponseWriter, r *http.Request, cs []server.ConnectionInfo, paginate bool) {
 	out := make([]map[string]any, 0, len(cs))
 	for _, c := range cs {
-		out = append(out, a.connectionJSON(c))
+		m := a.connectionJSON(c)
+		a.rates.fill(connectionKey(c.Name), m)
+		out = append(out, m)
 	}
-	writeJSON(w, out)
+	a.replyList(w, r, out, paginate, "vhost", "name")
+}
+
+func connectionKey(name string) string { return "connection\x00" + name }
+
+// vhostConnections serves /api/vhosts/{vhost}/connections.
+func (a *api) vhostConnections(w http.ResponseWriter, r *http.Request, u user, args []string) {
+	v, ok := a.vhostArg(w, u, args[0])
+	if !ok {
+		return
+	}
+	var out []server.ConnectionInfo
+	for _, c := range a.visibleConnections(u) {
+		if c.Vhost == v.Name() {
+			out = append(out, c)
+		}
+	}
+	a.replyConnections(w, r, out, false)
 }
 
 // connection serves GET and DELETE /api/connections/{name}.
@@ -271,7 +393,9 @@ func (a *api) connection(w http.ResponseWriter, r *http.Request, u user, args []
 		writeError(w, http.StatusUnauthorized, "not_authorised", "User not authorised to access object")
 		return
 	}
-	writeJSON(w, a.connectionJSON(*found))
+	m := a.connectionJSON(*found)
+	a.rates.fill(connectionKey(found.Name), m)
+	replyObject(w, r, m)
 }
 
 func (a *api) connectionJSON(c server.ConnectionInfo) map[string]any {
@@ -283,8 +407,10 @@ func (a *api) connectionJSON(c server.ConnectionInfo) map[string]any {
 		"ssl_cipher": nil, "ssl_hash": nil, "peer_cert_subject": nil, "peer_cert_issuer": nil,
 		"peer_cert_validity": nil, "timeout": int(c.Heartbeat.Seconds()), "frame_max": c.FrameMax,
 		"channel_max": c.ChannelMax, "client_properties": tableJSON(c.ClientProperties),
-		"connected_at": c.ConnectedAt.UnixMilli(), "state": "running",
+		"connected_at": c.ConnectedAt.UnixMilli(), "state": c.State, "channels": c.Channels,
+		"recv_cnt": c.RecvCnt, "send_cnt": c.SendCnt, "send_pend": 0,
 	}
+	counters(m, "recv_oct", c.RecvOct, "send_oct", c.SendOct)
 	if name, ok, _ := c.ClientProperties.Get("connection_name"); ok {
 		if s, ok := jsonValue(name).(string); ok {
 			m["user_provided_name"] = s

@@ -56,7 +56,7 @@ func healthBroker(t *testing.T) (*server.Server, string, int) {
 	<-served
 	<-served
 	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
-	hs := httptest.NewServer(mgmt.Handler(srv, mgmt.Identity{Node: "warren@test"}, zerolog.Nop()))
+	hs := httptest.NewServer(mgmt.Handler(t.Context(), srv, mgmt.Identity{Node: "warren@test"}, zerolog.Nop()))
 	t.Cleanup(hs.Close)
 	// Serve registers its listener before it accepts: wait until both are listed.
 	deadline := time.Now().Add(5 * time.Second)

@@ -162,7 +162,7 @@ func TestRedriveKeepsWhatCannotMove(t *testing.T) {
 		t.Fatal(err)
 	}
 	go func() { _ = srv.Serve(context.Background(), ln) }()
-	hs := httptest.NewServer(mgmt.Handler(srv, mgmt.Identity{Node: "warren@test"}, zerolog.Nop()))
+	hs := httptest.NewServer(mgmt.Handler(t.Context(), srv, mgmt.Identity{Node: "warren@test"}, zerolog.Nop()))
 	api := hs.URL + "/api"
 	conn, err := amqp.Dial("amqp://guest:guest@" + ln.Addr().String() + "/")
 	if err != nil {
@@ -222,7 +222,7 @@ func TestRedriveKeepsWhatCannotMove(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Shutdown(context.Background())
-	hs = httptest.NewServer(mgmt.Handler(srv, mgmt.Identity{Node: "warren@test"}, zerolog.Nop()))
+	hs = httptest.NewServer(mgmt.Handler(t.Context(), srv, mgmt.Identity{Node: "warren@test"}, zerolog.Nop()))
 	defer hs.Close()
 	api = hs.URL + "/api"
 	for q, wantBodies := range map[string][]string{"work": {"a"}, "dlq": {"b"}} {

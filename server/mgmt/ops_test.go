@@ -36,7 +36,7 @@ func TestOpsPermissions(t *testing.T) {
 	if err := srv.Recover(); err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(mgmt.Handler(srv, mgmt.Identity{Node: "warren@test"}, zerolog.Nop()))
+	hs := httptest.NewServer(mgmt.Handler(t.Context(), srv, mgmt.Identity{Node: "warren@test"}, zerolog.Nop()))
 	defer hs.Close()
 	api := hs.URL + "/api"
 	msg := `{"routing_key":"q","properties":{},"payload":"m","payload_encoding":"string"}`

@@ -161,16 +161,6 @@ func (a *api) deleteQueue(w http.ResponseWriter, r *http.Request, u user, args [
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// bindingJSON is a binding as the API lists it.
-func bindingJSON(vh string, b binding.Binding) map[string]any {
-	kind := "queue"
-	if b.Dest.Kind == binding.DestExchange {
-		kind = "exchange"
-	}
-	return map[string]any{"source": b.Source, "vhost": vh, "destination": b.Dest.Name, "destination_type": kind,
-		"routing_key": b.RoutingKey, "arguments": tableJSON(b.Args), "properties_key": propertiesKey(b.RoutingKey, b.Args)}
-}
-
 // between returns the bindings from source to dest in vh, or false when the vhost, the
 // source or the destination does not exist.
 func (a *api) between(vh, source string, dest binding.Destination) ([]binding.Binding, bool) {

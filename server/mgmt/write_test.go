@@ -88,7 +88,7 @@ func TestWritePermissions(t *testing.T) {
 	if err := srv.Recover(); err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(mgmt.Handler(srv, mgmt.Identity{Node: "warren@test"}, zerolog.Nop()))
+	hs := httptest.NewServer(mgmt.Handler(t.Context(), srv, mgmt.Identity{Node: "warren@test"}, zerolog.Nop()))
 	defer hs.Close()
 	api := hs.URL + "/api"
 
@@ -130,7 +130,7 @@ func TestWriteSurvivesRestart(t *testing.T) {
 		if err := srv.Recover(); err != nil {
 			t.Fatal(err)
 		}
-		hs := httptest.NewServer(mgmt.Handler(srv, mgmt.Identity{Node: "warren@test"}, zerolog.Nop()))
+		hs := httptest.NewServer(mgmt.Handler(t.Context(), srv, mgmt.Identity{Node: "warren@test"}, zerolog.Nop()))
 		return srv, st, hs.URL + "/api", func() {
 			hs.Close()
 			if err := srv.Shutdown(context.Background()); err != nil {

@@ -147,6 +147,8 @@ type Queue struct {
 
 	win  Window    // the in-memory window (of each priority level)
 	flow flowState // publisher flow control, see flow.go
+
+	counters Counters // message counters for listings (counters.go)
 }
 
 // New returns an empty queue. Without a journal its ready entries all stay in memory.

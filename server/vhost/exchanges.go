@@ -2,6 +2,7 @@ package vhost
 
 import (
 	"strings"
+	"sync/atomic"
 
 	"github.com/warrenmq/warren/amqpwire"
 	"github.com/warrenmq/warren/binding"
@@ -19,6 +20,9 @@ type Exchange struct {
 	policyAE string
 	// policy is the name of the policy applied, "" for none.
 	policy string
+	// publishIn counts messages published to the exchange, publishOut the queues they were
+	// routed to (RabbitMQ's publish_in and publish_out), for listings.
+	publishIn, publishOut atomic.Uint64
 }
 
 // Name is the exchange's name ("" for the default exchange).

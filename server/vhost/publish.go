@@ -32,6 +32,10 @@ type Confirm interface {
 // scratch memory; s.Congested looks at the queues of the last Publish.
 func (v *Vhost) Publish(x *Exchange, msg *queue.Message, keys []string, c Confirm, s *Scratch) (routed, refused bool) {
 	qs := v.route(x, keys, msg.Properties.Headers, s)
+	x.publishIn.Add(1)
+	if len(qs) > 0 {
+		x.publishOut.Add(uint64(len(qs)))
+	}
 	stored := v.writers(msg, qs)
 	if stored > 0 && c != nil && c.Nackable() && v.st.Full() {
 		// The store would refuse the write: nack now, and enqueue the message nowhere.
@@ -99,7 +103,10 @@ func (v *Vhost) enqueue(msg *queue.Message, qs []*Queue, stored int, c Confirm) 
 		if c != nil && !written {
 			c.Done(nil)
 		}
-		routed = routed || res == queue.Enqueued
+		if res == queue.Enqueued {
+			q.q.Counters().Publish.Add(1)
+			routed = true
+		}
 		refused = refused || res == queue.Refused
 	}
 	return routed, refused

@@ -7,6 +7,7 @@ import (
 
 	"github.com/warrenmq/warren/amqpwire"
 	"github.com/warrenmq/warren/binding"
+	"github.com/warrenmq/warren/server/queue"
 )
 
 // Read-only snapshots for listing (rabbitmqctl list_queues, list_exchanges, list_bindings, a
@@ -25,6 +26,8 @@ type QueueInfo struct {
 	// Ready messages wait for a consumer; Unacked were delivered and await an ack.
 	Ready, Unacked, Consumers int
 	ReadyBytes                int
+	// Counts are the queue's message counters (publish, deliver, ack, ...).
+	Counts queue.CounterValues
 }
 
 // Exclusive says the queue belongs to one connection.
@@ -39,6 +42,9 @@ type ExchangeInfo struct {
 	Internal   bool
 	Arguments  amqpwire.Table
 	Policy     string // the policy applied, "" for none
+	// PublishIn counts messages published to the exchange, PublishOut the queues they were
+	// routed to.
+	PublishIn, PublishOut uint64
 }
 
 // Queues lists the vhost's queues by name, with their message and consumer counts.
@@ -63,6 +69,7 @@ func (v *Vhost) Queues() []QueueInfo {
 		}
 		st := q.q.Stats()
 		infos[i].Ready, infos[i].Unacked, infos[i].Consumers, infos[i].ReadyBytes = st.Ready, st.Unacked, st.Consumers, st.ReadyBytes
+		infos[i].Counts = q.q.Counters().Load()
 	}
 	slices.SortFunc(infos, func(a, b QueueInfo) int { return strings.Compare(a.Name, b.Name) })
 	return infos
@@ -76,7 +83,8 @@ func (v *Vhost) Exchanges() []ExchangeInfo {
 	for _, x := range v.exchanges {
 		d := x.def
 		infos = append(infos, ExchangeInfo{Name: d.Name, Kind: d.Kind, Durable: d.Durable, AutoDelete: d.AutoDelete,
-			Internal: d.Internal, Arguments: d.Args, Policy: x.policy})
+			Internal: d.Internal, Arguments: d.Args, Policy: x.policy,
+			PublishIn: x.publishIn.Load(), PublishOut: x.publishOut.Load()})
 	}
 	v.mu.RUnlock()
 	slices.SortFunc(infos, func(a, b ExchangeInfo) int { return strings.Compare(a.Name, b.Name) })

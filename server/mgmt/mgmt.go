@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/warrenmq/warren/server"
+	"github.com/warrenmq/warren/server/mgmt/webui"
 	"github.com/warrenmq/warren/server/vhost"
 )
 
@@ -57,7 +58,7 @@ type api struct {
 	router  *router
 }
 
-// Handler serves the management API of src under /api.
+// Handler serves the management API of src under /api, and the web UI (package webui) at /.
 func Handler(src Source, id Identity, log zerolog.Logger) http.Handler {
 	if id.Cluster == "" {
 		id.Cluster = id.Node
@@ -72,7 +73,7 @@ func Handler(src Source, id Identity, log zerolog.Logger) http.Handler {
 	a := &api{src: src, id: id, log: log,
 		authLog: log.Sample(&zerolog.BurstSampler{Burst: 10, Period: time.Minute})}
 	a.router = newRouter(a.endpoints())
-	return a
+	return webui.Handler(a)
 }
 
 // user is the authenticated caller.

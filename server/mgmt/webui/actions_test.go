@@ -8,9 +8,12 @@ package webui_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -42,9 +45,11 @@ func TestChannelsPage(t *testing.T) {
 	tb := newTab(t, b)
 	tb.open("#/channels")
 	tb.login("guest", "guest")
-	tb.waitIn("#channels", "two channels", `document.querySelectorAll('#channels tr[data-key]').length === 2`, needChannels)
-	tb.waitUntil("the confirm channel", `[...document.querySelectorAll('#channels tr[data-key]')].some((r) => r.textContent.includes('confirm'))`, "")
-	tb.waitUntil("the prefetch", `[...document.querySelectorAll('#channels tr[data-key] td')].some((d) => d.textContent === '25')`, "")
+	// A channel's name is its connection's ("client -> server") and its number.
+	mine := fmt.Sprintf(`[...document.querySelectorAll('#channels tr[data-key]')].filter((r) => r.dataset.key.startsWith(%s))`, js(c.LocalAddr().String()+" -> "))
+	tb.waitIn("#channels", "the client's two channels", mine+`.length === 2`, needChannels)
+	tb.waitUntil("the confirm channel", mine+`.some((r) => r.textContent.includes('confirm'))`, "")
+	tb.waitUntil("the prefetch", mine+`.some((r) => [...r.cells].some((d) => d.textContent === '25'))`, "")
 	tb.shot("channels")
 }
 
@@ -52,6 +57,7 @@ func TestChannelsPage(t *testing.T) {
 // reaches a bound queue; deleting it in the UI deletes it.
 func TestExchangesAddPublishDelete(t *testing.T) {
 	b := newBroker(t)
+	b.remove(t, "/exchanges/%2F/events", "/queues/%2F/events.audit")
 	c := b.dial(t, "exchanges-client")
 	ch := channel(t, c)
 	tb := newTab(t, b)
@@ -102,11 +108,12 @@ func TestExchangesAddPublishDelete(t *testing.T) {
 // it empties it, and deleting it deletes it and returns to the queues list.
 func TestQueuePublishPurgeDelete(t *testing.T) {
 	b := newBroker(t)
+	b.remove(t, "/queues/%2F/payments")
 	c := b.dial(t, "queue-actions-client")
 	tb := newTab(t, b)
 	tb.open("#/queues")
 	tb.login("guest", "guest")
-	tb.waitUntil("the queues list", `document.querySelector('#queues td.empty')`, "")
+	tb.waitUntil("the queues list", `document.querySelector('#queues table')`, "")
 	tb.click("Add queue", `document.getElementById('add-queue')`)
 	tb.do("naming the queue",
 		chromedp.WaitVisible(chromedp.CSS("#queue-form input[name=name]")),
@@ -137,7 +144,7 @@ func TestQueuePublishPurgeDelete(t *testing.T) {
 	tb.click("Delete", `document.getElementById('delete-queue')`)
 	tb.do("confirming the delete", chromedp.WaitVisible(chromedp.CSS("#confirm-delete button.submit")))
 	tb.click("confirm", `document.querySelector('#confirm-delete button.submit')`)
-	tb.waitIn("body", "back on the queues list", `location.hash === '#/queues' && document.querySelector('#queues td.empty')`, needQueueWrites)
+	tb.waitIn("body", "back on the queues list", `location.hash === '#/queues' && document.querySelector('#queues table') && !`+row("/|payments"), needQueueWrites)
 	_, err = channel(t, c).QueueDeclarePassive("payments", true, false, false, false, nil)
 	if !isCode(err, amqp.NotFound) {
 		t.Errorf("after deleting it in the UI, a passive declare of the queue = %v, want 404", err)
@@ -148,6 +155,7 @@ func TestQueuePublishPurgeDelete(t *testing.T) {
 // dead-lettered from.
 func TestRedrive(t *testing.T) {
 	b := newBroker(t)
+	b.remove(t, "/queues/%2F/work", "/queues/%2F/work.dlq")
 	ch := channel(t, b.dial(t, "redrive-client"))
 	if _, err := ch.QueueDeclare("work.dlq", true, false, false, false, nil); err != nil {
 		t.Fatal(err)
@@ -182,6 +190,7 @@ func TestRedrive(t *testing.T) {
 // file declares what it defines.
 func TestDefinitionsExportImport(t *testing.T) {
 	b := newBroker(t)
+	b.remove(t, "/queues/%2F/ledger", "/queues/%2F/imported")
 	c := b.dial(t, "definitions-client")
 	ch := channel(t, c)
 	if _, err := ch.QueueDeclare("ledger", true, false, false, false, nil); err != nil {
@@ -198,10 +207,10 @@ func TestDefinitionsExportImport(t *testing.T) {
 	if err := json.Unmarshal([]byte(tb.text("#export-json")), &defs); err != nil {
 		t.Fatalf("the exported JSON: %v", err)
 	}
-	if len(defs.Queues) != 1 || defs.Queues[0].Name != "ledger" {
-		t.Errorf("exported queues %+v, want ledger", defs.Queues)
+	if !slices.ContainsFunc(defs.Queues, func(q struct{ Name string }) bool { return q.Name == "ledger" }) {
+		t.Errorf("exported queues %+v, want ledger among them", defs.Queues)
 	}
-	tb.waitUntil("the queues count", row("queues")+`?.textContent.includes('1')`, "")
+	tb.waitUntil("the per-section counts", row("queues"), "")
 
 	file := filepath.Join(t.TempDir(), "defs.json")
 	if err := os.WriteFile(file, []byte(`{"queues":[{"name":"imported","vhost":"/","durable":true,"auto_delete":false,"arguments":{}}]}`), 0o600); err != nil {
@@ -220,6 +229,7 @@ func TestDefinitionsExportImport(t *testing.T) {
 // it cannot.
 func TestUsersAndPermissions(t *testing.T) {
 	b := newBroker(t)
+	b.remove(t, "/users/billing")
 	tb := newTab(t, b)
 	tb.open("#/users")
 	tb.login("guest", "guest")
@@ -259,6 +269,7 @@ func TestUsersAndPermissions(t *testing.T) {
 // A policy added in the UI applies to queues (here max-length 1); deleted, it is gone.
 func TestPolicies(t *testing.T) {
 	b := newBroker(t)
+	b.remove(t, "/policies/%2F/cap", "/queues/%2F/capped")
 	c := b.dial(t, "policies-client")
 	tb := newTab(t, b)
 	tb.open("#/policies")
@@ -279,8 +290,19 @@ func TestPolicies(t *testing.T) {
 		t.Fatal(err)
 	}
 	publish(t, ch, "capped", "1", "2", "3")
-	if q, err := ch.QueueDeclarePassive("capped", true, false, false, false, nil); err != nil || q.Messages != 1 {
-		t.Errorf("under the UI's max-length 1 policy the queue holds %d messages (%v), want 1", q.Messages, err)
+	// The broker may count the messages a moment after the publishes: look until it is 1.
+	for deadline := time.Now().Add(waitTimeout); ; {
+		q, err := ch.QueueDeclarePassive("capped", true, false, false, false, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if q.Messages == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("under the UI's max-length 1 policy the queue holds %d messages, want 1", q.Messages)
+		}
+		time.Sleep(100 * time.Millisecond) // the next look at the queue
 	}
 	tb.click("Delete", row("/|cap")+`.querySelector('button.delete-policy')`)
 	tb.do("confirming", chromedp.WaitVisible(chromedp.CSS("#confirm-delete button.submit")))

@@ -8,6 +8,14 @@ package webui_test
 //	go test -artifacts -outputdir test-output ./server/mgmt/webui/
 //
 // Set CHROMIUM to use a browser other than /usr/bin/chromium.
+//
+// With AMQP_URL and MGMT_URL set, the tests run the embedded UI against that broker instead,
+// e.g. a local RabbitMQ, through a proxy that serves the UI and forwards /api/ to MGMT_URL:
+// this is how the pages are checked against RabbitMQ's own API. The broker is shared then, so
+// the tests that need one of their own (exact totals) fail at once, and the objects the tests
+// make are deleted through the API when they end.
+//
+//	AMQP_URL=amqp://guest:guest@127.0.0.1:5673/ MGMT_URL=http://127.0.0.1:15673 go test ./server/mgmt/webui/
 
 import (
 	"context"
@@ -15,9 +23,12 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -29,6 +40,7 @@ import (
 
 	"github.com/warrenmq/warren/server"
 	"github.com/warrenmq/warren/server/mgmt"
+	"github.com/warrenmq/warren/server/mgmt/webui"
 	"github.com/warrenmq/warren/store"
 )
 
@@ -76,16 +88,79 @@ func run(m *testing.M) int {
 
 // broker is an in-process Warren with its management listener.
 type broker struct {
-	amqpURL string // amqp://guest:guest@127.0.0.1:port/
-	addr    string // the AMQP listener's host:port
-	base    string // http://127.0.0.1:port, the UI and API
-	srv     *server.Server
+	amqpURL string         // amqp://guest:guest@127.0.0.1:port/
+	addr    string         // the AMQP listener's host:port
+	base    string         // http://127.0.0.1:port, the UI and API
+	srv     *server.Server // nil when the tests run against AMQP_URL and MGMT_URL
+	api     string         // the management API's base URL
+}
+
+// inProcess returns the broker's server, failing the test when the broker is not Warren
+// in-process (AMQP_URL and MGMT_URL are set): the test counts every object of the broker.
+func (b *broker) inProcess(t *testing.T) *server.Server {
+	t.Helper()
+	if b.srv == nil {
+		t.Fatal("this test counts every object of the broker: it needs its own in-process Warren (unset AMQP_URL and MGMT_URL)")
+	}
+	return b.srv
+}
+
+// remove deletes objects of a shared broker (AMQP_URL and MGMT_URL) through its management
+// API when the test ends (paths under /api, e.g. "/queues/%2F/orders"), so that it is left as
+// it was. Not found is fine. An in-process broker goes away with its test.
+func (b *broker) remove(t *testing.T, paths ...string) {
+	if b.srv != nil {
+		return
+	}
+	t.Cleanup(func() {
+		for _, p := range paths {
+			req, err := http.NewRequest(http.MethodDelete, b.api+"/api"+p, nil)
+			if err != nil {
+				t.Errorf("removing %s: %v", p, err)
+				continue
+			}
+			req.SetBasicAuth("guest", "guest")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Errorf("removing %s: %v", p, err)
+				continue
+			}
+			_ = resp.Body.Close()
+			if resp.StatusCode != http.StatusNoContent && resp.StatusCode != http.StatusNotFound {
+				t.Errorf("removing %s: %s", p, resp.Status)
+			}
+		}
+	})
+}
+
+// externalBroker serves the embedded UI on 127.0.0.1:0 in front of MGMT_URL's API.
+func externalBroker(t *testing.T, amqpURL, mgmtURL string) *broker {
+	t.Helper()
+	target, err := url.Parse(mgmtURL)
+	if err != nil {
+		t.Fatalf("MGMT_URL: %v", err)
+	}
+	u, err := url.Parse(amqpURL)
+	if err != nil {
+		t.Fatalf("AMQP_URL: %v", err)
+	}
+	hln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: webui.Handler(httputil.NewSingleHostReverseProxy(target)), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = hs.Serve(hln) }()
+	t.Cleanup(func() { _ = hs.Close() })
+	return &broker{amqpURL: amqpURL, addr: u.Host, base: "http://" + hln.Addr().String(), api: strings.TrimSuffix(mgmtURL, "/")}
 }
 
 // newBroker starts a Warren with a Badger store in a temporary directory and serves its
 // management API and UI; both stop when the test ends.
 func newBroker(t *testing.T) *broker {
 	t.Helper()
+	if a, m := os.Getenv("AMQP_URL"), os.Getenv("MGMT_URL"); a != "" && m != "" {
+		return externalBroker(t, a, m)
+	}
 	log := zerolog.Nop()
 	st, err := store.Open(store.Options{Dir: t.TempDir(), Logger: log})
 	if err != nil {
@@ -127,7 +202,7 @@ func newBroker(t *testing.T) *broker {
 		}
 	})
 	return &broker{amqpURL: "amqp://guest:guest@" + ln.Addr().String() + "/", addr: ln.Addr().String(),
-		base: "http://" + hln.Addr().String(), srv: srv}
+		base: "http://" + hln.Addr().String(), srv: srv, api: "http://" + hln.Addr().String()}
 }
 
 // dial connects a client named name (client_properties.connection_name) and closes it when the

@@ -38,7 +38,9 @@ export const seg = (s) => encodeURIComponent(s);
 // request calls the API. body (not undefined) is sent as JSON, or as is when it is a string.
 export async function request(method, path, body, { headers = {}, auth } = {}) {
   const cred = auth || loadCredentials()?.auth;
-  const h = { Accept: 'application/json', ...headers };
+  // JSON when the answer has a body; anything for a bodyless 204 (RabbitMQ answers 406 to a
+  // purge that accepts only JSON).
+  const h = { Accept: 'application/json, */*;q=0.5', ...headers };
   if (cred) h.Authorization = 'Basic ' + cred;
   let payload;
   if (body !== undefined) {

@@ -33,6 +33,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -406,6 +407,19 @@ func (tb *tab) shot(name string) {
 		return
 	}
 	tb.t.Logf("screenshot: %s", p)
+}
+
+// dark switches the tab to the dark colour scheme (prefers-color-scheme: dark).
+func (tb *tab) dark() {
+	tb.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, waitTimeout)
+	defer cancel()
+	_, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+		Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}})
+	if err != nil {
+		tb.t.Fatalf("switching to dark: %v", err)
+	}
+	tb.waitUntil("the dark scheme", `matchMedia('(prefers-color-scheme: dark)').matches`, "")
 }
 
 // js quotes s as a JavaScript string literal.

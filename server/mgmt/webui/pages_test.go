@@ -91,6 +91,8 @@ func TestOverviewTotals(t *testing.T) {
 	tb.waitUntil("the second poll", `Number(document.getElementById('updated').dataset.polls) >= 2`, "")
 	tb.waitUntil("the new depth", tile("messages_ready")+` === '3'`, "")
 	tb.shot("overview")
+	tb.dark()
+	tb.shot("overview-dark")
 }
 
 // The connections page lists a client by its connection name; closing it from the UI closes
@@ -152,6 +154,8 @@ func TestQueuesDepth(t *testing.T) {
 		t.Errorf("queue page at %s, want #/queues/%%2F/orders", got)
 	}
 	tb.shot("queue")
+	tb.dark()
+	tb.shot("queue-dark")
 }
 
 // Getting a message from the queue page shows its payload and, with the default ack mode

@@ -17,10 +17,13 @@ const routes = { overview, connections, channels, exchanges, queues, queue, user
 const $ = (id) => document.getElementById(id);
 let current = null; // {stop(): void} of the page on screen
 let timers = [];
+let stops = [];
 
 function stopPage() {
   timers.forEach(clearInterval);
   timers = [];
+  stops.forEach((f) => f());
+  stops = [];
   if (current && current.stop) current.stop();
   current = null;
 }
@@ -33,6 +36,8 @@ function context(args) {
     navigate: (hash) => { location.hash = hash; },
     // every runs fn now and every ms while the page is on screen.
     every(ms, fn) { fn(); timers.push(setInterval(fn, ms)); },
+    // onStop runs fn when the page leaves the screen.
+    onStop(fn) { stops.push(fn); },
     toast,
   };
 }

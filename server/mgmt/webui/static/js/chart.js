@@ -10,8 +10,14 @@ export class LineChart {
     this.window = window;
     this.unit = unit;
     this.points = series.map(() => []);
+    // Colours come from the page's light or dark palette: redraw when it switches.
+    this.scheme = matchMedia('(prefers-color-scheme: dark)');
+    this.redraw = () => this.draw();
+    this.scheme.addEventListener('change', this.redraw);
     this.draw();
   }
+
+  dispose() { this.scheme.removeEventListener('change', this.redraw); }
 
   push(t, values) {
     this.series.forEach((s, i) => {
@@ -38,7 +44,10 @@ export class LineChart {
     const left = 48, right = 8, top = 8, bottom = 20;
     const pw = w - left - right, ph = hgt - top - bottom;
     const now = Date.now();
-    const t0 = now - this.window * 1000;
+    // The x axis spans the history so far (at least a minute), up to the window.
+    const first = Math.min(...this.points.filter((ps) => ps.length).map((ps) => ps[0][0]), now);
+    const span = Math.min(this.window * 1000, Math.max(60000, now - first));
+    const t0 = now - span;
     let max = 0;
     for (const ps of this.points) for (const [, v] of ps) max = Math.max(max, v);
     max = niceMax(max);
@@ -52,8 +61,8 @@ export class LineChart {
       const label = fmt((max * i) / 4) + this.unit;
       g.fillText(label, left - 6 - g.measureText(label).width, y + 4);
     }
-    const mins = Math.round(this.window / 60);
-    g.fillText(`${mins} min ago`, left, hgt - 4);
+    const ago = span >= 120000 ? `${Math.round(span / 60000)} min ago` : `${Math.round(span / 1000)} s ago`;
+    g.fillText(ago, left, hgt - 4);
     const nowLabel = 'now';
     g.fillText(nowLabel, left + pw - g.measureText(nowLabel).width, hgt - 4);
     this.points.forEach((ps, i) => {
@@ -61,22 +70,22 @@ export class LineChart {
       g.strokeStyle = color(COLORS[i % COLORS.length]);
       g.lineWidth = 1.8;
       g.beginPath();
-      ps.forEach(([t, v], j) => {
-        const x = left + (pw * (t - t0)) / (this.window * 1000);
-        const y = top + ph - (max ? (ph * v) / max : 0);
-        if (j === 0) g.moveTo(x, y); else g.lineTo(x, y);
-      });
-      if (ps.length === 1) g.lineTo(left + pw, top + ph - (max ? (ph * ps[0][1]) / max : 0));
+      const xy = ps.map(([t, v]) => [left + (pw * (t - t0)) / span, top + ph - (ph * v) / max]);
+      xy.forEach(([x, y], j) => { if (j === 0) g.moveTo(x, y); else g.lineTo(x, y); });
       g.stroke();
+      g.fillStyle = g.strokeStyle;
+      for (const [x, y] of xy) { g.beginPath(); g.arc(x, y, 2.2, 0, 2 * Math.PI); g.fill(); }
     });
   }
 }
 
+// niceMax is the top of an axis of four equal, round steps that holds v.
 function niceMax(v) {
-  if (v <= 0) return 1;
-  const p = 10 ** Math.floor(Math.log10(v));
-  for (const m of [1, 2, 2.5, 5, 10]) if (v <= m * p) return m * p;
-  return 10 * p;
+  if (v <= 0) return 4;
+  const step = v / 4;
+  const p = 10 ** Math.floor(Math.log10(step));
+  for (const m of [1, 2, 2.5, 5, 10]) if (step <= m * p) return 4 * m * p;
+  return 40 * p;
 }
 
 function fmt(v) {

@@ -47,6 +47,7 @@ export default {
       h('section', { class: 'card' }, h('h2', {}, 'Node'), node));
     const rates = new LineChart(rateCanvas, RATES, { unit: '/s' });
     const depths = new LineChart(depthCanvas, DEPTHS);
+    ctx.onStop(() => { rates.dispose(); depths.dispose(); });
     let prev = null;
     const seenRate = {};
     ctx.every(5000, async () => {

@@ -75,10 +75,10 @@ function getPanel(ctx, path) {
   const out = h('div', { id: 'get-results' });
   const form = h('form', { class: 'inline', id: 'get-form' },
     field({ name: 'ackmode', label: 'Ack mode', type: 'select', value: 'ack_requeue_true', options: [
-      ['ack_requeue_true', 'Nack, requeue (keeps them)'],
-      ['reject_requeue_true', 'Reject, requeue (keeps them)'],
-      ['ack_requeue_false', 'Ack (removes them)'],
-      ['reject_requeue_false', 'Reject, no requeue (removes or dead-letters them)'],
+      ['ack_requeue_true', 'Requeue (keep)'],
+      ['reject_requeue_true', 'Reject, requeue (keep)'],
+      ['ack_requeue_false', 'Ack (remove)'],
+      ['reject_requeue_false', 'Reject (remove or dead-letter)'],
     ] }),
     field({ name: 'encoding', label: 'Encoding', type: 'select', value: 'auto', options: [['auto', 'auto: string if UTF-8'], ['base64', 'base64']] }),
     field({ name: 'count', label: 'Messages', type: 'number', value: '1', min: '1' }),

@@ -9,12 +9,16 @@ export default {
     const exportOut = h('div', { id: 'export-result' });
     const importOut = h('div', { id: 'import-result' });
     const file = h('input', { type: 'file', id: 'import-file', accept: 'application/json,.json' });
+    let blobURL = null; // the last export's download, released on the next export or on leaving
+    ctx.onStop(() => blobURL && URL.revokeObjectURL(blobURL));
     const exportBtn = h('button', { class: 'primary', id: 'export', onclick: async () => {
       exportBtn.disabled = true;
       try {
         const defs = await ctx.api.get('/definitions');
         const text = JSON.stringify(defs, null, 2);
+        if (blobURL) URL.revokeObjectURL(blobURL);
         const url = URL.createObjectURL(new Blob([text], { type: 'application/json' }));
+        blobURL = url;
         const name = `warren-definitions-${new Date().toISOString().slice(0, 19).replace(/[:T]/g, '-')}.json`;
         const link = h('a', { href: url, download: name, id: 'export-link' }, `Download ${name} again`);
         clear(exportOut,

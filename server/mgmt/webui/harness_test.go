@@ -382,7 +382,7 @@ func (tb *tab) text(selector string) string {
 	return eval[string](tb, fmt.Sprintf(`(document.querySelector(%q)?.textContent ?? '').trim()`, selector))
 }
 
-// shot saves a full-page PNG named name in the test's artifact directory.
+// shot saves a full-page PNG, <test>-<name>.png, in the test's artifact directory.
 func (tb *tab) shot(name string) {
 	tb.t.Helper()
 	ctx, cancel := context.WithTimeout(tb.ctx, waitTimeout)
@@ -401,7 +401,8 @@ func (tb *tab) shot(name string) {
 		tb.t.Errorf("screenshot %s: %v", name, err)
 		return
 	}
-	p := filepath.Join(tb.t.ArtifactDir(), name+".png")
+	// The test's name is in the file's: artifact directories are numbered.
+	p := filepath.Join(tb.t.ArtifactDir(), tb.t.Name()+"-"+name+".png")
 	if err := os.WriteFile(p, png, 0o644); err != nil {
 		tb.t.Errorf("screenshot %s: %v", name, err)
 		return

@@ -19,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/warrenmq/warren/server"
+	"github.com/warrenmq/warren/server/mgmt/webui"
 	"github.com/warrenmq/warren/server/vhost"
 )
 
@@ -75,8 +76,8 @@ type api struct {
 	clusterNameSet atomic.Pointer[string]
 }
 
-// Handler serves the management API of src under /api. It samples the broker's counters for
-// message rates until ctx is done.
+// Handler serves the management API of src under /api, and the web UI (package webui) at /.
+// It samples the broker's counters for message rates until ctx is done.
 func Handler(ctx context.Context, src Source, id Identity, log zerolog.Logger) http.Handler {
 	if id.Cluster == "" {
 		id.Cluster = id.Node
@@ -97,7 +98,7 @@ func Handler(ctx context.Context, src Source, id Identity, log zerolog.Logger) h
 		interval = defaultStatsInterval
 	}
 	go a.sampleLoop(ctx, interval)
-	return a
+	return webui.Handler(a)
 }
 
 // user is the authenticated caller.

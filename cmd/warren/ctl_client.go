@@ -103,14 +103,15 @@ func (c *ctlClient) getJSON(path string, v any) error {
 	if err != nil {
 		return err
 	}
-	return decodeJSON(b, v, path)
+	return decodeJSON(b, v)
 }
 
-func decodeJSON(b []byte, v any, path string) error {
+// decodeJSON decodes an answer, numbers as json.Number.
+func decodeJSON(b []byte, v any) error {
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.UseNumber()
 	if err := d.Decode(v); err != nil {
-		return fmt.Errorf("GET %s: the answer is not the JSON expected: %w", path, err)
+		return fmt.Errorf("the answer is not the JSON expected: %w", err)
 	}
 	return nil
 }
@@ -129,7 +130,8 @@ func (c *ctlClient) do(method, path string, body []byte, hdr map[string]string) 
 		return 0, nil, fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	req.SetBasicAuth(c.user, c.password)
-	req.Header.Set("Accept", "application/json")
+	// No Accept header, as rabbitmqadmin: RabbitMQ answers DELETE .../contents with 406 to
+	// "Accept: application/json".
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}

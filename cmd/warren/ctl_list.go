@@ -131,11 +131,11 @@ func (c *ctlClient) list(path string) ([]map[string]any, error) {
 		return nil, err
 	}
 	var rows []map[string]any
-	if err := decodeJSON(b, &rows, path); err != nil {
+	if err := decodeJSON(b, &rows); err != nil {
 		var page struct {
 			Items []map[string]any `json:"items"`
 		}
-		if decodeJSON(b, &page, path) != nil || page.Items == nil {
+		if decodeJSON(b, &page) != nil || page.Items == nil {
 			return nil, err
 		}
 		rows = page.Items

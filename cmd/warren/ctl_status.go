@@ -32,7 +32,7 @@ func ctlStatus(c *ctlClient, o ctlOptions, stdout io.Writer) error {
 		MessageStats map[string]any         `json:"message_stats"`
 	}
 	if err := c.getJSON(apiPath("overview"), &ov); err != nil {
-		return fmt.Errorf("status: %w", err)
+		return fmt.Errorf("status: GET /api/overview: %w", err)
 	}
 	var nodes []struct {
 		Name    string      `json:"name"`
@@ -40,11 +40,11 @@ func ctlStatus(c *ctlClient, o ctlOptions, stdout io.Writer) error {
 		Running *bool       `json:"running"`
 	}
 	if err := c.getJSON(apiPath("nodes"), &nodes); err != nil {
-		return fmt.Errorf("status: %w", err)
+		return fmt.Errorf("status: GET /api/nodes: %w", err)
 	}
 	alarms, err := ctlAlarms(c)
 	if err != nil {
-		return fmt.Errorf("status: %w", err)
+		return fmt.Errorf("status: GET /api/health/checks/alarms: %w", err)
 	}
 
 	r := ctlStatusReport{Node: ov.Node, ProductName: ov.ProductName, ProductVersion: ov.ProductVersion,
@@ -179,7 +179,7 @@ func ctlAlarms(c *ctlClient) ([]string, error) {
 			Node     string `json:"node"`
 		} `json:"alarms"`
 	}
-	if err := decodeJSON(body, &check, apiPath("health", "checks", "alarms")); err != nil {
+	if err := decodeJSON(body, &check); err != nil {
 		return nil, err
 	}
 	alarms := []string{}

@@ -54,7 +54,8 @@ func ctlFlags(o *ctlOptions, stderr io.Writer) *flag.FlagSet {
 	}
 	fs.StringVar(&o.url, "url", envOr("WARREN_CTL_URL", "http://127.0.0.1:15672"), "the management API's base URL (https:// for TLS)")
 	fs.StringVar(&o.user, "user", envOr("WARREN_CTL_USER", "guest"), "the user to log in as (HTTP basic auth)")
-	fs.StringVar(&o.password, "password", envOr("WARREN_CTL_PASSWORD", "guest"), "the user's password")
+	// The default is resolved after parsing, so that --help does not print the password.
+	fs.StringVar(&o.password, "password", "", `the user's password (default $WARREN_CTL_PASSWORD, else "guest")`)
 	fs.StringVar(&o.caCert, "ca-cert", "", "PEM file of the CA that signed the API's certificate (for an https URL with a private CA)")
 	fs.StringVar(&o.format, "format", "", "output format: table, tsv or json (default: table on a terminal, else tsv)")
 	fs.StringVar(&o.vhost, "vhost", "", "the virtual host: limits a listing to it; for purge and delete the default is /")
@@ -110,6 +111,9 @@ func ctl(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			o.vhostSet = true
 		}
 	})
+	if o.password == "" {
+		o.password = envOr("WARREN_CTL_PASSWORD", "guest")
+	}
 	if len(pos) == 0 {
 		return ctlUsageError("ctl: a command is missing")
 	}

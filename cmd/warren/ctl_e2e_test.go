@@ -106,14 +106,14 @@ func (c ctlTarget) ctlLines(t *testing.T, args ...string) ([]string, bool) {
 	t.Helper()
 	out, errOut, code := c.ctl(t, args...)
 	if code != 0 {
-		t.Errorf("warren ctl %s: exit %d: %s%s", strings.Join(args, " "), code, errOut, pendingHint(errOut))
+		t.Errorf("warren ctl %s: exit %d: %s%s", strings.Join(args, " "), code, errOut, ctlPendingHint(errOut))
 		return nil, false
 	}
 	return strings.Split(strings.TrimSuffix(out, "\n"), "\n"), true
 }
 
-// pendingHint explains a 404 from the management API: the endpoint is not on this branch.
-func pendingHint(errOut string) string {
+// ctlPendingHint explains a 404 from the management API: the endpoint is not on this branch.
+func ctlPendingHint(errOut string) string {
 	if strings.Contains(errOut, "404 Not Found: Not Found") || strings.Contains(errOut, "405 Method Not Allowed") {
 		return "(the broker's management API has no such endpoint: it comes with another part of issue 16)"
 	}
@@ -141,7 +141,7 @@ func (c ctlTarget) waitForLines(t *testing.T, what string, want func([]string) b
 	}
 }
 
-func hasLine(want string) func([]string) bool {
+func ctlHasLine(want string) func([]string) bool {
 	return func(lines []string) bool {
 		for _, l := range lines {
 			if l == want {
@@ -152,14 +152,14 @@ func hasLine(want string) func([]string) bool {
 	}
 }
 
-// uniqueName is a name no other run uses (the reference RabbitMQ is shared).
-func uniqueName(prefix string) string {
+// ctlUniqueName is a name no other run uses (the reference RabbitMQ is shared).
+func ctlUniqueName(prefix string) string {
 	return fmt.Sprintf("%s-%08x", prefix, rand.Uint32())
 }
 
-// publish sends n persistent messages to queue q through the default exchange and waits for
+// ctlPublish sends n persistent messages to queue q through the default exchange and waits for
 // their confirms.
-func publish(t *testing.T, ch *amqp.Channel, q string, n int) {
+func ctlPublish(t *testing.T, ch *amqp.Channel, q string, n int) {
 	t.Helper()
 	if err := ch.Confirm(false); err != nil {
 		t.Fatal(err)
@@ -192,17 +192,17 @@ func TestCtlBinaryListsQueuesAndClosesConnection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	full, empty := uniqueName("ctl-full"), uniqueName("ctl-empty")
+	full, empty := ctlUniqueName("ctl-full"), ctlUniqueName("ctl-empty")
 	for _, q := range []string{full, empty} {
 		if _, err := ch.QueueDeclare(q, false, true, false, false, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
-	publish(t, ch, full, 3)
+	ctlPublish(t, ch, full, 3)
 
-	target.waitForLines(t, full+"\t3 and "+empty+"\t0", func(l []string) bool { return hasLine(full+"\t3")(l) && hasLine(empty+"\t0")(l) },
+	target.waitForLines(t, full+"\t3 and "+empty+"\t0", func(l []string) bool { return ctlHasLine(full+"\t3")(l) && ctlHasLine(empty+"\t0")(l) },
 		"list", "queues", "name", "messages")
-	if lines, ok := target.ctlLines(t, "list", "queues"); ok && !hasLine(full+"\t3")(lines) {
+	if lines, ok := target.ctlLines(t, "list", "queues"); ok && !ctlHasLine(full+"\t3")(lines) {
 		t.Errorf("list queues (default columns name, messages):\n%s", strings.Join(lines, "\n"))
 	}
 
@@ -226,7 +226,7 @@ func TestCtlBinaryListsQueuesAndClosesConnection(t *testing.T) {
 	}
 
 	connName := conn.LocalAddr().String() + " -> " + conn.RemoteAddr().String() // RabbitMQ's connection name
-	target.waitForLines(t, "the client's connection", hasLine(connName+"\tguest"), "list", "connections", "name", "user")
+	target.waitForLines(t, "the client's connection", ctlHasLine(connName+"\tguest"), "list", "connections", "name", "user")
 
 	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
 	if out, errOut, code := target.ctl(t, "close", "connection", connName, "closed by warren ctl"); code != 0 {
@@ -251,11 +251,11 @@ func TestCtlBinaryListsQueuesAndClosesConnection(t *testing.T) {
 	if _, errOut, code := target.ctl(t, "list", "queues", "name", "mesages"); code != 2 || !strings.Contains(errOut, `unknown column "mesages"`) {
 		t.Errorf("unknown column: exit %d, %q; want 2", code, errOut)
 	}
-	cleanupQueues(t, target, full, empty)
+	ctlCleanupQueues(t, target, full, empty)
 }
 
-// cleanupQueues deletes queues over AMQP (the reference RabbitMQ outlives the test).
-func cleanupQueues(t *testing.T, target ctlTarget, names ...string) {
+// ctlCleanupQueues deletes queues over AMQP (the reference RabbitMQ outlives the test).
+func ctlCleanupQueues(t *testing.T, target ctlTarget, names ...string) {
 	conn, err := amqp.Dial(target.amqpURL)
 	if err != nil {
 		t.Logf("cleanup: %v", err)
@@ -290,7 +290,7 @@ func TestCtlBinaryEveryCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	x, q, cq := uniqueName("ctl-x"), uniqueName("ctl-q"), uniqueName("ctl-c")
+	x, q, cq := ctlUniqueName("ctl-x"), ctlUniqueName("ctl-q"), ctlUniqueName("ctl-c")
 	if err := ch.ExchangeDeclare(x, "direct", true, false, false, false, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -299,11 +299,11 @@ func TestCtlBinaryEveryCommand(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	defer cleanupQueues(t, target, q, cq)
+	defer ctlCleanupQueues(t, target, q, cq)
 	if err := ch.QueueBind(q, "k", x, false, nil); err != nil {
 		t.Fatal(err)
 	}
-	publish(t, ch, q, 2)
+	ctlPublish(t, ch, q, 2)
 	cch, err := conn.Channel()
 	if err != nil {
 		t.Fatal(err)
@@ -314,7 +314,7 @@ func TestCtlBinaryEveryCommand(t *testing.T) {
 	connName := conn.LocalAddr().String() + " -> " + conn.RemoteAddr().String()
 
 	// An import makes a user, a vhost and a policy for the deletes below.
-	user, vh, pol := uniqueName("ctl-user"), uniqueName("ctl-vhost"), uniqueName("ctl-policy")
+	user, vh, pol := ctlUniqueName("ctl-user"), ctlUniqueName("ctl-vhost"), ctlUniqueName("ctl-policy")
 	hash, err := configs.HashPassword("ctl-secret", "")
 	if err != nil {
 		t.Fatal(err)
@@ -329,7 +329,7 @@ func TestCtlBinaryEveryCommand(t *testing.T) {
 	out, errOut, code := target.ctl(t, "definitions", "import", seedFile)
 	imported := code == 0 && strings.Contains(out, "Imported definitions from")
 	if !imported {
-		t.Errorf("definitions import: exit %d, %q %s%s", code, out, errOut, pendingHint(errOut))
+		t.Errorf("definitions import: exit %d, %q %s%s", code, out, errOut, ctlPendingHint(errOut))
 	}
 	// waitImported waits for an imported object, or (the import failed) checks the listing works.
 	waitImported := func(what string, want func([]string) bool, args ...string) {
@@ -340,9 +340,9 @@ func TestCtlBinaryEveryCommand(t *testing.T) {
 		}
 	}
 
-	target.waitForLines(t, "the exchange", hasLine(x+"\tdirect"), "list", "exchanges")
-	target.waitForLines(t, "the binding", hasLine(x+"\t"+q+"\tqueue\tk\t{}"), "list", "bindings")
-	target.waitForLines(t, "the consumer", hasLine(cq+"\tctl-tag\tfalse"), "list", "consumers", "queue.name", "consumer_tag", "exclusive")
+	target.waitForLines(t, "the exchange", ctlHasLine(x+"\tdirect"), "list", "exchanges")
+	target.waitForLines(t, "the binding", ctlHasLine(x+"\t"+q+"\tqueue\tk\t{}"), "list", "bindings")
+	target.waitForLines(t, "the consumer", ctlHasLine(cq+"\tctl-tag\tfalse"), "list", "consumers", "queue.name", "consumer_tag", "exclusive")
 	target.waitForLines(t, "the consumer's channel", func(lines []string) bool {
 		for _, l := range lines {
 			if strings.HasPrefix(l, connName+" (") && strings.HasSuffix(l, "\tguest\t1") {
@@ -351,41 +351,41 @@ func TestCtlBinaryEveryCommand(t *testing.T) {
 		}
 		return false
 	}, "list", "channels", "name", "user", "consumer_count")
-	waitImported("the imported user", hasLine(user+"\tmanagement"), "list", "users")
-	waitImported("the imported vhost", hasLine(vh), "list", "vhosts")
-	waitImported("the imported policy", hasLine("/\t"+pol+"\t^ctl-none$\tqueues\t{\"max-length\":10}\t0"), "list", "policies")
-	target.waitForLines(t, "guest's permissions on /", hasLine("guest\t/\t.*\t.*\t.*"), "list", "permissions", "-p", "/")
+	waitImported("the imported user", ctlHasLine(user+"\tmanagement"), "list", "users")
+	waitImported("the imported vhost", ctlHasLine(vh), "list", "vhosts")
+	waitImported("the imported policy", ctlHasLine("/\t"+pol+"\t^ctl-none$\tqueues\t{\"max-length\":10}\t0"), "list", "policies")
+	target.waitForLines(t, "guest's permissions on /", ctlHasLine("guest\t/\t.*\t.*\t.*"), "list", "permissions", "-p", "/")
 
-	target.waitForLines(t, q+"\t2", hasLine(q+"\t2"), "list", "queues")
+	target.waitForLines(t, q+"\t2", ctlHasLine(q+"\t2"), "list", "queues")
 	if out, errOut, code := target.ctl(t, "purge", "queue", q); code != 0 {
-		t.Errorf("purge queue: exit %d, %q %s%s", code, out, errOut, pendingHint(errOut))
+		t.Errorf("purge queue: exit %d, %q %s%s", code, out, errOut, ctlPendingHint(errOut))
 	} else {
-		target.waitForLines(t, q+"\t0 after the purge", hasLine(q+"\t0"), "list", "queues")
+		target.waitForLines(t, q+"\t0 after the purge", ctlHasLine(q+"\t0"), "list", "queues")
 	}
 
 	exported := filepath.Join(t.TempDir(), "defs.json")
 	if out, errOut, code := target.ctl(t, "definitions", "export", exported); code != 0 {
-		t.Errorf("definitions export: exit %d, %q %s%s", code, out, errOut, pendingHint(errOut))
+		t.Errorf("definitions export: exit %d, %q %s%s", code, out, errOut, ctlPendingHint(errOut))
 	} else if b, err := os.ReadFile(exported); err != nil || !json.Valid(b) || !strings.Contains(string(b), `"`+q+`"`) {
 		t.Errorf("the exported file (%v) is not JSON naming queue %s:\n%.500s", err, q, b)
 	}
 	if out, errOut, code := target.ctl(t, "delete", "queue", q); code != 0 {
-		t.Errorf("delete queue: exit %d, %q %s%s", code, out, errOut, pendingHint(errOut))
+		t.Errorf("delete queue: exit %d, %q %s%s", code, out, errOut, ctlPendingHint(errOut))
 	} else {
-		target.waitForLines(t, "the queue gone", func(l []string) bool { return !hasLine(q)(l) }, "list", "queues", "name")
+		target.waitForLines(t, "the queue gone", func(l []string) bool { return !ctlHasLine(q)(l) }, "list", "queues", "name")
 		if out, errOut, code := target.ctl(t, "definitions", "import", exported); code != 0 {
-			t.Errorf("definitions import of the export: exit %d, %q %s%s", code, out, errOut, pendingHint(errOut))
+			t.Errorf("definitions import of the export: exit %d, %q %s%s", code, out, errOut, ctlPendingHint(errOut))
 		} else {
-			target.waitForLines(t, "the queue back from the export", hasLine(q), "list", "queues", "name")
+			target.waitForLines(t, "the queue back from the export", ctlHasLine(q), "list", "queues", "name")
 		}
 	}
 
 	for _, d := range [][]string{{"exchange", x}, {"policy", pol}, {"user", user}, {"vhost", vh}} {
 		if out, errOut, code := target.ctl(t, "delete", d[0], d[1]); code != 0 || !strings.Contains(out, "Deleted "+d[0]) {
-			t.Errorf("delete %s %s: exit %d, %q %s%s", d[0], d[1], code, out, errOut, pendingHint(errOut))
+			t.Errorf("delete %s %s: exit %d, %q %s%s", d[0], d[1], code, out, errOut, ctlPendingHint(errOut))
 		}
 	}
-	target.waitForLines(t, "the exchange gone", func(l []string) bool { return !hasLine(x + "\tdirect")(l) }, "list", "exchanges")
+	target.waitForLines(t, "the exchange gone", func(l []string) bool { return !ctlHasLine(x + "\tdirect")(l) }, "list", "exchanges")
 	if _, errOut, code := target.ctl(t, "delete", "user", user); code != 1 || !strings.Contains(errOut, "404") {
 		t.Errorf("deleting the user again: exit %d, %q; want 1 and the API's 404", code, errOut)
 	}
@@ -393,7 +393,7 @@ func TestCtlBinaryEveryCommand(t *testing.T) {
 	out, errOut, code = target.ctl(t, "status")
 	for _, want := range []string{"node\t", "product\t", "uptime\t", "alarms\tnone\n", "connections\t", "queues\t", "messages\t"} {
 		if code != 0 || !strings.Contains(out, want) {
-			t.Errorf("status: exit %d, no %q line:\n%s%s%s", code, want, out, errOut, pendingHint(errOut))
+			t.Errorf("status: exit %d, no %q line:\n%s%s%s", code, want, out, errOut, ctlPendingHint(errOut))
 			break
 		}
 	}

@@ -12,7 +12,7 @@ import (
 // TestCtlTableOnATerminal: with stdout a terminal (a pseudo-terminal here) and no --format,
 // list prints an aligned table with a header, as rabbitmqctl does for a person.
 func TestCtlTableOnATerminal(t *testing.T) {
-	api := newFakeAPI(t, fakeAnswers{"GET /api/queues": {200, fakeQueues}}, false)
+	api := newCtlFakeAPI(t, ctlFakeAnswers{"GET /api/queues": {200, ctlFakeQueues}}, false)
 	ptm, tty := openPTY(t)
 	var errb bytes.Buffer
 	if err := ctl([]string{"--url", api.URL, "list", "queues"}, strings.NewReader(""), tty, &errb); err != nil {

@@ -17,32 +17,32 @@ import (
 	"testing"
 )
 
-// fakeAPI is an httptest management API that answers RabbitMQ-shaped JSON (copied from
+// ctlFakeAPI is an httptest management API that answers RabbitMQ-shaped JSON (copied from
 // RabbitMQ 3.10.8's answers) and records the requests it got.
-type fakeAPI struct {
+type ctlFakeAPI struct {
 	*httptest.Server
 	mu   sync.Mutex
-	reqs []fakeReq
+	reqs []ctlFakeReq
 }
 
-type fakeReq struct {
+type ctlFakeReq struct {
 	method, uri, user, password, reason, contentType string
 	body                                             string
 }
 
-// fakeAnswers maps "METHOD /escaped/path" to a status and a body.
-type fakeAnswers map[string]struct {
+// ctlFakeAnswers maps "METHOD /escaped/path" to a status and a body.
+type ctlFakeAnswers map[string]struct {
 	status int
 	body   string
 }
 
-func newFakeAPI(t *testing.T, answers fakeAnswers, tlsServer bool) *fakeAPI {
-	f := &fakeAPI{}
+func newCtlFakeAPI(t *testing.T, answers ctlFakeAnswers, tlsServer bool) *ctlFakeAPI {
+	f := &ctlFakeAPI{}
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		u, p, _ := r.BasicAuth()
 		f.mu.Lock()
-		f.reqs = append(f.reqs, fakeReq{r.Method, r.URL.EscapedPath(), u, p, r.Header.Get("X-Reason"), r.Header.Get("Content-Type"), string(body)})
+		f.reqs = append(f.reqs, ctlFakeReq{r.Method, r.URL.EscapedPath(), u, p, r.Header.Get("X-Reason"), r.Header.Get("Content-Type"), string(body)})
 		f.mu.Unlock()
 		if u != "guest" || p != "guest" {
 			w.Header().Set("Content-Type", "application/json")
@@ -71,10 +71,10 @@ func newFakeAPI(t *testing.T, answers fakeAnswers, tlsServer bool) *fakeAPI {
 	return f
 }
 
-func (f *fakeAPI) requests() []fakeReq {
+func (f *ctlFakeAPI) requests() []ctlFakeReq {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]fakeReq(nil), f.reqs...)
+	return append([]ctlFakeReq(nil), f.reqs...)
 }
 
 // runCtl runs warren ctl in process with stdout not a terminal, as a script would, and
@@ -87,7 +87,7 @@ func runCtl(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	return out.String(), errb.String(), code
 }
 
-const fakeQueues = `[
+const ctlFakeQueues = `[
 {"arguments":{},"auto_delete":false,"consumers":0,"durable":true,"exclusive":false,"messages":3,"messages_ready":3,"messages_unacknowledged":0,
  "message_stats":{"publish":3,"publish_details":{"rate":0.4}},"name":"orders","node":"rabbit@h","policy":null,"state":"running","type":"classic","vhost":"/"},
 {"arguments":{"x-message-ttl":60000},"auto_delete":false,"consumers":1,"durable":false,"exclusive":false,"messages":0,"messages_ready":0,"messages_unacknowledged":0,
@@ -99,7 +99,7 @@ const fakeQueues = `[
 // header; --format json keeps the columns' order with null for a missing value; a tab in a
 // name cannot split a row.
 func TestCtlListColumnsAndFormats(t *testing.T) {
-	api := newFakeAPI(t, fakeAnswers{"GET /api/queues": {200, fakeQueues}}, false)
+	api := newCtlFakeAPI(t, ctlFakeAnswers{"GET /api/queues": {200, ctlFakeQueues}}, false)
 
 	out, errOut, code := runCtl(t, "--url", api.URL, "list", "queues")
 	if code != 0 || out != "orders\t3\ntab\\there\t0\n" {
@@ -137,7 +137,7 @@ func TestCtlListColumnsAndFormats(t *testing.T) {
 // TestCtlUnknownColumn: a column that is neither a field of RabbitMQ's queue objects nor in
 // the answer is a usage error (exit 2) that lists the valid columns, and prints no rows.
 func TestCtlUnknownColumn(t *testing.T) {
-	api := newFakeAPI(t, fakeAnswers{"GET /api/queues": {200, fakeQueues}, "GET /api/users": {200, `[]`}}, false)
+	api := newCtlFakeAPI(t, ctlFakeAnswers{"GET /api/queues": {200, ctlFakeQueues}, "GET /api/users": {200, `[]`}}, false)
 	out, errOut, code := runCtl(t, "--url", api.URL, "list", "queues", "name", "mesages")
 	if code != 2 || out != "" || !strings.Contains(errOut, `unknown column "mesages"`) ||
 		!strings.Contains(errOut, "messages_ready") || !strings.Contains(errOut, "consumers") {
@@ -156,8 +156,8 @@ func TestCtlUnknownColumn(t *testing.T) {
 // RabbitMQ's per-vhost path (/api/queues/%2F), filters connections by their vhost field,
 // and does not apply to users.
 func TestCtlVhostScopes(t *testing.T) {
-	api := newFakeAPI(t, fakeAnswers{
-		"GET /api/queues/%2F":   {200, fakeQueues},
+	api := newCtlFakeAPI(t, ctlFakeAnswers{
+		"GET /api/queues/%2F":   {200, ctlFakeQueues},
 		"GET /api/queues/other": {200, `[]`},
 		"GET /api/connections": {200, `[{"name":"127.0.0.1:1 -> 127.0.0.1:5672","user":"guest","vhost":"/","peer_host":"127.0.0.1","peer_port":1,"state":"running"},
 		                                {"name":"127.0.0.1:2 -> 127.0.0.1:5672","user":"app","vhost":"other","peer_host":"127.0.0.1","peer_port":2,"state":"blocked"}]`},
@@ -191,7 +191,7 @@ func TestCtlVhostScopes(t *testing.T) {
 func TestCtlCommandsSendRabbitMQRequests(t *testing.T) {
 	defs := `{"rabbit_version":"3.10.8","queues":[{"name":"q","vhost":"/","durable":true,"auto_delete":false,"arguments":{}}]}`
 	conn := "127.0.0.1:5 -> 127.0.0.1:5672"
-	api := newFakeAPI(t, fakeAnswers{
+	api := newCtlFakeAPI(t, ctlFakeAnswers{
 		"DELETE /api/connections/127.0.0.1:5%20-%3E%20127.0.0.1:5672": {204, ""},
 		"DELETE /api/queues/%2F/orders/contents":                      {204, ""},
 		"DELETE /api/queues/v%2F1/a%20b":                              {204, ""},
@@ -253,7 +253,7 @@ func TestCtlCommandsSendRabbitMQRequests(t *testing.T) {
 // names the user and the URL; a broker that is not there says where ctl looked; bad command
 // lines exit 2.
 func TestCtlErrors(t *testing.T) {
-	api := newFakeAPI(t, fakeAnswers{
+	api := newCtlFakeAPI(t, ctlFakeAnswers{
 		"DELETE /api/queues/%2F/locked": {400, `{"error":"bad_request","reason":"cannot obtain exclusive access to locked queue 'locked' in vhost '/'"}`},
 		"GET /api/queues":               {500, `internal crash`},
 	}, false)
@@ -286,16 +286,18 @@ func TestCtlErrors(t *testing.T) {
 			}
 		}
 	}
+	t.Setenv("WARREN_CTL_PASSWORD", "s3cret")
 	var help bytes.Buffer
-	if err := ctl([]string{"--help"}, nil, io.Discard, &help); !errors.Is(err, flag.ErrHelp) || !strings.Contains(help.String(), "close connection NAME [REASON]") {
-		t.Errorf("--help: %v\n%s", err, help.String())
+	if err := ctl([]string{"--help"}, nil, io.Discard, &help); !errors.Is(err, flag.ErrHelp) || !strings.Contains(help.String(), "close connection NAME [REASON]") ||
+		strings.Contains(help.String(), "s3cret") {
+		t.Errorf("--help: %v; want the usage, without the password from the environment:\n%s", err, help.String())
 	}
 }
 
 // TestCtlTLSWithPrivateCA: an https URL is verified against --ca-cert; without it the
 // server's self-signed certificate is refused, and the error says so.
 func TestCtlTLSWithPrivateCA(t *testing.T) {
-	api := newFakeAPI(t, fakeAnswers{"GET /api/queues": {200, fakeQueues}}, true)
+	api := newCtlFakeAPI(t, ctlFakeAnswers{"GET /api/queues": {200, ctlFakeQueues}}, true)
 	ca := filepath.Join(t.TempDir(), "ca.pem")
 	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: api.Certificate().Raw})
 	if err := os.WriteFile(ca, pemBytes, 0o600); err != nil {
@@ -315,7 +317,7 @@ func TestCtlTLSWithPrivateCA(t *testing.T) {
 // TestCtlStatusReadsOverviewNodesAlarms: status shows the node, product, uptime, listeners,
 // the alarms of a 503 alarms check, totals and rates, as lines, as a table and as JSON.
 func TestCtlStatusReadsOverviewNodesAlarms(t *testing.T) {
-	api := newFakeAPI(t, fakeAnswers{
+	api := newCtlFakeAPI(t, ctlFakeAnswers{
 		"GET /api/overview": {200, `{"product_name":"RabbitMQ","product_version":"3.10.8","rabbitmq_version":"3.10.8","cluster_name":"rabbit@h","node":"rabbit@h",
 			"listeners":[{"node":"rabbit@h","protocol":"amqp","ip_address":"::","port":5672,"socket_opts":[]}],
 			"object_totals":{"channels":2,"connections":1,"consumers":1,"exchanges":7,"queues":3},

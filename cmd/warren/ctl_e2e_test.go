@@ -55,13 +55,18 @@ func startCtlTarget(t *testing.T) ctlTarget {
 	ready := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(stderr)
+		listening := false
 		for sc.Scan() {
 			var l struct{ Message, Addr string }
 			_ = json.Unmarshal(sc.Bytes(), &l)
 			switch {
 			case strings.HasPrefix(l.Message, "serving the management API"):
-				apiAddr <- l.Addr
-			case strings.Contains(l.Message, "listening for AMQP 0-9-1"):
+				select {
+				case apiAddr <- l.Addr:
+				default:
+				}
+			case strings.Contains(l.Message, "listening for AMQP 0-9-1") && !listening:
+				listening = true
 				close(ready)
 			}
 		}

@@ -225,6 +225,8 @@ func run(args []string, logOut *os.File) error {
   warren config reload [--config F | --data-dir D | --control-socket S]
   warren definitions export [--config F | --data-dir D | --control-socket S]
   warren definitions import FILE.json       print a RabbitMQ definitions.json as YAML
+  warren ctl COMMAND [ARG...]               list, close, purge, delete, status over the
+                                            management API (warren ctl --help)
 
 Flags (they override the configuration file; docs/configuration.md lists every setting):
 `)

@@ -6,6 +6,8 @@
 //	warren config reload [--config F | --data-dir D | --control-socket S]
 //	warren definitions export [--config F | --data-dir D | --control-socket S]
 //	warren definitions import FILE.json       print a RabbitMQ definitions.json as YAML
+//	warren ctl COMMAND [ARG...]               list, close, purge, delete, status, definitions
+//	                                          over the management HTTP API (warren ctl --help)
 //
 // SIGTERM or SIGINT closes every connection with connection.close 320, flushes the store and
 // exits cleanly; a second SIGTERM or SIGINT during that shutdown ends the process at once.
@@ -68,6 +70,8 @@ func exitCode(err error, stderr io.Writer) int {
 func dispatch(args []string, stdin io.Reader, stdout io.Writer, stderr *os.File) error {
 	if len(args) > 0 {
 		switch args[0] {
+		case "ctl":
+			return ctl(args[1:], stdin, stdout, stderr)
 		case "passwd":
 			return passwd(args[1:], stdin, stdout, stderr)
 		case "config":

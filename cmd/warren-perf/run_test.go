@@ -181,8 +181,10 @@ func TestRunFanoutToEightQueues(t *testing.T) {
 		t.Fatalf("published %d, consumed %d: want every message in all 8 queues", s.Published, s.Consumed)
 	}
 	// The consume rate and the broker's messages per core-second count every delivery: at
-	// a paced 2,000 msg/s the consumers together get about 16,000.
-	if s.ConsumeRate < 6*s.PublishRate {
+	// a paced 2,000 msg/s the consumers together get up to 16,000 a second, less when they
+	// lag behind the publisher on a busy machine; a rate counting messages instead of
+	// deliveries could not exceed the publish rate, since consuming ends after publishing.
+	if s.ConsumeRate <= s.PublishRate {
 		t.Fatalf("consume rate %.0f, publish rate %.0f", s.ConsumeRate, s.PublishRate)
 	}
 	if s.Broker == nil || s.Broker.CPU > 0 && s.Broker.MsgsPerCore != float64(s.Consumed)/s.Broker.CPU {

@@ -261,6 +261,7 @@ func (ch *channel) release() {
 	}
 	ch.released = true
 	ch.conn.srv.counters.channelsClosed.Add(1)
+	ch.conn.srv.chans.remove(ch)
 	consumers := make([]*consumer, 0, len(ch.consumers))
 	for _, cs := range ch.consumers {
 		cs.cancelled = true

@@ -273,7 +273,9 @@ func (c *conn) openChannel(f amqpwire.Frame) error {
 		return amqpwire.NewConnectionError(amqpwire.CodeNotAllowed, m.ClassID(), m.MethodID(),
 			"channel number %d exceeds the negotiated channel_max (%d)", f.Channel, c.channelMax)
 	}
-	c.channels[f.Channel] = newChannel(c, f.Channel)
+	ch := newChannel(c, f.Channel)
+	c.channels[f.Channel] = ch
+	c.srv.chans.add(ch)
 	c.srv.counters.channelsOpened.Add(1)
 	c.send(f.Channel, &amqpwire.ChannelOpenOk{})
 	return nil

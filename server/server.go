@@ -163,7 +163,8 @@ type Server struct {
 	managed vhost.Managed
 
 	connIDs  atomic.Uint64
-	counters counters // for metrics (stats.go)
+	counters counters   // for metrics (stats.go)
+	chans    channelSet // open channels, for per-object metrics (objectstats.go)
 	flow     *flowControl
 	alarms   *alarms
 	res      *resources

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -24,10 +26,39 @@ const (
 )
 
 type handler struct {
-	src Source
-	id  Identity
-	log zerolog.Logger
-	agg http.Handler
+	src     Source
+	id      Identity
+	log     zerolog.Logger
+	agg     http.Handler
+	refused refusalLog
+}
+
+// refusalLog logs requests the endpoints refuse (an unknown registry, a method, a format): the
+// first at once, then at most one line a minute, counting those in between, so a misconfigured
+// or hostile scraper cannot flood the log.
+type refusalLog struct {
+	mu      sync.Mutex
+	last    time.Time
+	skipped int
+}
+
+// refusalLogEvery is how often refusals are logged at most.
+const refusalLogEvery = time.Minute
+
+func (l *refusalLog) note(log zerolog.Logger, r *http.Request, status int, reason string) {
+	now := time.Now()
+	l.mu.Lock()
+	if !l.last.IsZero() && now.Sub(l.last) < refusalLogEvery {
+		l.skipped++
+		l.mu.Unlock()
+		return
+	}
+	skipped := l.skipped
+	l.last, l.skipped = now, 0
+	l.mu.Unlock()
+	log.Warn().Str("remote", r.RemoteAddr).Str("method", r.Method).Str("path", r.URL.Path).
+		Int("status", status).Str("reason", reason).Int("refused_since_last_line", skipped).
+		Msg("Prometheus request refused (further refusals are logged at most once a minute)")
 }
 
 // Handler serves RabbitMQ's Prometheus endpoints for src: /metrics (aggregated),
@@ -52,21 +83,25 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rest, ok = strings.CutPrefix(rest, "/")
 	}
 	if !ok || strings.Contains(rest, "/") {
+		h.refused.note(h.log, r, http.StatusNotFound, "no such path")
 		http.NotFound(w, r)
 		return
 	}
 	if rest != regDefault && rest != regPerObject && rest != regDetailed {
+		h.refused.note(h.log, r, http.StatusNotFound, "unknown registry")
 		w.Header().Set("Content-Type", "text/plain")
 		w.WriteHeader(http.StatusNotFound)
 		_, _ = io.WriteString(w, "Unknown Registry")
 		return
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		h.refused.note(h.log, r, http.StatusMethodNotAllowed, "method not allowed")
 		w.Header().Set("Allow", "GET, HEAD")
 		http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
 		return
 	}
 	if !acceptsText(r.Header.Values("Accept")) {
+		h.refused.note(h.log, r, http.StatusNotAcceptable, "Accept has no text/plain: "+r.Header.Get("Accept"))
 		w.WriteHeader(http.StatusNotAcceptable)
 		return
 	}

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -481,5 +482,45 @@ func TestPrometheusHTTPAnswers(t *testing.T) {
 		if post.StatusCode != http.StatusMethodNotAllowed {
 			t.Errorf("POST %s: %s, want 405", path, post.Status)
 		}
+	}
+}
+
+// syncBuffer is a log destination safe for the HTTP server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestRefusalsAreLoggedInSummary sends a flood of requests the endpoint refuses: the first
+// is logged with what was asked, the rest are not logged one by one.
+func TestRefusalsAreLoggedInSummary(t *testing.T) {
+	srv := server.New(server.Config{Logger: zerolog.Nop()})
+	var logs syncBuffer
+	hs := httptest.NewServer(metrics.Handler(srv, metrics.Identity{Node: "warren@test"}, zerolog.New(&logs)))
+	defer hs.Close()
+	for range 50 {
+		if resp, body := get(t, hs.URL+"/metrics/foo"); resp.StatusCode != http.StatusNotFound || body != "Unknown Registry" {
+			t.Fatalf("/metrics/foo: %s %q", resp.Status, body)
+		}
+	}
+	if resp, _ := get(t, hs.URL+"/metrics", "Accept", "text/xdvi"); resp.StatusCode != http.StatusNotAcceptable {
+		t.Fatalf("Accept text/xdvi: %s, want 406", resp.Status)
+	}
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	if len(lines) != 1 || !strings.Contains(lines[0], `"path":"/metrics/foo"`) || !strings.Contains(lines[0], `"status":404`) ||
+		!strings.Contains(lines[0], "unknown registry") {
+		t.Errorf("want one line for the first refusal, got %d:\n%s", len(lines), logs.String())
 	}
 }

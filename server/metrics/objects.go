@@ -66,9 +66,10 @@ func channelFamilies() []objectFamily[server.ChannelStats] {
 	}
 }
 
-// connectionRow is one open connection and the channels open on it.
+// connectionRow is one open connection (a new field of server.ConnectionInfo is one line
+// in connectionFamilies away) and the channels open on it.
 type connectionRow struct {
-	name     string
+	server.ConnectionInfo
 	channels int
 }
 
@@ -124,7 +125,7 @@ func takeSnapshot(src Source) *snapshot {
 		perConn[s.channels[i].Connection]++
 	}
 	for _, c := range src.Connections() {
-		s.conns = append(s.conns, connectionRow{name: c.Name, channels: perConn[c.Name]})
+		s.conns = append(s.conns, connectionRow{ConnectionInfo: c, channels: perConn[c.Name]})
 	}
 	return s
 }
@@ -165,7 +166,7 @@ func (s *snapshot) connectionRows() iter.Seq2[[]string, *connectionRow] {
 	return func(yield func([]string, *connectionRow) bool) {
 		values := make([]string, 1)
 		for i := range s.conns {
-			values[0] = s.conns[i].name
+			values[0] = s.conns[i].Name
 			if !yield(values, &s.conns[i]) {
 				return
 			}

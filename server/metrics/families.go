@@ -66,6 +66,7 @@ func nodeFamilies() []family {
 		{"queues_declared_total", "Total number of queues declared", c, nil, onBoth, tableChurn},
 		{"queues_created_total", "Total number of queues created", c, nil, onBoth, tableChurn},
 		{"queues_deleted_total", "Total number of queues deleted", c, nil, onBoth, tableChurn},
+		{"global_consumers", "Current number of consumers", g, protocolLabel, onBoth, ""},
 		{"global_messages_received_total", "Total number of messages received from publishers", c, protocolLabel, onBoth, ""},
 		{"global_messages_received_confirm_total", "Total number of messages received from publishers expecting confirmations", c, protocolLabel, onBoth, ""},
 		{"global_messages_routed_total", "Total number of messages routed to queues or streams", c, protocolLabel, onBoth, ""},

@@ -115,6 +115,7 @@ func emitNode(id Identity, nv *nodeValues, emit emitFunc) {
 	emit("queues_deleted_total", float64(st.QueuesDeleted))
 
 	const proto, classic = protoAMQP091, classicQueue
+	emit("global_consumers", float64(nv.consumers), proto)
 	emit("global_messages_received_total", float64(st.MessagesReceived), proto)
 	emit("global_messages_received_confirm_total", float64(st.MessagesReceivedConfirm), proto)
 	emit("global_messages_routed_total", float64(st.MessagesRouted), proto)

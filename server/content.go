@@ -193,6 +193,7 @@ func (ch *channel) publish(x *vhost.Exchange, msg *queue.Message, mandatory bool
 	cn := &ch.conn.srv.counters
 	cn.received.Add(1)
 	ch.stats.publish.Add(1)
+	cn.observeSize(len(msg.Body))
 	if ch.confirm {
 		cn.receivedConfirm.Add(1)
 		ch.stats.confirmPublishes.Add(1)

@@ -24,6 +24,48 @@ type counters struct {
 	connectionsOpened, connectionsClosed  atomic.Uint64
 	channelsOpened, channelsClosed        atomic.Uint64
 	queuesDeclared                        atomic.Uint64
+	// sizes is the message size histogram: one counter per bucket (not cumulative) and the
+	// sum of the sizes.
+	sizes   [MessageSizeBuckets]atomic.Uint64
+	sizeSum atomic.Uint64
+}
+
+// MessageSizeBuckets is the number of buckets of the message size histogram, +Inf included.
+const MessageSizeBuckets = 9
+
+// MessageSizeBounds returns the upper bounds, in bytes, of the message size histogram's
+// buckets but the last (+Inf, larger bodies): RabbitMQ's (rabbit_msg_size_metrics).
+func MessageSizeBounds() [MessageSizeBuckets - 1]uint64 {
+	return [...]uint64{100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 50_000_000, 100_000_000}
+}
+
+// observeSize counts a published message of size body bytes in the histogram: a bucket
+// counter and the sum, an atomic add each, no lock and no allocation.
+func (c *counters) observeSize(size int) {
+	n := uint64(size)
+	var i int
+	switch {
+	case n <= 100:
+		i = 0
+	case n <= 1_000:
+		i = 1
+	case n <= 10_000:
+		i = 2
+	case n <= 100_000:
+		i = 3
+	case n <= 1_000_000:
+		i = 4
+	case n <= 10_000_000:
+		i = 5
+	case n <= 50_000_000:
+		i = 6
+	case n <= 100_000_000:
+		i = 7
+	default:
+		i = 8
+	}
+	c.sizes[i].Add(1)
+	c.sizeSum.Add(n)
 }
 
 // delivered counts one delivery: by basic.get or to a consumer, with or without acks, and
@@ -64,6 +106,10 @@ type Stats struct {
 	MessagesRedelivered uint64
 	// MessagesAcknowledged counts messages settled by basic.ack.
 	MessagesAcknowledged uint64
+	// MessageSizes counts published messages by body size, per bucket of MessageSizeBounds
+	// (not cumulative; the last is larger than every bound); MessageSizeSum is their bytes.
+	MessageSizes   [MessageSizeBuckets]uint64
+	MessageSizeSum uint64
 	// Connections that completed connection.open, and those of them that closed since;
 	// channels opened and closed.
 	ConnectionsOpened, ConnectionsClosed uint64
@@ -114,6 +160,10 @@ func (s *Server) Stats() Stats {
 		MemoryUsed:                 s.res.used.Load(),
 		MemoryLimit:                s.res.memoryLimit.Load(),
 		DiskFreeLimit:              s.res.diskFreeLimit.Load(),
+		MessageSizeSum:             c.sizeSum.Load(),
+	}
+	for i := range c.sizes {
+		st.MessageSizes[i] = c.sizes[i].Load()
 	}
 	// Closed is read before opened above would let a gauge go negative between the loads;
 	// the subtraction is clamped instead.

@@ -46,7 +46,7 @@ func brokerFlags(fs *flag.FlagSet) (configPath, debugListen *string, apply func(
 	flowControl := fs.Bool("flow-control", def.FlowControl, "pace publishers by the consumers of queues that spill to disk while the CPUs are saturated")
 	productName := fs.String("product-name", server.DefaultProductName, "product name presented to clients in connection.start (e.g. RabbitMQ, for clients that check it)")
 	productVersion := fs.String("product-version", server.Version, "product version presented to clients in connection.start (with --product-name RabbitMQ, a RabbitMQ version such as 3.10.8)")
-	promListen := fs.String("prometheus-listen", def.PrometheusListen, "TCP address of the Prometheus endpoint, /metrics with RabbitMQ's metric names (off disables it)")
+	promListen := fs.String("prometheus-listen", def.PrometheusListen, "TCP address of the Prometheus endpoints, /metrics, /metrics/per-object and /metrics/detailed with RabbitMQ's metric names (off disables it)")
 	mgmtListen := fs.String("management-listen", def.ManagementListen, "TCP address of the management HTTP API, /api with RabbitMQ's endpoints (off disables it)")
 	promCert := fs.String("prometheus-tls-cert", "", "serve the Prometheus endpoint over HTTPS with this certificate (PEM; with --prometheus-tls-key)")
 	promKey := fs.String("prometheus-tls-key", "", "the private key (PEM) of --prometheus-tls-cert")
@@ -352,7 +352,7 @@ Flags (they override the configuration file; docs/configuration.md lists every s
 	node, product := nodeName(), server.Product{Name: b.Product.Name, Version: b.Product.Version}
 	if promLn != nil {
 		h := metrics.Handler(srv, metrics.Identity{Node: node, Product: product}, log)
-		defer serveHTTP(promLn, h, "Prometheus metrics on /metrics", log)()
+		defer serveHTTP(promLn, h, "Prometheus metrics on /metrics, /metrics/per-object, /metrics/detailed", log)()
 	}
 	if mgmtLn != nil {
 		h := mgmt.Handler(mctx, srv, mgmt.Identity{Node: node, Product: product, Listen: mgmtLn.Addr().String(), TLS: b.ManagementTLS != nil}, log)

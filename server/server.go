@@ -163,7 +163,7 @@ type Server struct {
 	managed vhost.Managed
 
 	connIDs  atomic.Uint64
-	counters counters   // for metrics (stats.go)
+	counters counters // for metrics (stats.go)
 	flow     *flowControl
 	alarms   *alarms
 	res      *resources

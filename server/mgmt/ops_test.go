@@ -1,44 +1,16 @@
 package mgmt_test
 
 import (
-	"net/http/httptest"
 	"testing"
-
-	"github.com/rs/zerolog"
-
-	"github.com/warrenmq/warren/configs"
-	"github.com/warrenmq/warren/server"
-	"github.com/warrenmq/warren/server/mgmt"
 )
 
 // TestOpsPermissions: get and purge need read on the queue, publish write on the exchange,
 // as basic.get, queue.purge and basic.publish do.
 func TestOpsPermissions(t *testing.T) {
-	all, err := configs.CompilePattern("*")
-	if err != nil {
-		t.Fatal(err)
-	}
-	none, err := configs.CompilePattern("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	acc, err := server.NewAccess(
-		[]server.Account{account("guest", "administrator"), account("writer", "management"), account("reader", "management")},
-		[]server.Grant{
-			{User: "guest", Vhost: "/", Permissions: server.Permissions{Configure: all, Write: all, Read: all}},
-			{User: "writer", Vhost: "/", Permissions: server.Permissions{Configure: none, Write: all, Read: none}},
-			{User: "reader", Vhost: "/", Permissions: server.Permissions{Configure: none, Write: none, Read: all}},
-		})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := server.New(server.Config{Logger: zerolog.Nop(), Access: acc})
-	if err := srv.Recover(); err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(mgmt.Handler(t.Context(), srv, mgmt.Identity{Node: "warren@test"}, zerolog.Nop()))
-	defer hs.Close()
-	api := hs.URL + "/api"
+	api := permissionsAPI(t,
+		userGrant{name: "guest", tag: "administrator", configure: "*", write: "*", read: "*"},
+		userGrant{name: "writer", tag: "management", write: "*"},
+		userGrant{name: "reader", tag: "management", read: "*"})
 	msg := `{"routing_key":"q","properties":{},"payload":"m","payload_encoding":"string"}`
 	getBody := `{"count":1,"ackmode":"ack_requeue_false","encoding":"auto"}`
 

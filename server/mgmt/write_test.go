@@ -62,25 +62,34 @@ func want(t *testing.T, method, url, user, body string, status int, reason strin
 	return out
 }
 
-// TestWritePermissions: the API declares, binds and deletes with the user's AMQP
-// permissions: a management user limited to "app.*" may declare app.q but not other.q (401
-// Access refused.), may not bind what it may not write, and a user without access to the
-// vhost is refused before anything is looked at.
-func TestWritePermissions(t *testing.T) {
-	app, err := configs.CompilePattern("app.*")
-	if err != nil {
-		t.Fatal(err)
+// userGrant is a test user: its tag, and its permissions in "/" as globs (noAccess: none).
+type userGrant struct {
+	name, tag                string
+	configure, write, read string
+	noAccess                 bool
+}
+
+// permissionsAPI serves, on an httptest server, the API of an in-memory broker with users
+// and returns the API's base URL.
+func permissionsAPI(t *testing.T, users ...userGrant) string {
+	t.Helper()
+	compile := func(glob string) *configs.Pattern {
+		p, err := configs.CompilePattern(glob)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
 	}
-	all, err := configs.CompilePattern("*")
-	if err != nil {
-		t.Fatal(err)
+	var accounts []server.Account
+	var grants []server.Grant
+	for _, u := range users {
+		accounts = append(accounts, account(u.name, u.tag))
+		if !u.noAccess {
+			grants = append(grants, server.Grant{User: u.name, Vhost: "/", Permissions: server.Permissions{
+				Configure: compile(u.configure), Write: compile(u.write), Read: compile(u.read)}})
+		}
 	}
-	acc, err := server.NewAccess(
-		[]server.Account{account("guest", "administrator"), account("app", "management"), account("out", "management")},
-		[]server.Grant{
-			{User: "guest", Vhost: "/", Permissions: server.Permissions{Configure: all, Write: all, Read: all}},
-			{User: "app", Vhost: "/", Permissions: server.Permissions{Configure: app, Write: app, Read: app}},
-		})
+	acc, err := server.NewAccess(accounts, grants)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,8 +98,19 @@ func TestWritePermissions(t *testing.T) {
 		t.Fatal(err)
 	}
 	hs := httptest.NewServer(mgmt.Handler(t.Context(), srv, mgmt.Identity{Node: "warren@test"}, zerolog.Nop()))
-	defer hs.Close()
-	api := hs.URL + "/api"
+	t.Cleanup(hs.Close)
+	return hs.URL + "/api"
+}
+
+// TestWritePermissions: the API declares, binds and deletes with the user's AMQP
+// permissions: a management user limited to "app.*" may declare app.q but not other.q (401
+// Access refused.), may not bind what it may not write, and a user without access to the
+// vhost is refused before anything is looked at.
+func TestWritePermissions(t *testing.T) {
+	api := permissionsAPI(t,
+		userGrant{name: "guest", tag: "administrator", configure: "*", write: "*", read: "*"},
+		userGrant{name: "app", tag: "management", configure: "app.*", write: "app.*", read: "app.*"},
+		userGrant{name: "out", tag: "management", noAccess: true})
 
 	want(t, "PUT", api+"/queues/%2F/app.q", "app", `{"durable":true}`, 201, "")
 	want(t, "PUT", api+"/queues/%2F/other.q", "app", `{}`, 401, "Access refused.")

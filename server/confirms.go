@@ -103,9 +103,11 @@ func (w *writeWait) release() { w.Done(nil) }
 func (w *writeWait) ok() bool { return !w.failed.Load() && !w.refused.Load() }
 
 // settleHeld releases the held entries, or withdraws them when a write failed.
-func (w *writeWait) settleHeld() {
-	failed := w.failed.Load()
-	for _, h := range w.held {
+func (w *writeWait) settleHeld() { settleHeld(w.held, w.failed.Load()) }
+
+// settleHeld releases held, or withdraws them when failed.
+func settleHeld(held []heldEntry, failed bool) {
+	for _, h := range held {
 		if failed {
 			h.q.Withdraw(h.e)
 		} else {

@@ -241,16 +241,7 @@ func (w *apiWait) Done(err error) {
 }
 
 // settle releases the held entries, or withdraws them when a write failed; after done.
-func (w *apiWait) settle() {
-	failed := w.failed.Load()
-	for _, h := range w.held {
-		if failed {
-			h.q.Withdraw(h.e)
-		} else {
-			h.q.Release(h.e)
-		}
-	}
-}
+func (w *apiWait) settle() { settleHeld(w.held, w.failed.Load()) }
 
 // RedriveResult is what a redrive did.
 type RedriveResult struct {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -32,59 +31,20 @@ type ctlTarget struct {
 	apiURL  string
 }
 
-// startCtlTarget builds the binary and starts it with --management-listen 127.0.0.1:0,
-// reading the API's address from its log, or uses AMQP_URL and MGMT_URL when both are set.
+// startCtlTarget starts the real binary with its management API on a free port, or uses
+// AMQP_URL and MGMT_URL when both are set (and builds the binary for ctl).
 func startCtlTarget(t *testing.T) ctlTarget {
 	t.Helper()
-	bin := buildBinary(t)
 	if a, m := os.Getenv("AMQP_URL"), os.Getenv("MGMT_URL"); a != "" && m != "" {
-		return ctlTarget{bin: bin, amqpURL: a, apiURL: m}
+		return ctlTarget{bin: buildBinary(t), amqpURL: a, apiURL: m}
 	}
-	addr := freeAddr(t)
-	cmd := exec.Command(bin, "--listen", addr, "--prometheus-listen", "off", "--management-listen", "127.0.0.1:0",
-		"--data-dir", t.TempDir(), "--log-level", "info")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	apiAddr := make(chan string, 1)
-	ready := make(chan struct{})
+	api := freeAddr(t)
+	cmd, addr, lines := startBroker(t, "--management-listen", api)
 	go func() {
-		sc := bufio.NewScanner(stderr)
-		listening := false
-		for sc.Scan() {
-			var l struct{ Message, Addr string }
-			_ = json.Unmarshal(sc.Bytes(), &l)
-			switch {
-			case strings.HasPrefix(l.Message, "serving the management API"):
-				select {
-				case apiAddr <- l.Addr:
-				default:
-				}
-			case strings.Contains(l.Message, "listening for AMQP 0-9-1") && !listening:
-				listening = true
-				close(ready)
-			}
+		for range lines {
 		}
 	}()
-	var api string
-	for api == "" {
-		select {
-		case api = <-apiAddr:
-		case <-time.After(30 * time.Second):
-			t.Fatal("the broker logged no management API address within 30s")
-		}
-	}
-	select {
-	case <-ready:
-	case <-time.After(30 * time.Second):
-		t.Fatal("the broker did not listen for AMQP within 30s")
-	}
-	return ctlTarget{bin: bin, amqpURL: "amqp://guest:guest@" + addr + "/", apiURL: "http://" + api}
+	return ctlTarget{bin: cmd.Path, amqpURL: "amqp://guest:guest@" + addr + "/", apiURL: "http://" + api}
 }
 
 // ctl runs `warren ctl --url URL args...` with stdout a pipe, not a terminal.

@@ -13,37 +13,10 @@ import (
 // as amqp091-go's recovery tests and operators rely on.
 func TestManagementListsAndClosesConnections(t *testing.T) {
 	a := mgmtAPI(t)
-	props := amqp.NewConnectionProperties()
-	props.SetClientConnectionName("conformance-mgmt-close")
-	conn, err := amqp.DialConfig(brokerURL, amqp.Config{Properties: props})
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := dialWithName(t, "conformance-mgmt-close")
 	defer conn.Close()
 	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
-
-	var name string
-	deadline := time.Now().Add(timeout) // RabbitMQ lists a connection after its stats emit
-	for name == "" && time.Now().Before(deadline) {
-		var cs []struct {
-			Name             string `json:"name"`
-			ClientProperties struct {
-				ConnectionName string `json:"connection_name"`
-			} `json:"client_properties"`
-		}
-		a.json("GET", "/api/connections", nil, 200, &cs)
-		for _, c := range cs {
-			if c.ClientProperties.ConnectionName == "conformance-mgmt-close" {
-				name = c.Name
-			}
-		}
-		if name == "" {
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
-	if name == "" {
-		t.Fatal("the connection is not listed in /api/connections")
-	}
+	name := waitListedConnection(t, a, "conformance-mgmt-close")
 	req := "/api/connections/" + url.PathEscape(name)
 	if code, body := a.doWithReason("DELETE", req, "conformance says goodbye"); code != 204 {
 		t.Fatalf("DELETE %s: %d %s", req, code, body)

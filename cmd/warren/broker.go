@@ -318,6 +318,10 @@ Flags (they override the configuration file; docs/configuration.md lists every s
 	}
 
 	reload := func() (string, error) { return reloadDefinitions(srv, *configPath, apply, b, log) }
+	srv.SetDefinitionsLoader(func() (*configs.Definitions, error) {
+		_, defs, err := loadDefinitions(*configPath, apply)
+		return defs, err
+	})
 	ctl, err := listenControl(b.ControlSocketPath())
 	if err != nil {
 		return err
@@ -464,15 +468,9 @@ func reloadDefinitions(srv *server.Server, configPath string, apply func(*config
 	if configPath == "" {
 		return "", errors.New("the broker was started without --config: there are no definitions files to reload")
 	}
-	b, err := loadBroker(configPath, apply)
+	b, defs, err := loadDefinitions(configPath, apply)
 	if err != nil {
 		return "", err
-	}
-	defs := &configs.Definitions{}
-	if len(b.Definitions) > 0 {
-		if defs, err = configs.LoadDefinitions(b.Definitions...); err != nil {
-			return "", err
-		}
 	}
 	res, err := srv.ApplyDefinitions(defs)
 	if err != nil {

@@ -21,3 +21,19 @@ func reportRestartNeeded(log zerolog.Logger, running, next *configs.Broker) stri
 		Msg("reload: these settings changed in the configuration but take effect only at a restart; the broker runs with the old values")
 	return fmt.Sprintf("not applied until a restart: %s\n", strings.Join(keys, ", "))
 }
+
+// loadDefinitions re-reads the configuration (for its list of definitions files, which flags
+// such as --definitions may set) and the definitions files, as they are now.
+func loadDefinitions(configPath string, apply func(*configs.Broker) error) (*configs.Broker, *configs.Definitions, error) {
+	b, err := loadBroker(configPath, apply)
+	if err != nil {
+		return nil, nil, err
+	}
+	defs := &configs.Definitions{}
+	if len(b.Definitions) > 0 {
+		if defs, err = configs.LoadDefinitions(b.Definitions...); err != nil {
+			return nil, nil, err
+		}
+	}
+	return b, defs, nil
+}

@@ -134,8 +134,9 @@ func ParseTags(raw json.RawMessage) ([]string, error) {
 // API layer (overwriting the API's own); exchanges, queues and bindings are declared, those
 // that exist are left as they are. vhost, when not "", is the vhost of every item (POST
 // /api/definitions/{vhost}, which takes only the topology and policies). Everything is
-// checked before anything changes; runtime parameters are refused.
-func (s *Server) ImportDefinitions(data []byte, vh string) error {
+// checked before anything changes; runtime parameters are refused. user, the API's user,
+// gets every permission on the vhosts the import creates, as in RabbitMQ.
+func (s *Server) ImportDefinitions(data []byte, vh, user string) error {
 	var doc importDoc
 	if err := json.Unmarshal(data, &doc); err != nil {
 		return refused("failed_to_parse_json")
@@ -205,7 +206,7 @@ func (s *Server) ImportDefinitions(data []byte, vh string) error {
 		if d == "" {
 			d = v.Metadata.Description
 		}
-		if _, err := s.PutVhost(v.Name, d, v.Metadata.Tags, ""); err != nil {
+		if _, err := s.PutVhost(v.Name, d, v.Metadata.Tags, user); err != nil {
 			return fmt.Errorf("vhost '%s': %w", v.Name, err)
 		}
 	}

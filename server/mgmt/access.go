@@ -32,7 +32,7 @@ type accessSource interface {
 	PutPolicy(vhost, name string, c server.PolicyChange) (bool, error)
 	DeletePolicy(vhost, name string) error
 	ExportDefinitions() *configs.Definitions
-	ImportDefinitions(data []byte, vhost string) error
+	ImportDefinitions(data []byte, vhost, user string) error
 	DefinitionsDrift() (server.Drift, error)
 }
 

@@ -50,7 +50,7 @@ func (a *api) getDefinitions(w http.ResponseWriter, r *http.Request, _ user, arg
 	policies, queues, exchanges, bindings := []any{}, []any{}, []any{}, []any{}
 	for _, p := range a.src.Policies() {
 		if keep(p.Vhost) {
-			policies = append(policies, item(policyJSON(p)))
+			policies = append(policies, policyJSON(p)) // RabbitMQ 3.10 keeps their vhost key
 		}
 	}
 	for _, q := range defs.Queues {
@@ -106,7 +106,7 @@ func (a *api) getDefinitions(w http.ResponseWriter, r *http.Request, _ user, arg
 // postDefinitions imports RabbitMQ's definitions JSON, sent as the body (application/json,
 // what rabbitmqadmin import sends) or as the field "file" of a multipart/form-data upload
 // (the RabbitMQ UI's); /api/definitions/{vhost} imports into one vhost. 204 when done.
-func (a *api) postDefinitions(w http.ResponseWriter, r *http.Request, _ user, args []string) {
+func (a *api) postDefinitions(w http.ResponseWriter, r *http.Request, u user, args []string) {
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	var data []byte
 	var err error
@@ -141,7 +141,7 @@ func (a *api) postDefinitions(w http.ResponseWriter, r *http.Request, _ user, ar
 			return
 		}
 	}
-	if err := a.src.ImportDefinitions(data, vh); err != nil {
+	if err := a.src.ImportDefinitions(data, vh, u.name); err != nil {
 		a.accFailed(w, r, err)
 		return
 	}

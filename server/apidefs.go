@@ -25,11 +25,10 @@ func (s *Server) apiExport(out *configs.Definitions) {
 	}
 	users := s.api.users
 	perms := s.api.perms
-	if s.defaultActive(files) && len(users) == 0 {
-		return // the default user is not exported, as before the API existed
-	}
+	// The default user, while live, is not exported (as before the API existed): liveUsers
+	// lists it but the layer does not hold it.
 	for _, u := range s.liveUsers() {
-		if !u.FromFiles {
+		if _, api := users[u.Name]; !u.FromFiles && api {
 			au := users[u.Name]
 			out.Users = append(out.Users, configs.User{Name: u.Name, PasswordHash: au.PasswordHash,
 				HashingAlgorithm: algorithmName(au.HashingAlgorithm), Tags: slices.Clone(au.Tags)})

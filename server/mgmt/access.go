@@ -110,10 +110,10 @@ const accMaxBody = 64 << 20
 
 // accBody decodes a JSON object body as RabbitMQ does: empty or null is {}, anything else
 // that is not an object is 400. It answers the error itself.
-func accBody(w http.ResponseWriter, r *http.Request) (map[string]any, bool) {
+func (a *api) accBody(w http.ResponseWriter, r *http.Request) (map[string]any, bool) {
 	data, err := io.ReadAll(io.LimitReader(r.Body, accMaxBody))
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "bad_request", "cannot read the request body")
+		a.accBad(w, r, "cannot read the request body")
 		return nil, false
 	}
 	if s := strings.TrimSpace(string(data)); s == "" || s == "null" || s == "undefined" {
@@ -121,25 +121,25 @@ func accBody(w http.ResponseWriter, r *http.Request) (map[string]any, bool) {
 	}
 	var v any
 	if err := json.Unmarshal(data, &v); err != nil {
-		writeError(w, http.StatusBadRequest, "bad_request", "not_json")
+		a.accBad(w, r, "not_json")
 		return nil, false
 	}
 	switch m := v.(type) {
 	case map[string]any:
 		return m, true
 	case string:
-		writeError(w, http.StatusBadRequest, "bad_request", "invalid payload: the request body JSON-decoded to a string. Is the input doubly-JSON-encoded?")
+		a.accBad(w, r, "invalid payload: the request body JSON-decoded to a string. Is the input doubly-JSON-encoded?")
 	default:
-		writeError(w, http.StatusBadRequest, "bad_request", "not_json")
+		a.accBad(w, r, "not_json")
 	}
 	return nil, false
 }
 
 // accRequired answers 400 with RabbitMQ's key_missing reason when a key is missing.
-func accRequired(w http.ResponseWriter, body map[string]any, keys ...string) bool {
+func (a *api) accRequired(w http.ResponseWriter, r *http.Request, body map[string]any, keys ...string) bool {
 	for _, k := range keys {
 		if _, ok := body[k]; !ok {
-			writeError(w, http.StatusBadRequest, "bad_request", "[{key_missing,"+k+"}]")
+			a.accBad(w, r, "[{key_missing,"+k+"}]")
 			return false
 		}
 	}
@@ -168,6 +168,15 @@ func accCreated(w http.ResponseWriter, made bool) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// accBad answers 400 with RabbitMQ's bad_request body and logs the refusal (sampled: at
+// most 10 a minute, like refused logins, so a client repeating a bad request cannot flood
+// the log).
+func (a *api) accBad(w http.ResponseWriter, r *http.Request, reason string) {
+	a.authLog.Info().Str("method", r.Method).Str("path", r.URL.Path).Str("peer", r.RemoteAddr).Str("reason", reason).
+		Msg("management request refused")
+	writeError(w, http.StatusBadRequest, "bad_request", reason)
+}
+
 // accFailed answers an error of a change: 404 for a missing object, 400 with the reason
 // for a refusal, 500 (logged) otherwise.
 func (a *api) accFailed(w http.ResponseWriter, r *http.Request, err error) {
@@ -178,8 +187,7 @@ func (a *api) accFailed(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, server.ErrVhostNotFound):
 		writeError(w, http.StatusNotFound, "not_found", "vhost_not_found")
 	case errors.As(err, &ref):
-		a.log.Info().Str("method", r.Method).Str("path", r.URL.Path).Str("reason", ref.Reason).Msg("management request refused")
-		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+		a.accBad(w, r, err.Error())
 	default:
 		a.log.Error().Err(err).Str("method", r.Method).Str("path", r.URL.Path).Msg("management request failed")
 		writeError(w, http.StatusInternalServerError, "internal_error", err.Error())

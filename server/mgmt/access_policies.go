@@ -52,7 +52,7 @@ func (a *api) getPolicy(w http.ResponseWriter, _ *http.Request, _ user, args []s
 // putPolicy takes RabbitMQ's policy JSON: pattern and definition mandatory, priority and
 // apply-to optional. Keys Warren does not honour are refused with 400 saying which.
 func (a *api) putPolicy(w http.ResponseWriter, r *http.Request, _ user, args []string) {
-	body, ok := accBody(w, r)
+	body, ok := a.accBody(w, r)
 	if !ok {
 		return
 	}
@@ -60,13 +60,13 @@ func (a *api) putPolicy(w http.ResponseWriter, r *http.Request, _ user, args []s
 		writeError(w, http.StatusNotFound, "not_found", "vhost_not_found")
 		return
 	}
-	if !accRequired(w, body, "pattern", "definition") {
+	if !a.accRequired(w, r, body, "pattern", "definition") {
 		return
 	}
 	c := server.PolicyChange{Pattern: accStr(body, "pattern"), ApplyTo: accStr(body, "apply-to")}
 	def, ok := body["definition"].(map[string]any)
 	if !ok {
-		writeError(w, http.StatusBadRequest, "bad_request", "definition must be a JSON object")
+		a.accBad(w, r, "definition must be a JSON object")
 		return
 	}
 	c.Definition = def
@@ -77,12 +77,12 @@ func (a *api) putPolicy(w http.ResponseWriter, r *http.Request, _ user, args []s
 	case string:
 		n, err := strconv.Atoi(p)
 		if err != nil {
-			writeError(w, http.StatusBadRequest, "bad_request", "priority must be an integer")
+			a.accBad(w, r, "priority must be an integer")
 			return
 		}
 		c.Priority = n
 	default:
-		writeError(w, http.StatusBadRequest, "bad_request", "priority must be an integer")
+		a.accBad(w, r, "priority must be an integer")
 		return
 	}
 	made, err := a.src.PutPolicy(args[0], args[1], c)
@@ -116,7 +116,7 @@ func (a *api) listOperatorPolicies(w http.ResponseWriter, _ *http.Request, _ use
 func (a *api) operatorPolicy(w http.ResponseWriter, r *http.Request, _ user, _ []string) {
 	if r.Method == http.MethodPut {
 		a.log.Info().Str("path", r.URL.Path).Msg("management request refused: operator policies are not supported")
-		writeError(w, http.StatusBadRequest, "bad_request", "operator policies are not supported by Warren; use a policy")
+		a.accBad(w, r, "operator policies are not supported by Warren; use a policy")
 		return
 	}
 	notFound(w)
@@ -144,12 +144,12 @@ func (a *api) getVhost(w http.ResponseWriter, _ *http.Request, _ user, args []st
 // putVhost takes description, tags (a comma-separated string or a list) and tracing (which
 // Warren does not have: true is refused).
 func (a *api) putVhost(w http.ResponseWriter, r *http.Request, u user, args []string) {
-	body, ok := accBody(w, r)
+	body, ok := a.accBody(w, r)
 	if !ok {
 		return
 	}
 	if t := body["tracing"]; t == true || t == "true" {
-		writeError(w, http.StatusBadRequest, "bad_request", "tracing is not supported by Warren")
+		a.accBad(w, r, "tracing is not supported by Warren")
 		return
 	}
 	var tags []string

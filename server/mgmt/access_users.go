@@ -50,7 +50,7 @@ func (a *api) getUser(w http.ResponseWriter, _ *http.Request, _ user, args []str
 // putUser is RabbitMQ's put_user: tags mandatory (a comma-separated string or a list, or the
 // legacy "administrator": true), password or password_hash (not both), hashing_algorithm.
 func (a *api) putUser(w http.ResponseWriter, r *http.Request, _ user, args []string) {
-	body, ok := accBody(w, r)
+	body, ok := a.accBody(w, r)
 	if !ok {
 		return
 	}
@@ -62,7 +62,7 @@ func (a *api) putUser(w http.ResponseWriter, r *http.Request, _ user, args []str
 		}
 	}
 	if !hasTags {
-		writeError(w, http.StatusBadRequest, "bad_request", "tags_not_present")
+		a.accBad(w, r, "tags_not_present")
 		return
 	}
 	raw, _ := json.Marshal(rawTags)
@@ -75,7 +75,7 @@ func (a *api) putUser(w http.ResponseWriter, r *http.Request, _ user, args []str
 	pw, hasPW := body["password"]
 	hash, hasHash := body["password_hash"]
 	if hasPW && hasHash {
-		writeError(w, http.StatusBadRequest, "bad_request", "both_password_and_password_hash_are_provided")
+		a.accBad(w, r, "both_password_and_password_hash_are_provided")
 		return
 	}
 	if hasPW {
@@ -109,8 +109,8 @@ func (a *api) deleteUser(w http.ResponseWriter, r *http.Request, _ user, args []
 // bulkDeleteUsers is POST /api/users/bulk-delete {"users": [...]}: users that do not exist
 // are a 400 naming them, as in RabbitMQ (the ones before it are deleted).
 func (a *api) bulkDeleteUsers(w http.ResponseWriter, r *http.Request, _ user, _ []string) {
-	body, ok := accBody(w, r)
-	if !ok || !accRequired(w, body, "users") {
+	body, ok := a.accBody(w, r)
+	if !ok || !a.accRequired(w, r, body, "users") {
 		return
 	}
 	list, _ := body["users"].([]any)
@@ -118,7 +118,7 @@ func (a *api) bulkDeleteUsers(w http.ResponseWriter, r *http.Request, _ user, _ 
 		name, _ := v.(string)
 		if err := a.src.DeleteUser(name); err != nil {
 			if err == server.ErrNotFound {
-				writeError(w, http.StatusBadRequest, "bad_request", `["no_such_user","`+name+`"]`)
+				a.accBad(w, r, `["no_such_user","`+name+`"]`)
 				return
 			}
 			a.accFailed(w, r, err)
@@ -173,8 +173,8 @@ func (a *api) getPermission(w http.ResponseWriter, _ *http.Request, _ user, args
 }
 
 func (a *api) putPermission(w http.ResponseWriter, r *http.Request, _ user, args []string) {
-	body, ok := accBody(w, r)
-	if !ok || !accRequired(w, body, "configure", "write", "read") {
+	body, ok := a.accBody(w, r)
+	if !ok || !a.accRequired(w, r, body, "configure", "write", "read") {
 		return
 	}
 	made, err := a.src.PutPermission(args[0], args[1], accStr(body, "configure"), accStr(body, "write"), accStr(body, "read"))
@@ -239,8 +239,8 @@ func (a *api) getTopicPermission(w http.ResponseWriter, _ *http.Request, _ user,
 }
 
 func (a *api) putTopicPermission(w http.ResponseWriter, r *http.Request, _ user, args []string) {
-	body, ok := accBody(w, r)
-	if !ok || !accRequired(w, body, "exchange", "write", "read") {
+	body, ok := a.accBody(w, r)
+	if !ok || !a.accRequired(w, r, body, "exchange", "write", "read") {
 		return
 	}
 	made, err := a.src.PutTopicPermission(args[0], args[1], accStr(body, "exchange"), accStr(body, "write"), accStr(body, "read"))

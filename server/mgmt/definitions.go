@@ -35,7 +35,7 @@ func (a *api) getDefinitions(w http.ResponseWriter, r *http.Request, _ user, arg
 	if len(args) == 1 {
 		only = args[0]
 		if _, ok := a.src.VhostInfo(only); !ok {
-			writeError(w, http.StatusBadRequest, "bad_request", "vhost_not_found")
+			a.accBad(w, r, "vhost_not_found")
 			return
 		}
 	}
@@ -119,7 +119,7 @@ func (a *api) postDefinitions(w http.ResponseWriter, r *http.Request, u user, ar
 			redirect = r.FormValue("redirect")
 			f, _, ferr := r.FormFile("file")
 			if ferr != nil {
-				writeError(w, http.StatusBadRequest, "bad_request", "the form has no file field")
+				a.accBad(w, r, "the form has no file field")
 				return
 			}
 			data, err = io.ReadAll(io.LimitReader(f, accMaxBody))
@@ -130,7 +130,7 @@ func (a *api) postDefinitions(w http.ResponseWriter, r *http.Request, u user, ar
 		return
 	}
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "bad_request", "cannot read the definitions: "+err.Error())
+		a.accBad(w, r, "cannot read the definitions: "+err.Error())
 		return
 	}
 	vh := ""
@@ -160,7 +160,7 @@ func (a *api) definitionsDrift(w http.ResponseWriter, r *http.Request, _ user, _
 	if err != nil {
 		var l configs.ErrorList
 		if errors.As(err, &l) {
-			writeError(w, http.StatusBadRequest, "bad_request", "the definitions files do not load: "+err.Error())
+			a.accBad(w, r, "the definitions files do not load: "+err.Error())
 			return
 		}
 		a.accFailed(w, r, err)

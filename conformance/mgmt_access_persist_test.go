@@ -155,6 +155,10 @@ func TestMgmtAccessPersistsAndSurvivesReload(t *testing.T) {
 	if !has(d.OnlyInFiles, "queue", "drift.q") {
 		t.Errorf("drift only_in_files = %v, want queue drift.q", d.OnlyInFiles)
 	}
+	r := runWarren(t, b.bin, "", "", "definitions", "drift", "--config", b.configPath())
+	if r.code != 0 || !strings.Contains(r.stdout, "only live: user app\n") || !strings.Contains(r.stdout, "only in the files: queue drift.q in vhost /\n") {
+		t.Errorf("warren definitions drift:\n%v", r)
+	}
 	// The users' hashes in the files changed (new salts) but not their passwords: different.
 	if has(d.OnlyLive, "user", "ops") || has(d.OnlyInFiles, "user", "ops") {
 		t.Errorf("drift reports ops, which both have: %+v", d)

@@ -216,6 +216,7 @@ func run(args []string, logOut *os.File) error {
   warren config check FILE...               validate configuration and definitions files
   warren config reload [--config F | --data-dir D | --control-socket S]
   warren definitions export [--config F | --data-dir D | --control-socket S]
+  warren definitions drift [--config F | --data-dir D | --control-socket S]
   warren definitions import FILE.json       print a RabbitMQ definitions.json as YAML
 
 Flags (they override the configuration file; docs/configuration.md lists every setting):
@@ -333,6 +334,8 @@ Flags (they override the configuration file; docs/configuration.md lists every s
 			return reload()
 		case server.ControlExport:
 			return exportYAML(srv)
+		case server.ControlDrift:
+			return driftText(srv)
 		}
 		return "", fmt.Errorf("unknown control command %q", cmd)
 	})

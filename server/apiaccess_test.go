@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/rs/zerolog"
@@ -165,5 +166,34 @@ func TestDefinitionsDrift(t *testing.T) {
 	}
 	if len(d.Different) != 1 || d.Different[0].Name != "fq" || len(d.OnlyInFiles) != 1 || d.OnlyInFiles[0].Name != "new" {
 		t.Errorf("drift after the files changed: %+v", d)
+	}
+}
+
+// An import is checked before it changes anything: a bad item later in the file leaves the
+// users and vhosts before it unmade.
+func TestImportIsCheckedFirst(t *testing.T) {
+	for name, bad := range map[string]string{
+		"policy key":    `"policies":[{"vhost":"/","name":"p","pattern":".*","definition":{"ha-mode":"all"}}]`,
+		"pattern":       `"permissions":[{"user":"u","vhost":"v","configure":"[a-z]+","write":".*","read":".*"}]`,
+		"user limits":   `"users":[{"name":"u2","password_hash":"","tags":"","limits":{"max-connections":1}}]`,
+		"binding":       `"bindings":[{"source":"amq.direct","vhost":"v","destination":"nowhere","destination_type":"queue","routing_key":"k","arguments":{}}]`,
+		"parameters":    `"parameters":[{"vhost":"/","component":"shovel","name":"s","value":{}}]`,
+		"password hash": `"users":[{"name":"u3","password_hash":"not base64!","tags":""}]`,
+		"missing vhost": `"queues":[{"name":"q","vhost":"nope","durable":true,"auto_delete":false,"arguments":{}}]`,
+	} {
+		s := New(Config{})
+		doc := `{"users":[{"name":"u","password_hash":"","tags":"management"}],"vhosts":[{"name":"v"}],` + bad + `}`
+		if strings.Count(doc, `"users"`) > 1 {
+			doc = `{"vhosts":[{"name":"v"}],` + bad + `}`
+		}
+		if err := s.ImportDefinitions([]byte(doc), "", "guest"); !isRefused(err) {
+			t.Errorf("%s: import error %v, want a refusal", name, err)
+		}
+		if _, ok := s.User("u"); ok {
+			t.Errorf("%s: the refused import made user u", name)
+		}
+		if s.vhost("v") != nil {
+			t.Errorf("%s: the refused import made vhost v", name)
+		}
 	}
 }

@@ -65,6 +65,7 @@ type importDoc struct {
 		Password         *string         `json:"password"`
 		HashingAlgorithm string          `json:"hashing_algorithm"`
 		Tags             json.RawMessage `json:"tags"`
+		Limits           map[string]any  `json:"limits"`
 	} `json:"users"`
 	Vhosts []struct {
 		Name        string `json:"name"`
@@ -179,11 +180,26 @@ func (s *Server) ImportDefinitions(data []byte, vh, user string) error {
 		if u.Name == "" {
 			return refused("a user has no name")
 		}
+		if len(u.Limits) > 0 {
+			return refused("user '%s': user limits are not supported", u.Name)
+		}
+	}
+	for _, u := range doc.Users {
+		if u.PasswordHash != nil && *u.PasswordHash != "" {
+			alg := algorithmName(u.HashingAlgorithm)
+			item := map[string]any{"name": u.Name, "password_hash": *u.PasswordHash, "hashing_algorithm": alg}
+			if _, err := configs.ImportRabbitMQ("definitions", mustJSON(map[string]any{"users": []any{item}})); err != nil {
+				return refused("user '%s': %s", u.Name, errorReason(err))
+			}
+		}
 	}
 	for _, p := range doc.Permissions {
 		if _, err := newAPIPermission(apiPermissionJSON{p.Configure, p.Write, p.Read}); err != nil {
 			return err
 		}
+	}
+	if err := s.checkImportRefs(&doc, tdefs); err != nil {
+		return err
 	}
 	for _, p := range doc.Policies {
 		if _, err := checkPolicy(p.Vhost, p.Name, apiPolicy{Pattern: p.Pattern, ApplyTo: applyTo(p.ApplyTo), Priority: p.Priority, Definition: p.Definition}); err != nil {
@@ -273,5 +289,69 @@ func (s *Server) importTopology(defs *configs.Definitions) error {
 	res := s.vhosts.ApplyTopology(plan, &scratch, s.log)
 	s.refreshPolicies(s.fileDefs())
 	s.log.Info().Strs("created", res.Created).Msg("definitions imported through the management API")
+	return nil
+}
+
+// checkImportRefs checks that what an import refers to exists, live or in the import itself:
+// the vhosts of its items, and the sources and destinations of its bindings.
+func (s *Server) checkImportRefs(doc *importDoc, t *configs.Definitions) error {
+	vhosts := map[string]bool{}
+	for _, v := range doc.Vhosts {
+		vhosts[v.Name] = true
+	}
+	type vn struct{ vhost, name string }
+	xs, qs := map[vn]bool{}, map[vn]bool{}
+	for _, x := range t.Exchanges {
+		xs[vn{x.Vhost, x.Name}] = true
+	}
+	for _, q := range t.Queues {
+		qs[vn{q.Vhost, q.Name}] = true
+	}
+	hasVhost := func(name string) bool { return vhosts[name] || s.vhost(name) != nil }
+	for _, p := range doc.Permissions {
+		if !hasVhost(p.Vhost) {
+			return refused("permissions of '%s': vhost_not_found: %s", p.User, p.Vhost)
+		}
+	}
+	for _, p := range doc.Policies {
+		if !hasVhost(p.Vhost) {
+			return refused("policy '%s': vhost_not_found: %s", p.Name, p.Vhost)
+		}
+	}
+	for _, x := range t.Exchanges {
+		if !hasVhost(x.Vhost) {
+			return refused("exchange '%s': vhost_not_found: %s", x.Name, x.Vhost)
+		}
+	}
+	for _, q := range t.Queues {
+		if !hasVhost(q.Vhost) {
+			return refused("queue '%s': vhost_not_found: %s", q.Name, q.Vhost)
+		}
+	}
+	exchangeExists := func(vh, name string) bool {
+		if name == "" || xs[vn{vh, name}] {
+			return true
+		}
+		v := s.vhost(vh)
+		return v != nil && v.HasExchange(name) || v == nil && strings.HasPrefix(name, "amq.")
+	}
+	for _, b := range t.Bindings {
+		if !hasVhost(b.Vhost) {
+			return refused("binding: vhost_not_found: %s", b.Vhost)
+		}
+		if !exchangeExists(b.Vhost, b.Source) {
+			return refused("binding: no exchange '%s' in vhost '%s'", b.Source, b.Vhost)
+		}
+		if b.DestinationType == "exchange" {
+			if !exchangeExists(b.Vhost, b.Destination) {
+				return refused("binding: no exchange '%s' in vhost '%s'", b.Destination, b.Vhost)
+			}
+			continue
+		}
+		v := s.vhost(b.Vhost)
+		if !qs[vn{b.Vhost, b.Destination}] && (v == nil || !v.HasQueue(b.Destination)) {
+			return refused("binding: no queue '%s' in vhost '%s'", b.Destination, b.Vhost)
+		}
+	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/warrenmq/warren/configs"
+	"github.com/warrenmq/warren/server/vhost"
 	"github.com/warrenmq/warren/store"
 )
 
@@ -194,6 +195,38 @@ func TestImportIsCheckedFirst(t *testing.T) {
 		}
 		if s.vhost("v") != nil {
 			t.Errorf("%s: the refused import made vhost v", name)
+		}
+	}
+}
+
+// A reload leaves the API's policies in force on the queues they match.
+func TestReloadKeepsAPIPolicyApplied(t *testing.T) {
+	s := New(Config{})
+	if _, err := s.vhost("/").DeclareQueue(nil, vhost.QueueDecl{Name: "app.q", Durable: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PutPolicy("/", "ap", PolicyChange{Pattern: "^app\\.", Definition: map[string]any{"max-length": 1}}); err != nil {
+		t.Fatal(err)
+	}
+	policyOf := func() string {
+		for _, q := range s.vhost("/").Queues() {
+			if q.Name == "app.q" {
+				return q.Policy
+			}
+		}
+		return "(no queue)"
+	}
+	if got := policyOf(); got != "ap" {
+		t.Fatalf("policy of app.q = %q, want ap", got)
+	}
+	files := &configs.Definitions{Policies: []configs.Policy{{Vhost: "/", Name: "fp", Pattern: "other*", ApplyTo: "all",
+		Definition: configs.PolicyDefinition{MaxLength: ptr(int64(5))}}}}
+	for range 2 {
+		if _, err := s.ApplyDefinitions(files); err != nil {
+			t.Fatal(err)
+		}
+		if got := policyOf(); got != "ap" {
+			t.Fatalf("policy of app.q after a reload = %q, want the API's ap", got)
 		}
 	}
 }

@@ -189,6 +189,7 @@ func (s *Server) recoverAPILayer() error {
 	s.log.Info().Int("vhosts", len(l.vhosts)).Int("users", len(l.users)).Int("permissions", len(l.perms)).
 		Int("topic_permissions", len(l.topics)).Int("policies", len(l.policies)).Msg("recovered the objects made through the management API")
 	s.refreshLocked()
+	s.refreshPolicies(s.fileDefs())
 	return nil
 }
 
@@ -297,27 +298,39 @@ func (s *Server) fileAccess(defs *configs.Definitions) ([]Account, []Grant, conf
 	return accounts, grants, errs
 }
 
-// refreshLocked makes the live access and policies the files' plus the API's, and closes
-// the connections of users who lost access. Callers hold applyMu.
+// refreshLocked makes the live access the files' plus the API's, and closes the connections
+// of users who lost access. Callers hold applyMu.
 func (s *Server) refreshLocked() {
 	files := s.fileDefs()
 	accounts, grants, _ := s.fileAccess(files) // applied before, so they compile
 	a := s.buildAccess(files, accounts, grants)
 	s.SetAccess(a)
 	s.closeRevoked(a)
-	s.refreshPolicies(files)
 }
 
-// refreshPolicies gives every vhost the files' policies plus the API's.
-func (s *Server) refreshPolicies(files *configs.Definitions) {
-	byVhost := map[string][]vhost.Policy{}
-	fromFiles := map[policyKey]bool{}
+// refreshPolicies gives the named vhosts (every vhost when none is named) the files' policies
+// plus the API's. Queues whose effective policy does not change are not touched.
+func (s *Server) refreshPolicies(files *configs.Definitions, only ...string) {
+	byVhost := s.apiPolicies(files)
 	for _, p := range files.Policies {
-		fromFiles[policyKey{p.Vhost, p.Name}] = true
 		if vp, err := vhostPolicy(p); err == nil {
 			byVhost[p.Vhost] = append(byVhost[p.Vhost], vp)
 		}
 	}
+	for _, v := range s.vhostList() {
+		if len(only) == 0 || slices.Contains(only, v.Name()) {
+			v.SetPolicies(byVhost[v.Name()])
+		}
+	}
+}
+
+// apiPolicies are the API's policies the files do not shadow, by vhost. Callers hold applyMu.
+func (s *Server) apiPolicies(files *configs.Definitions) map[string][]vhost.Policy {
+	fromFiles := map[policyKey]bool{}
+	for _, p := range files.Policies {
+		fromFiles[policyKey{p.Vhost, p.Name}] = true
+	}
+	byVhost := map[string][]vhost.Policy{}
 	for k, p := range s.api.policies {
 		if fromFiles[k] {
 			continue
@@ -326,9 +339,7 @@ func (s *Server) refreshPolicies(files *configs.Definitions) {
 			byVhost[k.vhost] = append(byVhost[k.vhost], vp)
 		}
 	}
-	for _, v := range s.vhostList() {
-		v.SetPolicies(byVhost[v.Name()])
-	}
+	return byVhost
 }
 
 // vhostPolicy is the model's form of a checked policy.

@@ -145,7 +145,7 @@ func (s *Server) PutPolicy(vh, name string, c PolicyChange) (created bool, err e
 		return false, err
 	}
 	s.api.policies[k] = p
-	s.refreshPolicies(s.fileDefs())
+	s.refreshPolicies(s.fileDefs(), vh)
 	s.log.Info().Str("vhost", vh).Str("policy", name).Str("pattern", c.Pattern).Msg("policy set through the management API")
 	return !existed, nil
 }
@@ -167,7 +167,7 @@ func (s *Server) DeletePolicy(vh, name string) error {
 		return err
 	}
 	delete(s.api.policies, k)
-	s.refreshPolicies(s.fileDefs())
+	s.refreshPolicies(s.fileDefs(), vh)
 	s.log.Info().Str("vhost", vh).Str("policy", name).Msg("policy deleted through the management API")
 	return nil
 }
@@ -224,7 +224,7 @@ func (s *Server) PutVhost(name, description string, tags []string, creator strin
 	s.api.vhosts[name] = v
 	if !exists {
 		s.vhostFor(name)
-		s.refreshPolicies(s.fileDefs())
+		s.refreshPolicies(s.fileDefs(), name)
 		if creator != "" && s.userExistsLocked(creator) && s.access.p.Load().permissions(creator, name) == nil {
 			if err := s.seedLocked(); err != nil {
 				return true, err

@@ -92,8 +92,10 @@ func (s *Server) apply(p *plan) DefinitionsResult {
 	s.takeOver(p.defs)
 	s.SetAccess(p.access)
 	s.closeRevoked(p.access)
+	for vh, ps := range s.apiPolicies(p.defs) { // the API's policies are set with the files'
+		p.topology.AddPolicies(vh, ps)
+	}
 	res := s.vhosts.ApplyTopology(p.topology, &s.managed, s.log)
-	s.refreshPolicies(p.defs) // the files' policies, which ApplyTopology set, plus the API's
 	if len(created) > 0 {
 		res.Created = append(res.Created, created...)
 		slices.Sort(res.Created)

@@ -116,7 +116,13 @@ func TestMgmtAccessPersistsAndSurvivesReload(t *testing.T) {
 	ops.want(http.MethodGet, "/api/policies/%2F/filepol", "", http.StatusNotFound)
 	ops.want(http.MethodGet, "/api/users/late", "", http.StatusOK)
 
+	ops.want(http.MethodPut, "/api/users/nopw", `{"tags":""}`, http.StatusCreated) // no password: cannot log in
 	exp, text := b.export()
+	// The export, API objects included, is a valid definitions file.
+	exported := writeCfgFile(t, t.TempDir(), "exported.yaml", text)
+	if r := runWarren(t, b.bin, "", "", "config", "check", exported); r.code != 0 {
+		t.Errorf("warren config check of the export:\n%v", r)
+	}
 	if !slices.ContainsFunc(exp.Users, func(u struct {
 		Name string `yaml:"name"`
 	}) bool {

@@ -111,7 +111,11 @@ func TestMgmtVhostLifecycle(t *testing.T) {
 	a.json(http.MethodDelete, path, nil, http.StatusNoContent, nil)
 	// Warren says "is deleted"; RabbitMQ says that or, when the vhost's processes stop first,
 	// "is down".
-	wantClosed(t, closed, amqp.ConnectionForced, "CONNECTION_FORCED - vhost '"+vh+"' is ")
+	want := "CONNECTION_FORCED - vhost '" + vh + "' is deleted"
+	if external {
+		want = "CONNECTION_FORCED - vhost '" + vh + "' is "
+	}
+	wantClosed(t, closed, amqp.ConnectionForced, want)
 	if code, _ := a.do(http.MethodGet, path, nil); code != http.StatusNotFound {
 		t.Errorf("GET a deleted vhost: %d, want 404", code)
 	}

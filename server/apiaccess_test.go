@@ -8,7 +8,9 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/warrenmq/warren/binding"
 	"github.com/warrenmq/warren/configs"
+	"github.com/warrenmq/warren/exchange"
 	"github.com/warrenmq/warren/server/vhost"
 	"github.com/warrenmq/warren/store"
 )
@@ -228,5 +230,41 @@ func TestReloadKeepsAPIPolicyApplied(t *testing.T) {
 		if got := policyOf(); got != "ap" {
 			t.Fatalf("policy of app.q after a reload = %q, want the API's ap", got)
 		}
+	}
+}
+
+// A deleted vhost does not come back at the next start: its durable queues, exchanges and
+// bindings leave the store with it.
+func TestDeletedVhostStaysDeleted(t *testing.T) {
+	dir := t.TempDir()
+	s := reopen(t, dir)
+	if _, err := s.PutVhost("shop", "", nil, "guest"); err != nil {
+		t.Fatal(err)
+	}
+	v := s.vhost("shop")
+	if err := v.DeclareExchange(exchange.Definition{Name: "orders", Kind: "topic", Durable: true}, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.DeclareQueue(nil, vhost.QueueDecl{Name: "paid", Durable: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Bind(nil, binding.Binding{Source: "orders", Dest: binding.Destination{Kind: binding.DestQueue, Name: "paid"}, RoutingKey: "#"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteVhost("shop"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.cfg.Store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = reopen(t, dir)
+	if s.vhost("shop") != nil {
+		t.Fatal("the deleted vhost came back after a restart")
+	}
+	if got := s.Permissions(); len(got) != 1 || got[0].Vhost != "/" {
+		t.Errorf("permissions after a restart = %+v, want guest's on / only", got)
+	}
+	if err := s.DeleteVhost("/"); !isRefused(err) {
+		t.Errorf("deleting /: %v, want a refusal", err)
 	}
 }

@@ -211,7 +211,7 @@ func (s *Server) PutVhost(name, description string, tags []string, creator strin
 	exists := s.vhost(name) != nil
 	for _, fv := range s.fileDefs().Vhosts {
 		if fv.Name == name {
-			if description != "" && description != fv.Description {
+			if description != "" && description != fv.Description || len(tags) > 0 {
 				return false, refused("vhost '%s' is declared in the definitions files; change it there and reload", name)
 			}
 			return false, nil

@@ -10,26 +10,15 @@ import (
 	"github.com/warrenmq/warren/server/vhost"
 )
 
-// apiExport adds the API layer's vhosts, users, permissions and policies to out, an export
-// of the files' objects and the live topology. Callers hold applyMu.
+// apiExport adds the API layer's users, permissions and policies to out, an export of the
+// files' objects, every vhost and the live topology. The default user, while it is live, is
+// not exported (as before the API existed): it is not in the layer. Callers hold applyMu.
 func (s *Server) apiExport(out *configs.Definitions) {
 	files := s.fileDefs()
-	haveV := map[string]bool{}
-	for _, v := range out.Vhosts {
-		haveV[v.Name] = true
-	}
-	for name, v := range s.api.vhosts {
-		if !haveV[name] {
-			out.Vhosts = append(out.Vhosts, configs.Vhost{Name: name, Description: v.Description})
-		}
-	}
 	users := s.api.users
 	perms := s.api.perms
-	// The default user, while live, is not exported (as before the API existed): liveUsers
-	// lists it but the layer does not hold it.
 	for _, u := range s.liveUsers() {
-		if _, api := users[u.Name]; !u.FromFiles && api {
-			au := users[u.Name]
+		if au, api := users[u.Name]; !u.FromFiles && api {
 			out.Users = append(out.Users, configs.User{Name: u.Name, PasswordHash: au.PasswordHash,
 				HashingAlgorithm: algorithmName(au.HashingAlgorithm), Tags: slices.Clone(au.Tags)})
 		}

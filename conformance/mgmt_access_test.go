@@ -108,7 +108,7 @@ func TestMgmtUserLifecycle(t *testing.T) {
 	ch := channel(t, conn)
 	// The configure pattern is honoured: conf.* may be declared, other names not.
 	q := uniqueName(t, "q")
-	if _, err := ch.QueueDeclare(q, false, true, false, false, nil); err != nil {
+	if _, err := ch.QueueDeclare(q, false, true, true, false, nil); err != nil {
 		t.Fatalf("declare %s with configure ^conf\\.: %v", q, err)
 	}
 	_, err := ch.QueueDeclare("other."+q, false, true, false, false, nil)

@@ -45,6 +45,9 @@ func (u User) check(report reporter) {
 		report([]string{"hashing-algorithm"}, oneOf("hashing-algorithm", u.HashingAlgorithm, algorithms...))
 		return
 	}
+	if u.PasswordHash == "" {
+		return // a user who cannot log in with a password, as RabbitMQ's made without one
+	}
 	if raw, err := base64.StdEncoding.DecodeString(u.PasswordHash); err != nil || len(raw) != 4+size {
 		report([]string{"password-hash"}, fmt.Sprintf("password-hash is not a %s hash (expected base64 of %d bytes)", u.HashingAlgorithm, 4+size))
 	}

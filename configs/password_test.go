@@ -57,3 +57,14 @@ func TestHashPasswordEveryAlgorithm(t *testing.T) {
 		t.Error("a malformed hash matches")
 	}
 }
+
+// An empty password hash is a user who cannot log in with a password: accepted, matching none.
+func TestEmptyPasswordHashMatchesNothing(t *testing.T) {
+	defs, err := ParseDefinitions("defs.yaml", []byte("users:\n  - {name: nopw, password-hash: \"\"}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(defs.Users) != 1 || defs.Users[0].CheckPassword("") || defs.Users[0].CheckPassword("x") {
+		t.Errorf("users = %+v: want one user matching no password", defs.Users)
+	}
+}

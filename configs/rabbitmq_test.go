@@ -132,7 +132,7 @@ func TestImportRabbitMQ(t *testing.T) {
 
 func TestImportRabbitMQRefusesWhatWarrenCannotHonour(t *testing.T) {
 	_, err := ImportRabbitMQ("defs.json", []byte(`{
-  "users": [{"name": "u", "password_hash": "", "tags": "", "limits": {"max-connections": 10}}],
+  "users": [{"name": "u", "password_hash": "x", "tags": "", "limits": {"max-connections": 10}}],
   "permissions": [{"user": "u", "vhost": "/", "configure": "^[a-z]+$", "write": ".*", "read": "^(a|b)+$"}],
   "topic_permissions": [{"user": "u", "vhost": "/", "exchange": "amq.topic", "write": ".*", "read": ".*"}],
   "parameters": [{"vhost": "/", "component": "federation-upstream", "name": "up", "value": {}}],
@@ -145,7 +145,7 @@ func TestImportRabbitMQRefusesWhatWarrenCannotHonour(t *testing.T) {
 }`))
 	wantProblems(t, err,
 		`defs.json:2:44: users[0].password_hash: password-hash is not a rabbit_password_hashing_sha256 hash (expected base64 of 36 bytes)`,
-		`defs.json:2:70: users[0].limits: user limits are not supported`,
+		`defs.json:2:71: users[0].limits: user limits are not supported`,
 		`defs.json:3:60: permissions[0].configure: cannot translate regular expression "^[a-z]+$" to a glob; write the pattern by hand`,
 		`defs.json:3:95: permissions[0].read: cannot translate regular expression "^(a|b)+$" to a glob; write the pattern by hand`,
 		`defs.json:4:24: topic_permissions: topic permissions are not supported; remove them or grant write access to the whole exchange`,

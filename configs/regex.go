@@ -95,3 +95,66 @@ func writeGlobLiteral(sb *strings.Builder, c byte, inGroup bool) {
 	}
 	sb.WriteByte(c)
 }
+
+// RegexToGlob translates a RabbitMQ permission or policy pattern (an unanchored regular
+// expression) into Warren's glob (see Pattern), or says why it cannot be honoured exactly.
+func RegexToGlob(re string) (string, error) { return regexToGlob(re) }
+
+// GlobToRegex is a regular expression matching exactly what glob g matches, for showing
+// Warren's patterns where RabbitMQ's clients expect regular expressions: "*" is ".*",
+// "foo*" is "^foo.*$" and "" (nothing) is "^$". Character classes are copied as they are.
+func GlobToRegex(g string) string {
+	switch g {
+	case "":
+		return "^$"
+	case "*":
+		return ".*"
+	}
+	var sb strings.Builder
+	sb.WriteByte('^')
+	inAlt := false
+	for i := 0; i < len(g); i++ {
+		c := g[i]
+		switch {
+		case c == '\\' && i+1 < len(g):
+			i++
+			sb.WriteString(regexQuote(g[i]))
+		case c == '*':
+			sb.WriteString(".*")
+		case c == '?':
+			sb.WriteByte('.')
+		case c == '{':
+			inAlt = true
+			sb.WriteString("(?:")
+		case c == '}' && inAlt:
+			inAlt = false
+			sb.WriteByte(')')
+		case c == ',' && inAlt:
+			sb.WriteByte('|')
+		case c == '[':
+			j := strings.IndexByte(g[i:], ']')
+			if j < 0 {
+				sb.WriteString(`\[`)
+				continue
+			}
+			class := g[i+1 : i+j]
+			if strings.HasPrefix(class, "!") {
+				class = "^" + class[1:]
+			}
+			sb.WriteString("[" + class + "]")
+			i += j
+		default:
+			sb.WriteString(regexQuote(c))
+		}
+	}
+	sb.WriteByte('$')
+	return sb.String()
+}
+
+// regexQuote is c as a regular expression matching it literally.
+func regexQuote(c byte) string {
+	if strings.IndexByte(`\.+*?()|[]{}^$`, c) >= 0 {
+		return `\` + string(c)
+	}
+	return string(c)
+}

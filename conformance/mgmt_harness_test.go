@@ -14,6 +14,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
@@ -126,3 +127,6 @@ func (a *api) json(method, path string, body any, wantStatus int, v any) {
 		}
 	}
 }
+
+// esc is a path segment of the API: a vhost or a name, "/" as %2F.
+func esc(s string) string { return url.PathEscape(s) }

@@ -44,8 +44,6 @@ func reasonText(s string) string {
 	return string(b)
 }
 
-func esc(s string) string { return url.PathEscape(s) }
-
 // raw sends a request with a literal body and returns status and body.
 func (a *api) raw(method, path, body string) (int, []byte) {
 	a.t.Helper()

@@ -13,6 +13,7 @@ import (
 const (
 	ControlReload = "reload"
 	ControlExport = "export"
+	ControlDrift  = "drift"
 )
 
 // ControlHandler runs a control command and returns its output, or an error whose text goes

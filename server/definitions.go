@@ -3,6 +3,7 @@ package server
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/warrenmq/warren/configs"
 	"github.com/warrenmq/warren/server/vhost"
@@ -53,35 +54,20 @@ func (s *Server) plan(defs *configs.Definitions) (*plan, error) {
 	var errs configs.ErrorList
 	p := &plan{defs: defs}
 
-	var accounts []Account
-	loopback := map[string]bool{}
-	for _, u := range s.cfg.LoopbackUsers {
-		loopback[u] = true
+	accounts, grants, aerrs := s.fileAccess(defs)
+	errs = append(errs, aerrs...)
+	// A grant in the files for a user neither the files nor the API have is an error.
+	users := map[string]bool{}
+	for _, a := range accounts {
+		users[a.Name] = true
 	}
-	for _, u := range defs.Users {
-		accounts = append(accounts, Account{Name: u.Name, Check: u.CheckPassword, Tags: u.Tags, Loopback: loopback[u.Name]})
-	}
-	var grants []Grant
-	for _, pm := range defs.Permissions {
-		g := Grant{User: pm.User, Vhost: pm.Vhost}
-		for _, pat := range []struct {
-			src string
-			dst **configs.Pattern
-		}{{pm.Configure, &g.Configure}, {pm.Write, &g.Write}, {pm.Read, &g.Read}} {
-			c, err := configs.CompilePattern(pat.src)
-			if err != nil {
-				errs = append(errs, itemError(pm.Pos, "%v", err))
-			}
-			*pat.dst = c
+	for _, g := range grants {
+		if _, api := s.api.users[g.User]; len(accounts) > 0 && !users[g.User] && !api {
+			errs = append(errs, itemError(configs.Pos{}, "permission for unknown user %q", g.User))
 		}
-		grants = append(grants, g)
 	}
-	if len(accounts) == 0 {
-		p.access = DefaultAccess(s.cfg.LoopbackUsers)
-	} else if a, err := NewAccess(accounts, grants); err != nil {
-		errs = append(errs, itemError(configs.Pos{}, "%v", err))
-	} else {
-		p.access = a
+	if len(errs) == 0 {
+		p.access = s.buildAccess(defs, accounts, grants)
 	}
 
 	topology, terrs := s.vhosts.PlanTopology(defs)
@@ -103,8 +89,12 @@ func (s *Server) apply(p *plan) DefinitionsResult {
 		}
 	}
 	s.vhostFor("/")
+	s.takeOver(p.defs)
 	s.SetAccess(p.access)
 	s.closeRevoked(p.access)
+	for vh, ps := range s.apiPolicies(p.defs) { // the API's policies are set with the files'
+		p.topology.AddPolicies(vh, ps)
+	}
 	res := s.vhosts.ApplyTopology(p.topology, &s.managed, s.log)
 	if len(created) > 0 {
 		res.Created = append(res.Created, created...)
@@ -118,12 +108,12 @@ func (s *Server) apply(p *plan) DefinitionsResult {
 // ExportDefinitions describes the live broker as definitions that load back to the same
 // topology: every vhost, exchange, queue and binding clients or files declared (except the
 // predeclared amq.* exchanges, the default exchange's implicit bindings, exclusive queues and
-// server-named amq.* queues, which no file can declare), and the users, permissions and
-// policies the definitions files gave.
+// server-named amq.* queues, which no file can declare), and the vhosts, users, permissions
+// and policies the definitions files gave and the management API made.
 func (s *Server) ExportDefinitions() *configs.Definitions {
 	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
 	managed := s.managed.Defs
-	s.applyMu.Unlock()
 	out := &configs.Definitions{}
 	if managed != nil {
 		out.Users = slices.Clone(managed.Users)
@@ -137,15 +127,28 @@ func (s *Server) ExportDefinitions() *configs.Definitions {
 			desc[v.Name] = v.Description
 		}
 	}
+	for name, v := range s.api.vhosts {
+		if _, files := desc[name]; !files {
+			desc[name] = v.Description
+		}
+	}
 	vhosts := s.vhostList()
+	slices.SortFunc(vhosts, func(a, b *vhost.Vhost) int { return strings.Compare(a.Name(), b.Name()) })
 	for _, v := range vhosts {
 		if _, listed := desc[v.Name()]; v.Name() != "/" || listed {
 			out.Vhosts = append(out.Vhosts, configs.Vhost{Name: v.Name(), Description: desc[v.Name()]})
 		}
 		v.Export(out)
 	}
+	s.apiExport(out)
 	for i := range out.Users {
 		out.Users[i].Pos = configs.Pos{}
+	}
+	for i := range out.Permissions {
+		out.Permissions[i].Pos = configs.Pos{}
+	}
+	for i := range out.Policies {
+		out.Policies[i].Pos = configs.Pos{}
 	}
 	return out
 }

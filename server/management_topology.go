@@ -1,7 +1,6 @@
 package server
 
 import (
-	"errors"
 	"strings"
 
 	"github.com/warrenmq/warren/amqpwire"
@@ -16,19 +15,11 @@ import (
 // is refused exactly as what a client makes. The model's errors are returned as they are
 // (amqpwire errors with RabbitMQ's reply codes); the API maps them to HTTP.
 
-// Management API lookup errors.
-var (
-	// ErrNoVhost: the vhost named does not exist.
-	ErrNoVhost = errors.New("vhost_not_found")
-	// ErrNotFound: the object named does not exist (RabbitMQ's resource_exists false).
-	ErrNotFound = errors.New("not found")
-)
-
-// apiVhost returns the named vhost or ErrNoVhost.
+// apiVhost returns the named vhost or ErrVhostNotFound.
 func (s *Server) apiVhost(name string) (*vhost.Vhost, error) {
 	v := s.vhost(name)
 	if v == nil {
-		return nil, ErrNoVhost
+		return nil, ErrVhostNotFound
 	}
 	return v, nil
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/warrenmq/warren/configs"
 	"github.com/warrenmq/warren/server/queue"
 	"github.com/warrenmq/warren/server/vhost"
 	"github.com/warrenmq/warren/store"
@@ -161,6 +162,10 @@ type Server struct {
 	// applyMu serialises ApplyDefinitions; managed is what it last applied.
 	applyMu sync.Mutex
 	managed vhost.Managed
+	// api is what the management API made (apilayer.go), also guarded by applyMu.
+	api *apiLayer
+	// loadDefs reads the definitions files as they are now (DefinitionsDrift); guarded by applyMu.
+	loadDefs func() (*configs.Definitions, error)
 
 	connIDs  atomic.Uint64
 	counters counters // for metrics (stats.go)
@@ -193,6 +198,7 @@ func New(cfg Config) *Server {
 		conns:     make(map[*conn]struct{}),
 		refusing:  make(map[net.Conn]struct{}),
 		listeners: make(map[net.Listener]struct{}),
+		api:       newAPILayer(),
 	}
 	s.flow = newFlowControl(!cfg.DisableFlowControl, s.log)
 	s.alarms = newAlarms(s.log)
@@ -260,10 +266,16 @@ func (s *Server) vhost(name string) *vhost.Vhost { return s.vhosts.Get(name) }
 // vhostFor returns the named vhost, creating it if needed.
 func (s *Server) vhostFor(name string) *vhost.Vhost { return s.vhosts.Ensure(name) }
 
-// Recover loads durable exchanges, queues and bindings from the store and indexes each queue's
+// Recover loads durable exchanges, queues and bindings, and the objects made through the
+// management API, from the store and indexes each queue's
 // messages without reading their bodies: bodies are read back as consumers drain. Call it once,
 // before Serve.
-func (s *Server) Recover() error { return s.vhosts.Recover() }
+func (s *Server) Recover() error {
+	if err := s.vhosts.Recover(); err != nil {
+		return err
+	}
+	return s.recoverAPILayer()
+}
 
 // ErrServerClosed is returned by Serve after Shutdown.
 var ErrServerClosed = errors.New("server: closed")

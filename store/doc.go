@@ -17,9 +17,11 @@
 //	'P' msgID                                     a body shared by several queues' refs
 //	'R' queueID seq                               delivery count (u32) of a redelivered message
 //	'C'                                           clean-shutdown marker: unix ms of the Close
+//	'A' kind name...                              access record made through the management API
+//	                                              (vhost, user, permission, policy): the server's JSON
 //
-// Every value starts with a version byte (1); records.go has the formats. The only value
-// that does not is the Sequence's, which Badger owns. Message records are
+// Every value starts with a version byte (1); records.go has the formats. The only values
+// that do not are the Sequence's, which Badger owns, and the 'A' records (JSON). Message records are
 //
 //	1 | flags | priority | expiry i64 | exchange | routing key | properties (uvarint len) | body
 //

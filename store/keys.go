@@ -17,6 +17,7 @@ const (
 	tagShared     = 'P'
 	tagDeliveries = 'R'
 	tagClean      = 'C'
+	tagAccess     = 'A' // access records (access.go)
 )
 
 // Lengths of the fixed-width keys.

@@ -224,6 +224,7 @@ func run(args []string, logOut *os.File) error {
   warren config check FILE...               validate configuration and definitions files
   warren config reload [--config F | --data-dir D | --control-socket S]
   warren definitions export [--config F | --data-dir D | --control-socket S]
+  warren definitions drift [--config F | --data-dir D | --control-socket S]
   warren definitions import FILE.json       print a RabbitMQ definitions.json as YAML
   warren ctl COMMAND [ARG...]               list, close, purge, delete, status over the
                                             management API (warren ctl --help)
@@ -331,6 +332,10 @@ Flags (they override the configuration file; docs/configuration.md lists every s
 	}
 
 	reload := func() (string, error) { return reloadDefinitions(srv, *configPath, apply, b, log) }
+	srv.SetDefinitionsLoader(func() (*configs.Definitions, error) {
+		_, defs, err := loadDefinitions(*configPath, apply)
+		return defs, err
+	})
 	ctl, err := listenControl(b.ControlSocketPath())
 	if err != nil {
 		return err
@@ -342,6 +347,8 @@ Flags (they override the configuration file; docs/configuration.md lists every s
 			return reload()
 		case server.ControlExport:
 			return exportYAML(srv)
+		case server.ControlDrift:
+			return driftText(srv)
 		}
 		return "", fmt.Errorf("unknown control command %q", cmd)
 	})
@@ -477,15 +484,9 @@ func reloadDefinitions(srv *server.Server, configPath string, apply func(*config
 	if configPath == "" {
 		return "", errors.New("the broker was started without --config: there are no definitions files to reload")
 	}
-	b, err := loadBroker(configPath, apply)
+	b, defs, err := loadDefinitions(configPath, apply)
 	if err != nil {
 		return "", err
-	}
-	defs := &configs.Definitions{}
-	if len(b.Definitions) > 0 {
-		if defs, err = configs.LoadDefinitions(b.Definitions...); err != nil {
-			return "", err
-		}
 	}
 	res, err := srv.ApplyDefinitions(defs)
 	if err != nil {

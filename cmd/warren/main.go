@@ -5,6 +5,7 @@
 //	warren config check FILE...               validate configuration and definitions files
 //	warren config reload [--config F | --data-dir D | --control-socket S]
 //	warren definitions export [--config F | --data-dir D | --control-socket S]
+//	warren definitions drift [--config F | --data-dir D | --control-socket S]
 //	warren definitions import FILE.json       print a RabbitMQ definitions.json as YAML
 //	warren ctl COMMAND [ARG...]               list, close, purge, delete, status, definitions
 //	                                          over the management HTTP API (warren ctl --help)
@@ -86,10 +87,13 @@ func dispatch(args []string, stdin io.Reader, stdout io.Writer, stderr *os.File)
 			if len(args) > 1 && args[1] == "export" {
 				return control(args[2:], "definitions export", "export", stdout)
 			}
+			if len(args) > 1 && args[1] == "drift" {
+				return control(args[2:], "definitions drift", "drift", stdout)
+			}
 			if len(args) > 1 && args[1] == "import" {
 				return importRabbitMQ(args[2:], stdout)
 			}
-			return fmt.Errorf("usage: warren definitions export [--config FILE | --data-dir DIR | --control-socket PATH] | warren definitions import FILE.json")
+			return fmt.Errorf("usage: warren definitions export|drift [--config FILE | --data-dir DIR | --control-socket PATH] | warren definitions import FILE.json")
 		}
 	}
 	return run(args, stderr)

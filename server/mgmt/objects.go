@@ -202,8 +202,11 @@ func (a *api) vhostJSON(v *vhost.Vhost, ql queueLists) map[string]any {
 		ready += q.Ready
 		unacked += q.Unacked
 	}
-	m := map[string]any{"name": v.Name(), "description": "", "tags": []string{}, "tracing": false,
-		"cluster_state": map[string]string{a.id.Node: "running"}}
+	info, ok := a.src.VhostInfo(v.Name())
+	if !ok {
+		info = server.VhostInfo{Name: v.Name()}
+	}
+	m := vhostJSON(info, a.id.Node)
 	counters(m, "messages", ready+unacked, "messages_ready", ready, "messages_unacknowledged", unacked)
 	return m
 }

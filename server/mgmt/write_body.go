@@ -249,7 +249,7 @@ func failure(err error, style errStyle) (int, string, any) {
 	switch {
 	case errors.As(err, &br):
 		return http.StatusBadRequest, "bad_request", br.reason
-	case errors.Is(err, server.ErrNoVhost):
+	case errors.Is(err, server.ErrVhostNotFound):
 		return http.StatusNotFound, "not_found", "vhost_not_found"
 	case errors.Is(err, server.ErrNotFound):
 		return http.StatusNotFound, "", nil

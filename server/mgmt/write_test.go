@@ -64,9 +64,9 @@ func want(t *testing.T, method, url, user, body string, status int, reason strin
 
 // userGrant is a test user: its tag, and its permissions in "/" as globs (noAccess: none).
 type userGrant struct {
-	name, tag                string
+	name, tag              string
 	configure, write, read string
-	noAccess                 bool
+	noAccess               bool
 }
 
 // permissionsAPI serves, on an httptest server, the API of an in-memory broker with users

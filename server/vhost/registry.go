@@ -100,3 +100,13 @@ func (r *Registry) Recover() error {
 		Msg("recovered from the store")
 	return nil
 }
+
+// Remove takes the named vhost out of the registry and returns it, nil if there is none.
+// The caller deletes its queues and exchanges first (the management API's vhost delete).
+func (r *Registry) Remove(name string) *Vhost {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	v := r.vhosts[name]
+	delete(r.vhosts, name)
+	return v
+}

@@ -1,0 +1,346 @@
+package server
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/warrenmq/warren/configs"
+	"github.com/warrenmq/warren/server/vhost"
+)
+
+// apiExport adds the API layer's users, permissions and policies to out, an export of the
+// files' objects, every vhost and the live topology. The default user, while it is live, is
+// not exported (as before the API existed): it is not in the layer. Callers hold applyMu.
+func (s *Server) apiExport(out *configs.Definitions) {
+	files := s.fileDefs()
+	users := s.api.users
+	perms := s.api.perms
+	for _, u := range s.liveUsers() {
+		if au, api := users[u.Name]; !u.FromFiles && api {
+			out.Users = append(out.Users, configs.User{Name: u.Name, PasswordHash: au.PasswordHash,
+				HashingAlgorithm: algorithmName(au.HashingAlgorithm), Tags: slices.Clone(au.Tags)})
+		}
+	}
+	fromFiles := map[vhostUser]bool{}
+	for _, p := range files.Permissions {
+		fromFiles[vhostUser{p.Vhost, p.User}] = true
+	}
+	for k, p := range perms {
+		if !fromFiles[k] {
+			out.Permissions = append(out.Permissions, configs.Permission{User: k.user, Vhost: k.vhost,
+				Configure: p.globs[0], Write: p.globs[1], Read: p.globs[2]})
+		}
+	}
+	filePol := map[policyKey]bool{}
+	for _, p := range files.Policies {
+		filePol[policyKey{p.Vhost, p.Name}] = true
+	}
+	for k, p := range s.api.policies {
+		if !filePol[k] {
+			pol := p.pol
+			pol.Pos = configs.Pos{}
+			out.Policies = append(out.Policies, pol)
+		}
+	}
+}
+
+// importDoc is the part of RabbitMQ's definitions.json that the API layer takes.
+type importDoc struct {
+	Users []struct {
+		Name             string          `json:"name"`
+		PasswordHash     *string         `json:"password_hash"`
+		Password         *string         `json:"password"`
+		HashingAlgorithm string          `json:"hashing_algorithm"`
+		Tags             json.RawMessage `json:"tags"`
+		Limits           map[string]any  `json:"limits"`
+	} `json:"users"`
+	Vhosts []struct {
+		Name        string `json:"name"`
+		Description string `json:"description"`
+		Metadata    struct {
+			Description string   `json:"description"`
+			Tags        []string `json:"tags"`
+		} `json:"metadata"`
+	} `json:"vhosts"`
+	Permissions []struct {
+		User      string `json:"user"`
+		Vhost     string `json:"vhost"`
+		Configure string `json:"configure"`
+		Write     string `json:"write"`
+		Read      string `json:"read"`
+	} `json:"permissions"`
+	TopicPermissions []struct {
+		User     string `json:"user"`
+		Vhost    string `json:"vhost"`
+		Exchange string `json:"exchange"`
+		Write    string `json:"write"`
+		Read     string `json:"read"`
+	} `json:"topic_permissions"`
+	Policies []struct {
+		Vhost      string         `json:"vhost"`
+		Name       string         `json:"name"`
+		Pattern    string         `json:"pattern"`
+		ApplyTo    string         `json:"apply-to"`
+		Priority   int            `json:"priority"`
+		Definition map[string]any `json:"definition"`
+	} `json:"policies"`
+	Parameters       []json.RawMessage `json:"parameters"`
+	GlobalParameters []json.RawMessage `json:"global_parameters"`
+	Queues           []json.RawMessage `json:"queues"`
+	Exchanges        []json.RawMessage `json:"exchanges"`
+	Bindings         []json.RawMessage `json:"bindings"`
+}
+
+// ParseTags reads RabbitMQ's user tags: a comma-separated string or a list of strings.
+func ParseTags(raw json.RawMessage) ([]string, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return []string{}, nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err == nil {
+		out := []string{}
+		for _, t := range strings.Split(s, ",") {
+			if t = strings.TrimSpace(t); t != "" {
+				out = append(out, t)
+			}
+		}
+		return out, nil
+	}
+	var l []string
+	if err := json.Unmarshal(raw, &l); err != nil {
+		return nil, refused("tags must be a comma-separated string or a list of strings")
+	}
+	if l == nil {
+		l = []string{}
+	}
+	return l, nil
+}
+
+// ImportDefinitions merges RabbitMQ's definitions JSON into the broker, as POST
+// /api/definitions does: users, vhosts, permissions, topic permissions and policies go to the
+// API layer (overwriting the API's own); exchanges, queues and bindings are declared, those
+// that exist are left as they are. vhost, when not "", is the vhost of every item (POST
+// /api/definitions/{vhost}, which takes only the topology and policies). Everything is
+// checked before anything changes; runtime parameters are refused. user, the API's user,
+// gets every permission on the vhosts the import creates, as in RabbitMQ.
+func (s *Server) ImportDefinitions(data []byte, vh, user string) error {
+	var doc importDoc
+	if err := json.Unmarshal(data, &doc); err != nil {
+		return refused("failed_to_parse_json")
+	}
+	if len(doc.Parameters) > 0 {
+		return refused("runtime parameters (federation upstreams, shovels and the like) are not supported")
+	}
+	if vh != "" {
+		doc.Users, doc.Vhosts, doc.Permissions, doc.TopicPermissions = nil, nil, nil, nil
+		for i := range doc.Policies {
+			doc.Policies[i].Vhost = vh
+		}
+	}
+	// The topology: checked by the definitions importer, then against the live broker.
+	var topo map[string]json.RawMessage
+	if err := json.Unmarshal(data, &topo); err != nil {
+		return refused("failed_to_parse_json")
+	}
+	topoDoc := map[string]any{}
+	for _, k := range []string{"queues", "exchanges", "bindings"} {
+		var items []map[string]any
+		if raw, ok := topo[k]; ok && json.Unmarshal(raw, &items) == nil {
+			if vh != "" {
+				for _, it := range items {
+					it["vhost"] = vh
+				}
+			}
+			topoDoc[k] = items
+		}
+	}
+	tdefs, err := configs.ImportRabbitMQ("definitions", mustJSON(topoDoc))
+	if err != nil {
+		return refused("%s", errorReason(err))
+	}
+	// Check the access objects before changing anything.
+	tags := make([][]string, len(doc.Users))
+	for i, u := range doc.Users {
+		if tags[i], err = ParseTags(u.Tags); err != nil {
+			return err
+		}
+		if u.Name == "" {
+			return refused("a user has no name")
+		}
+		if len(u.Limits) > 0 {
+			return refused("user '%s': user limits are not supported", u.Name)
+		}
+	}
+	for _, u := range doc.Users {
+		if u.PasswordHash != nil && *u.PasswordHash != "" {
+			alg := algorithmName(u.HashingAlgorithm)
+			item := map[string]any{"name": u.Name, "password_hash": *u.PasswordHash, "hashing_algorithm": alg}
+			if _, err := configs.ImportRabbitMQ("definitions", mustJSON(map[string]any{"users": []any{item}})); err != nil {
+				return refused("user '%s': %s", u.Name, errorReason(err))
+			}
+		}
+	}
+	for _, p := range doc.Permissions {
+		if _, err := newAPIPermission(apiPermissionJSON{p.Configure, p.Write, p.Read}); err != nil {
+			return err
+		}
+	}
+	if err := s.checkImportRefs(&doc, tdefs); err != nil {
+		return err
+	}
+	for _, p := range doc.Policies {
+		if _, err := checkPolicy(p.Vhost, p.Name, apiPolicy{Pattern: p.Pattern, ApplyTo: applyTo(p.ApplyTo), Priority: p.Priority, Definition: p.Definition}); err != nil {
+			return err
+		}
+	}
+	if vh != "" && s.vhost(vh) == nil {
+		return ErrVhostNotFound
+	}
+
+	for i, u := range doc.Users {
+		c := UserChange{Password: u.Password, PasswordHash: u.PasswordHash, HashingAlgorithm: u.HashingAlgorithm, Tags: tags[i]}
+		if _, err := s.PutUser(u.Name, c); err != nil {
+			return fmt.Errorf("user '%s': %w", u.Name, err)
+		}
+	}
+	for _, v := range doc.Vhosts {
+		d := v.Description
+		if d == "" {
+			d = v.Metadata.Description
+		}
+		if _, err := s.PutVhost(v.Name, d, v.Metadata.Tags, user); err != nil {
+			return fmt.Errorf("vhost '%s': %w", v.Name, err)
+		}
+	}
+	for _, p := range doc.Permissions {
+		if _, err := s.PutPermission(p.Vhost, p.User, p.Configure, p.Write, p.Read); err != nil {
+			return fmt.Errorf("permissions of '%s' in '%s': %w", p.User, p.Vhost, err)
+		}
+	}
+	for _, p := range doc.TopicPermissions {
+		if _, err := s.PutTopicPermission(p.Vhost, p.User, p.Exchange, p.Write, p.Read); err != nil {
+			return fmt.Errorf("topic permission of '%s' in '%s': %w", p.User, p.Vhost, err)
+		}
+	}
+	for _, p := range doc.Policies {
+		c := PolicyChange{Pattern: p.Pattern, ApplyTo: p.ApplyTo, Priority: p.Priority, Definition: p.Definition}
+		if _, err := s.PutPolicy(p.Vhost, p.Name, c); err != nil {
+			return fmt.Errorf("policy '%s' in '%s': %w", p.Name, p.Vhost, err)
+		}
+	}
+	return s.importTopology(tdefs)
+}
+
+// importTopology declares the exchanges, queues and bindings of defs that do not exist yet,
+// as a client would: they are not the files' and a reload never removes them.
+func (s *Server) importTopology(defs *configs.Definitions) error {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	for _, it := range defs.Exchanges {
+		if s.vhost(it.Vhost) == nil {
+			return refused("vhost_not_found: %s", it.Vhost)
+		}
+	}
+	t := &configs.Definitions{Bindings: defs.Bindings}
+	for _, x := range defs.Exchanges {
+		if !s.vhost(x.Vhost).HasExchange(x.Name) && !strings.HasPrefix(x.Name, "amq.") && x.Name != "" {
+			t.Exchanges = append(t.Exchanges, x)
+		}
+	}
+	for _, q := range defs.Queues {
+		v := s.vhost(q.Vhost)
+		if v == nil {
+			return refused("vhost_not_found: %s", q.Vhost)
+		}
+		if !v.HasQueue(q.Name) && !strings.HasPrefix(q.Name, "amq.") {
+			t.Queues = append(t.Queues, q)
+		}
+	}
+	for _, b := range defs.Bindings {
+		if s.vhost(b.Vhost) == nil {
+			return refused("vhost_not_found: %s", b.Vhost)
+		}
+	}
+	// The live policies go along, so applying the topology leaves them as they are.
+	for _, p := range s.livePolicies() {
+		pol, err := checkPolicy(p.Vhost, p.Name, apiPolicy{Pattern: p.Pattern, ApplyTo: p.ApplyTo, Priority: p.Priority, Definition: p.Definition})
+		if err == nil {
+			t.Policies = append(t.Policies, pol)
+		}
+	}
+	plan, errs := s.vhosts.PlanTopology(t)
+	if len(errs) > 0 {
+		return refused("%s", errorReason(errs))
+	}
+	var scratch vhost.Managed // not the files': nothing the import declares is managed
+	res := s.vhosts.ApplyTopology(plan, &scratch, s.log)
+	s.refreshPolicies(s.fileDefs())
+	s.log.Info().Strs("created", res.Created).Msg("definitions imported through the management API")
+	return nil
+}
+
+// checkImportRefs checks that what an import refers to exists, live or in the import itself:
+// the vhosts of its items, and the sources and destinations of its bindings.
+func (s *Server) checkImportRefs(doc *importDoc, t *configs.Definitions) error {
+	vhosts := map[string]bool{}
+	for _, v := range doc.Vhosts {
+		vhosts[v.Name] = true
+	}
+	type vn struct{ vhost, name string }
+	xs, qs := map[vn]bool{}, map[vn]bool{}
+	for _, x := range t.Exchanges {
+		xs[vn{x.Vhost, x.Name}] = true
+	}
+	for _, q := range t.Queues {
+		qs[vn{q.Vhost, q.Name}] = true
+	}
+	hasVhost := func(name string) bool { return vhosts[name] || s.vhost(name) != nil }
+	for _, p := range doc.Permissions {
+		if !hasVhost(p.Vhost) {
+			return refused("permissions of '%s': vhost_not_found: %s", p.User, p.Vhost)
+		}
+	}
+	for _, p := range doc.Policies {
+		if !hasVhost(p.Vhost) {
+			return refused("policy '%s': vhost_not_found: %s", p.Name, p.Vhost)
+		}
+	}
+	for _, x := range t.Exchanges {
+		if !hasVhost(x.Vhost) {
+			return refused("exchange '%s': vhost_not_found: %s", x.Name, x.Vhost)
+		}
+	}
+	for _, q := range t.Queues {
+		if !hasVhost(q.Vhost) {
+			return refused("queue '%s': vhost_not_found: %s", q.Name, q.Vhost)
+		}
+	}
+	exchangeExists := func(vh, name string) bool {
+		if name == "" || xs[vn{vh, name}] {
+			return true
+		}
+		v := s.vhost(vh)
+		return v != nil && v.HasExchange(name) || v == nil && strings.HasPrefix(name, "amq.")
+	}
+	for _, b := range t.Bindings {
+		if !hasVhost(b.Vhost) {
+			return refused("binding: vhost_not_found: %s", b.Vhost)
+		}
+		if !exchangeExists(b.Vhost, b.Source) {
+			return refused("binding: no exchange '%s' in vhost '%s'", b.Source, b.Vhost)
+		}
+		if b.DestinationType == "exchange" {
+			if !exchangeExists(b.Vhost, b.Destination) {
+				return refused("binding: no exchange '%s' in vhost '%s'", b.Destination, b.Vhost)
+			}
+			continue
+		}
+		v := s.vhost(b.Vhost)
+		if !qs[vn{b.Vhost, b.Destination}] && (v == nil || !v.HasQueue(b.Destination)) {
+			return refused("binding: no queue '%s' in vhost '%s'", b.Destination, b.Vhost)
+		}
+	}
+	return nil
+}

@@ -12,23 +12,13 @@ import (
 	"time"
 
 	"github.com/warrenmq/warren/server"
+	"github.com/warrenmq/warren/server/servertest"
 )
 
 // startBroker serves an in-memory Warren on a loopback port for the end-to-end tests.
 func startBroker(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := server.New(server.Config{})
-	go srv.Serve(context.Background(), ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
-	return "amqp://guest:guest@" + ln.Addr().String() + "/"
+	return servertest.URL(servertest.Serve(t, servertest.New(t, server.Config{})))
 }
 
 func runArgs(t *testing.T, args string) *summary {

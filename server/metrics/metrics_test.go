@@ -3,7 +3,6 @@ package metrics_test
 import (
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -17,25 +16,18 @@ import (
 
 	"github.com/warrenmq/warren/server"
 	"github.com/warrenmq/warren/server/metrics"
+	"github.com/warrenmq/warren/server/servertest"
 )
 
 // startBroker runs an in-process broker on a loopback port and its metrics endpoint on an
 // httptest server; it returns the AMQP URL and the /metrics URL.
 func startBroker(t *testing.T) (amqpURL, metricsURL string) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := server.New(server.Config{Logger: zerolog.Nop(), MemoryLimit: 1 << 40})
-	if err := srv.Recover(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(context.Background(), ln) }()
-	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	srv := servertest.New(t, server.Config{MemoryLimit: 1 << 40})
+	addr := servertest.Serve(t, srv)
 	hs := httptest.NewServer(metrics.Handler(srv, metrics.Identity{Node: "warren@test"}, zerolog.Nop()))
 	t.Cleanup(hs.Close)
-	return "amqp://guest:guest@" + ln.Addr().String() + "/", hs.URL + "/metrics"
+	return servertest.URL(addr), hs.URL + "/metrics"
 }
 
 // sample is one line of the text exposition: name{labels} value.

@@ -5,7 +5,6 @@ import (
 	"compress/gzip"
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -23,6 +22,7 @@ import (
 	"github.com/warrenmq/warren/configs"
 	"github.com/warrenmq/warren/server"
 	"github.com/warrenmq/warren/server/metrics"
+	"github.com/warrenmq/warren/server/servertest"
 )
 
 // world is a broker with two vhosts ("/" and "other", guest may use both) and its Prometheus
@@ -36,14 +36,7 @@ type world struct {
 
 func startWorld(t *testing.T) *world {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := server.New(server.Config{Logger: zerolog.Nop(), MemoryLimit: 1 << 40})
-	if err := srv.Recover(); err != nil {
-		t.Fatal(err)
-	}
+	srv := servertest.New(t, server.Config{MemoryLimit: 1 << 40})
 	hash, err := configs.HashPassword("guest", "")
 	if err != nil {
 		t.Fatal(err)
@@ -60,11 +53,10 @@ func startWorld(t *testing.T) *world {
 	if _, err := srv.ApplyDefinitions(defs); err != nil {
 		t.Fatal(err)
 	}
-	go func() { _ = srv.Serve(context.Background(), ln) }()
-	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	addr := servertest.Serve(t, srv)
 	hs := httptest.NewServer(metrics.Handler(srv, metrics.Identity{Node: "warren@test"}, zerolog.Nop()))
 	t.Cleanup(hs.Close)
-	return &world{srv: srv, addr: ln.Addr().String(), base: hs.URL, amqpBase: "amqp://guest:guest@" + ln.Addr().String() + "/"}
+	return &world{srv: srv, addr: addr, base: hs.URL, amqpBase: servertest.URL(addr)}
 }
 
 // get fetches path with the request headers hdr (name, value, ...) and returns the answer and

@@ -1,10 +1,8 @@
 package mgmt_test
 
 import (
-	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -18,6 +16,7 @@ import (
 	"github.com/warrenmq/warren/configs"
 	"github.com/warrenmq/warren/server"
 	"github.com/warrenmq/warren/server/mgmt"
+	"github.com/warrenmq/warren/server/servertest"
 )
 
 type broker struct {
@@ -48,20 +47,12 @@ func startBroker(t *testing.T) broker {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := server.New(server.Config{Logger: zerolog.Nop(), MemoryLimit: 1 << 40, Access: acc})
-	if err := srv.Recover(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(context.Background(), ln) }()
-	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	srv := servertest.New(t, server.Config{MemoryLimit: 1 << 40, Access: acc})
+	addr := servertest.Serve(t, srv)
 	h := mgmt.Handler(t.Context(), srv, mgmt.Identity{Node: "warren@test", StatsInterval: 50 * time.Millisecond}, zerolog.Nop())
 	hs := httptest.NewServer(h)
 	t.Cleanup(hs.Close)
-	return broker{amqpAddr: ln.Addr().String(), api: hs.URL, handler: h, srv: srv}
+	return broker{amqpAddr: addr, api: hs.URL, handler: h, srv: srv}
 }
 
 // call does one request as user:pass ("" user: no Authorization) and returns status, headers

@@ -1,0 +1,46 @@
+// Package servertest runs in-process brokers for the tests of the packages built on server
+// (the management API, the metrics endpoint, the load tool): one place for how a test starts
+// a broker, serves it on a loopback port and stops it.
+package servertest
+
+import (
+	"context"
+	"net"
+	"testing"
+
+	"github.com/warrenmq/warren/server"
+)
+
+// New makes a broker from cfg (the zero Logger logs nothing) and recovers its store.
+func New(t testing.TB, cfg server.Config) *server.Server {
+	t.Helper()
+	srv := server.New(cfg)
+	if err := srv.Recover(); err != nil {
+		t.Fatal(err)
+	}
+	return srv
+}
+
+// Serve serves srv's AMQP on a fresh loopback port until the test ends (then shuts it down
+// and waits for Serve to return) and returns the port's address.
+func Serve(t testing.TB, srv *server.Server) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Serve(context.Background(), ln)
+	}()
+	t.Cleanup(func() {
+		_ = srv.Shutdown(context.Background())
+		_ = ln.Close()
+		<-done
+	})
+	return ln.Addr().String()
+}
+
+// URL is the AMQP URL of guest on addr's default vhost.
+func URL(addr string) string { return "amqp://guest:guest@" + addr + "/" }

@@ -18,6 +18,8 @@ const (
 	tagDeliveries = 'R'
 	tagClean      = 'C'
 	tagAccess     = 'A' // access records (access.go)
+	tagRaftLog    = 'L' // Raft log entries (raftlog.go)
+	tagRaftStable = 'S' // Raft stable values (raftlog.go)
 )
 
 // Lengths of the fixed-width keys.
@@ -186,4 +188,32 @@ func badKey(k []byte) error {
 		k = k[:64]
 	}
 	return fmt.Errorf("%w: malformed key %q", ErrCorrupt, k)
+}
+
+// raftLogKey is 'L' group index.
+func raftLogKey(group, index uint64) []byte {
+	k := make([]byte, 17)
+	k[0] = tagRaftLog
+	binary.BigEndian.PutUint64(k[1:], group)
+	binary.BigEndian.PutUint64(k[9:], index)
+	return k
+}
+
+// raftLogPrefix is 'L' group: every entry of one group.
+func raftLogPrefix(group uint64) []byte { return raftLogKey(group, 0)[:9] }
+
+// parseRaftLogIndex is the index of an 'L' key.
+func parseRaftLogIndex(k []byte) (uint64, error) {
+	if len(k) != 17 || k[0] != tagRaftLog {
+		return 0, badKey(k)
+	}
+	return binary.BigEndian.Uint64(k[9:]), nil
+}
+
+// raftStableKey is 'S' group key.
+func raftStableKey(group uint64, key []byte) []byte {
+	k := make([]byte, 9, 9+len(key))
+	k[0] = tagRaftStable
+	binary.BigEndian.PutUint64(k[1:], group)
+	return append(k, key...)
 }

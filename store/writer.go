@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -40,6 +41,7 @@ type op struct {
 	n          uint32 // opShared: refcount; opDeliveries: count
 	size       uint32 // opShared: record size
 	persistent bool   // opShared, opAppend
+	data       bool   // opSet: counts as message data for the disk guard (a Raft entry's)
 	hasMsg     bool   // opAppend of a ref: persistent was given by the caller
 	through    uint64 // opDrop: last seq to delete
 	nextM      uint64 // opDrop cursors, and whether each key type is finished
@@ -66,6 +68,8 @@ func (o *op) addsData() bool {
 	switch o.kind {
 	case opAppend, opShared, opDeliveries:
 		return true
+	case opSet:
+		return o.data
 	}
 	return false
 }
@@ -169,6 +173,30 @@ func (s *Store) syncWrite(o op) error {
 	o.done = func(err error) { ch <- err }
 	s.submit(o)
 	return <-ch
+}
+
+// syncWrites submits ops in order and waits until all are committed; the error is the first
+// op's that failed.
+func (s *Store) syncWrites(ops []op) error {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	wg.Add(len(ops))
+	for i := range ops {
+		ops[i].done = func(err error) {
+			if err != nil {
+				mu.Lock()
+				if first == nil {
+					first = err
+				}
+				mu.Unlock()
+			}
+			wg.Done()
+		}
+		s.submit(ops[i])
+	}
+	wg.Wait()
+	return first
 }
 
 // Flush waits until everything submitted before it is committed. Background drops (purges,

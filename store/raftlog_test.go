@@ -164,7 +164,7 @@ func (f *countFSM) Apply(l *raft.Log) any {
 }
 
 func (f *countFSM) Snapshot() (raft.FSMSnapshot, error) { return nil, errors.New("no snapshots here") }
-func (f *countFSM) Restore(io.ReadCloser) error        { return errors.New("no snapshots here") }
+func (f *countFSM) Restore(io.ReadCloser) error         { return errors.New("no snapshots here") }
 
 func (f *countFSM) applied() []string {
 	f.mu.Lock()

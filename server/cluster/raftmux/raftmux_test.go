@@ -38,7 +38,7 @@ func (f *listFSM) Apply(l *raft.Log) any {
 	return nil
 }
 func (f *listFSM) Snapshot() (raft.FSMSnapshot, error) { return nil, errors.New("none") }
-func (f *listFSM) Restore(io.ReadCloser) error        { return errors.New("none") }
+func (f *listFSM) Restore(io.ReadCloser) error         { return errors.New("none") }
 func (f *listFSM) count() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -45,6 +45,8 @@ type Broker struct {
 	// ManagementTLS and PrometheusTLS are management-tls and prometheus-tls: when set, the
 	// endpoint speaks HTTPS (the keys of a listener's tls section).
 	ManagementTLS, PrometheusTLS *TLS
+	// Cluster is the node's cluster membership (cluster.go); without peers it runs alone.
+	Cluster Cluster
 }
 
 // HTTPOff is the prometheus-listen and management-listen value that disables the endpoint.
@@ -144,7 +146,8 @@ func (b *Broker) ControlSocketPath() string {
 
 var brokerKeys = []string{"listeners", "data-dir", "queue-memory", "disk-free-limit", "memory-limit", "limits", "heartbeat",
 	"handshake-timeout", "write-timeout", "log", "loopback-users", "definitions", "control-socket", "flow-control", "product",
-	"prometheus-listen", "management-listen", "prometheus-tls", "management-tls"}
+	"prometheus-listen", "management-listen", "prometheus-tls", "management-tls",
+	"node-name", "cluster-listen", "cluster-advertise", "cluster-peers", "cluster-secret-file", "cluster-tls"}
 
 // LoadBroker reads the broker configuration at path over DefaultBroker. Relative paths in
 // the file (data-dir, control-socket, definitions, TLS files) and the default data dir are
@@ -291,6 +294,7 @@ func (d *decoder) broker(f fields, b *Broker, dir string) {
 			}
 		}
 	}
+	d.cluster(f, &b.Cluster, dir)
 	if n, ok := f.get("management-tls"); ok {
 		b.ManagementTLS = d.tls(n, "management-tls", dir)
 	}

@@ -148,7 +148,7 @@ product: {name: "", version: [3], vendor: x}
 		`warren.yaml:15:17: loopback-users: expected a list, got "guest"`,
 		`warren.yaml:16:15: definitions[0]: definitions file: stat missing.yaml: no such file or directory`,
 		`warren.yaml:16:29: definitions[1]: definitions glob "[bad": syntax error in pattern`,
-		`warren.yaml:17:1: unknown key "listen"; expected one of: listeners, data-dir, queue-memory, disk-free-limit, memory-limit, limits, heartbeat, handshake-timeout, write-timeout, log, loopback-users, definitions, control-socket, flow-control, product, prometheus-listen, management-listen, prometheus-tls, management-tls`,
+		`warren.yaml:17:1: unknown key "listen"; expected one of: listeners, data-dir, queue-memory, disk-free-limit, memory-limit, limits, heartbeat, handshake-timeout, write-timeout, log, loopback-users, definitions, control-socket, flow-control, product, prometheus-listen, management-listen, prometheus-tls, management-tls, node-name, cluster-listen, cluster-advertise, cluster-peers, cluster-secret-file, cluster-tls`,
 		`warren.yaml:18:15: flow-control: expected a boolean, got "sometimes"`,
 		`warren.yaml:19:17: product.name: name must not be empty; leave it out for Warren's own`,
 		`warren.yaml:19:30: product.version: expected a string, got a list`,

@@ -1,0 +1,225 @@
+// Package cluster is a Warren node's membership in a cluster: the cluster transport
+// (raftmux), and the Raft group every node belongs to for the cluster's metadata, on
+// hashicorp/raft with its log in the node's store (store.RaftLog).
+//
+// A node is started with its name and the initial membership (configs.Cluster). On a fresh
+// data dir every node bootstraps the same configuration, so the first election makes one
+// cluster; a node restarted on existing data rejoins with the Raft state it has and never
+// bootstraps again.
+package cluster
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	"github.com/rs/zerolog"
+
+	"github.com/warrenmq/warren/configs"
+	"github.com/warrenmq/warren/server/cluster/raftmux"
+	"github.com/warrenmq/warren/store"
+)
+
+// MetaGroup is the Raft group of the cluster's metadata; queue groups use their queue IDs.
+const MetaGroup = ^uint64(0)
+
+// Config is what a node needs to join its cluster.
+type Config struct {
+	Cluster configs.Cluster
+	Secret  []byte
+	// ServerTLS and ClientTLS, when set, wrap the cluster connections.
+	ServerTLS, ClientTLS *tls.Config
+	// DataDir holds the metadata group's snapshots (raft/meta).
+	DataDir string
+	Store   *store.Store
+	Logger  zerolog.Logger
+	// Timing overrides raft's defaults (tests); zero values keep them.
+	HeartbeatTimeout, ElectionTimeout time.Duration
+}
+
+// Node is a running cluster member.
+type Node struct {
+	cfg   Config
+	log   zerolog.Logger
+	ln    net.Listener
+	mux   *raftmux.Mux
+	trans *raft.NetworkTransport
+	meta  *raft.Raft
+	// Rejoined says the node started on existing Raft state (it did not bootstrap).
+	Rejoined bool
+}
+
+// Start listens for the other nodes and starts the metadata group.
+func Start(cfg Config) (*Node, error) {
+	c := cfg.Cluster
+	self, ok := c.Self()
+	if !ok {
+		return nil, fmt.Errorf("cluster: node %q is not among cluster-peers", c.NodeName)
+	}
+	listen := c.Listen
+	if listen == "" {
+		listen = configs.DefaultClusterListen
+	}
+	advertise := c.Advertise
+	if advertise == "" {
+		advertise = self.Addr
+	}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: listen on %s (set cluster-listen to another address): %w", listen, err)
+	}
+	if cfg.ServerTLS != nil {
+		ln = tls.NewListener(ln, cfg.ServerTLS)
+	}
+	log := cfg.Logger.With().Str("node", c.NodeName).Logger()
+	n := &Node{cfg: cfg, log: log, ln: ln}
+	muxCfg := raftmux.Config{Listener: ln, Advertise: advertise, Node: c.NodeName, Secret: cfg.Secret, Logger: log}
+	if cfg.ClientTLS != nil {
+		muxCfg.Dial = tlsDialer(cfg.ClientTLS)
+	}
+	n.mux = raftmux.New(muxCfg)
+	if err := n.startMeta(self, advertise); err != nil {
+		_ = n.mux.Close()
+		return nil, err
+	}
+	log.Info().Str("listen", ln.Addr().String()).Str("advertise", advertise).Bool("rejoined", n.Rejoined).
+		Int("peers", len(c.Peers)).Msg("cluster: node started")
+	return n, nil
+}
+
+func (n *Node) startMeta(self configs.Peer, advertise string) error {
+	logs, err := n.cfg.Store.RaftLog(MetaGroup)
+	if err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	hlog := raftLogger(n.log)
+	dir := filepath.Join(n.cfg.DataDir, "raft", "meta")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, hlog)
+	if err != nil {
+		return fmt.Errorf("cluster: snapshots in %s: %w", dir, err)
+	}
+	layer, err := n.mux.Layer(MetaGroup)
+	if err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream: layer, MaxPool: 3, Timeout: 10 * time.Second, Logger: hlog})
+	conf := raft.DefaultConfig()
+	conf.LocalID = raft.ServerID(self.Name)
+	conf.Logger = hlog
+	if n.cfg.HeartbeatTimeout > 0 {
+		conf.HeartbeatTimeout = n.cfg.HeartbeatTimeout
+		conf.LeaderLeaseTimeout = n.cfg.HeartbeatTimeout / 2
+	}
+	if n.cfg.ElectionTimeout > 0 {
+		conf.ElectionTimeout = n.cfg.ElectionTimeout
+	}
+	has, err := raft.HasExistingState(logs, logs, snaps)
+	if err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	n.Rejoined = has
+	if !has {
+		var servers []raft.Server
+		for _, p := range n.cfg.Cluster.Peers {
+			addr := p.Addr
+			if p.Name == self.Name {
+				addr = advertise
+			}
+			servers = append(servers, raft.Server{ID: raft.ServerID(p.Name), Address: raft.ServerAddress(addr)})
+		}
+		if err := raft.BootstrapCluster(conf, logs, logs, snaps, n.trans, raft.Configuration{Servers: servers}); err != nil {
+			return fmt.Errorf("cluster: bootstrap: %w", err)
+		}
+	}
+	r, err := raft.NewRaft(conf, metaFSM{}, logs, logs, snaps, n.trans)
+	if err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	n.meta = r
+	return nil
+}
+
+// Close leaves the metadata group (without removing this node from the membership) and closes
+// the cluster connections.
+func (n *Node) Close() error {
+	err := n.meta.Shutdown().Error()
+	return errors.Join(err, n.trans.Close(), n.mux.Close())
+}
+
+// Member is one node of the membership as the metadata group sees it.
+type Member struct {
+	Name    string `json:"name"`
+	Address string `json:"address"`
+	Voter   bool   `json:"voter"`
+	Leader  bool   `json:"leader"`
+}
+
+// Status is the node's view of the cluster.
+type Status struct {
+	Node         string   `json:"node"`
+	State        string   `json:"state"` // Leader, Follower, Candidate, Shutdown
+	Leader       string   `json:"leader"`
+	Term         uint64   `json:"term"`
+	LastIndex    uint64   `json:"last_index"`
+	CommitIndex  uint64   `json:"commit_index"`
+	AppliedIndex uint64   `json:"applied_index"`
+	Members      []Member `json:"members"`
+}
+
+// Status reports the metadata group's state on this node.
+func (n *Node) Status() Status {
+	st := n.meta.Stats()
+	_, leader := n.meta.LeaderWithID()
+	s := Status{Node: n.cfg.Cluster.NodeName, State: n.meta.State().String(), Leader: string(leader),
+		LastIndex: n.meta.LastIndex(), CommitIndex: n.meta.CommitIndex(), AppliedIndex: n.meta.AppliedIndex()}
+	_, _ = fmt.Sscan(st["term"], &s.Term)
+	if f := n.meta.GetConfiguration(); f.Error() == nil {
+		for _, srv := range f.Configuration().Servers {
+			s.Members = append(s.Members, Member{Name: string(srv.ID), Address: string(srv.Address),
+				Voter: srv.Suffrage == raft.Voter, Leader: srv.ID == leader})
+		}
+	}
+	return s
+}
+
+// metaFSM is the metadata group's state machine. The cluster's membership is Raft's own
+// configuration; replicated definitions are applied here as they are added.
+type metaFSM struct{}
+
+func (metaFSM) Apply(*raft.Log) any                 { return nil }
+func (metaFSM) Snapshot() (raft.FSMSnapshot, error) { return emptySnapshot{}, nil }
+func (metaFSM) Restore(rc io.ReadCloser) error      { return rc.Close() }
+
+type emptySnapshot struct{}
+
+func (emptySnapshot) Persist(sink raft.SnapshotSink) error { return sink.Close() }
+func (emptySnapshot) Release()                             {}
+
+// raftLogger sends hashicorp/raft's log lines (warnings and worse) to zerolog.
+func raftLogger(log zerolog.Logger) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: lineWriter{log}, DisableTime: true})
+}
+
+// lineWriter logs each line written to it.
+type lineWriter struct{ log zerolog.Logger }
+
+func (w lineWriter) Write(p []byte) (int, error) {
+	for _, line := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
+		if line != "" {
+			w.log.Warn().Str("component", "raft").Msg(line)
+		}
+	}
+	return len(p), nil
+}

@@ -52,6 +52,7 @@ func brokerFlags(fs *flag.FlagSet) (configPath, debugListen *string, apply func(
 	promKey := fs.String("prometheus-tls-key", "", "the private key (PEM) of --prometheus-tls-cert")
 	mgmtCert := fs.String("management-tls-cert", "", "serve the management API over HTTPS with this certificate (PEM; with --management-tls-key)")
 	mgmtKey := fs.String("management-tls-key", "", "the private key (PEM) of --management-tls-cert")
+	cluster := clusterFlags(fs, def.Cluster)
 	debugListen = fs.String("debug-listen", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); off by default")
 
 	apply = func(b *configs.Broker) error {
@@ -159,6 +160,9 @@ func brokerFlags(fs *flag.FlagSet) (configPath, debugListen *string, apply func(
 			}
 		})
 		if err != nil {
+			return err
+		}
+		if err := cluster.apply(fs, &b.Cluster); err != nil {
 			return err
 		}
 		return checkLimits(b)
@@ -298,6 +302,17 @@ Flags (they override the configuration file; docs/configuration.md lists every s
 			log.Error().Err(err).Msg("closing the store")
 		}
 	}()
+	member, err := startCluster(b, st, log)
+	if err != nil {
+		return err
+	}
+	if member != nil {
+		defer func() {
+			if err := member.Close(); err != nil {
+				log.Warn().Err(err).Msg("leaving the cluster")
+			}
+		}()
+	}
 	hb := time.Duration(b.Heartbeat)
 	if hb == 0 {
 		hb = -1 // offer 0: clients may disable heartbeats
@@ -362,7 +377,7 @@ Flags (they override the configuration file; docs/configuration.md lists every s
 		defer serveHTTP(promLn, h, "Prometheus metrics on /metrics, /metrics/per-object, /metrics/detailed", log)()
 	}
 	if mgmtLn != nil {
-		h := mgmt.Handler(mctx, srv, mgmt.Identity{Node: node, Product: product, Listen: mgmtLn.Addr().String(), TLS: b.ManagementTLS != nil}, log)
+		h := mgmt.Handler(mctx, srv, mgmt.Identity{Node: node, Product: product, Listen: mgmtLn.Addr().String(), TLS: b.ManagementTLS != nil, Membership: clusterView(member)}, log)
 		defer serveHTTP(mgmtLn, h, "the management API on /api", log)()
 	}
 

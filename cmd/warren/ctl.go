@@ -26,6 +26,7 @@ Commands (over the management HTTP API; flags may come before or after the comma
   status                         node, version, uptime, listeners, alarms, totals, message rates
   definitions export [FILE]      RabbitMQ's definitions JSON, to FILE or stdout
   definitions import FILE        import a definitions JSON file (- for stdin)
+  cluster status                 this node's view of the cluster: leader, members, term
 
 Output: an aligned table with a header on a terminal, tab-separated values without a header
 otherwise (as rabbitmqctl); --format forces one. The environment variables WARREN_CTL_URL,
@@ -162,6 +163,8 @@ func ctl(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return ctlStatus(c, o, stdout)
 	case "definitions":
 		return ctlDefinitions(c, o, rest, stdin, stdout)
+	case "cluster":
+		return ctlCluster(c, o, rest, stdout)
 	}
 	return ctlUsageError("ctl: unknown command %q", cmd)
 }

@@ -176,6 +176,8 @@ type Status struct {
 	CommitIndex  uint64   `json:"commit_index"`
 	AppliedIndex uint64   `json:"applied_index"`
 	Members      []Member `json:"members"`
+	// Rejoined: the node started on Raft state it had (it did not bootstrap).
+	Rejoined bool `json:"rejoined"`
 }
 
 // Status reports the metadata group's state on this node.
@@ -183,7 +185,8 @@ func (n *Node) Status() Status {
 	st := n.meta.Stats()
 	_, leader := n.meta.LeaderWithID()
 	s := Status{Node: n.cfg.Cluster.NodeName, State: n.meta.State().String(), Leader: string(leader),
-		LastIndex: n.meta.LastIndex(), CommitIndex: n.meta.CommitIndex(), AppliedIndex: n.meta.AppliedIndex()}
+		LastIndex: n.meta.LastIndex(), CommitIndex: n.meta.CommitIndex(), AppliedIndex: n.meta.AppliedIndex(),
+		Rejoined: n.Rejoined}
 	_, _ = fmt.Sscan(st["term"], &s.Term)
 	if f := n.meta.GetConfiguration(); f.Error() == nil {
 		for _, srv := range f.Configuration().Servers {

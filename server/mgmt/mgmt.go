@@ -19,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/warrenmq/warren/server"
+	"github.com/warrenmq/warren/server/cluster"
 	"github.com/warrenmq/warren/server/mgmt/webui"
 	"github.com/warrenmq/warren/server/vhost"
 )
@@ -53,6 +54,8 @@ type Identity struct {
 	Listen string
 	// TLS says the API is served over HTTPS (protocol "https" in listeners and contexts).
 	TLS bool
+	// Membership reports the node's cluster membership; nil when it runs alone.
+	Membership func() (cluster.Status, bool)
 	// StatsInterval is how often the counters are sampled for message rates; 0 is
 	// RabbitMQ's collect_statistics_interval, 5 s. Tests set it shorter.
 	StatsInterval time.Duration
@@ -135,7 +138,7 @@ type endpoint struct {
 // (access*.go), operations on queue contents and the broker's health (ops*.go).
 func (a *api) endpoints() []endpoint {
 	var all []endpoint
-	for _, group := range [][]endpoint{a.readEndpoints(), a.writeEndpoints(), a.accessEndpoints(), a.opsEndpoints()} {
+	for _, group := range [][]endpoint{a.readEndpoints(), a.writeEndpoints(), a.accessEndpoints(), a.opsEndpoints(), a.clusterEndpoints()} {
 		all = append(all, group...)
 	}
 	return all

@@ -19,6 +19,8 @@
 //	'C'                                           clean-shutdown marker: unix ms of the Close
 //	'A' kind name...                              access record made through the management API
 //	                                              (vhost, user, permission, policy): the server's JSON
+//	'D' vhost kind name id                        an id in the deduplication cache of a durable queue
+//	                                              (kind 'q') or exchange ('x'): order u64, expiry i64
 //
 // Every value starts with a version byte (1); records.go has the formats. The only values
 // that do not are the Sequence's, which Badger owns, and the 'A' records (JSON). Message records are

@@ -18,6 +18,7 @@ const (
 	tagDeliveries = 'R'
 	tagClean      = 'C'
 	tagAccess     = 'A' // access records (access.go)
+	tagDedup      = 'D' // deduplication cache ids (dedup.go)
 )
 
 // Lengths of the fixed-width keys.

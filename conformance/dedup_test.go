@@ -36,6 +36,23 @@ func TestDedupQueueAcksAndDropsDuplicates(t *testing.T) {
 		}
 	}
 	equalStrings(t, "queue contents", getBodies(t, ch, q), []string{"a1", "b1", "plain1", "plain2"})
+	wantDedupStats(t, "queues", q, 2, 2)
+}
+
+// wantDedupStats checks the management API's deduplication field of a queue or exchange
+// (kind "queues" or "exchanges"): duplicates dropped and ids held.
+func wantDedupStats(t *testing.T, kind, name string, dropped, ids int) {
+	t.Helper()
+	var obj struct {
+		Deduplication *struct {
+			Dropped int `json:"duplicates_dropped"`
+			IDs     int `json:"cached_ids"`
+		} `json:"deduplication"`
+	}
+	mgmtAPI(t).json("GET", "/api/"+kind+"/%2F/"+esc(name), nil, 200, &obj)
+	if d := obj.Deduplication; d == nil || d.Dropped != dropped || d.IDs != ids {
+		t.Errorf("management API %s %s: deduplication %+v, want %d duplicates dropped and %d ids", kind, name, d, dropped, ids)
+	}
 }
 
 // x-deduplication-header names the header that carries the id; the default header and the
@@ -80,6 +97,7 @@ func TestDedupExchange(t *testing.T) {
 	}
 	equalStrings(t, "first bound queue", getBodies(t, ch, q1), []string{"a1", "b1"})
 	equalStrings(t, "second bound queue", getBodies(t, ch, q2), []string{"a1", "b1"})
+	wantDedupStats(t, "exchanges", x, 1, 2)
 }
 
 // x-cache-size bounds the cache: with room for one id, a second id evicts the first, which is

@@ -261,6 +261,15 @@ func (c *dedupCache) Len() int {
 	return len(c.ids)
 }
 
+// stats is what listings show of c, which may be nil (no deduplication): whether there is a
+// cache, the duplicates it dropped and the ids it holds.
+func (c *dedupCache) stats() (on bool, dropped, ids uint64) {
+	if c == nil {
+		return false, 0, 0
+	}
+	return true, c.dropped.Load(), uint64(c.Len())
+}
+
 // load fills the cache from the store at recovery: ids in recency order, expired ones and
 // those beyond the size deleted.
 func (c *dedupCache) load() {

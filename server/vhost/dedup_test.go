@@ -346,3 +346,54 @@ func TestDedupSurvivesRestart(t *testing.T) {
 		t.Errorf("c to a new queue of the same name: %d ready, want 1 (the old cache is gone)", got)
 	}
 }
+
+// Publishers racing with the same id: exactly one copy is taken, whatever the interleaving
+// (the check and the insert are one step). Run with -race.
+func TestDedupConcurrentPublishers(t *testing.T) {
+	f := newDedupFixture(t, nil)
+	f.queue("q", false, map[string]any{"x-message-deduplication": true})
+	mustDeclareX(t, f.v, "x", "fanout", map[string]any{"x-message-deduplication": true})
+	f.queue("behind-x", false, nil)
+	mustBind(t, f.v, "x", binding.DestQueue, "behind-x", "")
+	const publishers, rounds = 8, 50
+	h := table(t, map[string]any{"x-deduplication-header": "same"})
+	p := amqpwire.Properties{Flags: amqpwire.FlagHeaders, Headers: h}
+	done := make(chan struct{})
+	for range publishers {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			var s Scratch
+			q, _ := f.v.Exchange("")
+			x, _ := f.v.Exchange("x")
+			for range rounds {
+				f.v.Publish(q, &queue.Message{RoutingKey: "q", Properties: p, RawProperties: p.Append(nil)}, []string{"q"}, nil, &s)
+				f.v.Publish(x, &queue.Message{Exchange: "x", Properties: p, RawProperties: p.Append(nil)}, []string{""}, nil, &s)
+			}
+		}()
+	}
+	for range publishers {
+		<-done
+	}
+	if got := f.ready("q"); got != 1 {
+		t.Errorf("queue: %d copies of one id taken, want 1", got)
+	}
+	if got := f.ready("behind-x"); got != 1 {
+		t.Errorf("exchange: %d copies of one id routed, want 1", got)
+	}
+}
+
+// A dead-letter queue with deduplication checks dead-lettered messages too: they keep their
+// headers, so two messages with one id rejected into it leave one copy.
+func TestDedupDeadLetterQueue(t *testing.T) {
+	f := newDedupFixture(t, nil)
+	mustDeclareX(t, f.v, "dlx", "fanout", nil)
+	f.queue("dead", false, map[string]any{"x-message-deduplication": true})
+	mustBind(t, f.v, "dlx", binding.DestQueue, "dead", "")
+	f.queue("work", false, map[string]any{"x-dead-letter-exchange": "dlx", "x-message-ttl": int32(0)})
+	f.publish("", "work", id("a")) // TTL 0 and no consumer: dead-lettered at once
+	f.publish("", "work", id("a"))
+	f.publish("", "work", id("b"))
+	if got := f.ready("dead"); got != 2 {
+		t.Errorf("dead-letter queue holds %d, want 2 (a once, b)", got)
+	}
+}

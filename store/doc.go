@@ -21,6 +21,8 @@
 //	                                              (vhost, user, permission, policy): the server's JSON
 //	'L' group index                               Raft log entry of a group: term, type, time, data
 //	'S' group key                                 Raft stable value of a group (current term, vote)
+//	'D' vhost kind name id                        an id in the deduplication cache of a durable queue
+//	                                              (kind 'q') or exchange ('x'): order u64, expiry i64
 //
 // Every value starts with a version byte (1); records.go has the formats. The only values
 // that do not are the Sequence's, which Badger owns, and the 'A' records (JSON). Message records are

@@ -20,6 +20,7 @@ const (
 	tagAccess     = 'A' // access records (access.go)
 	tagRaftLog    = 'L' // Raft log entries (raftlog.go)
 	tagRaftStable = 'S' // Raft stable values (raftlog.go)
+	tagDedup      = 'D' // deduplication cache ids (dedup.go)
 )
 
 // Lengths of the fixed-width keys.

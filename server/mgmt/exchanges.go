@@ -69,6 +69,9 @@ func (a *api) exchangeJSON(vh string, x vhost.ExchangeInfo) map[string]any {
 	if x.PublishIn != 0 || x.PublishOut != 0 {
 		m["message_stats"] = messageStats("publish_in", x.PublishIn, "publish_out", x.PublishOut)
 	}
+	if x.Deduplication {
+		m["deduplication"] = dedupJSON(x.Deduplicated, x.DedupIDs)
+	}
 	return m
 }
 

@@ -291,7 +291,15 @@ func (a *api) queueJSON(vh string, q vhost.QueueInfo) map[string]any {
 		"recoverable_slaves": nil, "message_bytes_ready": q.ReadyBytes,
 	}
 	queueCounters(m, q)
+	if q.Deduplication {
+		m["deduplication"] = dedupJSON(q.Deduplicated, q.DedupIDs)
+	}
 	return m
+}
+
+// dedupJSON is Warren's own field for a queue or exchange with x-message-deduplication.
+func dedupJSON(dropped, ids uint64) map[string]any {
+	return map[string]any{"duplicates_dropped": dropped, "cached_ids": ids}
 }
 
 // queueCounters puts q's lengths and message_stats, the fields with rates, in m.

@@ -63,6 +63,7 @@ func (d *deadLetterer) publish(args *queueArgs, dead queue.Dead) {
 	if dead.Reason != queue.Rejected {
 		qs = dropCycles(qs, props.Headers)
 	}
+	qs, _ = dedupQueues(msg, qs)
 	d.v.enqueue(msg, qs, d.v.writers(msg, qs), nil)
 }
 

@@ -92,7 +92,7 @@ func (r *Registry) PlanTopology(defs *configs.Definitions) (*Topology, configs.E
 			continue
 		}
 		d := exchange.Definition{Name: x.Name, Kind: x.Type, Durable: x.Durable, AutoDelete: x.AutoDelete, Internal: x.Internal, Args: args}
-		if err := d.Validate(x.Vhost); err != nil {
+		if err := ValidateExchange(d, x.Vhost); err != nil {
 			errs = append(errs, itemError(x.Pos, "exchange %q in vhost %q: %s", x.Name, x.Vhost, replyText(err)))
 			continue
 		}

@@ -20,6 +20,8 @@ type Exchange struct {
 	policyAE string
 	// policy is the name of the policy applied, "" for none.
 	policy string
+	// dedup is the deduplication cache, nil without x-message-deduplication.
+	dedup *dedupCache
 	// publishIn counts messages published to the exchange, publishOut the queues they were
 	// routed to (RabbitMQ's publish_in and publish_out), for listings.
 	publishIn, publishOut atomic.Uint64
@@ -119,17 +121,25 @@ func (v *Vhost) DeclareExchange(d exchange.Definition, passive bool) error {
 	if err != nil {
 		return amqpwire.NewConnectionError(amqpwire.CodeCommandInvalid, 0, 0, "unknown exchange type '%s'", d.Kind)
 	}
-	if err := d.Validate(v.name); err != nil {
-		return amqpwire.NewChannelError(amqpwire.CodePreconditionFailed, 0, 0, "%s", err.Error())
+	da, err := exchangeDedupArgs(d, v.name)
+	if err != nil {
+		return err
 	}
 	alt, _ := d.AlternateExchange()
+	var dst *store.Store
 	if d.Durable && v.st != nil {
+		if da.on {
+			if err := v.freshDedup(store.DedupExchange, d.Name); err != nil {
+				return v.persistFailed(err)
+			}
+		}
 		if err := v.st.PutExchange(v.storeExchange(d)); err != nil {
 			return v.persistFailed(err)
 		}
+		dst = v.st
 	}
 	v.mu.Lock()
-	xr := &Exchange{def: d, router: r, alternate: alt}
+	xr := &Exchange{def: d, router: r, alternate: alt, dedup: v.newDedupCache(da, store.DedupExchange, d.Name, dst)}
 	v.exchangePolicy(xr)
 	v.exchanges[d.Name] = xr
 	v.mu.Unlock()
@@ -192,6 +202,7 @@ func (v *Vhost) removeExchangeLocked(name string) {
 	}
 	v.removeDestinationLocked(binding.Destination{Kind: binding.DestExchange, Name: name})
 	delete(v.exchanges, name)
+	v.dropDedupLocked(x.dedup)
 	if x.def.Durable {
 		v.record(func(st *store.Store) error { return st.DeleteExchange(v.name, name) })
 	}

@@ -31,18 +31,44 @@ type Confirm interface {
 // reject-publish, or a full disk for a confirmed persistent message). s is the caller's
 // scratch memory; s.Congested looks at the queues of the last Publish.
 func (v *Vhost) Publish(x *Exchange, msg *queue.Message, keys []string, c Confirm, s *Scratch) (routed, refused bool) {
-	qs := v.route(x, keys, msg.Properties.Headers, s)
 	x.publishIn.Add(1)
+	var xid string
+	if x.dedup != nil {
+		var dup bool
+		if xid, dup = x.dedup.admit(msg); dup {
+			// Taken before: confirmed, not returned, routed nowhere (dedup.go).
+			s.queues = s.queues[:0]
+			return true, false
+		}
+	}
+	qs := v.route(x, keys, msg.Properties.Headers, s)
+	qs, dropped := dedupQueues(msg, qs)
+	s.queues = qs
 	if len(qs) > 0 {
 		x.publishOut.Add(uint64(len(qs)))
 	}
 	stored := v.writers(msg, qs)
 	if stored > 0 && c != nil && c.Nackable() && v.st.Full() {
 		// The store would refuse the write: nack now, and enqueue the message nowhere.
+		v.forgetIDs(x, xid, msg, qs)
 		s.queues = s.queues[:0]
 		return false, true
 	}
-	return v.enqueue(msg, qs, stored, c)
+	routed, refused = v.enqueue(msg, qs, stored, c)
+	if refused && !routed && x.dedup != nil {
+		x.dedup.forget(xid) // no queue took it: a retry must not be a duplicate
+	}
+	return routed || dropped, refused
+}
+
+// forgetIDs undoes the deduplication admits of a message that is refused as a whole.
+func (v *Vhost) forgetIDs(x *Exchange, xid string, msg *queue.Message, qs []*Queue) {
+	if x.dedup != nil {
+		x.dedup.forget(xid)
+	}
+	for _, q := range qs {
+		forgetQueueID(q, msg)
+	}
 }
 
 // Routed is how many queues the last Publish with s routed its message to, whether or not
@@ -106,6 +132,8 @@ func (v *Vhost) enqueue(msg *queue.Message, qs []*Queue, stored int, c Confirm) 
 		if res == queue.Enqueued {
 			q.q.Counters().Publish.Add(1)
 			routed = true
+		} else {
+			forgetQueueID(q, msg)
 		}
 		refused = refused || res == queue.Refused
 	}

@@ -22,6 +22,8 @@ type queueArgs struct {
 	expires time.Duration
 	// overflowSet says x-overflow was given (a policy's overflow applies only otherwise).
 	overflowSet bool
+	// dedup are the deduplication arguments (dedup.go).
+	dedup dedupArgs
 }
 
 // maxExpiry is RabbitMQ's largest TTL or expiry in milliseconds: ten years.
@@ -177,6 +179,9 @@ func parseQueueArgs(name, vhost string, args amqpwire.Table) (queueArgs, error) 
 			return fail("x-single-active-consumer", "{unacceptable_type,"+binding.TypeName(v)+"}")
 		}
 		qa.features.SingleActiveConsumer = b
+	}
+	if qa.dedup, err = parseDedupArgs(m, func(key, reason string) error { return argError(key, name, vhost, reason) }); err != nil {
+		return qa, err
 	}
 	return qa, nil
 }

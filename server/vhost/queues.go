@@ -23,6 +23,8 @@ type Queue struct {
 	// record there, so it and its persistent messages survive a restart.
 	journal *journal
 	stored  bool
+	// dedup is the deduplication cache, nil without x-message-deduplication.
+	dedup *dedupCache
 	// declared are the validated x-arguments; eff is what the queue acts on, the arguments
 	// combined with the policy that applies (policy.go). lastUsed and expiry implement x-expires.
 	declared queueArgs
@@ -186,6 +188,11 @@ func (v *Vhost) DeclareQueue(o Owner, d QueueDecl) (*Queue, error) {
 	if v.st != nil {
 		q.journal = &journal{st: v.st, log: v.log}
 		if d.Durable && !d.Exclusive {
+			if qa.dedup.on {
+				if err := v.freshDedup(store.DedupQueue, d.Name); err != nil {
+					return nil, v.persistFailed(err)
+				}
+			}
 			sq := store.Queue{Vhost: v.name, Name: d.Name, AutoDelete: d.AutoDelete, Args: storedArgs(d.Args, qa, q.cur())}
 			if err := v.st.PutQueue(&sq); err != nil {
 				return nil, v.persistFailed(err)
@@ -197,6 +204,11 @@ func (v *Vhost) DeclareQueue(o Owner, d QueueDecl) (*Queue, error) {
 			q.journal.id = transientQueueID | v.st.NewMessageID()
 		}
 	}
+	var dst *store.Store
+	if q.stored {
+		dst = v.st
+	}
+	q.dedup = v.newDedupCache(qa.dedup, store.DedupQueue, d.Name, dst)
 	q.q = queue.New(d.Name, v.queueOptions(q))
 	v.mu.Lock()
 	v.queues[d.Name] = q
@@ -261,6 +273,7 @@ func (v *Vhost) removeQueueLocked(q *Queue) {
 	v.removeDestinationLocked(binding.Destination{Kind: binding.DestQueue, Name: q.name})
 	delete(v.queues, q.name)
 	v.churn.addDeleted()
+	v.dropDedupLocked(q.dedup)
 	if q.journal == nil {
 		return
 	}

@@ -21,6 +21,11 @@ func (v *Vhost) restoreExchange(x store.Exchange) {
 	}
 	alt, _ := d.AlternateExchange()
 	xr := &Exchange{def: d, router: r, alternate: alt}
+	if da, err := exchangeDedupArgs(d, v.name); err != nil {
+		v.log.Error().Err(err).Str("exchange", x.Name).Msg("stored exchange arguments invalid; deduplication off")
+	} else if xr.dedup = v.newDedupCache(da, store.DedupExchange, d.Name, v.st); xr.dedup != nil {
+		xr.dedup.load()
+	}
 	v.exchangePolicy(xr)
 	v.exchanges[x.Name] = xr
 }
@@ -63,6 +68,10 @@ func (v *Vhost) restoreQueue(q store.Queue, idx store.QueueIndex, clean bool) er
 		if !clean {
 			j.recoveredThrough = max(j.recoveredThrough, lidx.LastSeq)
 		}
+	}
+	rec.dedup = v.newDedupCache(qa.dedup, store.DedupQueue, q.Name, v.st)
+	if rec.dedup != nil {
+		rec.dedup.load()
 	}
 	rec.q = queue.Recover(q.Name, v.queueOptions(rec), levels)
 	v.queues[q.Name] = rec

@@ -28,6 +28,10 @@ type QueueInfo struct {
 	ReadyBytes                int
 	// Counts are the queue's message counters (publish, deliver, ack, ...).
 	Counts queue.CounterValues
+	// Deduplication says the queue has x-message-deduplication; Deduplicated counts the
+	// duplicates it dropped and DedupIDs the ids its cache holds.
+	Deduplication          bool
+	Deduplicated, DedupIDs uint64
 }
 
 // Exclusive says the queue belongs to one connection.
@@ -45,6 +49,9 @@ type ExchangeInfo struct {
 	// PublishIn counts messages published to the exchange, PublishOut the queues they were
 	// routed to.
 	PublishIn, PublishOut uint64
+	// Deduplication, Deduplicated and DedupIDs are as QueueInfo's.
+	Deduplication          bool
+	Deduplicated, DedupIDs uint64
 }
 
 // Queues lists the vhost's queues by name, with their message and consumer counts.
@@ -70,6 +77,7 @@ func (v *Vhost) Queues() []QueueInfo {
 		st := q.q.Stats()
 		infos[i].Ready, infos[i].Unacked, infos[i].Consumers, infos[i].ReadyBytes = st.Ready, st.Unacked, st.Consumers, st.ReadyBytes
 		infos[i].Counts = q.q.Counters().Load()
+		infos[i].Deduplication, infos[i].Deduplicated, infos[i].DedupIDs = q.dedup.stats()
 	}
 	slices.SortFunc(infos, func(a, b QueueInfo) int { return strings.Compare(a.Name, b.Name) })
 	return infos
@@ -85,6 +93,8 @@ func (v *Vhost) Exchanges() []ExchangeInfo {
 		infos = append(infos, ExchangeInfo{Name: d.Name, Kind: d.Kind, Durable: d.Durable, AutoDelete: d.AutoDelete,
 			Internal: d.Internal, Arguments: d.Args, Policy: x.policy,
 			PublishIn: x.publishIn.Load(), PublishOut: x.publishOut.Load()})
+		last := &infos[len(infos)-1]
+		last.Deduplication, last.Deduplicated, last.DedupIDs = x.dedup.stats()
 	}
 	v.mu.RUnlock()
 	slices.SortFunc(infos, func(a, b ExchangeInfo) int { return strings.Compare(a.Name, b.Name) })

@@ -54,6 +54,7 @@ type Vhost struct {
 	st     *store.Store                 // nil: nothing is persisted
 	window atomic.Pointer[queue.Window] // for queues declared from now on; see setWindow
 	churn  *QueueChurn                  // the registry's; nil for a vhost made outside one
+	clock  nowClock                     // for deduplication windows (dedup.go); tests replace it
 
 	defs sync.Mutex
 	ops  []func(*store.Store) error // store deletes collected under mu; guarded by defs
@@ -75,6 +76,7 @@ func New(name string, log zerolog.Logger, st *store.Store, window queue.Window) 
 		st:        st,
 		exchanges: make(map[string]*Exchange),
 		queues:    make(map[string]*Queue),
+		clock:     queue.RealClock{},
 	}
 	for _, d := range exchange.Predeclared() {
 		r, err := exchange.NewRouter(d.Kind)

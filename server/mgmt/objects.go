@@ -286,7 +286,7 @@ func (a *api) queueJSON(vh string, q vhost.QueueInfo) map[string]any {
 	m := map[string]any{
 		"name": q.Name, "vhost": vh, "durable": q.Durable, "auto_delete": q.AutoDelete,
 		"exclusive": q.Exclusive(), "arguments": tableJSON(q.Arguments), "policy": policy,
-		"operator_policy": nil, "type": "classic", "state": "running", "node": a.id.Node,
+		"operator_policy": nil, "type": q.Type, "state": "running", "node": a.id.Node,
 		"consumers": q.Consumers, "exclusive_consumer_tag": nil, "single_active_consumer_tag": nil,
 		"recoverable_slaves": nil, "message_bytes_ready": q.ReadyBytes,
 	}

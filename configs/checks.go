@@ -14,7 +14,7 @@ type reporter func(keys []string, msg string)
 const maxExpiry = 315360000000
 
 var (
-	exchangeTypes = []string{"direct", "fanout", "topic", "headers"}
+	exchangeTypes = []string{"direct", "fanout", "topic", "headers", "x-consistent-hash", "x-random", "x-local-random"}
 	overflows     = []string{"drop-head", "reject-publish", "reject-publish-dlx"}
 	// digestSizes are the hashing algorithms and their digests' lengths in bytes.
 	digestSizes = map[string]int{sha256Algorithm: 32, "rabbit_password_hashing_sha512": 64, "rabbit_password_hashing_md5": 16}

@@ -31,7 +31,7 @@ type Confirm interface {
 // reject-publish, or a full disk for a confirmed persistent message). s is the caller's
 // scratch memory; s.Congested looks at the queues of the last Publish.
 func (v *Vhost) Publish(x *Exchange, msg *queue.Message, keys []string, c Confirm, s *Scratch) (routed, refused bool) {
-	qs := v.route(x, keys, msg.Properties.Headers, s)
+	qs := v.route(x, keys, &msg.Properties, s)
 	x.publishIn.Add(1)
 	if len(qs) > 0 {
 		x.publishOut.Add(uint64(len(qs)))

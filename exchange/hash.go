@@ -1,6 +1,8 @@
 package exchange
 
 import (
+	"cmp"
+	"math"
 	"slices"
 	"strconv"
 	"sync/atomic"
@@ -17,8 +19,8 @@ const (
 )
 
 // maxHashWeight is the largest weight (binding key) Warren accepts on a consistent-hash
-// exchange. RabbitMQ accepts any positive integer; weights are bucket counts, so this bound
-// keeps the sum of a few thousand bindings far from overflowing.
+// exchange. RabbitMQ accepts any positive integer, and makes that many buckets; Warren keeps
+// weights as numbers, but a larger one has no use and is most likely a mistake.
 const maxHashWeight = 1<<31 - 1
 
 // hashOn says what a consistent-hash exchange hashes: the first routing key (the default), a
@@ -28,32 +30,37 @@ type hashOn struct {
 	property string // hash-property, when set: message_id, correlation_id or timestamp
 }
 
-// consistentHash routes each message to one destination chosen by a jump consistent hash
-// (Lamping and Veach) of the message's first routing key, a header or a property, over buckets
-// numbered in binding order, each binding owning as many consecutive buckets as its weight (its
-// routing key, a positive integer), as rabbitmq_consistent_hash_exchange does. A message whose
-// header or property is absent hashes a fixed value, so all of them go to one destination (as
-// RabbitMQ's do) rather than nowhere. The hash is FNV-1a, stable across restarts and nodes, but
-// not RabbitMQ's erlang:phash2: the same key may pick a different queue than RabbitMQ picks.
-// Route reads an immutable snapshot through an atomic pointer and allocates nothing.
+// consistentHash routes each message to one destination chosen by weighted rendezvous hashing
+// (highest random weight) of the message's first routing key, a header or a property: every
+// binding scores the key, weight / -ln(u) with u uniform in (0, 1) from a hash of the key and
+// the binding, and the highest score wins. A binding's share is its weight (its routing key, a
+// positive integer) over the sum, as with rabbitmq_consistent_hash_exchange; adding a binding
+// moves only the keys the new one wins, and removing it moves them back. Unlike RabbitMQ's
+// jump-hash ring, whose buckets follow the order bindings were made, nothing depends on that
+// order, so a key keeps its queue across restarts (bindings are restored in another order). A
+// message whose header or property is absent hashes a fixed value, so all of them go to one
+// destination (as RabbitMQ's do) rather than nowhere. The hash is FNV-1a with a 64-bit mixer,
+// not Erlang's phash2: a given key may pick another queue than RabbitMQ picks. Route reads an
+// immutable snapshot through an atomic pointer, allocates nothing, and costs a mix per binding
+// and a logarithm per distinct weight.
 type consistentHash struct {
 	guardedTable
 	on   hashOn
 	ring atomic.Pointer[hashRing]
-	// slots are the bindings in the order they were made; ring is rebuilt from them.
-	slots []hashSlot
 }
 
-type hashSlot struct {
-	dest         binding.Destination
-	key, argsKey string
-	weight       int64
-}
-
-// hashRing is a snapshot of the slots: destination i owns the buckets [upper[i-1], upper[i]).
+// hashRing is a snapshot of the bindings, one entry per binding (its destination and the hash
+// of its identity), grouped by weight: within a group the highest hash wins, so a route takes
+// one logarithm per distinct weight rather than per binding.
 type hashRing struct {
-	dests []binding.Destination
-	upper []int64
+	dests  []binding.Destination
+	ids    []uint64
+	groups []weightGroup
+}
+
+type weightGroup struct {
+	end    int // the group is entries [previous group's end, end)
+	weight float64
 }
 
 func newConsistentHash(on hashOn) *consistentHash {
@@ -102,8 +109,7 @@ func (e *invalidBindingError) Unwrap() error { return binding.ErrInvalidBinding 
 func invalidBinding(text string) error { return &invalidBindingError{text} }
 
 func (x *consistentHash) Bind(b binding.Binding) (bool, error) {
-	w, err := hashWeight(b.RoutingKey)
-	if err != nil {
+	if _, err := hashWeight(b.RoutingKey); err != nil {
 		return false, err
 	}
 	argsKey, err := binding.ArgsKey(b.Args)
@@ -114,7 +120,6 @@ func (x *consistentHash) Bind(b binding.Binding) (bool, error) {
 	defer x.mu.Unlock()
 	c := x.table.add(b, argsKey)
 	if c.done {
-		x.slots = append(x.slots, hashSlot{dest: c.dest, key: c.key, argsKey: argsKey, weight: w})
 		x.rebuild()
 	}
 	return c.done, nil
@@ -129,9 +134,6 @@ func (x *consistentHash) Unbind(b binding.Binding) bool {
 	defer x.mu.Unlock()
 	c := x.table.remove(b, argsKey)
 	if c.done {
-		x.slots = slices.DeleteFunc(x.slots, func(s hashSlot) bool {
-			return s.dest == c.dest && s.key == b.RoutingKey && s.argsKey == argsKey
-		})
 		x.rebuild()
 	}
 	return c.done
@@ -142,20 +144,35 @@ func (x *consistentHash) RemoveDestination(d binding.Destination) []binding.Bind
 	defer x.mu.Unlock()
 	removed := x.table.removeDest(d)
 	if len(removed) > 0 {
-		x.slots = slices.DeleteFunc(x.slots, func(s hashSlot) bool { return s.dest == d })
 		x.rebuild()
 	}
 	return removed
 }
 
-// rebuild publishes a new ring from the slots; the caller holds the write lock. Later
-// bindings' buckets move down by the weight of a removed one, as RabbitMQ's do.
+// rebuild publishes a new snapshot of the bindings; the caller holds the write lock.
 func (x *consistentHash) rebuild() {
-	r := &hashRing{dests: make([]binding.Destination, len(x.slots)), upper: make([]int64, len(x.slots))}
-	var total int64
-	for i, s := range x.slots {
-		total += s.weight
-		r.dests[i], r.upper[i] = s.dest, total
+	bs := x.table.list()
+	type entry struct {
+		dest   binding.Destination
+		id     uint64
+		weight int64
+	}
+	es := make([]entry, len(bs))
+	for i, b := range bs {
+		w, _ := hashWeight(b.RoutingKey) // validated by Bind
+		es[i] = entry{
+			dest:   x.table.byDest[b.Dest].dest, // the table's copy of the name
+			id:     newFNV().tag(byte(b.Dest.Kind)).str(b.Dest.Name).tag(0).str(b.RoutingKey).tag(0).str(string(b.Args)).sum(),
+			weight: w,
+		}
+	}
+	slices.SortStableFunc(es, func(a, b entry) int { return cmp.Compare(a.weight, b.weight) })
+	r := &hashRing{dests: make([]binding.Destination, len(es)), ids: make([]uint64, len(es))}
+	for i, e := range es {
+		r.dests[i], r.ids[i] = e.dest, e.id
+		if i == len(es)-1 || es[i+1].weight != e.weight {
+			r.groups = append(r.groups, weightGroup{end: i + 1, weight: float64(e.weight)})
+		}
 	}
 	x.ring.Store(r)
 }
@@ -179,10 +196,24 @@ func (x *consistentHash) pick(routingKey string, hasKey bool, p *amqpwire.Proper
 	if r == nil || len(r.dests) == 0 {
 		return out
 	}
-	total := r.upper[len(r.upper)-1]
-	bucket := jumpHash(x.hash(routingKey, hasKey, p), total)
-	i, _ := slices.BinarySearch(r.upper, bucket+1)
-	return append(out, r.dests[i])
+	k := x.hash(routingKey, hasKey, p)
+	best, bestScore, start := 0, -1.0, 0
+	for _, g := range r.groups {
+		// Within a group the weights are equal, so the highest hash has the highest score.
+		top, topHash := start, mix(k^r.ids[start])
+		for i := start + 1; i < g.end; i++ {
+			if h := mix(k ^ r.ids[i]); h > topHash {
+				top, topHash = i, h
+			}
+		}
+		start = g.end
+		// u in (0, 1) from the top 53 bits; -ln(u) > 0, so every score is positive.
+		u := (float64(topHash>>11) + 0.5) / (1 << 53)
+		if s := g.weight / -math.Log(u); s > bestScore {
+			best, bestScore = top, s
+		}
+	}
+	return append(out, r.dests[best])
 }
 
 // hash is the 64-bit hash of what the exchange hashes; an absent header or property hashes
@@ -249,23 +280,13 @@ func (h fnv) u64(v uint64) fnv {
 	return h
 }
 
-// sum finishes the hash with a 64-bit mixer (splitmix64's), so that keys differing only in
-// their last bytes still seed jumpHash far apart.
-func (h fnv) sum() uint64 {
-	z := uint64(h)
+// sum finishes the hash with a 64-bit mixer, so that keys differing only in their last bytes
+// still score the bindings independently.
+func (h fnv) sum() uint64 { return mix(uint64(h)) }
+
+// mix is splitmix64's finaliser: every input bit affects every output bit.
+func mix(z uint64) uint64 {
 	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
 	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
 	return z ^ (z >> 31)
-}
-
-// jumpHash is Lamping and Veach's jump consistent hash: the bucket in [0, n) of key, such that
-// growing n moves only the keys that land in the new buckets.
-func jumpHash(key uint64, n int64) int64 {
-	var b, j int64 = -1, 0
-	for j < n {
-		b = j
-		key = key*2862933555777941757 + 1
-		j = int64(float64(b+1) * (float64(int64(1)<<31) / float64((key>>33)+1)))
-	}
-	return b
 }

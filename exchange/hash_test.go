@@ -76,7 +76,7 @@ func TestConsistentHashWeights(t *testing.T) {
 }
 
 // The same key always goes to the same queue, and adding a queue moves only the keys that the
-// new queue takes (jump consistent hashing), not a reshuffle.
+// new queue takes, not a reshuffle.
 func TestConsistentHashIsConsistent(t *testing.T) {
 	r := newHashRouter(t)
 	for _, n := range []string{"a", "b", "c"} {
@@ -202,6 +202,25 @@ func TestConsistentHashArguments(t *testing.T) {
 }
 
 // Removing a destination drops all its buckets; an empty exchange routes nowhere.
+// Which queue a key reaches does not depend on the order the bindings were made: a restart
+// restores them in another order, and the keys must stay where they were.
+func TestConsistentHashIndependentOfBindingOrder(t *testing.T) {
+	a, b := newHashRouter(t), newHashRouter(t)
+	names := []string{"q0", "q1", "q2", "q3", "q4"}
+	for i, n := range names {
+		bind(t, a, q(n), fmt.Sprint(1+i), nil)
+	}
+	for i := len(names) - 1; i >= 0; i-- {
+		bind(t, b, q(names[i]), fmt.Sprint(1+i), nil)
+	}
+	for i := range 2000 {
+		k := []string{fmt.Sprint("key-", i)}
+		if x, y := routeOne(t, a, k, nil), routeOne(t, b, k, nil); x != y {
+			t.Fatalf("key %s: %s when bound in one order, %s in the other", k[0], x, y)
+		}
+	}
+}
+
 func TestConsistentHashRemoveDestination(t *testing.T) {
 	r := newHashRouter(t)
 	bind(t, r, q("a"), "2", nil)

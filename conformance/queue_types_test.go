@@ -167,3 +167,160 @@ func TestQueueTypeInManagementAPI(t *testing.T) {
 		}
 	}
 }
+
+// getOne gets a message that must be there, without auto-ack.
+func getOne(t *testing.T, ch *amqp.Channel, q string) amqp.Delivery {
+	t.Helper()
+	d, ok, err := ch.Get(q, false)
+	if err != nil || !ok {
+		t.Fatalf("basic.get %s: ok=%v err=%v", q, ok, err)
+	}
+	return d
+}
+
+// deliveryCount is a delivery's x-delivery-count header, -1 when absent.
+func deliveryCount(d amqp.Delivery) int64 {
+	switch n := d.Headers["x-delivery-count"].(type) {
+	case int64:
+		return n
+	case int32:
+		return int64(n)
+	}
+	return -1
+}
+
+// Every return counts toward x-delivery-count and the delivery limit: a nack, a reject and a
+// closed channel alike. A limit of 2 allows 3 deliveries; the third return dead-letters the
+// message with reason delivery_limit.
+func TestQuorumDeliveryCountAndLimit(t *testing.T) {
+	conn, ch := connChannel(t)
+	dlq := declareQueue(t, ch, nil)
+	q := declareQuorum(t, ch, withQuorum("x-delivery-limit", int32(2),
+		"x-dead-letter-exchange", "", "x-dead-letter-routing-key", dlq))
+	p := newPublisher(t, conn)
+	p.publish("", q, false, amqp.Publishing{Body: []byte("poison"), Headers: amqp.Table{"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}})
+
+	c := channel(t, conn)
+	d := getOne(t, c, q)
+	if err := d.Nack(false, true); err != nil {
+		t.Fatal(err)
+	}
+	d = getOne(t, c, q)
+	if !d.Redelivered || deliveryCount(d) != 1 {
+		t.Errorf("after a nack: redelivered=%v x-delivery-count=%v, want true 1", d.Redelivered, d.Headers["x-delivery-count"])
+	}
+	if err := d.Reject(true); err != nil {
+		t.Fatal(err)
+	}
+	c2 := channel(t, conn)
+	d = getOne(t, c2, q)
+	if deliveryCount(d) != 2 {
+		t.Errorf("after a reject: x-delivery-count=%v, want 2", d.Headers["x-delivery-count"])
+	}
+	if d.Headers["traceparent"] != "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01" {
+		t.Errorf("traceparent changed on redelivery: %v", d.Headers)
+	}
+	// The third return: the channel closes with the message unacked.
+	if err := c2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	dead := recv(t, consume(t, ch, dlq, "", true), "the dead-lettered message")
+	if string(dead.Body) != "poison" {
+		t.Fatalf("dead-lettered %q", dead.Body)
+	}
+	deaths, _ := dead.Headers["x-death"].([]any)
+	if len(deaths) == 0 {
+		t.Fatalf("no x-death: %v", dead.Headers)
+	}
+	if first, _ := deaths[0].(amqp.Table); first["reason"] != "delivery_limit" || first["queue"] != q {
+		t.Errorf("x-death[0] = %v, want reason delivery_limit from %s", first, q)
+	}
+	wantMessages(t, ch, q, 0)
+}
+
+// With a delivery limit, a quorum queue delivers returned messages before the others, in the
+// order they came back (RabbitMQ 3.10.8): get 0 and 1, nack 1 then 0, and the order is 1, 0, 2, 3.
+func TestQuorumReturnsFirstWithALimit(t *testing.T) {
+	conn, ch := connChannel(t)
+	q := declareQuorum(t, ch, withQuorum("x-delivery-limit", int32(5)))
+	newPublisher(t, conn).toQueue(q, "0", "1", "2", "3")
+	c := channel(t, conn)
+	d0, d1 := getOne(t, c, q), getOne(t, c, q)
+	if err := d1.Nack(false, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := d0.Nack(false, true); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for range 4 {
+		d := getOne(t, c, q)
+		got = append(got, string(d.Body))
+		if err := d.Ack(false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	equalStrings(t, "order after nacking 1 then 0", got, []string{"1", "0", "2", "3"})
+}
+
+// A quorum consumer on a channel with a global prefetch limit: RabbitMQ 3.10.8 closes the
+// connection with 540. basic.get is fine.
+func TestQuorumGlobalQosRefused(t *testing.T) {
+	conn, ch := connChannel(t)
+	q := declareQuorum(t, ch, quorum)
+	c := channel(t, dial(t))
+	if err := c.Qos(10, 0, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Get(q, false); err != nil {
+		t.Fatalf("basic.get under a global limit: %v", err)
+	}
+	c2conn := dial(t)
+	closed := notifyConnClose(c2conn)
+	c2 := channel(t, c2conn)
+	if err := c2.Qos(10, 0, true); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c2.Consume(q, "", false, false, false, false, nil)
+	msg := fmt.Sprintf("NOT_IMPLEMENTED - queue '%s' in vhost '/' does not support global qos", q)
+	wantError(t, err, 540, msg)
+	wantClosed(t, closed, 540, msg)
+	// A per-consumer limit is fine.
+	c3 := channel(t, conn)
+	if err := c3.Qos(10, 0, false); err != nil {
+		t.Fatal(err)
+	}
+	consume(t, c3, q, "", false)
+}
+
+// Warren's quorum queues have RabbitMQ 4.x's default delivery limit of 20: the 21st return
+// dead-letters the message. RabbitMQ 3.10 has no default.
+func TestQuorumDefaultDeliveryLimit(t *testing.T) {
+	warrenOnly(t, "RabbitMQ 3.10 has no default delivery limit (4.x has 20, as Warren)")
+	conn, ch := connChannel(t)
+	dlq := declareQueue(t, ch, nil)
+	q := declareQuorum(t, ch, withQuorum("x-dead-letter-exchange", "", "x-dead-letter-routing-key", dlq))
+	newPublisher(t, conn).toQueue(q, "m")
+	c := channel(t, conn)
+	deliveries := 0
+	for {
+		d, ok, err := c.Get(q, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			break
+		}
+		deliveries++
+		if err := d.Nack(false, true); err != nil {
+			t.Fatal(err)
+		}
+		if deliveries > 30 {
+			t.Fatal("still delivered after 30 returns: no default limit")
+		}
+	}
+	if deliveries != 21 {
+		t.Errorf("%d deliveries before dead-lettering, want 21 (limit 20)", deliveries)
+	}
+	wantMessages(t, ch, dlq, 1)
+}

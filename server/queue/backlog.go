@@ -10,6 +10,9 @@ type Backlog interface {
 	Push(e *Entry)
 	// Requeue returns an entry that was delivered to its place by Seq.
 	Requeue(e *Entry)
+	// ReturnFront returns an entry that was delivered to the front: before every other ready
+	// entry, behind those returned to the front before it (a quorum queue's returns).
+	ReturnFront(e *Entry)
 	// Peek returns the next entry to deliver, or nil.
 	Peek() *Entry
 	// Pop removes and returns the next entry to deliver, or nil.
@@ -43,6 +46,7 @@ type Backlog interface {
 // deadline are also in an expiry heap, so they can leave from anywhere in the order: they are
 // marked gone and skipped when they reach a head.
 type MemBacklog struct {
+	front    []*Entry // returned to the front (ReturnFront), in return order; before all others
 	ring     []*Entry
 	head     int
 	n        int // ring slots in use, gone entries included
@@ -92,8 +96,29 @@ func (b *MemBacklog) Requeue(e *Entry) {
 	b.add(e)
 }
 
+// ReturnFront implements Backlog.
+func (b *MemBacklog) ReturnFront(e *Entry) {
+	e.gone = false
+	b.front = append(b.front, e)
+	b.add(e)
+}
+
+// popFront removes the first entry returned to the front.
+func (b *MemBacklog) popFront() *Entry {
+	e := b.front[0]
+	b.front[0] = nil
+	b.front = b.front[1:]
+	if len(b.front) == 0 {
+		b.front = nil
+	}
+	return e
+}
+
 // skipGone drops entries that left from the middle once they reach a head.
 func (b *MemBacklog) skipGone() {
+	for len(b.front) > 0 && b.front[0].gone {
+		b.popFront()
+	}
 	for len(b.requeued) > 0 && b.requeued[0].gone {
 		heap.Pop(&b.requeued)
 	}
@@ -107,6 +132,9 @@ func (b *MemBacklog) skipGone() {
 // Peek implements Backlog.
 func (b *MemBacklog) Peek() *Entry {
 	b.skipGone()
+	if len(b.front) > 0 {
+		return b.front[0]
+	}
 	if len(b.requeued) > 0 && (b.n == 0 || b.requeued[0].Seq < b.ring[b.head].Seq) {
 		return b.requeued[0]
 	}
@@ -120,7 +148,9 @@ func (b *MemBacklog) Peek() *Entry {
 func (b *MemBacklog) Pop() *Entry {
 	b.skipGone()
 	var e *Entry
-	if len(b.requeued) > 0 && (b.n == 0 || b.requeued[0].Seq < b.ring[b.head].Seq) {
+	if len(b.front) > 0 {
+		e = b.popFront()
+	} else if len(b.requeued) > 0 && (b.n == 0 || b.requeued[0].Seq < b.ring[b.head].Seq) {
 		e = heap.Pop(&b.requeued).(*Entry)
 	} else if b.n > 0 {
 		e = b.ring[b.head]

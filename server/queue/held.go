@@ -89,6 +89,13 @@ func (b *MemBacklog) Remove(e *Entry) bool {
 			return true
 		}
 	}
+	for _, r := range b.front {
+		if r == e {
+			b.taken(e)
+			e.gone = true
+			return true
+		}
+	}
 	return false
 }
 

@@ -198,6 +198,9 @@ func (b *PagedBacklog) joinTail() {
 // Requeue implements Backlog: a returned entry goes back to the window, wherever its Seq.
 func (b *PagedBacklog) Requeue(e *Entry) { b.mem.Requeue(e) }
 
+// ReturnFront implements Backlog: the entry goes to the front of the window.
+func (b *PagedBacklog) ReturnFront(e *Entry) { b.mem.ReturnFront(e) }
+
 // Peek implements Backlog. With the head empty and entries on disk it requests their read and
 // returns nil: the entries come in with Fill.
 func (b *PagedBacklog) Peek() *Entry {

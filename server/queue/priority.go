@@ -36,6 +36,9 @@ func (b *PriorityBacklog) Push(e *Entry) { b.of(e).Push(e) }
 // Requeue implements Backlog: a returned entry keeps its priority.
 func (b *PriorityBacklog) Requeue(e *Entry) { b.of(e).Requeue(e) }
 
+// ReturnFront implements Backlog: to the front of the entry's priority level.
+func (b *PriorityBacklog) ReturnFront(e *Entry) { b.of(e).ReturnFront(e) }
+
 func (b *PriorityBacklog) top() Backlog {
 	for i := len(b.levels) - 1; i >= 0; i-- {
 		if b.levels[i].Len() > 0 {

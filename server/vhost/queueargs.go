@@ -135,7 +135,7 @@ func parseQueueArgs(name, vhost string, args amqpwire.Table) (queueArgs, error) 
 		switch s {
 		case typeClassic:
 		case typeQuorum:
-			qa.quorum = true
+			qa.quorum, qa.features.Quorum = true, true
 		default:
 			// RabbitMQ 3.10 has streams; Warren refuses them (and anything else) rather
 			// than make a classic queue the application did not ask for.

@@ -3,6 +3,7 @@ package conformance
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -323,4 +324,50 @@ func TestQuorumDefaultDeliveryLimit(t *testing.T) {
 		t.Errorf("%d deliveries before dead-lettering, want 21 (limit 20)", deliveries)
 	}
 	wantMessages(t, ch, dlq, 1)
+}
+
+// Without a delivery limit a quorum queue puts returned messages at the back, in the order
+// they came back, ahead of messages published later (RabbitMQ 3.10.8): get 0 and 1, nack 1
+// then 0, publish 4, and the order is 2, 3, 1, 0, 4. Each redelivery still carries
+// x-delivery-count. RabbitMQ 3.10 has no limit unless one is given (and takes -1 as a limit
+// that every return passes); Warren has 4.x's default of 20, which -1 turns off, as in 4.x.
+func TestQuorumReturnsLastWithoutALimit(t *testing.T) {
+	conn, ch := connChannel(t)
+	args := quorum
+	if !external {
+		args = withQuorum("x-delivery-limit", int32(-1))
+	}
+	q := declareQuorum(t, ch, args)
+	p := newPublisher(t, conn)
+	p.toQueue(q, "0", "1", "2", "3")
+	c := channel(t, conn)
+	d0, d1 := getOne(t, c, q), getOne(t, c, q)
+	if err := d1.Nack(false, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := d0.Nack(false, true); err != nil {
+		t.Fatal(err)
+	}
+	p.toQueue(q, "4")
+	var got []string
+	for range 5 {
+		d := getOne(t, c, q)
+		got = append(got, fmt.Sprintf("%s:%d", d.Body, deliveryCount(d)))
+		if err := d.Ack(false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The first delivery of a message through basic.get has x-delivery-count 0 on RabbitMQ
+	// 3.10.8 and none on Warren: compare the bodies, and the counts of redeliveries.
+	var bodies []string
+	for i, g := range got {
+		var body string
+		var n int
+		fmt.Sscanf(strings.Replace(g, ":", " ", 1), "%s %d", &body, &n)
+		bodies = append(bodies, body)
+		if (body == "1" || body == "0") && n != 1 {
+			t.Errorf("delivery %d (%s): x-delivery-count %d, want 1", i, body, n)
+		}
+	}
+	equalStrings(t, "order after nacking 1 then 0 and publishing 4", bodies, []string{"2", "3", "1", "0", "4"})
 }

@@ -67,10 +67,10 @@ type Features struct {
 	// SingleActiveConsumer delivers to the earliest registered consumer only; the next takes
 	// over when it goes.
 	SingleActiveConsumer bool
-	// Quorum gives a quorum queue's delivery semantics (RabbitMQ 3.10.8's): with a delivery
-	// limit, returned entries are delivered before every other, in the order they came back,
-	// rather than at their original places; redeliveries carry x-delivery-count with or
-	// without a limit.
+	// Quorum gives a quorum queue's delivery semantics (RabbitMQ 3.10.8's): returned entries
+	// are delivered, in the order they came back, before every other with a delivery limit and
+	// behind every other without one, rather than at their original places; redeliveries
+	// carry x-delivery-count with or without a limit.
 	Quorum bool
 }
 
@@ -572,9 +572,10 @@ func (q *Queue) Reject(es []*Entry) {
 	}
 }
 
-// Requeue returns delivered entries to their original places (a quorum queue with a delivery
-// limit: to the front, in the order given), marked redelivered, and delivers them again; an
-// entry returned more often than the delivery limit is dead-lettered instead.
+// Requeue returns delivered entries to their original places (a quorum queue: to the front, in
+// the order given, with a delivery limit, and to the back without one), marked redelivered, and
+// delivers them again; an entry returned more often than the delivery limit is dead-lettered
+// instead.
 // Entries of a deleted queue are dropped.
 func (q *Queue) Requeue(es []*Entry) {
 	q.mu.Lock()
@@ -598,8 +599,12 @@ func (q *Queue) Requeue(es []*Entry) {
 		if e.Stored {
 			q.journalFor(e).SetDeliveries(e)
 		}
-		if q.f.Quorum && q.f.DeliveryLimit >= 0 {
+		switch {
+		case q.f.Quorum && q.f.DeliveryLimit >= 0:
 			q.backlog.ReturnFront(e)
+			continue
+		case q.f.Quorum:
+			q.backlog.ReturnBack(e, q.nextSeq-1)
 			continue
 		}
 		q.backlog.Requeue(e)

@@ -14,7 +14,7 @@ type reporter func(keys []string, msg string)
 const maxExpiry = 315360000000
 
 var (
-	exchangeTypes = []string{"direct", "fanout", "topic", "headers"}
+	exchangeTypes = []string{"direct", "fanout", "topic", "headers", "x-consistent-hash", "x-random", "x-local-random"}
 	overflows     = []string{"drop-head", "reject-publish", "reject-publish-dlx"}
 	// digestSizes are the hashing algorithms and their digests' lengths in bytes.
 	digestSizes = map[string]int{sha256Algorithm: 32, "rabbit_password_hashing_sha512": 64, "rabbit_password_hashing_md5": 16}
@@ -79,6 +79,15 @@ func (x Exchange) check(report reporter) {
 func (q Queue) check(report reporter) {
 	checkName(report, "queue", q.Name)
 	checkQueueArgs(report, q.Arguments)
+	if t, _ := q.Arguments["x-queue-type"].(string); t == "quorum" {
+		// RabbitMQ's rules for quorum queues (the server checks the refused arguments).
+		if !q.Durable {
+			report([]string{"durable"}, "a quorum queue must be durable")
+		}
+		if q.AutoDelete {
+			report([]string{"auto-delete"}, "a quorum queue cannot be auto-delete")
+		}
+	}
 }
 
 // checkQueueArgs checks the queue arguments Warren acts on, as the server checks them in
@@ -113,8 +122,14 @@ func checkQueueArgs(report reporter, args map[string]any) {
 	}
 	integer("x-message-ttl", 0, maxExpiry)
 	integer("x-expires", 1, maxExpiry)
-	for _, key := range []string{"x-max-length", "x-max-length-bytes", "x-delivery-limit", "x-max-in-memory-length", "x-max-in-memory-bytes"} {
+	for _, key := range []string{"x-max-length", "x-max-length-bytes", "x-max-in-memory-length", "x-max-in-memory-bytes"} {
 		integer(key, 0, 1<<62)
+	}
+	str("x-queue-type", "classic", "quorum")
+	if t, _ := args["x-queue-type"].(string); t == "quorum" {
+		integer("x-delivery-limit", -1, 1<<62) // -1 turns a quorum queue's default limit off
+	} else {
+		integer("x-delivery-limit", 0, 1<<62)
 	}
 	integer("x-max-priority", 0, 255)
 	str("x-dead-letter-exchange")

@@ -111,30 +111,66 @@ func describeArg(v any, ok bool) string {
 
 // Validate checks the arguments of an exchange about to be created, as RabbitMQ's
 // exchange.declare does before creating one (a redeclare only checks Equivalent):
-// alternate-exchange, when present, must be a longstr. The error matches ErrInvalidArgument
+// alternate-exchange, when present, must be a longstr; a consistent-hash exchange's
+// hash-header and hash-property must be longstrs, not both, and hash-property one of
+// message_id, correlation_id and timestamp ("Unsupported property: x" otherwise). The error matches ErrInvalidArgument
 // and its text is RabbitMQ's, e.g. "invalid type 'long' for arg 'alternate-exchange' in
 // exchange 'logs' in vhost '/'" (406 PRECONDITION_FAILED).
 func (d Definition) Validate(vhost string) error {
+	typeError := func(key string, v any) error {
+		return &invalidArgumentError{"invalid type '" + binding.TypeName(v) + "' for arg '" +
+			key + "' in exchange '" + d.Name + "' in vhost '" + vhost + "'"}
+	}
 	v, ok, err := d.Args.Get(alternateExchange)
 	if err != nil {
 		return err
 	}
 	if _, isString := v.(string); ok && !isString {
-		return &invalidArgumentError{"invalid type '" + binding.TypeName(v) + "' for arg '" +
-			alternateExchange + "' in exchange '" + d.Name + "' in vhost '" + vhost + "'"}
+		return typeError(alternateExchange, v)
+	}
+	if d.Kind != KindConsistentHash {
+		return nil
+	}
+	// rabbit_exchange_type_consistent_hash:validate. RabbitMQ fails with 541 INTERNAL_ERROR
+	// on a hash-header or hash-property that is not a longstr; Warren says what is wrong.
+	var set [2]bool
+	for i, key := range [...]string{hashHeaderArg, hashPropertyArg} {
+		v, ok, err := d.Args.Get(key)
+		if err != nil {
+			return err
+		}
+		if _, isString := v.(string); ok && !isString {
+			return typeError(key, v)
+		}
+		set[i] = ok
+	}
+	if set[0] && set[1] {
+		return &invalidArgumentError{"hash-header and hash-property are mutually exclusive"}
+	}
+	if p, ok := d.StringArg(hashPropertyArg); ok {
+		switch p {
+		case "message_id", "correlation_id", "timestamp":
+		default:
+			return &invalidArgumentError{"Unsupported property: " + p}
+		}
 	}
 	return nil
+}
+
+// StringArg returns the argument key when it is present and a longstr.
+func (d Definition) StringArg(key string) (string, bool) {
+	v, ok, err := d.Args.Get(key)
+	if err != nil || !ok {
+		return "", false
+	}
+	s, ok := v.(string)
+	return s, ok
 }
 
 // AlternateExchange returns the name in the alternate-exchange argument, where unroutable
 // messages go, if there is one and it is a longstr.
 func (d Definition) AlternateExchange() (string, bool) {
-	v, ok, err := d.Args.Get(alternateExchange)
-	if err != nil || !ok {
-		return "", false
-	}
-	name, ok := v.(string)
-	return name, ok
+	return d.StringArg(alternateExchange)
 }
 
 // Predeclared returns the exchanges every vhost is created with, as RabbitMQ's rabbit_vhost

@@ -16,6 +16,11 @@ const (
 	KindFanout  = "fanout"
 	KindTopic   = "topic"
 	KindHeaders = "headers"
+	// KindConsistentHash is rabbitmq_consistent_hash_exchange's type (hash.go).
+	KindConsistentHash = "x-consistent-hash"
+	// KindRandom is rabbitmq_random_exchange's type, KindLocalRandom RabbitMQ 4.0's (random.go).
+	KindRandom      = "x-random"
+	KindLocalRandom = "x-local-random"
 )
 
 // Router holds the bindings of one exchange and routes by them. A binding's identity is
@@ -45,20 +50,43 @@ type Router interface {
 	RemoveDestination(d binding.Destination) []binding.Binding
 }
 
+// MessageRouter is a Router that routes a message once rather than once per routing key, and
+// may look at its properties: the consistent-hash exchange (which hashes the first routing key,
+// a header or a property) and the random kinds (one destination per message). The broker calls
+// RouteMessage instead of Route for them. keys are the message's routing key, then CC and BCC.
+// p may be nil: no properties. RouteMessage allocates only to grow out.
+type MessageRouter interface {
+	Router
+	RouteMessage(keys []string, p *amqpwire.Properties, out []binding.Destination) []binding.Destination
+}
+
 // KnownKind reports whether NewRouter accepts kind.
 func KnownKind(kind string) bool {
 	switch kind {
-	case KindDirect, KindFanout, KindTopic, KindHeaders:
+	case KindDirect, KindFanout, KindTopic, KindHeaders, KindConsistentHash, KindRandom, KindLocalRandom:
 		return true
 	}
 	return false
 }
 
-// NewRouter returns an empty router for an exchange of the given kind. An unknown kind gives
-// an error matching ErrUnknownKind whose text is RabbitMQ's "unknown exchange type 'x'" (the
-// broker sends it as 503 COMMAND_INVALID).
+// NewRouter returns an empty router for an exchange of the given kind, with its default
+// arguments (see New). An unknown kind gives an error matching ErrUnknownKind whose text is
+// RabbitMQ's "unknown exchange type 'x'" (the broker sends it as 503 COMMAND_INVALID).
 func NewRouter(kind string) (Router, error) {
-	switch kind {
+	return New(Definition{Kind: kind})
+}
+
+// New returns an empty router for the exchange d, whose arguments may configure it (a
+// consistent-hash exchange's hash-header or hash-property; d.Validate checks them first). An
+// unknown kind gives an error matching ErrUnknownKind.
+func New(d Definition) (Router, error) {
+	switch kind := d.Kind; kind {
+	case KindConsistentHash:
+		h, _ := d.StringArg(hashHeaderArg)
+		p, _ := d.StringArg(hashPropertyArg)
+		return newConsistentHash(hashOn{header: h, property: p}), nil
+	case KindRandom, KindLocalRandom:
+		return newRandom(kind == KindLocalRandom), nil
 	case KindDirect:
 		return newDirect(), nil
 	case KindFanout:
@@ -68,5 +96,5 @@ func NewRouter(kind string) (Router, error) {
 	case KindHeaders:
 		return newHeaders(), nil
 	}
-	return nil, &unknownKindError{kind}
+	return nil, &unknownKindError{d.Kind}
 }

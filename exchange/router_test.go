@@ -74,7 +74,7 @@ func routeNames(t testing.TB, r Router, key string, headers amqpwire.Table) []st
 }
 
 func TestNewRouter(t *testing.T) {
-	for _, k := range []string{KindDirect, KindFanout, KindTopic, KindHeaders} {
+	for _, k := range []string{KindDirect, KindFanout, KindTopic, KindHeaders, KindConsistentHash, KindRandom, KindLocalRandom} {
 		if !KnownKind(k) {
 			t.Errorf("KnownKind(%q) = false", k)
 		}
@@ -82,7 +82,7 @@ func TestNewRouter(t *testing.T) {
 			t.Errorf("NewRouter(%q) = %v, %v", k, r, err)
 		}
 	}
-	for _, k := range []string{"", "x-consistent-hash", "Direct", "match"} {
+	for _, k := range []string{"", "x-delayed-message-not", "Direct", "match"} {
 		if KnownKind(k) {
 			t.Errorf("KnownKind(%q) = true", k)
 		}

@@ -218,10 +218,10 @@ func forEachQueue(recs []unackedRec, fn func(q *queue.Queue, es []*queue.Entry))
 }
 
 // deliveryProperties are the encoded properties a delivery of e carries: the message's own, plus
-// an x-delivery-count header (earlier deliveries) on redeliveries from a queue with a delivery
-// limit, as RabbitMQ's quorum queues do.
+// an x-delivery-count header (earlier deliveries) on redeliveries from a quorum queue or a
+// queue with a delivery limit, as RabbitMQ's quorum queues do.
 func deliveryProperties(q *queue.Queue, e *queue.Entry) []byte {
-	if e.Deliveries <= 1 || q.Features().DeliveryLimit < 0 {
+	if f := q.Features(); e.Deliveries <= 1 || (f.DeliveryLimit < 0 && !f.Quorum) {
 		return e.Msg.RawProperties
 	}
 	p := e.Msg.Properties

@@ -61,6 +61,13 @@ func (ch *channel) basicConsume(m *amqpwire.BasicConsume) error {
 		tag = uniqueName("amq.ctag-")
 	}
 	ch.mu.Lock()
+	if ch.globalLimit > 0 && q.Type() == "quorum" {
+		// rabbit_quorum_queue refuses a consumer under a channel-wide limit, and RabbitMQ
+		// 3.10.8 closes the connection for it.
+		ch.mu.Unlock()
+		return amqpwire.NewConnectionError(amqpwire.CodeNotImplemented, m.ClassID(), m.MethodID(),
+			"queue '%s' in vhost '%s' does not support global qos", q.Name(), ch.vh.Name())
+	}
 	if _, dup := ch.consumers[tag]; dup {
 		ch.mu.Unlock()
 		return amqpwire.NewConnectionError(amqpwire.CodeNotAllowed, m.ClassID(), m.MethodID(), "attempt to reuse consumer tag '%s'", tag)

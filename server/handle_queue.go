@@ -40,12 +40,13 @@ func (ch *channel) queueDeclare(m *amqpwire.QueueDeclare) error {
 		}
 	}
 	q, err := ch.vh.DeclareQueue(ch.conn, vhost.QueueDecl{
-		Name:       name,
-		Passive:    m.Passive,
-		Durable:    m.Durable,
-		Exclusive:  m.Exclusive,
-		AutoDelete: m.AutoDelete,
-		Args:       m.Arguments,
+		Name:        name,
+		Passive:     m.Passive,
+		Durable:     m.Durable,
+		Exclusive:   m.Exclusive,
+		AutoDelete:  m.AutoDelete,
+		Args:        m.Arguments,
+		ServerNamed: m.Queue == "" && !m.Passive,
 	})
 	if err != nil {
 		return err

@@ -105,7 +105,7 @@ func (s *Server) GetAs(user, vh, name string, count int, mode GetMode) ([]GotMes
 // queue with a delivery limit (deliveryProperties, decoded).
 func deliveredProperties(q *queue.Queue, e *queue.Entry) amqpwire.Properties {
 	p := e.Msg.Properties
-	if e.Deliveries <= 1 || q.Features().DeliveryLimit < 0 {
+	if f := q.Features(); e.Deliveries <= 1 || (f.DeliveryLimit < 0 && !f.Quorum) {
 		return p
 	}
 	h, err := amqpwire.AppendField(removeField(p.Headers, "x-delivery-count"), "x-delivery-count", int64(e.Deliveries-1))

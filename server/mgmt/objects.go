@@ -172,6 +172,9 @@ func exchangeTypes() []map[string]any {
 		{"name": "fanout", "description": "AMQP fanout exchange, as per the AMQP specification", "enabled": true},
 		{"name": "headers", "description": "AMQP headers exchange, as per the AMQP specification", "enabled": true},
 		{"name": "topic", "description": "AMQP topic exchange, as per the AMQP specification", "enabled": true},
+		{"name": "x-consistent-hash", "description": "Consistent Hashing Exchange", "enabled": true},
+		{"name": "x-local-random", "description": "Picks one random local binding (queue) to route via (to).", "enabled": true},
+		{"name": "x-random", "description": "Randomly picks a binding (queue) to route via (to).", "enabled": true},
 	}
 }
 
@@ -286,7 +289,7 @@ func (a *api) queueJSON(vh string, q vhost.QueueInfo) map[string]any {
 	m := map[string]any{
 		"name": q.Name, "vhost": vh, "durable": q.Durable, "auto_delete": q.AutoDelete,
 		"exclusive": q.Exclusive(), "arguments": tableJSON(q.Arguments), "policy": policy,
-		"operator_policy": nil, "type": "classic", "state": "running", "node": a.id.Node,
+		"operator_policy": nil, "type": q.Type, "state": "running", "node": a.id.Node,
 		"consumers": q.Consumers, "exclusive_consumer_tag": nil, "single_active_consumer_tag": nil,
 		"recoverable_slaves": nil, "message_bytes_ready": q.ReadyBytes,
 	}

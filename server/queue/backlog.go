@@ -10,6 +10,13 @@ type Backlog interface {
 	Push(e *Entry)
 	// Requeue returns an entry that was delivered to its place by Seq.
 	Requeue(e *Entry)
+	// ReturnFront returns an entry that was delivered to the front: before every other ready
+	// entry, behind those returned to the front before it (a quorum queue's returns).
+	ReturnFront(e *Entry)
+	// ReturnBack returns an entry that was delivered to the back: behind every entry with a
+	// Seq up to after (the highest given out so far), ahead of later ones, behind those
+	// returned to the back before it (a quorum queue's returns without a delivery limit).
+	ReturnBack(e *Entry, after uint64)
 	// Peek returns the next entry to deliver, or nil.
 	Peek() *Entry
 	// Pop removes and returns the next entry to deliver, or nil.
@@ -43,13 +50,18 @@ type Backlog interface {
 // deadline are also in an expiry heap, so they can leave from anywhere in the order: they are
 // marked gone and skipped when they reach a head.
 type MemBacklog struct {
-	ring     []*Entry
-	head     int
-	n        int // ring slots in use, gone entries included
-	requeued seqHeap
-	expiring expiryHeap
-	live     int
-	bytes    int
+	front []*Entry // returned to the front (ReturnFront), in return order; before all others
+	// back are the entries returned to the back (ReturnBack), in return order; back[i] goes
+	// after every entry with a Seq up to backAfter[i].
+	back      []*Entry
+	backAfter []uint64
+	ring      []*Entry
+	head      int
+	n         int // ring slots in use, gone entries included
+	requeued  seqHeap
+	expiring  expiryHeap
+	live      int
+	bytes     int
 }
 
 // NewMemBacklog returns an empty in-memory backlog.
@@ -92,8 +104,76 @@ func (b *MemBacklog) Requeue(e *Entry) {
 	b.add(e)
 }
 
+// ReturnFront implements Backlog.
+func (b *MemBacklog) ReturnFront(e *Entry) {
+	e.gone = false
+	b.front = append(b.front, e)
+	b.add(e)
+}
+
+// ReturnBack implements Backlog.
+func (b *MemBacklog) ReturnBack(e *Entry, after uint64) {
+	e.gone = false
+	b.back = append(b.back, e)
+	b.backAfter = append(b.backAfter, after)
+	b.add(e)
+}
+
+// popBack removes the first entry returned to the back.
+func (b *MemBacklog) popBack() *Entry {
+	e := b.back[0]
+	b.back[0] = nil
+	b.back, b.backAfter = b.back[1:], b.backAfter[1:]
+	if len(b.back) == 0 {
+		b.back, b.backAfter = nil, nil
+	}
+	return e
+}
+
+// ordered returns the next entry in Seq order (ring or requeued), ignoring those returned to
+// the front or the back, or nil. The caller has run skipGone.
+func (b *MemBacklog) ordered() *Entry {
+	if len(b.requeued) > 0 && (b.n == 0 || b.requeued[0].Seq < b.ring[b.head].Seq) {
+		return b.requeued[0]
+	}
+	if b.n == 0 {
+		return nil
+	}
+	return b.ring[b.head]
+}
+
+// backDue says the first entry returned to the back goes next, ahead of o, the next entry in
+// Seq order (nil if none in memory).
+func (b *MemBacklog) backDue(o *Entry) bool {
+	return len(b.back) > 0 && (o == nil || o.Seq > b.backAfter[0])
+}
+
+// backWaits says the next entry is one returned to the back that must wait for entries not
+// in memory: nothing in Seq order is left here, and the ones on disk start after cursor.
+func (b *MemBacklog) backWaits(cursor uint64) bool {
+	b.skipGone()
+	return len(b.front) == 0 && b.ordered() == nil && len(b.back) > 0 && b.backAfter[0] > cursor
+}
+
+// popFront removes the first entry returned to the front.
+func (b *MemBacklog) popFront() *Entry {
+	e := b.front[0]
+	b.front[0] = nil
+	b.front = b.front[1:]
+	if len(b.front) == 0 {
+		b.front = nil
+	}
+	return e
+}
+
 // skipGone drops entries that left from the middle once they reach a head.
 func (b *MemBacklog) skipGone() {
+	for len(b.front) > 0 && b.front[0].gone {
+		b.popFront()
+	}
+	for len(b.back) > 0 && b.back[0].gone {
+		b.popBack()
+	}
 	for len(b.requeued) > 0 && b.requeued[0].gone {
 		heap.Pop(&b.requeued)
 	}
@@ -107,20 +187,25 @@ func (b *MemBacklog) skipGone() {
 // Peek implements Backlog.
 func (b *MemBacklog) Peek() *Entry {
 	b.skipGone()
-	if len(b.requeued) > 0 && (b.n == 0 || b.requeued[0].Seq < b.ring[b.head].Seq) {
-		return b.requeued[0]
+	if len(b.front) > 0 {
+		return b.front[0]
 	}
-	if b.n == 0 {
-		return nil
+	o := b.ordered()
+	if b.backDue(o) {
+		return b.back[0]
 	}
-	return b.ring[b.head]
+	return o
 }
 
 // Pop implements Backlog.
 func (b *MemBacklog) Pop() *Entry {
 	b.skipGone()
 	var e *Entry
-	if len(b.requeued) > 0 && (b.n == 0 || b.requeued[0].Seq < b.ring[b.head].Seq) {
+	if len(b.front) > 0 {
+		e = b.popFront()
+	} else if b.backDue(b.ordered()) {
+		e = b.popBack()
+	} else if len(b.requeued) > 0 && (b.n == 0 || b.requeued[0].Seq < b.ring[b.head].Seq) {
 		e = heap.Pop(&b.requeued).(*Entry)
 	} else if b.n > 0 {
 		e = b.ring[b.head]

@@ -89,6 +89,15 @@ func (b *MemBacklog) Remove(e *Entry) bool {
 			return true
 		}
 	}
+	for _, returned := range [...][]*Entry{b.front, b.back} {
+		for _, r := range returned {
+			if r == e {
+				b.taken(e)
+				e.gone = true
+				return true
+			}
+		}
+	}
 	return false
 }
 

@@ -198,11 +198,22 @@ func (b *PagedBacklog) joinTail() {
 // Requeue implements Backlog: a returned entry goes back to the window, wherever its Seq.
 func (b *PagedBacklog) Requeue(e *Entry) { b.mem.Requeue(e) }
 
-// Peek implements Backlog. With the head empty and entries on disk it requests their read and
-// returns nil: the entries come in with Fill.
+// ReturnFront implements Backlog: the entry goes to the front of the window.
+func (b *PagedBacklog) ReturnFront(e *Entry) { b.mem.ReturnFront(e) }
+
+// ReturnBack implements Backlog: the entry waits in the window until every entry up to after,
+// on disk ones included, has been delivered.
+func (b *PagedBacklog) ReturnBack(e *Entry, after uint64) { b.mem.ReturnBack(e, after) }
+
+// Peek implements Backlog. With the head empty (or holding only entries returned to the back
+// that go after some on disk) and entries on disk it requests their read and returns nil: the
+// entries come in with Fill.
 func (b *PagedBacklog) Peek() *Entry {
-	if b.mem.Len() == 0 && (b.diskCount > 0 || len(b.pending) > 0) {
+	if b.Spilled() && (b.mem.Len() == 0 || b.mem.backWaits(b.cursor)) {
 		b.pageIn()
+		if b.mem.backWaits(b.cursor) {
+			return nil
+		}
 	}
 	return b.mem.Peek()
 }

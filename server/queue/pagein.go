@@ -22,7 +22,9 @@ const (
 )
 
 // Reading implements Backlog.
-func (b *PagedBacklog) Reading() bool { return b.reading && b.mem.Len() == 0 }
+func (b *PagedBacklog) Reading() bool {
+	return b.reading && (b.mem.Len() == 0 || b.mem.backWaits(b.cursor))
+}
 
 // requestRead asks the journal for the disk's head, unless a read is outstanding or the last
 // one failed. The room is what the head and the tail leave of the window, and at least

@@ -67,6 +67,11 @@ type Features struct {
 	// SingleActiveConsumer delivers to the earliest registered consumer only; the next takes
 	// over when it goes.
 	SingleActiveConsumer bool
+	// Quorum gives a quorum queue's delivery semantics (RabbitMQ 3.10.8's): returned entries
+	// are delivered, in the order they came back, before every other with a delivery limit and
+	// behind every other without one, rather than at their original places; redeliveries
+	// carry x-delivery-count with or without a limit.
+	Quorum bool
 }
 
 // NoFeatures is a plain queue.
@@ -567,8 +572,10 @@ func (q *Queue) Reject(es []*Entry) {
 	}
 }
 
-// Requeue returns delivered entries to their original places, marked redelivered, and delivers
-// them again; an entry returned more often than the delivery limit is dead-lettered instead.
+// Requeue returns delivered entries to their original places (a quorum queue: to the front, in
+// the order given, with a delivery limit, and to the back without one), marked redelivered, and
+// delivers them again; an entry returned more often than the delivery limit is dead-lettered
+// instead.
 // Entries of a deleted queue are dropped.
 func (q *Queue) Requeue(es []*Entry) {
 	q.mu.Lock()
@@ -591,6 +598,14 @@ func (q *Queue) Requeue(es []*Entry) {
 		e.Redelivered = true
 		if e.Stored {
 			q.journalFor(e).SetDeliveries(e)
+		}
+		switch {
+		case q.f.Quorum && q.f.DeliveryLimit >= 0:
+			q.backlog.ReturnFront(e)
+			continue
+		case q.f.Quorum:
+			q.backlog.ReturnBack(e, q.nextSeq-1)
+			continue
 		}
 		q.backlog.Requeue(e)
 	}

@@ -59,7 +59,7 @@ func (d *deadLetterer) publish(args *queueArgs, dead queue.Dead) {
 		msg.RoutingKey = args.dlrk
 	}
 	var s Scratch
-	qs := d.v.route(x, keys, props.Headers, &s)
+	qs := d.v.route(x, keys, &props, &s)
 	if dead.Reason != queue.Rejected {
 		qs = dropCycles(qs, props.Headers)
 	}

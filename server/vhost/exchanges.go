@@ -117,7 +117,7 @@ func (v *Vhost) DeclareExchange(d exchange.Definition, passive bool) error {
 		// RabbitMQ treats an unknown type as a hard error.
 		return amqpwire.NewConnectionError(amqpwire.CodeCommandInvalid, 0, 0, "unknown exchange type '%s'", d.Kind)
 	}
-	r, err := exchange.NewRouter(d.Kind)
+	r, err := exchange.New(d)
 	if err != nil {
 		return amqpwire.NewConnectionError(amqpwire.CodeCommandInvalid, 0, 0, "unknown exchange type '%s'", d.Kind)
 	}
@@ -244,6 +244,23 @@ func (v *Vhost) autoDeleteExchangeLocked(name string, x *Exchange) {
 	}
 }
 
+// checkLocalRandomLocked is RabbitMQ 4.0's rule for x-local-random bindings: the destination
+// must be a classic queue (the key is the router's to check).
+func (v *Vhost) checkLocalRandomLocked(b binding.Binding) error {
+	if b.RoutingKey != "" {
+		return nil // the router refuses it, as RabbitMQ checks the key first
+	}
+	q := v.queues[b.Dest.Name]
+	if b.Dest.Kind != binding.DestQueue || q == nil {
+		return amqpwire.NewChannelError(amqpwire.CodePreconditionFailed, 0, 0, "Destination not found")
+	}
+	if q.declared.quorum {
+		return amqpwire.NewChannelError(amqpwire.CodePreconditionFailed, 0, 0,
+			"Queue type rabbit_quorum_queue not valid for this exchange type")
+	}
+	return nil
+}
+
 // Bind adds b for o. The source must exist and not be the default exchange; the destination
 // must exist and, if it is an exclusive queue, belong to o (405 otherwise).
 func (v *Vhost) Bind(o Owner, b binding.Binding) error {
@@ -257,6 +274,9 @@ func (v *Vhost) Bind(o Owner, b binding.Binding) error {
 	err := v.checkDestinationLocked(o, b.Dest)
 	if err == nil && x == nil {
 		err = v.errNoExchange(b.Source)
+	}
+	if err == nil && x.def.Kind == exchange.KindLocalRandom {
+		err = v.checkLocalRandomLocked(b)
 	}
 	durable := err == nil && v.bindingDurableLocked(b)
 	v.mu.RUnlock()

@@ -67,7 +67,7 @@ func (v *Vhost) policyFor(kind PolicyTarget, name string) *Policy {
 // creating says the queue is being created, the only time max-priority applies.
 func (qa queueArgs) withPolicy(p *Policy, creating bool) queueArgs {
 	if p == nil {
-		return qa
+		return qa.withTypeDefaults(false)
 	}
 	d, f := &p.Def, &qa.features
 	lower := func(pol *int64, cur int, unset bool) int {
@@ -109,10 +109,10 @@ func (qa queueArgs) withPolicy(p *Policy, creating bool) queueArgs {
 	if d.DeadLetterRoutingKey != nil && !qa.dlrkSet && qa.dlxSet {
 		qa.dlrk, qa.dlrkSet = *d.DeadLetterRoutingKey, true
 	}
-	if creating && d.MaxPriority != nil && f.MaxPriority == 0 {
+	if creating && d.MaxPriority != nil && f.MaxPriority == 0 && !qa.quorum {
 		f.MaxPriority = uint8(min(*d.MaxPriority, 255))
 	}
-	return qa
+	return qa.withTypeDefaults(d.DeliveryLimit != nil)
 }
 
 // setEffective installs a queue's effective arguments and the name of the policy in them.

@@ -41,7 +41,7 @@ func (v *Vhost) Publish(x *Exchange, msg *queue.Message, keys []string, c Confir
 			return true, false
 		}
 	}
-	qs := v.route(x, keys, msg.Properties.Headers, s)
+	qs := v.route(x, keys, &msg.Properties, s)
 	qs, dropped := dedupQueues(msg, qs)
 	s.queues = qs
 	if len(qs) > 0 {

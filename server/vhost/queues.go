@@ -50,6 +50,10 @@ func (q *Queue) cur() *queueArgs { return q.eff.Load() }
 // Name is the queue's name.
 func (q *Queue) Name() string { return q.name }
 
+// Type is the queue's x-queue-type: classic or quorum. Warren's quorum queues are single-node:
+// they differ from classic ones in their declare rules and delivery semantics only.
+func (q *Queue) Type() string { return q.declared.Type() }
+
 // Core is the queue core that holds the messages and delivers them: consume, get, settle and
 // purge go to it directly.
 func (q *Queue) Core() *queue.Queue { return q.q }
@@ -140,6 +144,8 @@ type QueueDecl struct {
 	Exclusive  bool
 	AutoDelete bool
 	Args       amqpwire.Table
+	// ServerNamed says the client asked for a name ("") and Name is the one generated.
+	ServerNamed bool
 }
 
 // DeclareQueue creates a queue, owned by o when exclusive, or checks a redeclare by o; it
@@ -149,6 +155,10 @@ func (v *Vhost) DeclareQueue(o Owner, d QueueDecl) (*Queue, error) {
 	defer v.defs.Unlock()
 	var qa queueArgs
 	if !d.Passive {
+		if t, _ := StringArg(d.Args, "x-queue-type"); t == typeQuorum && d.ServerNamed {
+			return nil, amqpwire.NewChannelError(amqpwire.CodePreconditionFailed, 0, 0,
+				"Cannot declare a server-named queue for type rabbit_quorum_queue")
+		}
 		var err error
 		if qa, err = parseQueueArgs(d.Name, v.name, d.Args); err != nil {
 			return nil, err
@@ -172,6 +182,11 @@ func (v *Vhost) DeclareQueue(o Owner, d QueueDecl) (*Queue, error) {
 	}
 	if d.Passive {
 		return nil, v.ErrNoQueue(d.Name)
+	}
+	if qa.quorum {
+		if err := checkQuorumDeclare(d, v.name); err != nil {
+			return nil, err
+		}
 	}
 	q = &Queue{
 		name:       d.Name,
@@ -232,7 +247,11 @@ func (v *Vhost) queueEquivalent(q *Queue, d QueueDecl) error {
 	if q.autoDelete != d.AutoDelete {
 		return inequivalent("auto_delete", "queue", d.Name, v.name, d.AutoDelete, q.autoDelete)
 	}
-	return argsEquivalent(queueArgKeys, "queue", d.Name, v.name, d.Args, q.args)
+	keys := queueArgKeys
+	if classicType(d.Args) && classicType(q.args) {
+		keys = untypedQueueArgKeys
+	}
+	return argsEquivalent(keys, "queue", d.Name, v.name, d.Args, q.args)
 }
 
 // DeleteQueue removes a queue and its bindings and cancels its consumers. It returns how many

@@ -14,7 +14,7 @@ func (v *Vhost) restoreExchange(x store.Exchange) {
 	}
 	d := exchange.Definition{Name: x.Name, Kind: x.Kind, Durable: x.Durable, AutoDelete: x.AutoDelete,
 		Internal: x.Internal, Args: amqpwire.Table(x.Args)}
-	r, err := exchange.NewRouter(d.Kind)
+	r, err := exchange.New(d)
 	if err != nil {
 		v.log.Error().Err(err).Str("exchange", x.Name).Msg("stored exchange has an unknown type; skipped")
 		return

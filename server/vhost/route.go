@@ -3,6 +3,7 @@ package vhost
 import (
 	"github.com/warrenmq/warren/amqpwire"
 	"github.com/warrenmq/warren/binding"
+	"github.com/warrenmq/warren/exchange"
 )
 
 // Scratch is the memory a publisher (a channel) reuses across Publish calls, so routing does
@@ -44,7 +45,8 @@ func (s *Scratch) addQueue(q *Queue) {
 // route returns the queues a message published to x with the given routing keys reaches,
 // each once, following exchange-to-exchange bindings (with a visited set, so cycles end) and
 // alternate exchanges (used when an exchange itself routes nowhere, as RabbitMQ does).
-func (v *Vhost) route(x *Exchange, keys []string, headers amqpwire.Table, s *Scratch) []*Queue {
+// The routing keys and properties are the message's; props may be nil (no properties).
+func (v *Vhost) route(x *Exchange, keys []string, props *amqpwire.Properties, s *Scratch) []*Queue {
 	s.queues = s.queues[:0]
 	clear(s.seenQ)
 	v.mu.RLock()
@@ -64,8 +66,16 @@ func (v *Vhost) route(x *Exchange, keys []string, headers amqpwire.Table, s *Scr
 		cur := s.work[len(s.work)-1]
 		s.work = s.work[:len(s.work)-1]
 		s.dests = s.dests[:0]
-		for _, k := range keys {
-			s.dests = cur.router.Route(k, headers, s.dests)
+		if mr, ok := cur.router.(exchange.MessageRouter); ok {
+			s.dests = mr.RouteMessage(keys, props, s.dests)
+		} else {
+			var headers amqpwire.Table
+			if props != nil {
+				headers = props.Headers
+			}
+			for _, k := range keys {
+				s.dests = cur.router.Route(k, headers, s.dests)
+			}
 		}
 		if ae := cur.alternateExchange(); len(s.dests) == 0 && ae != "" {
 			s.dests = append(s.dests, binding.Destination{Kind: binding.DestExchange, Name: ae})

@@ -23,6 +23,7 @@ type QueueInfo struct {
 	Owner     string
 	Arguments amqpwire.Table
 	Policy    string // the policy applied, "" for none
+	Type      string // x-queue-type: classic or quorum
 	// Ready messages wait for a consumer; Unacked were delivered and await an ack.
 	Ready, Unacked, Consumers int
 	ReadyBytes                int
@@ -64,7 +65,8 @@ func (v *Vhost) Queues() []QueueInfo {
 	}
 	infos := make([]QueueInfo, 0, len(qs))
 	for _, q := range qs {
-		infos = append(infos, QueueInfo{Name: q.name, Durable: q.durable, AutoDelete: q.autoDelete, Arguments: q.args, Policy: q.policy})
+		infos = append(infos, QueueInfo{Name: q.name, Durable: q.durable, AutoDelete: q.autoDelete, Arguments: q.args, Policy: q.policy,
+			Type: q.declared.Type()})
 	}
 	v.mu.RUnlock()
 	v.defs.Unlock()

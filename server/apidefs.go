@@ -10,7 +10,7 @@ import (
 	"github.com/warrenmq/warren/server/vhost"
 )
 
-// apiExport adds the API layer's users, permissions and policies to out, an export of the
+// apiExport adds the API layer's users, permissions, topic permissions and policies to out, an export of the
 // files' objects, every vhost and the live topology. The default user, while it is live, is
 // not exported (as before the API existed): it is not in the layer. Callers hold applyMu.
 func (s *Server) apiExport(out *configs.Definitions) {
@@ -31,6 +31,12 @@ func (s *Server) apiExport(out *configs.Definitions) {
 		if !fromFiles[k] {
 			out.Permissions = append(out.Permissions, configs.Permission{User: k.user, Vhost: k.vhost,
 				Configure: p.globs[0], Write: p.globs[1], Read: p.globs[2]})
+		}
+	}
+	for k, t := range s.api.topics {
+		if _, files := s.fileTopic(k.vhost, k.user, k.exchange); !files {
+			out.TopicPermissions = append(out.TopicPermissions, configs.TopicPermission{User: k.user, Vhost: k.vhost,
+				Exchange: k.exchange, Write: t.Write, Read: t.Read})
 		}
 	}
 	filePol := map[policyKey]bool{}

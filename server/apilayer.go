@@ -224,7 +224,9 @@ func (s *Server) defaultActive(files *configs.Definitions) bool {
 // hold applyMu.
 func (s *Server) buildAccess(files *configs.Definitions, fileAccounts []Account, fileGrants []Grant) *Access {
 	if s.defaultActive(files) && len(s.api.users) == 0 {
-		return DefaultAccess(s.cfg.LoopbackUsers)
+		a := DefaultAccess(s.cfg.LoopbackUsers)
+		a.setTopics(s.topicGrants(files))
+		return a
 	}
 	loopback := map[string]bool{}
 	for _, u := range s.cfg.LoopbackUsers {
@@ -266,7 +268,25 @@ func (s *Server) buildAccess(files *configs.Definitions, fileAccounts []Account,
 		s.log.Error().Err(err).Msg("building the access snapshot")
 		return DefaultAccess(s.cfg.LoopbackUsers)
 	}
+	a.setTopics(s.topicGrants(files))
 	return a
+}
+
+// topicGrants are the topic permissions of the files and the API; the files' win where both
+// name the same user, vhost and exchange. Callers hold applyMu.
+func (s *Server) topicGrants(files *configs.Definitions) []TopicGrant {
+	var out []TopicGrant
+	fromFiles := map[topicKey]bool{}
+	for _, t := range files.TopicPermissions {
+		fromFiles[topicKey{t.Vhost, t.User, t.Exchange}] = true
+		out = append(out, TopicGrant{User: t.User, Vhost: t.Vhost, Exchange: t.Exchange, Write: t.Write, Read: t.Read})
+	}
+	for k, t := range s.api.topics {
+		if !fromFiles[k] {
+			out = append(out, TopicGrant{User: k.user, Vhost: k.vhost, Exchange: k.exchange, Write: t.Write, Read: t.Read})
+		}
+	}
+	return out
 }
 
 // fileAccess is the accounts and grants of the files' users and permissions.
@@ -390,6 +410,13 @@ func (s *Server) takeOver(defs *configs.Definitions) {
 		if _, ok := s.api.perms[k]; ok {
 			delete(s.api.perms, k)
 			drop("permission", recPermission, k.vhost, k.user)
+		}
+	}
+	for _, t := range defs.TopicPermissions {
+		k := topicKey{t.Vhost, t.User, t.Exchange}
+		if _, ok := s.api.topics[k]; ok {
+			delete(s.api.topics, k)
+			drop("topic permission", recTopic, k.vhost, k.user, k.exchange)
 		}
 	}
 	for _, p := range defs.Policies {

@@ -118,6 +118,7 @@ func (s *Server) ExportDefinitions() *configs.Definitions {
 	if managed != nil {
 		out.Users = slices.Clone(managed.Users)
 		out.Permissions = slices.Clone(managed.Permissions)
+		out.TopicPermissions = slices.Clone(managed.TopicPermissions)
 		out.Policies = slices.Clone(managed.Policies)
 		out.Prune = managed.Prune
 	}
@@ -149,6 +150,9 @@ func (s *Server) ExportDefinitions() *configs.Definitions {
 	}
 	for i := range out.Policies {
 		out.Policies[i].Pos = configs.Pos{}
+	}
+	for i := range out.TopicPermissions {
+		out.TopicPermissions[i].Pos = configs.Pos{}
 	}
 	return out
 }

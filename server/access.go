@@ -42,6 +42,9 @@ type Access struct {
 	// topics are the topic permissions: user → (vhost, exchange). A user without any has
 	// no entry, so checking them costs one map lookup.
 	topics map[string]map[topicScope]*topicPerm
+	// vlimits and ulimits are the vhosts' and users' limits (accesslimits.go); a vhost or
+	// user without any has no entry.
+	vlimits, ulimits map[string]limitVals
 }
 
 // TopicGrant is a user's topic permission on one exchange of a vhost: RabbitMQ's regular

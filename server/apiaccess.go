@@ -36,6 +36,7 @@ type UserInfo struct {
 	Name, PasswordHash, HashingAlgorithm string
 	Tags                                 []string
 	FromFiles                            bool
+	Limits                               map[string]int64 // max-connections, max-channels; nil: none
 }
 
 // PermissionInfo is a user's permissions in a vhost as RabbitMQ's regular expressions.
@@ -143,6 +144,13 @@ func (s *Server) liveUsers() []UserInfo {
 		}
 	}
 	slices.SortFunc(out, func(a, b UserInfo) int { return strings.Compare(a.Name, b.Name) })
+	limits := map[string]map[string]int64{}
+	for _, l := range s.liveUserLimits(files) {
+		limits[l.Name] = l.Values
+	}
+	for i := range out {
+		out[i].Limits = limits[out[i].Name]
+	}
 	return out
 }
 
@@ -287,6 +295,9 @@ func (s *Server) deleteUserLocked(name string) error {
 			}
 			delete(s.api.topics, k)
 		}
+	}
+	if err := s.dropLimitsLocked(s.api.userLimits, recUserLimits, name); err != nil {
+		return err
 	}
 	if err := s.persist(recUser, nil, name); err != nil {
 		return err

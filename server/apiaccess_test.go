@@ -178,7 +178,8 @@ func TestImportIsCheckedFirst(t *testing.T) {
 	for name, bad := range map[string]string{
 		"policy key":    `"policies":[{"vhost":"/","name":"p","pattern":".*","definition":{"ha-mode":"all"}}]`,
 		"pattern":       `"permissions":[{"user":"u","vhost":"v","configure":"[a-z]+","write":".*","read":".*"}]`,
-		"user limits":   `"users":[{"name":"u2","password_hash":"","tags":"","limits":{"max-connections":1}}]`,
+		"user limits":   `"users":[{"name":"u2","password_hash":"","tags":"","limits":{"max-queues":1}}]`,
+		"vhost limits":  `"parameters":[{"vhost":"v","component":"vhost-limits","name":"limits","value":{"max-connections":"x"}}]`,
 		"binding":       `"bindings":[{"source":"amq.direct","vhost":"v","destination":"nowhere","destination_type":"queue","routing_key":"k","arguments":{}}]`,
 		"parameters":    `"parameters":[{"vhost":"/","component":"shovel","name":"s","value":{}}]`,
 		"password hash": `"users":[{"name":"u3","password_hash":"not base64!","tags":""}]`,

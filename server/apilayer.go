@@ -85,11 +85,15 @@ type apiLayer struct {
 	perms       map[vhostUser]apiPermission
 	topics      map[topicKey]apiTopic
 	policies    map[policyKey]apiPolicy
+	// vhostLimits and userLimits are limits by vhost and by user (accesslimits.go).
+	vhostLimits map[string]map[string]int64
+	userLimits  map[string]map[string]int64
 }
 
 func newAPILayer() *apiLayer {
 	return &apiLayer{vhosts: map[string]apiVhost{}, users: map[userKey]apiUser{}, perms: map[vhostUser]apiPermission{},
-		topics: map[topicKey]apiTopic{}, policies: map[policyKey]apiPolicy{}}
+		topics: map[topicKey]apiTopic{}, policies: map[policyKey]apiPolicy{},
+		vhostLimits: map[string]map[string]int64{}, userLimits: map[string]map[string]int64{}}
 }
 
 // persist writes one record of the layer (val nil deletes it); without a store it does nothing.
@@ -169,6 +173,17 @@ func (s *Server) recoverAPILayer() error {
 				continue
 			}
 			l.topics[topicKey{r.Key[0], r.Key[1], r.Key[2]}] = t
+		case (r.Kind == recVhostLimits || r.Kind == recUserLimits) && len(r.Key) == 1:
+			var m map[string]int64
+			if err := json.Unmarshal(r.Val, &m); err != nil {
+				bad(err)
+				continue
+			}
+			if r.Kind == recVhostLimits {
+				l.vhostLimits[r.Key[0]] = m
+			} else {
+				l.userLimits[r.Key[0]] = m
+			}
 		case r.Kind == recPolicy && len(r.Key) == 2:
 			var p apiPolicy
 			if err := json.Unmarshal(r.Val, &p); err != nil {
@@ -187,7 +202,8 @@ func (s *Server) recoverAPILayer() error {
 		}
 	}
 	s.log.Info().Int("vhosts", len(l.vhosts)).Int("users", len(l.users)).Int("permissions", len(l.perms)).
-		Int("topic_permissions", len(l.topics)).Int("policies", len(l.policies)).Msg("recovered the objects made through the management API")
+		Int("topic_permissions", len(l.topics)).Int("policies", len(l.policies)).
+		Int("vhost_limits", len(l.vhostLimits)).Int("user_limits", len(l.userLimits)).Msg("recovered the objects made through the management API")
 	s.refreshLocked()
 	s.refreshPolicies(s.fileDefs())
 	return nil
@@ -226,6 +242,7 @@ func (s *Server) buildAccess(files *configs.Definitions, fileAccounts []Account,
 	if s.defaultActive(files) && len(s.api.users) == 0 {
 		a := DefaultAccess(s.cfg.LoopbackUsers)
 		a.setTopics(s.topicGrants(files))
+		s.setLimits(a, files)
 		return a
 	}
 	loopback := map[string]bool{}
@@ -269,6 +286,7 @@ func (s *Server) buildAccess(files *configs.Definitions, fileAccounts []Account,
 		return DefaultAccess(s.cfg.LoopbackUsers)
 	}
 	a.setTopics(s.topicGrants(files))
+	s.setLimits(a, files)
 	return a
 }
 
@@ -403,6 +421,16 @@ func (s *Server) takeOver(defs *configs.Definitions) {
 		if _, ok := s.api.users[u.Name]; ok {
 			delete(s.api.users, u.Name)
 			drop("user", recUser, u.Name)
+		}
+		if _, ok := s.api.userLimits[u.Name]; ok {
+			delete(s.api.userLimits, u.Name)
+			drop("user limits", recUserLimits, u.Name)
+		}
+	}
+	for _, v := range defs.Vhosts {
+		if _, ok := s.api.vhostLimits[v.Name]; ok {
+			delete(s.api.vhostLimits, v.Name)
+			drop("vhost limits", recVhostLimits, v.Name)
 		}
 	}
 	for _, p := range defs.Permissions {

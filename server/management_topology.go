@@ -112,6 +112,9 @@ func (s *Server) DeclareQueueAs(user, vh string, d vhost.QueueDecl) (bool, error
 			return false, err
 		}
 	}
+	if err := s.checkQueueLimit(v, d.Name); err != nil {
+		return false, err
+	}
 	d.Passive, d.Exclusive = false, false
 	existed := v.HasQueue(d.Name)
 	if _, err := v.DeclareQueue(nil, d); err != nil {

@@ -33,6 +33,7 @@ type Source interface {
 	readSource
 	writeSource
 	accessSource
+	limitsSource
 	opsSource
 
 	Stats() server.Stats
@@ -135,7 +136,7 @@ type endpoint struct {
 // (access*.go), operations on queue contents and the broker's health (ops*.go).
 func (a *api) endpoints() []endpoint {
 	var all []endpoint
-	for _, group := range [][]endpoint{a.readEndpoints(), a.writeEndpoints(), a.accessEndpoints(), a.opsEndpoints()} {
+	for _, group := range [][]endpoint{a.readEndpoints(), a.writeEndpoints(), a.accessEndpoints(), a.limitsEndpoints(), a.opsEndpoints()} {
 		all = append(all, group...)
 	}
 	return all

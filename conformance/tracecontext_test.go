@@ -120,3 +120,23 @@ func TestTraceContextSurvives(t *testing.T) {
 		wantTraceContext(t, "after redrive", get(t, ch, q, true))
 	})
 }
+
+// A delayed message (the x-delayed-message exchange, Warren's persistent replacement for
+// RabbitMQ's delayed-message plugin) keeps its trace context when it is routed at its due
+// time. Its own connection: until the exchange type exists, declaring it closes the
+// connection with 503.
+func TestTraceContextSurvivesDelay(t *testing.T) {
+	warrenOnly(t, "RabbitMQ 3.10.8 here has no delayed-message plugin")
+	conn, ch := connChannel(t)
+	x := uniqueName(t, "delayed")
+	if err := ch.ExchangeDeclare(x, "x-delayed-message", false, true, false, false, amqp.Table{"x-delayed-type": "direct"}); err != nil {
+		t.Fatalf("declare an x-delayed-message exchange: %v", err)
+	}
+	deleteExchangeLater(t, x)
+	q := declareQueue(t, ch, nil)
+	bind(t, ch, q, "k", x, nil)
+	msg := traced("delayed")
+	msg.Headers["x-delay"] = int32(20)
+	newPublisher(t, conn).publish(x, "k", false, msg)
+	wantTraceContext(t, "after the delay", recv(t, consume(t, ch, q, "", true), "the delayed message"))
+}

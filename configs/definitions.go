@@ -15,10 +15,12 @@ type Definitions struct {
 	Vhosts      []Vhost
 	Users       []User
 	Permissions []Permission
-	Exchanges   []Exchange
-	Queues      []Queue
-	Bindings    []Binding
-	Policies    []Policy
+	// TopicPermissions restrict routing and binding keys on topic exchanges.
+	TopicPermissions []TopicPermission
+	Exchanges        []Exchange
+	Queues           []Queue
+	Bindings         []Binding
+	Policies         []Policy
 	// Prune is true if any loaded file says prune: true: objects that are live but no
 	// longer in the files are deleted, even queues holding messages.
 	Prune bool
@@ -29,6 +31,7 @@ type Vhost struct {
 	Pos         Pos
 	Name        string
 	Description string
+	Limits      VhostLimits
 }
 
 // User is a user who may log in with a password. PasswordHash is RabbitMQ's: base64 of a
@@ -39,6 +42,7 @@ type User struct {
 	PasswordHash     string
 	HashingAlgorithm string // rabbit_password_hashing_sha256 (default), _sha512 or _md5
 	Tags             []string
+	Limits           UserLimits
 }
 
 // Permission is a user's access to a vhost: glob patterns of the exchange and queue names
@@ -93,9 +97,9 @@ type PolicyDefinition struct {
 }
 
 var (
-	topKeys        = []string{"vhosts", "users", "permissions", "exchanges", "queues", "bindings", "policies", "prune"}
-	vhostKeys      = []string{"name", "description"}
-	userKeys       = []string{"name", "password-hash", "hashing-algorithm", "tags"}
+	topKeys        = []string{"vhosts", "users", "permissions", "topic-permissions", "exchanges", "queues", "bindings", "policies", "prune"}
+	vhostKeys      = []string{"name", "description", "limits"}
+	userKeys       = []string{"name", "password-hash", "hashing-algorithm", "tags", "limits"}
 	permissionKeys = []string{"user", "vhost", "configure", "write", "read"}
 	exchangeKeys   = []string{"name", "vhost", "type", "durable", "auto-delete", "internal", "arguments"}
 	queueKeys      = []string{"name", "vhost", "durable", "auto-delete", "arguments"}
@@ -171,6 +175,7 @@ func (d *Definitions) merge(o *Definitions) {
 	d.Vhosts = append(d.Vhosts, o.Vhosts...)
 	d.Users = append(d.Users, o.Users...)
 	d.Permissions = append(d.Permissions, o.Permissions...)
+	d.TopicPermissions = append(d.TopicPermissions, o.TopicPermissions...)
 	d.Exchanges = append(d.Exchanges, o.Exchanges...)
 	d.Queues = append(d.Queues, o.Queues...)
 	d.Bindings = append(d.Bindings, o.Bindings...)
@@ -243,6 +248,7 @@ func (d *decoder) definitions(f fields, defs *Definitions) {
 		if d.required(f, p, "name") {
 			d.strField(f, p, "name", &v.Name)
 			d.strField(f, p, "description", &v.Description)
+			d.limitsField(f, p, vhostLimitKeys, &v.Limits.MaxConnections, &v.Limits.MaxQueues)
 			v.check(d.itemReporter(f, p))
 			defs.Vhosts = append(defs.Vhosts, v)
 		}
@@ -258,6 +264,7 @@ func (d *decoder) definitions(f fields, defs *Definitions) {
 			if n, ok := f.get("tags"); ok {
 				u.Tags, _ = d.strList(n, child(p, "tags"))
 			}
+			d.limitsField(f, p, userLimitKeys, &u.Limits.MaxConnections, &u.Limits.MaxChannels)
 			u.check(d.itemReporter(f, p))
 			defs.Users = append(defs.Users, u)
 		}
@@ -272,6 +279,11 @@ func (d *decoder) definitions(f fields, defs *Definitions) {
 			d.strField(f, p, "read", &pm.Read)
 			pm.check(d.itemReporter(f, p))
 			defs.Permissions = append(defs.Permissions, pm)
+		}
+	})
+	d.section(f, "topic-permissions", topicPermissionKeys, nil, func(f fields, p string) {
+		if t, ok := d.topicPermissionItem(f, p); ok {
+			defs.TopicPermissions = append(defs.TopicPermissions, t)
 		}
 	})
 	d.section(f, "exchanges", exchangeKeys, nil, func(f fields, p string) {

@@ -128,7 +128,7 @@ queues:
     durable: true
 `))
 	// x-common is not a definitions key: anchors live inside known keys only.
-	wantProblems(t, err, `defs.yaml:2:1: unknown key "x-common"; expected one of: vhosts, users, permissions, exchanges, queues, bindings, policies, prune`)
+	wantProblems(t, err, `defs.yaml:2:1: unknown key "x-common"; expected one of: vhosts, users, permissions, topic-permissions, exchanges, queues, bindings, policies, prune`)
 	defs, err := ParseDefinitions("defs.yaml", []byte(`
 queues:
   - &a {name: a, durable: false, arguments: {x-max-length: 10}}

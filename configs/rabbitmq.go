@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -15,8 +17,8 @@ import (
 // ParseDefinitions does; call Validate (or use LoadDefinitions) to check references.
 // Permission and policy patterns, which RabbitMQ takes as regular expressions, are
 // translated to globs where they have a common shape. What Warren cannot honour is an
-// error, not silently dropped: topic permissions, runtime parameters (federation, shovels),
-// user limits and policy keys other than Warren's (ha-mode, queue-mode, ...). Positions
+// error, not silently dropped: runtime parameters other than vhost limits (federation,
+// shovels) and policy keys other than Warren's (ha-mode, queue-mode, ...). Positions
 // are the JSON's lines and columns.
 func ImportRabbitMQ(file string, data []byte) (*Definitions, error) {
 	if err := json.Unmarshal(data, new(any)); err != nil {
@@ -76,19 +78,7 @@ func (d *decoder) globField(f fields, path, key string, dst *string) {
 }
 
 func (d *decoder) rabbitmq(f fields, defs *Definitions) {
-	for _, key := range []string{"topic_permissions", "parameters"} {
-		n, ok := f.get(key)
-		if !ok {
-			continue
-		}
-		if l, ok := d.list(n, key); ok && len(l) > 0 {
-			if key == "topic_permissions" {
-				d.errorf(n, key, "topic permissions are not supported; remove them or grant write access to the whole exchange")
-			} else {
-				d.errorf(n, key, "runtime parameters (federation upstreams, shovels and the like) are not supported")
-			}
-		}
-	}
+	vhostLimits := d.vhostLimitParameters(f)
 	d.items(f, "vhosts", func(f fields, p string) {
 		v := Vhost{Pos: d.itemPos(f.node, p)}
 		if d.required(f, p, "name") {
@@ -100,6 +90,10 @@ func (d *decoder) rabbitmq(f fields, defs *Definitions) {
 				}
 			}
 			v.check(d.itemReporter(f, p))
+			if l, ok := vhostLimits[v.Name]; ok {
+				v.Limits = l
+				delete(vhostLimits, v.Name)
+			}
 			defs.Vhosts = append(defs.Vhosts, v)
 		}
 	})
@@ -122,11 +116,7 @@ func (d *decoder) rabbitmq(f fields, defs *Definitions) {
 				u.Tags, _ = d.strList(n, child(p, "tags"))
 			}
 		}
-		if n, ok := f.get("limits"); ok {
-			if lf, ok := d.mapping(n, child(p, "limits"), nil, nil); ok && len(lf.vals) > 0 {
-				d.errorf(n, child(p, "limits"), "user limits are not supported")
-			}
-		}
+		d.limitsField(f, p, userLimitKeys, &u.Limits.MaxConnections, &u.Limits.MaxChannels)
 		u.check(d.itemReporter(f, p))
 		defs.Users = append(defs.Users, u)
 	})
@@ -140,6 +130,11 @@ func (d *decoder) rabbitmq(f fields, defs *Definitions) {
 			d.globField(f, p, "read", &pm.Read)
 			pm.check(d.itemReporter(f, p))
 			defs.Permissions = append(defs.Permissions, pm)
+		}
+	})
+	d.items(f, "topic_permissions", func(f fields, p string) {
+		if t, ok := d.topicPermissionItem(f, p); ok {
+			defs.TopicPermissions = append(defs.TopicPermissions, t)
 		}
 	})
 	d.items(f, "exchanges", func(f fields, p string) {
@@ -157,6 +152,9 @@ func (d *decoder) rabbitmq(f fields, defs *Definitions) {
 			defs.Bindings = append(defs.Bindings, b)
 		}
 	})
+	for _, name := range slices.Sorted(maps.Keys(vhostLimits)) { // limits of "/" or of a vhost not listed
+		defs.Vhosts = append(defs.Vhosts, Vhost{Name: name, Limits: vhostLimits[name]})
+	}
 	d.items(f, "policies", func(f fields, p string) {
 		pol := Policy{Pos: d.itemPos(f.node, p), Vhost: "/", ApplyTo: "all"}
 		if !d.required(f, p, "name", "pattern", "definition") {
@@ -195,4 +193,29 @@ func (d *decoder) rabbitmq(f fields, defs *Definitions) {
 		pol.check(d.itemReporter(f, p))
 		defs.Policies = append(defs.Policies, pol)
 	})
+}
+
+// vhostLimitParameters reads the runtime parameters, where RabbitMQ exports vhost limits
+// (component "vhost-limits", name "limits"), by vhost. Other components are refused.
+func (d *decoder) vhostLimitParameters(f fields) map[string]VhostLimits {
+	out := map[string]VhostLimits{}
+	d.items(f, "parameters", func(f fields, p string) {
+		var component, vhost string
+		d.strField(f, p, "component", &component)
+		if component != "vhost-limits" {
+			d.errorf(f.node, p, "runtime parameters (federation upstreams, shovels and the like) are not supported; only vhost-limits are")
+			return
+		}
+		if !d.required(f, p, "vhost", "value") {
+			return
+		}
+		d.strField(f, p, "vhost", &vhost)
+		n, _ := f.get("value")
+		// The value is the limits mapping itself: read it as a "limits" key.
+		l := VhostLimits{}
+		wrap := fields{node: f.node, vals: map[string]*yaml.Node{"limits": n}, keys: map[string]*yaml.Node{"limits": f.keys["value"]}}
+		d.limitsField(wrap, p, vhostLimitKeys, &l.MaxConnections, &l.MaxQueues)
+		out[vhost] = l
+	})
+	return out
 }

@@ -132,9 +132,9 @@ func TestImportRabbitMQ(t *testing.T) {
 
 func TestImportRabbitMQRefusesWhatWarrenCannotHonour(t *testing.T) {
 	_, err := ImportRabbitMQ("defs.json", []byte(`{
-  "users": [{"name": "u", "password_hash": "x", "tags": "", "limits": {"max-connections": 10}}],
+  "users": [{"name": "u", "password_hash": "x", "tags": "", "limits": {"max-queues": 10}}],
   "permissions": [{"user": "u", "vhost": "/", "configure": "^[a-z]+$", "write": ".*", "read": "^(a|b)+$"}],
-  "topic_permissions": [{"user": "u", "vhost": "/", "exchange": "amq.topic", "write": ".*", "read": ".*"}],
+  "topic_permissions": [{"user": "u", "vhost": "/", "exchange": "amq.topic", "write": "(", "read": ".*"}],
   "parameters": [{"vhost": "/", "component": "federation-upstream", "name": "up", "value": {}}],
   "policies": [
     {"vhost": "/", "name": "ha-all", "pattern": ".*", "apply-to": "queues", "definition": {"ha-mode": "all", "queue-mode": "lazy"}, "priority": 0},
@@ -145,11 +145,11 @@ func TestImportRabbitMQRefusesWhatWarrenCannotHonour(t *testing.T) {
 }`))
 	wantProblems(t, err,
 		`defs.json:2:44: users[0].password_hash: password-hash is not a rabbit_password_hashing_sha256 hash (expected base64 of 36 bytes)`,
-		`defs.json:2:71: users[0].limits: user limits are not supported`,
+		`defs.json:2:72: users[0].limits: unknown key "max-queues"; expected one of: max-connections, max-channels`,
 		`defs.json:3:60: permissions[0].configure: cannot translate regular expression "^[a-z]+$" to a glob; write the pattern by hand`,
 		`defs.json:3:95: permissions[0].read: cannot translate regular expression "^(a|b)+$" to a glob; write the pattern by hand`,
-		`defs.json:4:24: topic_permissions: topic permissions are not supported; remove them or grant write access to the whole exchange`,
-		`defs.json:5:17: parameters: runtime parameters (federation upstreams, shovels and the like) are not supported`,
+		"defs.json:4:87: topic_permissions[0].write: invalid regular expression \"(\": error parsing regexp: missing closing ): `(`",
+		`defs.json:5:18: parameters[0]: runtime parameters (federation upstreams, shovels and the like) are not supported; only vhost-limits are`,
 		`defs.json:7:92: policies[0].definition.ha-mode: policy "ha-all" in vhost "/": key "ha-mode" is not supported; Warren's policy keys are message-ttl, expires, max-length, max-length-bytes, overflow, dead-letter-exchange, dead-letter-routing-key, delivery-limit, max-priority, alternate-exchange`,
 		`defs.json:7:110: policies[0].definition.queue-mode: policy "ha-all" in vhost "/": key "queue-mode" is not supported; Warren's policy keys are message-ttl, expires, max-length, max-length-bytes, overflow, dead-letter-exchange, dead-letter-routing-key, delivery-limit, max-priority, alternate-exchange`,
 		`defs.json:8:69: policies[1].definition.ha-mode: policy "mixed" in vhost "/": key "ha-mode" is not supported; Warren's policy keys are message-ttl, expires, max-length, max-length-bytes, overflow, dead-letter-exchange, dead-letter-routing-key, delivery-limit, max-priority, alternate-exchange`,

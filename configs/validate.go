@@ -35,6 +35,9 @@ func (d *Definitions) Validate() error {
 	for _, p := range d.Permissions {
 		p.check(itemReporter(p.Pos))
 	}
+	for _, t := range d.TopicPermissions {
+		t.check(itemReporter(t.Pos))
+	}
 	for _, x := range d.Exchanges {
 		x.check(itemReporter(x.Pos))
 	}
@@ -96,6 +99,7 @@ func (d *Definitions) crossCheck() ErrorList {
 		}
 		perms[k] = p.Pos
 	}
+	d.crossCheckTopics(fail, users, vhost)
 	exchanges := map[vname]Pos{}
 	for _, x := range d.Exchanges {
 		vhost(x.Pos, x.Vhost)

@@ -22,6 +22,9 @@ func (d *Definitions) Sort() {
 	slices.SortStableFunc(d.Permissions, func(a, b Permission) int {
 		return cmp.Or(cmp.Compare(a.Vhost, b.Vhost), cmp.Compare(a.User, b.User))
 	})
+	slices.SortStableFunc(d.TopicPermissions, func(a, b TopicPermission) int {
+		return cmp.Or(cmp.Compare(a.Vhost, b.Vhost), cmp.Compare(a.User, b.User), cmp.Compare(a.Exchange, b.Exchange))
+	})
 	slices.SortStableFunc(d.Exchanges, func(a, b Exchange) int {
 		return cmp.Or(cmp.Compare(a.Vhost, b.Vhost), cmp.Compare(a.Name, b.Name))
 	})
@@ -44,6 +47,7 @@ func (d *Definitions) Sort() {
 func (d *Definitions) WriteYAML(w io.Writer) error {
 	s := *d
 	s.Vhosts, s.Users, s.Permissions = slices.Clone(d.Vhosts), slices.Clone(d.Users), slices.Clone(d.Permissions)
+	s.TopicPermissions = slices.Clone(d.TopicPermissions)
 	s.Exchanges, s.Queues = slices.Clone(d.Exchanges), slices.Clone(d.Queues)
 	s.Bindings, s.Policies = slices.Clone(d.Bindings), slices.Clone(d.Policies)
 	s.Sort()
@@ -111,6 +115,9 @@ func (d *Definitions) yamlNode() (*yaml.Node, error) {
 		if v.Description != "" {
 			o.str("description", v.Description)
 		}
+		if l := limitsNode(vhostLimitKeys, v.Limits.MaxConnections, v.Limits.MaxQueues); l != nil {
+			o.set("limits", l)
+		}
 		items = append(items, o.n)
 	}
 	section("vhosts", items)
@@ -129,6 +136,9 @@ func (d *Definitions) yamlNode() (*yaml.Node, error) {
 			}
 			o.set("tags", tags)
 		}
+		if l := limitsNode(userLimitKeys, u.Limits.MaxConnections, u.Limits.MaxChannels); l != nil {
+			o.set("limits", l)
+		}
 		items = append(items, o.n)
 	}
 	section("users", items)
@@ -143,6 +153,7 @@ func (d *Definitions) yamlNode() (*yaml.Node, error) {
 		items = append(items, o.n)
 	}
 	section("permissions", items)
+	section("topic-permissions", d.topicPermissionNodes())
 	items = nil
 	for _, x := range d.Exchanges {
 		o := newOut()

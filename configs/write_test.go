@@ -28,6 +28,8 @@ func withoutPos(defs *Definitions) *Definitions {
 	clear(len(c.Queues), func(i int) *Pos { return &c.Queues[i].Pos })
 	clear(len(c.Bindings), func(i int) *Pos { return &c.Bindings[i].Pos })
 	clear(len(c.Policies), func(i int) *Pos { return &c.Policies[i].Pos })
+	c.TopicPermissions = append([]TopicPermission(nil), defs.TopicPermissions...)
+	clear(len(c.TopicPermissions), func(i int) *Pos { return &c.TopicPermissions[i].Pos })
 	return &c
 }
 

@@ -3,7 +3,9 @@ package server
 import (
 	"crypto/subtle"
 	"fmt"
+	"regexp"
 	"slices"
+	"strings"
 	"sync/atomic"
 
 	"github.com/warrenmq/warren/amqpwire"
@@ -37,6 +39,58 @@ type Grant struct {
 type Access struct {
 	users map[string]*Account
 	perms map[string]map[string]*Permissions // user → vhost
+	// topics are the topic permissions: user → (vhost, exchange). A user without any has
+	// no entry, so checking them costs one map lookup.
+	topics map[string]map[topicScope]*topicPerm
+	// vlimits and ulimits are the vhosts' and users' limits (accesslimits.go); a vhost or
+	// user without any has no entry.
+	vlimits, ulimits map[string]limitVals
+}
+
+// TopicGrant is a user's topic permission on one exchange of a vhost: RabbitMQ's regular
+// expressions for the routing keys the user may publish with (Write) and bind with (Read).
+type TopicGrant struct {
+	User, Vhost, Exchange, Write, Read string
+}
+
+type topicScope struct{ vhost, exchange string }
+
+// topicPerm is a topic permission compiled for its user and vhost; a nil pattern matches
+// nothing (its expansion did not compile).
+type topicPerm struct{ write, read *regexp.Regexp }
+
+// compileTopicPattern is RabbitMQ's: "" means "^$", and {username} and {vhost} are replaced
+// by the user's name and the vhost (as text, not quoted) before the expression is compiled.
+// RabbitMQ expands {client_id} only for MQTT and other plugins' connections, never for AMQP
+// 0-9-1, so it stays literal here too.
+func compileTopicPattern(re, user, vhost string) *regexp.Regexp {
+	if re == "" {
+		re = "^$"
+	}
+	re = strings.NewReplacer("{username}", user, "{vhost}", vhost).Replace(re)
+	c, err := regexp.Compile(re)
+	if err != nil {
+		return nil
+	}
+	return c
+}
+
+// setTopics gives the snapshot its topic permissions. A grant for a user not in the
+// snapshot is ignored: that user cannot log in.
+func (a *Access) setTopics(grants []TopicGrant) {
+	for _, g := range grants {
+		if a.users[g.User] == nil {
+			continue
+		}
+		if a.topics == nil {
+			a.topics = map[string]map[topicScope]*topicPerm{}
+		}
+		if a.topics[g.User] == nil {
+			a.topics[g.User] = map[topicScope]*topicPerm{}
+		}
+		a.topics[g.User][topicScope{g.Vhost, g.Exchange}] = &topicPerm{
+			write: compileTopicPattern(g.Write, g.User, g.Vhost), read: compileTopicPattern(g.Read, g.User, g.Vhost)}
+	}
 }
 
 // NewAccess builds an access snapshot. A grant for a user not in accounts is an error.
@@ -104,6 +158,21 @@ func (a *Access) Grants() []Grant {
 	return out
 }
 
+// topicAllowed says whether user may use key on the topic exchange of vhost: publish with it
+// (permWrite) or bind with it (permRead). Without a topic permission for that exchange
+// everything is allowed, as in RabbitMQ.
+func (a *Access) topicAllowed(kind permKind, user, vhost, exchange, key string) bool {
+	tp := a.topics[user][topicScope{vhost, exchange}]
+	if tp == nil {
+		return true
+	}
+	re := tp.read
+	if kind == permWrite {
+		re = tp.write
+	}
+	return re != nil && re.MatchString(key)
+}
+
 // accessHolder is the server's current snapshot.
 type accessHolder struct{ p atomic.Pointer[Access] }
 
@@ -145,4 +214,31 @@ func (c *conn) checkAccess(kind permKind, resource, name string) error {
 	}
 	return amqpwire.NewChannelError(amqpwire.CodeAccessRefused, 0, 0,
 		"access to %s '%s' in vhost '%s' refused for user '%s'", resource, name, c.vh.Name(), c.user)
+}
+
+// hasTopicPermissions says whether the connection's user has any topic permission: when not
+// (the common case) no exchange needs to be looked up for the topic check.
+func (c *conn) hasTopicPermissions() bool {
+	return c.srv.access.p.Load().topics[c.user] != nil
+}
+
+// checkTopic refuses with RabbitMQ's 403 a routing key (publish, permWrite) or binding key
+// (bind and unbind, permRead) that the user's topic permission on a topic exchange does not
+// allow. Other exchange kinds are not checked, as in RabbitMQ.
+func (c *conn) checkTopic(kind permKind, xKind, exchange, key string) error {
+	return c.srv.checkUserTopic(c.user, c.vh.Name(), kind, xKind, exchange, key)
+}
+
+// checkUserTopic is conn.checkTopic for user in vh, also for the management API's publishes
+// and bindings (RabbitMQ makes those through a channel, which checks them).
+func (s *Server) checkUserTopic(user, vh string, kind permKind, xKind, exchange, key string) error {
+	if xKind != "topic" {
+		return nil
+	}
+	a := s.access.p.Load()
+	if a.topics[user] == nil || a.topicAllowed(kind, user, vh, exchange, key) {
+		return nil
+	}
+	return amqpwire.NewChannelError(amqpwire.CodeAccessRefused, 0, 0,
+		"access to topic '%s' in exchange '%s' in vhost '%s' refused for user '%s'", key, exchange, vh, user)
 }

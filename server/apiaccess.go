@@ -36,6 +36,7 @@ type UserInfo struct {
 	Name, PasswordHash, HashingAlgorithm string
 	Tags                                 []string
 	FromFiles                            bool
+	Limits                               map[string]int64 // max-connections, max-channels; nil: none
 }
 
 // PermissionInfo is a user's permissions in a vhost as RabbitMQ's regular expressions.
@@ -47,6 +48,7 @@ type PermissionInfo struct {
 // TopicPermissionInfo is a user's topic permission on one exchange of a vhost.
 type TopicPermissionInfo struct {
 	User, Vhost, Exchange, Write, Read string
+	FromFiles                          bool
 }
 
 // PolicyInfo is a policy in RabbitMQ's shape: Pattern a regular expression, Definition its keys.
@@ -142,6 +144,13 @@ func (s *Server) liveUsers() []UserInfo {
 		}
 	}
 	slices.SortFunc(out, func(a, b UserInfo) int { return strings.Compare(a.Name, b.Name) })
+	limits := map[string]map[string]int64{}
+	for _, l := range s.liveUserLimits(files) {
+		limits[l.Name] = l.Values
+	}
+	for i := range out {
+		out[i].Limits = limits[out[i].Name]
+	}
 	return out
 }
 
@@ -287,6 +296,9 @@ func (s *Server) deleteUserLocked(name string) error {
 			delete(s.api.topics, k)
 		}
 	}
+	if err := s.dropLimitsLocked(s.api.userLimits, recUserLimits, name); err != nil {
+		return err
+	}
 	if err := s.persist(recUser, nil, name); err != nil {
 		return err
 	}
@@ -396,19 +408,36 @@ func (s *Server) DeletePermission(vh, user string) error {
 	return nil
 }
 
-// TopicPermissions lists the topic permissions, sorted by vhost, user and exchange. Warren
-// stores and lists them; publishing does not check them yet.
+// TopicPermissions lists the topic permissions, the files' and the API's, sorted by vhost,
+// user and exchange.
 func (s *Server) TopicPermissions() []TopicPermissionInfo {
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
-	out := make([]TopicPermissionInfo, 0, len(s.api.topics))
+	var out []TopicPermissionInfo
+	seen := map[topicKey]bool{}
+	for _, t := range s.fileDefs().TopicPermissions {
+		seen[topicKey{t.Vhost, t.User, t.Exchange}] = true
+		out = append(out, TopicPermissionInfo{User: t.User, Vhost: t.Vhost, Exchange: t.Exchange, Write: t.Write, Read: t.Read, FromFiles: true})
+	}
 	for k, t := range s.api.topics {
-		out = append(out, TopicPermissionInfo{User: k.user, Vhost: k.vhost, Exchange: k.exchange, Write: t.Write, Read: t.Read})
+		if !seen[k] {
+			out = append(out, TopicPermissionInfo{User: k.user, Vhost: k.vhost, Exchange: k.exchange, Write: t.Write, Read: t.Read})
+		}
 	}
 	slices.SortFunc(out, func(a, b TopicPermissionInfo) int {
 		return cmpOr(strings.Compare(a.Vhost, b.Vhost), strings.Compare(a.User, b.User), strings.Compare(a.Exchange, b.Exchange))
 	})
 	return out
+}
+
+// fileTopic returns the files' topic permission of user on exchange in vh.
+func (s *Server) fileTopic(vh, user, exchange string) (configs.TopicPermission, bool) {
+	for _, t := range s.fileDefs().TopicPermissions {
+		if t.Vhost == vh && t.User == user && t.Exchange == exchange {
+			return t, true
+		}
+	}
+	return configs.TopicPermission{}, false
 }
 
 // PutTopicPermission sets user's topic permission on exchange in vhost.
@@ -423,6 +452,13 @@ func (s *Server) PutTopicPermission(vh, user, exchange, write, read string) (cre
 	if s.vhost(vh) == nil || !s.userExistsLocked(user) {
 		return false, refused("vhost_or_user_not_found")
 	}
+	if ft, ok := s.fileTopic(vh, user, exchange); ok {
+		if ft.Write != write || ft.Read != read {
+			return false, refused("the topic permission of user '%s' on exchange '%s' in vhost '%s' is declared in the definitions files; change it there and reload",
+				user, exchange, vh)
+		}
+		return false, nil
+	}
 	k := topicKey{vh, user, exchange}
 	_, existed := s.api.topics[k]
 	t := apiTopic{Write: write, Read: read}
@@ -430,6 +466,7 @@ func (s *Server) PutTopicPermission(vh, user, exchange, write, read string) (cre
 		return false, err
 	}
 	s.api.topics[k] = t
+	s.refreshLocked()
 	s.log.Info().Str("user", user).Str("vhost", vh).Str("exchange", exchange).Msg("topic permission set through the management API")
 	return !existed, nil
 }
@@ -439,6 +476,11 @@ func (s *Server) PutTopicPermission(vh, user, exchange, write, read string) (cre
 func (s *Server) DeleteTopicPermissions(vh, user, exchange string) error {
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
+	for _, t := range s.fileDefs().TopicPermissions {
+		if t.Vhost == vh && t.User == user && (exchange == "" || t.Exchange == exchange) {
+			return refused("the topic permissions of user '%s' in vhost '%s' are declared in the definitions files; remove them there and reload", user, vh)
+		}
+	}
 	n := 0
 	for k := range s.api.topics {
 		if k.vhost == vh && k.user == user && (exchange == "" || k.exchange == exchange) {
@@ -452,5 +494,8 @@ func (s *Server) DeleteTopicPermissions(vh, user, exchange string) error {
 	if n == 0 {
 		return ErrNotFound
 	}
+	s.refreshLocked()
+	s.log.Info().Str("user", user).Str("vhost", vh).Str("exchange", exchange).Int("deleted", n).
+		Msg("topic permissions deleted through the management API")
 	return nil
 }

@@ -178,7 +178,8 @@ func TestImportIsCheckedFirst(t *testing.T) {
 	for name, bad := range map[string]string{
 		"policy key":    `"policies":[{"vhost":"/","name":"p","pattern":".*","definition":{"ha-mode":"all"}}]`,
 		"pattern":       `"permissions":[{"user":"u","vhost":"v","configure":"[a-z]+","write":".*","read":".*"}]`,
-		"user limits":   `"users":[{"name":"u2","password_hash":"","tags":"","limits":{"max-connections":1}}]`,
+		"user limits":   `"users":[{"name":"u2","password_hash":"","tags":"","limits":{"max-queues":1}}]`,
+		"vhost limits":  `"parameters":[{"vhost":"v","component":"vhost-limits","name":"limits","value":{"max-connections":"x"}}]`,
 		"binding":       `"bindings":[{"source":"amq.direct","vhost":"v","destination":"nowhere","destination_type":"queue","routing_key":"k","arguments":{}}]`,
 		"parameters":    `"parameters":[{"vhost":"/","component":"shovel","name":"s","value":{}}]`,
 		"password hash": `"users":[{"name":"u3","password_hash":"not base64!","tags":""}]`,
@@ -266,5 +267,40 @@ func TestDeletedVhostStaysDeleted(t *testing.T) {
 	}
 	if err := s.DeleteVhost("/"); !isRefused(err) {
 		t.Errorf("deleting /: %v, want a refusal", err)
+	}
+}
+
+// Drift covers limits and topic permissions: the files' match the live broker after a
+// reload, and a change of either in the files shows as different.
+func TestDefinitionsDriftLimitsAndTopicPermissions(t *testing.T) {
+	s := New(Config{})
+	files := &configs.Definitions{
+		Vhosts:           []configs.Vhost{{Name: "v", Limits: configs.VhostLimits{MaxQueues: ptr(int64(2))}}},
+		Users:            []configs.User{{Name: "u", HashingAlgorithm: "rabbit_password_hashing_sha256", Limits: configs.UserLimits{MaxChannels: ptr(int64(3))}}},
+		TopicPermissions: []configs.TopicPermission{{User: "u", Vhost: "v", Exchange: "x", Write: "^a", Read: ".*"}},
+	}
+	if _, err := s.ApplyDefinitions(files); err != nil {
+		t.Fatal(err)
+	}
+	d, err := s.DefinitionsDrift()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.OnlyInFiles) != 0 || len(d.Different) != 0 || len(d.OnlyLive) != 0 {
+		t.Errorf("drift right after applying the files: %+v", d)
+	}
+	changed := *files
+	changed.Vhosts = []configs.Vhost{{Name: "v", Limits: configs.VhostLimits{MaxQueues: ptr(int64(4))}}}
+	changed.TopicPermissions = []configs.TopicPermission{{User: "u", Vhost: "v", Exchange: "x", Write: "^b", Read: ".*"}}
+	s.SetDefinitionsLoader(func() (*configs.Definitions, error) { return &changed, nil })
+	if d, err = s.DefinitionsDrift(); err != nil {
+		t.Fatal(err)
+	}
+	kinds := []string{}
+	for _, it := range d.Different {
+		kinds = append(kinds, it.Kind+" "+it.Name)
+	}
+	if !slices.Equal(kinds, []string{"topic-permission u on x", "vhost v"}) {
+		t.Errorf("different = %v, want the topic permission and the vhost's limits", kinds)
 	}
 }

@@ -10,7 +10,7 @@ import (
 	"github.com/warrenmq/warren/server/vhost"
 )
 
-// apiExport adds the API layer's users, permissions and policies to out, an export of the
+// apiExport adds the API layer's users, permissions, topic permissions and policies to out, an export of the
 // files' objects, every vhost and the live topology. The default user, while it is live, is
 // not exported (as before the API existed): it is not in the layer. Callers hold applyMu.
 func (s *Server) apiExport(out *configs.Definitions) {
@@ -20,7 +20,8 @@ func (s *Server) apiExport(out *configs.Definitions) {
 	for _, u := range s.liveUsers() {
 		if au, api := users[u.Name]; !u.FromFiles && api {
 			out.Users = append(out.Users, configs.User{Name: u.Name, PasswordHash: au.PasswordHash,
-				HashingAlgorithm: algorithmName(au.HashingAlgorithm), Tags: slices.Clone(au.Tags)})
+				HashingAlgorithm: algorithmName(au.HashingAlgorithm), Tags: slices.Clone(au.Tags),
+				Limits: configUserLimits(s.api.userLimits[u.Name])})
 		}
 	}
 	fromFiles := map[vhostUser]bool{}
@@ -31,6 +32,12 @@ func (s *Server) apiExport(out *configs.Definitions) {
 		if !fromFiles[k] {
 			out.Permissions = append(out.Permissions, configs.Permission{User: k.user, Vhost: k.vhost,
 				Configure: p.globs[0], Write: p.globs[1], Read: p.globs[2]})
+		}
+	}
+	for k, t := range s.api.topics {
+		if _, files := s.fileTopic(k.vhost, k.user, k.exchange); !files {
+			out.TopicPermissions = append(out.TopicPermissions, configs.TopicPermission{User: k.user, Vhost: k.vhost,
+				Exchange: k.exchange, Write: t.Write, Read: t.Read})
 		}
 	}
 	filePol := map[policyKey]bool{}
@@ -130,8 +137,9 @@ func (s *Server) ImportDefinitions(data []byte, vh, user string) error {
 	if err := json.Unmarshal(data, &doc); err != nil {
 		return refused("failed_to_parse_json")
 	}
-	if len(doc.Parameters) > 0 {
-		return refused("runtime parameters (federation upstreams, shovels and the like) are not supported")
+	vlimits, err := importVhostLimits(doc.Parameters)
+	if err != nil {
+		return err
 	}
 	if vh != "" {
 		doc.Users, doc.Vhosts, doc.Permissions, doc.TopicPermissions = nil, nil, nil, nil
@@ -169,8 +177,11 @@ func (s *Server) ImportDefinitions(data []byte, vh, user string) error {
 		if u.Name == "" {
 			return refused("a user has no name")
 		}
-		if len(u.Limits) > 0 {
-			return refused("user '%s': user limits are not supported", u.Name)
+	}
+	ulimits := make([]map[string]int64, len(doc.Users))
+	for i, u := range doc.Users {
+		if ulimits[i], err = importLimits(u.Limits, UserLimitNames, "user-limits"); err != nil {
+			return refused("user '%s': %s", u.Name, errorReason(err))
 		}
 	}
 	for _, u := range doc.Users {
@@ -204,6 +215,13 @@ func (s *Server) ImportDefinitions(data []byte, vh, user string) error {
 		if _, err := s.PutUser(u.Name, c); err != nil {
 			return fmt.Errorf("user '%s': %w", u.Name, err)
 		}
+		for _, name := range UserLimitNames {
+			if v, ok := ulimits[i][name]; ok {
+				if err := s.PutUserLimit(u.Name, name, v); err != nil {
+					return fmt.Errorf("limits of user '%s': %w", u.Name, err)
+				}
+			}
+		}
 	}
 	for _, v := range doc.Vhosts {
 		d := v.Description
@@ -212,6 +230,15 @@ func (s *Server) ImportDefinitions(data []byte, vh, user string) error {
 		}
 		if _, err := s.PutVhost(v.Name, d, v.Metadata.Tags, user); err != nil {
 			return fmt.Errorf("vhost '%s': %w", v.Name, err)
+		}
+	}
+	for _, l := range vlimits {
+		for _, name := range VhostLimitNames {
+			if v, ok := l.values[name]; ok {
+				if err := s.PutVhostLimit(l.vhost, name, v); err != nil {
+					return fmt.Errorf("limits of vhost '%s': %w", l.vhost, err)
+				}
+			}
 		}
 	}
 	for _, p := range doc.Permissions {
@@ -343,4 +370,44 @@ func (s *Server) checkImportRefs(doc *importDoc, t *configs.Definitions) error {
 		}
 	}
 	return nil
+}
+
+type importedLimits struct {
+	vhost  string
+	values map[string]int64
+}
+
+// importVhostLimits reads the runtime parameters of an import: vhost limits (component
+// vhost-limits) are taken, any other component is refused.
+func importVhostLimits(params []json.RawMessage) ([]importedLimits, error) {
+	var out []importedLimits
+	for _, raw := range params {
+		var p struct {
+			Vhost     string         `json:"vhost"`
+			Component string         `json:"component"`
+			Value     map[string]any `json:"value"`
+		}
+		if err := json.Unmarshal(raw, &p); err != nil || p.Component != "vhost-limits" {
+			return nil, refused("runtime parameters (federation upstreams, shovels and the like) are not supported; only vhost-limits are")
+		}
+		v, err := importLimits(p.Value, VhostLimitNames, "limits")
+		if err != nil {
+			return nil, refused("limits of vhost '%s': %s", p.Vhost, errorReason(err))
+		}
+		out = append(out, importedLimits{p.Vhost, v})
+	}
+	return out, nil
+}
+
+// importLimits checks limits from JSON: known names, integer values.
+func importLimits(m map[string]any, names []string, component string) (map[string]int64, error) {
+	out := map[string]int64{}
+	for name, v := range m {
+		f, isNum := v.(float64)
+		if !slices.Contains(names, name) || !isNum || f != float64(int64(f)) {
+			return nil, refused("Unrecognised terms or values %v in %s", m, component)
+		}
+		out[name] = int64(f)
+	}
+	return out, nil
 }

@@ -12,7 +12,7 @@ import (
 // Files and Live are the object as each has it (Files nil when only live, Live nil when only
 // in the files).
 type DriftItem struct {
-	Kind  string `json:"kind"` // vhost, user, permission, policy, exchange, queue, binding
+	Kind  string `json:"kind"` // vhost, user, permission, topic-permission, policy, exchange, queue, binding
 	Vhost string `json:"vhost,omitempty"`
 	Name  string `json:"name"`
 	Files any    `json:"files,omitempty"`
@@ -44,15 +44,18 @@ func driftEntries(d *configs.Definitions) map[string]driftEntry {
 		out[kind+"\x00"+vh+"\x00"+name] = driftEntry{kind, vh, name, v}
 	}
 	for _, v := range d.Vhosts {
-		if v.Name != "/" {
-			add("vhost", "", v.Name, map[string]any{"description": v.Description})
+		if v.Name != "/" || v.Limits.Set() {
+			add("vhost", "", v.Name, map[string]any{"description": v.Description, "limits": vhostLimitMap(v.Limits)})
 		}
 	}
 	for _, u := range d.Users {
 		tags := slices.Clone(u.Tags)
 		slices.Sort(tags)
 		add("user", "", u.Name, map[string]any{"password_hash": u.PasswordHash,
-			"hashing_algorithm": algorithmName(u.HashingAlgorithm), "tags": strings.Join(tags, ",")})
+			"hashing_algorithm": algorithmName(u.HashingAlgorithm), "tags": strings.Join(tags, ","), "limits": userLimitMap(u.Limits)})
+	}
+	for _, t := range d.TopicPermissions {
+		add("topic-permission", t.Vhost, t.User+" on "+t.Exchange, map[string]any{"write": t.Write, "read": t.Read})
 	}
 	for _, p := range d.Permissions {
 		add("permission", p.Vhost, p.User, map[string]any{"configure": p.Configure, "write": p.Write, "read": p.Read})

@@ -85,11 +85,15 @@ type apiLayer struct {
 	perms       map[vhostUser]apiPermission
 	topics      map[topicKey]apiTopic
 	policies    map[policyKey]apiPolicy
+	// vhostLimits and userLimits are limits by vhost and by user (accesslimits.go).
+	vhostLimits map[string]map[string]int64
+	userLimits  map[string]map[string]int64
 }
 
 func newAPILayer() *apiLayer {
 	return &apiLayer{vhosts: map[string]apiVhost{}, users: map[userKey]apiUser{}, perms: map[vhostUser]apiPermission{},
-		topics: map[topicKey]apiTopic{}, policies: map[policyKey]apiPolicy{}}
+		topics: map[topicKey]apiTopic{}, policies: map[policyKey]apiPolicy{},
+		vhostLimits: map[string]map[string]int64{}, userLimits: map[string]map[string]int64{}}
 }
 
 // persist writes one record of the layer (val nil deletes it); without a store it does nothing.
@@ -169,6 +173,17 @@ func (s *Server) recoverAPILayer() error {
 				continue
 			}
 			l.topics[topicKey{r.Key[0], r.Key[1], r.Key[2]}] = t
+		case (r.Kind == recVhostLimits || r.Kind == recUserLimits) && len(r.Key) == 1:
+			var m map[string]int64
+			if err := json.Unmarshal(r.Val, &m); err != nil {
+				bad(err)
+				continue
+			}
+			if r.Kind == recVhostLimits {
+				l.vhostLimits[r.Key[0]] = m
+			} else {
+				l.userLimits[r.Key[0]] = m
+			}
 		case r.Kind == recPolicy && len(r.Key) == 2:
 			var p apiPolicy
 			if err := json.Unmarshal(r.Val, &p); err != nil {
@@ -187,7 +202,8 @@ func (s *Server) recoverAPILayer() error {
 		}
 	}
 	s.log.Info().Int("vhosts", len(l.vhosts)).Int("users", len(l.users)).Int("permissions", len(l.perms)).
-		Int("topic_permissions", len(l.topics)).Int("policies", len(l.policies)).Msg("recovered the objects made through the management API")
+		Int("topic_permissions", len(l.topics)).Int("policies", len(l.policies)).
+		Int("vhost_limits", len(l.vhostLimits)).Int("user_limits", len(l.userLimits)).Msg("recovered the objects made through the management API")
 	s.refreshLocked()
 	s.refreshPolicies(s.fileDefs())
 	return nil
@@ -224,7 +240,10 @@ func (s *Server) defaultActive(files *configs.Definitions) bool {
 // hold applyMu.
 func (s *Server) buildAccess(files *configs.Definitions, fileAccounts []Account, fileGrants []Grant) *Access {
 	if s.defaultActive(files) && len(s.api.users) == 0 {
-		return DefaultAccess(s.cfg.LoopbackUsers)
+		a := DefaultAccess(s.cfg.LoopbackUsers)
+		a.setTopics(s.topicGrants(files))
+		s.setLimits(a, files)
+		return a
 	}
 	loopback := map[string]bool{}
 	for _, u := range s.cfg.LoopbackUsers {
@@ -266,7 +285,26 @@ func (s *Server) buildAccess(files *configs.Definitions, fileAccounts []Account,
 		s.log.Error().Err(err).Msg("building the access snapshot")
 		return DefaultAccess(s.cfg.LoopbackUsers)
 	}
+	a.setTopics(s.topicGrants(files))
+	s.setLimits(a, files)
 	return a
+}
+
+// topicGrants are the topic permissions of the files and the API; the files' win where both
+// name the same user, vhost and exchange. Callers hold applyMu.
+func (s *Server) topicGrants(files *configs.Definitions) []TopicGrant {
+	var out []TopicGrant
+	fromFiles := map[topicKey]bool{}
+	for _, t := range files.TopicPermissions {
+		fromFiles[topicKey{t.Vhost, t.User, t.Exchange}] = true
+		out = append(out, TopicGrant{User: t.User, Vhost: t.Vhost, Exchange: t.Exchange, Write: t.Write, Read: t.Read})
+	}
+	for k, t := range s.api.topics {
+		if !fromFiles[k] {
+			out = append(out, TopicGrant{User: k.user, Vhost: k.vhost, Exchange: k.exchange, Write: t.Write, Read: t.Read})
+		}
+	}
+	return out
 }
 
 // fileAccess is the accounts and grants of the files' users and permissions.
@@ -384,12 +422,29 @@ func (s *Server) takeOver(defs *configs.Definitions) {
 			delete(s.api.users, u.Name)
 			drop("user", recUser, u.Name)
 		}
+		if _, ok := s.api.userLimits[u.Name]; ok {
+			delete(s.api.userLimits, u.Name)
+			drop("user limits", recUserLimits, u.Name)
+		}
+	}
+	for _, v := range defs.Vhosts {
+		if _, ok := s.api.vhostLimits[v.Name]; ok {
+			delete(s.api.vhostLimits, v.Name)
+			drop("vhost limits", recVhostLimits, v.Name)
+		}
 	}
 	for _, p := range defs.Permissions {
 		k := vhostUser{p.Vhost, p.User}
 		if _, ok := s.api.perms[k]; ok {
 			delete(s.api.perms, k)
 			drop("permission", recPermission, k.vhost, k.user)
+		}
+	}
+	for _, t := range defs.TopicPermissions {
+		k := topicKey{t.Vhost, t.User, t.Exchange}
+		if _, ok := s.api.topics[k]; ok {
+			delete(s.api.topics, k)
+			drop("topic permission", recTopic, k.vhost, k.user, k.exchange)
 		}
 	}
 	for _, p := range defs.Policies {

@@ -292,6 +292,9 @@ func (s *Server) DeleteVhost(name string) error {
 			delete(s.api.policies, k)
 		}
 	}
+	if err := s.dropLimitsLocked(s.api.vhostLimits, recVhostLimits, name); err != nil {
+		return err
+	}
 	s.closeVhostConnections(name)
 	s.vhosts.Remove(name)
 	queues, exchanges := 0, 0

@@ -276,6 +276,9 @@ func (c *conn) openChannel(f amqpwire.Frame) error {
 		return amqpwire.NewConnectionError(amqpwire.CodeNotAllowed, m.ClassID(), m.MethodID(),
 			"channel number %d exceeds the negotiated channel_max (%d)", f.Channel, c.channelMax)
 	}
+	if err := c.checkChannelLimit(); err != nil {
+		return err
+	}
 	c.addChannel(newChannel(c, f.Channel))
 	c.srv.counters.channelsOpened.Add(1)
 	c.send(f.Channel, &amqpwire.ChannelOpenOk{})

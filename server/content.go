@@ -173,6 +173,9 @@ func (ch *channel) publishTarget(exchange string) (*vhost.Exchange, error) {
 // publish routes a complete message for exchange x (checked by publishTarget) or holds it for
 // tx.commit, and confirms it.
 func (ch *channel) publish(x *vhost.Exchange, msg *queue.Message, mandatory bool) error {
+	if err := ch.conn.checkTopic(permWrite, x.Kind(), x.Name(), msg.RoutingKey); err != nil {
+		return err
+	}
 	p := &msg.Properties
 	if p.Flags&amqpwire.FlagUserID != 0 && p.UserID != ch.conn.user {
 		return amqpwire.NewChannelError(amqpwire.CodePreconditionFailed, amqpwire.ClassBasic, amqpwire.MethodBasicPublish,

@@ -118,6 +118,7 @@ func (s *Server) ExportDefinitions() *configs.Definitions {
 	if managed != nil {
 		out.Users = slices.Clone(managed.Users)
 		out.Permissions = slices.Clone(managed.Permissions)
+		out.TopicPermissions = slices.Clone(managed.TopicPermissions)
 		out.Policies = slices.Clone(managed.Policies)
 		out.Prune = managed.Prune
 	}
@@ -132,11 +133,17 @@ func (s *Server) ExportDefinitions() *configs.Definitions {
 			desc[name] = v.Description
 		}
 	}
+	limits := map[string]configs.VhostLimits{}
+	for _, l := range s.liveVhostLimits(s.fileDefs()) {
+		limits[l.Name] = configVhostLimits(l.Values)
+	}
 	vhosts := s.vhostList()
 	slices.SortFunc(vhosts, func(a, b *vhost.Vhost) int { return strings.Compare(a.Name(), b.Name()) })
 	for _, v := range vhosts {
-		if _, listed := desc[v.Name()]; v.Name() != "/" || listed {
-			out.Vhosts = append(out.Vhosts, configs.Vhost{Name: v.Name(), Description: desc[v.Name()]})
+		_, listed := desc[v.Name()]
+		l, limited := limits[v.Name()]
+		if v.Name() != "/" || listed || limited {
+			out.Vhosts = append(out.Vhosts, configs.Vhost{Name: v.Name(), Description: desc[v.Name()], Limits: l})
 		}
 		v.Export(out)
 	}
@@ -149,6 +156,9 @@ func (s *Server) ExportDefinitions() *configs.Definitions {
 	}
 	for i := range out.Policies {
 		out.Policies[i].Pos = configs.Pos{}
+	}
+	for i := range out.TopicPermissions {
+		out.TopicPermissions[i].Pos = configs.Pos{}
 	}
 	return out
 }

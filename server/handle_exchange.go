@@ -97,7 +97,8 @@ func (ch *channel) checkDeclareExchange(d exchange.Definition) error {
 	return nil
 }
 
-// checkBind is the access check for a binding: write on the destination, read on the source.
+// checkBind is the access check for a binding: write on the destination, read on the source,
+// and, when the source is a topic exchange, the user's topic permission on the binding key.
 func (ch *channel) checkBind(b binding.Binding) error {
 	kind := resQueue
 	if b.Dest.Kind == binding.DestExchange {
@@ -106,5 +107,15 @@ func (ch *channel) checkBind(b binding.Binding) error {
 	if err := ch.conn.checkAccess(permWrite, kind, b.Dest.Name); err != nil {
 		return err
 	}
-	return ch.conn.checkAccess(permRead, resExchange, b.Source)
+	if err := ch.conn.checkAccess(permRead, resExchange, b.Source); err != nil {
+		return err
+	}
+	if !ch.conn.hasTopicPermissions() {
+		return nil
+	}
+	x, err := ch.vh.Exchange(b.Source)
+	if err != nil {
+		return nil // the bind itself answers 404
+	}
+	return ch.conn.checkTopic(permRead, x.Kind(), b.Source, b.RoutingKey)
 }

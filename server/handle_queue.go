@@ -38,6 +38,9 @@ func (ch *channel) queueDeclare(m *amqpwire.QueueDeclare) error {
 		if err := ch.checkDeclareQueue(name, m.Arguments); err != nil {
 			return err
 		}
+		if err := ch.conn.srv.checkQueueLimit(ch.vh, name); err != nil {
+			return err
+		}
 	}
 	q, err := ch.vh.DeclareQueue(ch.conn, vhost.QueueDecl{
 		Name:        name,

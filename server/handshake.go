@@ -99,6 +99,10 @@ func (c *conn) handshake() error {
 		c.refuse(err)
 		return err
 	}
+	if err := c.srv.checkConnectionLimits(c, vh); err != nil {
+		c.refuse(err)
+		return err
+	}
 	if c.srv.access.p.Load().permissions(c.user, vh.Name()) == nil {
 		c.log.Warn().Str("vhost", vh.Name()).Msg("vhost access refused")
 		err := amqpwire.NewConnectionError(amqpwire.CodeNotAllowed, amqpwire.ClassConnection, amqpwire.MethodConnectionOpen,

@@ -170,6 +170,9 @@ func (s *Server) apiPublishTarget(user string, v *vhost.Vhost, msg *queue.Messag
 		return nil, amqpwire.NewChannelError(amqpwire.CodeAccessRefused, amqpwire.ClassBasic, amqpwire.MethodBasicPublish,
 			"cannot publish to internal exchange '%s' in vhost '%s'", msg.Exchange, v.Name())
 	}
+	if err := s.checkUserTopic(user, v.Name(), permWrite, x.Kind(), x.Name(), msg.RoutingKey); err != nil {
+		return nil, err
+	}
 	p := &msg.Properties
 	if p.Flags&amqpwire.FlagUserID != 0 && p.UserID != user {
 		return nil, errPublishPrecondition("user_id property set to '%s' but authenticated user was '%s'", p.UserID, user)

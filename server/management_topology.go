@@ -112,6 +112,9 @@ func (s *Server) DeclareQueueAs(user, vh string, d vhost.QueueDecl) (bool, error
 			return false, err
 		}
 	}
+	if err := s.checkQueueLimit(v, d.Name); err != nil {
+		return false, err
+	}
 	d.Passive, d.Exclusive = false, false
 	existed := v.HasQueue(d.Name)
 	if _, err := v.DeclareQueue(nil, d); err != nil {
@@ -162,7 +165,8 @@ func (s *Server) UnbindAs(user, vh string, b binding.Binding) error {
 	return v.Unbind(nil, b)
 }
 
-// checkUserBind is channel.checkBind for user: write on the destination, read on the source.
+// checkUserBind is channel.checkBind for user: write on the destination, read on the source,
+// and the topic permission on the binding key.
 func (s *Server) checkUserBind(user, vh string, b binding.Binding) error {
 	kind := resQueue
 	if b.Dest.Kind == binding.DestExchange {
@@ -171,5 +175,13 @@ func (s *Server) checkUserBind(user, vh string, b binding.Binding) error {
 	if err := s.checkUserAccess(user, vh, permWrite, kind, b.Dest.Name); err != nil {
 		return err
 	}
-	return s.checkUserAccess(user, vh, permRead, resExchange, b.Source)
+	if err := s.checkUserAccess(user, vh, permRead, resExchange, b.Source); err != nil {
+		return err
+	}
+	if v := s.vhost(vh); v != nil && s.access.p.Load().topics[user] != nil {
+		if x, err := v.Exchange(b.Source); err == nil {
+			return s.checkUserTopic(user, vh, permRead, x.Kind(), b.Source, b.RoutingKey)
+		}
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package mgmt
 
 import (
 	"encoding/json"
+	"maps"
 	"net/http"
 
 	"github.com/warrenmq/warren/server"
@@ -12,8 +13,10 @@ func userJSON(u server.UserInfo) map[string]any {
 	if tags == nil {
 		tags = []string{}
 	}
+	limits := map[string]int64{}
+	maps.Copy(limits, u.Limits)
 	return map[string]any{"name": u.Name, "password_hash": u.PasswordHash, "hashing_algorithm": u.HashingAlgorithm,
-		"tags": tags, "limits": map[string]any{}}
+		"tags": tags, "limits": limits}
 }
 
 func (a *api) listUsers(w http.ResponseWriter, r *http.Request, _ user, _ []string) {

@@ -75,7 +75,13 @@ func (a *api) getDefinitions(w http.ResponseWriter, r *http.Request, _ user, arg
 				"destination_type": dt, "routing_key": b.RoutingKey, "arguments": argsJSON(b.Arguments)}))
 		}
 	}
-	out := map[string]any{"rabbit_version": RabbitMQVersion, "parameters": []any{}, "policies": policies,
+	params := []any{} // RabbitMQ exports vhost limits as runtime parameters
+	for _, l := range a.src.VhostLimits() {
+		if keep(l.Name) {
+			params = append(params, item(map[string]any{"vhost": l.Name, "component": "vhost-limits", "name": "limits", "value": l.Values}))
+		}
+	}
+	out := map[string]any{"rabbit_version": RabbitMQVersion, "parameters": params, "policies": policies,
 		"queues": queues, "exchanges": exchanges, "bindings": bindings}
 	if only == "" {
 		users, vhosts, perms, topics := []any{}, []any{}, []any{}, []any{}

@@ -34,6 +34,7 @@ type Source interface {
 	readSource
 	writeSource
 	accessSource
+	limitsSource
 	opsSource
 
 	Stats() server.Stats
@@ -138,7 +139,7 @@ type endpoint struct {
 // (access*.go), operations on queue contents and the broker's health (ops*.go).
 func (a *api) endpoints() []endpoint {
 	var all []endpoint
-	for _, group := range [][]endpoint{a.readEndpoints(), a.writeEndpoints(), a.accessEndpoints(), a.opsEndpoints(), a.clusterEndpoints()} {
+	for _, group := range [][]endpoint{a.readEndpoints(), a.writeEndpoints(), a.accessEndpoints(), a.limitsEndpoints(), a.opsEndpoints(), a.clusterEndpoints()} {
 		all = append(all, group...)
 	}
 	return all

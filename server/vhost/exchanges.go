@@ -30,6 +30,9 @@ type Exchange struct {
 // Name is the exchange's name ("" for the default exchange).
 func (x *Exchange) Name() string { return x.def.Name }
 
+// Kind is the exchange's type ("direct", "topic", ...).
+func (x *Exchange) Kind() string { return x.def.Kind }
+
 // Internal says clients may not publish to the exchange.
 func (x *Exchange) Internal() bool { return x.def.Internal }
 

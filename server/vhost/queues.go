@@ -101,6 +101,13 @@ func (v *Vhost) queueOptions(rec *Queue) queue.Options {
 	return opts
 }
 
+// QueueCount is the number of queues in the vhost.
+func (v *Vhost) QueueCount() int {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return len(v.queues)
+}
+
 // HasQueue reports whether the vhost has the named queue.
 func (v *Vhost) HasQueue(name string) bool {
 	v.mu.RLock()

@@ -39,6 +39,7 @@ const (
 	DefaultMaxMessageSize      = 16 << 20 // RabbitMQ 4.x's default max_message_size
 	DefaultHandshakeTimeout    = 10 * time.Second
 	DefaultWriteTimeout        = 30 * time.Second
+	DefaultConsumerTimeout     = 30 * time.Minute // RabbitMQ 3.10's consumer_timeout, 1800000 ms
 	DefaultWriteBacklog        = 1 << 20
 	DefaultQueueMemoryMessages = 8192
 	DefaultQueueMemoryBytes    = 32 << 20
@@ -66,6 +67,13 @@ type Config struct {
 	// move the deadline at most once per half timeout, so the peer gets between half and all
 	// of it.
 	WriteTimeout time.Duration
+	// ConsumerTimeout closes a channel with 406 when one of its deliveries stays
+	// unacknowledged longer, as RabbitMQ's consumer_timeout (default 30 minutes; negative
+	// disables it). A queue's x-consumer-timeout or consumer-timeout policy overrides it.
+	ConsumerTimeout time.Duration
+	// Clock is the time the acknowledgement timeouts read and arm timers on (default the wall
+	// clock); tests may drive their own.
+	Clock queue.Clock
 	// WriteBacklog is how many bytes may wait in a connection's output before its consumers
 	// stop receiving deliveries until the socket drains (default 1 MiB).
 	WriteBacklog int
@@ -133,6 +141,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.ConsumerTimeout == 0 {
+		c.ConsumerTimeout = DefaultConsumerTimeout
+	}
+	if c.Clock == nil {
+		c.Clock = queue.RealClock{}
 	}
 	if c.WriteBacklog == 0 {
 		c.WriteBacklog = DefaultWriteBacklog

@@ -15,6 +15,7 @@ var queueArgKeys = []string{
 	"x-max-length", "x-max-length-bytes", "x-max-in-memory-length", "x-max-in-memory-bytes",
 	"x-max-priority", "x-overflow", "x-queue-mode", "x-single-active-consumer", "x-queue-type",
 	"x-delivery-limit", "x-queue-master-locator", "x-queue-leader-locator",
+	"x-consumer-timeout", "x-delivery-timeout", "x-delivery-timeout-action",
 }
 
 // inequivalent is RabbitMQ's 406 for a redeclare whose flag differs.

@@ -22,6 +22,8 @@ type queueArgs struct {
 	expires time.Duration
 	// overflowSet says x-overflow was given (a policy's overflow applies only otherwise).
 	overflowSet bool
+	// ack are the acknowledgement timeouts (acktimeout.go).
+	ack ackTimeoutArgs
 }
 
 // maxExpiry is RabbitMQ's largest TTL or expiry in milliseconds: ten years.
@@ -52,7 +54,7 @@ func CheckQueueArgs(name, vhost string, args amqpwire.Table) error {
 
 // parseQueueArgs validates args for the queue name in vhost.
 func parseQueueArgs(name, vhost string, args amqpwire.Table) (queueArgs, error) {
-	qa := queueArgs{features: queue.Features{MaxLength: -1, MaxBytes: -1, DeliveryLimit: -1}}
+	qa := queueArgs{features: queue.Features{MaxLength: -1, MaxBytes: -1, DeliveryLimit: -1}, ack: noAckTimeouts}
 	m, err := args.Map()
 	if err != nil {
 		return qa, amqpwire.NewChannelError(amqpwire.CodePreconditionFailed, 0, 0, "invalid arguments table: %v", err)
@@ -177,6 +179,9 @@ func parseQueueArgs(name, vhost string, args amqpwire.Table) (queueArgs, error) 
 			return fail("x-single-active-consumer", "{unacceptable_type,"+binding.TypeName(v)+"}")
 		}
 		qa.features.SingleActiveConsumer = b
+	}
+	if qa.ack, err = parseAckTimeouts(m, func(key, reason string) error { return argError(key, name, vhost, reason) }); err != nil {
+		return qa, err
 	}
 	return qa, nil
 }

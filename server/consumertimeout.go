@@ -1,7 +1,9 @@
 package server
 
 import (
+	"fmt"
 	"slices"
+	"time"
 
 	"github.com/warrenmq/warren/amqpwire"
 	"github.com/warrenmq/warren/server/queue"
@@ -133,7 +135,8 @@ func (ch *channel) checkAckTimeouts() {
 	}
 	now := srv.cfg.Clock.Now()
 	var late []unackedRec
-	closeLimit, next := int64(-1), int64(0)
+	var closing *unackedRec // the first delivery past a consumer timeout
+	next := int64(0)
 	for _, r := range ch.unacked.recs {
 		if r.e == nil || r.kind == ackNone {
 			continue
@@ -147,8 +150,8 @@ func (ch *channel) checkAckTimeouts() {
 				next = due
 			}
 		case r.kind == ackClose:
-			if closeLimit < 0 {
-				closeLimit = r.limit
+			if closing == nil {
+				closing = &r
 			}
 		default:
 			late = append(late, r)
@@ -161,7 +164,7 @@ func (ch *channel) checkAckTimeouts() {
 	}
 	kicks := ch.releaseCreditLocked(taken)
 	switch {
-	case closeLimit >= 0:
+	case closing != nil:
 	case next != 0:
 		ch.armLocked(next)
 	default:
@@ -173,40 +176,44 @@ func (ch *channel) checkAckTimeouts() {
 		ch.expireDeliveries(taken)
 	}
 	kickQueues(kicks)
-	if closeLimit >= 0 {
-		ch.consumerTimedOut(closeLimit)
+	if closing != nil {
+		ch.consumerTimedOut(*closing)
 	}
 }
 
 // expireDeliveries sends deliveries past their delivery timeout back to their queues:
-// requeued or dead-lettered, in runs of one queue and one action.
+// requeued or dead-lettered, in runs of one queue and one action. Each run is logged, the
+// first of its queue in a while in full and the others in a summary.
 func (ch *channel) expireDeliveries(recs []unackedRec) {
-	requeued, deadLettered := 0, 0
+	srv := ch.conn.srv
 	var es []*queue.Entry
 	for i := 0; i < len(recs); {
-		q, kind := recs[i].q, recs[i].kind
+		q, kind, first := recs[i].q, recs[i].kind, recs[i].tag
 		es = es[:0]
 		for ; i < len(recs) && recs[i].q == q && recs[i].kind == kind; i++ {
 			es = append(es, recs[i].e)
 		}
+		action := "requeued"
 		if kind == ackDeadLetter {
+			action = "dead-lettered"
 			q.DeadLetter(es, queue.DeliveryTimeout)
-			deadLettered += len(es)
 		} else {
 			q.Requeue(es)
-			requeued += len(es)
+		}
+		detail := fmt.Sprintf("%d %s from channel %d", len(es), action, ch.id)
+		if srv.ackTimeoutLog.note(q.Name(), detail, time.Now()) {
+			ch.log.Info().Str("queue", q.Name()).Str("action", action).Int("deliveries", len(es)).Uint64("first_tag", first).
+				Msg("deliveries not acknowledged within their queue's delivery timeout were taken back (more are summarised)")
 		}
 	}
-	ch.conn.srv.counters.deliveryTimeouts.Add(uint64(len(recs)))
-	ch.log.Info().Int("requeued", requeued).Int("dead_lettered", deadLettered).Uint64("first_tag", recs[0].tag).
-		Msg("deliveries not acknowledged within their queue's delivery timeout were taken back")
+	srv.counters.deliveryTimeouts.Add(uint64(len(recs)))
 }
 
 // consumerTimedOut closes the channel as RabbitMQ does when a delivery outlives the consumer
 // timeout (rabbit_channel:handle_consumer_timed_out): 406 with its text, no method; releasing
 // the channel requeues what it held. The close is made as the connection's reader would make
-// it, holding the channel's reader lock.
-func (ch *channel) consumerTimedOut(limit int64) {
+// it, holding the channel's reader lock. r is the late delivery.
+func (ch *channel) consumerTimedOut(r unackedRec) {
 	ch.rmu.Lock()
 	defer ch.rmu.Unlock()
 	if ch.closing || ch.conn.forced.Load() {
@@ -218,11 +225,18 @@ func (ch *channel) consumerTimedOut(limit int64) {
 	if released {
 		return
 	}
-	ch.log.Warn().Int64("timeout_ms", limit).
-		Msg("consumer timed out waiting for a delivery acknowledgement, closing the channel")
+	tag := "" // basic.get
+	if r.cs != nil {
+		tag = r.cs.tag
+	}
+	detail := fmt.Sprintf("channel %d closed after %d ms", ch.id, r.limit)
+	if ch.conn.srv.ackTimeoutLog.note(r.q.Name(), detail, time.Now()) {
+		ch.log.Warn().Str("queue", r.q.Name()).Str("consumer", tag).Uint64("delivery_tag", r.tag).Int64("timeout_ms", r.limit).
+			Msg("consumer timed out waiting for a delivery acknowledgement, closing the channel (more are summarised)")
+	}
 	ch.closeWith(amqpwire.NewChannelError(amqpwire.CodePreconditionFailed, 0, 0,
 		"delivery acknowledgement on channel %d timed out. Timeout value used: %d ms. "+
-			"This timeout value can be configured, see consumers doc guide to learn more", ch.id, limit))
+			"This timeout value can be configured, see consumers doc guide to learn more", ch.id, r.limit))
 }
 
 // settleLate deals with an ack, nack or reject whose tag is not outstanding: when the tag is

@@ -194,6 +194,8 @@ type Server struct {
 	// loginLimit slows failed logins per source address; loginLog summarises them.
 	loginLimit *loginLimiter
 	loginLog   *summaryLog
+	// ackTimeoutLog summarises acknowledgement timeouts per queue (consumertimeout.go).
+	ackTimeoutLog *summaryLog
 
 	mu        sync.Mutex
 	conns     map[*conn]struct{}    // open or opening, counted against MaxConnections
@@ -221,6 +223,7 @@ func New(cfg Config) *Server {
 	s.handshakeLog = newSummaryLog(s.log, "handshakes failed", "source", floodSummaryEvery, floodSummaryKeys)
 	s.loginLimit = newLoginLimiter(loginFailureInterval, loginLimitSources)
 	s.loginLog = newSummaryLog(s.log, "logins refused", "source", floodSummaryEvery, floodSummaryKeys)
+	s.ackTimeoutLog = newSummaryLog(s.log, "acknowledgement timeouts", "queue", floodSummaryEvery, floodSummaryKeys)
 	s.access.p.Store(cfg.Access)
 	s.vhosts = vhost.NewRegistry(s.log, cfg.Store, cfg.QueueMemory.window())
 	return s
@@ -386,6 +389,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.overLimitLog.close()
 	s.handshakeLog.close()
 	s.loginLog.close()
+	s.ackTimeoutLog.close()
 
 	for _, c := range conns {
 		c.forceClose("broker forced connection closure with reason 'shutdown'")

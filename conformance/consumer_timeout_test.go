@@ -295,3 +295,58 @@ func inProcessServer(t *testing.T, url string) *server.Server {
 	}
 	return w.srv
 }
+
+// A delivery timeout is a requeue like any other: with x-delivery-limit, a message that keeps
+// timing out is dead-lettered with reason delivery_limit once it has been returned too often.
+func TestDeliveryTimeoutCountsTowardDeliveryLimit(t *testing.T) {
+	warrenOnly(t, "x-delivery-timeout is Warren's")
+	t.Parallel()
+	conn := dial(t)
+	ch := channel(t, conn)
+	dlx, _, sunk := deadLetterSink(t, conn)
+	q := declareQueue(t, ch, amqp.Table{"x-dead-letter-exchange": dlx, "x-delivery-timeout": int32(100), "x-delivery-limit": int32(1)})
+	newPublisher(t, conn).toQueue(q, "stuck")
+	ds := consumeManual(t, ch, q)
+	first, second := recv(t, ds, "first delivery"), recv(t, ds, "second delivery")
+	if first.Redelivered || !second.Redelivered {
+		t.Errorf("redelivered flags %v, %v; want false, true", first.Redelivered, second.Redelivered)
+	}
+	d := recv(t, sunk, "dead-lettered delivery")
+	if r := d.Headers["x-first-death-reason"]; r != "delivery_limit" {
+		t.Errorf("x-first-death-reason = %v, want delivery_limit", r)
+	}
+}
+
+// A message dead-lettered by a delivery timeout may come back to the queue it timed out in
+// (through a TTL queue: a delayed retry), where cycle detection would drop one that only
+// expired: like a rejection, a delivery timeout involves a consumer.
+func TestDeliveryTimeoutRetryLoop(t *testing.T) {
+	warrenOnly(t, "x-delivery-timeout is Warren's")
+	t.Parallel()
+	conn := dial(t)
+	ch := channel(t, conn)
+	work, retry := uniqueName(t, "work"), uniqueName(t, "retry")
+	for _, d := range []struct {
+		name string
+		args amqp.Table
+	}{
+		{work, amqp.Table{"x-delivery-timeout": int32(100), "x-delivery-timeout-action": "dead-letter",
+			"x-dead-letter-exchange": "", "x-dead-letter-routing-key": retry}},
+		{retry, amqp.Table{"x-message-ttl": int32(50), "x-dead-letter-exchange": "", "x-dead-letter-routing-key": work}},
+	} {
+		if _, err := ch.QueueDeclare(d.name, false, false, false, false, d.args); err != nil {
+			t.Fatal(err)
+		}
+		deleteQueueLater(t, d.name)
+	}
+	newPublisher(t, conn).toQueue(work, "job")
+	ds := consumeManual(t, ch, work)
+	recv(t, ds, "first delivery")
+	back := recv(t, ds, "delivery after the retry")
+	if string(back.Body) != "job" || back.Headers["x-first-death-reason"] != "delivery_timeout" {
+		t.Errorf("got %q with x-first-death-reason %v, want %q with delivery_timeout", back.Body, back.Headers["x-first-death-reason"], "job")
+	}
+	if err := back.Ack(false); err != nil {
+		t.Fatal(err)
+	}
+}

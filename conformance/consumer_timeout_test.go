@@ -6,7 +6,8 @@ package conformance
 // with 406 and the text of rabbit_channel:handle_consumer_timed_out (the same in 3.10.8 and
 // 3.13), checked there rather than by waiting: RabbitMQ 3.10's timeout is 30 minutes, checked
 // once a minute, and its queue argument and policy key came in 3.12. Warren's delivery timeout
-// has no RabbitMQ counterpart. So every test here runs against Warren only.
+// has no RabbitMQ counterpart. So the tests here run against Warren only, but for the one that
+// checks that RabbitMQ accepts what Warren accepts.
 
 import (
 	"fmt"
@@ -112,6 +113,25 @@ func TestConsumerTimeoutQueueArgument(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A valid x-consumer-timeout is accepted by both brokers (RabbitMQ 3.10 keeps it as an unknown
+// argument, 3.12+ acts on it) and a redeclare with the same value is equivalent; deliveries
+// acknowledged in time leave the channel open.
+func TestConsumerTimeoutArgumentAccepted(t *testing.T) {
+	t.Parallel()
+	conn := dial(t)
+	ch := channel(t, conn)
+	args := amqp.Table{"x-consumer-timeout": int32(60000)}
+	q := declareQueue(t, ch, args)
+	if _, err := ch.QueueDeclare(q, false, false, false, false, args); err != nil {
+		t.Fatalf("redeclare with the same x-consumer-timeout: %v", err)
+	}
+	newPublisher(t, conn).toQueue(q, "m")
+	if err := get(t, ch, q, false).Ack(false); err != nil {
+		t.Fatal(err)
+	}
+	wantMessages(t, ch, q, 0)
 }
 
 // The timeout arguments are checked as RabbitMQ checks its integer arguments, with its 406.

@@ -12,6 +12,7 @@ package conformance
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -83,6 +84,36 @@ func TestConsumerTimeoutBrokerSetting(t *testing.T) {
 	}
 	if conn.IsClosed() {
 		t.Fatal("the consumer timeout closed the connection, want only the channel closed")
+	}
+}
+
+// The real binary takes consumer-timeout from its file, and --consumer-timeout over it: a
+// delivery left unacknowledged closes its channel with RabbitMQ's text naming the timeout in
+// force, and the broker logs a warning with the queue and the timeout. (Run by TestConfigFiles.)
+func testConfigConsumerTimeout(t *testing.T, bin string) {
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	writeCfgFile(t, dir, "warren.yaml", simpleConfig(addr)+"consumer-timeout: 300ms\n")
+	writeCfgFile(t, dir, "defs.yaml", "queues:\n  - {name: ct.q}\n")
+	for _, run := range []struct {
+		args []string
+		ms   int
+	}{{nil, 300}, {[]string{"--consumer-timeout", "400ms"}, 400}} {
+		b := startCfgBrokerIn(t, bin, dir, addr, run.args...)
+		mark := b.log.mark()
+		conn := b.dial("guest", "guest", "/")
+		ch := channel(t, conn) // channel 1
+		closed := notifyClose(ch)
+		newPublisher(t, conn).toQueue("ct.q", "m")
+		get(t, ch, "ct.q", false)
+		wantExactClose(t, closed, 406, consumerTimedOutText(1, run.ms))
+		want := fmt.Sprintf("timeout_ms=%d", run.ms)
+		if line, ok := b.log.waitFor(mark, timeout, func(s string) bool {
+			return strings.Contains(s, "consumer timed out waiting for a delivery acknowledgement") && strings.Contains(s, "queue=ct.q")
+		}); !ok || !strings.Contains(line, want) {
+			t.Errorf("args %v: log line %q, want a warning about queue ct.q with %s", run.args, line, want)
+		}
+		b.terminate()
 	}
 }
 

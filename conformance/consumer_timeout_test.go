@@ -197,6 +197,20 @@ func TestAckTimeoutArgumentsChecked(t *testing.T) {
 	}
 }
 
+// Warren's delivery timeout arguments are compared on redeclare, with RabbitMQ's 406 for an
+// inequivalent argument.
+func TestDeliveryTimeoutRedeclare(t *testing.T) {
+	warrenOnly(t, "x-delivery-timeout is Warren's")
+	t.Parallel()
+	_, ch := connChannel(t)
+	q := declareQueue(t, ch, amqp.Table{"x-delivery-timeout": int32(1000)})
+	closed := notifyClose(ch)
+	_, err := ch.QueueDeclare(q, false, false, false, false, amqp.Table{"x-delivery-timeout": int32(2000)})
+	want := fmt.Sprintf("PRECONDITION_FAILED - inequivalent arg 'x-delivery-timeout' for queue '%s' in vhost '/': received '2000' but current is '1000'", q)
+	wantError(t, err, 406, want)
+	wantExactClose(t, closed, 406, want)
+}
+
 // A consumer-timeout policy key (RabbitMQ 3.12) applies to the queues it matches.
 func TestConsumerTimeoutPolicy(t *testing.T) {
 	warrenOnly(t, "RabbitMQ 3.10 has no consumer-timeout policy key")

@@ -45,8 +45,9 @@ const lateMax = 1 << 16
 // ackTimers is a channel's acknowledgement timeout state, guarded by channel.mu.
 type ackTimers struct {
 	timer    queue.Timer
-	at       int64 // when timer fires (Unix ms); 0 when not armed
-	minLimit int64 // the shortest limit of the deliveries stamped since the last idle check
+	at       int64  // when timer fires (Unix ms); 0 when not armed
+	gen      uint64 // counts timers armed: a superseded timer's callback that could not be stopped does nothing
+	minLimit int64  // the shortest limit of the deliveries stamped since the last idle check
 	// late are the tags of deliveries taken back by a delivery timeout, ascending: an ack,
 	// nack or reject of one is ignored (and counted) instead of closing the channel.
 	late []uint64
@@ -96,7 +97,9 @@ func (ch *channel) armLocked(due int64) {
 		a.timer.Stop()
 	}
 	a.at = due
-	a.timer = ch.conn.srv.cfg.Clock.At(due, ch.checkAckTimeouts)
+	a.gen++
+	gen := a.gen
+	a.timer = ch.conn.srv.cfg.Clock.At(due, func() { ch.checkAckTimeouts(gen) })
 }
 
 // rearmLocked arms the timer for the earliest deadline of recs (deliveries put back by a
@@ -121,18 +124,18 @@ func (ch *channel) stopAckTimerLocked() {
 	ch.acks.late = nil
 }
 
-// checkAckTimeouts runs when the channel's timer fires, on the clock's goroutine: deliveries
-// past a delivery timeout go back to their queues, one past a consumer timeout closes the
-// channel, and the timer is armed for the next deadline.
-func (ch *channel) checkAckTimeouts() {
+// checkAckTimeouts runs when the channel's timer number gen fires, on the clock's goroutine:
+// deliveries past a delivery timeout go back to their queues, one past a consumer timeout
+// closes the channel, and the timer is armed for the next deadline.
+func (ch *channel) checkAckTimeouts(gen uint64) {
 	srv := ch.conn.srv
 	ch.mu.Lock()
 	a := &ch.acks
-	a.timer, a.at = nil, 0
-	if ch.released {
+	if ch.released || gen != a.gen {
 		ch.mu.Unlock()
 		return
 	}
+	a.timer, a.at = nil, 0
 	now := srv.cfg.Clock.Now()
 	var late []unackedRec
 	var closing *unackedRec // the first delivery past a consumer timeout

@@ -242,3 +242,21 @@ func TestLateTagsBounded(t *testing.T) {
 		t.Errorf("kept %d tags from %d, want %d from 11", len(tags), tags[0], lateMax)
 	}
 }
+
+// A timer replaced by an earlier one whose callback could not be stopped in time does nothing
+// when it runs: the channel keeps the timer it armed last.
+func TestSupersededAckTimerDoesNothing(t *testing.T) {
+	_, ch, _ := answerConn()
+	clk := &fakeClock{now: 1000}
+	ch.conn.srv.cfg.Clock = clk
+	ch.mu.Lock()
+	ch.armLocked(2000)
+	ch.armLocked(1500) // stops the first; its callback may be running already
+	ch.mu.Unlock()
+	ch.checkAckTimeouts(1) // the first timer's callback, late
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if ch.acks.timer == nil || ch.acks.at != 1500 {
+		t.Errorf("after the superseded callback: timer %v at %d, want the one at 1500", ch.acks.timer, ch.acks.at)
+	}
+}

@@ -19,8 +19,10 @@ const (
 )
 
 var (
-	queueArgUnits = map[string]unit{"x-message-ttl": millis, "x-expires": millis, "x-max-length-bytes": size}
-	policyUnits   = map[string]unit{"message-ttl": millis, "expires": millis, "max-length-bytes": size}
+	queueArgUnits = map[string]unit{"x-message-ttl": millis, "x-expires": millis, "x-max-length-bytes": size,
+		"x-consumer-timeout": millis, "x-delivery-timeout": millis}
+	policyUnits = map[string]unit{"message-ttl": millis, "expires": millis, "max-length-bytes": size,
+		"consumer-timeout": millis, "delivery-timeout": millis}
 )
 
 // argumentsField reads an arguments mapping. Empty arguments are nil, so that a file

@@ -26,9 +26,12 @@ type Broker struct {
 	Heartbeat        Duration    // heartbeat; 0 lets clients disable heartbeats
 	HandshakeTimeout Duration    // handshake-timeout
 	WriteTimeout     Duration    // write-timeout
-	Log              Log         // log
-	LoopbackUsers    []string    // loopback-users: these users may only log in from 127.0.0.1 or ::1
-	Definitions      []string    // definitions: the files to load, globs expanded, in order
+	// ConsumerTimeout is consumer-timeout: a delivery left unacknowledged longer closes its
+	// channel with 406, as RabbitMQ's consumer_timeout (default 30m); 0 disables it.
+	ConsumerTimeout Duration
+	Log             Log      // log
+	LoopbackUsers   []string // loopback-users: these users may only log in from 127.0.0.1 or ::1
+	Definitions     []string // definitions: the files to load, globs expanded, in order
 	// ControlSocket is control-socket; "" means the default, warren.sock in the data dir
 	// (see ControlSocketPath).
 	ControlSocket string
@@ -128,6 +131,7 @@ func DefaultBroker() Broker {
 		Heartbeat:        Duration(60 * time.Second),
 		HandshakeTimeout: Duration(10 * time.Second),
 		WriteTimeout:     Duration(30 * time.Second),
+		ConsumerTimeout:  Duration(30 * time.Minute),
 		FlowControl:      true,
 		Log:              Log{Level: "info", Format: "auto"},
 		LoopbackUsers:    []string{"guest"},
@@ -145,7 +149,7 @@ func (b *Broker) ControlSocketPath() string {
 }
 
 var brokerKeys = []string{"listeners", "data-dir", "queue-memory", "disk-free-limit", "memory-limit", "limits", "heartbeat",
-	"handshake-timeout", "write-timeout", "log", "loopback-users", "definitions", "control-socket", "flow-control", "product",
+	"handshake-timeout", "write-timeout", "consumer-timeout", "log", "loopback-users", "definitions", "control-socket", "flow-control", "product",
 	"prometheus-listen", "management-listen", "prometheus-tls", "management-tls",
 	"node-name", "cluster-listen", "cluster-advertise", "cluster-peers", "cluster-secret-file", "cluster-tls"}
 
@@ -240,6 +244,15 @@ func (d *decoder) broker(f fields, b *Broker, dir string) {
 				d.errorf(n, "write-timeout", "write-timeout must be more than 0s")
 			} else {
 				b.WriteTimeout = v
+			}
+		}
+	}
+	if n, ok := f.get("consumer-timeout"); ok {
+		if v, ok := d.duration(n, "consumer-timeout"); ok {
+			if v%Duration(time.Millisecond) != 0 || v > Duration(maxExpiry*time.Millisecond) {
+				d.errorf(n, "consumer-timeout", "consumer-timeout %s is not a whole number of milliseconds up to ten years", v)
+			} else {
+				b.ConsumerTimeout = v
 			}
 		}
 	}

@@ -53,6 +53,7 @@ limits: {frame-max: 64KiB, channel-max: 100, max-message-size: 1MB, max-connecti
 heartbeat: 0
 handshake-timeout: 1m30s
 write-timeout: 5s
+consumer-timeout: 90s
 log: {level: debug, format: json}
 loopback-users: []
 definitions: [defs/*.yaml, extra.json, defs/a.yaml]
@@ -85,6 +86,7 @@ prometheus-tls: {cert-file: tls/cert.pem, key-file: tls/key.pem, min-version: "1
 		Heartbeat:        0,
 		HandshakeTimeout: Duration(90 * time.Second),
 		WriteTimeout:     Duration(5 * time.Second),
+		ConsumerTimeout:  Duration(90 * time.Second),
 		Log:              Log{Level: "debug", Format: "json"},
 		LoopbackUsers:    []string{},
 		Definitions:      []string{filepath.Join(dir, "defs/a.yaml"), filepath.Join(dir, "defs/b.yaml"), filepath.Join(dir, "extra.json")},
@@ -121,6 +123,7 @@ definitions: [missing.yaml, "[bad"]
 listen: ":5672"
 flow-control: sometimes
 product: {name: "", version: [3], vendor: x}
+consumer-timeout: 1500us
 `))
 	wantProblems(t, err,
 		`warren.yaml:3:5: listeners[1].address: address ":5672" is already used by the listener at warren.yaml:2:5`,
@@ -148,11 +151,12 @@ product: {name: "", version: [3], vendor: x}
 		`warren.yaml:15:17: loopback-users: expected a list, got "guest"`,
 		`warren.yaml:16:15: definitions[0]: definitions file: stat missing.yaml: no such file or directory`,
 		`warren.yaml:16:29: definitions[1]: definitions glob "[bad": syntax error in pattern`,
-		`warren.yaml:17:1: unknown key "listen"; expected one of: listeners, data-dir, queue-memory, disk-free-limit, memory-limit, limits, heartbeat, handshake-timeout, write-timeout, log, loopback-users, definitions, control-socket, flow-control, product, prometheus-listen, management-listen, prometheus-tls, management-tls, node-name, cluster-listen, cluster-advertise, cluster-peers, cluster-secret-file, cluster-tls`,
+		`warren.yaml:17:1: unknown key "listen"; expected one of: listeners, data-dir, queue-memory, disk-free-limit, memory-limit, limits, heartbeat, handshake-timeout, write-timeout, consumer-timeout, log, loopback-users, definitions, control-socket, flow-control, product, prometheus-listen, management-listen, prometheus-tls, management-tls, node-name, cluster-listen, cluster-advertise, cluster-peers, cluster-secret-file, cluster-tls`,
 		`warren.yaml:18:15: flow-control: expected a boolean, got "sometimes"`,
 		`warren.yaml:19:17: product.name: name must not be empty; leave it out for Warren's own`,
 		`warren.yaml:19:30: product.version: expected a string, got a list`,
 		`warren.yaml:19:35: product: unknown key "vendor"; expected one of: name, version`,
+		`warren.yaml:20:19: consumer-timeout: consumer-timeout 1.5ms is not a whole number of milliseconds up to ten years`,
 	)
 }
 

@@ -16,6 +16,8 @@ const maxExpiry = 315360000000
 var (
 	exchangeTypes = []string{"direct", "fanout", "topic", "headers", "x-consistent-hash", "x-random", "x-local-random"}
 	overflows     = []string{"drop-head", "reject-publish", "reject-publish-dlx"}
+	// deliveryTimeoutActions are x-delivery-timeout-action's values.
+	deliveryTimeoutActions = []string{"requeue", "dead-letter"}
 	// digestSizes are the hashing algorithms and their digests' lengths in bytes.
 	digestSizes = map[string]int{sha256Algorithm: 32, "rabbit_password_hashing_sha512": 64, "rabbit_password_hashing_md5": 16}
 	algorithms  = []string{sha256Algorithm, "rabbit_password_hashing_sha512", "rabbit_password_hashing_md5"}
@@ -132,6 +134,9 @@ func checkQueueArgs(report reporter, args map[string]any) {
 		integer("x-delivery-limit", 0, 1<<62)
 	}
 	integer("x-max-priority", 0, 255)
+	integer("x-consumer-timeout", 0, maxExpiry)
+	integer("x-delivery-timeout", 1, maxExpiry)
+	str("x-delivery-timeout-action", deliveryTimeoutActions...)
 	str("x-dead-letter-exchange")
 	str("x-dead-letter-routing-key")
 	if _, ok := args["x-dead-letter-routing-key"]; ok {
@@ -203,6 +208,7 @@ func (p Policy) check(report reporter) {
 		{"message-ttl", def.MessageTTL, 0, maxExpiry}, {"expires", def.Expires, 1, maxExpiry},
 		{"max-length", def.MaxLength, 0, 1 << 62}, {"max-length-bytes", def.MaxLengthBytes, 0, 1 << 62},
 		{"delivery-limit", def.DeliveryLimit, 0, 1 << 62}, {"max-priority", def.MaxPriority, 1, 255},
+		{"consumer-timeout", def.ConsumerTimeout, 0, maxExpiry}, {"delivery-timeout", def.DeliveryTimeout, 1, maxExpiry},
 	} {
 		if f.v != nil {
 			if msg := rangeMsg(f.key, *f.v, f.lo, f.hi); msg != "" {
@@ -213,6 +219,11 @@ func (p Policy) check(report reporter) {
 	if def.Overflow != nil {
 		if msg := oneOf("overflow", *def.Overflow, overflows...); msg != "" {
 			report(at("overflow"), msg)
+		}
+	}
+	if def.DeliveryTimeoutAction != nil {
+		if msg := oneOf("delivery-timeout-action", *def.DeliveryTimeoutAction, deliveryTimeoutActions...); msg != "" {
+			report(at("delivery-timeout-action"), msg)
 		}
 	}
 	queueKeys := def.queueKeys()
@@ -237,6 +248,8 @@ func (def PolicyDefinition) queueKeys() []string {
 		{"max-length-bytes", def.MaxLengthBytes != nil}, {"overflow", def.Overflow != nil},
 		{"dead-letter-exchange", def.DeadLetterExchange != nil}, {"dead-letter-routing-key", def.DeadLetterRoutingKey != nil},
 		{"delivery-limit", def.DeliveryLimit != nil}, {"max-priority", def.MaxPriority != nil},
+		{"consumer-timeout", def.ConsumerTimeout != nil}, {"delivery-timeout", def.DeliveryTimeout != nil},
+		{"delivery-timeout-action", def.DeliveryTimeoutAction != nil},
 	} {
 		if f.set {
 			keys = append(keys, f.key)

@@ -94,6 +94,10 @@ type Policy struct {
 type PolicyDefinition struct {
 	MessageTTL, Expires, MaxLength, MaxLengthBytes, DeliveryLimit, MaxPriority *int64
 	Overflow, DeadLetterExchange, DeadLetterRoutingKey, AlternateExchange      *string
+	// ConsumerTimeout and DeliveryTimeout are consumer-timeout and delivery-timeout;
+	// DeliveryTimeoutAction is delivery-timeout-action (requeue or dead-letter).
+	ConsumerTimeout, DeliveryTimeout *int64
+	DeliveryTimeoutAction            *string
 }
 
 var (
@@ -106,7 +110,8 @@ var (
 	bindingKeys    = []string{"vhost", "source", "destination", "destination-type", "routing-key", "arguments"}
 	policyKeys     = []string{"name", "vhost", "pattern", "apply-to", "priority", "definition"}
 	policyDefKeys  = []string{"message-ttl", "expires", "max-length", "max-length-bytes", "overflow",
-		"dead-letter-exchange", "dead-letter-routing-key", "delivery-limit", "max-priority", "alternate-exchange"}
+		"dead-letter-exchange", "dead-letter-routing-key", "delivery-limit", "max-priority", "alternate-exchange",
+		"consumer-timeout", "delivery-timeout", "delivery-timeout-action"}
 )
 
 const sha256Algorithm = "rabbit_password_hashing_sha256"
@@ -393,9 +398,11 @@ func (d *decoder) boolField(f fields, path, key string, dst *bool) {
 // and max-length-bytes a size ("10MiB").
 func (d *decoder) policyDefinition(f fields, path string, def *PolicyDefinition) {
 	ints := map[string]**int64{"message-ttl": &def.MessageTTL, "expires": &def.Expires, "max-length": &def.MaxLength,
-		"max-length-bytes": &def.MaxLengthBytes, "delivery-limit": &def.DeliveryLimit, "max-priority": &def.MaxPriority}
+		"max-length-bytes": &def.MaxLengthBytes, "delivery-limit": &def.DeliveryLimit, "max-priority": &def.MaxPriority,
+		"consumer-timeout": &def.ConsumerTimeout, "delivery-timeout": &def.DeliveryTimeout}
 	strs := map[string]**string{"overflow": &def.Overflow, "dead-letter-exchange": &def.DeadLetterExchange,
-		"dead-letter-routing-key": &def.DeadLetterRoutingKey, "alternate-exchange": &def.AlternateExchange}
+		"dead-letter-routing-key": &def.DeadLetterRoutingKey, "alternate-exchange": &def.AlternateExchange,
+		"delivery-timeout-action": &def.DeliveryTimeoutAction}
 	for _, key := range policyDefKeys {
 		n, ok := f.get(key)
 		if !ok {

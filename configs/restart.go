@@ -32,6 +32,7 @@ func (b *Broker) settings() map[string]any {
 		"disk-free-limit":     b.DiskFreeLimit,
 		"memory-limit":        b.MemoryLimit,
 		"write-timeout":       b.WriteTimeout,
+		"consumer-timeout":    b.ConsumerTimeout,
 		"limits":              b.Limits,
 		"heartbeat":           b.Heartbeat,
 		"handshake-timeout":   b.HandshakeTimeout,

@@ -259,6 +259,9 @@ func (def PolicyDefinition) yamlNode() *yaml.Node {
 	num("delivery-limit", def.DeliveryLimit)
 	num("max-priority", def.MaxPriority)
 	str("alternate-exchange", def.AlternateExchange)
+	num("consumer-timeout", def.ConsumerTimeout)
+	num("delivery-timeout", def.DeliveryTimeout)
+	str("delivery-timeout-action", def.DeliveryTimeoutAction)
 	return o.n
 }
 

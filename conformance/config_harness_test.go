@@ -58,6 +58,7 @@ func TestConfigFiles(t *testing.T) {
 		{"Policies", testConfigPolicies},
 		{"Product", testConfigProduct},
 		{"ReloadRestart", testConfigReloadRestart},
+		{"ConsumerTimeout", testConfigConsumerTimeout},
 	} {
 		t.Run(area.name, func(t *testing.T) {
 			t.Parallel()

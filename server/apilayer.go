@@ -398,7 +398,8 @@ func vhostPolicy(pol configs.Policy) (vhost.Policy, error) {
 		Def: vhost.PolicyDef{MessageTTL: d.MessageTTL, Expires: d.Expires, MaxLength: d.MaxLength,
 			MaxLengthBytes: d.MaxLengthBytes, DeliveryLimit: d.DeliveryLimit, MaxPriority: d.MaxPriority,
 			Overflow: d.Overflow, DeadLetterExchange: d.DeadLetterExchange,
-			DeadLetterRoutingKey: d.DeadLetterRoutingKey, AlternateExchange: d.AlternateExchange}}, nil
+			DeadLetterRoutingKey: d.DeadLetterRoutingKey, AlternateExchange: d.AlternateExchange,
+			ConsumerTimeout: d.ConsumerTimeout, DeliveryTimeout: d.DeliveryTimeout, DeliveryTimeoutAction: d.DeliveryTimeoutAction}}, nil
 }
 
 // takeOver drops from the API layer (and the store) the objects the files now declare: the

@@ -63,13 +63,15 @@ func checkPolicy(vh, name string, p apiPolicy) (configs.Policy, error) {
 func policyDefinitionMap(d configs.PolicyDefinition) map[string]any {
 	m := map[string]any{}
 	for k, v := range map[string]*int64{"message-ttl": d.MessageTTL, "expires": d.Expires, "max-length": d.MaxLength,
-		"max-length-bytes": d.MaxLengthBytes, "delivery-limit": d.DeliveryLimit, "max-priority": d.MaxPriority} {
+		"max-length-bytes": d.MaxLengthBytes, "delivery-limit": d.DeliveryLimit, "max-priority": d.MaxPriority,
+		"consumer-timeout": d.ConsumerTimeout, "delivery-timeout": d.DeliveryTimeout} {
 		if v != nil {
 			m[k] = *v
 		}
 	}
 	for k, v := range map[string]*string{"overflow": d.Overflow, "dead-letter-exchange": d.DeadLetterExchange,
-		"dead-letter-routing-key": d.DeadLetterRoutingKey, "alternate-exchange": d.AlternateExchange} {
+		"dead-letter-routing-key": d.DeadLetterRoutingKey, "alternate-exchange": d.AlternateExchange,
+		"delivery-timeout-action": d.DeliveryTimeoutAction} {
 		if v != nil {
 			m[k] = *v
 		}

@@ -19,6 +19,10 @@ type channel struct {
 	vh   *vhost.Vhost
 	log  zerolog.Logger
 
+	// rmu is held by the connection's reader while it handles a frame of this channel, and by
+	// whoever else acts as the reader: a consumer timeout closing the channel
+	// (consumertimeout.go). It guards the fields owned by the reader below.
+	rmu sync.Mutex
 	// Owned by the connection's reader goroutine.
 	closing   bool   // channel.close was sent; discarding frames until close-ok
 	lastQueue string // the queue most recently declared on this channel
@@ -49,6 +53,7 @@ type channel struct {
 	globalUnacked int    // unacked deliveries to this channel's consumers
 	deliver       amqpwire.BasicDeliver
 	confirmed     confirmState // publisher confirms answered so far; see confirms.go
+	acks          ackTimers    // acknowledgement timeouts; see consumertimeout.go
 
 	stats chanCounters // for listings (management_channels.go); atomics
 }
@@ -70,6 +75,8 @@ func (ch *channel) send(m amqpwire.Method) { ch.conn.send(ch.id, m) }
 // handleFrame processes one frame for this channel. A channel error closes only the channel and
 // is handled here; a connection error is returned.
 func (ch *channel) handleFrame(f amqpwire.Frame) error {
+	ch.rmu.Lock()
+	defer ch.rmu.Unlock()
 	if ch.closing {
 		return ch.handleWhileClosing(f)
 	}
@@ -270,6 +277,7 @@ func (ch *channel) release() {
 	}
 	clear(ch.consumers)
 	recs := ch.unacked.takeAll(nil)
+	ch.stopAckTimerLocked()
 	ch.mu.Unlock()
 
 	if ch.tx != nil {

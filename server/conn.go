@@ -453,7 +453,9 @@ func (c *conn) teardown() {
 // also sees its queues gone, as with RabbitMQ.
 func (c *conn) releaseAll() {
 	for id, ch := range c.channels {
+		ch.rmu.Lock() // a consumer timeout may be closing it
 		ch.release()
+		ch.rmu.Unlock()
 		c.removeChannel(id)
 	}
 	if c.vh != nil {

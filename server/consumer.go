@@ -64,7 +64,9 @@ func (cs *consumer) Deliver(q *queue.Queue, e *queue.Entry) bool {
 	c.out.WriteContentRaw(ch.id, amqpwire.ClassBasic, deliveryProperties(q, e), e.Msg.Body, c.frameMax)
 	c.wmu.Unlock()
 	if !cs.noAck {
-		ch.unacked.push(unackedRec{tag: ch.nextTag, q: q, e: e, cs: cs})
+		r := unackedRec{tag: ch.nextTag, q: q, e: e, cs: cs}
+		ch.stampLocked(&r, cs.q)
+		ch.unacked.push(r)
 		cs.unacked++
 		ch.globalUnacked++
 	}
@@ -89,12 +91,16 @@ func (cs *consumer) CancelledByServer() {
 	}
 }
 
-// unackedRec is one delivery awaiting ack; cs is nil for basic.get.
+// unackedRec is one delivery awaiting ack; cs is nil for basic.get. at (Unix ms), limit (ms)
+// and kind are its acknowledgement timeout (consumertimeout.go).
 type unackedRec struct {
-	tag uint64
-	q   *queue.Queue
-	e   *queue.Entry // nil once settled
-	cs  *consumer
+	tag   uint64
+	q     *queue.Queue
+	e     *queue.Entry // nil once settled
+	cs    *consumer
+	at    int64
+	limit int64
+	kind  ackKind
 }
 
 // unackedList holds a channel's unacked deliveries in tag order. Tags only grow, so pushes
@@ -153,6 +159,24 @@ func (l *unackedList) take(tag uint64, multiple bool, out []unackedRec) ([]unack
 	l.recs = l.recs[i+1:]
 	l.compact()
 	return out, true
+}
+
+// takeBefore removes every live record with a tag below tag (a multiple ack of a tag that is
+// no longer outstanding) and appends them to out in tag order.
+func (l *unackedList) takeBefore(tag uint64, out []unackedRec) []unackedRec {
+	i := sort.Search(len(l.recs), func(i int) bool { return l.recs[i].tag >= tag })
+	for _, r := range l.recs[:i] {
+		if r.e != nil {
+			out = append(out, r)
+			l.live--
+		} else {
+			l.holes--
+		}
+	}
+	clear(l.recs[:i])
+	l.recs = l.recs[i:]
+	l.compact()
+	return out
 }
 
 // takeAll removes every live record.

@@ -140,7 +140,9 @@ func (ch *channel) basicGet(m *amqpwire.BasicGet) error {
 	ch.mu.Lock()
 	ch.nextTag++
 	if !m.NoAck {
-		ch.unacked.push(unackedRec{tag: ch.nextTag, q: q.Core(), e: e})
+		r := unackedRec{tag: ch.nextTag, q: q.Core(), e: e}
+		ch.stampLocked(&r, q)
+		ch.unacked.push(r)
 	}
 	c.wmu.Lock()
 	c.out.WriteMethod(ch.id, &amqpwire.BasicGetOk{
@@ -161,6 +163,7 @@ func (ch *channel) basicGet(m *amqpwire.BasicGet) error {
 func (ch *channel) settle(tag uint64, multiple bool, mode settleMode) error {
 	ch.mu.Lock()
 	recs, ok := ch.unacked.take(tag, multiple, ch.settleBuf[:0])
+	recs, ok = ch.settleLate(tag, multiple, ok, recs)
 	if !ok {
 		ch.mu.Unlock()
 		return errPrecondition("unknown delivery tag %d", tag)

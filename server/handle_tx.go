@@ -103,6 +103,7 @@ func (ch *channel) txRollback() error {
 	ch.stats.acksUncommitted.Store(0)
 	ch.mu.Lock()
 	ch.unacked.restore(recs)
+	ch.rearmLocked(recs)
 	ch.mu.Unlock()
 	ch.send(&amqpwire.TxRollbackOk{})
 	return nil

@@ -39,6 +39,7 @@ const (
 	DefaultMaxMessageSize      = 16 << 20 // RabbitMQ 4.x's default max_message_size
 	DefaultHandshakeTimeout    = 10 * time.Second
 	DefaultWriteTimeout        = 30 * time.Second
+	DefaultConsumerTimeout     = 30 * time.Minute // RabbitMQ 3.10's consumer_timeout, 1800000 ms
 	DefaultWriteBacklog        = 1 << 20
 	DefaultQueueMemoryMessages = 8192
 	DefaultQueueMemoryBytes    = 32 << 20
@@ -66,6 +67,13 @@ type Config struct {
 	// move the deadline at most once per half timeout, so the peer gets between half and all
 	// of it.
 	WriteTimeout time.Duration
+	// ConsumerTimeout closes a channel with 406 when one of its deliveries stays
+	// unacknowledged longer, as RabbitMQ's consumer_timeout (default 30 minutes; negative
+	// disables it). A queue's x-consumer-timeout or consumer-timeout policy overrides it.
+	ConsumerTimeout time.Duration
+	// Clock is the time the acknowledgement timeouts read and arm timers on (default the wall
+	// clock); tests may drive their own.
+	Clock queue.Clock
 	// WriteBacklog is how many bytes may wait in a connection's output before its consumers
 	// stop receiving deliveries until the socket drains (default 1 MiB).
 	WriteBacklog int
@@ -134,6 +142,12 @@ func (c *Config) setDefaults() {
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = DefaultWriteTimeout
 	}
+	if c.ConsumerTimeout == 0 {
+		c.ConsumerTimeout = DefaultConsumerTimeout
+	}
+	if c.Clock == nil {
+		c.Clock = queue.RealClock{}
+	}
 	if c.WriteBacklog == 0 {
 		c.WriteBacklog = DefaultWriteBacklog
 	}
@@ -180,6 +194,8 @@ type Server struct {
 	// loginLimit slows failed logins per source address; loginLog summarises them.
 	loginLimit *loginLimiter
 	loginLog   *summaryLog
+	// ackTimeoutLog summarises acknowledgement timeouts per queue (consumertimeout.go).
+	ackTimeoutLog *summaryLog
 
 	mu        sync.Mutex
 	conns     map[*conn]struct{}    // open or opening, counted against MaxConnections
@@ -207,6 +223,7 @@ func New(cfg Config) *Server {
 	s.handshakeLog = newSummaryLog(s.log, "handshakes failed", "source", floodSummaryEvery, floodSummaryKeys)
 	s.loginLimit = newLoginLimiter(loginFailureInterval, loginLimitSources)
 	s.loginLog = newSummaryLog(s.log, "logins refused", "source", floodSummaryEvery, floodSummaryKeys)
+	s.ackTimeoutLog = newSummaryLog(s.log, "acknowledgement timeouts", "queue", floodSummaryEvery, floodSummaryKeys)
 	s.access.p.Store(cfg.Access)
 	s.vhosts = vhost.NewRegistry(s.log, cfg.Store, cfg.QueueMemory.window())
 	return s
@@ -372,6 +389,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.overLimitLog.close()
 	s.handshakeLog.close()
 	s.loginLog.close()
+	s.ackTimeoutLog.close()
 
 	for _, c := range conns {
 		c.forceClose("broker forced connection closure with reason 'shutdown'")

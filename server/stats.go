@@ -21,6 +21,7 @@ type counters struct {
 	getEmpty                              atomic.Uint64
 	redelivered                           atomic.Uint64
 	acknowledged                          atomic.Uint64
+	deliveryTimeouts, lateAcks            atomic.Uint64
 	connectionsOpened, connectionsClosed  atomic.Uint64
 	channelsOpened, channelsClosed        atomic.Uint64
 	queuesDeclared                        atomic.Uint64
@@ -106,6 +107,9 @@ type Stats struct {
 	MessagesRedelivered uint64
 	// MessagesAcknowledged counts messages settled by basic.ack.
 	MessagesAcknowledged uint64
+	// DeliveryTimeouts counts deliveries a queue's x-delivery-timeout took back (requeued or
+	// dead-lettered); LateAcks the acks, nacks and rejects of such deliveries, ignored.
+	DeliveryTimeouts, LateAcks uint64
 	// MessageSizes counts published messages by body size, per bucket of MessageSizeBounds
 	// (not cumulative; the last is larger than every bound); MessageSizeSum is their bytes.
 	MessageSizes   [MessageSizeBuckets]uint64
@@ -150,6 +154,8 @@ func (s *Server) Stats() Stats {
 		GetEmpty:                   c.getEmpty.Load(),
 		MessagesRedelivered:        c.redelivered.Load(),
 		MessagesAcknowledged:       c.acknowledged.Load(),
+		DeliveryTimeouts:           c.deliveryTimeouts.Load(),
+		LateAcks:                   c.lateAcks.Load(),
 		ConnectionsOpened:          c.connectionsOpened.Load(),
 		ConnectionsClosed:          c.connectionsClosed.Load(),
 		ChannelsOpened:             c.channelsOpened.Load(),

@@ -43,6 +43,7 @@ func brokerFlags(fs *flag.FlagSet) (configPath, debugListen *string, apply func(
 	heartbeat := fs.String("heartbeat", def.Heartbeat.String(), "heartbeat interval offered to clients (0 lets them disable heartbeats)")
 	handshakeTimeout := fs.String("handshake-timeout", def.HandshakeTimeout.String(), "time a new connection has from accept to connection.open")
 	writeTimeout := fs.String("write-timeout", def.WriteTimeout.String(), "how long a write to a client may block: a client that reads nothing for this long is disconnected")
+	consumerTimeout := fs.String("consumer-timeout", def.ConsumerTimeout.String(), "a delivery left unacknowledged longer closes its channel with 406, as RabbitMQ's consumer_timeout (0 disables it)")
 	flowControl := fs.Bool("flow-control", def.FlowControl, "pace publishers by the consumers of queues that spill to disk while the CPUs are saturated")
 	productName := fs.String("product-name", server.DefaultProductName, "product name presented to clients in connection.start (e.g. RabbitMQ, for clients that check it)")
 	productVersion := fs.String("product-version", server.Version, "product version presented to clients in connection.start (with --product-name RabbitMQ, a RabbitMQ version such as 3.10.8)")
@@ -143,6 +144,12 @@ func brokerFlags(fs *flag.FlagSet) (configPath, debugListen *string, apply func(
 				} else {
 					b.WriteTimeout = d
 				}
+			case "consumer-timeout":
+				if d, e := configs.ParseDuration(*consumerTimeout); e != nil {
+					bad(e)
+				} else {
+					b.ConsumerTimeout = d
+				}
 			case "heartbeat":
 				if d, e := configs.ParseDuration(*heartbeat); e != nil {
 					bad(e)
@@ -190,6 +197,8 @@ func checkLimits(b *configs.Broker) error {
 		return errors.New("--handshake-timeout must be more than 0s")
 	case b.WriteTimeout <= 0:
 		return errors.New("--write-timeout must be more than 0s")
+	case b.ConsumerTimeout < 0:
+		return errors.New("--consumer-timeout must not be negative")
 	}
 	if _, err := zerolog.ParseLevel(b.Log.Level); err != nil || b.Log.Level == "" {
 		return fmt.Errorf("--log-level %q is not one of trace, debug, info, warn, error", b.Log.Level)
@@ -332,6 +341,7 @@ Flags (they override the configuration file; docs/configuration.md lists every s
 		MaxConnections:   b.Limits.MaxConnections,
 		HandshakeTimeout: time.Duration(b.HandshakeTimeout),
 		WriteTimeout:     time.Duration(b.WriteTimeout),
+		ConsumerTimeout:  consumerTimeout(b.ConsumerTimeout),
 		LoopbackUsers:    b.LoopbackUsers,
 		// The zero Config paces publishers; the file's default is true as well.
 		DisableFlowControl: !b.FlowControl,
@@ -531,4 +541,12 @@ func newLogger(out *os.File, level zerolog.Level, format string) zerolog.Logger 
 		w = zerolog.ConsoleWriter{Out: out, TimeFormat: time.TimeOnly}
 	}
 	return zerolog.New(w).Level(level).With().Timestamp().Logger()
+}
+
+// consumerTimeout is the server's form of the consumer-timeout setting: 0 (off) is negative.
+func consumerTimeout(d configs.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return time.Duration(d)
 }

@@ -86,6 +86,9 @@ const (
 	Expired       Reason = "expired"
 	MaxLen        Reason = "maxlen"
 	DeliveryLimit Reason = "delivery_limit"
+	// DeliveryTimeout is Warren's: a delivery left unacknowledged past the queue's
+	// x-delivery-timeout, with x-delivery-timeout-action dead-letter.
+	DeliveryTimeout Reason = "delivery_timeout"
 )
 
 // Dead is an entry that left its queue without being acked, and why.
@@ -560,7 +563,11 @@ func (q *Queue) Settle(es []*Entry) {
 }
 
 // Reject forgets delivered entries rejected without requeue and dead-letters them.
-func (q *Queue) Reject(es []*Entry) {
+func (q *Queue) Reject(es []*Entry) { q.DeadLetter(es, Rejected) }
+
+// DeadLetter forgets delivered entries that leave without an ack and dead-letters them with
+// reason why.
+func (q *Queue) DeadLetter(es []*Entry, why Reason) {
 	q.mu.Lock()
 	defer q.unlock()
 	q.unacked -= len(es)
@@ -568,7 +575,7 @@ func (q *Queue) Reject(es []*Entry) {
 		if q.deleted {
 			continue
 		}
-		q.dieLocked(e, Rejected)
+		q.dieLocked(e, why)
 	}
 }
 

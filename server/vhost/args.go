@@ -16,6 +16,8 @@ var queueArgKeys = []string{
 	"x-max-priority", "x-overflow", "x-queue-mode", "x-single-active-consumer", "x-queue-type",
 	"x-delivery-limit", "x-queue-master-locator", "x-queue-leader-locator",
 	argDedup, argCacheSize, argCacheTTL, argDedupHeader, // Warren's and LavinMQ's, not RabbitMQ's
+	// Warren's own (x-consumer-timeout is not compared, as in RabbitMQ 3.12 and 3.13).
+	"x-delivery-timeout", "x-delivery-timeout-action",
 }
 
 // inequivalent is RabbitMQ's 406 for a redeclare whose flag differs.

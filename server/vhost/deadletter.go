@@ -60,7 +60,7 @@ func (d *deadLetterer) publish(args *queueArgs, dead queue.Dead) {
 	}
 	var s Scratch
 	qs := d.v.route(x, keys, &props, &s)
-	if dead.Reason != queue.Rejected {
+	if !byClient(string(dead.Reason)) {
 		qs = dropCycles(qs, props.Headers)
 	}
 	qs, _ = dedupQueues(msg, qs)
@@ -181,8 +181,7 @@ func isCycle(qname string, deaths []any) bool {
 		if !isTable {
 			return false
 		}
-		reason, _, _ := t.Get("reason")
-		if reason == string(queue.Rejected) {
+		if reason, _, _ := t.Get("reason"); byClient(reason) {
 			return false
 		}
 		if q, _, _ := t.Get("queue"); q == qname {
@@ -190,4 +189,11 @@ func isCycle(qname string, deaths []any) bool {
 		}
 	}
 	return false
+}
+
+// byClient reports whether a dead-letter reason involved a client: a rejection, or a delivery
+// its consumer did not acknowledge in time. As in RabbitMQ, a cycle with such a death in it is
+// allowed (a retry loop), one of automatic deaths only (expiry, length limit) is broken.
+func byClient(reason any) bool {
+	return reason == string(queue.Rejected) || reason == string(queue.DeliveryTimeout)
 }

@@ -82,7 +82,8 @@ func (r *Registry) PlanTopology(defs *configs.Definitions) (*Topology, configs.E
 			Priority: pol.Priority, Def: PolicyDef{MessageTTL: d.MessageTTL, Expires: d.Expires, MaxLength: d.MaxLength,
 				MaxLengthBytes: d.MaxLengthBytes, DeliveryLimit: d.DeliveryLimit, MaxPriority: d.MaxPriority,
 				Overflow: d.Overflow, DeadLetterExchange: d.DeadLetterExchange,
-				DeadLetterRoutingKey: d.DeadLetterRoutingKey, AlternateExchange: d.AlternateExchange}})
+				DeadLetterRoutingKey: d.DeadLetterRoutingKey, AlternateExchange: d.AlternateExchange,
+				ConsumerTimeout: d.ConsumerTimeout, DeliveryTimeout: d.DeliveryTimeout, DeliveryTimeoutAction: d.DeliveryTimeoutAction}})
 	}
 
 	for _, x := range defs.Exchanges {

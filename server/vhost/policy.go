@@ -45,6 +45,10 @@ const (
 type PolicyDef struct {
 	MessageTTL, Expires, MaxLength, MaxLengthBytes, DeliveryLimit, MaxPriority *int64
 	Overflow, DeadLetterExchange, DeadLetterRoutingKey, AlternateExchange      *string
+	// ConsumerTimeout and DeliveryTimeout (milliseconds) and DeliveryTimeoutAction are the
+	// acknowledgement timeouts (acktimeout.go).
+	ConsumerTimeout, DeliveryTimeout *int64
+	DeliveryTimeoutAction            *string
 }
 
 // matches reports whether p applies to a resource of kind named name.
@@ -109,6 +113,7 @@ func (qa queueArgs) withPolicy(p *Policy, creating bool) queueArgs {
 	if d.DeadLetterRoutingKey != nil && !qa.dlrkSet && qa.dlxSet {
 		qa.dlrk, qa.dlrkSet = *d.DeadLetterRoutingKey, true
 	}
+	qa.ack = qa.ack.withPolicy(d)
 	if creating && d.MaxPriority != nil && f.MaxPriority == 0 && !qa.quorum {
 		f.MaxPriority = uint8(min(*d.MaxPriority, 255))
 	}

@@ -25,6 +25,8 @@ type queueArgs struct {
 	overflowSet bool
 	// dedup are the deduplication arguments (dedup.go).
 	dedup dedupArgs
+	// ack are the acknowledgement timeouts (acktimeout.go).
+	ack ackTimeoutArgs
 	// quorum says x-queue-type is quorum; limitSet that x-delivery-limit was given (a quorum
 	// queue without one, or a policy's, gets DefaultQuorumDeliveryLimit).
 	quorum   bool
@@ -123,7 +125,7 @@ func CheckQueueArgs(name, vhost string, args amqpwire.Table) error {
 
 // parseQueueArgs validates args for the queue name in vhost.
 func parseQueueArgs(name, vhost string, args amqpwire.Table) (queueArgs, error) {
-	qa := queueArgs{features: queue.Features{MaxLength: -1, MaxBytes: -1, DeliveryLimit: -1}}
+	qa := queueArgs{features: queue.Features{MaxLength: -1, MaxBytes: -1, DeliveryLimit: -1}, ack: noAckTimeouts}
 	m, err := args.Map()
 	if err != nil {
 		return qa, amqpwire.NewChannelError(amqpwire.CodePreconditionFailed, 0, 0, "invalid arguments table: %v", err)
@@ -292,6 +294,9 @@ func parseQueueArgs(name, vhost string, args amqpwire.Table) (queueArgs, error) 
 		qa.features.SingleActiveConsumer = b
 	}
 	if qa.dedup, err = parseDedupArgs(m, func(key, reason string) error { return argError(key, name, vhost, reason) }); err != nil {
+		return qa, err
+	}
+	if qa.ack, err = parseAckTimeouts(m, func(key, reason string) error { return argError(key, name, vhost, reason) }); err != nil {
 		return qa, err
 	}
 	return qa, nil

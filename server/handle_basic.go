@@ -45,6 +45,9 @@ func (ch *channel) basicQos(m *amqpwire.BasicQos) error {
 }
 
 func (ch *channel) basicConsume(m *amqpwire.BasicConsume) error {
+	if m.Queue == replyToQueue {
+		return ch.consumeReplyTo(m)
+	}
 	q, err := ch.queueNamed(m.Queue)
 	if err != nil {
 		return err
@@ -61,7 +64,7 @@ func (ch *channel) basicConsume(m *amqpwire.BasicConsume) error {
 		tag = uniqueName("amq.ctag-")
 	}
 	ch.mu.Lock()
-	if _, dup := ch.consumers[tag]; dup {
+	if _, dup := ch.consumers[tag]; dup || (ch.reply != nil && ch.reply.tag == tag) {
 		ch.mu.Unlock()
 		return amqpwire.NewConnectionError(amqpwire.CodeNotAllowed, m.ClassID(), m.MethodID(), "attempt to reuse consumer tag '%s'", tag)
 	}
@@ -92,6 +95,12 @@ func (ch *channel) basicConsume(m *amqpwire.BasicConsume) error {
 }
 
 func (ch *channel) basicCancel(m *amqpwire.BasicCancel) error {
+	if ch.cancelReplyTo(m.ConsumerTag) {
+		if !m.NoWait {
+			ch.send(&amqpwire.BasicCancelOk{ConsumerTag: m.ConsumerTag})
+		}
+		return nil
+	}
 	ch.mu.Lock()
 	cs := ch.consumers[m.ConsumerTag]
 	if cs != nil {

@@ -236,3 +236,23 @@ func TestReplyToMandatoryDelivered(t *testing.T) {
 		t.Errorf("reply = %q, want pong", rep.Body)
 	}
 }
+
+// TestReplyToManagementPublish: the management API's publish reaches a reply consumer through
+// the default exchange, and refuses reply_to amq.rabbitmq.reply-to (it consumes nothing) with
+// RabbitMQ's 406 as a 400. (Its "routed" differs: RabbitMQ says false for a delivered reply,
+// Warren true; docs/compatibility.md.)
+func TestReplyToManagementPublish(t *testing.T) {
+	a := mgmtAPI(t)
+	queue, requests, _ := rpcServer(t)
+	client := newRPCClient(t, dial(t))
+	client.request(t, queue, "c", "ping")
+	name := recv(t, requests, "request").ReplyTo
+
+	apiPublish(t, a, "amq.default", name, map[string]any{"correlation_id": "c"}, "via the API", "string")
+	if rep := recv(t, client.replies, "reply"); string(rep.Body) != "via the API" || rep.CorrelationId != "c" {
+		t.Errorf("reply = %q correlation %q, want \"via the API\" c", rep.Body, rep.CorrelationId)
+	}
+	wantAPIError(t, a, "POST", "/api/exchanges/%2F/amq.default/publish", map[string]any{
+		"routing_key": queue, "properties": map[string]any{"reply_to": replyTo}, "payload": "x", "payload_encoding": "string"},
+		400, "bad_request", reasonText("406 PRECONDITION_FAILED - fast reply consumer does not exist"))
+}

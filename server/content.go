@@ -233,7 +233,7 @@ func (ch *channel) deliverPublish(x *vhost.Exchange, msg *queue.Message, keys []
 		confirm = w // a nil *writeWait must not become a non-nil interface
 	}
 	routed, refused := ch.vh.Publish(x, msg, keys, confirm, &ch.scratch)
-	if x.Name() == "" && ch.deliverReplies(msg, keys) {
+	if x.Name() == "" && ch.conn.srv.deliverReplies(ch.vh, msg, keys) {
 		routed = true // a direct reply-to reply (replyto.go)
 	}
 	if q := ch.conn.srv.flow.congestedQueue(&ch.scratch); q != nil {

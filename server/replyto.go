@@ -10,6 +10,7 @@ import (
 
 	"github.com/warrenmq/warren/amqpwire"
 	"github.com/warrenmq/warren/server/queue"
+	"github.com/warrenmq/warren/server/vhost"
 )
 
 // Direct reply-to (RabbitMQ's amq.rabbitmq.reply-to): an RPC client consumes, no-ack, from the
@@ -125,15 +126,15 @@ func (ch *channel) rewriteReplyTo(msg *queue.Message) error {
 	return nil
 }
 
-// deliverReplies hands msg, published to the default exchange, to the reply consumers its
-// routing keys name in this channel's vhost, and reports whether any took it.
-func (ch *channel) deliverReplies(msg *queue.Message, keys []string) bool {
+// deliverReplies hands msg, published to vh's default exchange, to the reply consumers its
+// routing keys name in vh, and reports whether any took it.
+func (s *Server) deliverReplies(vh *vhost.Vhost, msg *queue.Message, keys []string) bool {
 	delivered := false
 	for i, k := range keys {
 		if !strings.HasPrefix(k, replyToPrefix) || slices.Contains(keys[:i], k) {
 			continue
 		}
-		if rch := ch.conn.srv.replies.lookup(k); rch != nil && rch.vh == ch.vh && rch.deliverReply(msg, k) {
+		if rch := s.replies.lookup(k); rch != nil && rch.vh == vh && rch.deliverReply(msg, k) {
 			delivered = true
 		}
 	}

@@ -256,3 +256,63 @@ func TestReplyToManagementPublish(t *testing.T) {
 		"routing_key": queue, "properties": map[string]any{"reply_to": replyTo}, "payload": "x", "payload_encoding": "string"},
 		400, "bad_request", reasonText("406 PRECONDITION_FAILED - fast reply consumer does not exist"))
 }
+
+// TestReplyToSelfAndCC: a channel may answer its own requests, and a reply name in a CC header
+// reaches the consumer like a routing key (the delivery carries the publish's routing key).
+func TestReplyToSelfAndCC(t *testing.T) {
+	t.Parallel()
+	queue, requests, srv := rpcServer(t)
+	client := newRPCClient(t, dial(t))
+	client.request(t, queue, "c", "ping")
+	name := recv(t, requests, "request").ReplyTo
+
+	if err := client.ch.Publish("", name, false, false, amqp.Publishing{Body: []byte("self")}); err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	if rep := recv(t, client.replies, "reply to itself"); string(rep.Body) != "self" {
+		t.Errorf("reply = %q, want self", rep.Body)
+	}
+	other := uniqueName(t, "nowhere")
+	srv.publish("", other, false, amqp.Publishing{Headers: amqp.Table{"CC": []any{name}}, Body: []byte("cc")})
+	rep := recv(t, client.replies, "reply by CC")
+	if string(rep.Body) != "cc" || rep.RoutingKey != other {
+		t.Errorf("reply = %q with key %q, want cc with key %q", rep.Body, rep.RoutingKey, other)
+	}
+}
+
+// TestReplyToTransaction: a reply published in a transaction reaches the caller at commit, and
+// a rolled-back one never does. RabbitMQ 3.10 delivers it at publish time, before the commit
+// and despite a rollback (docs/compatibility.md).
+func TestReplyToTransaction(t *testing.T) {
+	warrenOnly(t, "RabbitMQ 3.10 delivers a reply published in a transaction at once, even if rolled back")
+	t.Parallel()
+	conn := dial(t)
+	queue, requests, _ := rpcServer(t)
+	client := newRPCClient(t, conn)
+	client.request(t, queue, "c", "ping")
+	name := recv(t, requests, "request").ReplyTo
+
+	tx := channel(t, conn)
+	if err := tx.Tx(); err != nil {
+		t.Fatalf("tx.select: %v", err)
+	}
+	publish := func(body string) {
+		t.Helper()
+		if err := tx.Publish("", name, false, false, amqp.Publishing{Body: []byte(body)}); err != nil {
+			t.Fatalf("publish: %v", err)
+		}
+	}
+	publish("rolled back")
+	if err := tx.TxRollback(); err != nil {
+		t.Fatalf("tx.rollback: %v", err)
+	}
+	publish("committed")
+	// tx.rollback-ok and tx.commit-ok are answered in order on the connection the caller shares,
+	// so anything delivered before the commit would arrive first.
+	if err := tx.TxCommit(); err != nil {
+		t.Fatalf("tx.commit: %v", err)
+	}
+	if rep := recv(t, client.replies, "committed reply"); string(rep.Body) != "committed" {
+		t.Errorf("first reply = %q, want only the committed one", rep.Body)
+	}
+}

@@ -316,3 +316,21 @@ func TestReplyToTransaction(t *testing.T) {
 		t.Errorf("first reply = %q, want only the committed one", rep.Body)
 	}
 }
+
+// TestReplyToConsumeTwiceSameTag: a second reply consume with the first one's tag is the 406 of a
+// second reply consumer, not a reused tag; a queue consumer's tag is a reused tag (530).
+func TestReplyToConsumeTwiceSameTag(t *testing.T) {
+	t.Parallel()
+	conn := dial(t)
+	client := newRPCClient(t, conn)
+	_, err := client.ch.Consume(replyTo, client.tag, true, false, false, false, nil)
+	wantError(t, err, amqp.PreconditionFailed, "PRECONDITION_FAILED - reply consumer already set")
+
+	conn2, ch := connChannel(t)
+	q := declareQueue(t, ch, nil)
+	consume(t, ch, q, "taken", false)
+	closes := notifyConnClose(conn2)
+	_, err = ch.Consume(replyTo, "taken", true, false, false, false, nil)
+	wantError(t, err, amqp.NotAllowed, "NOT_ALLOWED - attempt to reuse consumer tag 'taken'")
+	wantClosed(t, closes, amqp.NotAllowed, "NOT_ALLOWED - attempt to reuse consumer tag 'taken'")
+}

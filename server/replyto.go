@@ -66,13 +66,14 @@ func replySuffix(connID uint64, chID uint16) string {
 }
 
 // consumeReplyTo is basic.consume on amq.rabbitmq.reply-to, with RabbitMQ's checks in its order:
-// a reused tag, then acknowledgement mode, then a second reply consumer.
+// the tag of one of the channel's queue consumers, then acknowledgement mode, then a second
+// reply consumer (whatever its tag).
 func (ch *channel) consumeReplyTo(m *amqpwire.BasicConsume) error {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
 	_, dup := ch.consumers[m.ConsumerTag]
 	switch {
-	case dup || (ch.reply != nil && m.ConsumerTag == ch.reply.tag):
+	case dup:
 		return amqpwire.NewConnectionError(amqpwire.CodeNotAllowed, m.ClassID(), m.MethodID(), "attempt to reuse consumer tag '%s'", m.ConsumerTag)
 	case !m.NoAck:
 		return errPrecondition("reply consumer cannot acknowledge")

@@ -86,6 +86,9 @@ type summary struct {
 	// The broker's CPU time over the measured period, with --broker-pid.
 	BrokerCores  float64 `json:"broker_cores,omitempty"`
 	BrokerCPUPer float64 `json:"broker_cpu_us_per_round_trip,omitempty"`
+	// This process's (callers' and servers') CPU time over the measured period, on Linux.
+	ClientCores  float64 `json:"client_cores,omitempty"`
+	ClientCPUPer float64 `json:"client_cpu_us_per_round_trip,omitempty"`
 }
 
 func (s *summary) String() string {
@@ -93,6 +96,9 @@ func (s *summary) String() string {
 		labelPrefix(s.Label), s.Callers, s.Servers, s.Size, s.RoundTrips, s.Seconds, s.Rate, s.P50us, s.P99us, s.Maxus)
 	if s.BrokerCores > 0 {
 		line += fmt.Sprintf("; broker %.2f cores, %.1fµs CPU per round trip", s.BrokerCores, s.BrokerCPUPer)
+	}
+	if s.ClientCores > 0 {
+		line += fmt.Sprintf("; load generator %.2f cores, %.1fµs CPU per round trip", s.ClientCores, s.ClientCPUPer)
 	}
 	return line
 }
@@ -202,18 +208,24 @@ func run(ctx context.Context, c *config) (*summary, error) {
 		}()
 	}
 	close(start)
-	// The broker's CPU time is read when the measured period starts and once it is over.
-	cpu0 := make(chan time.Duration, 1)
-	if c.BrokerPID > 0 {
-		at := time.AfterFunc(c.Warmup, func() {
-			d, err := processCPU(c.BrokerPID)
-			if err != nil {
-				d = -1
+	// CPU times are read when the measured period starts and once it is over: the broker's
+	// with --broker-pid, and this process's where /proc has it.
+	type cpuTimes struct{ broker, client time.Duration }
+	read := func() cpuTimes {
+		t := cpuTimes{broker: -1, client: -1}
+		if c.BrokerPID > 0 {
+			if d, err := processCPU(c.BrokerPID); err == nil {
+				t.broker = d
 			}
-			cpu0 <- d
-		})
-		defer at.Stop()
+		}
+		if d, err := processCPU(os.Getpid()); err == nil {
+			t.client = d
+		}
+		return t
 	}
+	cpu0 := make(chan cpuTimes, 1)
+	at := time.AfterFunc(c.Warmup, func() { cpu0 <- read() })
+	defer at.Stop()
 	done := make(chan struct{})
 	go func() { measuring.Wait(); close(done) }()
 	select {
@@ -227,17 +239,9 @@ func run(ctx context.Context, c *config) (*summary, error) {
 		return nil, ctx.Err()
 	}
 
-	var brokerCPU time.Duration
-	if c.BrokerPID > 0 {
-		before := <-cpu0
-		after, err := processCPU(c.BrokerPID)
-		if err != nil {
-			return nil, err
-		}
-		if before < 0 {
-			return nil, fmt.Errorf("read the broker's CPU time at the start of the measured period (PID %d)", c.BrokerPID)
-		}
-		brokerCPU = after - before
+	before, after := <-cpu0, read()
+	if c.BrokerPID > 0 && (before.broker < 0 || after.broker < 0) {
+		return nil, fmt.Errorf("could not read the CPU time of the broker (PID %d) from /proc", c.BrokerPID)
 	}
 	var lat []time.Duration
 	for _, cl := range callers {
@@ -246,12 +250,8 @@ func run(ctx context.Context, c *config) (*summary, error) {
 	s := &summary{Label: c.Label, Callers: c.Callers, Servers: c.Servers, Size: c.Size,
 		Seconds: c.Duration.Seconds(), RoundTrips: len(lat)}
 	s.Rate = float64(len(lat)) / c.Duration.Seconds()
-	if brokerCPU > 0 {
-		s.BrokerCores = brokerCPU.Seconds() / c.Duration.Seconds()
-		if len(lat) > 0 {
-			s.BrokerCPUPer = float64(brokerCPU.Microseconds()) / float64(len(lat))
-		}
-	}
+	s.BrokerCores, s.BrokerCPUPer = cpuFigures(before.broker, after.broker, c.Duration, len(lat))
+	s.ClientCores, s.ClientCPUPer = cpuFigures(before.client, after.client, c.Duration, len(lat))
 	if len(lat) > 0 {
 		slices.Sort(lat)
 		us := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 }
@@ -342,4 +342,14 @@ func (cl *caller) loop(ctx context.Context, start <-chan struct{}, warmup, durat
 			finish()
 		}
 	}
+}
+
+// cpuFigures turns CPU times read at the start and end of the measured period into cores used
+// and microseconds per round trip; zero when either reading is missing (-1).
+func cpuFigures(before, after, period time.Duration, roundTrips int) (cores, perRoundTrip float64) {
+	if before < 0 || after < 0 || roundTrips == 0 {
+		return 0, 0
+	}
+	used := after - before
+	return used.Seconds() / period.Seconds(), float64(used.Microseconds()) / float64(roundTrips)
 }

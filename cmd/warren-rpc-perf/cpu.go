@@ -42,3 +42,13 @@ func parseStatCPU(stat string) (time.Duration, error) {
 	}
 	return time.Duration(ticks) * clockTick, nil
 }
+
+// cpuFigures turns CPU times read at the start and end of the measured period into cores used
+// and microseconds per round trip; zero when either reading is missing (-1).
+func cpuFigures(before, after, period time.Duration, roundTrips int) (cores, perRoundTrip float64) {
+	if before < 0 || after < 0 || roundTrips == 0 {
+		return 0, 0
+	}
+	used := after - before
+	return used.Seconds() / period.Seconds(), float64(used.Microseconds()) / float64(roundTrips)
+}

@@ -41,7 +41,8 @@ type config struct {
 	Duration  time.Duration
 	JSON      bool
 	Label     string
-	BrokerPID int // 0: do not measure the broker's CPU time
+	BrokerPID int    // 0: do not measure the broker's CPU time
+	Client    string // amqp091 or lean (lean.go)
 }
 
 func parseConfig(args []string, out io.Writer) (*config, error) {
@@ -56,6 +57,7 @@ func parseConfig(args []string, out io.Writer) (*config, error) {
 	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "measured time")
 	fs.BoolVar(&c.JSON, "json", false, "print the summary as JSON")
 	fs.StringVar(&c.Label, "label", "", "names the run in the summary")
+	fs.StringVar(&c.Client, "client", "amqp091", "client library of callers and servers: amqp091 (amqp091-go, as applications use) or lean (a minimal client on Warren's codec, for a broker's capacity on a machine the load generator shares)")
 	fs.IntVar(&c.BrokerPID, "broker-pid", 0, "PID of the broker (on this machine) whose CPU time to report per round trip")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -65,6 +67,8 @@ func parseConfig(args []string, out io.Writer) (*config, error) {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	case c.Callers < 1 || c.Servers < 1:
 		return nil, errors.New("--callers and --servers must be at least 1")
+	case c.Client != "amqp091" && c.Client != "lean":
+		return nil, fmt.Errorf("--client %q: want amqp091 or lean", c.Client)
 	case c.Size < 0 || c.Warmup < 0 || c.Duration <= 0:
 		return nil, errors.New("--size and --warmup must not be negative, --duration must be positive")
 	}
@@ -77,6 +81,7 @@ type summary struct {
 	Callers    int     `json:"callers"`
 	Servers    int     `json:"servers"`
 	Size       int     `json:"size"`
+	Client     string  `json:"client"`
 	Seconds    float64 `json:"seconds"`
 	RoundTrips int     `json:"round_trips"`
 	Rate       float64 `json:"round_trips_per_second"`
@@ -92,8 +97,8 @@ type summary struct {
 }
 
 func (s *summary) String() string {
-	line := fmt.Sprintf("%scallers %d servers %d size %d: %d round trips in %.1fs = %.0f/s; latency p50 %.0fµs p99 %.0fµs max %.0fµs",
-		labelPrefix(s.Label), s.Callers, s.Servers, s.Size, s.RoundTrips, s.Seconds, s.Rate, s.P50us, s.P99us, s.Maxus)
+	line := fmt.Sprintf("%s%s callers %d servers %d size %d: %d round trips in %.1fs = %.0f/s; latency p50 %.0fµs p99 %.0fµs max %.0fµs",
+		labelPrefix(s.Label), s.Client, s.Callers, s.Servers, s.Size, s.RoundTrips, s.Seconds, s.Rate, s.P50us, s.P99us, s.Maxus)
 	if s.BrokerCores > 0 {
 		line += fmt.Sprintf("; broker %.2f cores, %.1fµs CPU per round trip", s.BrokerCores, s.BrokerCPUPer)
 	}
@@ -140,72 +145,36 @@ func run(ctx context.Context, c *config) (*summary, error) {
 	queue := "warren-rpc-perf-" + hex.EncodeToString(b[:])
 	body := make([]byte, c.Size)
 
-	var conns []*amqp.Connection
-	defer func() {
-		for _, conn := range conns {
-			_ = conn.Close()
-		}
-	}()
-	dial := func() (*amqp.Channel, error) {
-		conn, err := amqp.Dial(c.URL)
-		if err != nil {
-			return nil, fmt.Errorf("dial %s: %w", c.URL, err)
-		}
-		conns = append(conns, conn)
-		ch, err := conn.Channel()
-		if err != nil {
-			return nil, fmt.Errorf("open channel: %w", err)
-		}
-		return ch, nil
-	}
-
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errs := make(chan error, c.Servers+c.Callers)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
-	for i := 0; i < c.Servers; i++ {
-		ch, err := dial()
-		if err != nil {
-			return nil, err
-		}
-		// Auto-delete: the queue goes away with the last server.
-		if _, err := ch.QueueDeclare(queue, false, true, false, false, nil); err != nil {
-			return nil, fmt.Errorf("declare %s: %w", queue, err)
-		}
-		reqs, err := ch.Consume(queue, "", true, false, false, false, nil)
-		if err != nil {
-			return nil, fmt.Errorf("consume %s: %w", queue, err)
-		}
+	spawn := func(f func() error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs <- serve(ctx, ch, reqs, body)
+			errs <- f()
 		}()
 	}
-
-	callers := make([]*caller, c.Callers)
-	for i := range callers {
-		ch, err := dial()
-		if err != nil {
-			return nil, err
-		}
-		replies, err := ch.Consume(replyTo, "", true, false, false, false, nil)
-		if err != nil {
-			return nil, fmt.Errorf("consume %s: %w", replyTo, err)
-		}
-		callers[i] = &caller{ch: ch, replies: replies, queue: queue, body: body}
+	startClients := startAMQP091
+	if c.Client == "lean" {
+		startClients = startLean
+	}
+	callers, closeAll, err := startClients(ctx, c, queue, body, spawn)
+	defer func() {
+		cancel() // first: the workers see the end of the run, not closed connections
+		closeAll()
+	}()
+	if err != nil {
+		return nil, err
 	}
 	var measuring sync.WaitGroup
 	start := make(chan struct{})
 	for _, cl := range callers {
-		wg.Add(1)
 		measuring.Add(1)
-		go func() {
-			defer wg.Done()
-			errs <- cl.loop(ctx, start, c.Warmup, c.Duration, &measuring)
-		}()
+		spawn(func() error { return cl.loop(ctx, start, c.Warmup, c.Duration, &measuring) })
 	}
 	close(start)
 	// CPU times are read when the measured period starts and once it is over: the broker's
@@ -247,7 +216,7 @@ func run(ctx context.Context, c *config) (*summary, error) {
 	for _, cl := range callers {
 		lat = append(lat, cl.latencies...)
 	}
-	s := &summary{Label: c.Label, Callers: c.Callers, Servers: c.Servers, Size: c.Size,
+	s := &summary{Label: c.Label, Callers: c.Callers, Servers: c.Servers, Size: c.Size, Client: c.Client,
 		Seconds: c.Duration.Seconds(), RoundTrips: len(lat)}
 	s.Rate = float64(len(lat)) / c.Duration.Seconds()
 	s.BrokerCores, s.BrokerCPUPer = cpuFigures(before.broker, after.broker, c.Duration, len(lat))
@@ -258,6 +227,87 @@ func run(ctx context.Context, c *config) (*summary, error) {
 		s.P50us, s.P99us, s.Maxus = us(lat[len(lat)/2]), us(lat[len(lat)*99/100]), us(lat[len(lat)-1])
 	}
 	return s, nil
+}
+
+// startAMQP091 starts the servers and prepares the callers on amqp091-go connections; spawn
+// runs the servers. closeAll closes every connection it opened.
+func startAMQP091(ctx context.Context, c *config, queue string, body []byte, spawn func(func() error)) ([]*caller, func(), error) {
+	var conns []*amqp.Connection
+	closeAll := func() {
+		for _, conn := range conns {
+			_ = conn.Close()
+		}
+	}
+	dial := func() (*amqp.Channel, error) {
+		conn, err := amqp.Dial(c.URL)
+		if err != nil {
+			return nil, fmt.Errorf("dial %s: %w", c.URL, err)
+		}
+		conns = append(conns, conn)
+		ch, err := conn.Channel()
+		if err != nil {
+			return nil, fmt.Errorf("open channel: %w", err)
+		}
+		return ch, nil
+	}
+	for i := 0; i < c.Servers; i++ {
+		ch, err := dial()
+		if err != nil {
+			return nil, closeAll, err
+		}
+		// Auto-delete: the queue goes away with the last server.
+		if _, err := ch.QueueDeclare(queue, false, true, false, false, nil); err != nil {
+			return nil, closeAll, fmt.Errorf("declare %s: %w", queue, err)
+		}
+		reqs, err := ch.Consume(queue, "", true, false, false, false, nil)
+		if err != nil {
+			return nil, closeAll, fmt.Errorf("consume %s: %w", queue, err)
+		}
+		spawn(func() error { return serve(ctx, ch, reqs, body) })
+	}
+	callers := make([]*caller, c.Callers)
+	for i := range callers {
+		ch, err := dial()
+		if err != nil {
+			return nil, closeAll, err
+		}
+		replies, err := ch.Consume(replyTo, "", true, false, false, false, nil)
+		if err != nil {
+			return nil, closeAll, fmt.Errorf("consume %s: %w", replyTo, err)
+		}
+		callers[i] = &caller{roundTrip: amqp091RoundTrip(ch, replies, queue, body)}
+	}
+	return callers, closeAll, nil
+}
+
+// startLean is startAMQP091 with leanConn connections; they close when ctx ends.
+func startLean(ctx context.Context, c *config, queue string, body []byte, spawn func(func() error)) ([]*caller, func(), error) {
+	noop := func() {}
+	for i := 0; i < c.Servers; i++ {
+		conn, err := leanDial(ctx, c.URL)
+		if err != nil {
+			return nil, noop, err
+		}
+		if err := conn.declare(queue); err != nil {
+			return nil, noop, fmt.Errorf("declare %s: %w", queue, err)
+		}
+		if err := conn.consume(queue); err != nil {
+			return nil, noop, fmt.Errorf("consume %s: %w", queue, err)
+		}
+		spawn(func() error { return leanServe(ctx, conn, body) })
+	}
+	callers := make([]*caller, c.Callers)
+	for i := range callers {
+		conn, err := leanDial(ctx, c.URL)
+		if err != nil {
+			return nil, noop, err
+		}
+		if err := conn.consume(replyTo); err != nil {
+			return nil, noop, fmt.Errorf("consume %s: %w", replyTo, err)
+		}
+		callers[i] = &caller{roundTrip: leanRoundTrip(conn, queue, body)}
+	}
+	return callers, noop, nil
 }
 
 // serve answers every request with a reply to its reply_to.
@@ -285,12 +335,33 @@ func serve(ctx context.Context, ch *amqp.Channel, reqs <-chan amqp.Delivery, bod
 	}
 }
 
+// amqp091RoundTrip returns a caller's round trip on ch: a request with reply_to
+// amq.rabbitmq.reply-to, then its reply from replies.
+func amqp091RoundTrip(ch *amqp.Channel, replies <-chan amqp.Delivery, queue string, body []byte) func(ctx context.Context, id string) error {
+	return func(ctx context.Context, id string) error {
+		err := ch.PublishWithContext(ctx, "", queue, false, false,
+			amqp.Publishing{ReplyTo: replyTo, CorrelationId: id, Body: body})
+		if err != nil {
+			return fmt.Errorf("publish request: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case d, ok := <-replies:
+			if !ok {
+				return errors.New("reply consumer ended")
+			}
+			if d.CorrelationId != id {
+				return fmt.Errorf("reply for %q, want %q", d.CorrelationId, id)
+			}
+			return nil
+		}
+	}
+}
+
 // caller sends one request at a time and times each round trip.
 type caller struct {
-	ch        *amqp.Channel
-	replies   <-chan amqp.Delivery
-	queue     string
-	body      []byte
+	roundTrip func(ctx context.Context, id string) error
 	latencies []time.Duration
 }
 
@@ -309,29 +380,12 @@ func (cl *caller) loop(ctx context.Context, start <-chan struct{}, warmup, durat
 	}
 	defer finish()
 	for n := 0; ; n++ {
-		id := strconv.Itoa(n)
 		sent := time.Now()
-		err := cl.ch.PublishWithContext(ctx, "", cl.queue, false, false,
-			amqp.Publishing{ReplyTo: replyTo, CorrelationId: id, Body: cl.body})
-		if err != nil {
+		if err := cl.roundTrip(ctx, strconv.Itoa(n)); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			return fmt.Errorf("caller: publish request: %w", err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case d, ok := <-cl.replies:
-			if !ok {
-				if ctx.Err() != nil {
-					return nil
-				}
-				return errors.New("caller: reply consumer ended")
-			}
-			if d.CorrelationId != id {
-				return fmt.Errorf("caller: reply for %q, want %q", d.CorrelationId, id)
-			}
+			return fmt.Errorf("caller: %w", err)
 		}
 		now := time.Now()
 		switch {
@@ -342,14 +396,4 @@ func (cl *caller) loop(ctx context.Context, start <-chan struct{}, warmup, durat
 			finish()
 		}
 	}
-}
-
-// cpuFigures turns CPU times read at the start and end of the measured period into cores used
-// and microseconds per round trip; zero when either reading is missing (-1).
-func cpuFigures(before, after, period time.Duration, roundTrips int) (cores, perRoundTrip float64) {
-	if before < 0 || after < 0 || roundTrips == 0 {
-		return 0, 0
-	}
-	used := after - before
-	return used.Seconds() / period.Seconds(), float64(used.Microseconds()) / float64(roundTrips)
 }

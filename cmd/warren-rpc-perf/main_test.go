@@ -28,24 +28,26 @@ func TestRun(t *testing.T) {
 		_ = srv.Shutdown(ctx)
 	})
 	url := "amqp://guest:guest@" + ln.Addr().String() + "/"
-	c, err := parseConfig(strings.Fields("--url "+url+" --callers 3 --servers 2 --warmup 0s --duration 300ms --broker-pid "+strconv.Itoa(os.Getpid())), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	s, err := run(ctx, c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The broker runs in this process, so its CPU time is this process's.
-	if s.RoundTrips == 0 || s.Rate <= 0 || s.P50us <= 0 || s.P99us < s.P50us || s.Callers != 3 || s.Servers != 2 || s.BrokerCPUPer <= 0 {
-		t.Errorf("summary = %+v, want round trips counted", s)
+	for _, client := range []string{"amqp091", "lean"} {
+		c, err := parseConfig(strings.Fields("--url "+url+" --client "+client+" --callers 3 --servers 2 --warmup 0s --duration 300ms --broker-pid "+strconv.Itoa(os.Getpid())), io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		s, err := run(ctx, c)
+		cancel()
+		if err != nil {
+			t.Fatalf("%s: %v", client, err)
+		}
+		// The broker runs in this process, so its CPU time is this process's.
+		if s.RoundTrips == 0 || s.Rate <= 0 || s.P50us <= 0 || s.P99us < s.P50us || s.Callers != 3 || s.Servers != 2 || s.BrokerCPUPer <= 0 || s.Client != client {
+			t.Errorf("%s: summary = %+v, want round trips counted", client, s)
+		}
 	}
 }
 
 func TestParseConfigRefuses(t *testing.T) {
-	for _, args := range []string{"--callers 0", "--servers 0", "--duration 0s", "--size -1", "extra"} {
+	for _, args := range []string{"--callers 0", "--servers 0", "--duration 0s", "--size -1", "--client pika", "extra"} {
 		if _, err := parseConfig(strings.Fields(args), io.Discard); err == nil {
 			t.Errorf("parseConfig(%q) accepted it", args)
 		}

@@ -52,8 +52,9 @@ type channel struct {
 	globalLimit   uint16 // channel-wide limit (basic.qos global=true); 0 is unlimited
 	globalUnacked int    // unacked deliveries to this channel's consumers
 	deliver       amqpwire.BasicDeliver
-	confirmed     confirmState // publisher confirms answered so far; see confirms.go
-	acks          ackTimers    // acknowledgement timeouts; see consumertimeout.go
+	confirmed     confirmState   // publisher confirms answered so far; see confirms.go
+	acks          ackTimers      // acknowledgement timeouts; see consumertimeout.go
+	reply         *replyConsumer // the direct reply-to consumer, if any; see replyto.go
 
 	stats chanCounters // for listings (management_channels.go); atomics
 }
@@ -276,6 +277,7 @@ func (ch *channel) release() {
 		consumers = append(consumers, cs)
 	}
 	clear(ch.consumers)
+	ch.dropReplyLocked()
 	recs := ch.unacked.takeAll(nil)
 	ch.stopAckTimerLocked()
 	ch.mu.Unlock()

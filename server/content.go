@@ -177,6 +177,11 @@ func (ch *channel) publish(x *vhost.Exchange, msg *queue.Message, mandatory bool
 		return err
 	}
 	p := &msg.Properties
+	if p.Flags&amqpwire.FlagReplyTo != 0 && p.ReplyTo == replyToQueue {
+		if err := ch.rewriteReplyTo(msg); err != nil {
+			return err
+		}
+	}
 	if p.Flags&amqpwire.FlagUserID != 0 && p.UserID != ch.conn.user {
 		return amqpwire.NewChannelError(amqpwire.CodePreconditionFailed, amqpwire.ClassBasic, amqpwire.MethodBasicPublish,
 			"user_id property set to '%s' but authenticated user was '%s'", p.UserID, ch.conn.user)
@@ -231,6 +236,9 @@ func (ch *channel) deliverPublish(x *vhost.Exchange, msg *queue.Message, keys []
 		confirm = w // a nil *writeWait must not become a non-nil interface
 	}
 	routed, refused := ch.vh.Publish(x, msg, keys, confirm, &ch.scratch)
+	if x.Name() == "" && ch.conn.srv.deliverReplies(ch.vh, msg, keys) {
+		routed = true // a direct reply-to reply (replyto.go)
+	}
 	if q := ch.conn.srv.flow.congestedQueue(&ch.scratch); q != nil {
 		ch.flowQ = q
 	}

@@ -45,6 +45,9 @@ func (ch *channel) basicQos(m *amqpwire.BasicQos) error {
 }
 
 func (ch *channel) basicConsume(m *amqpwire.BasicConsume) error {
+	if m.Queue == replyToQueue {
+		return ch.consumeReplyTo(m)
+	}
 	q, err := ch.queueNamed(m.Queue)
 	if err != nil {
 		return err
@@ -68,7 +71,7 @@ func (ch *channel) basicConsume(m *amqpwire.BasicConsume) error {
 		return amqpwire.NewConnectionError(amqpwire.CodeNotImplemented, m.ClassID(), m.MethodID(),
 			"queue '%s' in vhost '%s' does not support global qos", q.Name(), ch.vh.Name())
 	}
-	if _, dup := ch.consumers[tag]; dup {
+	if _, dup := ch.consumers[tag]; dup || (ch.reply != nil && ch.reply.tag == tag) {
 		ch.mu.Unlock()
 		return amqpwire.NewConnectionError(amqpwire.CodeNotAllowed, m.ClassID(), m.MethodID(), "attempt to reuse consumer tag '%s'", tag)
 	}
@@ -99,6 +102,12 @@ func (ch *channel) basicConsume(m *amqpwire.BasicConsume) error {
 }
 
 func (ch *channel) basicCancel(m *amqpwire.BasicCancel) error {
+	if ch.cancelReplyTo(m.ConsumerTag) {
+		if !m.NoWait {
+			ch.send(&amqpwire.BasicCancelOk{ConsumerTag: m.ConsumerTag})
+		}
+		return nil
+	}
 	ch.mu.Lock()
 	cs := ch.consumers[m.ConsumerTag]
 	if cs != nil {

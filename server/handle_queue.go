@@ -20,6 +20,9 @@ func uniqueName(prefix string) string {
 
 func (ch *channel) queueDeclare(m *amqpwire.QueueDeclare) error {
 	name := m.Queue
+	if strings.HasPrefix(name, replyToQueue) {
+		return ch.declareReplyTo(m)
+	}
 	if !m.Passive && strings.HasPrefix(name, "amq.") {
 		return amqpwire.NewChannelError(amqpwire.CodeAccessRefused, 0, 0,
 			"queue name '%s' contains reserved prefix 'amq.*'", name)

@@ -36,6 +36,7 @@ func serverProperties(p Product) (amqpwire.Table, error) {
 			"connection.blocked":           true,
 			"per_consumer_qos":             true,
 			"authentication_failure_close": true,
+			"direct_reply_to":              true,
 		},
 	})
 }

@@ -138,6 +138,7 @@ func (s *Server) PublishAs(user, vh string, msg *queue.Message) (bool, error) {
 	cn.received.Add(1)
 	cn.receivedConfirm.Add(1)
 	routed, ok := s.publishConfirmed(v, x, msg, keys)
+	routed = (x.Name() == "" && s.deliverReplies(v, msg, keys)) || routed // direct reply-to (replyto.go)
 	if !routed {
 		cn.unroutableReturned.Add(1) // the API's publishes are mandatory
 	}
@@ -174,6 +175,9 @@ func (s *Server) apiPublishTarget(user string, v *vhost.Vhost, msg *queue.Messag
 		return nil, err
 	}
 	p := &msg.Properties
+	if p.Flags&amqpwire.FlagReplyTo != 0 && p.ReplyTo == replyToQueue {
+		return nil, errPublishPrecondition("fast reply consumer does not exist") // the API consumes nothing
+	}
 	if p.Flags&amqpwire.FlagUserID != 0 && p.UserID != user {
 		return nil, errPublishPrecondition("user_id property set to '%s' but authenticated user was '%s'", p.UserID, user)
 	}

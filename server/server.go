@@ -172,6 +172,8 @@ type Server struct {
 	access accessHolder
 
 	vhosts *vhost.Registry
+	// replies finds the channels of direct reply-to names (replyto.go).
+	replies replyRegistry
 
 	// applyMu serialises ApplyDefinitions; managed is what it last applied.
 	applyMu sync.Mutex

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -234,8 +235,17 @@ func memoryAttack(t *testing.T, halfBodies bool) {
 	wantReady(t, ach, pre.Name, 100)
 
 	sampler := sampleAnonRSS(t, cmd.Process.Pid)
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+	// The half-sent bodies attack for 4 s. The filling publishers go on until they have had
+	// confirms for well over twice the limit (the queues must page out to take it), however
+	// slowly a loaded machine lets them, for at most a minute.
+	attack := 4 * time.Second
+	if !halfBodies {
+		attack = time.Minute
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), attack)
 	defer cancel()
+	var confirmedBytes atomic.Int64
+	target := int64(2*limit) + int64(limit)/4
 	var wg sync.WaitGroup
 
 	// 60 half-sent bodies on 6 connections: each channel announces 16 MiB and sends 15.
@@ -296,6 +306,9 @@ func memoryAttack(t *testing.T, halfBodies bool) {
 					return
 				}
 				confirmed[i]++
+				if confirmedBytes.Add(int64(len(body))) >= target && !halfBodies {
+					cancel()
+				}
 			}
 		}(i)
 	}

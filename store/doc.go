@@ -10,6 +10,7 @@
 //
 //	0x00 'v'                                      schema version (u32), checked at Open
 //	0x00 'q'                                      queue-ID Badger Sequence (Badger's own value)
+//	0x00 'd'                                      held-message Badger Sequence (the 'D' keys' seq)
 //	'E' vhost name                                exchange: flags, kind, args
 //	'Q' vhost name                                queue: ID, flags, args
 //	'B' vhost source destKind dest routingKey h   binding: args (h: the caller's 32-byte hash)
@@ -17,6 +18,8 @@
 //	'P' msgID                                     a body shared by several queues' refs
 //	'R' queueID seq                               delivery count (u32) of a redelivered message
 //	'C'                                           clean-shutdown marker: unix ms of the Close
+//	'D' vhost exchange due i64 seq u64            a message held by a delayed-message exchange
+//	                                              until due (unix ms): keys, TTL, message record
 //	'A' kind name...                              access record made through the management API
 //	                                              (vhost, user, permission, policy): the server's JSON
 //

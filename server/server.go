@@ -373,6 +373,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.handshakeLog.close()
 	s.loginLog.close()
 
+	// Held delayed messages stay in the store; no timer routes one into a closing broker.
+	s.vhosts.StopDelayed()
 	for _, c := range conns {
 		c.forceClose("broker forced connection closure with reason 'shutdown'")
 	}

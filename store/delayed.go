@@ -21,6 +21,9 @@ type Delayed struct {
 	Msg  Message  // Expiry unused
 }
 
+// Cursor is d's position in its exchange's order.
+func (d *Delayed) Cursor() DelayedCursor { return DelayedCursor{Due: d.Due, Seq: d.Seq} }
+
 // DelayedCursor is the position of one held message in its exchange's order.
 type DelayedCursor struct {
 	Due int64

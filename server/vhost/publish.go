@@ -3,6 +3,7 @@ package vhost
 import (
 	"time"
 
+	"github.com/warrenmq/warren/exchange"
 	"github.com/warrenmq/warren/server/queue"
 )
 
@@ -30,9 +31,24 @@ type Confirm interface {
 // reports whether any queue took the message and whether any refused it (x-overflow
 // reject-publish, or a full disk for a confirmed persistent message). s is the caller's
 // scratch memory; s.Congested looks at the queues of the last Publish.
+//
+// A delayed-message exchange holds a message with a positive x-delay (delayed.go): then
+// routed is true (the message was taken; a mandatory publisher gets no basic.return) and
+// the queues are not known yet.
 func (v *Vhost) Publish(x *Exchange, msg *queue.Message, keys []string, c Confirm, s *Scratch) (routed, refused bool) {
-	qs := v.route(x, keys, msg.Properties.Headers, s)
 	x.publishIn.Add(1)
+	if x.delay != nil {
+		if ms, ok := exchange.Delay(msg.Properties.Headers); ok {
+			s.queues = s.queues[:0]
+			return x.delay.hold(msg, keys, ms, c)
+		}
+	}
+	return v.publishNow(x, msg, keys, c, s)
+}
+
+// publishNow is Publish without holding: routing through x now.
+func (v *Vhost) publishNow(x *Exchange, msg *queue.Message, keys []string, c Confirm, s *Scratch) (routed, refused bool) {
+	qs := v.route(x, keys, msg.Properties.Headers, s)
 	if len(qs) > 0 {
 		x.publishOut.Add(uint64(len(qs)))
 	}

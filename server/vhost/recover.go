@@ -14,13 +14,16 @@ func (v *Vhost) restoreExchange(x store.Exchange) {
 	}
 	d := exchange.Definition{Name: x.Name, Kind: x.Kind, Durable: x.Durable, AutoDelete: x.AutoDelete,
 		Internal: x.Internal, Args: amqpwire.Table(x.Args)}
-	r, err := exchange.NewRouter(d.Kind)
+	r, err := newRouter(d)
 	if err != nil {
 		v.log.Error().Err(err).Str("exchange", x.Name).Msg("stored exchange has an unknown type; skipped")
 		return
 	}
 	alt, _ := d.AlternateExchange()
 	xr := &Exchange{def: d, router: r, alternate: alt}
+	if d.Delayed() {
+		xr.delay = newDelayer(v, xr)
+	}
 	v.exchangePolicy(xr)
 	v.exchanges[x.Name] = xr
 }

@@ -52,6 +52,7 @@ type Vhost struct {
 	name   string
 	log    zerolog.Logger
 	st     *store.Store                 // nil: nothing is persisted
+	clock  queue.Clock                  // held messages' due times (delayed.go)
 	window atomic.Pointer[queue.Window] // for queues declared from now on; see setWindow
 	churn  *QueueChurn                  // the registry's; nil for a vhost made outside one
 
@@ -73,6 +74,7 @@ func New(name string, log zerolog.Logger, st *store.Store, window queue.Window) 
 		name:      name,
 		log:       log.With().Str("vhost", name).Logger(),
 		st:        st,
+		clock:     queue.RealClock{},
 		exchanges: make(map[string]*Exchange),
 		queues:    make(map[string]*Queue),
 	}

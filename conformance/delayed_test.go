@@ -168,3 +168,65 @@ func TestDelayedDeclareErrors(t *testing.T) {
 		})
 	}
 }
+
+// Held persistent messages of a durable delayed-message exchange survive kill -9 of the real
+// binary once confirmed: after the restart each is delivered in due order — those that fell
+// due while the broker was down at once, the others not before their time — and transient
+// ones are gone, as transient queued messages are.
+func TestDelayedSurviveKill(t *testing.T) {
+	warrenOnly(t, "kills and restarts the warren binary")
+	runner := newBrokerRunner(t, buildWarrenBinary(t), t.TempDir())
+	p := runner.start()
+	conn := dialConfig(t, p.url, amqp.Config{})
+	ch := channel(t, conn)
+	const x, q = "delayed.durable", "delayed.target"
+	if err := ch.ExchangeDeclare(x, "x-delayed-message", true, false, false, false, amqp.Table{"x-delayed-type": "direct"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.QueueDeclare(q, true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	bind(t, ch, q, "k", x, nil)
+	pub := newPublisher(t, conn)
+	start := time.Now()
+	// Due while the broker is down (100 ms), and after it is back (4 s, 3 s).
+	for _, m := range []struct {
+		body       string
+		ms         int32
+		persistent bool
+	}{{"late", 4000, true}, {"soon", 100, true}, {"transient", 150, false}, {"middle", 3000, true}} {
+		msg := delayed(m.body, m.ms)
+		if !m.persistent {
+			msg.DeliveryMode = amqp.Transient
+		}
+		pub.publish(x, "k", false, msg)
+	}
+	p.kill(t)
+	p = runner.start()
+	conn = dialConfig(t, p.url, amqp.Config{})
+	ch = channel(t, conn)
+	deliveries := consume(t, ch, q, "", true)
+	first := recv(t, deliveries, "the message due while the broker was down")
+	if string(first.Body) != "soon" {
+		t.Fatalf("first delivery %q, want soon", first.Body)
+	}
+	for _, want := range []struct {
+		body string
+		ms   time.Duration
+	}{{"middle", 3000 * time.Millisecond}, {"late", 4000 * time.Millisecond}} {
+		var d amqp.Delivery
+		select {
+		case d = <-deliveries:
+		case <-time.After(want.ms + timeout):
+			t.Fatalf("%s not delivered", want.body)
+		}
+		if string(d.Body) != want.body {
+			t.Fatalf("delivered %q, want %q (transient messages are dropped at restart)", d.Body, want.body)
+		}
+		if waited := time.Since(start); waited < want.ms {
+			t.Errorf("%s delivered %v after its publish, before its delay %v", want.body, waited, want.ms)
+		}
+	}
+	wantMessages(t, ch, q, 0)
+	p.terminate(t)
+}

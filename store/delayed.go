@@ -125,7 +125,7 @@ type DelayedCount struct {
 // IndexDelayed reads the keys (not the values) of every held message once, at recovery:
 // it deletes the transient ones (a restart loses them, as it loses transient queued
 // messages) and counts the rest per exchange. The caller drops the records of exchanges that
-// no longer exist with DropDelayed.
+// no longer exist with DropDelayed. The deletes are committed when it returns.
 func (s *Store) IndexDelayed() ([]DelayedCount, error) {
 	var out []DelayedCount
 	var dels [][]byte
@@ -156,6 +156,10 @@ func (s *Store) IndexDelayed() ([]DelayedCount, error) {
 		s.submit(op{kind: opDel, key: k})
 	}
 	if len(dels) > 0 {
+		// Committed before the exchanges read their first window, which must not see them.
+		if err := s.Flush(); err != nil {
+			return nil, fmt.Errorf("store: drop transient held messages: %w", err)
+		}
 		s.log.Info().Int("transient_deleted", len(dels)).Msg("store: dropped transient held messages")
 	}
 	return out, nil

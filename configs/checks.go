@@ -14,7 +14,7 @@ type reporter func(keys []string, msg string)
 const maxExpiry = 315360000000
 
 var (
-	exchangeTypes = []string{"direct", "fanout", "topic", "headers"}
+	exchangeTypes = []string{"direct", "fanout", "topic", "headers", "x-delayed-message"}
 	overflows     = []string{"drop-head", "reject-publish", "reject-publish-dlx"}
 	// digestSizes are the hashing algorithms and their digests' lengths in bytes.
 	digestSizes = map[string]int{sha256Algorithm: 32, "rabbit_password_hashing_sha512": 64, "rabbit_password_hashing_md5": 16}
@@ -72,6 +72,12 @@ func (x Exchange) check(report reporter) {
 	if v, ok := x.Arguments["alternate-exchange"]; ok {
 		if _, isString := v.(string); !isString {
 			report([]string{"arguments", "alternate-exchange"}, "expected a string, got "+describeValue(v))
+		}
+	}
+	if x.Type == "x-delayed-message" {
+		v, ok := x.Arguments["x-delayed-type"]
+		if kind, isString := v.(string); !ok || !isString || oneOf("x-delayed-type", kind, exchangeTypes[:4]...) != "" {
+			report([]string{"arguments", "x-delayed-type"}, "a delayed-message exchange needs x-delayed-type: one of "+strings.Join(exchangeTypes[:4], ", "))
 		}
 	}
 }

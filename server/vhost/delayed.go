@@ -94,7 +94,9 @@ func (x *Exchange) Pending() int64 {
 // hold takes msg for delay ms. With a store the message joins the window once written, and c
 // (when not nil) counts the write, so the confirm means "stored"; a write that fails nacks.
 func (d *delayer) hold(msg *queue.Message, keys []string, delay int64, c Confirm) (routed, refused bool) {
-	h := &held{c: store.DelayedCursor{Due: d.clock.Now() + delay}, delay: delay,
+	// The clock reads whole milliseconds, rounded down: one more makes sure no message is
+	// routed before its x-delay has passed.
+	h := &held{c: store.DelayedCursor{Due: d.clock.Now() + delay + 1}, delay: delay,
 		keys: slices.Clone(keys), msg: msg}
 	if d.st == nil {
 		h.c.Seq = d.seq.Add(1)

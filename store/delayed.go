@@ -202,15 +202,25 @@ func (s *Store) DropDelayed(vhost, exchange string) (int64, error) {
 	}
 }
 
-// Held-message record: version u8 | ttl i64 | key count uvarint | keys (u8 len each) |
-// message record (records.go).
+// Held-message record: version u8 | padding length uvarint | padding | ttl i64 | key count
+// uvarint | keys (u8 len each) | message record (records.go). The padding makes every record
+// at least valueThreshold bytes long, so it goes to the value log like a queued message's body
+// and the LSM holds only its key and a pointer: a million small held messages inline in the
+// LSM made Badger's flushes and compactions hold hundreds of MiB (measured: 344 MiB RSS for
+// 300k 64-byte messages, 103 MiB padded).
 func encodeDelayed(d *Delayed) ([]byte, error) {
-	n := 1 + 8 + binary.MaxVarintLen64 + messageRecordSize(&d.Msg)
+	n := 8 + uvarintLen(uint64(len(d.Keys))) + messageRecordSize(&d.Msg)
 	for _, k := range d.Keys {
 		n += 1 + len(k)
 	}
-	b := make([]byte, 0, n)
+	pad := max(valueThreshold-3-n, 0)
+	for 1+uvarintLen(uint64(pad))+pad+n < valueThreshold {
+		pad++
+	}
+	b := make([]byte, 0, 1+uvarintLen(uint64(pad))+pad+n)
 	b = append(b, recordV1)
+	b = binary.AppendUvarint(b, uint64(pad))
+	b = append(b, make([]byte, pad)...)
 	b = binary.BigEndian.AppendUint64(b, uint64(d.TTL))
 	b = binary.AppendUvarint(b, uint64(len(d.Keys)))
 	var err error
@@ -223,11 +233,16 @@ func encodeDelayed(d *Delayed) ([]byte, error) {
 }
 
 func decodeDelayed(v []byte, d *Delayed) error {
-	if len(v) < 9 || v[0] != recordV1 {
+	if len(v) < 1 || v[0] != recordV1 {
 		return badValue("held message", v)
 	}
-	d.TTL = int64(binary.BigEndian.Uint64(v[1:9]))
-	rest := v[9:]
+	pad, w := binary.Uvarint(v[1:])
+	if w <= 0 || pad > uint64(len(v)) || len(v) < 1+w+int(pad)+8 {
+		return badValue("held message", v)
+	}
+	rest := v[1+w+int(pad):]
+	d.TTL = int64(binary.BigEndian.Uint64(rest))
+	rest = rest[8:]
 	nk, w := binary.Uvarint(rest)
 	if w <= 0 || nk > uint64(len(rest)) {
 		return badValue("held message", v)

@@ -116,3 +116,26 @@ func all0Seq(t *testing.T, s *Store) uint64 {
 	}
 	return ys[0].Seq
 }
+
+// A small held message is padded to the value log's threshold and reads back the same; a
+// large one is not padded.
+func TestDelayedRecordPadding(t *testing.T) {
+	for _, size := range []int{0, 10, 300} {
+		d := &Delayed{Due: 1, Seq: 2, Keys: []string{"a", "bcd"}, TTL: 42,
+			Msg: Message{Exchange: "x", RoutingKey: "a", Properties: []byte{0x80, 0}, Body: make([]byte, size), Persistent: true}}
+		v, err := encodeDelayed(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(v) < valueThreshold || size == 300 && len(v) > 300+64 {
+			t.Errorf("body %d: record of %d bytes", size, len(v))
+		}
+		var got Delayed
+		if err := decodeDelayed(v, &got); err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(got.Keys) != "[a bcd]" || got.TTL != 42 || len(got.Msg.Body) != size || got.Msg.Exchange != "x" {
+			t.Errorf("body %d: read back %+v", size, got)
+		}
+	}
+}

@@ -78,9 +78,10 @@ func (s *Store) DeleteDelayed(vhost, exchange string, c DelayedCursor, done func
 	s.submit(op{kind: opDel, key: delayedKey(prefix, c.Due, c.Seq), done: done})
 }
 
-// ReadDelayed returns up to max held messages of exchange in due order, those after the
-// cursor when after is not nil. Only committed records are visible.
-func (s *Store) ReadDelayed(vhost, exchange string, after *DelayedCursor, max int) ([]Delayed, error) {
+// ReadDelayed returns up to maxCount held messages of exchange in due order, those after the
+// cursor when after is not nil, and past the first at most maxBytes of bodies and properties.
+// Only committed records are visible.
+func (s *Store) ReadDelayed(vhost, exchange string, after *DelayedCursor, maxCount, maxBytes int) ([]Delayed, error) {
 	prefix, err := delayedPrefix(vhost, exchange)
 	if err != nil {
 		return nil, err
@@ -93,7 +94,8 @@ func (s *Store) ReadDelayed(vhost, exchange string, after *DelayedCursor, max in
 	err = s.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 64})
 		defer it.Close()
-		for it.Seek(seek); it.Valid() && len(out) < max; it.Next() {
+		bytes := 0
+		for it.Seek(seek); it.Valid() && len(out) < maxCount && (len(out) == 0 || bytes < maxBytes); it.Next() {
 			item := it.Item()
 			_, _, due, seq, err := parseDelayedKey(item.Key())
 			if err != nil {
@@ -107,6 +109,7 @@ func (s *Store) ReadDelayed(vhost, exchange string, after *DelayedCursor, max in
 				return err
 			}
 			out = append(out, d)
+			bytes += len(d.Msg.Body) + len(d.Msg.Properties)
 		}
 		return nil
 	})

@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -37,7 +38,7 @@ func TestDelayedOrderAndCursor(t *testing.T) {
 	}
 	putDelayed(t, s, "x2", 50, true, "other exchange")
 	putDelayed(t, s, "x-longer", 60, true, "longer name")
-	first, err := s.ReadDelayed("/", "x", nil, 2)
+	first, err := s.ReadDelayed("/", "x", nil, 2, 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +46,7 @@ func TestDelayedOrderAndCursor(t *testing.T) {
 		t.Fatalf("first page %s, want [100-1 100-3]", got)
 	}
 	c := DelayedCursor{Due: first[1].Due, Seq: first[1].Seq}
-	rest, err := s.ReadDelayed("/", "x", &c, 10)
+	rest, err := s.ReadDelayed("/", "x", &c, 10, 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +61,7 @@ func TestDelayedOrderAndCursor(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	all, _ := s.ReadDelayed("/", "x", nil, 10)
+	all, _ := s.ReadDelayed("/", "x", nil, 10, 1<<20)
 	if got := fmt.Sprint(bodies(all)); got != "[100-1 100-3 300-2 500-0]" {
 		t.Fatalf("after a delete %s", got)
 	}
@@ -88,17 +89,17 @@ func TestDelayedReopenIndexDrop(t *testing.T) {
 	if err := s.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	all, _ := s.ReadDelayed("/", "x", nil, 10)
+	all, _ := s.ReadDelayed("/", "x", nil, 10, 1<<20)
 	if got := fmt.Sprint(bodies(all)); got != "[0 2 4]" {
 		t.Fatalf("after reopen %s, want the persistent [0 2 4]", got)
 	}
 	if n, err := s.DropDelayed("/", "x"); err != nil || n != 3 {
 		t.Fatalf("DropDelayed = %d, %v; want 3", n, err)
 	}
-	if all, _ := s.ReadDelayed("/", "x", nil, 10); len(all) != 0 {
+	if all, _ := s.ReadDelayed("/", "x", nil, 10, 1<<20); len(all) != 0 {
 		t.Fatalf("%d left after the drop", len(all))
 	}
-	if ys, _ := s.ReadDelayed("/", "y", nil, 10); len(ys) != 1 {
+	if ys, _ := s.ReadDelayed("/", "y", nil, 10, 1<<20); len(ys) != 1 {
 		t.Fatalf("the other exchange kept %d, want 1", len(ys))
 	}
 	// Sequence numbers keep growing across the restart, so keys never collide.
@@ -110,7 +111,7 @@ func TestDelayedReopenIndexDrop(t *testing.T) {
 
 func all0Seq(t *testing.T, s *Store) uint64 {
 	t.Helper()
-	ys, err := s.ReadDelayed("/", "y", nil, 1)
+	ys, err := s.ReadDelayed("/", "y", nil, 1, 1<<20)
 	if err != nil || len(ys) != 1 {
 		t.Fatalf("read y: %v", err)
 	}
@@ -137,5 +138,20 @@ func TestDelayedRecordPadding(t *testing.T) {
 		if fmt.Sprint(got.Keys) != "[a bcd]" || got.TTL != 42 || len(got.Msg.Body) != size || got.Msg.Exchange != "x" {
 			t.Errorf("body %d: read back %+v", size, got)
 		}
+	}
+}
+
+// A page stops at the byte budget, after at least one message.
+func TestDelayedReadByteBudget(t *testing.T) {
+	s := openT(t, t.TempDir())
+	defer closeT(t, s)
+	for i := range 5 {
+		putDelayed(t, s, "x", int64(i), true, strings.Repeat("b", 100))
+	}
+	if ds, _ := s.ReadDelayed("/", "x", nil, 10, 250); len(ds) != 3 {
+		t.Errorf("read %d under a 250-byte budget of 102-byte messages, want 3", len(ds))
+	}
+	if ds, _ := s.ReadDelayed("/", "x", nil, 10, 1); len(ds) != 1 {
+		t.Errorf("read %d under a 1-byte budget, want the first one", len(ds))
 	}
 }

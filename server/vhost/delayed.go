@@ -23,9 +23,15 @@ import (
 // queues, alternate exchanges and exchange-to-exchange bindings behave as for any message; a
 // message nothing takes then is dropped (a basic.return cannot reach its publisher any more).
 
-// delayWindow is how many held messages a delayer keeps in memory at most (twice this briefly):
-// at the benchmark's 17k messages a second, a quarter of a second's worth.
-const delayWindow = 4096
+// A delayer keeps at most delayWindow held messages and delayWindowBytes of their bodies and
+// properties in memory (up to twice that briefly). It reads the next ones from the store when
+// the window is half empty, on a goroutine of its own while it goes on routing: at the
+// benchmark's 17k messages a second, the window is a second's worth and a read has half a
+// second to finish.
+const (
+	delayWindow      = 16384
+	delayWindowBytes = 16 << 20
+)
 
 // held is one message in a delayer's memory window.
 type held struct {
@@ -34,6 +40,9 @@ type held struct {
 	keys  []string
 	msg   *queue.Message
 }
+
+// size is what a held message counts for in the window's byte budget.
+func (h *held) size() int64 { return int64(len(h.msg.Body) + len(h.msg.RawProperties)) }
 
 type heldHeap []*held
 
@@ -54,19 +63,22 @@ func (h *heldHeap) Pop() any {
 // Its memory window is exact: it holds every held message whose cursor (due, seq) is at most
 // bound, and when bounded is false, every held message there is. A message stored after
 // bound stays on disk until a refill reads it. Messages join the window only once stored, so
-// a refill (which reads committed records) never misses one.
+// a refill (which reads committed records) never misses one. Only a refill moves the bound up
+// and only a trim moves it down, never while a refill reads (a trim waits for its end).
 type delayer struct {
-	v      *Vhost
-	x      *Exchange
-	clock  queue.Clock
-	st     *store.Store // nil: all in memory
-	window int
+	v           *Vhost
+	x           *Exchange
+	clock       queue.Clock
+	st          *store.Store // nil: all in memory
+	window      int
+	windowBytes int64
 
 	pending atomic.Int64 // held messages, in memory or not
 	seq     atomic.Uint64
 
 	mu        sync.Mutex
 	heap      heldHeap
+	bytes     int64 // size of the messages in heap
 	bounded   bool
 	bound     store.DelayedCursor
 	refilling bool
@@ -75,12 +87,13 @@ type delayer struct {
 	timerAt   int64
 	stopped   bool
 
-	fire    sync.Mutex // one delivery pass at a time
-	scratch Scratch    // the passes' routing memory, under fire
+	fire    sync.Mutex     // one delivery pass at a time
+	scratch Scratch        // the passes' routing memory, under fire
+	reads   sync.WaitGroup // the refill in flight, for stop
 }
 
 func newDelayer(v *Vhost, x *Exchange) *delayer {
-	return &delayer{v: v, x: x, clock: v.clock, st: v.st, window: delayWindow}
+	return &delayer{v: v, x: x, clock: v.clock, st: v.st, window: delayWindow, windowBytes: delayWindowBytes}
 }
 
 // Pending is how many messages the exchange holds (0 for other kinds).
@@ -149,20 +162,28 @@ func (d *delayer) add(h *held) {
 	switch {
 	case !d.bounded || !d.bound.Less(h.c):
 		heap.Push(&d.heap, h)
+		d.bytes += h.size()
 	case d.refilling:
 		d.during = append(d.during, h)
 		return
 	default:
 		return // on disk, after the window: a refill reads it
 	}
-	if d.st != nil && len(d.heap) > 2*d.window {
-		d.trimLocked()
-	}
+	d.trimLocked()
 	d.armLocked()
 }
 
-// trimLocked shrinks the window to its first d.window messages; the rest are on disk.
+// overLocked says the window holds more than twice its budget.
+func (d *delayer) overLocked() bool {
+	return len(d.heap) > 2*d.window || d.bytes > 2*d.windowBytes
+}
+
+// trimLocked shrinks a window over twice its budget back to its budget, keeping the first
+// due; the rest are on disk. Not while a refill reads (it moves the bound), nor without a store.
 func (d *delayer) trimLocked() {
+	if d.st == nil || d.refilling || !d.overLocked() {
+		return
+	}
 	slices.SortFunc(d.heap, func(a, b *held) int {
 		if a.c.Less(b.c) {
 			return -1
@@ -172,8 +193,13 @@ func (d *delayer) trimLocked() {
 		}
 		return 0
 	})
-	clear(d.heap[d.window:])
-	d.heap = d.heap[:d.window]
+	keep, bytes := 0, int64(0)
+	for keep < len(d.heap) && keep < d.window && (keep == 0 || bytes+d.heap[keep].size() <= d.windowBytes) {
+		bytes += d.heap[keep].size()
+		keep++
+	}
+	clear(d.heap[keep:])
+	d.heap, d.bytes = d.heap[:keep], bytes
 	d.bounded, d.bound = true, d.heap[len(d.heap)-1].c
 	heap.Init(&d.heap) // sorted is a heap already; Init is cheap and says so
 }
@@ -208,8 +234,8 @@ func (d *delayer) kick() {
 // passBatch bounds the messages one pass routes before it looks at the window again.
 const passBatch = 1024
 
-// pass routes every message that is due, refilling the window from the store as it drains,
-// then arms the timer for the next one.
+// pass routes every message that is due, starting a refill from the store when the window is
+// half empty, then arms the timer for the next one.
 func (d *delayer) pass() {
 	d.fire.Lock()
 	defer d.fire.Unlock()
@@ -226,17 +252,16 @@ func (d *delayer) pass() {
 		}
 		due = due[:0]
 		for len(d.heap) > 0 && d.heap[0].c.Due <= now && len(due) < passBatch {
-			due = append(due, heap.Pop(&d.heap).(*held))
+			h := heap.Pop(&d.heap).(*held)
+			d.bytes -= h.size()
+			due = append(due, h)
 		}
-		refill := d.bounded && len(d.heap) < d.window/4
+		d.refillLocked()
 		d.mu.Unlock()
 		for _, h := range due {
 			d.deliver(h)
 		}
-		if refill {
-			d.refill()
-		}
-		if len(due) == 0 && !refill {
+		if len(due) < passBatch {
 			break
 		}
 	}
@@ -245,25 +270,41 @@ func (d *delayer) pass() {
 	d.mu.Unlock()
 }
 
-// refill reads the stored messages after the window's bound into it.
-func (d *delayer) refill() {
-	d.mu.Lock()
-	after := d.bound
+// refillLocked starts a refill when messages wait on disk and the window is under half of
+// both budgets, so the read has room for at least half a window.
+func (d *delayer) refillLocked() {
+	if !d.bounded || d.refilling || d.stopped || len(d.heap) >= d.window/2 || d.bytes >= d.windowBytes/2 {
+		return
+	}
 	d.refilling = true
-	room := d.window - len(d.heap)
-	d.mu.Unlock()
-	recs, err := d.st.ReadDelayed(d.v.name, d.x.def.Name, &after, room)
+	d.reads.Add(1)
+	go d.refill(d.bound, d.window-len(d.heap), int(max(d.windowBytes-d.bytes, 1)))
+}
+
+// refill reads the stored messages after the window's bound into it, then arms the timer (the
+// window may have run dry meanwhile).
+func (d *delayer) refill(after store.DelayedCursor, count, bytes int) {
+	defer d.reads.Done()
+	recs, err := d.st.ReadDelayed(d.v.name, d.x.def.Name, &after, count, bytes)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.refilling = false
 	during := d.during
 	d.during = nil
-	if err != nil {
-		// The bound stays: the next pass tries again.
-		d.v.log.Error().Err(err).Str("exchange", d.x.def.Name).Msg("reading delayed messages failed")
+	if d.stopped {
 		return
 	}
-	if d.stopped {
+	if err != nil {
+		// The bound stays; a pass in a second tries again, whatever the window holds.
+		d.v.log.Error().Err(err).Str("exchange", d.x.def.Name).Msg("reading delayed messages failed; retrying in 1s")
+		if d.timer != nil {
+			d.timer.Stop()
+		}
+		at := d.clock.Now() + 1000
+		if len(d.heap) > 0 {
+			at = min(at, d.heap[0].c.Due)
+		}
+		d.timer, d.timerAt = d.clock.At(at, d.pass), at
 		return
 	}
 	read := make(map[store.DelayedCursor]struct{}, len(recs))
@@ -271,8 +312,9 @@ func (d *delayer) refill() {
 		h := heldFrom(&recs[i])
 		read[h.c] = struct{}{}
 		heap.Push(&d.heap, h)
+		d.bytes += h.size()
 	}
-	if len(recs) < room {
+	if len(recs) == 0 || len(recs) < count && sumSize(recs) < bytes {
 		d.bounded = false
 	} else {
 		d.bound = recs[len(recs)-1].Cursor()
@@ -282,7 +324,19 @@ func (d *delayer) refill() {
 			continue
 		}
 		heap.Push(&d.heap, h)
+		d.bytes += h.size()
 	}
+	d.trimLocked()
+	d.armLocked()
+}
+
+// sumSize is the size of read records as the window counts them.
+func sumSize(recs []store.Delayed) int {
+	n := 0
+	for i := range recs {
+		n += len(recs[i].Msg.Body) + len(recs[i].Msg.Properties)
+	}
+	return n
 }
 
 // heldFrom rebuilds a held message read from the store.
@@ -345,17 +399,18 @@ func (d *delayer) recovered(count int64) {
 	d.kick()
 }
 
-// stop ends the delayer: its timer is stopped and its window dropped. The caller deletes
-// the stored messages.
+// stop ends the delayer: its timer is stopped, its window dropped, and a refill in flight
+// waited for. The caller deletes the stored messages.
 func (d *delayer) stop() {
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	d.stopped = true
 	if d.timer != nil {
 		d.timer.Stop()
 		d.timer = nil
 	}
 	clear(d.heap)
-	d.heap = nil
+	d.heap, d.bytes = nil, 0
 	d.during = nil
+	d.mu.Unlock()
+	d.reads.Wait()
 }

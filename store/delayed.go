@@ -86,13 +86,14 @@ func (s *Store) ReadDelayed(vhost, exchange string, after *DelayedCursor, maxCou
 	if err != nil {
 		return nil, err
 	}
+	s.delayedReads.Add(1)
 	seek := prefix
 	if after != nil {
 		seek = delayedKey(prefix, after.Due, after.Seq)
 	}
 	var out []Delayed
 	err = s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 64})
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 256})
 		defer it.Close()
 		bytes := 0
 		for it.Seek(seek); it.Valid() && len(out) < maxCount && (len(out) == 0 || bytes < maxBytes); it.Next() {

@@ -99,6 +99,9 @@ type Store struct {
 	clean    bool
 	queueSeq *badger.Sequence
 	delaySeq *badger.Sequence // orders held messages due in the same millisecond (delayed.go)
+	// delayedReads counts ReadDelayed calls since the page-out loop last looked: while they
+	// go on, the older value-log files are MADV_RANDOM (pageOutLoop).
+	delayedReads atomic.Int64
 	msgIDs   atomic.Uint64    // last message ID handed out
 
 	// Submission side: any goroutine, under mu. pending only grows here; the writer takes

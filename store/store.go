@@ -102,7 +102,7 @@ type Store struct {
 	// delayedReads counts ReadDelayed calls since the page-out loop last looked: while they
 	// go on, the older value-log files are MADV_RANDOM (pageOutLoop).
 	delayedReads atomic.Int64
-	msgIDs   atomic.Uint64    // last message ID handed out
+	msgIDs       atomic.Uint64 // last message ID handed out
 
 	// Submission side: any goroutine, under mu. pending only grows here; the writer takes
 	// from its front, pending[head:] (see writer.take).

@@ -14,6 +14,11 @@ import (
 
 const noDelayPlugin = "the reference RabbitMQ has no delayed-message plugin"
 
+// The tests measure delays on the wall clock (time.Now().Round(0) drops the monotonic
+// reading), as the broker does: a held message's due time is a wall-clock time, so that it
+// means the same after a restart. On the monotonic clock a wall clock being slewed shows up
+// as a message a few milliseconds early.
+
 // declareDelayed declares a delayed-message exchange routing as kind, deleted at the end.
 func declareDelayed(t *testing.T, ch *amqp.Channel, kind string, durable bool) string {
 	t.Helper()
@@ -43,7 +48,7 @@ func TestDelayedRoutesAtDueTimeWithBindingsThen(t *testing.T) {
 	conn, ch := connChannel(t)
 	x := declareDelayed(t, ch, "direct", false)
 	pub := newPublisher(t, conn)
-	start := time.Now()
+	start := time.Now().Round(0) // wall clock, as the broker's due times
 	msg := delayed("later", int32(400))
 	msg.Headers["traceparent"] = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 	pub.publish(x, "k", true, msg)
@@ -109,7 +114,7 @@ func TestDelayedRetryByRepublish(t *testing.T) {
 	}
 	retry.Headers["attempt"] = int32(2)
 	retry.Headers["x-delay"] = int32(300)
-	sent := time.Now()
+	sent := time.Now().Round(0) // wall clock, as the broker's due times
 	pub.publish(x, "", false, retry)
 	if err := d.Ack(false); err != nil {
 		t.Fatal(err)
@@ -188,7 +193,7 @@ func TestDelayedSurviveKill(t *testing.T) {
 	}
 	bind(t, ch, q, "k", x, nil)
 	pub := newPublisher(t, conn)
-	start := time.Now()
+	start := time.Now().Round(0) // wall clock, as the broker's due times
 	// Due while the broker is down (100 ms), and after it is back (4 s, 3 s).
 	for _, m := range []struct {
 		body       string

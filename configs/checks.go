@@ -14,7 +14,7 @@ type reporter func(keys []string, msg string)
 const maxExpiry = 315360000000
 
 var (
-	exchangeTypes = []string{"direct", "fanout", "topic", "headers", "x-consistent-hash", "x-random", "x-local-random"}
+	exchangeTypes = []string{"direct", "fanout", "topic", "headers", "x-consistent-hash", "x-random", "x-local-random", "x-delayed-message"}
 	overflows     = []string{"drop-head", "reject-publish", "reject-publish-dlx"}
 	// deliveryTimeoutActions are x-delivery-timeout-action's values.
 	deliveryTimeoutActions = []string{"requeue", "dead-letter"}
@@ -74,6 +74,12 @@ func (x Exchange) check(report reporter) {
 	if v, ok := x.Arguments["alternate-exchange"]; ok {
 		if _, isString := v.(string); !isString {
 			report([]string{"arguments", "alternate-exchange"}, "expected a string, got "+describeValue(v))
+		}
+	}
+	if x.Type == "x-delayed-message" {
+		v, ok := x.Arguments["x-delayed-type"]
+		if kind, isString := v.(string); !ok || !isString || oneOf("x-delayed-type", kind, exchangeTypes[:4]...) != "" {
+			report([]string{"arguments", "x-delayed-type"}, "a delayed-message exchange needs x-delayed-type: one of "+strings.Join(exchangeTypes[:4], ", "))
 		}
 	}
 }

@@ -89,7 +89,7 @@ prune: maybe
 		"defs.yaml:12:44: queues[5].arguments.x-dead-letter-routing-key: x-dead-letter-routing-key requires x-dead-letter-exchange",
 		"defs.yaml:12:58: queues[5].arguments.x-expires: x-expires 0 is below the minimum of 1",
 		"defs.yaml:12:68: queues[5].arguments.weird: null is not allowed; remove the key or give it a value",
-		`defs.yaml:14:21: exchanges[0].type: exchange type "topc" is not one of direct, fanout, topic, headers, x-consistent-hash, x-random, x-local-random`,
+		`defs.yaml:14:21: exchanges[0].type: exchange type "topc" is not one of direct, fanout, topic, headers, x-consistent-hash, x-random, x-local-random, x-delayed-message`,
 		`defs.yaml:15:12: exchanges[1].name: exchange name "amq.x" is reserved`,
 		"defs.yaml:15:65: exchanges[1].arguments.alternate-exchange: expected a string, got 5",
 		"defs.yaml:16:12: exchanges[2].name: name must not be empty",

@@ -393,6 +393,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.loginLog.close()
 	s.ackTimeoutLog.close()
 
+	// Held delayed messages stay in the store; no timer routes one into a closing broker.
+	s.vhosts.StopDelayed()
 	for _, c := range conns {
 		c.forceClose("broker forced connection closure with reason 'shutdown'")
 	}

@@ -10,6 +10,7 @@
 //
 //	0x00 'v'                                      schema version (u32), checked at Open
 //	0x00 'q'                                      queue-ID Badger Sequence (Badger's own value)
+//	0x00 'd'                                      held-message Badger Sequence (the 'H' keys' seq)
 //	'E' vhost name                                exchange: flags, kind, args
 //	'Q' vhost name                                queue: ID, flags, args
 //	'B' vhost source destKind dest routingKey h   binding: args (h: the caller's 32-byte hash)
@@ -17,6 +18,8 @@
 //	'P' msgID                                     a body shared by several queues' refs
 //	'R' queueID seq                               delivery count (u32) of a redelivered message
 //	'C'                                           clean-shutdown marker: unix ms of the Close
+//	'H' vhost exchange due i64 seq u64            a message held by a delayed-message exchange
+//	                                              until due (unix ms): keys, TTL, message record
 //	'A' kind name...                              access record made through the management API
 //	                                              (vhost, user, permission, policy): the server's JSON
 //	'L' group index                               Raft log entry of a group: term, type, time, data
@@ -111,7 +114,11 @@
 // advises MADV_RANDOM on the value-log file being written and the memtable WALs (page-sized
 // folios: 14 times fewer bytes written); over 128 KiB, where whole folios are mostly new data
 // and a fault per page costs more CPU than the folios cost disk, MADV_NORMAL. It looks for a
-// newly created file every 100 ms.
+// newly created file every 100 ms. While delayed-message exchanges read their held messages
+// back (ReadDelayed), in due order and so at random places in the value log, the older
+// value-log files are MADV_RANDOM too: each record read faults in its page rather than a
+// read-around of 128 KiB, which filled RSS with the whole value log (561 MiB peak for 1M held
+// messages) and read far more than needed.
 //
 // # Disk full
 //

@@ -21,6 +21,7 @@ const (
 	tagRaftLog    = 'L' // Raft log entries (raftlog.go)
 	tagRaftStable = 'S' // Raft stable values (raftlog.go)
 	tagDedup      = 'D' // deduplication cache ids (dedup.go)
+	tagDelayed    = 'H' // held messages of delayed-message exchanges (delayed.go)
 )
 
 // Lengths of the fixed-width keys.
@@ -33,6 +34,7 @@ const (
 // Fixed keys.
 func schemaKey() []byte   { return []byte{tagMeta, 'v'} }
 func queueSeqKey() []byte { return []byte{tagMeta, 'q'} }
+func delaySeqKey() []byte { return []byte{tagMeta, 'd'} }
 func cleanKey() []byte    { return []byte{tagClean} }
 
 // flushKey is set and dropped at once to make Badger flush its memtables (flushMemtables).
@@ -182,6 +184,36 @@ func parseSharedKey(k []byte) (uint64, error) {
 		return 0, badKey(k)
 	}
 	return binary.BigEndian.Uint64(k[1:]), nil
+}
+
+// delayedPrefix is 'D' vhost exchange: every held message of one delayed-message exchange.
+func delayedPrefix(vhost, exchange string) ([]byte, error) {
+	return twoNameKey(tagDelayed, vhost, exchange)
+}
+
+// delayedKey is 'D' vhost exchange due seq: held messages in due-time order, so the next due
+// ones are a seek and a short scan away.
+func delayedKey(prefix []byte, due int64, seq uint64) []byte {
+	k := make([]byte, 0, len(prefix)+16)
+	k = append(k, prefix...)
+	k = binary.BigEndian.AppendUint64(k, uint64(due))
+	return binary.BigEndian.AppendUint64(k, seq)
+}
+
+// parseDelayedKey parses a 'D' key.
+func parseDelayedKey(k []byte) (vhost, exchange string, due int64, seq uint64, err error) {
+	if len(k) < 1 || k[0] != tagDelayed {
+		return "", "", 0, 0, badKey(k)
+	}
+	vhost, rest, ok := readName(k[1:])
+	if !ok {
+		return "", "", 0, 0, badKey(k)
+	}
+	exchange, rest, ok = readName(rest)
+	if !ok || len(rest) != 16 {
+		return "", "", 0, 0, badKey(k)
+	}
+	return vhost, exchange, int64(binary.BigEndian.Uint64(rest)), binary.BigEndian.Uint64(rest[8:]), nil
 }
 
 func badKey(k []byte) error {

@@ -98,7 +98,11 @@ type Store struct {
 	disk     diskGuard
 	clean    bool
 	queueSeq *badger.Sequence
-	msgIDs   atomic.Uint64 // last message ID handed out
+	delaySeq *badger.Sequence // orders held messages due in the same millisecond (delayed.go)
+	// delayedReads counts ReadDelayed calls since the page-out loop last looked: while they
+	// go on, the older value-log files are MADV_RANDOM (pageOutLoop).
+	delayedReads atomic.Int64
+	msgIDs       atomic.Uint64 // last message ID handed out
 
 	// Submission side: any goroutine, under mu. pending only grows here; the writer takes
 	// from its front, pending[head:] (see writer.take).
@@ -218,6 +222,9 @@ func open(o Options, tune func(*badger.Options)) (*Store, error) {
 	}
 	if s.queueSeq, err = db.GetSequence(queueSeqKey(), 16); err != nil {
 		return fail(fmt.Errorf("store: queue ID sequence: %w", err))
+	}
+	if s.delaySeq, err = db.GetSequence(delaySeqKey(), 1<<16); err != nil {
+		return fail(fmt.Errorf("store: delayed-message sequence: %w", err))
 	}
 	s.msgIDs.Store(rec.maxSharedID)
 	s.log.Info().Bool("clean_shutdown", s.clean).Int("shared_bodies", len(s.w.refs)).
@@ -389,6 +396,9 @@ func (s *Store) Close() error {
 		var errs []error
 		if err := s.queueSeq.Release(); err != nil {
 			errs = append(errs, fmt.Errorf("store: release queue ID sequence: %w", err))
+		}
+		if err := s.delaySeq.Release(); err != nil {
+			errs = append(errs, fmt.Errorf("store: release delayed-message sequence: %w", err))
 		}
 		if err := s.db.Update(func(txn *badger.Txn) error {
 			return txn.Set(cleanKey(), encodeClean(time.Now().UnixMilli()))

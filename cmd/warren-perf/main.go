@@ -16,6 +16,11 @@
 //
 // prints --json summaries as one markdown table (scripts/perf-table uses it).
 //
+//	warren-perf delayed --messages 1000000 --spread 60s --broker-pid $(pgrep -n warren)
+//
+// publishes delayed messages to an x-delayed-message exchange and reports how late they were
+// delivered and the broker's peak memory (delayed.go).
+//
 // See docs/performance.md for the measurements made with it, and docs/perf-table.md for
 // the table of issue 6.
 package main
@@ -43,6 +48,9 @@ func logf(format string, args ...any) {
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "table" {
 		os.Exit(tableMain(os.Args[2:], os.Stdout, os.Stderr))
+	}
+	if len(os.Args) > 1 && os.Args[1] == "delayed" {
+		os.Exit(delayedMain(os.Args[2:], os.Stdout, os.Stderr))
 	}
 	raiseFDLimit()
 	c, err := parseConfig(os.Args[1:], os.Stderr)

@@ -173,6 +173,7 @@ func exchangeTypes() []map[string]any {
 		{"name": "headers", "description": "AMQP headers exchange, as per the AMQP specification", "enabled": true},
 		{"name": "topic", "description": "AMQP topic exchange, as per the AMQP specification", "enabled": true},
 		{"name": "x-consistent-hash", "description": "Consistent Hashing Exchange", "enabled": true},
+		{"name": "x-delayed-message", "description": "Delayed Message Exchange.", "enabled": true},
 		{"name": "x-local-random", "description": "Picks one random local binding (queue) to route via (to).", "enabled": true},
 		{"name": "x-random", "description": "Randomly picks a binding (queue) to route via (to).", "enabled": true},
 	}

@@ -19,6 +19,13 @@ type stepClock struct{ now int64 }
 
 func (c *stepClock) Now() int64 { return c.now }
 
+// At runs nothing: the deduplication tests only read the time.
+func (c *stepClock) At(int64, func()) queue.Timer { return stoppedTimer{} }
+
+type stoppedTimer struct{}
+
+func (stoppedTimer) Stop() bool { return false }
+
 func table(t *testing.T, m map[string]any) amqpwire.Table {
 	t.Helper()
 	tb, err := amqpwire.NewTable(m)

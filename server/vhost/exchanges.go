@@ -1,6 +1,7 @@
 package vhost
 
 import (
+	"errors"
 	"strings"
 	"sync/atomic"
 
@@ -25,6 +26,8 @@ type Exchange struct {
 	// publishIn counts messages published to the exchange, publishOut the queues they were
 	// routed to (RabbitMQ's publish_in and publish_out), for listings.
 	publishIn, publishOut atomic.Uint64
+	// delay holds the messages of a delayed-message exchange (delayed.go); nil for other kinds.
+	delay *delayer
 }
 
 // Name is the exchange's name ("" for the default exchange).
@@ -116,13 +119,13 @@ func (v *Vhost) DeclareExchange(d exchange.Definition, passive bool) error {
 		return amqpwire.NewChannelError(amqpwire.CodeAccessRefused, 0, 0,
 			"exchange name '%s' contains reserved prefix 'amq.*'", d.Name)
 	}
-	if !exchange.KnownKind(d.Kind) {
+	if d.Kind != exchange.KindDelayed && !exchange.KnownKind(d.Kind) {
 		// RabbitMQ treats an unknown type as a hard error.
 		return amqpwire.NewConnectionError(amqpwire.CodeCommandInvalid, 0, 0, "unknown exchange type '%s'", d.Kind)
 	}
-	r, err := exchange.New(d)
+	r, err := newRouter(d)
 	if err != nil {
-		return amqpwire.NewConnectionError(amqpwire.CodeCommandInvalid, 0, 0, "unknown exchange type '%s'", d.Kind)
+		return err
 	}
 	da, err := exchangeDedupArgs(d, v.name)
 	if err != nil {
@@ -143,6 +146,9 @@ func (v *Vhost) DeclareExchange(d exchange.Definition, passive bool) error {
 	}
 	v.mu.Lock()
 	xr := &Exchange{def: d, router: r, alternate: alt, dedup: v.newDedupCache(da, store.DedupExchange, d.Name, dst)}
+	if d.Delayed() {
+		xr.delay = newDelayer(v, xr)
+	}
 	v.exchangePolicy(xr)
 	v.exchanges[d.Name] = xr
 	v.mu.Unlock()
@@ -195,6 +201,43 @@ func (v *Vhost) DeleteExchange(name string, ifUnused bool) error {
 	return v.persist()
 }
 
+// newRouter is the router of a new exchange: its kind's, or for a delayed-message exchange
+// the x-delayed-type kind's, with RabbitMQ's errors: the plugin's 406 for a missing
+// x-delayed-type, 503 for an unknown kind.
+func newRouter(d exchange.Definition) (exchange.Router, error) {
+	kind, err := d.RouterKind()
+	if errors.Is(err, exchange.ErrUnknownKind) {
+		return nil, amqpwire.NewConnectionError(amqpwire.CodeCommandInvalid, 0, 0, "%s", err.Error())
+	}
+	if err != nil {
+		return nil, amqpwire.NewChannelError(amqpwire.CodePreconditionFailed, 0, 0, "%s", err.Error())
+	}
+	rd := d
+	rd.Kind = kind // a delayed-message exchange routes as its x-delayed-type, with its arguments
+	r, err := exchange.New(rd)
+	if err != nil {
+		return nil, amqpwire.NewConnectionError(amqpwire.CodeCommandInvalid, 0, 0, "%s", err.Error())
+	}
+	return r, nil
+}
+
+// dropHeldLocked ends the delayer of an exchange being deleted (mu held) and records the
+// deletion of its held messages, as the plugin drops them with the exchange.
+func (v *Vhost) dropHeldLocked(x *Exchange) {
+	if x.delay == nil {
+		return
+	}
+	x.delay.stop()
+	name := x.def.Name
+	v.record(func(st *store.Store) error {
+		n, err := st.DropDelayed(v.name, name)
+		if n > 0 {
+			v.log.Info().Str("exchange", name).Int64("messages", n).Msg("held messages of a deleted delayed-message exchange dropped")
+		}
+		return err
+	})
+}
+
 // removeExchangeLocked deletes an exchange with its bindings from and to it.
 func (v *Vhost) removeExchangeLocked(name string) {
 	x := v.exchanges[name]
@@ -206,6 +249,7 @@ func (v *Vhost) removeExchangeLocked(name string) {
 	v.removeDestinationLocked(binding.Destination{Kind: binding.DestExchange, Name: name})
 	delete(v.exchanges, name)
 	v.dropDedupLocked(x.dedup)
+	v.dropHeldLocked(x)
 	if x.def.Durable {
 		v.record(func(st *store.Store) error { return st.DeleteExchange(v.name, name) })
 	}

@@ -3,6 +3,7 @@ package vhost
 import (
 	"time"
 
+	"github.com/warrenmq/warren/exchange"
 	"github.com/warrenmq/warren/server/queue"
 )
 
@@ -30,6 +31,10 @@ type Confirm interface {
 // reports whether any queue took the message and whether any refused it (x-overflow
 // reject-publish, or a full disk for a confirmed persistent message). s is the caller's
 // scratch memory; s.Congested looks at the queues of the last Publish.
+//
+// A delayed-message exchange holds a message with a positive x-delay (delayed.go): then
+// routed is true (the message was taken; a mandatory publisher gets no basic.return) and
+// the queues are not known yet.
 func (v *Vhost) Publish(x *Exchange, msg *queue.Message, keys []string, c Confirm, s *Scratch) (routed, refused bool) {
 	x.publishIn.Add(1)
 	var xid string
@@ -41,6 +46,22 @@ func (v *Vhost) Publish(x *Exchange, msg *queue.Message, keys []string, c Confir
 			return true, false
 		}
 	}
+	if x.delay != nil {
+		if ms, ok := exchange.Delay(msg.Properties.Headers); ok {
+			s.queues = s.queues[:0]
+			routed, refused = x.delay.hold(msg, keys, ms, c)
+			if refused && x.dedup != nil {
+				x.dedup.forget(xid) // not stored: a retry must not be a duplicate
+			}
+			return routed, refused
+		}
+	}
+	return v.publishNow(x, xid, msg, keys, c, s)
+}
+
+// publishNow is Publish without holding: routing through x now. xid is the id x's
+// deduplication cache admitted ("" when none), forgotten again if no queue takes the message.
+func (v *Vhost) publishNow(x *Exchange, xid string, msg *queue.Message, keys []string, c Confirm, s *Scratch) (routed, refused bool) {
 	qs := v.route(x, keys, &msg.Properties, s)
 	qs, dropped := dedupQueues(msg, qs)
 	s.queues = qs

@@ -14,7 +14,7 @@ func (v *Vhost) restoreExchange(x store.Exchange) {
 	}
 	d := exchange.Definition{Name: x.Name, Kind: x.Kind, Durable: x.Durable, AutoDelete: x.AutoDelete,
 		Internal: x.Internal, Args: amqpwire.Table(x.Args)}
-	r, err := exchange.New(d)
+	r, err := newRouter(d)
 	if err != nil {
 		v.log.Error().Err(err).Str("exchange", x.Name).Msg("stored exchange has an unknown type; skipped")
 		return
@@ -25,6 +25,9 @@ func (v *Vhost) restoreExchange(x store.Exchange) {
 		v.log.Error().Err(err).Str("exchange", x.Name).Msg("stored exchange arguments invalid; deduplication off")
 	} else if xr.dedup = v.newDedupCache(da, store.DedupExchange, d.Name, v.st); xr.dedup != nil {
 		xr.dedup.load()
+	}
+	if d.Delayed() {
+		xr.delay = newDelayer(v, xr)
 	}
 	v.exchangePolicy(xr)
 	v.exchanges[x.Name] = xr

@@ -95,10 +95,58 @@ func (r *Registry) Recover() error {
 	for _, b := range bs {
 		r.Ensure(b.Vhost).restoreBinding(b)
 	}
+	held, err := r.recoverHeld()
+	if err != nil {
+		return err
+	}
 	r.log.Info().Int("exchanges", len(xs)).Int("queues", len(qs)).Int("bindings", len(bs)).
-		Int64("messages", messages).Bool("clean_shutdown", clean).Dur("took", time.Since(start)).
+		Int64("messages", messages).Int64("held_messages", held).Bool("clean_shutdown", clean).Dur("took", time.Since(start)).
 		Msg("recovered from the store")
 	return nil
+}
+
+// recoverHeld starts the delayed-message exchanges over their stored messages, and drops the
+// stored messages of exchanges that are gone (deleted, or not durable) and transient ones.
+func (r *Registry) recoverHeld() (int64, error) {
+	counts, err := r.st.IndexDelayed()
+	if err != nil {
+		return 0, fmt.Errorf("recover delayed messages: %w", err)
+	}
+	var held int64
+	for _, c := range counts {
+		var x *Exchange
+		if v := r.Get(c.Vhost); v != nil {
+			v.mu.RLock()
+			x = v.exchanges[c.Exchange]
+			v.mu.RUnlock()
+		}
+		if x == nil || x.delay == nil {
+			n, err := r.st.DropDelayed(c.Vhost, c.Exchange)
+			if err != nil {
+				return 0, fmt.Errorf("drop delayed messages of a deleted exchange: %w", err)
+			}
+			r.log.Info().Str("vhost", c.Vhost).Str("exchange", c.Exchange).Int64("messages", n).
+				Msg("dropped the held messages of an exchange that is gone")
+			continue
+		}
+		x.delay.recovered(c.Count)
+		held += c.Count
+	}
+	return held, nil
+}
+
+// StopDelayed stops every delayed-message exchange's timer (broker shutdown): what they hold
+// stays in the store for the next start.
+func (r *Registry) StopDelayed() {
+	for _, v := range r.List() {
+		v.mu.RLock()
+		for _, x := range v.exchanges {
+			if x.delay != nil {
+				x.delay.stop()
+			}
+		}
+		v.mu.RUnlock()
+	}
 }
 
 // Remove takes the named vhost out of the registry and returns it, nil if there is none.

@@ -52,9 +52,9 @@ type Vhost struct {
 	name   string
 	log    zerolog.Logger
 	st     *store.Store                 // nil: nothing is persisted
+	clock  queue.Clock                  // held messages' due times (delayed.go), deduplication windows (dedup.go); tests replace it
 	window atomic.Pointer[queue.Window] // for queues declared from now on; see setWindow
 	churn  *QueueChurn                  // the registry's; nil for a vhost made outside one
-	clock  nowClock                     // for deduplication windows (dedup.go); tests replace it
 
 	defs sync.Mutex
 	ops  []func(*store.Store) error // store deletes collected under mu; guarded by defs
@@ -74,9 +74,9 @@ func New(name string, log zerolog.Logger, st *store.Store, window queue.Window) 
 		name:      name,
 		log:       log.With().Str("vhost", name).Logger(),
 		st:        st,
+		clock:     queue.RealClock{},
 		exchanges: make(map[string]*Exchange),
 		queues:    make(map[string]*Queue),
-		clock:     queue.RealClock{},
 	}
 	for _, d := range exchange.Predeclared() {
 		r, err := exchange.NewRouter(d.Kind)

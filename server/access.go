@@ -191,13 +191,14 @@ const (
 	resExchange = "exchange"
 )
 
-// checkAccess refuses with 403 ACCESS_REFUSED when the connection's user lacks kind on the
-// named resource. RabbitMQ names the default exchange amq.default for permissions.
-func (c *conn) checkAccess(kind permKind, resource, name string) error {
+// checkUserAccess is 403 ACCESS_REFUSED when user lacks kind on the named resource in vh
+// (RabbitMQ names the default exchange amq.default for permissions); for a connection
+// (conn.checkAccess) and for the management API, which has none.
+func (s *Server) checkUserAccess(user, vh string, kind permKind, resource, name string) error {
 	if resource == resExchange && name == "" {
 		name = "amq.default"
 	}
-	p := c.srv.access.p.Load().permissions(c.user, c.vh.Name())
+	p := s.access.p.Load().permissions(user, vh)
 	var ok bool
 	if p != nil {
 		switch kind {
@@ -213,7 +214,13 @@ func (c *conn) checkAccess(kind permKind, resource, name string) error {
 		return nil
 	}
 	return amqpwire.NewChannelError(amqpwire.CodeAccessRefused, 0, 0,
-		"access to %s '%s' in vhost '%s' refused for user '%s'", resource, name, c.vh.Name(), c.user)
+		"access to %s '%s' in vhost '%s' refused for user '%s'", resource, name, vh, user)
+}
+
+// checkAccess refuses with 403 ACCESS_REFUSED when the connection's user lacks kind on the
+// named resource. RabbitMQ names the default exchange amq.default for permissions.
+func (c *conn) checkAccess(kind permKind, resource, name string) error {
+	return c.srv.checkUserAccess(c.user, c.vh.Name(), kind, resource, name)
 }
 
 // hasTopicPermissions says whether the connection's user has any topic permission: when not

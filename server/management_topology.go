@@ -24,31 +24,6 @@ func (s *Server) apiVhost(name string) (*vhost.Vhost, error) {
 	return v, nil
 }
 
-// checkUserAccess is conn.checkAccess for a user who has no connection: 403 ACCESS_REFUSED
-// when user lacks kind on the named resource in vh.
-func (s *Server) checkUserAccess(user, vh string, kind permKind, resource, name string) error {
-	if resource == resExchange && name == "" {
-		name = "amq.default"
-	}
-	p := s.access.p.Load().permissions(user, vh)
-	var ok bool
-	if p != nil {
-		switch kind {
-		case permConfigure:
-			ok = p.Configure.Match(name)
-		case permWrite:
-			ok = p.Write.Match(name)
-		case permRead:
-			ok = p.Read.Match(name)
-		}
-	}
-	if ok {
-		return nil
-	}
-	return amqpwire.NewChannelError(amqpwire.CodeAccessRefused, 0, 0,
-		"access to %s '%s' in vhost '%s' refused for user '%s'", resource, name, vh, user)
-}
-
 // DeclareExchangeAs declares d in vhost vh as user, as exchange.declare does, and reports
 // whether it created the exchange (false: an equivalent one existed).
 func (s *Server) DeclareExchangeAs(user, vh string, d exchange.Definition) (bool, error) {

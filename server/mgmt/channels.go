@@ -59,13 +59,7 @@ func (a *api) vhostChannels(w http.ResponseWriter, r *http.Request, u user, args
 // connectionChannels serves /api/connections/{name}/channels: 404 for no such connection, 401
 // for another user's unless u is a monitor.
 func (a *api) connectionChannels(w http.ResponseWriter, r *http.Request, u user, args []string) {
-	var conn *server.ConnectionInfo
-	for _, c := range a.src.Connections() {
-		if c.Name == args[0] {
-			conn = &c
-			break
-		}
-	}
+	conn := a.findConnection(args[0])
 	if conn == nil {
 		notFound(w)
 		return

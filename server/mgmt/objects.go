@@ -373,15 +373,19 @@ func (a *api) vhostConnections(w http.ResponseWriter, r *http.Request, u user, a
 	a.replyConnections(w, r, out, false)
 }
 
-// connection serves GET and DELETE /api/connections/{name}.
-func (a *api) connection(w http.ResponseWriter, r *http.Request, u user, args []string) {
-	var found *server.ConnectionInfo
+// findConnection is the open connection called name, or nil.
+func (a *api) findConnection(name string) *server.ConnectionInfo {
 	for _, c := range a.src.Connections() {
-		if c.Name == args[0] {
-			found = &c
-			break
+		if c.Name == name {
+			return &c
 		}
 	}
+	return nil
+}
+
+// connection serves GET and DELETE /api/connections/{name}.
+func (a *api) connection(w http.ResponseWriter, r *http.Request, u user, args []string) {
+	found := a.findConnection(args[0])
 	if found == nil {
 		notFound(w)
 		return

@@ -87,6 +87,7 @@ func (s *Store) ReadDelayed(vhost, exchange string, after *DelayedCursor, maxCou
 		return nil, err
 	}
 	s.delayedReads.Add(1)
+	s.heldReadsGC.Add(1)
 	seek := prefix
 	if after != nil {
 		seek = delayedKey(prefix, after.Due, after.Seq)

@@ -87,7 +87,10 @@
 //   - NumCompactors 2, DetectConflicts off (one writer), metrics off, logger at warn.
 //   - SyncWrites = !NoSync: Badger syncs the WAL and the value log inside each commit.
 //
-// Value-log GC runs every Options.GCInterval: RunValueLogGC(0.5) until ErrNoRewrite. Badger
+// Value-log GC runs every Options.GCInterval: RunValueLogGC(0.5) until ErrNoRewrite. An
+// interval in which held messages were read (a delayed-message exchange draining) is skipped,
+// at most five in a row: mid-drain half of each file is still held and GC would rewrite it,
+// competing with the reads; after the drain the files are all garbage (Store.deferGC). Badger
 // chooses files only by discard statistics that compactions gather, and a compaction counts a
 // deleted body only when the delete meets the record in one level. After a backlog drains,
 // the deletes sit in an upper level below its size target and are never compacted down, so

@@ -102,7 +102,10 @@ type Store struct {
 	// delayedReads counts ReadDelayed calls since the page-out loop last looked: while they
 	// go on, the older value-log files are MADV_RANDOM (pageOutLoop).
 	delayedReads atomic.Int64
-	msgIDs       atomic.Uint64 // last message ID handed out
+	// heldReadsGC counts ReadDelayed calls since the value-log GC last looked: while they go
+	// on, GC is put off (gcLoop), at most maxGCDeferrals intervals in a row.
+	heldReadsGC atomic.Int64
+	msgIDs      atomic.Uint64 // last message ID handed out
 
 	// Submission side: any goroutine, under mu. pending only grows here; the writer takes
 	// from its front, pending[head:] (see writer.take).
@@ -419,16 +422,42 @@ func (s *Store) gcLoop(interval time.Duration) {
 	defer close(s.gcDone)
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	deferred := 0
 	for {
 		select {
 		case <-s.gcStop:
 			return
 		case <-t.C:
+			if s.deferGC(&deferred) {
+				continue
+			}
 			s.runGC()
 		case <-s.reclaim:
 			s.reclaimSpace()
 		}
 	}
+}
+
+// maxGCDeferrals: how many GC intervals in a row deferGC may skip (5 minutes by default), so
+// an exchange that holds messages all the time still gets its value log collected.
+const maxGCDeferrals = 5
+
+// deferGC reports whether this GC interval is skipped because held messages were read
+// during the last one (an x-delayed-message exchange is draining them). Value-log GC
+// rewrites every live record of a file it collects; held messages are read back in due order
+// while the ones already delivered are deleted, so in the middle of a drain half of each file
+// is live and GC would rewrite it, competing for the CPU and the disk with the reads that
+// deliver the rest (the 1M delayed-message benchmark, docs/performance.md). Once the drain
+// is over, the whole file is garbage and GC frees it without rewriting anything. deferred
+// counts the intervals skipped in a row.
+func (s *Store) deferGC(deferred *int) bool {
+	if s.heldReadsGC.Swap(0) == 0 || *deferred >= maxGCDeferrals {
+		*deferred = 0
+		return false
+	}
+	*deferred++
+	s.log.Debug().Int("intervals", *deferred).Msg("store: value-log GC put off while held messages are read")
+	return true
 }
 
 // runGC rewrites value-log files until none is worth it. Badger picks files by discard

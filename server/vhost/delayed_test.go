@@ -261,3 +261,33 @@ func TestDelayedPendingNotInHeap(t *testing.T) {
 		t.Errorf("heap grew by %d bytes holding %d messages of %d bytes, want under %d: they should be on disk", grew, n, size, limit)
 	}
 }
+
+// Small held messages are bounded by count: 100,000 of 64 bytes (6 MiB, under the byte
+// budget) leave at most twice delayWindow of them in memory, the rest on disk.
+func TestDelayedWindowCountBound(t *testing.T) {
+	v := storeVhost(t, nil)
+	mustDeclareX(t, v, "d", "x-delayed-message", map[string]any{"x-delayed-type": "fanout"})
+	x, err := v.Exchange("d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n, size = 100_000, 64
+	var c waitConfirm
+	var s Scratch
+	for i := range n {
+		v.Publish(x, delayedMsg(t, strconv.Itoa(i), 3_600_000, size), nil, &c, &s)
+		if i%10_000 == 0 {
+			c.wg.Wait()
+		}
+	}
+	c.wg.Wait()
+	if x.Pending() != n {
+		t.Fatalf("Pending = %d, want %d", x.Pending(), n)
+	}
+	x.delay.mu.Lock()
+	inWindow := len(x.delay.heap)
+	x.delay.mu.Unlock()
+	if inWindow > 2*delayWindow || inWindow == 0 {
+		t.Errorf("%d messages in the window, want 1 to %d", inWindow, 2*delayWindow)
+	}
+}

@@ -410,9 +410,11 @@ func TestDrainedStoreGivesSpaceBack(t *testing.T) {
 			t.Fatalf("still no confirm 30 s after the drain; %d MiB free", disktest.Free(t, mnt)>>20)
 		}
 	}
-	// The drained messages' space comes back while the store runs (all but the value-log
-	// file being written and the preallocated logs).
-	for disktest.Free(t, mnt) < low+128<<20 {
+	// The drained messages' space comes back while the store runs: all but the value-log
+	// file being written and the preallocated logs. That is 128 MiB here, or 112 MiB when a
+	// rotated memtable log of 16 MiB is still preallocated at that moment (seen once in CI);
+	// 96 MiB leaves room for one such file more.
+	for disktest.Free(t, mnt) < low+96<<20 {
 		select {
 		case l := <-c.lines:
 			if w, _ := event(l); w != "ok" {

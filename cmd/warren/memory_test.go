@@ -16,6 +16,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/warrenmq/warren/amqpwire"
+	"github.com/warrenmq/warren/server/servertest"
 )
 
 // rawPublisher is a client that speaks AMQP frame by frame, so it can stop in the middle of a
@@ -101,25 +102,6 @@ func (p *rawPublisher) startHalfBody(t *testing.T, ch uint16, queue string, size
 	binary.BigEndian.PutUint64(h[4:], size)
 	if _, err := p.nc.Write(frame(amqpwire.FrameHeader, ch, h)); err != nil {
 		t.Fatal(err)
-	}
-}
-
-// wantReady waits until queue holds n messages.
-func wantReady(t *testing.T, ch *amqp.Channel, queue string, n int) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		q, err := ch.QueueDeclarePassive(queue, false, false, false, false, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if q.Messages == n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("queue %s holds %d messages, want %d", queue, q.Messages, n)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -232,7 +214,7 @@ func memoryAttack(t *testing.T, halfBodies bool) {
 			t.Fatal(err)
 		}
 	}
-	wantReady(t, ach, pre.Name, 100)
+	servertest.WaitReady(t, ach, pre.Name, 100)
 
 	sampler := sampleAnonRSS(t, cmd.Process.Pid)
 	// The half-sent bodies attack for 4 s. The filling publishers go on until they have had

@@ -6,13 +6,13 @@ import (
 	"net"
 	"net/http/httptest"
 	"testing"
-	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/rs/zerolog"
 
 	"github.com/warrenmq/warren/server"
 	"github.com/warrenmq/warren/server/mgmt"
+	"github.com/warrenmq/warren/server/servertest"
 	"github.com/warrenmq/warren/store"
 )
 
@@ -102,7 +102,7 @@ func TestRedrive(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitReady(t, ch, "dlq", 3)
+	servertest.WaitReady(t, ch, "dlq", 3)
 
 	if r := redrive(t, api, "dlq", `{"count":2}`); r != (redriven{Moved: 1, Skipped: 1, Left: 2}) {
 		t.Fatalf("redrive of two: %+v, want plain skipped and m1 moved", r)
@@ -123,24 +123,6 @@ func TestRedrive(t *testing.T) {
 
 	want(t, "POST", api+"/queues/%2F/none/redrive", "guest", "", 404, "NOT_FOUND - no queue 'none' in vhost '/'")
 	want(t, "POST", api+"/queues/%2F/dlq/redrive", "guest", `{"count":"x"}`, 400, "")
-}
-
-func waitReady(t *testing.T, ch *amqp.Channel, queue string, n int) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		q, err := ch.QueueDeclarePassive(queue, false, false, false, false, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if q.Messages == n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s has %d messages, want %d", queue, q.Messages, n)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // TestRedriveKeepsWhatCannotMove: a message whose queue refuses it (x-overflow
@@ -191,11 +173,11 @@ func TestRedriveKeepsWhatCannotMove(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitReady(t, ch, "dlq", 2)
+	servertest.WaitReady(t, ch, "dlq", 2)
 	if err := ch.PublishWithContext(context.Background(), "", "work", false, false, amqp.Publishing{Body: []byte("filler"), DeliveryMode: 2}); err != nil {
 		t.Fatal(err)
 	}
-	waitReady(t, ch, "work", 1)
+	servertest.WaitReady(t, ch, "work", 1)
 	if r := redrive(t, api, "dlq", ""); r != (redriven{Moved: 0, Skipped: 2, Left: 2}) {
 		t.Fatalf("redrive into a full queue: %+v, want both kept", r)
 	}

@@ -1,12 +1,15 @@
 // Package servertest runs in-process brokers for the tests of the packages built on server
 // (the management API, the metrics endpoint, the load tool): one place for how a test starts
-// a broker, serves it on a loopback port and stops it.
+// a broker, serves it on a loopback port and stops it, and waits on what clients see.
 package servertest
 
 import (
 	"context"
 	"net"
 	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/warrenmq/warren/server"
 )
@@ -44,3 +47,22 @@ func Serve(t testing.TB, srv *server.Server) string {
 
 // URL is the AMQP URL of guest on addr's default vhost.
 func URL(addr string) string { return "amqp://guest:guest@" + addr + "/" }
+
+// WaitReady waits up to 10 s until queue holds n messages, as a passive declare on ch reports.
+func WaitReady(t testing.TB, ch *amqp.Channel, queue string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		q, err := ch.QueueDeclarePassive(queue, false, false, false, false, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if q.Messages == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("queue %s holds %d messages, want %d", queue, q.Messages, n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -44,26 +44,12 @@ func MessageSizeBounds() [MessageSizeBuckets - 1]uint64 {
 // counter and the sum, an atomic add each, no lock and no allocation.
 func (c *counters) observeSize(size int) {
 	n := uint64(size)
-	var i int
-	switch {
-	case n <= 100:
-		i = 0
-	case n <= 1_000:
-		i = 1
-	case n <= 10_000:
-		i = 2
-	case n <= 100_000:
-		i = 3
-	case n <= 1_000_000:
-		i = 4
-	case n <= 10_000_000:
-		i = 5
-	case n <= 50_000_000:
-		i = 6
-	case n <= 100_000_000:
-		i = 7
-	default:
-		i = 8
+	i := 0
+	for _, bound := range MessageSizeBounds() {
+		if n <= bound {
+			break
+		}
+		i++
 	}
 	c.sizes[i].Add(1)
 	c.sizeSum.Add(n)

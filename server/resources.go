@@ -82,8 +82,14 @@ func newResources(s *Server) *resources {
 	return r
 }
 
+// start takes the first readings before it returns, so a broker started over a limit refuses
+// publishes from its first connection on, then samples in the background.
 func (r *resources) start() {
-	r.startOnce.Do(func() { go r.run() })
+	r.startOnce.Do(func() {
+		r.sampleMemory()
+		r.sampleDisk()
+		go r.run()
+	})
 }
 
 func (r *resources) close() {
@@ -96,13 +102,8 @@ func (r *resources) run() {
 	defer close(r.done)
 	t := time.NewTimer(memorySample)
 	defer t.Stop()
-	var lastDisk time.Time
+	lastDisk := time.Now() // start took the first readings
 	for {
-		r.sampleMemory()
-		if now := time.Now(); now.Sub(lastDisk) >= diskSample {
-			lastDisk = now
-			r.sampleDisk()
-		}
 		if r.paging {
 			t.Reset(memorySampleHigh)
 		} else {
@@ -114,6 +115,11 @@ func (r *resources) run() {
 		case <-t.C:
 		case <-r.kick:
 			lastDisk = time.Time{} // a limit changed: look at both now
+		}
+		r.sampleMemory()
+		if now := time.Now(); now.Sub(lastDisk) >= diskSample {
+			lastDisk = now
+			r.sampleDisk()
 		}
 	}
 }

@@ -11,7 +11,8 @@ import (
 // Cluster is the node's cluster membership: node-name, cluster-listen, cluster-advertise,
 // cluster-peers, cluster-secret-file and cluster-tls. With no peers the broker runs alone.
 type Cluster struct {
-	// NodeName is this node's name in the cluster; it must be one of Peers' names.
+	// NodeName is this node's name in the cluster: one of Peers' names, or, for a node that
+	// joins a running cluster (Joining), a name none of them has.
 	NodeName string
 	// Listen is the address other nodes connect to (default :25672); Advertise the address
 	// they dial, when it differs (default: this node's address in Peers).
@@ -45,6 +46,14 @@ func (c Cluster) Self() (Peer, bool) {
 		}
 	}
 	return Peer{}, false
+}
+
+// Joining says the node is not in the initial membership: it joins the running cluster the
+// peers form once a member adds it (`warren ctl cluster join`), and never bootstraps one of
+// its own. Its address is cluster-advertise.
+func (c Cluster) Joining() bool {
+	_, ok := c.Self()
+	return c.Enabled() && !ok
 }
 
 // DefaultClusterListen is cluster-listen's default, RabbitMQ's inter-node port.
@@ -122,7 +131,18 @@ func (c Cluster) Check() error {
 		}
 	}
 	if _, ok := c.Self(); !ok {
-		return fmt.Errorf("cluster-peers must include this node: no peer is named %q (node-name)", c.NodeName)
+		if c.Advertise == "" {
+			return fmt.Errorf("cluster-peers must include this node: no peer is named %q (node-name); "+
+				"to join a running cluster instead, set cluster-advertise to the address the other nodes dial", c.NodeName)
+		}
+		if addrs[c.Advertise] {
+			return fmt.Errorf("cluster-advertise %s is another peer's address in cluster-peers", c.Advertise)
+		}
+		if host, _, err := net.SplitHostPort(c.Advertise); err != nil {
+			return fmt.Errorf("cluster-advertise %q: %w", c.Advertise, err)
+		} else if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			loopbackOnly = false
+		}
 	}
 	if c.SecretFile == "" && !loopbackOnly {
 		return fmt.Errorf("cluster-secret-file is required when a peer is not on a loopback address: every node must prove it belongs to the cluster")

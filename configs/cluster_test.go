@@ -45,7 +45,9 @@ cluster-secret-file: secret
 
 	for _, bad := range []struct{ yaml, want string }{
 		{"node-name: n1\ncluster-peers: [n1@10.0.0.1:25672, n2@10.0.0.2:25672]\n", "warren.yaml:2:16: cluster-peers: cluster-secret-file is required when a peer is not on a loopback address"},
-		{"node-name: n9\ncluster-peers: [n1@127.0.0.1:1, n2@127.0.0.1:2]\n", `cluster-peers must include this node: no peer is named "n9" (node-name)`},
+		{"node-name: n9\ncluster-peers: [n1@127.0.0.1:1, n2@127.0.0.1:2]\n", `cluster-peers must include this node: no peer is named "n9" (node-name); to join a running cluster instead, set cluster-advertise to the address the other nodes dial`},
+		{"node-name: n9\ncluster-advertise: 127.0.0.1:2\ncluster-peers: [n1@127.0.0.1:1, n2@127.0.0.1:2]\n", "cluster-advertise 127.0.0.1:2 is another peer's address"},
+		{"node-name: n9\ncluster-advertise: 10.0.0.9:25672\ncluster-peers: [n1@127.0.0.1:1]\n", "cluster-secret-file is required"},
 		{"node-name: n1\ncluster-peers: [n1@127.0.0.1:1, n1@127.0.0.1:2]\n", `cluster-peers names "n1" twice`},
 		{"node-name: n1\ncluster-peers: [n1@127.0.0.1:1, n2@127.0.0.1:1]\n", "cluster-peers has the address 127.0.0.1:1 twice"},
 		{"node-name: n1\ncluster-peers: [n1@127.0.0.1:1, 127.0.0.1:2]\n", `warren.yaml:2:33: cluster-peers[1]: peer "127.0.0.1:2" is not name@host:port`},
@@ -57,6 +59,11 @@ cluster-secret-file: secret
 		if err == nil || !strings.Contains(err.Error(), bad.want) {
 			t.Errorf("%q: error %v, want %q", bad.yaml, err, bad.want)
 		}
+	}
+
+	write("node-name: n4\ncluster-advertise: 127.0.0.1:25676\ncluster-peers: [n1@127.0.0.1:25673]\n")
+	if b, err = LoadBroker(p); err != nil || !b.Cluster.Joining() {
+		t.Fatalf("a node outside cluster-peers with cluster-advertise: %+v, %v (want a joining node)", b.Cluster, err)
 	}
 
 	peers, err := ParsePeers("n1@127.0.0.1:25672, n2@[::1]:25673")

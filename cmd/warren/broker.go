@@ -387,7 +387,11 @@ Flags (they override the configuration file; docs/configuration.md lists every s
 		defer serveHTTP(promLn, h, "Prometheus metrics on /metrics, /metrics/per-object, /metrics/detailed", log)()
 	}
 	if mgmtLn != nil {
-		h := mgmt.Handler(mctx, srv, mgmt.Identity{Node: node, Product: product, Listen: mgmtLn.Addr().String(), TLS: b.ManagementTLS != nil, Membership: clusterView(member)}, log)
+		id := mgmt.Identity{Node: node, Product: product, Listen: mgmtLn.Addr().String(), TLS: b.ManagementTLS != nil, Membership: clusterView(member)}
+		if member != nil {
+			id.Members = member
+		}
+		h := mgmt.Handler(mctx, srv, id, log)
 		defer serveHTTP(mgmtLn, h, "the management API on /api", log)()
 	}
 

@@ -27,6 +27,9 @@ Commands (over the management HTTP API; flags may come before or after the comma
   definitions export [FILE]      RabbitMQ's definitions JSON, to FILE or stdout
   definitions import FILE        import a definitions JSON file (- for stdin)
   cluster status                 this node's view of the cluster: leader, members, term
+  cluster join NAME@HOST:PORT    add a node (started with cluster-advertise HOST:PORT and a
+                                 node-name outside cluster-peers) to the cluster
+  cluster leave NAME             remove a node from the cluster
 
 Output: an aligned table with a header on a terminal, tab-separated values without a header
 otherwise (as rabbitmqctl); --format forces one. The environment variables WARREN_CTL_URL,

@@ -4,14 +4,43 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
+
+	"github.com/warrenmq/warren/configs"
 )
 
-// ctlCluster runs `warren ctl cluster status`: this node's view of the cluster from GET
-// /api/warren/cluster (Warren's own endpoint), one row per member.
+const ctlClusterUsage = "usage: warren ctl cluster status | join NAME@HOST:PORT | leave NAME"
+
+// ctlCluster runs `warren ctl cluster status|join|leave`.
 func ctlCluster(c *ctlClient, o ctlOptions, args []string, stdout io.Writer) error {
-	if len(args) != 1 || args[0] != "status" {
-		return ctlUsageError("usage: warren ctl cluster status")
+	switch {
+	case len(args) == 1 && args[0] == "status":
+		return ctlClusterStatus(c, o, stdout)
+	case len(args) == 2 && args[0] == "join":
+		p, err := configs.ParsePeer(args[1])
+		if err != nil {
+			return ctlUsageError(ctlClusterUsage + ": " + err.Error())
+		}
+		body, _ := json.Marshal(map[string]string{"name": p.Name, "address": p.Addr})
+		if err := c.send(http.MethodPost, apiPath("warren", "cluster", "members"), body,
+			map[string]string{"Content-Type": "application/json"}); err != nil {
+			return fmt.Errorf("cluster join %s: %w", p, err)
+		}
+		_, err = fmt.Fprintf(stdout, "%s joined the cluster\n", p.Name)
+		return err
+	case len(args) == 2 && args[0] == "leave":
+		if err := c.send(http.MethodDelete, apiPath("warren", "cluster", "members", args[1]), nil, nil); err != nil {
+			return fmt.Errorf("cluster leave %s: %w", args[1], err)
+		}
+		_, err := fmt.Fprintf(stdout, "%s left the cluster\n", args[1])
+		return err
 	}
+	return ctlUsageError(ctlClusterUsage)
+}
+
+// ctlClusterStatus prints this node's view of the cluster from GET /api/warren/cluster
+// (Warren's own endpoint), one row per member.
+func ctlClusterStatus(c *ctlClient, o ctlOptions, stdout io.Writer) error {
 	var st struct {
 		Clustered bool   `json:"clustered"`
 		Node      string `json:"node"`

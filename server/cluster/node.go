@@ -62,7 +62,10 @@ func Start(cfg Config) (*Node, error) {
 	c := cfg.Cluster
 	self, ok := c.Self()
 	if !ok {
-		return nil, fmt.Errorf("cluster: node %q is not among cluster-peers", c.NodeName)
+		if !c.Joining() || c.Advertise == "" {
+			return nil, fmt.Errorf("cluster: node %q is not among cluster-peers and has no cluster-advertise to join with", c.NodeName)
+		}
+		self = configs.Peer{Name: c.NodeName, Addr: c.Advertise}
 	}
 	listen := c.Listen
 	if listen == "" {
@@ -130,7 +133,11 @@ func (n *Node) startMeta(self configs.Peer, advertise string) error {
 		return fmt.Errorf("cluster: %w", err)
 	}
 	n.Rejoined = has
-	if !has {
+	if !has && n.cfg.Cluster.Joining() {
+		n.log.Warn().Str("advertise", advertise).Msg("cluster: this node is not in cluster-peers: it waits for a member to add it " +
+			"(warren ctl cluster join " + self.Name + "@" + advertise + ")")
+	}
+	if !has && !n.cfg.Cluster.Joining() {
 		var servers []raft.Server
 		for _, p := range n.cfg.Cluster.Peers {
 			addr := p.Addr

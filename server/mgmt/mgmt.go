@@ -57,9 +57,18 @@ type Identity struct {
 	TLS bool
 	// Membership reports the node's cluster membership; nil when it runs alone.
 	Membership func() (cluster.Status, bool)
+	// Members changes the membership (`warren ctl cluster join|leave`); nil when the node runs
+	// alone.
+	Members MemberChanger
 	// StatsInterval is how often the counters are sampled for message rates; 0 is
 	// RabbitMQ's collect_statistics_interval, 5 s. Tests set it shorter.
 	StatsInterval time.Duration
+}
+
+// MemberChanger adds and removes cluster members (cluster.Node).
+type MemberChanger interface {
+	AddMember(name, addr string) error
+	RemoveMember(name string) error
 }
 
 // api serves the endpoints.

@@ -23,6 +23,8 @@ type Event struct {
 	Node   string `json:"node,omitempty"`
 	Op     string `json:"op"`
 	ID     string `json:"id"`
+	// Detail says more: a return's reply code and text.
+	Detail string `json:"detail,omitempty"`
 }
 
 // History records what the clients did and saw; safe for concurrent use.
@@ -34,10 +36,12 @@ type History struct {
 
 func newHistory() *History { return &History{start: time.Now()} }
 
-func (h *History) add(client, node, op, id string) {
+func (h *History) add(client, node, op, id string) { h.addDetail(client, node, op, id, "") }
+
+func (h *History) addDetail(client, node, op, id, detail string) {
 	ms := time.Since(h.start).Milliseconds()
 	h.mu.Lock()
-	h.events = append(h.events, Event{MS: ms, Client: client, Node: node, Op: op, ID: id})
+	h.events = append(h.events, Event{MS: ms, Client: client, Node: node, Op: op, ID: id, Detail: detail})
 	h.mu.Unlock()
 }
 

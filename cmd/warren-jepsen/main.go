@@ -31,7 +31,7 @@ type config struct {
 	seed                              int64
 	kinds                             []string
 	publishers, consumers             int
-	rate, window                      int
+	rate, window, consumeRate         int
 	holdMin, holdMax, gapMin, gapMax  time.Duration
 	leaderBias                        float64
 	settle                            time.Duration
@@ -54,6 +54,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.publishers, "publishers", 3, "publishers (with confirms), on nodes 1, 2, ... in turn")
 	fs.IntVar(&c.consumers, "consumers", 3, "consumers (manual acks), each on the node after its publisher's")
 	fs.IntVar(&c.rate, "rate", 50, "messages per second per publisher")
+	fs.IntVar(&c.consumeRate, "consume-rate", 30, "messages per second per consumer (0: as fast as they come); below the publishers' total rate a backlog builds up, so faults hit a broker with messages stored")
 	fs.IntVar(&c.window, "window", 16, "unconfirmed messages a publisher may have outstanding")
 	fs.DurationVar(&c.holdMin, "hold-min", time.Second, "shortest fault (a pause, a partition, the time a killed node stays down)")
 	fs.DurationVar(&c.holdMax, "hold-max", 4*time.Second, "longest fault")
@@ -68,8 +69,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
-	if c.nodes < 1 || c.publishers < 1 || c.consumers < 1 || c.rate < 1 || c.window < 1 || c.faults < 0 {
-		return c, fmt.Errorf("--nodes, --publishers, --consumers, --rate and --window must be at least 1, --faults at least 0")
+	if c.nodes < 1 || c.publishers < 1 || c.consumers < 1 || c.rate < 1 || c.window < 1 || c.faults < 0 || c.consumeRate < 0 {
+		return c, fmt.Errorf("--nodes, --publishers, --consumers, --rate and --window must be at least 1, --faults and --consume-rate at least 0")
 	}
 	if c.holdMax < c.holdMin || c.gapMax < c.gapMin {
 		return c, fmt.Errorf("--hold-max and --gap-max must not be below --hold-min and --gap-min")
@@ -116,7 +117,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if c.verbose {
 		level = zerolog.DebugLevel
 	}
-	log := zerolog.New(zerolog.ConsoleWriter{Out: stderr, TimeFormat: "15:04:05.000"}).Level(level).With().Timestamp().Logger()
+	log := zerolog.New(zerolog.ConsoleWriter{Out: stderr, TimeFormat: "15:04:05"}).Level(level).With().Timestamp().Logger()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -190,7 +191,7 @@ func execute(ctx context.Context, c config, work string, log zerolog.Logger) (*R
 		rep.QueueType = "quorum"
 	}
 	h := newHistory()
-	w := &workload{ns: ns, h: h, log: log, queue: c.queue, clustered: ns.clustered(), rate: c.rate, window: c.window, prefetch: 32}
+	w := &workload{ns: ns, h: h, log: log, queue: c.queue, clustered: ns.clustered(), rate: c.rate, window: c.window, consumeRate: c.consumeRate, prefetch: 32}
 	stopWork := w.run(c.publishers, c.consumers)
 	if err := waitConfirmed(ctx, h, 30*time.Second); err != nil {
 		stopWork()

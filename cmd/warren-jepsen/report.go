@@ -103,7 +103,13 @@ func (r *Report) write(c config) error {
 }
 
 func writeJSON(path string, v any) error {
-	b, err := json.MarshalIndent(v, "", " ")
+	var b []byte
+	var err error
+	if _, isHistory := v.([]Event); isHistory {
+		b, err = json.Marshal(v) // can be millions of events
+	} else {
+		b, err = json.MarshalIndent(v, "", " ")
+	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}

@@ -24,8 +24,11 @@ type workload struct {
 	queue     string
 	clustered bool
 	rate      int // messages per second per publisher
-	window    int // unconfirmed messages per publisher
-	prefetch  int
+	// consumeRate caps each consumer's messages per second (0: no cap) so that a backlog
+	// builds up and the faults hit a broker with messages stored.
+	consumeRate int
+	window      int // unconfirmed messages per publisher
+	prefetch    int
 }
 
 func (w *workload) url(n *node) string { return "amqp://guest:guest@" + n.amqp + "/" }
@@ -99,9 +102,13 @@ func (w *workload) publishSession(ctx context.Context, name string, n *node, seq
 	drainReturns := func() {
 		for {
 			select {
-			case r := <-returns:
+			case r, ok := <-returns:
+				if !ok {
+					returns = nil // the channel closed
+					return
+				}
 				returned[r.MessageId] = true
-				w.h.add(name, n.name, opReturn, r.MessageId)
+				w.h.addDetail(name, n.name, opReturn, r.MessageId, fmt.Sprintf("%d %s", r.ReplyCode, r.ReplyText))
 			default:
 				return
 			}
@@ -153,9 +160,13 @@ func (w *workload) publishSession(ctx context.Context, name string, n *node, seq
 			} else {
 				w.h.add(name, n.name, opNack, id)
 			}
-		case r := <-returns:
+		case r, ok := <-returns:
+			if !ok {
+				returns = nil // the channel closed: its confirms channel says so too
+				continue
+			}
 			returned[r.MessageId] = true
-			w.h.add(name, n.name, opReturn, r.MessageId)
+			w.h.addDetail(name, n.name, opReturn, r.MessageId, fmt.Sprintf("%d %s", r.ReplyCode, r.ReplyText))
 		case <-check.C:
 			if len(pending) > 0 && time.Since(progress) > confirmTimeout {
 				return fmt.Errorf("no confirm from %s for %s (%d outstanding)", n.name, confirmTimeout, len(pending))
@@ -188,6 +199,12 @@ func (w *workload) consume(ctx context.Context, name string, n *node, idle time.
 	if err != nil {
 		return false, fmt.Errorf("basic.consume on %s: %w", n.name, err)
 	}
+	var pace <-chan time.Time
+	if w.consumeRate > 0 && idle == 0 {
+		t := time.NewTicker(time.Second / time.Duration(w.consumeRate))
+		defer t.Stop()
+		pace = t.C
+	}
 	var idleC <-chan time.Time
 	var timer *time.Timer
 	if idle > 0 {
@@ -204,6 +221,12 @@ func (w *workload) consume(ctx context.Context, name string, n *node, idle time.
 				return false, fmt.Errorf("consumer on %s: channel closed", n.name)
 			}
 			w.h.add(name, n.name, opDeliver, d.MessageId)
+			if pace != nil {
+				select {
+				case <-pace:
+				case <-ctx.Done():
+				}
+			}
 			if err := d.Ack(false); err != nil {
 				return false, fmt.Errorf("ack on %s: %w", n.name, err)
 			}

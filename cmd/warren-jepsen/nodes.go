@@ -44,17 +44,6 @@ type nodes struct {
 	crashes []string // nodes that exited without being killed
 }
 
-// freePort returns a loopback address whose port was free a moment ago.
-func freePort() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("free port: %w", err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	return addr, nil
-}
-
 // newNodes lays out count nodes under work (data dirs, logs, ports) and, for a cluster, the
 // proxies in front of their cluster ports. Nothing runs yet.
 func newNodes(bin, work string, count int, log zerolog.Logger) (*nodes, error) {
@@ -62,15 +51,23 @@ func newNodes(bin, work string, count int, log zerolog.Logger) (*nodes, error) {
 	if count > 1 {
 		ns.net = newNetwork(log)
 	}
+	// Every port is held until all are picked, so that no two are the same.
+	var held []net.Listener
+	defer func() {
+		for _, ln := range held {
+			_ = ln.Close()
+		}
+	}()
 	for i := 0; i < count; i++ {
 		n := &node{idx: i, name: fmt.Sprintf("n%d", i+1), dataDir: filepath.Join(work, fmt.Sprintf("n%d", i+1))}
 		n.logPath = n.dataDir + ".log"
 		for _, p := range []*string{&n.amqp, &n.mgmt, &n.prom, &n.clusterListen} {
-			addr, err := freePort()
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
-				return nil, err
+				return nil, fmt.Errorf("free port: %w", err)
 			}
-			*p = addr
+			held = append(held, ln)
+			*p = ln.Addr().String()
 		}
 		if ns.net != nil {
 			addr, err := ns.net.listen(n.name, n.clusterListen)
@@ -146,7 +143,7 @@ func (ns *nodes) waitReady(ctx context.Context, n *node, timeout time.Duration) 
 		n.mu.Unlock()
 		select {
 		case <-exited:
-			return fmt.Errorf("%s exited while starting (see %s)", n.name, n.logPath)
+			return fmt.Errorf("%s exited while starting (see %s): %s", n.name, n.logPath, logTail(n.logPath))
 		default:
 		}
 		if c, err := net.DialTimeout("tcp", n.amqp, time.Second); err == nil {
@@ -299,4 +296,14 @@ func (ns *nodes) byName(s string) *node {
 		}
 	}
 	return nil
+}
+
+// logTail is the last line of a node's log, for an error.
+func logTail(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return lines[len(lines)-1]
 }

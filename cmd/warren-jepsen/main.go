@@ -201,6 +201,10 @@ func execute(ctx context.Context, c config, work string, log zerolog.Logger) (*R
 	m := &nemesis{ns: ns, rng: newRand(c.seed), kinds: c.kinds, queue: c.queue, holdMin: c.holdMin, holdMax: c.holdMax,
 		gapMin: c.gapMin, gapMax: c.gapMax, leaderBias: c.leaderBias, start: begin, log: log}
 	faults, nerr := m.run(ctx, c.faults)
+	if ctx.Err() != nil {
+		stopWork()
+		return nil, fmt.Errorf("interrupted after %d faults: %w", len(faults), ctx.Err())
+	}
 	rep.Faults = faults
 	for _, f := range faults {
 		rep.FaultsByKind[f.Kind]++

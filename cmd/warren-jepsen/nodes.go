@@ -21,15 +21,14 @@ import (
 
 // node is one warren process of the run, with its fixed addresses (a restart reuses them).
 type node struct {
-	idx                     int
-	name                    string
-	amqp, mgmt, prom        string
-	clusterListen, peer     string // the real cluster port; the address the peers dial (its proxy)
-	dataDir, logPath        string
-	mu                      sync.Mutex
-	cmd                     *exec.Cmd
-	exited                  chan struct{}
-	killed, paused, crashed bool
+	name                string
+	amqp, mgmt, prom    string
+	clusterListen, peer string // the real cluster port; the address the peers dial (its proxy)
+	dataDir, logPath    string
+	mu                  sync.Mutex
+	cmd                 *exec.Cmd
+	exited              chan struct{}
+	killed, paused      bool
 }
 
 // nodes is the run's brokers and, in cluster mode, the proxies between them.
@@ -59,7 +58,7 @@ func newNodes(bin, work string, count int, log zerolog.Logger) (*nodes, error) {
 		}
 	}()
 	for i := 0; i < count; i++ {
-		n := &node{idx: i, name: fmt.Sprintf("n%d", i+1), dataDir: filepath.Join(work, fmt.Sprintf("n%d", i+1))}
+		n := &node{name: fmt.Sprintf("n%d", i+1), dataDir: filepath.Join(work, fmt.Sprintf("n%d", i+1))}
 		n.logPath = n.dataDir + ".log"
 		for _, p := range []*string{&n.amqp, &n.mgmt, &n.prom, &n.clusterListen} {
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -118,9 +117,6 @@ func (ns *nodes) start(ctx context.Context, n *node) error {
 		_ = logf.Close()
 		n.mu.Lock()
 		expected := n.killed
-		if !expected {
-			n.crashed = true
-		}
 		n.mu.Unlock()
 		close(exited)
 		if !expected {

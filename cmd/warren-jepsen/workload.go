@@ -81,7 +81,7 @@ func (w *workload) loop(ctx context.Context, client string, home int, session fu
 // publisher publishes persistent messages "pI-000001", ... until ctx ends, each with a
 // confirm; at the end it waits for its outstanding confirms.
 func (w *workload) publisher(ctx context.Context, idx, home int) {
-	name := fmt.Sprintf("p%d", idx)
+	name := fmt.Sprintf("p%d", idx+1)
 	seq := 0
 	w.loop(ctx, name, home, func(n *node) error { return w.publishSession(ctx, name, n, &seq) })
 }
@@ -177,7 +177,7 @@ func (w *workload) publishSession(ctx context.Context, name string, n *node, seq
 
 // consumer consumes with manual acks until ctx ends.
 func (w *workload) consumer(ctx context.Context, idx, home int) {
-	name := fmt.Sprintf("c%d", idx)
+	name := fmt.Sprintf("c%d", idx+1)
 	w.loop(ctx, name, home, func(n *node) error {
 		_, err := w.consume(ctx, name, n, 0)
 		return err

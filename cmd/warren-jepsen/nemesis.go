@@ -59,15 +59,8 @@ func sleep(ctx context.Context, d time.Duration) {
 // run injects count faults; every kind comes once among the first ones (in random order),
 // then they are drawn at random. It stops at the first fault it cannot undo.
 func (m *nemesis) run(ctx context.Context, count int) ([]Fault, error) {
-	var plan []string
-	for _, i := range m.rng.Perm(len(m.kinds)) {
-		plan = append(plan, m.kinds[i])
-	}
-	for len(plan) < count {
-		plan = append(plan, m.kinds[m.rng.Intn(len(m.kinds))])
-	}
 	var faults []Fault
-	for _, kind := range plan[:count] {
+	for _, kind := range plan(m.rng, m.kinds, count) {
 		sleep(ctx, m.between(m.gapMin, m.gapMax))
 		if ctx.Err() != nil {
 			return faults, ctx.Err()
@@ -79,6 +72,18 @@ func (m *nemesis) run(ctx context.Context, count int) ([]Fault, error) {
 		}
 	}
 	return faults, nil
+}
+
+// plan draws count faults from kinds: every kind once first, in random order, then at random.
+func plan(rng *rand.Rand, kinds []string, count int) []string {
+	var out []string
+	for _, i := range rng.Perm(len(kinds)) {
+		out = append(out, kinds[i])
+	}
+	for len(out) < count {
+		out = append(out, kinds[rng.Intn(len(kinds))])
+	}
+	return out[:count]
 }
 
 // target picks the node to hurt: the leader with probability leaderBias, else any node.

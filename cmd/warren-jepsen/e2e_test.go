@@ -26,10 +26,16 @@ func buildTools(t *testing.T) (warren, jepsen string) {
 
 // runJepsen runs the harness and returns its exit status, its summary and its result file.
 func runJepsen(t *testing.T, jepsen string, args ...string) (int, string, Report) {
+	code, summary, rep, _ := runJepsenHistory(t, jepsen, args...)
+	return code, summary, rep
+}
+
+// runJepsenHistory is runJepsen with the run's history.
+func runJepsenHistory(t *testing.T, jepsen string, args ...string) (int, string, Report, []Event) {
 	t.Helper()
-	out := filepath.Join(t.TempDir(), "result.json")
+	out, hist := filepath.Join(t.TempDir(), "result.json"), filepath.Join(t.TempDir(), "history.json")
 	var stdout, stderr bytes.Buffer
-	cmd := exec.Command(jepsen, append(args, "--out", out, "--work", t.TempDir())...)
+	cmd := exec.Command(jepsen, append(args, "--out", out, "--history", hist, "--work", t.TempDir())...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	code := 0
@@ -48,7 +54,14 @@ func runJepsen(t *testing.T, jepsen string, args ...string) (int, string, Report
 	if err := json.Unmarshal(b, &rep); err != nil {
 		t.Fatal(err)
 	}
-	return code, stdout.String(), rep
+	var events []Event
+	if b, err = os.ReadFile(hist); err != nil {
+		t.Fatalf("no history file: %v", err)
+	}
+	if err := json.Unmarshal(b, &events); err != nil {
+		t.Fatal(err)
+	}
+	return code, stdout.String(), rep, events
 }
 
 // shortRun is a quick single-broker run: two publishers outpacing two consumers (a backlog
@@ -63,7 +76,7 @@ var shortRun = []string{"--nodes", "1", "--publishers", "2", "--consumers", "2",
 // never exits on its own, and after the drain its API reports the queue empty.
 func TestSingleBrokerUnderFaults(t *testing.T) {
 	warren, jepsen := buildTools(t)
-	code, summary, rep := runJepsen(t, jepsen, append([]string{"--warren", warren, "--faults", "12", "--seed", "18"}, shortRun...)...)
+	code, summary, rep, events := runJepsenHistory(t, jepsen, append([]string{"--warren", warren, "--faults", "12", "--seed", "18"}, shortRun...)...)
 	if code != 0 || !rep.OK || !strings.Contains(summary, "result: PASS") {
 		t.Fatalf("the run failed (exit %d): lost %v, phantoms %v, crashes %v, disagreements %v, problems %v",
 			code, rep.Result.Lost, rep.Result.Phantoms, rep.Crashes, rep.Disagreements, rep.Problems)
@@ -83,6 +96,37 @@ func TestSingleBrokerUnderFaults(t *testing.T) {
 	if st, ok := rep.States["n1"]; !ok || st.Messages != 0 || len(st.Queues) == 0 {
 		t.Fatalf("final state = %+v, want the drained queue listed with 0 messages", rep.States)
 	}
+	if n := survivors(events, rep.Faults); n == 0 {
+		t.Fatal("no message confirmed before a kill -9 was delivered after the restart: the kills hit an empty queue")
+	} else {
+		t.Logf("%d messages confirmed before a kill -9 were first delivered after the restart", n)
+	}
+}
+
+// survivors counts the messages confirmed before a kill and first delivered after the
+// restart: those the broker kept on disk through the kill.
+func survivors(events []Event, faults []Fault) int {
+	acked, first := map[string]int64{}, map[string]int64{}
+	for _, e := range events {
+		switch e.Op {
+		case opAck:
+			acked[e.ID] = e.MS
+		case opDeliver:
+			if _, ok := first[e.ID]; !ok {
+				first[e.ID] = e.MS
+			}
+		}
+	}
+	n := 0
+	for id, at := range acked {
+		for _, f := range faults {
+			if f.Kind == faultKill && at < f.StartMS && first[id] > f.EndMS {
+				n++
+				break
+			}
+		}
+	}
+	return n
 }
 
 // TestHarnessCatchesLostMessages: the same run against a broker that forgets its data dir

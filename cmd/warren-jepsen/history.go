@@ -17,7 +17,7 @@ const (
 
 // Event is one step of a run's history.
 type Event struct {
-	// MS is the time since the start of the run, in milliseconds.
+	// MS is the time since the start of the run (as a Fault's times), in milliseconds.
 	MS     int64  `json:"ms"`
 	Client string `json:"client"`
 	Node   string `json:"node,omitempty"`
@@ -34,7 +34,8 @@ type History struct {
 	events []Event
 }
 
-func newHistory() *History { return &History{start: time.Now()} }
+// newHistory starts a history whose times count from start.
+func newHistory(start time.Time) *History { return &History{start: start} }
 
 func (h *History) add(client, node, op, id string) { h.addDetail(client, node, op, id, "") }
 

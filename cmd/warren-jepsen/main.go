@@ -190,7 +190,7 @@ func execute(ctx context.Context, c config, work string, log zerolog.Logger) (*R
 	if ns.clustered() {
 		rep.QueueType = "quorum"
 	}
-	h := newHistory()
+	h := newHistory(begin)
 	w := &workload{ns: ns, h: h, log: log, queue: c.queue, clustered: ns.clustered(), rate: c.rate, window: c.window, consumeRate: c.consumeRate, prefetch: 32}
 	stopWork := w.run(c.publishers, c.consumers)
 	if err := waitConfirmed(ctx, h, 30*time.Second); err != nil {

@@ -89,6 +89,15 @@ func sample(ids []string) string {
 
 // write saves the result (--out) and the history (--history).
 func (r *Report) write(c config) error {
+	// empty lists are [] in the file, not null
+	for _, l := range []*[]string{&r.Crashes, &r.Disagreements, &r.Problems, &r.Result.Lost, &r.Result.Phantoms} {
+		if *l == nil {
+			*l = []string{}
+		}
+	}
+	if r.Faults == nil {
+		r.Faults = []Fault{}
+	}
 	if c.out != "" {
 		if err := writeJSON(c.out, r); err != nil {
 			return err

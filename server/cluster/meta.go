@@ -88,6 +88,9 @@ func (r QueueRecord) Local(node string) bool {
 // write and the FSM's own may replay one). ExportMeta is the replicated model as commands
 // that rebuild it; RestoreMeta makes the model exactly that (creating, changing and deleting).
 type Applier interface {
+	// Attach is called once by Start, before the metadata group applies anything: the node
+	// the model belongs to, with the queue records it had at its last stop.
+	Attach(n *Node)
 	ApplyMeta(c Command) error
 	ExportMeta() ([]Command, error)
 	RestoreMeta(cmds []Command) error
@@ -310,6 +313,7 @@ func (bytesSnapshot) Release() {}
 // nopApplier is the model of a node started without one: it keeps nothing.
 type nopApplier struct{}
 
+func (nopApplier) Attach(*Node)                   {}
 func (nopApplier) ApplyMeta(Command) error        { return nil }
 func (nopApplier) ExportMeta() ([]Command, error) { return nil, nil }
 func (nopApplier) RestoreMeta([]Command) error    { return nil }

@@ -31,6 +31,8 @@ func (tn *testNode) applier() Applier {
 	return tn.app
 }
 
+func (a *fakeApplier) Attach(*Node) {}
+
 func (a *fakeApplier) ApplyMeta(c Command) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()

@@ -171,6 +171,7 @@ func (n *Node) startMeta(self configs.Peer, advertise string) error {
 	if n.fsm, err = newMetaFSM(n.app, logs, n.log); err != nil {
 		return err
 	}
+	n.app.Attach(n)
 	has, err := raft.HasExistingState(logs, logs, snaps)
 	if err != nil {
 		return fmt.Errorf("cluster: %w", err)

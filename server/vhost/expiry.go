@@ -15,7 +15,7 @@ func (v *Vhost) armExpiry(rec *Queue) {
 
 func (v *Vhost) checkExpiry(rec *Queue) {
 	expires := rec.cur().expires
-	if expires == 0 {
+	if expires == 0 || rec.Remote() != "" {
 		return // a policy took x-expires away; applyPolicy re-arms if one brings it back
 	}
 	idle := time.Since(time.UnixMilli(rec.lastUsed.Load()))

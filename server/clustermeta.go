@@ -27,10 +27,13 @@ import (
 const proposeTimeout = 30 * time.Second
 
 // QuorumQueueChange is a quorum queue record applied on this node: created (or found at
-// start) with its members, or deleted.
+// start, or seen again in a snapshot: the same queue may be reported more than once) with its
+// members, or deleted.
 type QuorumQueueChange struct {
 	Vhost, Name string
-	// ID is the queue's store id, its Raft group id; 0 when this node has no store record.
+	// Group is the queue's Raft group id, the same on every node (cluster.QueueRecord.Group).
+	Group uint64
+	// ID is the queue's id in this node's store (each node's own); 0 without a store record.
 	ID      uint64
 	Members []string
 	Deleted bool
@@ -61,7 +64,7 @@ func (s *Server) propose(op, vh, name string, body any, rec *cluster.QueueRecord
 		}
 		c.Body = b
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), proposeTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), s.proposeTimeout)
 	defer cancel()
 	err := s.meta.Propose(ctx, c)
 	if errors.Is(err, cluster.ErrNoLeader) || errors.Is(err, context.DeadlineExceeded) {
@@ -164,7 +167,7 @@ func (s *Server) applyRecord(r cluster.QueueRecord) {
 	}
 	q.SetRemote(remote)
 	if r.Type == cluster.QueueQuorum && s.cfg.OnQuorumQueue != nil {
-		s.cfg.OnQuorumQueue(QuorumQueueChange{Vhost: r.Vhost, Name: r.Name, ID: q.StoreID(), Members: r.Members})
+		s.cfg.OnQuorumQueue(QuorumQueueChange{Vhost: r.Vhost, Name: r.Name, Group: r.Group, ID: q.StoreID(), Members: r.Members})
 	}
 }
 
@@ -224,11 +227,12 @@ func (s *Server) applyTopology(c cluster.Command) error {
 		if q, err := v.QueueFor(nil, c.Name); err == nil {
 			id = q.StoreID()
 		}
+		rec, known := s.meta.QueueRecord(c.Vhost, c.Name) // the FSM drops it after this returns
 		if _, err := v.DeleteQueue(nil, c.Name, false, false); err != nil {
 			return err
 		}
-		if c.Queue != nil && c.Queue.Type == cluster.QueueQuorum && s.cfg.OnQuorumQueue != nil {
-			s.cfg.OnQuorumQueue(QuorumQueueChange{Vhost: c.Vhost, Name: c.Name, ID: id, Members: c.Queue.Members, Deleted: true})
+		if known && rec.Type == cluster.QueueQuorum && s.cfg.OnQuorumQueue != nil {
+			s.cfg.OnQuorumQueue(QuorumQueueChange{Vhost: c.Vhost, Name: c.Name, Group: rec.Group, ID: id, Members: rec.Members, Deleted: true})
 		}
 		return nil
 	case cluster.OpBind, cluster.OpUnbind:

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"strings"
+
 	"github.com/warrenmq/warren/amqpwire"
 	"github.com/warrenmq/warren/binding"
 	"github.com/warrenmq/warren/exchange"
@@ -23,9 +25,10 @@ func (s *Server) declareExchange(v *vhost.Vhost, d exchange.Definition) error {
 	return s.propose(cluster.OpExchangeDeclare, v.Name(), d.Name, d, nil)
 }
 
-// deleteExchange is exchange.delete.
+// deleteExchange is exchange.delete. An exchange this node does not know yet may have been
+// declared elsewhere a moment ago: the delete is proposed all the same.
 func (s *Server) deleteExchange(v *vhost.Vhost, name string, ifUnused bool) error {
-	if !s.clustered() || name == "" || !v.HasExchange(name) {
+	if !s.clustered() || name == "" || strings.HasPrefix(name, "amq.") {
 		return v.DeleteExchange(name, ifUnused)
 	}
 	return s.propose(cluster.OpExchangeDelete, v.Name(), name, deleteArgs{IfUnused: ifUnused}, nil)
@@ -53,8 +56,13 @@ func (s *Server) deleteQueue(o vhost.Owner, v *vhost.Vhost, name string, ifUnuse
 		return v.DeleteQueue(o, name, ifUnused, ifEmpty)
 	}
 	rec, ok := s.meta.QueueRecord(v.Name(), name)
+	if !ok && v.HasQueue(name) {
+		return v.DeleteQueue(o, name, ifUnused, ifEmpty) // one of this node's own
+	}
 	if !ok {
-		return v.DeleteQueue(o, name, ifUnused, ifEmpty)
+		// Unknown here, perhaps declared elsewhere a moment ago: the leader decides (a queue
+		// that does not exist is deleted without error, as in RabbitMQ).
+		return 0, s.propose(cluster.OpQueueDelete, v.Name(), name, deleteArgs{}, nil)
 	}
 	q, err := v.QueueFor(o, name)
 	if err != nil {
@@ -76,13 +84,17 @@ func (s *Server) deleteQueue(o vhost.Owner, v *vhost.Vhost, name string, ifUnuse
 }
 
 // replicatedBinding says whether b is one of the cluster's: to an exchange, or to a queue
-// the cluster has a record of.
+// that is not one of this node's own (exclusive or non-durable). A queue this node does not
+// know yet may have been declared on another node a moment ago: the leader decides (404 if
+// it does not know it either).
 func (s *Server) replicatedBinding(v *vhost.Vhost, b binding.Binding) bool {
 	if b.Dest.Kind == binding.DestExchange {
 		return true
 	}
-	_, ok := s.meta.QueueRecord(v.Name(), b.Dest.Name)
-	return ok
+	if _, ok := s.meta.QueueRecord(v.Name(), b.Dest.Name); ok {
+		return true
+	}
+	return !v.HasQueue(b.Dest.Name)
 }
 
 // bind is queue.bind or exchange.bind by o.

@@ -206,8 +206,10 @@ type Server struct {
 	noQuorumLog *summaryLog
 
 	// meta is the cluster node the replicated model's changes go through; nil on a single
-	// node. Set by Attach before Serve, never changed after.
-	meta *cluster.Node
+	// node. Set by Attach before Serve, never changed after. proposeTimeout bounds a change's
+	// wait for a leader (proposeTimeout the constant; tests shorten it).
+	meta           *cluster.Node
+	proposeTimeout time.Duration
 
 	mu        sync.Mutex
 	conns     map[*conn]struct{}    // open or opening, counted against MaxConnections
@@ -227,6 +229,8 @@ func New(cfg Config) *Server {
 		refusing:  make(map[net.Conn]struct{}),
 		listeners: make(map[net.Listener]struct{}),
 		api:       newAPILayer(),
+
+		proposeTimeout: proposeTimeout,
 	}
 	s.flow = newFlowControl(!cfg.DisableFlowControl, s.log)
 	s.alarms = newAlarms(s.log)

@@ -66,6 +66,9 @@ type QueueRecord struct {
 	Type    string   `json:"type"`
 	Owner   string   `json:"owner,omitempty"`
 	Members []string `json:"members,omitempty"`
+	// Group is a quorum queue's Raft group id, the same on every node: the log index of its
+	// declaration (store ids are each node's own).
+	Group uint64 `json:"group,omitempty"`
 }
 
 // Local says whether node holds the queue's messages: the owner of a classic queue, a member
@@ -163,6 +166,9 @@ func (f *metaFSM) Apply(l *raft.Log) any {
 	} else if c.V > CommandVersion {
 		err = fmt.Errorf("cluster: metadata command version %d at index %d is newer than this node's %d", c.V, l.Index, CommandVersion)
 	} else {
+		if c.Op == OpQueueDeclare && c.Queue != nil && c.Queue.Type == QueueQuorum {
+			c.Queue.Group = l.Index
+		}
 		err = f.app.ApplyMeta(c)
 	}
 	if err != nil {

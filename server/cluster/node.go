@@ -253,6 +253,8 @@ type Status struct {
 	CommitIndex  uint64   `json:"commit_index"`
 	AppliedIndex uint64   `json:"applied_index"`
 	Members      []Member `json:"members"`
+	// SnapshotIndex is the index of the last snapshot this node took or received.
+	SnapshotIndex uint64 `json:"snapshot_index"`
 	// Rejoined: the node started on Raft state it had (it did not bootstrap).
 	Rejoined bool `json:"rejoined"`
 }
@@ -265,6 +267,7 @@ func (n *Node) Status() Status {
 		LastIndex: n.meta.LastIndex(), CommitIndex: n.meta.CommitIndex(), AppliedIndex: n.meta.AppliedIndex(),
 		Rejoined: n.Rejoined}
 	_, _ = fmt.Sscan(st["term"], &s.Term)
+	_, _ = fmt.Sscan(st["last_snapshot_index"], &s.SnapshotIndex)
 	if f := n.meta.GetConfiguration(); f.Error() == nil {
 		for _, srv := range f.Configuration().Servers {
 			s.Members = append(s.Members, Member{Name: string(srv.ID), Address: string(srv.Address),

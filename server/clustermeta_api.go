@@ -197,7 +197,46 @@ func (s *Server) ImportDefinitions(data []byte, vh, user string) error {
 	if !s.clustered() {
 		return s.importDefinitions(data, vh, user)
 	}
+	data, err := hashImportPasswords(data)
+	if err != nil {
+		return err
+	}
 	return s.propose(cluster.OpImport, vh, "", importArgs{Data: data, User: user}, nil)
+}
+
+// hashImportPasswords replaces the plain-text passwords of a definitions document's users by
+// their hashes, so that no password is written to the cluster's log. The rest of the document
+// is kept byte for byte; one importDefinitions cannot read is returned as it is (it refuses it).
+func hashImportPasswords(data []byte) ([]byte, error) {
+	var doc map[string]json.RawMessage
+	if json.Unmarshal(data, &doc) != nil || doc["users"] == nil {
+		return data, nil
+	}
+	var users []map[string]json.RawMessage
+	if json.Unmarshal(doc["users"], &users) != nil {
+		return data, nil
+	}
+	changed := false
+	for _, u := range users {
+		var pw *string
+		if json.Unmarshal(u["password"], &pw) != nil || pw == nil {
+			continue
+		}
+		var alg string
+		_ = json.Unmarshal(u["hashing_algorithm"], &alg)
+		h, err := configs.HashPassword(*pw, algorithmName(alg))
+		if err != nil {
+			return nil, refused("%v", err)
+		}
+		delete(u, "password")
+		u["password_hash"] = mustJSON(h)
+		changed = true
+	}
+	if !changed {
+		return data, nil
+	}
+	doc["users"] = mustJSON(users)
+	return mustJSON(doc), nil
 }
 
 // applyAPI applies one of the API's commands with the local function.

@@ -1,7 +1,9 @@
 package server
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -9,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/raft"
 	"github.com/rs/zerolog"
 
 	"github.com/warrenmq/warren/amqpwire"
@@ -291,6 +294,83 @@ func TestClusterQuorumQueueRecord(t *testing.T) {
 			}
 		case <-time.After(30 * time.Second):
 			t.Fatalf("%s: the quorum hook was not told of the delete", m.name)
+		}
+	}
+}
+
+// TestClusterRefusesBadInputBeforeProposing: a queue declared with a bad argument on a
+// follower gets the model's 406 without anything written to the metadata log; passwords, set
+// through the API or in an imported document, reach every node (the user logs in elsewhere)
+// but never the log.
+func TestClusterRefusesBadInputBeforeProposing(t *testing.T) {
+	nodes := startMetaCluster(t)
+	var leader *metaNode
+	eventually(t, "a leader", func() error {
+		for _, m := range nodes {
+			if m.n.Status().State == "Leader" {
+				leader = m
+				return nil
+			}
+		}
+		return errors.New("none")
+	})
+	follower := nodes[0]
+	if follower == leader {
+		follower = nodes[1]
+	}
+	before := leader.n.Status().LastIndex
+	args, err := amqpwire.NewTable(map[string]any{"x-max-length": "ten"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = follower.srv.DeclareQueueAs("guest", "/", vhost.QueueDecl{Name: "bad", Durable: true, Args: args})
+	var ce *amqpwire.ChannelError
+	if !errors.As(err, &ce) || ce.Code != amqpwire.CodePreconditionFailed {
+		t.Fatalf("declare with x-max-length \"ten\": %v, want 406", err)
+	}
+	if after := leader.n.Status().LastIndex; after != before {
+		t.Fatalf("the refused declaration was proposed: log %d -> %d", before, after)
+	}
+
+	pw, imported := "api-Pa55", "imported-Pa55"
+	if _, err := follower.srv.PutUser("dave", UserChange{Password: &pw}); err != nil {
+		t.Fatal(err)
+	}
+	doc := `{"users":[{"name":"carol","password":"` + imported + `","tags":""}],"permissions":[{"user":"carol","vhost":"/","configure":".*","write":".*","read":".*"}]}`
+	if err := follower.srv.ImportDefinitions([]byte(doc), "", "guest"); err != nil {
+		t.Fatal(err)
+	}
+	other := nodes[2]
+	if other == leader || other == follower {
+		other = leader
+	}
+	for user, password := range map[string]string{"dave": pw, "carol": imported} {
+		eventually(t, user+" logs in on "+other.name, func() error {
+			_, err := other.srv.Login(user, password, &net.TCPAddr{IP: net.IPv4(10, 0, 0, 1)})
+			return err
+		})
+	}
+	logs, err := leader.st.RaftLog(cluster.MetaGroup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, _ := logs.FirstIndex()
+	last, _ := logs.LastIndex()
+	for i := first; i <= last; i++ {
+		var l raft.Log
+		if err := logs.GetLog(i, &l); err != nil {
+			continue
+		}
+		text := l.Data
+		var c cluster.Command
+		var a importArgs
+		if json.Unmarshal(l.Data, &c) == nil && c.Op == cluster.OpImport && json.Unmarshal(c.Body, &a) == nil {
+			text = append(text, a.Data...) // base64 in the entry
+		}
+		for _, secret := range []string{pw, imported} {
+			if bytes.Contains(text, []byte(secret)) {
+				t.Fatalf("the metadata log holds a plain-text password at index %d: %s", i, l.Data)
+			}
 		}
 	}
 }

@@ -22,6 +22,9 @@ func (s *Server) declareExchange(v *vhost.Vhost, d exchange.Definition) error {
 	if !s.clustered() || d.Name == "" || v.HasExchange(d.Name) {
 		return v.DeclareExchange(d, false)
 	}
+	if err := v.ValidateExchange(d); err != nil {
+		return err
+	}
 	return s.propose(cluster.OpExchangeDeclare, v.Name(), d.Name, d, nil)
 }
 
@@ -43,6 +46,9 @@ func replicatedQueue(d vhost.QueueDecl) bool { return d.Durable && !d.Exclusive 
 func (s *Server) declareQueue(o vhost.Owner, v *vhost.Vhost, d vhost.QueueDecl) (*vhost.Queue, error) {
 	if !s.clustered() || d.Passive || !replicatedQueue(d) || v.HasQueue(d.Name) {
 		return v.DeclareQueue(o, d)
+	}
+	if err := v.ValidateQueue(d); err != nil {
+		return nil, err
 	}
 	if err := s.propose(cluster.OpQueueDeclare, v.Name(), d.Name, d, s.queueRecord(v.Name(), d)); err != nil {
 		return nil, err

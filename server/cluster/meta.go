@@ -156,7 +156,7 @@ func (f *metaFSM) Apply(l *raft.Log) any {
 	done := l.Index <= f.state.Index
 	f.mu.Unlock()
 	if done {
-		f.advance(0)
+		f.wake()
 		return applyResult{}
 	}
 	var c Command
@@ -197,7 +197,7 @@ func (f *metaFSM) Apply(l *raft.Log) any {
 	if perr != nil {
 		f.log.Error().Err(perr).Uint64("index", l.Index).Msg("cluster: persisting the metadata state")
 	}
-	f.advance(l.Index)
+	f.wake()
 	return applyResult{err: err}
 }
 
@@ -209,8 +209,8 @@ func (f *metaFSM) persistLocked() error {
 	return f.stable.Set(metaStateKey, b)
 }
 
-// advance wakes the proposals waiting for an index.
-func (f *metaFSM) advance(uint64) {
+// wake wakes the proposals waiting for an index.
+func (f *metaFSM) wake() {
 	f.mu.Lock()
 	close(f.applied)
 	f.applied = make(chan struct{})
@@ -295,7 +295,7 @@ func (f *metaFSM) Restore(rc io.ReadCloser) error {
 	f.state.Index = s.Index
 	err := f.persistLocked()
 	f.mu.Unlock()
-	f.advance(s.Index)
+	f.wake()
 	f.log.Info().Uint64("index", s.Index).Int("commands", len(s.Commands)).Int("queues", len(s.Records)).
 		Msg("cluster: metadata restored from the leader's snapshot")
 	if err != nil {

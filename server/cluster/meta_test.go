@@ -274,3 +274,40 @@ func TestRestartedNodeCatchesUpFromSnapshot(t *testing.T) {
 		t.Fatalf("the restarted node applied %d commands for 1 new one (replayed what it had)", after-before)
 	}
 }
+
+// TestProposalsRideOutLeaderChange: a follower proposing without pause while the leader stops
+// sees every proposal succeed (those caught in flight are retried on the new leader), and
+// every one of them is in both remaining nodes' models.
+func TestProposalsRideOutLeaderChange(t *testing.T) {
+	nodes, _ := startThree(t, nil)
+	lead, followers := byRole(nodes, agreedLeader(t, nodes))
+	const total = 60
+	started := make(chan struct{})
+	errs := make(chan error, 1)
+	go func() {
+		defer close(errs)
+		for i := range total {
+			if i == 10 {
+				close(started)
+			}
+			if err := propose(t, followers[0].n, Command{Op: OpExchangeDeclare, Vhost: "/", Name: fmt.Sprintf("x%02d", i)}); err != nil {
+				errs <- fmt.Errorf("proposal %d: %w", i, err)
+				return
+			}
+		}
+	}()
+	select {
+	case <-started:
+	case err := <-errs:
+		t.Fatalf("before the leader stopped: %v", err)
+	}
+	lead.stop(t)
+	if err := <-errs; err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for i := range total {
+		want = append(want, fmt.Sprintf("//x%02d", i))
+	}
+	waitNames(t, nodes, want...)
+}

@@ -88,7 +88,7 @@ func (n *Node) applyLocal(ctx context.Context, data []byte) (uint64, error, erro
 	return f.Index(), res.err, nil
 }
 
-// proposal is a forwarded command's answer: the index it was applied at, or why not.
+// proposalReply is a forwarded command's answer: the index it was applied at, or why not.
 type proposalReply struct {
 	Index uint64          `json:"index,omitempty"`
 	Err   json.RawMessage `json:"err,omitempty"`   // ApplyMeta's error (Applier.MarshalError)

@@ -105,7 +105,7 @@ type Applier interface {
 
 // metaStateKey is where the FSM keeps its applied index and queue records, in the metadata
 // group's stable store: one write after each command.
-var metaStateKey = []byte("warren.meta.state")
+const metaStateKey = "warren.meta.state"
 
 // metaState is what the FSM persists besides the model: the last index it applied, and the
 // queue records.
@@ -134,7 +134,7 @@ type metaFSM struct {
 func newMetaFSM(app Applier, stable raft.StableStore, log zerolog.Logger) (*metaFSM, error) {
 	f := &metaFSM{app: app, stable: stable, log: log, applied: make(chan struct{}),
 		state: metaState{V: 1, Records: map[string]QueueRecord{}}}
-	b, err := stable.Get(metaStateKey)
+	b, err := stable.Get([]byte(metaStateKey))
 	if err != nil || len(b) == 0 {
 		return f, nil // a fresh node (the store says "not found")
 	}
@@ -206,7 +206,7 @@ func (f *metaFSM) persistLocked() error {
 	if err != nil {
 		return fmt.Errorf("encoding the metadata state: %w", err)
 	}
-	return f.stable.Set(metaStateKey, b)
+	return f.stable.Set([]byte(metaStateKey), b)
 }
 
 // wake wakes the proposals waiting for an index.

@@ -135,8 +135,11 @@ func newMetaFSM(app Applier, stable raft.StableStore, log zerolog.Logger) (*meta
 	f := &metaFSM{app: app, stable: stable, log: log, applied: make(chan struct{}),
 		state: metaState{V: 1, Records: map[string]QueueRecord{}}}
 	b, err := stable.Get([]byte(metaStateKey))
-	if err != nil || len(b) == 0 {
-		return f, nil // a fresh node (the store says "not found")
+	if err != nil && err.Error() == "not found" || err == nil && len(b) == 0 {
+		return f, nil // a fresh node (raft's stable stores say "not found", see store.RaftLog)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cluster: reading the metadata state: %w", err)
 	}
 	if err := json.Unmarshal(b, &f.state); err != nil {
 		return nil, fmt.Errorf("cluster: reading the metadata state: %w", err)

@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"slices"
 
 	"github.com/warrenmq/warren/configs"
@@ -11,10 +12,11 @@ import (
 
 // The management API's changes to vhosts, users, permissions, topic permissions, policies,
 // limits and definitions imports. On a single node each calls its local function (put*,
-// delete*, importDefinitions); in a cluster it is proposed, and every node's ApplyMeta calls
-// that same function. Those functions' checks read only replicated state and the
-// definitions files (the same files on every node, see docs/cluster.md), so every node
-// decides alike; the leader's answer is the caller's.
+// delete*, importDefinitions); in a cluster the input is checked here first (patterns,
+// policy keys, limit names: bad input is refused without a proposal), then the change is
+// proposed and every node's ApplyMeta calls that same local function. Its remaining checks
+// read only replicated state and the definitions files (the same files on every node, see
+// docs/cluster.md), so every node decides alike; the leader's answer is the caller's.
 
 // Bodies of the API commands.
 type (
@@ -89,6 +91,9 @@ func (s *Server) PutPermission(vh, user, configure, write, read string) (created
 	if !s.clustered() {
 		return s.putPermission(vh, user, configure, write, read)
 	}
+	if _, err := newAPIPermission(apiPermissionJSON{configure, write, read}); err != nil {
+		return false, err
+	}
 	existed := slices.ContainsFunc(s.Permissions(), func(p PermissionInfo) bool { return p.Vhost == vh && p.User == user })
 	err = s.propose(cluster.OpPermissionPut, vh, user, permissionArgs{Configure: configure, Write: write, Read: read}, nil)
 	return err == nil && !existed, err
@@ -106,6 +111,11 @@ func (s *Server) DeletePermission(vh, user string) error {
 func (s *Server) PutTopicPermission(vh, user, exchange, write, read string) (created bool, err error) {
 	if !s.clustered() {
 		return s.putTopicPermission(vh, user, exchange, write, read)
+	}
+	for _, re := range []string{write, read} {
+		if _, err := regexp.Compile(re); err != nil {
+			return false, refused("invalid regular expression %q: %v", re, err)
+		}
 	}
 	existed := slices.ContainsFunc(s.TopicPermissions(), func(t TopicPermissionInfo) bool {
 		return t.Vhost == vh && t.User == user && t.Exchange == exchange
@@ -127,6 +137,12 @@ func (s *Server) PutPolicy(vh, name string, c PolicyChange) (created bool, err e
 	if !s.clustered() {
 		return s.putPolicy(vh, name, c)
 	}
+	if name == "" {
+		return false, refused("policy name must not be empty")
+	}
+	if _, err := checkPolicy(vh, name, apiPolicy{Pattern: c.Pattern, ApplyTo: applyTo(c.ApplyTo), Priority: c.Priority, Definition: c.Definition}); err != nil {
+		return false, err
+	}
 	existed := slices.ContainsFunc(s.Policies(), func(p PolicyInfo) bool { return p.Vhost == vh && p.Name == name })
 	err = s.propose(cluster.OpPolicyPut, vh, name, c, nil)
 	return err == nil && !existed, err
@@ -144,6 +160,9 @@ func (s *Server) DeletePolicy(vh, name string) error {
 func (s *Server) PutVhost(name, description string, tags []string, creator string) (created bool, err error) {
 	if !s.clustered() {
 		return s.putVhost(name, description, tags, creator)
+	}
+	if name == "" {
+		return false, refused("vhost name must not be empty")
 	}
 	existed := s.vhost(name) != nil
 	err = s.propose(cluster.OpVhostPut, "", name, vhostPutArgs{Description: description, Tags: tags, Creator: creator}, nil)
@@ -163,6 +182,9 @@ func (s *Server) PutVhostLimit(vh, name string, value int64) error {
 	if !s.clustered() {
 		return s.putVhostLimit(vh, name, value)
 	}
+	if !slices.Contains(VhostLimitNames, name) {
+		return unknownLimit(name, value, "limits")
+	}
 	return s.propose(cluster.OpVhostLimit, "", vh, limitArgs{Limit: name, Value: &value}, nil)
 }
 
@@ -178,6 +200,9 @@ func (s *Server) DeleteVhostLimit(vh, name string) error {
 func (s *Server) PutUserLimit(user, name string, value int64) error {
 	if !s.clustered() {
 		return s.putUserLimit(user, name, value)
+	}
+	if !slices.Contains(UserLimitNames, name) {
+		return refused("Unrecognised terms [{<<\"%s\">>,%d}] in user-limits", name, value)
 	}
 	return s.propose(cluster.OpUserLimit, "", user, limitArgs{Limit: name, Value: &value}, nil)
 }

@@ -299,7 +299,8 @@ func TestClusterQuorumQueueRecord(t *testing.T) {
 }
 
 // TestClusterRefusesBadInputBeforeProposing: a queue declared with a bad argument on a
-// follower gets the model's 406 without anything written to the metadata log; passwords, set
+// follower gets the model's 406, a bad permission pattern or policy key the API's refusal,
+// without anything written to the metadata log; passwords, set
 // through the API or in an imported document, reach every node (the user logs in elsewhere)
 // but never the log.
 func TestClusterRefusesBadInputBeforeProposing(t *testing.T) {
@@ -328,8 +329,16 @@ func TestClusterRefusesBadInputBeforeProposing(t *testing.T) {
 	if !errors.As(err, &ce) || ce.Code != amqpwire.CodePreconditionFailed {
 		t.Fatalf("declare with x-max-length \"ten\": %v, want 406", err)
 	}
+	_, perr := follower.srv.PutPermission("/", "guest", "(", ".*", ".*")
+	_, polErr := follower.srv.PutPolicy("/", "p", PolicyChange{Pattern: ".*", Definition: map[string]any{"no-such-key": 1}})
+	for what, err := range map[string]error{"permission": perr, "policy": polErr} {
+		var ref *RefusedError
+		if !errors.As(err, &ref) {
+			t.Fatalf("a bad %s: %v, want a refusal (400)", what, err)
+		}
+	}
 	if after := leader.n.Status().LastIndex; after != before {
-		t.Fatalf("the refused declaration was proposed: log %d -> %d", before, after)
+		t.Fatalf("refused changes were proposed: log %d -> %d", before, after)
 	}
 
 	pw, imported := "api-Pa55", "imported-Pa55"

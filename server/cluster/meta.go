@@ -169,8 +169,14 @@ func (f *metaFSM) Apply(l *raft.Log) any {
 	} else if c.V > CommandVersion {
 		err = fmt.Errorf("cluster: metadata command version %d at index %d is newer than this node's %d", c.V, l.Index, CommandVersion)
 	} else {
-		if c.Op == OpQueueDeclare && c.Queue != nil && c.Queue.Type == QueueQuorum {
-			c.Queue.Group = l.Index
+		if c.Op == OpQueueDeclare && c.Queue != nil {
+			// Two nodes may declare the same queue at once, each naming itself: the first
+			// record applied stays (the second declaration is a redeclare of that queue).
+			if r, ok := f.record(c.Vhost, c.Name); ok {
+				c.Queue = &r
+			} else if c.Queue.Type == QueueQuorum {
+				c.Queue.Group = l.Index
+			}
 		}
 		err = f.app.ApplyMeta(c)
 	}

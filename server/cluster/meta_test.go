@@ -311,3 +311,30 @@ func TestProposalsRideOutLeaderChange(t *testing.T) {
 	}
 	waitNames(t, nodes, want...)
 }
+
+// TestFirstQueueRecordStays: two declarations of one queue, each naming its own node as the
+// owner (two clients on two nodes at once), leave every node with the first record.
+func TestFirstQueueRecordStays(t *testing.T) {
+	nodes, _ := startThree(t, nil)
+	_, followers := byRole(nodes, agreedLeader(t, nodes))
+	for _, tn := range followers {
+		rec := &QueueRecord{Vhost: "/", Name: "q", Type: QueueClassic, Owner: tn.n.Name()}
+		if err := propose(t, tn.n, Command{Op: OpQueueDeclare, Vhost: "/", Name: "q", Queue: rec}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := followers[0].n.Name()
+	deadline := time.Now().Add(30 * time.Second)
+	for _, tn := range nodes {
+		for {
+			r, ok := tn.n.QueueRecord("/", "q")
+			if ok && r.Owner == first {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: record %+v (%v), want owner %s", tn.n.Name(), r, ok, first)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}

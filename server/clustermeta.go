@@ -48,6 +48,24 @@ func (s *Server) Attach(n *cluster.Node) {
 	for _, r := range n.QueueRecords() {
 		s.applyRecord(r)
 	}
+	s.vhosts.OnQueueGone(s.queueGone)
+}
+
+// queueGone proposes the deletion of a replicated queue this node holds and deleted by
+// itself (x-expires, auto-delete), so that the other nodes' copies and its record go too. It
+// is called under the vhost's locks: the proposal runs on a goroutine of its own, which ends
+// once the deletion is applied, refused, or the wait for a leader (proposeTimeout) or the
+// node ends.
+func (s *Server) queueGone(vh, name string) {
+	rec, ok := s.meta.QueueRecord(vh, name)
+	if !ok || !rec.Local(s.meta.Name()) {
+		return
+	}
+	go func() {
+		if err := s.propose(cluster.OpQueueDelete, vh, name, deleteArgs{}, &rec); err != nil {
+			s.log.Warn().Err(err).Str("vhost", vh).Str("queue", name).Msg("cluster: the deletion of an expired or auto-deleted queue was not replicated")
+		}
+	}()
 }
 
 // clustered says whether changes to the replicated model are proposed.

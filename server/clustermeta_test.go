@@ -383,3 +383,27 @@ func TestClusterRefusesBadInputBeforeProposing(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterExpiryIsReplicated: a durable queue with x-expires that expires unused on the
+// node that holds it is deleted on every node, with its record.
+func TestClusterExpiryIsReplicated(t *testing.T) {
+	nodes := startMetaCluster(t)
+	args, err := amqpwire.NewTable(map[string]any{"x-expires": int32(300)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nodes[1].srv.DeclareQueueAs("guest", "/", vhost.QueueDecl{Name: "short", Durable: true, Args: args}); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range nodes {
+		eventually(t, m.name+": the expired queue is gone", func() error {
+			if m.srv.vhost("/").HasQueue("short") {
+				return errors.New("still there")
+			}
+			if _, ok := m.n.QueueRecord("/", "short"); ok {
+				return errors.New("its record is still there")
+			}
+			return nil
+		})
+	}
+}

@@ -42,4 +42,5 @@ func (v *Vhost) checkExpiry(rec *Queue) {
 	if err := v.persist(); err != nil {
 		v.log.Error().Err(err).Str("queue", rec.name).Msg("queue expiry not persisted")
 	}
+	v.gone.tell(v.name, rec.name)
 }

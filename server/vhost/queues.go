@@ -368,6 +368,7 @@ func (v *Vhost) autoDeleteQueue(q *Queue) {
 	if err := v.persist(); err != nil {
 		v.log.Error().Err(err).Str("queue", q.name).Msg("auto-delete not persisted")
 	}
+	v.gone.tell(v.name, q.name)
 }
 
 // DeleteExclusiveQueues deletes the exclusive queues of o among names, when o closes.

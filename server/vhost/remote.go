@@ -1,6 +1,10 @@
 package vhost
 
-import "github.com/warrenmq/warren/amqpwire"
+import (
+	"sync/atomic"
+
+	"github.com/warrenmq/warren/amqpwire"
+)
 
 // Remote queues. In a cluster every node has every replicated queue's record, so that it
 // routes, lists and answers a passive declare the same way; a queue held by another node
@@ -43,3 +47,24 @@ func (q *Queue) StoreID() uint64 {
 	}
 	return q.journal.id
 }
+
+// queueGone holds the function told of every queue a vhost deletes by itself (x-expires,
+// auto-delete): in a cluster the owner node proposes the deletion to the others.
+type queueGone struct {
+	fn atomic.Pointer[func(vhost, name string)]
+}
+
+// tell calls the function, if any; g may be nil (a vhost made outside a registry).
+func (g *queueGone) tell(vhost, name string) {
+	if g == nil {
+		return
+	}
+	if fn := g.fn.Load(); fn != nil {
+		(*fn)(vhost, name)
+	}
+}
+
+// OnQueueGone sets the function told of every queue the registry's vhosts delete by
+// themselves (expired, auto-deleted), after the deletion, with the vhost's locks held: it
+// must not call back into the model.
+func (r *Registry) OnQueueGone(fn func(vhost, name string)) { r.gone.fn.Store(&fn) }

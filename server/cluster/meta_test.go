@@ -226,11 +226,13 @@ func TestProposeAfterLeaderLoss(t *testing.T) {
 }
 
 // TestRestartedNodeCatchesUpFromSnapshot: a node that was down while the others made many
-// changes and compacted their logs catches up from the leader's snapshot (its model is
-// restored, deletes included); a node restarted on its own data does not apply again what it
+// changes, and the snapshot policy (threshold, interval) compacted their logs, catches up
+// from the leader's snapshot (its model is restored, deletes included); a node restarted on its own data does not apply again what it
 // had applied.
 func TestRestartedNodeCatchesUpFromSnapshot(t *testing.T) {
-	nodes, cfg := startThree(t, func(tn *testNode) { tn.snapshotThreshold, tn.trailingLogs = 8, 4 })
+	nodes, cfg := startThree(t, func(tn *testNode) {
+		tn.snapshotThreshold, tn.trailingLogs, tn.snapshotInterval = 8, 4, 100*time.Millisecond
+	})
 	leader := agreedLeader(t, nodes)
 	lead, followers := byRole(nodes, leader)
 	if err := propose(t, lead.n, Command{Op: OpExchangeDeclare, Vhost: "/", Name: "gone"}); err != nil {
@@ -238,7 +240,7 @@ func TestRestartedNodeCatchesUpFromSnapshot(t *testing.T) {
 	}
 	waitNames(t, nodes, "//gone")
 	down := followers[1]
-	downName := down.n.Name()
+	downName, downAt := down.n.Name(), down.n.Status().AppliedIndex
 	down.stop(t)
 	var want []string
 	for i := range 40 {
@@ -251,8 +253,13 @@ func TestRestartedNodeCatchesUpFromSnapshot(t *testing.T) {
 	if err := propose(t, lead.n, Command{Op: OpExchangeDelete, Vhost: "/", Name: "gone"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := lead.n.Snapshot(); err != nil {
-		t.Fatal(err)
+	// The snapshot policy compacts the leader's log past what the stopped node has.
+	deadline := time.Now().Add(30 * time.Second)
+	for lead.n.Status().SnapshotIndex <= downAt+8 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no snapshot past index %d within 30s: %+v", downAt+8, lead.n.Status())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	down.start(t, cfg(downName))
 	waitNames(t, nodes, want...)

@@ -17,8 +17,10 @@ type testNode struct {
 	n   *Node
 	// app is the node's model (kept across restarts, as a broker's is on disk); nil for none.
 	app *fakeApplier
-	// snapshotThreshold and trailingLogs override the metadata group's (0: defaults).
+	// snapshotThreshold, trailingLogs and snapshotInterval override the metadata group's
+	// (0: defaults).
 	snapshotThreshold, trailingLogs uint64
+	snapshotInterval                time.Duration
 }
 
 func freeAddr(t *testing.T) string {
@@ -41,7 +43,8 @@ func (tn *testNode) start(t *testing.T, c configs.Cluster) {
 	c.Listen = self.Addr
 	n, err := Start(Config{Cluster: c, Secret: []byte("0123456789abcdef"), DataDir: tn.dir, Store: st, Logger: zerolog.Nop(),
 		HeartbeatTimeout: 300 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond,
-		Applier: tn.applier(), SnapshotThreshold: tn.snapshotThreshold, TrailingLogs: tn.trailingLogs})
+		Applier: tn.applier(), SnapshotThreshold: tn.snapshotThreshold, TrailingLogs: tn.trailingLogs,
+		SnapshotInterval: tn.snapshotInterval})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -147,8 +147,8 @@ func unknownLimit(name string, value int64, component string) error {
 	return refused("Validation failed\n\nUnrecognised terms [{<<\"%s\">>,%d}] in %s\n", name, value, component)
 }
 
-// PutVhostLimit sets one limit of vhost vh (value < 0: no limit).
-func (s *Server) PutVhostLimit(vh, name string, value int64) error {
+// putVhostLimit sets one limit of vhost vh (value < 0: no limit).
+func (s *Server) putVhostLimit(vh, name string, value int64) error {
 	if !slices.Contains(VhostLimitNames, name) {
 		return unknownLimit(name, value, "limits")
 	}
@@ -168,9 +168,9 @@ func (s *Server) PutVhostLimit(vh, name string, value int64) error {
 	return s.putLimitLocked(s.api.vhostLimits, recVhostLimits, vh, name, &value, "vhost")
 }
 
-// DeleteVhostLimit removes one limit of vhost vh; removing one that is not set is no error,
+// deleteVhostLimit removes one limit of vhost vh; removing one that is not set is no error,
 // as in RabbitMQ.
-func (s *Server) DeleteVhostLimit(vh, name string) error {
+func (s *Server) deleteVhostLimit(vh, name string) error {
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
 	for _, v := range s.fileDefs().Vhosts {
@@ -181,8 +181,8 @@ func (s *Server) DeleteVhostLimit(vh, name string) error {
 	return s.putLimitLocked(s.api.vhostLimits, recVhostLimits, vh, name, nil, "vhost")
 }
 
-// PutUserLimit sets one limit of user (value < 0: no limit).
-func (s *Server) PutUserLimit(user, name string, value int64) error {
+// putUserLimit sets one limit of user (value < 0: no limit).
+func (s *Server) putUserLimit(user, name string, value int64) error {
 	if !slices.Contains(UserLimitNames, name) {
 		return refused("Unrecognised terms [{<<\"%s\">>,%d}] in user-limits", name, value)
 	}
@@ -200,8 +200,8 @@ func (s *Server) PutUserLimit(user, name string, value int64) error {
 	return s.putLimitLocked(s.api.userLimits, recUserLimits, user, name, &value, "user")
 }
 
-// DeleteUserLimit removes one limit of user; removing one that is not set is no error.
-func (s *Server) DeleteUserLimit(user, name string) error {
+// deleteUserLimit removes one limit of user; removing one that is not set is no error.
+func (s *Server) deleteUserLimit(user, name string) error {
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
 	if fu, ok := s.fileUser(user); ok {

@@ -206,9 +206,9 @@ func (s *Server) fileUser(name string) (configs.User, bool) {
 	return configs.User{}, false
 }
 
-// PutUser creates or replaces a user; created says it did not exist. A user the definitions
+// putUser creates or replaces a user; created says it did not exist. A user the definitions
 // files declare can only be "changed" to what it already is.
-func (s *Server) PutUser(name string, c UserChange) (created bool, err error) {
+func (s *Server) putUser(name string, c UserChange) (created bool, err error) {
 	if name == "" {
 		return false, refused("user name must not be empty")
 	}
@@ -249,17 +249,17 @@ func (s *Server) PutUser(name string, c UserChange) (created bool, err error) {
 	return !existed, nil
 }
 
-// DeleteUser deletes a user made through the API, with its permissions and topic
+// deleteUser deletes a user made through the API, with its permissions and topic
 // permissions, and closes its connections.
-func (s *Server) DeleteUser(name string) error {
+func (s *Server) deleteUser(name string) error {
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
 	return s.deleteUserLocked(name)
 }
 
-// DeleteUsers deletes several users; the first that cannot be deleted stops it, after the
+// deleteUsers deletes several users; the first that cannot be deleted stops it, after the
 // ones before it are gone (RabbitMQ's bulk-delete does the same).
-func (s *Server) DeleteUsers(names []string) error {
+func (s *Server) deleteUsers(names []string) error {
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
 	for _, n := range names {
@@ -349,8 +349,8 @@ func (s *Server) Permissions() []PermissionInfo {
 	return s.livePermissions()
 }
 
-// PutPermission sets user's permissions in vhost from RabbitMQ's regular expressions.
-func (s *Server) PutPermission(vh, user, configure, write, read string) (created bool, err error) {
+// putPermission sets user's permissions in vhost from RabbitMQ's regular expressions.
+func (s *Server) putPermission(vh, user, configure, write, read string) (created bool, err error) {
 	p, err := newAPIPermission(apiPermissionJSON{configure, write, read})
 	if err != nil {
 		return false, err
@@ -383,8 +383,8 @@ func (s *Server) PutPermission(vh, user, configure, write, read string) (created
 	return !existed, nil
 }
 
-// DeletePermission removes user's permissions in vhost and closes the user's connections to it.
-func (s *Server) DeletePermission(vh, user string) error {
+// deletePermission removes user's permissions in vhost and closes the user's connections to it.
+func (s *Server) deletePermission(vh, user string) error {
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
 	for _, fp := range s.fileDefs().Permissions {
@@ -440,8 +440,8 @@ func (s *Server) fileTopic(vh, user, exchange string) (configs.TopicPermission, 
 	return configs.TopicPermission{}, false
 }
 
-// PutTopicPermission sets user's topic permission on exchange in vhost.
-func (s *Server) PutTopicPermission(vh, user, exchange, write, read string) (created bool, err error) {
+// putTopicPermission sets user's topic permission on exchange in vhost.
+func (s *Server) putTopicPermission(vh, user, exchange, write, read string) (created bool, err error) {
 	for _, re := range []string{write, read} {
 		if _, err := regexp.Compile(re); err != nil {
 			return false, refused("invalid regular expression %q: %v", re, err)
@@ -471,9 +471,9 @@ func (s *Server) PutTopicPermission(vh, user, exchange, write, read string) (cre
 	return !existed, nil
 }
 
-// DeleteTopicPermissions removes user's topic permissions in vhost: on exchange, or on every
+// deleteTopicPermissions removes user's topic permissions in vhost: on exchange, or on every
 // exchange when exchange is "".
-func (s *Server) DeleteTopicPermissions(vh, user, exchange string) error {
+func (s *Server) deleteTopicPermissions(vh, user, exchange string) error {
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
 	for _, t := range s.fileDefs().TopicPermissions {

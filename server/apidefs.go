@@ -125,14 +125,14 @@ func ParseTags(raw json.RawMessage) ([]string, error) {
 	return l, nil
 }
 
-// ImportDefinitions merges RabbitMQ's definitions JSON into the broker, as POST
+// importDefinitions merges RabbitMQ's definitions JSON into the broker, as POST
 // /api/definitions does: users, vhosts, permissions, topic permissions and policies go to the
 // API layer (overwriting the API's own); exchanges, queues and bindings are declared, those
 // that exist are left as they are. vhost, when not "", is the vhost of every item (POST
 // /api/definitions/{vhost}, which takes only the topology and policies). Everything is
 // checked before anything changes; runtime parameters are refused. user, the API's user,
 // gets every permission on the vhosts the import creates, as in RabbitMQ.
-func (s *Server) ImportDefinitions(data []byte, vh, user string) error {
+func (s *Server) importDefinitions(data []byte, vh, user string) error {
 	var doc importDoc
 	if err := json.Unmarshal(data, &doc); err != nil {
 		return refused("failed_to_parse_json")
@@ -212,12 +212,12 @@ func (s *Server) ImportDefinitions(data []byte, vh, user string) error {
 
 	for i, u := range doc.Users {
 		c := UserChange{Password: u.Password, PasswordHash: u.PasswordHash, HashingAlgorithm: u.HashingAlgorithm, Tags: tags[i]}
-		if _, err := s.PutUser(u.Name, c); err != nil {
+		if _, err := s.putUser(u.Name, c); err != nil {
 			return fmt.Errorf("user '%s': %w", u.Name, err)
 		}
 		for _, name := range UserLimitNames {
 			if v, ok := ulimits[i][name]; ok {
-				if err := s.PutUserLimit(u.Name, name, v); err != nil {
+				if err := s.putUserLimit(u.Name, name, v); err != nil {
 					return fmt.Errorf("limits of user '%s': %w", u.Name, err)
 				}
 			}
@@ -228,32 +228,32 @@ func (s *Server) ImportDefinitions(data []byte, vh, user string) error {
 		if d == "" {
 			d = v.Metadata.Description
 		}
-		if _, err := s.PutVhost(v.Name, d, v.Metadata.Tags, user); err != nil {
+		if _, err := s.putVhost(v.Name, d, v.Metadata.Tags, user); err != nil {
 			return fmt.Errorf("vhost '%s': %w", v.Name, err)
 		}
 	}
 	for _, l := range vlimits {
 		for _, name := range VhostLimitNames {
 			if v, ok := l.values[name]; ok {
-				if err := s.PutVhostLimit(l.vhost, name, v); err != nil {
+				if err := s.putVhostLimit(l.vhost, name, v); err != nil {
 					return fmt.Errorf("limits of vhost '%s': %w", l.vhost, err)
 				}
 			}
 		}
 	}
 	for _, p := range doc.Permissions {
-		if _, err := s.PutPermission(p.Vhost, p.User, p.Configure, p.Write, p.Read); err != nil {
+		if _, err := s.putPermission(p.Vhost, p.User, p.Configure, p.Write, p.Read); err != nil {
 			return fmt.Errorf("permissions of '%s' in '%s': %w", p.User, p.Vhost, err)
 		}
 	}
 	for _, p := range doc.TopicPermissions {
-		if _, err := s.PutTopicPermission(p.Vhost, p.User, p.Exchange, p.Write, p.Read); err != nil {
+		if _, err := s.putTopicPermission(p.Vhost, p.User, p.Exchange, p.Write, p.Read); err != nil {
 			return fmt.Errorf("topic permission of '%s' in '%s': %w", p.User, p.Vhost, err)
 		}
 	}
 	for _, p := range doc.Policies {
 		c := PolicyChange{Pattern: p.Pattern, ApplyTo: p.ApplyTo, Priority: p.Priority, Definition: p.Definition}
-		if _, err := s.PutPolicy(p.Vhost, p.Name, c); err != nil {
+		if _, err := s.putPolicy(p.Vhost, p.Name, c); err != nil {
 			return fmt.Errorf("policy '%s' in '%s': %w", p.Name, p.Vhost, err)
 		}
 	}

@@ -114,9 +114,9 @@ func (s *Server) Policies() []PolicyInfo {
 	return s.livePolicies()
 }
 
-// PutPolicy creates or replaces a policy in vhost; a policy the files declare can only be
+// putPolicy creates or replaces a policy in vhost; a policy the files declare can only be
 // "changed" to what it is.
-func (s *Server) PutPolicy(vh, name string, c PolicyChange) (created bool, err error) {
+func (s *Server) putPolicy(vh, name string, c PolicyChange) (created bool, err error) {
 	if name == "" {
 		return false, refused("policy name must not be empty")
 	}
@@ -152,8 +152,8 @@ func (s *Server) PutPolicy(vh, name string, c PolicyChange) (created bool, err e
 	return !existed, nil
 }
 
-// DeletePolicy deletes a policy made through the API.
-func (s *Server) DeletePolicy(vh, name string) error {
+// deletePolicy deletes a policy made through the API.
+func (s *Server) deletePolicy(vh, name string) error {
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
 	for _, fp := range s.fileDefs().Policies {
@@ -202,9 +202,9 @@ func (s *Server) vhostInfoLocked(name string) VhostInfo {
 	return info
 }
 
-// PutVhost creates a vhost, or changes the description and tags of one made through the
+// putVhost creates a vhost, or changes the description and tags of one made through the
 // API. creator, the API's user, gets every permission on a vhost it creates, as in RabbitMQ.
-func (s *Server) PutVhost(name, description string, tags []string, creator string) (created bool, err error) {
+func (s *Server) putVhost(name, description string, tags []string, creator string) (created bool, err error) {
 	if name == "" {
 		return false, refused("vhost name must not be empty")
 	}
@@ -243,10 +243,10 @@ func (s *Server) PutVhost(name, description string, tags []string, creator strin
 	return !exists, nil
 }
 
-// DeleteVhost deletes a vhost: it closes the vhost's connections with 320 CONNECTION_FORCED
+// deleteVhost deletes a vhost: it closes the vhost's connections with 320 CONNECTION_FORCED
 // ("vhost 'x' is deleted", RabbitMQ's text), deletes its queues (and their messages) and
 // exchanges, and forgets the permissions, topic permissions and policies in it.
-func (s *Server) DeleteVhost(name string) error {
+func (s *Server) deleteVhost(name string) error {
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
 	v := s.vhost(name)

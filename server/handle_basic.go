@@ -55,6 +55,9 @@ func (ch *channel) basicConsume(m *amqpwire.BasicConsume) error {
 	if err := ch.conn.checkAccess(permRead, resQueue, q.Name()); err != nil {
 		return err
 	}
+	if err := q.CheckLocal(); err != nil {
+		return err
+	}
 	prio, err := vhost.ConsumerArgs(q.Name(), ch.vh.Name(), m.Arguments)
 	if err != nil {
 		return err
@@ -132,6 +135,9 @@ func (ch *channel) basicGet(m *amqpwire.BasicGet) error {
 		return err
 	}
 	if err := ch.conn.checkAccess(permRead, resQueue, q.Name()); err != nil {
+		return err
+	}
+	if err := q.CheckLocal(); err != nil {
 		return err
 	}
 	e, remaining := q.Core().Get(m.NoAck)

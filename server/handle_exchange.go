@@ -21,7 +21,13 @@ func (ch *channel) exchangeDeclare(m *amqpwire.ExchangeDeclare) error {
 			return err
 		}
 	}
-	if err := ch.vh.DeclareExchange(d, m.Passive); err != nil {
+	var err error
+	if m.Passive {
+		err = ch.vh.DeclareExchange(d, true)
+	} else {
+		err = ch.conn.srv.declareExchange(ch.vh, d)
+	}
+	if err != nil {
 		return err
 	}
 	if !m.NoWait {
@@ -34,7 +40,7 @@ func (ch *channel) exchangeDelete(m *amqpwire.ExchangeDelete) error {
 	if err := ch.conn.checkAccess(permConfigure, resExchange, m.Exchange); err != nil {
 		return err
 	}
-	if err := ch.vh.DeleteExchange(m.Exchange, m.IfUnused); err != nil {
+	if err := ch.conn.srv.deleteExchange(ch.vh, m.Exchange, m.IfUnused); err != nil {
 		return err
 	}
 	if !m.NoWait {
@@ -53,7 +59,7 @@ func (ch *channel) exchangeBind(m *amqpwire.ExchangeBind) error {
 	if err := ch.checkBind(b); err != nil {
 		return err
 	}
-	if err := ch.vh.Bind(ch.conn, b); err != nil {
+	if err := ch.conn.srv.bind(ch.conn, ch.vh, b); err != nil {
 		return err
 	}
 	if !m.NoWait {
@@ -72,7 +78,7 @@ func (ch *channel) exchangeUnbind(m *amqpwire.ExchangeUnbind) error {
 	if err := ch.checkBind(b); err != nil {
 		return err
 	}
-	if err := ch.vh.Unbind(ch.conn, b); err != nil {
+	if err := ch.conn.srv.unbind(ch.conn, ch.vh, b); err != nil {
 		return err
 	}
 	if !m.NoWait {

@@ -45,7 +45,7 @@ func (ch *channel) queueDeclare(m *amqpwire.QueueDeclare) error {
 			return err
 		}
 	}
-	q, err := ch.vh.DeclareQueue(ch.conn, vhost.QueueDecl{
+	q, err := ch.conn.srv.declareQueue(ch.conn, ch.vh, vhost.QueueDecl{
 		Name:        name,
 		Passive:     m.Passive,
 		Durable:     m.Durable,
@@ -102,7 +102,7 @@ func (ch *channel) queueBind(m *amqpwire.QueueBind) error {
 	if err := ch.checkBind(b); err != nil {
 		return err
 	}
-	if err := ch.vh.Bind(ch.conn, b); err != nil {
+	if err := ch.conn.srv.bind(ch.conn, ch.vh, b); err != nil {
 		return err
 	}
 	if !m.NoWait {
@@ -119,7 +119,7 @@ func (ch *channel) queueUnbind(m *amqpwire.QueueUnbind) error {
 	if err := ch.checkBind(b); err != nil {
 		return err
 	}
-	if err := ch.vh.Unbind(ch.conn, b); err != nil {
+	if err := ch.conn.srv.unbind(ch.conn, ch.vh, b); err != nil {
 		return err
 	}
 	ch.send(&amqpwire.QueueUnbindOk{})
@@ -149,7 +149,7 @@ func (ch *channel) queueDelete(m *amqpwire.QueueDelete) error {
 	if err := ch.conn.checkAccess(permConfigure, resQueue, name); err != nil {
 		return err
 	}
-	n, err := ch.vh.DeleteQueue(ch.conn, name, m.IfUnused, m.IfEmpty)
+	n, err := ch.conn.srv.deleteQueue(ch.conn, ch.vh, name, m.IfUnused, m.IfEmpty)
 	if err != nil {
 		return err
 	}

@@ -74,6 +74,9 @@ func (s *Server) GetAs(user, vh, name string, count int, mode GetMode) ([]GotMes
 	if err := s.checkUserAccess(user, vh, permRead, resQueue, name); err != nil {
 		return nil, err
 	}
+	if err := q.CheckLocal(); err != nil {
+		return nil, err
+	}
 	noAck := mode == GetAck
 	core := q.Core()
 	var out []GotMessage

@@ -43,7 +43,7 @@ func (s *Server) DeclareExchangeAs(user, vh string, d exchange.Definition) (bool
 		}
 	}
 	existed := d.Name != "" && v.HasExchange(d.Name)
-	if err := v.DeclareExchange(d, false); err != nil {
+	if err := s.declareExchange(v, d); err != nil {
 		return false, err
 	}
 	return !existed, nil
@@ -62,7 +62,7 @@ func (s *Server) DeleteExchangeAs(user, vh, name string, ifUnused bool) error {
 	if err := s.checkUserAccess(user, vh, permConfigure, resExchange, name); err != nil {
 		return err
 	}
-	return v.DeleteExchange(name, ifUnused)
+	return s.deleteExchange(v, name, ifUnused)
 }
 
 // DeclareQueueAs declares a queue in vh as user, as queue.declare does (never exclusive: the
@@ -92,7 +92,7 @@ func (s *Server) DeclareQueueAs(user, vh string, d vhost.QueueDecl) (bool, error
 	}
 	d.Passive, d.Exclusive = false, false
 	existed := v.HasQueue(d.Name)
-	if _, err := v.DeclareQueue(nil, d); err != nil {
+	if _, err := s.declareQueue(nil, v, d); err != nil {
 		return false, err
 	}
 	s.counters.queuesDeclared.Add(1)
@@ -112,7 +112,7 @@ func (s *Server) DeleteQueueAs(user, vh, name string, ifUnused, ifEmpty bool) er
 	if err := s.checkUserAccess(user, vh, permConfigure, resQueue, name); err != nil {
 		return err
 	}
-	_, err = v.DeleteQueue(nil, name, ifUnused, ifEmpty)
+	_, err = s.deleteQueue(nil, v, name, ifUnused, ifEmpty)
 	return err
 }
 
@@ -125,7 +125,7 @@ func (s *Server) BindAs(user, vh string, b binding.Binding) error {
 	if err := s.checkUserBind(user, vh, b); err != nil {
 		return err
 	}
-	return v.Bind(nil, b)
+	return s.bind(nil, v, b)
 }
 
 // UnbindAs removes b in vh as user, as queue.unbind or exchange.unbind does.
@@ -137,7 +137,7 @@ func (s *Server) UnbindAs(user, vh string, b binding.Binding) error {
 	if err := s.checkUserBind(user, vh, b); err != nil {
 		return err
 	}
-	return v.Unbind(nil, b)
+	return s.unbind(nil, v, b)
 }
 
 // checkUserBind is channel.checkBind for user: write on the destination, read on the source,

@@ -23,6 +23,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/warrenmq/warren/configs"
+	"github.com/warrenmq/warren/server/cluster"
 	"github.com/warrenmq/warren/server/queue"
 	"github.com/warrenmq/warren/server/vhost"
 	"github.com/warrenmq/warren/store"
@@ -104,6 +105,9 @@ type Config struct {
 	// Product is the product name and version presented in connection.start (default
 	// "Warren" and Version).
 	Product Product
+	// OnQuorumQueue, in a cluster, is told about every quorum queue record this node applies
+	// (created, found at start, deleted), with the queue's members (clustermeta.go).
+	OnQuorumQueue func(QuorumQueueChange)
 }
 
 // QueueMemory is the window of ready messages a queue keeps in memory when there is a store:
@@ -198,6 +202,14 @@ type Server struct {
 	loginLog   *summaryLog
 	// ackTimeoutLog summarises acknowledgement timeouts per queue (consumertimeout.go).
 	ackTimeoutLog *summaryLog
+	// noQuorumLog summarises changes refused for want of a cluster majority (clustermeta.go).
+	noQuorumLog *summaryLog
+
+	// meta is the cluster node the replicated model's changes go through; nil on a single
+	// node. Set by Attach before Serve, never changed after. proposeTimeout bounds a change's
+	// wait for a leader (proposeTimeout the constant; tests shorten it).
+	meta           *cluster.Node
+	proposeTimeout time.Duration
 
 	mu        sync.Mutex
 	conns     map[*conn]struct{}    // open or opening, counted against MaxConnections
@@ -217,6 +229,8 @@ func New(cfg Config) *Server {
 		refusing:  make(map[net.Conn]struct{}),
 		listeners: make(map[net.Listener]struct{}),
 		api:       newAPILayer(),
+
+		proposeTimeout: proposeTimeout,
 	}
 	s.flow = newFlowControl(!cfg.DisableFlowControl, s.log)
 	s.alarms = newAlarms(s.log)
@@ -226,6 +240,7 @@ func New(cfg Config) *Server {
 	s.loginLimit = newLoginLimiter(loginFailureInterval, loginLimitSources)
 	s.loginLog = newSummaryLog(s.log, "logins refused", "source", floodSummaryEvery, floodSummaryKeys)
 	s.ackTimeoutLog = newSummaryLog(s.log, "acknowledgement timeouts", "queue", floodSummaryEvery, floodSummaryKeys)
+	s.noQuorumLog = newSummaryLog(s.log, "changes refused: the cluster has no majority", "op", floodSummaryEvery, floodSummaryKeys)
 	s.access.p.Store(cfg.Access)
 	s.vhosts = vhost.NewRegistry(s.log, cfg.Store, cfg.QueueMemory.window())
 	return s
@@ -392,6 +407,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.handshakeLog.close()
 	s.loginLog.close()
 	s.ackTimeoutLog.close()
+	s.noQuorumLog.close()
 
 	// Held delayed messages stay in the store; no timer routes one into a closing broker.
 	s.vhosts.StopDelayed()

@@ -311,17 +311,6 @@ Flags (they override the configuration file; docs/configuration.md lists every s
 			log.Error().Err(err).Msg("closing the store")
 		}
 	}()
-	member, err := startCluster(b, st, log)
-	if err != nil {
-		return err
-	}
-	if member != nil {
-		defer func() {
-			if err := member.Close(); err != nil {
-				log.Warn().Err(err).Msg("leaving the cluster")
-			}
-		}()
-	}
 	hb := time.Duration(b.Heartbeat)
 	if hb == 0 {
 		hb = -1 // offer 0: clients may disable heartbeats
@@ -354,6 +343,19 @@ Flags (they override the configuration file; docs/configuration.md lists every s
 		if _, err := srv.ApplyDefinitions(defs); err != nil {
 			return err
 		}
+	}
+	// The cluster starts on the recovered model with the files applied: its metadata group
+	// applies the replicated changes on top (cluster.go).
+	member, err := startCluster(b, st, srv, log)
+	if err != nil {
+		return err
+	}
+	if member != nil {
+		defer func() {
+			if err := member.Close(); err != nil {
+				log.Warn().Err(err).Msg("leaving the cluster")
+			}
+		}()
 	}
 
 	reload := func() (string, error) { return reloadDefinitions(srv, *configPath, apply, b, log) }

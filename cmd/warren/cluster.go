@@ -60,8 +60,9 @@ func (f clusterFlagSet) apply(fs *flag.FlagSet, c *configs.Cluster) error {
 	return nil
 }
 
-// startCluster joins the cluster b names; nil without one.
-func startCluster(b *configs.Broker, st *store.Store, log zerolog.Logger) (*cluster.Node, error) {
+// startCluster joins the cluster b names, with app as the model its metadata group drives;
+// nil without one.
+func startCluster(b *configs.Broker, st *store.Store, app cluster.Applier, log zerolog.Logger) (*cluster.Node, error) {
 	c := b.Cluster
 	if !c.Enabled() {
 		return nil, nil
@@ -70,7 +71,7 @@ func startCluster(b *configs.Broker, st *store.Store, log zerolog.Logger) (*clus
 	if err != nil {
 		return nil, err
 	}
-	cfg := cluster.Config{Cluster: c, Secret: secret, DataDir: b.DataDir, Store: st, Logger: log}
+	cfg := cluster.Config{Cluster: c, Secret: secret, DataDir: b.DataDir, Store: st, Logger: log, Applier: app}
 	if c.TLS != nil {
 		if cfg.ServerTLS, cfg.ClientTLS, err = clusterTLS(c.TLS, b.File); err != nil {
 			return nil, err

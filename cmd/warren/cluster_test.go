@@ -12,8 +12,8 @@ import (
 
 // clusterNode is one real broker process of a test cluster.
 type clusterNode struct {
-	name, api, dataDir string
-	cmd                *exec.Cmd
+	name, apiAddr, amqp, dataDir string
+	cmd                          *exec.Cmd
 }
 
 type clusterReport struct {
@@ -29,7 +29,7 @@ type clusterReport struct {
 
 func (n *clusterNode) status(t *testing.T) (clusterReport, bool) {
 	t.Helper()
-	req, err := http.NewRequest("GET", "http://"+n.api+"/api/warren/cluster", nil)
+	req, err := http.NewRequest("GET", "http://"+n.apiAddr+"/api/warren/cluster", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,14 +82,14 @@ func TestClusterOfThreeProcesses(t *testing.T) {
 	var nodes []*clusterNode
 	var peers []string
 	for _, name := range []string{"n1", "n2", "n3"} {
-		n := &clusterNode{name: name, api: freeAddr(t), dataDir: t.TempDir()}
+		n := &clusterNode{name: name, apiAddr: freeAddr(t), dataDir: t.TempDir()}
 		peers = append(peers, name+"@"+freeAddr(t))
 		nodes = append(nodes, n)
 	}
 	// start runs n and returns what its API says about its Raft state: whether it rejoined.
 	// Its log lines are drained so that it never blocks on them.
 	start := func(n *clusterNode, i int) (rejoined bool) {
-		cmd, _, lines := startBroker(t, "--data-dir", n.dataDir, "--management-listen", n.api,
+		cmd, _, lines := startBroker(t, "--data-dir", n.dataDir, "--management-listen", n.apiAddr,
 			"--node-name", n.name, "--cluster-listen", strings.SplitN(peers[i], "@", 2)[1],
 			"--cluster-peers", strings.Join(peers, ","))
 		n.cmd = cmd
@@ -110,7 +110,7 @@ func TestClusterOfThreeProcesses(t *testing.T) {
 	}
 	leader := agree(t, nodes)
 
-	out, err := exec.Command(nodes[0].cmd.Path, "ctl", "--url", "http://"+nodes[0].api, "cluster", "status").CombinedOutput()
+	out, err := exec.Command(nodes[0].cmd.Path, "ctl", "--url", "http://"+nodes[0].apiAddr, "cluster", "status").CombinedOutput()
 	if err != nil {
 		t.Fatalf("warren ctl cluster status: %v\n%s", err, out)
 	}

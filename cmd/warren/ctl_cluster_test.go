@@ -16,11 +16,11 @@ func TestClusterJoinAndLeave(t *testing.T) {
 	var peers, addrs []string
 	for _, name := range []string{"n1", "n2", "n3"} {
 		addr := freeAddr(t)
-		nodes = append(nodes, &clusterNode{name: name, api: freeAddr(t), dataDir: t.TempDir()})
+		nodes = append(nodes, &clusterNode{name: name, apiAddr: freeAddr(t), dataDir: t.TempDir()})
 		peers, addrs = append(peers, name+"@"+addr), append(addrs, addr)
 	}
 	run := func(n *clusterNode, args ...string) {
-		cmd, _, lines := startBroker(t, append([]string{"--data-dir", n.dataDir, "--management-listen", n.api,
+		cmd, _, lines := startBroker(t, append([]string{"--data-dir", n.dataDir, "--management-listen", n.apiAddr,
 			"--node-name", n.name, "--cluster-peers", strings.Join(peers, ",")}, args...)...)
 		n.cmd = cmd
 		go func() {
@@ -32,7 +32,7 @@ func TestClusterJoinAndLeave(t *testing.T) {
 		run(n, "--cluster-listen", addrs[i])
 	}
 	n4addr := freeAddr(t)
-	n4 := &clusterNode{name: "n4", api: freeAddr(t), dataDir: t.TempDir()}
+	n4 := &clusterNode{name: "n4", apiAddr: freeAddr(t), dataDir: t.TempDir()}
 	run(n4, "--cluster-listen", n4addr, "--cluster-advertise", n4addr)
 
 	// waitFor polls n's status until ok says it is what the test waits for.
@@ -67,7 +67,7 @@ func TestClusterJoinAndLeave(t *testing.T) {
 	}
 
 	ctl := func(n *clusterNode, args ...string) (string, error) {
-		out, err := exec.Command(n.cmd.Path, append([]string{"ctl", "--url", "http://" + n.api}, args...)...).CombinedOutput()
+		out, err := exec.Command(n.cmd.Path, append([]string{"ctl", "--url", "http://" + n.apiAddr}, args...)...).CombinedOutput()
 		return string(out), err
 	}
 	if out, err := ctl(follower, "cluster", "join", "n4@"+n4addr); err == nil || !strings.Contains(out, "ask "+leader.name) {

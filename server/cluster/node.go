@@ -12,11 +12,11 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -43,7 +43,22 @@ type Config struct {
 	Logger  zerolog.Logger
 	// Timing overrides raft's defaults (tests); zero values keep them.
 	HeartbeatTimeout, ElectionTimeout time.Duration
+	// Applier is the model the metadata group drives (the broker); nil applies nothing.
+	Applier Applier
+	// SnapshotThreshold, SnapshotInterval and TrailingLogs override the metadata group's
+	// snapshot policy (defaults: metaSnapshotThreshold, metaSnapshotInterval, metaTrailingLogs).
+	SnapshotThreshold, TrailingLogs uint64
+	SnapshotInterval                time.Duration
 }
+
+// The metadata group's snapshot policy: a snapshot after this many changes, checked this
+// often, keeping this many entries behind it for followers that are a little behind (one
+// further behind gets the snapshot).
+const (
+	metaSnapshotThreshold = 1024
+	metaSnapshotInterval  = 30 * time.Second
+	metaTrailingLogs      = 1024
+)
 
 // Node is a running cluster member.
 type Node struct {
@@ -53,6 +68,12 @@ type Node struct {
 	mux   *raftmux.Mux
 	trans *raft.NetworkTransport
 	meta  *raft.Raft
+	fsm   *metaFSM
+	app   Applier
+	// propLayer carries proposals forwarded to the leader (ProposeGroup).
+	propLayer *raftmux.Layer
+	closed    chan struct{}
+	wg        sync.WaitGroup
 	// Rejoined says the node started on existing Raft state (it did not bootstrap).
 	Rejoined bool
 }
@@ -83,7 +104,11 @@ func Start(cfg Config) (*Node, error) {
 		ln = tls.NewListener(ln, cfg.ServerTLS)
 	}
 	log := cfg.Logger.With().Str("node", c.NodeName).Logger()
-	n := &Node{cfg: cfg, log: log, ln: ln}
+	app := cfg.Applier
+	if app == nil {
+		app = nopApplier{}
+	}
+	n := &Node{cfg: cfg, log: log, ln: ln, app: app, closed: make(chan struct{})}
 	muxCfg := raftmux.Config{Listener: ln, Advertise: advertise, Node: c.NodeName, Secret: cfg.Secret, Logger: log}
 	if cfg.ClientTLS != nil {
 		muxCfg.Dial = tlsDialer(cfg.ClientTLS)
@@ -93,6 +118,8 @@ func Start(cfg Config) (*Node, error) {
 		_ = n.mux.Close()
 		return nil, err
 	}
+	n.wg.Add(1)
+	go n.serveProposals()
 	log.Info().Str("listen", ln.Addr().String()).Str("advertise", advertise).Bool("rejoined", n.Rejoined).
 		Int("peers", len(c.Peers)).Msg("cluster: node started")
 	return n, nil
@@ -128,6 +155,26 @@ func (n *Node) startMeta(self configs.Peer, advertise string) error {
 	if n.cfg.ElectionTimeout > 0 {
 		conf.ElectionTimeout = n.cfg.ElectionTimeout
 	}
+	conf.SnapshotThreshold, conf.SnapshotInterval, conf.TrailingLogs = metaSnapshotThreshold, metaSnapshotInterval, metaTrailingLogs
+	if n.cfg.SnapshotThreshold > 0 {
+		conf.SnapshotThreshold = n.cfg.SnapshotThreshold
+	}
+	if n.cfg.SnapshotInterval > 0 {
+		conf.SnapshotInterval = n.cfg.SnapshotInterval
+	}
+	if n.cfg.TrailingLogs > 0 {
+		conf.TrailingLogs = n.cfg.TrailingLogs
+	}
+	// The model on disk is newer than any snapshot: the FSM skips what it already applied
+	// (meta.go), and a snapshot is only restored when the leader sends one.
+	conf.NoSnapshotRestoreOnStart = true
+	if n.propLayer, err = n.mux.Layer(ProposeGroup); err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	if n.fsm, err = newMetaFSM(n.app, logs, n.log); err != nil {
+		return err
+	}
+	n.app.Attach(n)
 	has, err := raft.HasExistingState(logs, logs, snaps)
 	if err != nil {
 		return fmt.Errorf("cluster: %w", err)
@@ -150,7 +197,7 @@ func (n *Node) startMeta(self configs.Peer, advertise string) error {
 			return fmt.Errorf("cluster: bootstrap: %w", err)
 		}
 	}
-	r, err := raft.NewRaft(conf, metaFSM{}, logs, logs, snaps, n.trans)
+	r, err := raft.NewRaft(conf, n.fsm, logs, logs, snaps, n.trans)
 	if err != nil {
 		return fmt.Errorf("cluster: %w", err)
 	}
@@ -161,8 +208,38 @@ func (n *Node) startMeta(self configs.Peer, advertise string) error {
 // Close leaves the metadata group (without removing this node from the membership) and closes
 // the cluster connections.
 func (n *Node) Close() error {
+	close(n.closed)
 	err := n.meta.Shutdown().Error()
-	return errors.Join(err, n.trans.Close(), n.mux.Close())
+	_ = n.propLayer.Close()
+	err = errors.Join(err, n.trans.Close(), n.mux.Close())
+	n.wg.Wait()
+	return err
+}
+
+// Name is this node's name.
+func (n *Node) Name() string { return n.cfg.Cluster.NodeName }
+
+// Members are the names of the nodes of the initial membership, in cluster-peers order.
+func (n *Node) Members() []string {
+	out := make([]string, 0, len(n.cfg.Cluster.Peers))
+	for _, p := range n.cfg.Cluster.Peers {
+		out = append(out, p.Name)
+	}
+	return out
+}
+
+// QueueRecord returns where the replicated queue vhost/name lives.
+func (n *Node) QueueRecord(vhost, name string) (QueueRecord, bool) { return n.fsm.record(vhost, name) }
+
+// QueueRecords returns every replicated queue's record.
+func (n *Node) QueueRecords() []QueueRecord { return n.fsm.records() }
+
+// Snapshot takes a snapshot of the metadata group now (tests, operators).
+func (n *Node) Snapshot() error {
+	if err := n.meta.Snapshot().Error(); err != nil {
+		return fmt.Errorf("cluster: metadata snapshot: %w", err)
+	}
+	return nil
 }
 
 // Member is one node of the membership as the metadata group sees it.
@@ -183,6 +260,8 @@ type Status struct {
 	CommitIndex  uint64   `json:"commit_index"`
 	AppliedIndex uint64   `json:"applied_index"`
 	Members      []Member `json:"members"`
+	// SnapshotIndex is the index of the last snapshot this node took or received.
+	SnapshotIndex uint64 `json:"snapshot_index"`
 	// Rejoined: the node started on Raft state it had (it did not bootstrap).
 	Rejoined bool `json:"rejoined"`
 }
@@ -195,6 +274,7 @@ func (n *Node) Status() Status {
 		LastIndex: n.meta.LastIndex(), CommitIndex: n.meta.CommitIndex(), AppliedIndex: n.meta.AppliedIndex(),
 		Rejoined: n.Rejoined}
 	_, _ = fmt.Sscan(st["term"], &s.Term)
+	_, _ = fmt.Sscan(st["last_snapshot_index"], &s.SnapshotIndex)
 	if f := n.meta.GetConfiguration(); f.Error() == nil {
 		for _, srv := range f.Configuration().Servers {
 			s.Members = append(s.Members, Member{Name: string(srv.ID), Address: string(srv.Address),
@@ -203,19 +283,6 @@ func (n *Node) Status() Status {
 	}
 	return s
 }
-
-// metaFSM is the metadata group's state machine. The cluster's membership is Raft's own
-// configuration; replicated definitions are applied here as they are added.
-type metaFSM struct{}
-
-func (metaFSM) Apply(*raft.Log) any                 { return nil }
-func (metaFSM) Snapshot() (raft.FSMSnapshot, error) { return emptySnapshot{}, nil }
-func (metaFSM) Restore(rc io.ReadCloser) error      { return rc.Close() }
-
-type emptySnapshot struct{}
-
-func (emptySnapshot) Persist(sink raft.SnapshotSink) error { return sink.Close() }
-func (emptySnapshot) Release()                             {}
 
 // raftLogger sends hashicorp/raft's log lines (warnings and worse) to zerolog.
 func raftLogger(log zerolog.Logger) hclog.Logger {

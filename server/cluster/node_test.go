@@ -15,6 +15,12 @@ type testNode struct {
 	dir string
 	st  *store.Store
 	n   *Node
+	// app is the node's model (kept across restarts, as a broker's is on disk); nil for none.
+	app *fakeApplier
+	// snapshotThreshold, trailingLogs and snapshotInterval override the metadata group's
+	// (0: defaults).
+	snapshotThreshold, trailingLogs uint64
+	snapshotInterval                time.Duration
 }
 
 func freeAddr(t *testing.T) string {
@@ -36,7 +42,9 @@ func (tn *testNode) start(t *testing.T, c configs.Cluster) {
 	self, _ := c.Self()
 	c.Listen = self.Addr
 	n, err := Start(Config{Cluster: c, Secret: []byte("0123456789abcdef"), DataDir: tn.dir, Store: st, Logger: zerolog.Nop(),
-		HeartbeatTimeout: 300 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond})
+		HeartbeatTimeout: 300 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond,
+		Applier: tn.applier(), SnapshotThreshold: tn.snapshotThreshold, TrailingLogs: tn.trailingLogs,
+		SnapshotInterval: tn.snapshotInterval})
 	if err != nil {
 		t.Fatal(err)
 	}

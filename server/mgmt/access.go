@@ -181,7 +181,10 @@ func (a *api) accBad(w http.ResponseWriter, r *http.Request, reason string) {
 // for a refusal, 500 (logged) otherwise.
 func (a *api) accFailed(w http.ResponseWriter, r *http.Request, err error) {
 	var ref *server.RefusedError
+	var nq *server.NoQuorumError
 	switch {
+	case errors.As(err, &nq):
+		writeError(w, http.StatusServiceUnavailable, "no_quorum", nq.Text)
 	case errors.Is(err, server.ErrNotFound):
 		notFound(w)
 	case errors.Is(err, server.ErrVhostNotFound):

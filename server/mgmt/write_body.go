@@ -245,8 +245,11 @@ func failure(err error, style errStyle) (int, string, any) {
 	var br *badRequest
 	var chErr *amqpwire.ChannelError
 	var connErr *amqpwire.ConnectionError
+	var nq *server.NoQuorumError
 	code, text := uint16(0), ""
 	switch {
+	case errors.As(err, &nq):
+		return http.StatusServiceUnavailable, "no_quorum", nq.Text
 	case errors.As(err, &br):
 		return http.StatusBadRequest, "bad_request", br.reason
 	case errors.Is(err, server.ErrVhostNotFound):

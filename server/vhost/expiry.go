@@ -15,7 +15,7 @@ func (v *Vhost) armExpiry(rec *Queue) {
 
 func (v *Vhost) checkExpiry(rec *Queue) {
 	expires := rec.cur().expires
-	if expires == 0 {
+	if expires == 0 || rec.Remote() != "" {
 		return // a policy took x-expires away; applyPolicy re-arms if one brings it back
 	}
 	idle := time.Since(time.UnixMilli(rec.lastUsed.Load()))
@@ -42,4 +42,5 @@ func (v *Vhost) checkExpiry(rec *Queue) {
 	if err := v.persist(); err != nil {
 		v.log.Error().Err(err).Str("queue", rec.name).Msg("queue expiry not persisted")
 	}
+	v.gone.tell(v.name, rec.name)
 }

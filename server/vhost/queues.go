@@ -36,6 +36,8 @@ type Queue struct {
 	// through the model (AddConsumer, Vhost.RemoveConsumer, deletion).
 	cmu       sync.Mutex
 	consumers map[Consumer]consumerRec
+	// remote names the cluster node that holds this queue when it is not this one (remote.go).
+	remote atomic.Pointer[string]
 }
 
 // consumerRec is what a listing shows of a consumer.
@@ -64,6 +66,9 @@ func (q *Queue) OwnedBy(o Owner) bool { return q.owner != nil && q.owner == o }
 // AddConsumer subscribes c, under the consumer tag tag, to the queue
 // (queue.Queue.AddConsumer); the model cancels c when the queue is deleted.
 func (q *Queue) AddConsumer(c Consumer, tag string, opts queue.ConsumerOptions) error {
+	if err := q.CheckLocal(); err != nil {
+		return err
+	}
 	if err := q.q.AddConsumer(c, opts); err != nil {
 		return err
 	}
@@ -363,6 +368,7 @@ func (v *Vhost) autoDeleteQueue(q *Queue) {
 	if err := v.persist(); err != nil {
 		v.log.Error().Err(err).Str("queue", q.name).Msg("auto-delete not persisted")
 	}
+	v.gone.tell(v.name, q.name)
 }
 
 // DeleteExclusiveQueues deletes the exclusive queues of o among names, when o closes.

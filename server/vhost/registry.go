@@ -18,6 +18,8 @@ type Registry struct {
 	window queue.Window // the queue window of vhosts created from now on
 
 	churn QueueChurn // shared by its vhosts
+	// gone is told of the queues its vhosts delete by themselves (remote.go).
+	gone queueGone
 
 	mu     sync.RWMutex
 	vhosts map[string]*Vhost
@@ -28,7 +30,7 @@ type Registry struct {
 func NewRegistry(log zerolog.Logger, st *store.Store, window queue.Window) *Registry {
 	r := &Registry{log: log, st: st, window: window, vhosts: make(map[string]*Vhost)}
 	v := New("/", log, st, window)
-	v.churn = &r.churn
+	v.churn, v.gone = &r.churn, &r.gone
 	r.vhosts["/"] = v
 	return r
 }
@@ -47,7 +49,7 @@ func (r *Registry) Ensure(name string) *Vhost {
 	v := r.vhosts[name]
 	if v == nil {
 		v = New(name, r.log, r.st, r.window)
-		v.churn = &r.churn
+		v.churn, v.gone = &r.churn, &r.gone
 		r.vhosts[name] = v
 	}
 	return v

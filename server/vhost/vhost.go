@@ -55,6 +55,7 @@ type Vhost struct {
 	clock  queue.Clock                  // held messages' due times (delayed.go), deduplication windows (dedup.go); tests replace it
 	window atomic.Pointer[queue.Window] // for queues declared from now on; see setWindow
 	churn  *QueueChurn                  // the registry's; nil for a vhost made outside one
+	gone   *queueGone                   // the registry's; nil for a vhost made outside one
 
 	defs sync.Mutex
 	ops  []func(*store.Store) error // store deletes collected under mu; guarded by defs

@@ -1,0 +1,323 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"time"
+
+	"github.com/warrenmq/warren/amqpwire"
+	"github.com/warrenmq/warren/binding"
+	"github.com/warrenmq/warren/exchange"
+	"github.com/warrenmq/warren/server/cluster"
+	"github.com/warrenmq/warren/server/vhost"
+)
+
+// Replicated metadata. In a cluster (Server.meta set by Attach) the changes of the
+// replicated model are proposed to the metadata Raft group instead of applied: exchanges,
+// durable non-exclusive queues, bindings to them, and the management API's vhosts, users,
+// permissions, topic permissions, policies, limits and imports. ApplyMeta, run on every node
+// in log order, makes each change with the same functions a single node uses. Without a
+// cluster none of this runs: each call site checks s.meta == nil first.
+
+// proposeTimeout bounds a proposal made for a client: with no leader for that long the
+// client gets errNoQuorum.
+const proposeTimeout = 30 * time.Second
+
+// QuorumQueueChange is a quorum queue record applied on this node: created (or found at
+// start, or seen again in a snapshot: the same queue may be reported more than once) with its
+// members, or deleted.
+type QuorumQueueChange struct {
+	Vhost, Name string
+	// Group is the queue's Raft group id, the same on every node (cluster.QueueRecord.Group).
+	Group uint64
+	// ID is the queue's id in this node's store (each node's own); 0 without a store record.
+	ID      uint64
+	Members []string
+	Deleted bool
+}
+
+var _ cluster.Applier = (*Server)(nil)
+
+// Attach implements cluster.Applier: from now on the replicated model's changes go through
+// n. Queues other nodes hold are marked remote again (the marks are not on disk).
+func (s *Server) Attach(n *cluster.Node) {
+	s.meta = n
+	for _, r := range n.QueueRecords() {
+		s.applyRecord(r)
+	}
+	s.vhosts.OnQueueGone(s.queueGone)
+}
+
+// queueGone proposes the deletion of a replicated queue this node holds and deleted by
+// itself (x-expires, auto-delete), so that the other nodes' copies and its record go too. It
+// is called under the vhost's locks: the proposal runs on a goroutine of its own, which ends
+// once the deletion is applied, refused, or the wait for a leader (proposeTimeout) or the
+// node ends.
+func (s *Server) queueGone(vh, name string) {
+	rec, ok := s.meta.QueueRecord(vh, name)
+	if !ok || !rec.Local(s.meta.Name()) {
+		return
+	}
+	go func() {
+		if err := s.propose(cluster.OpQueueDelete, vh, name, deleteArgs{}, &rec); err != nil {
+			s.log.Warn().Err(err).Str("vhost", vh).Str("queue", name).Msg("cluster: the deletion of an expired or auto-deleted queue was not replicated")
+		}
+	}()
+}
+
+// clustered says whether changes to the replicated model are proposed.
+func (s *Server) clustered() bool { return s.meta != nil }
+
+// propose submits one change and waits until this node has applied it. errNoQuorum when the
+// cluster has no leader within proposeTimeout.
+func (s *Server) propose(op, vh, name string, body any, rec *cluster.QueueRecord) error {
+	c := cluster.Command{Op: op, Vhost: vh, Name: name, Queue: rec}
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return fmt.Errorf("encoding %s: %w", op, err)
+		}
+		c.Body = b
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.proposeTimeout)
+	defer cancel()
+	err := s.meta.Propose(ctx, c)
+	if errors.Is(err, cluster.ErrNoLeader) || errors.Is(err, context.DeadlineExceeded) {
+		if s.noQuorumLog.note(op, err.Error(), time.Now()) {
+			s.log.Warn().Err(err).Str("op", op).Str("vhost", vh).Str("name", name).Msg("change refused: the cluster has no majority")
+		}
+		return errNoQuorum(op, vh, name)
+	}
+	return err
+}
+
+// errNoQuorum is the reply to a change the cluster could not commit: no leader (fewer than a
+// majority of the nodes reachable) within proposeTimeout. It is what RabbitMQ with Khepri
+// (its Raft metadata store) answers in a minority: the connection is closed with 541
+// INTERNAL_ERROR "failed to declare exchange 'x' in vhost '/' because the operation timed
+// out". The management API answers 503.
+func errNoQuorum(op, vh, name string) error {
+	what := map[string]string{
+		cluster.OpExchangeDeclare: "declare exchange", cluster.OpExchangeDelete: "delete exchange",
+		cluster.OpQueueDeclare: "declare queue", cluster.OpQueueDelete: "delete queue",
+		cluster.OpBind: "bind to", cluster.OpUnbind: "unbind from",
+	}[op]
+	if what == "" {
+		what = "apply " + op + " to"
+	}
+	return &NoQuorumError{ConnectionError: amqpwire.NewConnectionError(amqpwire.CodeInternalError, 0, 0,
+		"failed to %s '%s' in vhost '%s' because the operation timed out", what, name, vh)}
+}
+
+// NoQuorumError is a change the cluster could not commit (the management API answers 503).
+type NoQuorumError struct{ *amqpwire.ConnectionError }
+
+// Unwrap lets the AMQP layer close the connection with the embedded error.
+func (e *NoQuorumError) Unwrap() error { return e.ConnectionError }
+
+// queueRecord is where a new replicated queue lives: a classic queue on this node (as
+// RabbitMQ places a classic queue on the node the declaring client is connected to), a quorum
+// queue on every node or x-quorum-initial-group-size of them, starting at a node picked from
+// the queue's name so that groups spread over the nodes.
+func (s *Server) queueRecord(vh string, d vhost.QueueDecl) *cluster.QueueRecord {
+	r := &cluster.QueueRecord{Vhost: vh, Name: d.Name, Type: cluster.QueueClassic, Owner: s.meta.Name()}
+	if t, _ := vhost.StringArg(d.Args, "x-queue-type"); t != "quorum" {
+		return r
+	}
+	nodes := s.meta.Members()
+	size := len(nodes)
+	if v, ok, _ := d.Args.Get("x-quorum-initial-group-size"); ok {
+		if n, ok := intArg(v); ok && n > 0 && int(n) < size {
+			size = int(n)
+		}
+	}
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(vh + "\x00" + d.Name))
+	start := int(h.Sum32() % uint32(len(nodes)))
+	r.Type, r.Owner = cluster.QueueQuorum, ""
+	for i := range size {
+		r.Members = append(r.Members, nodes[(start+i)%len(nodes)])
+	}
+	return r
+}
+
+// intArg is an integer field table value.
+func intArg(v any) (int64, bool) {
+	switch n := v.(type) {
+	case int8:
+		return int64(n), true
+	case int16:
+		return int64(n), true
+	case int32:
+		return int64(n), true
+	case int64:
+		return n, true
+	case uint8:
+		return int64(n), true
+	case uint16:
+		return int64(n), true
+	case uint32:
+		return int64(n), true
+	}
+	return 0, false
+}
+
+// applyRecord marks the queue of r remote unless this node holds it, and tells the quorum
+// hook about a quorum queue.
+func (s *Server) applyRecord(r cluster.QueueRecord) {
+	v := s.vhost(r.Vhost)
+	if v == nil {
+		return
+	}
+	q, err := v.QueueFor(nil, r.Name)
+	if err != nil {
+		return
+	}
+	remote := ""
+	if !r.Local(s.meta.Name()) {
+		remote = r.Owner
+		if r.Type == cluster.QueueQuorum && len(r.Members) > 0 {
+			remote = r.Members[0]
+		}
+	}
+	q.SetRemote(remote)
+	if r.Type == cluster.QueueQuorum && s.cfg.OnQuorumQueue != nil {
+		s.cfg.OnQuorumQueue(QuorumQueueChange{Vhost: r.Vhost, Name: r.Name, Group: r.Group, ID: q.StoreID(), Members: r.Members})
+	}
+}
+
+// Bodies of the topology commands.
+type (
+	deleteArgs struct {
+		IfUnused bool `json:"if_unused,omitempty"`
+		IfEmpty  bool `json:"if_empty,omitempty"`
+	}
+)
+
+// ApplyMeta implements cluster.Applier.
+func (s *Server) ApplyMeta(c cluster.Command) error {
+	switch c.Op {
+	case cluster.OpExchangeDeclare, cluster.OpExchangeDelete, cluster.OpQueueDeclare, cluster.OpQueueDelete,
+		cluster.OpBind, cluster.OpUnbind:
+		return s.applyTopology(c)
+	}
+	return s.applyAPI(c)
+}
+
+func (s *Server) applyTopology(c cluster.Command) error {
+	v := s.vhost(c.Vhost)
+	if v == nil {
+		return amqpwire.NewChannelError(amqpwire.CodeNotFound, 0, 0, "no vhost '%s'", c.Vhost)
+	}
+	switch c.Op {
+	case cluster.OpExchangeDeclare:
+		var d exchange.Definition
+		if err := json.Unmarshal(c.Body, &d); err != nil {
+			return fmt.Errorf("%s: %w", c.Op, err)
+		}
+		return v.DeclareExchange(d, false)
+	case cluster.OpExchangeDelete:
+		var a deleteArgs
+		if err := json.Unmarshal(c.Body, &a); err != nil {
+			return fmt.Errorf("%s: %w", c.Op, err)
+		}
+		return v.DeleteExchange(c.Name, a.IfUnused)
+	case cluster.OpQueueDeclare:
+		var d vhost.QueueDecl
+		if err := json.Unmarshal(c.Body, &d); err != nil {
+			return fmt.Errorf("%s: %w", c.Op, err)
+		}
+		d.Passive, d.Exclusive = false, false
+		if _, err := v.DeclareQueue(nil, d); err != nil {
+			return err
+		}
+		if c.Queue != nil {
+			s.applyRecord(*c.Queue)
+		}
+		return nil
+	case cluster.OpQueueDelete:
+		// if-unused and if-empty were checked where the client asked (consumers and
+		// messages are the holding node's): every node deletes.
+		var id uint64
+		if q, err := v.QueueFor(nil, c.Name); err == nil {
+			id = q.StoreID()
+		}
+		rec, known := s.meta.QueueRecord(c.Vhost, c.Name) // the FSM drops it after this returns
+		if _, err := v.DeleteQueue(nil, c.Name, false, false); err != nil {
+			return err
+		}
+		if known && rec.Type == cluster.QueueQuorum && s.cfg.OnQuorumQueue != nil {
+			s.cfg.OnQuorumQueue(QuorumQueueChange{Vhost: c.Vhost, Name: c.Name, Group: rec.Group, ID: id, Members: rec.Members, Deleted: true})
+		}
+		return nil
+	case cluster.OpBind, cluster.OpUnbind:
+		var b binding.Binding
+		if err := json.Unmarshal(c.Body, &b); err != nil {
+			return fmt.Errorf("%s: %w", c.Op, err)
+		}
+		if c.Op == cluster.OpBind {
+			return v.Bind(nil, b)
+		}
+		return v.Unbind(nil, b)
+	}
+	return fmt.Errorf("unknown metadata op %q", c.Op)
+}
+
+// wireError is an ApplyMeta error on its way from the leader to the proposing node.
+type wireError struct {
+	Kind   string `json:"kind"` // channel, connection, refused, not_found, vhost_not_found, user_not_found, other
+	Code   uint16 `json:"code,omitempty"`
+	Class  uint16 `json:"class,omitempty"`
+	Method uint16 `json:"method,omitempty"`
+	Text   string `json:"text"`
+}
+
+// MarshalError implements cluster.Applier.
+func (s *Server) MarshalError(err error) json.RawMessage {
+	w := wireError{Kind: "other", Text: err.Error()}
+	var ch *amqpwire.ChannelError
+	var conn *amqpwire.ConnectionError
+	var ref *RefusedError
+	switch {
+	case errors.As(err, &ch):
+		w = wireError{Kind: "channel", Code: ch.Code, Class: ch.ClassID, Method: ch.MethodID, Text: ch.Text}
+	case errors.As(err, &conn):
+		w = wireError{Kind: "connection", Code: conn.Code, Class: conn.ClassID, Method: conn.MethodID, Text: conn.Text}
+	case errors.As(err, &ref):
+		w = wireError{Kind: "refused", Text: ref.Reason}
+	case errors.Is(err, ErrNotFound):
+		w.Kind = "not_found"
+	case errors.Is(err, ErrVhostNotFound):
+		w.Kind = "vhost_not_found"
+	case errors.Is(err, ErrUserNotFound):
+		w.Kind = "user_not_found"
+	}
+	b, _ := json.Marshal(w) // plain fields
+	return b
+}
+
+// UnmarshalError implements cluster.Applier.
+func (s *Server) UnmarshalError(raw json.RawMessage) error {
+	var w wireError
+	if err := json.Unmarshal(raw, &w); err != nil {
+		return fmt.Errorf("the leader refused the change: %s", raw)
+	}
+	switch w.Kind {
+	case "channel":
+		return &amqpwire.ChannelError{Code: w.Code, Text: w.Text, ClassID: w.Class, MethodID: w.Method}
+	case "connection":
+		return &amqpwire.ConnectionError{Code: w.Code, Text: w.Text, ClassID: w.Class, MethodID: w.Method}
+	case "refused":
+		return &RefusedError{Reason: w.Text}
+	case "not_found":
+		return ErrNotFound
+	case "vhost_not_found":
+		return ErrVhostNotFound
+	case "user_not_found":
+		return ErrUserNotFound
+	}
+	return errors.New(w.Text)
+}

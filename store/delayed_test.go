@@ -61,6 +61,7 @@ func TestDelayedOrderAndCursor(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	s.held.settle()
 	all, _ := s.ReadDelayed("/", "x", nil, 10, 1<<20)
 	if got := fmt.Sprint(bodies(all)); got != "[100-1 100-3 300-2 500-0]" {
 		t.Fatalf("after a delete %s", got)

@@ -408,6 +408,11 @@ func (l *delayedLog) writePuts(ops []heldOp) {
 	}
 	l.mu.Unlock()
 	jpre := l.journalSize
+	defer func() {
+		if cap(l.jbuf) > 1<<20 {
+			l.jbuf = nil // a burst's batch: not kept for the next one
+		}
+	}()
 	err = func() error {
 		for _, p := range order {
 			if err := l.openSlice(p.sl); err != nil {

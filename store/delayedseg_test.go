@@ -252,3 +252,54 @@ func FuzzSegmentDecode(f *testing.F) {
 		})
 	})
 }
+
+// A batch whose journal write fails is refused and cut off the segment file it reached, so
+// nothing refused is read or recovered, and what was confirmed before stays. When the undo
+// itself fails (here: truncating the journal), every later held message is refused until the
+// store is opened again.
+func TestHeldFailedWriteUndone(t *testing.T) {
+	dir := t.TempDir()
+	s := openT(t, dir)
+	putDelayed(t, s, "x", 100, true, "confirmed")
+	// A read-only handle in place of the journal: the next write to it fails, and so does the
+	// truncate that undoes it. The writer is idle: its last use of the field was before the
+	// confirm above.
+	ro, err := os.Open(filepath.Join(dir, heldDirName, journalName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rw := s.held.journal
+	s.held.journal = ro
+	put := func(due int64, body string) error {
+		seq, _ := s.NewDelayedSeq()
+		d := &Delayed{Due: due, Seq: seq, TTL: -1, Msg: Message{Exchange: "x", Body: []byte(body), Persistent: true}}
+		return wait(func(done func(error)) { s.PutDelayed("/", "x", d, done) })
+	}
+	if err := put(150, "refused"); err == nil {
+		t.Fatal("a held message was confirmed though its journal write failed")
+	}
+	data, err := os.ReadFile(filepath.Join(dir, heldDirName, heldDirFor("/"), heldDirFor("x"), "0"+segSuffix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, valid := scanBodies(t, data); fmt.Sprint(got) != "[confirmed]" || valid != len(data) {
+		t.Fatalf("segment after the failed write: %v, %d of %d bytes valid; want [confirmed] alone", got, valid, len(data))
+	}
+	if err := put(160, "after"); err == nil {
+		t.Fatal("a held message was taken after a failed write could not be undone")
+	}
+	if all, _ := s.ReadDelayed("/", "x", nil, 10, 1<<20); fmt.Sprint(bodies(all)) != "[confirmed]" {
+		t.Fatalf("read %v, want [confirmed]", bodies(all))
+	}
+	s.held.journal = rw
+	_ = ro.Close()
+	closeT(t, s)
+	s = openT(t, dir)
+	defer closeT(t, s)
+	if idx, _ := s.IndexDelayed(); fmt.Sprint(idx) != "[{/ x 1}]" {
+		t.Fatalf("index after reopening %v, want [{/ x 1}]", idx)
+	}
+	if err := put(170, "taken again"); err != nil {
+		t.Fatalf("after reopening: %v", err)
+	}
+}

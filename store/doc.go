@@ -154,7 +154,10 @@
 // mark (the delivered sequence numbers) to the slice's file, or removes the file when every
 // message in it is delivered — after a checkpoint if the journal may still hold its records.
 // A mark lost in a machine crash delivers its messages again, as an ack lost in a crash does.
-// Dropping an exchange's messages (DropDelayed) removes its directory.
+// Dropping an exchange's messages (DropDelayed) removes its directory. A slice is a file, so
+// delays spread over days make one small file per second of due time (86,400 for a day); and a
+// read holds one slice's file in memory, so a second of due time with hundreds of thousands of
+// messages costs tens of MiB while it is read.
 //
 // Below the disk reserve the log refuses new held messages with ErrDiskFull, as the writer
 // refuses message writes; a failed write is cut off the files it reached (ENOSPC is

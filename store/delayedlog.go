@@ -391,6 +391,10 @@ func (l *delayedLog) undo(jpre int64, parts func(yield func(*heldSlice, int64) b
 			errs = append(errs, err)
 		}
 		sl.size = pre
+		if _, dirty := l.dirty[sl]; !dirty {
+			_ = sl.f.Close() // no checkpoint would close it
+			sl.f = nil
+		}
 	}
 	l.mu.Lock()
 	for _, x := range l.xs {
@@ -399,8 +403,9 @@ func (l *delayedLog) undo(jpre int64, parts func(yield func(*heldSlice, int64) b
 				delete(x.slices, start)
 				if sl.f != nil {
 					_ = sl.f.Close()
-					_ = os.Remove(sl.path)
+					sl.f = nil
 				}
+				_ = os.Remove(sl.path)
 			}
 		}
 	}

@@ -217,6 +217,14 @@ func (l *delayedLog) recover() error {
 	if err := l.checkpoint(); err != nil {
 		return fmt.Errorf("store: recover held messages: %w", err)
 	}
+	if !l.noSync {
+		// The journal's own entry, before the first confirm relies on it.
+		for _, d := range []string{filepath.Dir(l.root), l.root} {
+			if err := syncDirectory(d); err != nil {
+				return fmt.Errorf("store: recover held messages: %w", err)
+			}
+		}
+	}
 	var held int64
 	for _, x := range l.xs {
 		held += x.count

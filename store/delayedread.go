@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Reading the held-message log: a window's worth of messages in due order, and recovery at
@@ -143,6 +144,7 @@ func readPrefix(path string, n int64) ([]byte, error) {
 // each persistent journal record no segment file has is appended to its file, and a
 // checkpoint makes it all durable and empties the journal.
 func (l *delayedLog) recover() error {
+	began := time.Now()
 	if err := os.MkdirAll(l.root, 0o700); err != nil {
 		return fmt.Errorf("store: create held-message directory: %w", err)
 	}
@@ -230,7 +232,7 @@ func (l *delayedLog) recover() error {
 		held += x.count
 	}
 	l.log.Info().Int("segments", segments).Int64("held", held).Int("journal_replayed", replayed).
-		Int("transient_dropped", dropped).Msg("store: held messages recovered")
+		Int("transient_dropped", dropped).Dur("took", time.Since(began)).Msg("store: held messages recovered")
 	return nil
 }
 

@@ -12,10 +12,11 @@ import (
 	"github.com/dgraph-io/badger/v4"
 )
 
-// Messages held by delayed-message exchanges ('H' records). They are keyed by exchange, then
-// due time, then a sequence number, so the broker keeps only the next few in memory and reads
-// the following ones with a seek and a short scan. A persistent message's record survives a
-// crash; a transient one's is dropped at the next recovery (IndexDelayed).
+// Messages held by delayed-message exchanges: the API over the held-message log
+// (delayedlog.go), which keeps them in a file per exchange and second of due time, so the
+// broker keeps only the next few in memory and reads the following ones sequentially. A
+// persistent message's record survives a crash; a transient one's is dropped at the next
+// Open.
 
 // Delayed is one message held by a delayed-message exchange until Due.
 type Delayed struct {

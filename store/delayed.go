@@ -1,16 +1,22 @@
 package store
 
 import (
+	"cmp"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"slices"
+	"strings"
+	"sync"
 
 	"github.com/dgraph-io/badger/v4"
 )
 
-// Messages held by delayed-message exchanges ('H' records). They are keyed by exchange, then
-// due time, then a sequence number, so the broker keeps only the next few in memory and reads
-// the following ones with a seek and a short scan. A persistent message's record survives a
-// crash; a transient one's is dropped at the next recovery (IndexDelayed).
+// Messages held by delayed-message exchanges: the API over the held-message log
+// (delayedlog.go), which keeps them in a file per exchange and second of due time, so the
+// broker keeps only the next few in memory and reads the following ones sequentially. A
+// persistent message's record survives a crash; a transient one's is dropped at the next
+// Open.
 
 // Delayed is one message held by a delayed-message exchange until Due.
 type Delayed struct {
@@ -45,80 +51,35 @@ func (s *Store) NewDelayedSeq() (uint64, error) {
 	return n + 1, nil
 }
 
-// PutDelayed stores a held message of exchange in vhost. Like a message write it is
-// asynchronous and group-committed: done(err) runs on the writer goroutine once it is on disk
-// (or failed: a full disk refuses it as it refuses message writes).
+// PutDelayed stores a held message of exchange in vhost, in the held-message log
+// (delayedlog.go). Like a message write it is asynchronous and group-committed: done(err)
+// runs on the log's writer goroutine once it is on disk (or failed: a full disk refuses it as
+// it refuses message writes).
 func (s *Store) PutDelayed(vhost, exchange string, d *Delayed, done func(error)) {
-	o := op{kind: opDelayed, done: done}
-	prefix, err := delayedPrefix(vhost, exchange)
+	frame, err := appendSegRecord(nil, vhost, exchange, d)
 	if err != nil {
-		o.err = err
-		s.submit(o)
+		done(err)
 		return
 	}
-	o.key = delayedKey(prefix, d.Due, d.Seq)
-	if o.val, o.err = encodeDelayed(d); o.err == nil && !d.Msg.Persistent {
-		o.meta = metaTransient
-	}
-	if len(o.val) > maxRecord {
-		o.err = fmt.Errorf("%w: held message record of %d bytes (at most %d)", ErrInvalid, len(o.val), maxRecord)
-	}
-	s.submit(o)
+	s.held.submit(heldOp{kind: heldPut, key: heldKey{vhost, exchange}, due: d.Due, frame: frame, done: done})
 }
 
-// DeleteDelayed deletes one held message (once it was routed). done may be nil.
+// DeleteDelayed records that one held message was delivered (routed). Once the deliveries are
+// committed, a delivery mark is appended to its time slice's file, or the file is removed
+// when every message in it is delivered (delayedlog.go); a read that starts before that may
+// still return it. done, which may be nil, is called at once.
 func (s *Store) DeleteDelayed(vhost, exchange string, c DelayedCursor, done func(error)) {
-	prefix, err := delayedPrefix(vhost, exchange)
-	if err != nil {
-		if done != nil {
-			done(err)
-		}
-		return
+	s.held.delivered(heldKey{vhost, exchange}, c)
+	if done != nil {
+		done(nil)
 	}
-	s.submit(op{kind: opDel, key: delayedKey(prefix, c.Due, c.Seq), done: done})
 }
 
 // ReadDelayed returns up to maxCount held messages of exchange in due order, those after the
 // cursor when after is not nil, and past the first at most maxBytes of bodies and properties.
 // Only committed records are visible.
 func (s *Store) ReadDelayed(vhost, exchange string, after *DelayedCursor, maxCount, maxBytes int) ([]Delayed, error) {
-	prefix, err := delayedPrefix(vhost, exchange)
-	if err != nil {
-		return nil, err
-	}
-	s.delayedReads.Add(1)
-	s.heldReadsGC.Add(1)
-	seek := prefix
-	if after != nil {
-		seek = delayedKey(prefix, after.Due, after.Seq)
-	}
-	var out []Delayed
-	err = s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 256})
-		defer it.Close()
-		bytes := 0
-		for it.Seek(seek); it.Valid() && len(out) < maxCount && (len(out) == 0 || bytes < maxBytes); it.Next() {
-			item := it.Item()
-			_, _, due, seq, err := parseDelayedKey(item.Key())
-			if err != nil {
-				return err
-			}
-			if after != nil && due == after.Due && seq == after.Seq {
-				continue
-			}
-			d := Delayed{Due: due, Seq: seq}
-			if err := item.Value(func(v []byte) error { return decodeDelayed(v, &d) }); err != nil {
-				return err
-			}
-			out = append(out, d)
-			bytes += len(d.Msg.Body) + len(d.Msg.Properties)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("store: read held messages of exchange '%s' in vhost '%s': %w", exchange, vhost, err)
-	}
-	return out, nil
+	return s.held.readHeld(heldKey{vhost, exchange}, after, maxCount, maxBytes)
 }
 
 // DelayedCount is how many persistent held messages one exchange has.
@@ -127,92 +88,105 @@ type DelayedCount struct {
 	Count           int64
 }
 
-// IndexDelayed reads the keys (not the values) of every held message once, at recovery:
-// it deletes the transient ones (a restart loses them, as it loses transient queued
-// messages) and counts the rest per exchange. The caller drops the records of exchanges that
-// no longer exist with DropDelayed. The deletes are committed when it returns.
+// IndexDelayed returns how many held messages each exchange has, as recovered at Open (the
+// transient ones are gone: a restart loses them, as it loses transient queued messages),
+// sorted by vhost and exchange. The caller drops the messages of exchanges that no longer
+// exist with DropDelayed.
 func (s *Store) IndexDelayed() ([]DelayedCount, error) {
+	if err := s.migrateHeld(); err != nil {
+		return nil, err
+	}
+	l := s.held
+	l.mu.Lock()
 	var out []DelayedCount
-	var dels [][]byte
+	for k, x := range l.xs {
+		if x.count > 0 {
+			out = append(out, DelayedCount{Vhost: k.vhost, Exchange: k.exchange, Count: x.count})
+		}
+	}
+	l.mu.Unlock()
+	slices.SortFunc(out, func(a, b DelayedCount) int {
+		return cmp.Or(strings.Compare(a.Vhost, b.Vhost), strings.Compare(a.Exchange, b.Exchange))
+	})
+	return out, nil
+}
+
+// DropDelayed deletes every held message of exchange (the exchange was deleted) and returns
+// how many there were: its files are removed.
+func (s *Store) DropDelayed(vhost, exchange string) (int64, error) {
+	type result struct {
+		n   int64
+		err error
+	}
+	ch := make(chan result, 1)
+	s.held.submit(heldOp{kind: heldDrop, key: heldKey{vhost, exchange}, dropped: func(n int64, err error) { ch <- result{n, err} }})
+	r := <-ch
+	return r.n, r.err
+}
+
+// migrateHeld moves held messages a previous version kept in Badger ('H' records) to the
+// held-message log, dropping the transient ones, then deletes the records.
+func (s *Store) migrateHeld() error {
+	var moved, transient int
+	var keys [][]byte
+	var mu sync.Mutex
+	var errs []error
+	var wg sync.WaitGroup
 	err := s.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix(tagDelayed)})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
 			item := it.Item()
+			keys = append(keys, item.KeyCopy(nil))
 			if item.UserMeta()&metaTransient != 0 {
-				dels = append(dels, item.KeyCopy(nil))
+				transient++
 				continue
 			}
-			vh, x, _, _, err := parseDelayedKey(item.Key())
+			vh, x, due, seq, err := parseDelayedKey(item.Key())
 			if err != nil {
 				return err
 			}
-			if n := len(out); n == 0 || out[n-1].Vhost != vh || out[n-1].Exchange != x {
-				out = append(out, DelayedCount{Vhost: vh, Exchange: x})
+			d := Delayed{Due: due, Seq: seq}
+			if err := item.Value(func(v []byte) error { return decodeDelayed(v, &d) }); err != nil {
+				return err
 			}
-			out[len(out)-1].Count++
+			wg.Add(1)
+			s.PutDelayed(vh, x, &d, func(err error) {
+				if err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+				wg.Done()
+			})
+			moved++
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("store: index held messages: %w", err)
+	wg.Wait()
+	if err == nil {
+		err = errors.Join(errs...)
 	}
-	for _, k := range dels {
+	if err != nil {
+		return fmt.Errorf("store: move held messages out of Badger: %w", err)
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	for _, k := range keys {
 		s.submit(op{kind: opDel, key: k})
 	}
-	if len(dels) > 0 {
-		// Committed before the exchanges read their first window, which must not see them.
-		if err := s.Flush(); err != nil {
-			return nil, fmt.Errorf("store: drop transient held messages: %w", err)
-		}
-		s.log.Info().Int("transient_deleted", len(dels)).Msg("store: dropped transient held messages")
+	if err := s.Flush(); err != nil {
+		return fmt.Errorf("store: move held messages out of Badger: %w", err)
 	}
-	return out, nil
+	s.log.Info().Int("moved", moved).Int("transient_deleted", transient).Msg("store: moved held messages to the held-message log")
+	return nil
 }
 
-// delayedDropChunk is how many held-message deletes DropDelayed submits before waiting for them.
-const delayedDropChunk = 4096
-
-// DropDelayed deletes every held message of exchange (the exchange was deleted) and returns
-// how many there were. It waits for the deletes, chunk by chunk, so memory stays bounded.
-func (s *Store) DropDelayed(vhost, exchange string) (int64, error) {
-	p, err := delayedPrefix(vhost, exchange)
-	if err != nil {
-		return 0, err
-	}
-	var n int64
-	for {
-		var keys [][]byte
-		err := s.db.View(func(txn *badger.Txn) error {
-			it := txn.NewIterator(badger.IteratorOptions{Prefix: p})
-			defer it.Close()
-			for it.Rewind(); it.Valid() && len(keys) < delayedDropChunk; it.Next() {
-				keys = append(keys, it.Item().KeyCopy(nil))
-			}
-			return nil
-		})
-		if err != nil {
-			return n, fmt.Errorf("store: drop held messages of exchange '%s' in vhost '%s': %w", exchange, vhost, err)
-		}
-		if len(keys) == 0 {
-			return n, nil
-		}
-		for _, k := range keys {
-			s.submit(op{kind: opDel, key: k})
-		}
-		n += int64(len(keys))
-		if err := s.Flush(); err != nil {
-			return n, fmt.Errorf("store: drop held messages of exchange '%s' in vhost '%s': %w", exchange, vhost, err)
-		}
-	}
-}
-
-// Held-message record: version u8 | padding length uvarint | padding | ttl i64 | key count
-// uvarint | keys (u8 len each) | message record (records.go). The padding makes every record
-// at least valueThreshold bytes long, so it goes to the value log like a queued message's body
-// and the LSM holds only its key and a pointer: a million small held messages inline in the
-// LSM made Badger's flushes and compactions hold hundreds of MiB (measured: 344 MiB RSS for
-// 300k 64-byte messages, 103 MiB padded).
+// The 'H' record of earlier versions, read only to move it to the held-message log
+// (migrateHeld): version u8 | padding length uvarint | padding | ttl i64 | key count uvarint
+// | keys (u8 len each) | message record (records.go). The padding made every record at least
+// valueThreshold bytes long, so it went to Badger's value log. encodeDelayed is for tests.
 func encodeDelayed(d *Delayed) ([]byte, error) {
 	n := 8 + uvarintLen(uint64(len(d.Keys))) + messageRecordSize(&d.Msg)
 	for _, k := range d.Keys {

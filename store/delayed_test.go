@@ -1,7 +1,10 @@
 package store
 
 import (
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -61,6 +64,7 @@ func TestDelayedOrderAndCursor(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	s.held.settle()
 	all, _ := s.ReadDelayed("/", "x", nil, 10, 1<<20)
 	if got := fmt.Sprint(bodies(all)); got != "[100-1 100-3 300-2 500-0]" {
 		t.Fatalf("after a delete %s", got)
@@ -98,6 +102,9 @@ func TestDelayedReopenIndexDrop(t *testing.T) {
 	}
 	if all, _ := s.ReadDelayed("/", "x", nil, 10, 1<<20); len(all) != 0 {
 		t.Fatalf("%d left after the drop", len(all))
+	}
+	if _, err := os.Stat(filepath.Join(dir, heldDirName, heldDirFor("/"), heldDirFor("x"))); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the dropped exchange's directory: %v, want it gone", err)
 	}
 	if ys, _ := s.ReadDelayed("/", "y", nil, 10, 1<<20); len(ys) != 1 {
 		t.Fatalf("the other exchange kept %d, want 1", len(ys))

@@ -1,5 +1,16 @@
 // Package store is Warren's durable storage: definitions and queued messages in one Badger
-// database, written by one group-commit writer goroutine.
+// database, written by one group-commit writer goroutine, and the messages held by
+// delayed-message exchanges in files of their own (# Held messages).
+//
+// # The data directory
+//
+//	*.vlog *.sst *.mem MANIFEST KEYREGISTRY …      Badger's files (the key layout below)
+//	warren.ballast                                 the disk guard's ballast (# Disk full)
+//	delayed/journal                                held messages written since the last checkpoint
+//	delayed/n_<vhost>/n_<exchange>/<start>.seg     the held messages due in [start, start+1000) ms
+//
+// A vhost's or exchange's directory is its name path-escaped after "n_" ("n_%2F" for "/"),
+// or "h_" and a 64-bit FNV hash of the name when the escaped name is over 200 bytes.
 //
 // # Key layout (schema version 1)
 //
@@ -10,7 +21,7 @@
 //
 //	0x00 'v'                                      schema version (u32), checked at Open
 //	0x00 'q'                                      queue-ID Badger Sequence (Badger's own value)
-//	0x00 'd'                                      held-message Badger Sequence (the 'H' keys' seq)
+//	0x00 'd'                                      held-message Badger Sequence (their seq)
 //	'E' vhost name                                exchange: flags, kind, args
 //	'Q' vhost name                                queue: ID, flags, args
 //	'B' vhost source destKind dest routingKey h   binding: args (h: the caller's 32-byte hash)
@@ -18,8 +29,8 @@
 //	'P' msgID                                     a body shared by several queues' refs
 //	'R' queueID seq                               delivery count (u32) of a redelivered message
 //	'C'                                           clean-shutdown marker: unix ms of the Close
-//	'H' vhost exchange due i64 seq u64            a message held by a delayed-message exchange
-//	                                              until due (unix ms): keys, TTL, message record
+//	'H' vhost exchange due i64 seq u64            earlier versions' held message, moved to the
+//	                                              held-message log at the first IndexDelayed
 //	'A' kind name...                              access record made through the management API
 //	                                              (vhost, user, permission, policy): the server's JSON
 //	'L' group index                               Raft log entry of a group: term, type, time, data
@@ -87,10 +98,7 @@
 //   - NumCompactors 2, DetectConflicts off (one writer), metrics off, logger at warn.
 //   - SyncWrites = !NoSync: Badger syncs the WAL and the value log inside each commit.
 //
-// Value-log GC runs every Options.GCInterval: RunValueLogGC(0.5) until ErrNoRewrite. An
-// interval in which held messages were read (a delayed-message exchange draining) is skipped,
-// at most five in a row: mid-drain half of each file is still held and GC would rewrite it,
-// competing with the reads; after the drain the files are all garbage (Store.deferGC). Badger
+// Value-log GC runs every Options.GCInterval: RunValueLogGC(0.5) until ErrNoRewrite. Badger
 // chooses files only by discard statistics that compactions gather, and a compaction counts a
 // deleted body only when the delete meets the record in one level. After a backlog drains,
 // the deletes sit in an upper level below its size target and are never compacted down, so
@@ -117,11 +125,44 @@
 // advises MADV_RANDOM on the value-log file being written and the memtable WALs (page-sized
 // folios: 14 times fewer bytes written); over 128 KiB, where whole folios are mostly new data
 // and a fault per page costs more CPU than the folios cost disk, MADV_NORMAL. It looks for a
-// newly created file every 100 ms. While delayed-message exchanges read their held messages
-// back (ReadDelayed), in due order and so at random places in the value log, the older
-// value-log files are MADV_RANDOM too: each record read faults in its page rather than a
-// read-around of 128 KiB, which filled RSS with the whole value log (561 MiB peak for 1M held
-// messages) and read far more than needed.
+// newly created file every 100 ms.
+//
+// # Held messages
+//
+// A delayed-message exchange's messages wait for their due time in the held-message log
+// (delayedlog.go), not in Badger: kept there, a million of them were read back in due order
+// from random places in the value log (page faults, RSS), deleted one Badger delete at a time,
+// and rewritten by value-log GC mid-drain (docs/performance.md, "Delayed messages").
+//
+// Each held message is appended to the segment file of its due time's slice (1 s of due time)
+// and to the journal. The log's writer goroutine (not Badger's) takes every waiting write (at
+// most 16 MiB), makes one write per segment file touched and one to the journal, fsyncs the
+// journal alone, and then confirms them all: one fsync per batch, whatever the number of
+// slices. Records are framed (length u32, CRC-32C u32, payload; delayedseg.go), so a crash
+// mid-write leaves a readable prefix and a torn tail that recovery cuts off. A checkpoint —
+// when the journal reaches 32 MiB, 256 segment files were written since the last one, or a
+// removal needs it — fsyncs those segment files and their directories, then empties the
+// journal. Open replays the journal: each persistent record no segment file holds (by its
+// sequence number) is appended to its file; transient records, records marked delivered and
+// torn tails are dropped by rewriting the file (temporary file, fsync, rename).
+//
+// Reads (ReadDelayed) read a slice's file whole with pread — no mmap, so the page cache does
+// not count as the broker's RSS — sort it by due time and sequence, and decode only the
+// records they return; they see only records whose batch was confirmed. A delivered message
+// (DeleteDelayed) costs no write at once: a reaper goroutine waits for the deliveries to be
+// committed (Store.Flush, as they went to queues through Badger), then appends a delivery
+// mark (the delivered sequence numbers) to the slice's file, or removes the file when every
+// message in it is delivered — after a checkpoint if the journal may still hold its records.
+// A mark lost in a machine crash delivers its messages again, as an ack lost in a crash does.
+// Dropping an exchange's messages (DropDelayed) removes its directory. A slice is a file, so
+// delays spread over days make one small file per second of due time (86,400 for a day); and a
+// read holds one slice's file in memory, so a second of due time with hundreds of thousands of
+// messages costs tens of MiB while it is read.
+//
+// Below the disk reserve the log refuses new held messages with ErrDiskFull, as the writer
+// refuses message writes; a failed write is cut off the files it reached (ENOSPC is
+// ErrDiskFull), so nothing refused is ever delivered. An error that cannot be undone (a
+// failed fsync or truncate) refuses every held message until the next Open sorts the files out.
 //
 // # Disk full
 //

@@ -121,7 +121,6 @@ func (s *Store) pageOutLoop(interval time.Duration) {
 	var last time.Time
 	var commits, bytes int64
 	newestVlog, newestMem := -1, -1
-	heldRandom := false
 	for {
 		select {
 		case <-s.gcStop:
@@ -130,20 +129,17 @@ func (s *Store) pageOutLoop(interval time.Duration) {
 		}
 		due := time.Since(last) >= interval
 		eager := s.eagerPaging.Load()
-		heldReads := s.delayedReads.Load() > 0
-		if !due && !eager && !s.newLogFile(newestVlog, newestMem) && heldReads == heldRandom {
+		if !due && !eager && !s.newLogFile(newestVlog, newestMem) {
 			continue
 		}
-		heldRandom = heldRandom || heldReads
 		if due {
-			heldRandom = s.delayedReads.Swap(0) > 0
 			last = time.Now()
 			c, b := s.w.commits.Load(), s.w.commitBytes.Load()
 			random = adviseRandom(random, c-commits, b-bytes)
 			commits, bytes = c, b
 		}
 		var err error
-		newestVlog, newestMem, err = s.adviseLogs(random, heldRandom, pageOut && (due || eager), pageOut && eager)
+		newestVlog, newestMem, err = s.adviseLogs(random, pageOut && (due || eager), pageOut && eager)
 		if err != nil {
 			s.log.Warn().Err(err).Msg("store: cannot page out the value log; its pages stay resident")
 			if errors.Is(err, errNoAdvice) {

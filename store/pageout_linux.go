@@ -13,7 +13,7 @@ import (
 // else MADV_NORMAL; the older value-log files MADV_NORMAL and, when pageOut, MADV_PAGEOUT;
 // with all, the files being written are paged out too. It returns the newest fids it saw, and
 // an error only when page-out cannot work at all (no /proc, a kernel before 5.4).
-func (s *Store) adviseLogs(random, oldRandom, pageOut, all bool) (newestVlog, newestMem int, err error) {
+func (s *Store) adviseLogs(random, pageOut, all bool) (newestVlog, newestMem int, err error) {
 	maps, err := os.ReadFile("/proc/self/maps")
 	if err != nil {
 		return -1, -1, fmt.Errorf("%w: read /proc/self/maps: %w", errNoAdvice, err)
@@ -37,8 +37,6 @@ func (s *Store) adviseLogs(random, oldRandom, pageOut, all bool) (newestVlog, ne
 			if !all {
 				continue
 			}
-		} else if oldRandom {
-			madvise(m, unix.MADV_RANDOM)
 		} else {
 			madvise(m, unix.MADV_NORMAL)
 		}

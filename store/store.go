@@ -99,13 +99,8 @@ type Store struct {
 	clean    bool
 	queueSeq *badger.Sequence
 	delaySeq *badger.Sequence // orders held messages due in the same millisecond (delayed.go)
-	// delayedReads counts ReadDelayed calls since the page-out loop last looked: while they
-	// go on, the older value-log files are MADV_RANDOM (pageOutLoop).
-	delayedReads atomic.Int64
-	// heldReadsGC counts ReadDelayed calls since the value-log GC last looked: while they go
-	// on, GC is put off (gcLoop), at most maxGCDeferrals intervals in a row.
-	heldReadsGC atomic.Int64
-	msgIDs      atomic.Uint64 // last message ID handed out
+	held     *delayedLog      // where delayed-message exchanges keep their messages (delayedlog.go)
+	msgIDs   atomic.Uint64    // last message ID handed out
 
 	// Submission side: any goroutine, under mu. pending only grows here; the writer takes
 	// from its front, pending[head:] (see writer.take).
@@ -229,11 +224,19 @@ func open(o Options, tune func(*badger.Options)) (*Store, error) {
 	if s.delaySeq, err = db.GetSequence(delaySeqKey(), 1<<16); err != nil {
 		return fail(fmt.Errorf("store: delayed-message sequence: %w", err))
 	}
+	s.held = newDelayedLog(s, o.Dir, o.NoSync, o.Logger)
+	if err := s.held.recover(); err != nil {
+		if s.held.journal != nil {
+			_ = s.held.journal.Close()
+		}
+		return fail(err)
+	}
 	s.msgIDs.Store(rec.maxSharedID)
 	s.log.Info().Bool("clean_shutdown", s.clean).Int("shared_bodies", len(s.w.refs)).
 		Int("transient_deleted", rec.transient).Int("orphan_queues", len(rec.orphans)).
 		Dur("took", rec.took).Msg("store: opened")
 	go s.w.run()
+	s.held.start()
 	go s.gcLoop(o.GCInterval)
 	go s.pageOutLoop(o.PageOutInterval)
 	go s.diskLoop()
@@ -386,6 +389,8 @@ func (s *Store) CleanShutdown() bool { return s.clean }
 // return the first call's result.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		// Before the writer stops: the held-message reaper commits deliveries through it.
+		heldErr := s.held.close()
 		s.mu.Lock()
 		s.closed = true
 		s.mu.Unlock()
@@ -397,6 +402,9 @@ func (s *Store) Close() error {
 		<-s.pageOutDone
 		<-s.diskDone
 		var errs []error
+		if heldErr != nil {
+			errs = append(errs, fmt.Errorf("store: close held-message log: %w", heldErr))
+		}
 		if err := s.queueSeq.Release(); err != nil {
 			errs = append(errs, fmt.Errorf("store: release queue ID sequence: %w", err))
 		}
@@ -422,42 +430,16 @@ func (s *Store) gcLoop(interval time.Duration) {
 	defer close(s.gcDone)
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	deferred := 0
 	for {
 		select {
 		case <-s.gcStop:
 			return
 		case <-t.C:
-			if s.deferGC(&deferred) {
-				continue
-			}
 			s.runGC()
 		case <-s.reclaim:
 			s.reclaimSpace()
 		}
 	}
-}
-
-// maxGCDeferrals: how many GC intervals in a row deferGC may skip (5 minutes by default), so
-// an exchange that holds messages all the time still gets its value log collected.
-const maxGCDeferrals = 5
-
-// deferGC reports whether this GC interval is skipped because held messages were read
-// during the last one (an x-delayed-message exchange is draining them). Value-log GC
-// rewrites every live record of a file it collects; held messages are read back in due order
-// while the ones already delivered are deleted, so in the middle of a drain half of each file
-// is live and GC would rewrite it, competing for the CPU and the disk with the reads that
-// deliver the rest (the 1M delayed-message benchmark, docs/performance.md). Once the drain
-// is over, the whole file is garbage and GC frees it without rewriting anything. deferred
-// counts the intervals skipped in a row.
-func (s *Store) deferGC(deferred *int) bool {
-	if s.heldReadsGC.Swap(0) == 0 || *deferred >= maxGCDeferrals {
-		*deferred = 0
-		return false
-	}
-	*deferred++
-	s.log.Debug().Int("intervals", *deferred).Msg("store: value-log GC put off while held messages are read")
-	return true
 }
 
 // runGC rewrites value-log files until none is worth it. Badger picks files by discard

@@ -30,7 +30,6 @@ const (
 	opDeliveries               // 'R' marker
 	opDrop                     // background: delete a queue's records up to a seq, in chunks
 	opFlushMem                 // reclaim: flush Badger's memtables (flushMemtables), alone in its batch
-	opDelayed                  // 'D' record: a held message (delayed.go); refused on a full disk
 )
 
 type op struct {
@@ -67,7 +66,7 @@ func (o *op) bytes() int { return len(o.key) + len(o.val) }
 // RabbitMQ's disk alarm blocks publishers only.
 func (o *op) addsData() bool {
 	switch o.kind {
-	case opAppend, opShared, opDeliveries, opDelayed:
+	case opAppend, opShared, opDeliveries:
 		return true
 	case opSet:
 		return o.data
@@ -326,7 +325,7 @@ func (w *writer) plan(o *op) {
 		return
 	}
 	switch o.kind {
-	case opSet, opDelayed:
+	case opSet:
 		w.ents = append(w.ents, ent{key: o.key, val: o.val, meta: o.meta})
 	case opDel:
 		w.ents = append(w.ents, ent{key: o.key, del: true})

@@ -14,9 +14,10 @@ import (
 
 // A delayed-message exchange (exchange.KindDelayed) holds a message whose x-delay header asks
 // for it and routes it when it is due, with the bindings it has then. With a store, every held
-// message is written to it ('D' records, keyed by due time) before it counts as held — the
-// publisher's confirm means "stored" — and only a window of the next due ones is in memory:
-// the delayer reads the following ones from the store as the window drains. Without a store
+// message is written to it (the store's held-message log: a file per second of due time)
+// before it counts as held — the publisher's confirm means "stored" — and only a window of
+// the next due ones is in memory: the delayer reads the following ones from the store as the
+// window drains. Without a store
 // (a broker that persists nothing) they are all in memory.
 //
 // Routing at due time goes through the same path as a publish (Vhost.publishNow), so dead
@@ -351,7 +352,7 @@ func heldFrom(r *store.Delayed) *held {
 
 // deliver routes a due message with the exchange's bindings now, as the plugin does, with
 // x-delay set to minus the delay (so a republish of it is not delayed again unless asked),
-// then deletes its record.
+// then tells the store it was delivered.
 func (d *delayer) deliver(h *held) {
 	m := h.msg
 	m.Properties.Headers = setDelayHeader(m.Properties.Headers, -h.delay)

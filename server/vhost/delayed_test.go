@@ -223,7 +223,7 @@ func contains(ss []string, s string) bool {
 
 // 100,000 held messages of 2 KiB (200 MiB of bodies) are on disk, not in the heap: the
 // delayer's window holds at most twice its size, and the heap grows by less than half of what
-// they add up to (the rest of the growth is Badger's memtables, bounded on their own).
+// they add up to.
 func TestDelayedPendingNotInHeap(t *testing.T) {
 	v := storeVhost(t, nil)
 	mustDeclareX(t, v, "d", "x-delayed-message", map[string]any{"x-delayed-type": "fanout"})

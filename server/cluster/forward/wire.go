@@ -1,0 +1,115 @@
+package forward
+
+import (
+	"net"
+	"sync"
+)
+
+// Output buffer bounds: a consumer's deliveries wait (Sink.Deliver refuses) beyond
+// deliverHighWater bytes not yet written; a publisher waits beyond publishHighWater.
+const (
+	deliverHighWater = 1 << 20
+	publishHighWater = 4 << 20
+	// keepSpare is the largest write buffer kept for reuse.
+	keepSpare = 1 << 20
+)
+
+// wire is one stream's output: frames are appended to buf and a writer goroutine moves
+// whatever accumulated while it was writing in one write, so a pipeline of small frames is
+// coalesced and flushed as soon as it drains.
+type wire struct {
+	conn net.Conn
+	// drained, when set, runs on the writer goroutine after each write with no lock held.
+	drained func()
+
+	mu    sync.Mutex
+	cond  sync.Cond // the writer waits for data, publishers for room, on it
+	buf   []byte
+	spare []byte
+	err   error // why the wire is closed; nil while it works
+	done  chan struct{}
+}
+
+func newWire(conn net.Conn) *wire {
+	w := &wire{conn: conn, done: make(chan struct{})}
+	w.cond.L = &w.mu
+	return w
+}
+
+// send appends f; it fails only when the wire is closed.
+func (w *wire) send(f *frame) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.sendLocked(f)
+}
+
+func (w *wire) sendLocked(f *frame) error {
+	if w.err != nil {
+		return w.err
+	}
+	if len(w.buf) == 0 {
+		w.cond.Broadcast()
+	}
+	w.buf = appendFrame(w.buf, f)
+	return nil
+}
+
+// sendWhenRoom is send after waiting for the buffer to fall below publishHighWater.
+func (w *wire) sendWhenRoom(f *frame) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for len(w.buf) > publishHighWater && w.err == nil {
+		w.cond.Wait()
+	}
+	return w.sendLocked(f)
+}
+
+// backlogged says whether deliveries should wait for the buffer to drain.
+func (w *wire) backlogged() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.buf) > deliverHighWater
+}
+
+// run is the writer goroutine; it returns when the wire is closed or a write fails.
+func (w *wire) run(onErr func(error)) {
+	defer close(w.done)
+	for {
+		w.mu.Lock()
+		for len(w.buf) == 0 && w.err == nil {
+			w.cond.Wait()
+		}
+		if w.err != nil {
+			w.mu.Unlock()
+			return
+		}
+		b := w.buf
+		w.buf, w.spare = w.spare[:0], nil
+		w.cond.Broadcast()
+		w.mu.Unlock()
+		_, err := w.conn.Write(b)
+		if err != nil {
+			onErr(err)
+			return
+		}
+		if cap(b) <= keepSpare {
+			w.mu.Lock()
+			w.spare = b[:0]
+			w.mu.Unlock()
+		}
+		if w.drained != nil {
+			w.drained()
+		}
+	}
+}
+
+// close stops the wire with err (first one wins) and closes the stream; the writer exits.
+func (w *wire) close(err error) {
+	w.mu.Lock()
+	if w.err == nil {
+		w.err = err
+	}
+	w.cond.Broadcast()
+	w.mu.Unlock()
+	_ = w.conn.Close()
+}

@@ -343,10 +343,9 @@ func bodies(ds []*Delivery) string {
 	return strings.Join(s, ",")
 }
 
-// pair is node A (a Server over a fakeLocal) and node B (a Client), on two raftmux muxes.
+// pair is node A (a Server over a Local) and node B (a Client), on two raftmux muxes.
 type pair struct {
 	a, b   *raftmux.Mux
-	local  *fakeLocal
 	server *Server
 	client *Client
 }
@@ -364,10 +363,10 @@ func newMux(t testing.TB, node string) *raftmux.Mux {
 
 // newPair starts both nodes; at the end of the test it stops them and checks that no
 // goroutine is left behind.
-func newPair(t testing.TB, local *fakeLocal) *pair {
+func newPair(t testing.TB, local Local) *pair {
 	t.Helper()
 	base := runtime.NumGoroutine()
-	p := &pair{a: newMux(t, "a"), b: newMux(t, "b"), local: local}
+	p := &pair{a: newMux(t, "a"), b: newMux(t, "b")}
 	la, err := p.a.Layer(Group)
 	if err != nil {
 		t.Fatal(err)

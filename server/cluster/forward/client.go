@@ -193,6 +193,9 @@ func (cc *clientConn) readLoop() {
 	for {
 		f, err := readFrame(r, &hdr)
 		if err != nil {
+			if werr := cc.w.closed(); errors.Is(werr, ErrClosed) {
+				err = werr // Client.Close, not a broken stream
+			}
 			cc.fail(err)
 			return
 		}

@@ -350,3 +350,27 @@ func TestManyPublishersOneStream(t *testing.T) {
 		t.Fatalf("A stored %d of %d", len(ready), pubs*each)
 	}
 }
+
+// TestBackloggedStreamResumes: a no-ack consumer of a queue holding far more than the
+// stream's output buffer gets every message, in order: A holds deliveries while the
+// stream is backlogged and resumes them as it drains.
+func TestBackloggedStreamResumes(t *testing.T) {
+	local := newFakeLocal("q")
+	q := local.queues["q"]
+	const n = 160 // 160 × 64 KiB = 10 MiB, ten times deliverHighWater
+	pad := strings.Repeat("x", 64<<10)
+	for i := range n {
+		q.put(fmt.Sprintf("%04d%s", i, pad))
+	}
+	p := newPair(t, local)
+	rec := newRecorder()
+	if _, err := p.client.Consume(ctx30(t), p.addr(), "/", "q", ConsumeOptions{NoAck: true}, rec); err != nil {
+		t.Fatal(err)
+	}
+	got := rec.waitN(t, n)
+	for i, d := range got {
+		if string(d.Body[:4]) != fmt.Sprintf("%04d", i) || len(d.Body) != 4+len(pad) {
+			t.Fatalf("delivery %d is message %q (%d bytes)", i, d.Body[:4], len(d.Body))
+		}
+	}
+}

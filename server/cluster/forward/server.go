@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"sort"
 	"sync"
@@ -66,7 +67,6 @@ func (s *Server) acceptLoop() {
 		}
 		sc := &serverConn{s: s, w: newWire(c), peer: c.RemoteAddr().String(),
 			subs: map[uint64]*serverSub{}, got: map[uint64]gotEntry{}}
-		sc.w.drained = sc.kickStarved
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
@@ -98,7 +98,7 @@ type gotEntry struct {
 
 // serverConn is one stream from another node. Its reader goroutine (serve) calls Local and
 // cleans up when the stream ends. Lock order: queue lock → serverSub.mu → serverConn.mu →
-// wire.mu.
+// wire.mu; the writer kicks consumers waiting for it to drain with no lock held.
 type serverConn struct {
 	s    *Server
 	w    *wire
@@ -108,7 +108,6 @@ type serverConn struct {
 	subs    map[uint64]*serverSub
 	got     map[uint64]gotEntry
 	nextGot uint64
-	starved []*serverSub // refused a delivery because the wire was backlogged
 }
 
 func (sc *serverConn) serve() {
@@ -134,7 +133,7 @@ func (sc *serverConn) serve() {
 func (sc *serverConn) cleanup() {
 	sc.mu.Lock()
 	subs, got := sc.subs, sc.got
-	sc.subs, sc.got, sc.starved = map[uint64]*serverSub{}, map[uint64]gotEntry{}, nil
+	sc.subs, sc.got = map[uint64]*serverSub{}, map[uint64]gotEntry{}
 	sc.mu.Unlock()
 	for _, sub := range subs {
 		sub.close()
@@ -247,6 +246,7 @@ func (sc *serverConn) consume(f *frame) {
 	sub.mu.Lock()
 	sub.lc = lc
 	sub.mu.Unlock()
+	sub.kick() // in case a kick came while Consume ran
 	// Deliveries made during Consume are already in the buffer, before this answer; B
 	// accepts them for the subscription it is waiting on.
 	sc.answer(&frame{typ: tConsumeOk, id: f.id})
@@ -271,18 +271,6 @@ func (sc *serverConn) settle(f *frame) {
 	sc.mu.Unlock()
 	if sub != nil {
 		sub.settle(f.id2, multiple, op)
-	}
-}
-
-// kickStarved runs after each write: consumers that waited for the wire to drain may
-// deliver again.
-func (sc *serverConn) kickStarved() {
-	sc.mu.Lock()
-	starved := sc.starved
-	sc.starved = nil
-	sc.mu.Unlock()
-	for _, sub := range starved {
-		sub.kick()
 	}
 }
 
@@ -320,11 +308,8 @@ func (s *serverSub) Deliver(d *Delivery) bool {
 		s.starved = true
 		return false
 	}
-	if s.sc.w.backlogged() {
+	if s.sc.w.waitDrain(s) {
 		s.starved = true
-		s.sc.mu.Lock()
-		s.sc.starved = append(s.sc.starved, s)
-		s.sc.mu.Unlock()
 		return false
 	}
 	s.nextID++
@@ -367,11 +352,14 @@ func (s *serverSub) Cancelled(err error) {
 	s.sc.answer(&frame{typ: tCancelled, id: s.id, res: toResult(err)})
 }
 
-// kick clears starved and tells Local the sink can take more.
+// kick clears starved and tells Local the sink can take more (once Consume has returned:
+// until then starved stays, for consume's own kick).
 func (s *serverSub) kick() {
 	s.mu.Lock()
 	lc, was := s.lc, s.starved && !s.stopped
-	s.starved = false
+	if lc != nil {
+		s.starved = false
+	}
 	s.mu.Unlock()
 	if was && lc != nil {
 		lc.Kick()
@@ -380,7 +368,7 @@ func (s *serverSub) kick() {
 
 func (s *serverSub) credit(n uint32) {
 	s.mu.Lock()
-	s.creditLeft += n
+	s.creditLeft = uint32(min(uint64(s.creditLeft)+uint64(n), math.MaxUint32))
 	s.mu.Unlock()
 	s.kick()
 }

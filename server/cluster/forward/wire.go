@@ -19,8 +19,6 @@ const (
 // coalesced and flushed as soon as it drains.
 type wire struct {
 	conn net.Conn
-	// drained, when set, runs on the writer goroutine after each write with no lock held.
-	drained func()
 
 	mu    sync.Mutex
 	cond  sync.Cond // the writer waits for data, publishers for room, on it
@@ -28,7 +26,12 @@ type wire struct {
 	spare []byte
 	err   error // why the wire is closed; nil while it works
 	done  chan struct{}
+	// waiting were refused room by waitDrain; the writer kicks them after its next write.
+	waiting []kicker
 }
+
+// kicker is told when the wire has drained.
+type kicker interface{ kick() }
 
 func newWire(conn net.Conn) *wire {
 	w := &wire{conn: conn, done: make(chan struct{})}
@@ -64,11 +67,17 @@ func (w *wire) sendWhenRoom(f *frame) error {
 	return w.sendLocked(f)
 }
 
-// backlogged says whether deliveries should wait for the buffer to drain.
-func (w *wire) backlogged() bool {
+// waitDrain says whether deliveries should wait for the buffer to drain; if so, k is kicked
+// after the writer's next write. (Registering under the lock the writer swaps the buffer
+// under means no drain can slip between the check and the registration.)
+func (w *wire) waitDrain(k kicker) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return len(w.buf) > deliverHighWater
+	if len(w.buf) <= deliverHighWater {
+		return false
+	}
+	w.waiting = append(w.waiting, k)
+	return true
 }
 
 // run is the writer goroutine; it returns when the wire is closed or a write fails.
@@ -92,13 +101,15 @@ func (w *wire) run(onErr func(error)) {
 			onErr(err)
 			return
 		}
+		w.mu.Lock()
 		if cap(b) <= keepSpare {
-			w.mu.Lock()
 			w.spare = b[:0]
-			w.mu.Unlock()
 		}
-		if w.drained != nil {
-			w.drained()
+		waiting := w.waiting
+		w.waiting = nil
+		w.mu.Unlock()
+		for _, k := range waiting {
+			k.kick()
 		}
 	}
 }
@@ -112,4 +123,11 @@ func (w *wire) close(err error) {
 	w.cond.Broadcast()
 	w.mu.Unlock()
 	_ = w.conn.Close()
+}
+
+// closed is why the wire was closed, or nil.
+func (w *wire) closed() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
 }

@@ -40,8 +40,10 @@ type Message struct {
 // Delivery is a message delivered to a forwarded consumer or got by a forwarded basic.get.
 type Delivery struct {
 	// ID is the delivery's id on A (per subscription; per stream for gets): what B acks.
-	ID            uint64
-	Redelivered   bool
+	ID          uint64
+	Redelivered bool
+	// DeliveryCount is how many times the message was delivered before this delivery (a
+	// quorum queue's x-delivery-count, which A has also put in Properties where it applies).
 	DeliveryCount uint32
 	Exchange      string
 	RoutingKey    string

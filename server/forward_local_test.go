@@ -26,7 +26,7 @@ type forwardNodes struct {
 	client *forward.Client
 }
 
-func forwardMux(t *testing.T, node string) *raftmux.Mux {
+func forwardMux(t testing.TB, node string) *raftmux.Mux {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -35,7 +35,7 @@ func forwardMux(t *testing.T, node string) *raftmux.Mux {
 	return raftmux.New(raftmux.Config{Listener: ln, Node: node, Secret: []byte("k"), Logger: zerolog.Nop()})
 }
 
-func startForwardNodes(t *testing.T, s *Server) *forwardNodes {
+func startForwardNodes(t testing.TB, s *Server) *forwardNodes {
 	t.Helper()
 	n := &forwardNodes{s: s, a: forwardMux(t, "a"), b: forwardMux(t, "b")}
 	la, err := n.a.Layer(forward.Group)

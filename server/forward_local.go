@@ -41,35 +41,35 @@ func (l *forwardLocal) queue(vh, name string) (*vhost.Vhost, *vhost.Queue, error
 // Publish implements forward.Local: m goes to the named queue alone (B routed it) through
 // the default exchange's path, so a persistent message for a durable queue is written and,
 // with confirm, held from consumers until durable, as a local confirmed publish is.
-func (l *forwardLocal) Publish(vh, name string, m *forward.Message, confirm bool, done func(error)) {
+func (l *forwardLocal) Publish(vh, name string, m *forward.Message, confirm bool, done func(error, func())) {
 	v, _, err := l.queue(vh, name)
 	if err != nil {
-		done(err)
+		done(err, nil)
 		return
 	}
 	msg := &queue.Message{Exchange: m.Exchange, RoutingKey: m.RoutingKey, RawProperties: m.Properties,
 		Body: m.Body, Persistent: m.Persistent}
 	if err := msg.Properties.Decode(m.Properties); err != nil {
-		done(fmt.Errorf("forwarded publish to queue '%s': properties: %w", name, err))
+		done(fmt.Errorf("forwarded publish to queue '%s': properties: %w", name, err), nil)
 		return
 	}
 	if p := &msg.Properties; p.Flags&amqpwire.FlagExpiration != 0 {
 		ttl, err := parseExpiration(p.Expiration)
 		if err != nil {
-			done(err)
+			done(err, nil)
 			return
 		}
 		msg.HasTTL, msg.TTL = true, ttl
 	}
 	x, err := v.Exchange("")
 	if err != nil {
-		done(fmt.Errorf("forwarded publish to queue '%s': %w", name, err))
+		done(fmt.Errorf("forwarded publish to queue '%s': %w", name, err), nil)
 		return
 	}
 	var scratch vhost.Scratch
 	if !confirm {
 		v.Publish(x, msg, []string{name}, nil, &scratch)
-		done(nil)
+		done(nil, nil)
 		l.pace()
 		return
 	}
@@ -91,16 +91,18 @@ func (l *forwardLocal) pace() {
 }
 
 // forwardWait is the vhost.Confirm of a forwarded confirmed publish: it counts the store
-// writes and holds the queue entry until they are durable, then answers. The last write's
-// completion (on the store's writer goroutine, or the forwarding reader for a message that
-// needed no write) settles the held entry and runs done.
+// writes and holds the queue entry until they are durable. The last write's completion (on
+// the store's writer goroutine, or the forwarding reader for a message that needed no write)
+// only records the outcome: the held entries are released (or withdrawn, when a write
+// failed) by the settle work it hands the forwarding stream, which runs it on its writer
+// goroutine before the answer, as a local publisher's connection writer does (confirms.go).
 type forwardWait struct {
 	remaining    atomic.Int32
 	failed       atomic.Bool
 	refused      atomic.Bool
 	gone         atomic.Bool
 	held         []heldEntry
-	done         func(error)
+	done         func(error, func())
 	vhost, queue string
 }
 
@@ -119,19 +121,24 @@ func (w *forwardWait) Done(err error) {
 	if w.remaining.Add(-1) != 0 {
 		return
 	}
-	failed := w.failed.Load()
-	settleHeld(w.held, failed)
+	var settle func()
+	if len(w.held) > 0 {
+		settle = w.settle
+	}
 	switch {
-	case failed:
-		w.done(errors.New("the queue's node could not store the message"))
+	case w.failed.Load():
+		w.done(errors.New("the queue's node could not store the message"), settle)
 	case w.refused.Load():
-		w.done(fmt.Errorf("queue '%s' in vhost '%s' refused the message (x-overflow)", w.queue, w.vhost))
+		w.done(fmt.Errorf("queue '%s' in vhost '%s' refused the message (x-overflow)", w.queue, w.vhost), settle)
 	case w.gone.Load():
-		w.done(forward.NotFound(w.vhost, w.queue, 0, 0))
+		w.done(forward.NotFound(w.vhost, w.queue, 0, 0), settle)
 	default:
-		w.done(nil)
+		w.done(nil, settle)
 	}
 }
+
+// settle releases the held entries, or withdraws them when a write failed.
+func (w *forwardWait) settle() { settleHeld(w.held, w.failed.Load()) }
 
 // Consume implements forward.Local: a proxy consumer on the queue delivers to sink.
 func (l *forwardLocal) Consume(vh, name string, opts forward.ConsumeOptions, sink forward.Sink) (forward.LocalConsumer, error) {

@@ -14,8 +14,8 @@ import (
 // after the node, with as many messages as the node's name is long.
 type statsLocal struct{ node string }
 
-func (l statsLocal) Publish(_, _ string, _ *forward.Message, _ bool, done func(error)) {
-	done(errors.New("not in this test"))
+func (l statsLocal) Publish(_, _ string, _ *forward.Message, _ bool, done func(error, func())) {
+	done(errors.New("not in this test"), nil)
 }
 func (l statsLocal) Consume(string, string, forward.ConsumeOptions, forward.Sink) (forward.LocalConsumer, error) {
 	return nil, errors.New("not in this test")

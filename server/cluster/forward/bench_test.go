@@ -13,9 +13,9 @@ type benchLocal struct {
 	n atomic.Int64
 }
 
-func (l *benchLocal) Publish(vhost, queue string, m *Message, confirm bool, done func(error)) {
+func (l *benchLocal) Publish(vhost, queue string, m *Message, confirm bool, done func(error, func())) {
 	l.n.Add(1)
-	done(nil)
+	done(nil, nil)
 }
 
 // BenchmarkForwardPublishConfirm: publishes with confirms from node B to a queue on node A

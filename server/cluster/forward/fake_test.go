@@ -31,7 +31,7 @@ type fakeLocal struct {
 type heldPublish struct {
 	queue string
 	m     *Message
-	done  func(error)
+	done  func(error, func())
 }
 
 type fakeMsg struct {
@@ -141,10 +141,10 @@ func (q *fakeQueue) snapshot() (ready []string, consumers int, acked, discarded 
 	return ready, len(q.consumers), slices.Clone(q.acked), slices.Clone(q.discarded), q.requeued
 }
 
-func (l *fakeLocal) Publish(vhost, queue string, m *Message, confirm bool, done func(error)) {
+func (l *fakeLocal) Publish(vhost, queue string, m *Message, confirm bool, done func(error, func())) {
 	q, err := l.queue(vhost, queue)
 	if err != nil {
-		done(err)
+		done(err, nil)
 		return
 	}
 	q.put(string(m.Body))
@@ -156,7 +156,7 @@ func (l *fakeLocal) Publish(vhost, queue string, m *Message, confirm bool, done 
 		return
 	}
 	l.mu.Unlock()
-	done(nil)
+	done(nil, nil)
 }
 
 func (l *fakeLocal) Consume(vhost, queue string, opts ConsumeOptions, sink Sink) (LocalConsumer, error) {

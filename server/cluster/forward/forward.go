@@ -91,11 +91,14 @@ type Stats struct {
 // code, text and ids.
 type Local interface {
 	// Publish puts m into the queue. Calls for one stream come in the order B sent them.
-	// done runs once (on any goroutine, maybe before Publish returns): nil when the
-	// message is stored (with confirm: durable, for a quorum queue committed on a majority),
-	// a 404 *amqpwire.ChannelError when the queue does not exist, another error when the
-	// queue could not take it (B nacks).
-	Publish(vhost, queue string, m *Message, confirm bool, done func(error))
+	// done runs once (on any goroutine, maybe before Publish returns) with the outcome: nil
+	// when the message is stored (with confirm: durable, for a quorum queue committed on a
+	// majority), a 404 *amqpwire.ChannelError when the queue does not exist, another error
+	// when the queue could not take it (B nacks). settle, when not nil, is work due before
+	// the answer goes out (releasing or withdrawing the message's held entries) that must
+	// not run on done's goroutine (a store's writer, which only records outcomes): the
+	// Server runs it on the stream's writer goroutine, or at once if the stream is gone.
+	Publish(vhost, queue string, m *Message, confirm bool, done func(err error, settle func()))
 	// Consume adds a consumer that delivers to sink. sink.Deliver may be called before
 	// Consume returns.
 	Consume(vhost, queue string, opts ConsumeOptions, sink Sink) (LocalConsumer, error)

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -51,17 +52,24 @@ func TestPublishesArePipelinedAndAnsweredOutOfOrder(t *testing.T) {
 			t.Fatalf("A stored %v, want 0..%d in order", ready, n-1)
 		}
 	}
+	// Each answer comes with settle work (releasing held entries), which must run before B
+	// sees the answer.
+	var settled [n]atomic.Bool
 	for i := n - 1; i >= 0; i-- { // the last first
 		h := local.held[i]
+		settle := func() { settled[i].Store(true) }
 		if i%3 == 0 {
-			h.done(fmt.Errorf("disk full storing %s", h.m.Body))
+			h.done(fmt.Errorf("disk full storing %s", h.m.Body), settle)
 		} else {
-			h.done(nil)
+			h.done(nil, settle)
 		}
 	}
 	for i := range n {
 		select {
 		case err := <-results[i]:
+			if !settled[i].Load() {
+				t.Fatalf("publish %d answered before its settle work ran", i)
+			}
 			var re *RemoteError
 			switch {
 			case i%3 == 0 && (!errors.As(err, &re) || re.Text != fmt.Sprintf("disk full storing %d", i)):
@@ -181,7 +189,14 @@ func TestStreamBreakRequeuesAndEndsSubscription(t *testing.T) {
 	if strings.Join(ready, ",") != "m2,m3,m4,m5,m6,late" || strings.Join(acked, ",") != "m1" {
 		t.Fatalf("after the break A has ready %v, acked %v; want m2..m6,late and m1", ready, acked)
 	}
-	local.held[0].done(nil) // a late answer on a dead stream goes nowhere
+	// A late answer on a dead stream goes nowhere, but its settle work still runs.
+	settled := make(chan struct{})
+	local.held[0].done(nil, func() { close(settled) })
+	select {
+	case <-settled:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the settle work of an answer to a broken stream never ran")
+	}
 }
 
 // TestCancelFromAReachesB: a queue deleted on A ends B's subscription with RabbitMQ's 404,

@@ -147,6 +147,13 @@ func (sc *serverConn) cleanup() {
 	}
 }
 
+// noAnswer is the done of a publish without confirm: its settle work still runs.
+func noAnswer(_ error, settle func()) {
+	if settle != nil {
+		settle()
+	}
+}
+
 func (sc *serverConn) answer(f *frame) {
 	_ = sc.w.send(f) // fails only once the stream is closed, when no answer matters
 }
@@ -158,12 +165,17 @@ func (sc *serverConn) handle(f *frame) error {
 		m := &Message{Exchange: f.exchange, RoutingKey: f.key, Properties: f.props, Body: f.body,
 			Persistent: f.flags&fPersistent != 0}
 		if f.flags&fConfirm == 0 {
-			l.Publish(f.vhost, f.queue, m, false, func(error) {})
+			l.Publish(f.vhost, f.queue, m, false, noAnswer)
 			return nil
 		}
 		id := f.id
-		l.Publish(f.vhost, f.queue, m, true, func(err error) {
-			sc.answer(&frame{typ: tPublishOk, id: id, res: toResult(err)})
+		l.Publish(f.vhost, f.queue, m, true, func(err error, settle func()) {
+			a := frame{typ: tPublishOk, id: id, res: toResult(err)}
+			if settle == nil {
+				sc.answer(&a)
+			} else {
+				sc.w.answerAfter(&a, settle)
+			}
 		})
 	case tConsume:
 		sc.consume(f)

@@ -28,6 +28,16 @@ type wire struct {
 	done  chan struct{}
 	// waiting were refused room by waitDrain; the writer kicks them after its next write.
 	waiting []kicker
+	// deferred are answers to write once their settle has run on the writer (answerAfter);
+	// stopped is set when the writer has exited, after which settles run where they come.
+	deferred []deferredAnswer
+	stopped  bool
+}
+
+// deferredAnswer is an answer frame waiting for its settle work.
+type deferredAnswer struct {
+	f      frame
+	settle func()
 }
 
 // kicker is told when the wire has drained.
@@ -80,17 +90,56 @@ func (w *wire) waitDrain(k kicker) bool {
 	return true
 }
 
-// run is the writer goroutine; it returns when the wire is closed or a write fails.
+// answerAfter writes f after running settle on the writer goroutine, so the goroutine that
+// calls it (a store's writer completing a publish) only records the outcome. Once the writer
+// has stopped, settle runs at once on the caller and f is dropped: the stream is gone.
+func (w *wire) answerAfter(f *frame, settle func()) {
+	w.mu.Lock()
+	if w.stopped {
+		w.mu.Unlock()
+		settle()
+		return
+	}
+	if len(w.buf) == 0 && len(w.deferred) == 0 {
+		w.cond.Broadcast()
+	}
+	w.deferred = append(w.deferred, deferredAnswer{f: *f, settle: settle})
+	w.mu.Unlock()
+}
+
+// run is the writer goroutine; it returns when the wire is closed or a write fails, running
+// the settles still deferred.
 func (w *wire) run(onErr func(error)) {
-	defer close(w.done)
+	defer func() {
+		w.mu.Lock()
+		w.stopped = true
+		rest := w.deferred
+		w.deferred = nil
+		w.mu.Unlock()
+		for _, d := range rest {
+			d.settle()
+		}
+		close(w.done)
+	}()
 	for {
 		w.mu.Lock()
-		for len(w.buf) == 0 && w.err == nil {
+		for len(w.buf) == 0 && len(w.deferred) == 0 && w.err == nil {
 			w.cond.Wait()
 		}
 		if w.err != nil {
 			w.mu.Unlock()
 			return
+		}
+		if ds := w.deferred; len(ds) > 0 {
+			w.deferred = nil
+			w.mu.Unlock()
+			for _, d := range ds {
+				d.settle()
+			}
+			w.mu.Lock()
+			for i := range ds {
+				w.buf = appendFrame(w.buf, &ds[i].f)
+			}
 		}
 		b := w.buf
 		w.buf, w.spare = w.spare[:0], nil

@@ -12,8 +12,18 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// dialTimeout bounds opening a stream to a node.
-const dialTimeout = 10 * time.Second
+// dialTimeout bounds opening a stream to a node; after a failure, requests to that node
+// fail at once with the same error for redialAfter instead of each waiting for a dial.
+const (
+	dialTimeout = 10 * time.Second
+	redialAfter = time.Second
+)
+
+// dialFailure is the last failed dial to a node.
+type dialFailure struct {
+	at  time.Time
+	err error
+}
 
 // Client is B's side: it forwards to the nodes that run queues, over one stream per node,
 // opened on first use and again after one broke.
@@ -25,13 +35,16 @@ type Client struct {
 	closed  bool
 	conns   map[string]*clientConn
 	dialing map[string]*sync.Mutex
+	failed  map[string]dialFailure
+	redial  time.Duration // redialAfter; tests lengthen it
 	wg      sync.WaitGroup
 }
 
 // NewClient forwards over streams d opens (the node's raftmux layer for Group).
 func NewClient(d Dialer, log zerolog.Logger) *Client {
 	return &Client{d: d, log: log.With().Str("component", "forward client").Logger(),
-		conns: map[string]*clientConn{}, dialing: map[string]*sync.Mutex{}}
+		conns: map[string]*clientConn{}, dialing: map[string]*sync.Mutex{}, failed: map[string]dialFailure{},
+		redial: redialAfter}
 }
 
 // Close breaks every stream (failing what is in flight) and waits for their goroutines.
@@ -73,13 +86,23 @@ func (c *Client) conn(addr string) (*clientConn, error) {
 		c.mu.Unlock()
 		return cc, nil
 	}
+	if f, ok := c.failed[addr]; ok && time.Since(f.at) < c.redial {
+		c.mu.Unlock()
+		return nil, f.err
+	}
 	c.mu.Unlock()
 	st, err := c.d.Dial(raft.ServerAddress(addr), dialTimeout)
 	if err != nil {
-		return nil, fmt.Errorf("forward to %s: %w", addr, err)
+		err = fmt.Errorf("forward to %s: %w", addr, err)
+		c.mu.Lock()
+		c.failed[addr] = dialFailure{at: time.Now(), err: err}
+		c.mu.Unlock()
+		c.log.Warn().Err(err).Str("node", addr).Msg("forwarding: cannot reach the queue's node")
+		return nil, err
 	}
 	cc := &clientConn{c: c, addr: addr, w: newWire(st), pending: map[uint64]waiter{}, subs: map[uint64]*Subscription{}}
 	c.mu.Lock()
+	delete(c.failed, addr)
 	if c.closed {
 		c.mu.Unlock()
 		_ = st.Close()

@@ -4,12 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/rs/zerolog"
 
 	"github.com/warrenmq/warren/amqpwire"
 )
@@ -387,5 +391,52 @@ func TestBackloggedStreamResumes(t *testing.T) {
 		if string(d.Body[:4]) != fmt.Sprintf("%04d", i) || len(d.Body) != 4+len(pad) {
 			t.Fatalf("delivery %d is message %q (%d bytes)", i, d.Body[:4], len(d.Body))
 		}
+	}
+}
+
+// countingDialer counts the dials it passes on.
+type countingDialer struct {
+	Dialer
+	n atomic.Int32
+}
+
+func (d *countingDialer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	d.n.Add(1)
+	return d.Dialer.Dial(address, timeout)
+}
+
+// TestUnreachableNodeFailsFast: requests to a node that cannot be reached fail with the
+// dial's error, and those right after it fail the same way without dialing again (a burst
+// of publishes to a dead node does not queue up behind one dial each).
+func TestUnreachableNodeFailsFast(t *testing.T) {
+	b := newMux(t, "b")
+	t.Cleanup(func() { _ = b.Close() })
+	lb, err := b.Layer(Group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	_ = ln.Close() // nothing listens there now
+	d := &countingDialer{Dialer: lb}
+	c := NewClient(d, zerolog.Nop())
+	c.redial = time.Hour // however slow the machine, the five publishes are within it
+	defer c.Close()
+	var errs []error
+	for range 5 {
+		done := make(chan error, 1)
+		c.Publish(dead, "/", "q", msg("x"), true, func(err error) { done <- err })
+		errs = append(errs, <-done)
+	}
+	for i, err := range errs {
+		if err == nil || !strings.Contains(err.Error(), dead) {
+			t.Fatalf("publish %d to a dead node: %v, want an error naming it", i, err)
+		}
+	}
+	if n := d.n.Load(); n != 1 {
+		t.Fatalf("%d dials for 5 publishes in a row, want 1", n)
 	}
 }

@@ -150,7 +150,7 @@ func (l *forwardLocal) Consume(vh, name string, opts forward.ConsumeOptions, sin
 	if err != nil {
 		return nil, err
 	}
-	c := &forwardConsumer{v: v, q: q, sink: sink}
+	c := &forwardConsumer{v: v, q: q, sink: sink, noAck: opts.NoAck}
 	if err := q.AddConsumer(c, opts.Tag, queue.ConsumerOptions{Exclusive: opts.Exclusive, NoAck: opts.NoAck, Priority: prio}); err != nil {
 		if errors.Is(err, queue.ErrExclusiveUse) {
 			return nil, amqpwire.NewChannelError(amqpwire.CodeAccessRefused, amqpwire.ClassBasic, amqpwire.MethodBasicConsume,
@@ -163,9 +163,10 @@ func (l *forwardLocal) Consume(vh, name string, opts forward.ConsumeOptions, sin
 
 // forwardConsumer is a consumer on another node, as the queue sees it.
 type forwardConsumer struct {
-	v    *vhost.Vhost
-	q    *vhost.Queue
-	sink forward.Sink
+	v     *vhost.Vhost
+	q     *vhost.Queue
+	sink  forward.Sink
+	noAck bool
 }
 
 var _ vhost.Consumer = (*forwardConsumer)(nil)
@@ -173,7 +174,20 @@ var _ vhost.Consumer = (*forwardConsumer)(nil)
 // Deliver implements queue.Consumer (under the queue's lock): the sink writes the delivery
 // into the forwarding stream's buffer, or refuses it without blocking.
 func (c *forwardConsumer) Deliver(q *queue.Queue, e *queue.Entry) bool {
-	return c.sink.Deliver(delivery(q, e))
+	if !c.sink.Deliver(delivery(q, e)) {
+		return false
+	}
+	// The queue's rates count forwarded deliveries as a local channel's (chanCounters).
+	qc := q.Counters()
+	if e.Redelivered {
+		qc.Redeliver.Add(1)
+	}
+	if c.noAck {
+		qc.DeliverNoAck.Add(1)
+	} else {
+		qc.Deliver.Add(1)
+	}
+	return true
 }
 
 // delivery is e as it leaves for another node: its properties as a local consumer gets
@@ -219,6 +233,7 @@ func settleRefs(q *queue.Queue, refs []any, op forward.SettleOp) {
 	}
 	switch op {
 	case forward.Ack:
+		q.Counters().Ack.Add(uint64(len(es)))
 		q.Settle(es)
 	case forward.Requeue:
 		q.Requeue(es)
@@ -235,8 +250,18 @@ func (l *forwardLocal) Get(vh, name string, noAck bool) (*forward.Delivery, forw
 	}
 	core := q.Core()
 	e, n := core.Get(noAck)
+	qc := core.Counters()
 	if e == nil {
+		qc.GetEmpty.Add(1)
 		return nil, nil, uint32(core.Stats().Ready), nil
+	}
+	if e.Redelivered {
+		qc.Redeliver.Add(1)
+	}
+	if noAck {
+		qc.GetNoAck.Add(1)
+	} else {
+		qc.Get.Add(1)
 	}
 	return delivery(core, e), coreSettler{core}, uint32(n), nil
 }

@@ -201,13 +201,22 @@ func TestForwardedConsumerOnAQueue(t *testing.T) {
 		t.Fatalf("after the acks: %q, %q; want m2, m3", got[2].Body, got[3].Body)
 	}
 
-	_ = n.b.Close() // node B goes: the stream breaks
-	if err := <-rec.ended; !errors.Is(err, forward.ErrStreamBroken) {
-		t.Fatalf("subscription ended with %v", err)
-	}
 	q, err := s.vhost("/").QueueFor(nil, "q")
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The queue's rates on its own node count the forwarded deliveries and acks (after a
+	// round trip: A counts a delivery once it is in the stream's buffer).
+	if _, err := n.client.Stats(fwdCtx(t), n.a.Addr(), "/", "q"); err != nil {
+		t.Fatal(err)
+	}
+	if c := q.Core().Counters().Load(); c.Deliver != 4 || c.Ack != 2 || c.Publish != 5 {
+		t.Fatalf("queue counters %+v, want 5 published, 4 delivered, 2 acked", c)
+	}
+
+	_ = n.b.Close() // node B goes: the stream breaks
+	if err := <-rec.ended; !errors.Is(err, forward.ErrStreamBroken) {
+		t.Fatalf("subscription ended with %v", err)
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {

@@ -218,6 +218,8 @@ func (cc *clientConn) readLoop() {
 		if err != nil {
 			if werr := cc.w.closed(); errors.Is(werr, ErrClosed) {
 				err = werr // Client.Close, not a broken stream
+			} else if errors.Is(err, errBadFrame) {
+				cc.c.log.Error().Err(err).Str("node", cc.addr).Msg("forwarding stream: malformed frame, closing it")
 			}
 			cc.fail(err)
 			return

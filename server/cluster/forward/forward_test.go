@@ -440,3 +440,31 @@ func TestUnreachableNodeFailsFast(t *testing.T) {
 		t.Fatalf("%d dials for 5 publishes in a row, want 1", n)
 	}
 }
+
+// TestMalformedFrameClosesOnlyItsStream: a peer sending garbage gets its stream closed; the
+// node keeps serving others.
+func TestMalformedFrameClosesOnlyItsStream(t *testing.T) {
+	local := newFakeLocal("q")
+	p := newPair(t, local)
+	other := newMux(t, "c")
+	t.Cleanup(func() { _ = other.Close() })
+	lc, err := other.Layer(Group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := lc.Dial(raft.ServerAddress(p.addr()), 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.Write([]byte{0, 0, 0, 9, 99, 0, 0, 0, 0, 0, 0, 0, 1}); err != nil { // type 99
+		t.Fatal(err)
+	}
+	_ = st.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if _, err := st.Read(make([]byte, 1)); err == nil {
+		t.Fatal("the stream that sent a malformed frame stayed open")
+	}
+	if _, err := p.client.Stats(ctx30(t), p.addr(), "/", "q"); err != nil {
+		t.Fatalf("another stream after a malformed one: %v", err)
+	}
+}

@@ -117,6 +117,9 @@ func (sc *serverConn) serve() {
 	for {
 		var f frame
 		if f, err = readFrame(r, &hdr); err != nil {
+			if errors.Is(err, errBadFrame) {
+				sc.s.log.Error().Err(err).Str("peer", sc.peer).Msg("forwarding stream: malformed frame, closing it")
+			}
 			break
 		}
 		if err = sc.handle(&f); err != nil {

@@ -242,8 +242,15 @@ func (cc *clientConn) dispatch(f *frame) error {
 		w.done(f.res.err())
 	case tGetOk, tPurgeOk, tStatsOk:
 		w, ok := cc.take(f.id)
-		if !ok || w.reply == nil {
-			return fmt.Errorf("%w: answer to request %d, which is not in flight", errBadFrame, f.id)
+		if !ok {
+			// The caller gave up waiting (its context ended). A message got for it goes back.
+			if f.typ == tGetOk && f.flags&fHas != 0 && f.id2 != 0 {
+				return cc.w.send(&frame{typ: tSettle, id2: f.id2, flags: byte(Requeue)})
+			}
+			return nil
+		}
+		if w.reply == nil {
+			return fmt.Errorf("%w: answer of type %d to publish %d", errBadFrame, f.typ, f.id)
 		}
 		w.reply <- reply{f: *f}
 	case tConsumeOk, tDeliver, tCancelled:

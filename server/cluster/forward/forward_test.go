@@ -468,3 +468,37 @@ func TestMalformedFrameClosesOnlyItsStream(t *testing.T) {
 		t.Fatalf("another stream after a malformed one: %v", err)
 	}
 }
+
+// TestAbandonedGetIsRequeued: a basic.get whose caller stopped waiting before the answer
+// came does not break the stream, and the message it took goes back to the queue.
+func TestAbandonedGetIsRequeued(t *testing.T) {
+	local := newFakeLocal("q")
+	q := local.queues["q"]
+	q.put("m1")
+	p := newPair(t, local)
+	if _, err := p.client.Stats(ctx30(t), p.addr(), "/", "q"); err != nil {
+		t.Fatal(err)
+	}
+	stream := func() *clientConn {
+		p.client.mu.Lock()
+		defer p.client.mu.Unlock()
+		return p.client.conns[p.addr()]
+	}
+	first := stream()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // the caller has given up before the answer can come
+	if _, _, err := p.client.Get(ctx, p.addr(), "/", "q", false); !errors.Is(err, context.Canceled) {
+		t.Fatalf("get with a cancelled context: %v", err)
+	}
+	local.waitFor(t, "m1 back in the queue", func() bool {
+		ready, _, _, _, requeued := q.snapshot()
+		return len(ready) == 1 && requeued == 1
+	})
+	d, _, err := p.client.Get(ctx30(t), p.addr(), "/", "q", true)
+	if err != nil || d == nil || string(d.Body) != "m1" || !d.Redelivered {
+		t.Fatalf("get after the abandoned one: %v, %v; want m1 redelivered", d, err)
+	}
+	if stream() != first {
+		t.Fatal("the late answer broke the stream")
+	}
+}

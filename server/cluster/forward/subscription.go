@@ -9,6 +9,8 @@ import (
 // Handler receives a subscription's deliveries, on the stream's reader goroutine: it must
 // not block for long (the AMQP layer writes them into its connection's buffer).
 type Handler interface {
+	// Deliver may still run while Close runs on another goroutine: a delivery that comes
+	// after Close must be dropped (A requeues it when it handles the close).
 	Deliver(d *Delivery)
 	// Ended runs once, when no more deliveries will come: nil after Cancel or Close; the
 	// node's reason when it ended the consumer (a *amqpwire.ChannelError such as 404 for a

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -187,8 +188,8 @@ func TestForwardedConsumerOnAQueue(t *testing.T) {
 	}
 	got := rec.waitN(t, 2)
 	st, err := n.client.Stats(fwdCtx(t), n.a.Addr(), "/", "q")
-	if err != nil || st.Messages != 3 || st.Consumers != 1 || len(rec.got) != 2 {
-		t.Fatalf("prefetch 2: %d delivered, stats %+v (%v); want 2, 3 ready, 1 consumer", len(rec.got), st, err)
+	if now := rec.waitN(t, 0); err != nil || st.Messages != 3 || st.Consumers != 1 || len(now) != 2 {
+		t.Fatalf("prefetch 2: %d delivered, stats %+v (%v); want 2, 3 ready, 1 consumer", len(now), st, err)
 	}
 	if string(got[0].Body) != "m0" || string(got[1].Body) != "m1" {
 		t.Fatalf("delivered %q, %q; want m0, m1", got[0].Body, got[1].Body)
@@ -268,3 +269,50 @@ func TestForwardedConsumerCancelledByDelete(t *testing.T) {
 type testOwner string
 
 func (o *testOwner) OwnerName() string { return string(*o) }
+
+// TestForwardedConsumerArguments: basic.consume's arguments cross to the queue's node: a
+// forwarded consumer with a higher x-priority gets the messages while it has credit, and a
+// bad x-priority is refused with RabbitMQ's 406.
+func TestForwardedConsumerArguments(t *testing.T) {
+	s := reopen(t, t.TempDir())
+	if _, err := s.DeclareQueueAs("guest", "/", vhost.QueueDecl{Name: "q"}); err != nil {
+		t.Fatal(err)
+	}
+	n := startForwardNodes(t, s)
+	bad, err := amqpwire.NewTable(map[string]any{"x-priority": "high"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := func() *fwdRecorder { return &fwdRecorder{more: make(chan struct{}, 1), ended: make(chan error, 1)} }
+	_, err = n.client.Consume(fwdCtx(t), n.a.Addr(), "/", "q", forward.ConsumeOptions{Arguments: bad}, rec())
+	var ce *amqpwire.ChannelError
+	if !errors.As(err, &ce) || ce.Code != amqpwire.CodePreconditionFailed || !strings.HasPrefix(ce.Text, "PRECONDITION_FAILED - invalid arg 'x-priority'") {
+		t.Fatalf("consume with x-priority \"high\": %v, want 406", err)
+	}
+	high, err := amqpwire.NewTable(map[string]any{"x-priority": int32(10)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	low, hi := rec(), rec()
+	if _, err := n.client.Consume(fwdCtx(t), n.a.Addr(), "/", "q", forward.ConsumeOptions{Tag: "low", Prefetch: 100}, low); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.client.Consume(fwdCtx(t), n.a.Addr(), "/", "q", forward.ConsumeOptions{Tag: "high", Prefetch: 3, Arguments: high}, hi); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if err := n.publish(t, "q", fmt.Sprint("m", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hi.waitN(t, 3)
+	low.waitN(t, 2)
+	if _, err := n.client.Stats(fwdCtx(t), n.a.Addr(), "/", "q"); err != nil {
+		t.Fatal(err)
+	}
+	hg, lg := hi.waitN(t, 0), low.waitN(t, 0) // what each has now
+	if len(hg) != 3 || len(lg) != 2 || string(hg[0].Body) != "m0" {
+		t.Fatalf("x-priority 10 with prefetch 3 got %d (first %q), x-priority 0 got %d; want 3 from m0, and 2",
+			len(hg), hg[0].Body, len(lg))
+	}
+}

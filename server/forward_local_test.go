@@ -47,8 +47,8 @@ func startForwardNodes(t testing.TB, s *Server) *forwardNodes {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.server = forward.Serve(la, s.ForwardLocal(), zerolog.Nop())
-	n.client = forward.NewClient(lb, zerolog.Nop())
+	n.server = forward.Serve(la, s.ForwardLocal(), zerolog.Nop(), forward.Options{})
+	n.client = forward.NewClient(lb, zerolog.Nop(), forward.Options{})
 	t.Cleanup(func() {
 		n.client.Close()
 		_ = n.server.Close()

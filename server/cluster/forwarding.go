@@ -20,12 +20,12 @@ type Forwarding struct {
 // StartForwarding serves the other nodes on local (the broker's own queues) and returns the
 // client for this node's side, both on the node's cluster transport. Close it before the
 // node.
-func (n *Node) StartForwarding(local forward.Local) (*Forwarding, error) {
+func (n *Node) StartForwarding(local forward.Local, opts forward.Options) (*Forwarding, error) {
 	layer, err := n.mux.Layer(forward.Group)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: forwarding: %w", err)
 	}
-	return &Forwarding{Client: forward.NewClient(layer, n.log), server: forward.Serve(layer, local, n.log)}, nil
+	return &Forwarding{Client: forward.NewClient(layer, n.log, opts), server: forward.Serve(layer, local, n.log, opts)}, nil
 }
 
 // Close breaks every forwarding stream: this node's forwarded consumers elsewhere end, and

@@ -44,7 +44,7 @@ func TestForwardingBetweenNodes(t *testing.T) {
 	fwd := make([]*Forwarding, len(names))
 	for i, tn := range nodes {
 		tn.start(t, configs.Cluster{NodeName: names[i], Peers: peers})
-		f, err := tn.n.StartForwarding(statsLocal{node: names[i]})
+		f, err := tn.n.StartForwarding(statsLocal{node: names[i]}, forward.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}

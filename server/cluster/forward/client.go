@@ -28,8 +28,9 @@ type dialFailure struct {
 // Client is B's side: it forwards to the nodes that run queues, over one stream per node,
 // opened on first use and again after one broke.
 type Client struct {
-	d   Dialer
-	log zerolog.Logger
+	d    Dialer
+	log  zerolog.Logger
+	opts Options
 
 	mu      sync.Mutex
 	closed  bool
@@ -41,8 +42,8 @@ type Client struct {
 }
 
 // NewClient forwards over streams d opens (the node's raftmux layer for Group).
-func NewClient(d Dialer, log zerolog.Logger) *Client {
-	return &Client{d: d, log: log.With().Str("component", "forward client").Logger(),
+func NewClient(d Dialer, log zerolog.Logger, opts Options) *Client {
+	return &Client{d: d, opts: opts, log: log.With().Str("component", "forward client").Logger(),
 		conns: map[string]*clientConn{}, dialing: map[string]*sync.Mutex{}, failed: map[string]dialFailure{},
 		redial: redialAfter}
 }
@@ -109,8 +110,12 @@ func (c *Client) conn(addr string) (*clientConn, error) {
 		return nil, ErrClosed
 	}
 	c.conns[addr] = cc
-	c.wg.Add(2)
+	c.wg.Add(3)
 	c.mu.Unlock()
+	go func() {
+		defer c.wg.Done()
+		cc.w.watch(c.opts.heartbeat(), cc.fail)
+	}()
 	go func() {
 		defer c.wg.Done()
 		cc.w.run(func(err error) { cc.fail(err) })
@@ -224,6 +229,7 @@ func (cc *clientConn) readLoop() {
 			cc.fail(err)
 			return
 		}
+		cc.w.recv.Add(1)
 		if err := cc.dispatch(&f); err != nil {
 			cc.c.log.Error().Err(err).Str("node", cc.addr).Msg("forwarding stream: bad answer")
 			cc.fail(err)
@@ -234,6 +240,7 @@ func (cc *clientConn) readLoop() {
 
 func (cc *clientConn) dispatch(f *frame) error {
 	switch f.typ {
+	case tPing:
 	case tPublishOk:
 		w, ok := cc.take(f.id)
 		if !ok || w.done == nil {

@@ -375,8 +375,8 @@ func newPair(t testing.TB, local Local) *pair {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.server = Serve(la, local, zerolog.Nop())
-	p.client = NewClient(lb, zerolog.Nop())
+	p.server = Serve(la, local, zerolog.Nop(), Options{})
+	p.client = NewClient(lb, zerolog.Nop(), Options{})
 	t.Cleanup(func() {
 		p.client.Close()
 		if err := p.server.Close(); err != nil && !errors.Is(err, raftmux.ErrClosed) {

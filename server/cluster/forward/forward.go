@@ -138,6 +138,20 @@ type Sink interface {
 	Cancelled(err error)
 }
 
+// Options tune both ends.
+type Options struct {
+	// Heartbeat is how often each end pings the other; a stream on which nothing was heard
+	// for three intervals is broken (0: DefaultHeartbeat).
+	Heartbeat time.Duration
+}
+
+func (o Options) heartbeat() time.Duration {
+	if o.Heartbeat <= 0 {
+		return DefaultHeartbeat
+	}
+	return o.Heartbeat
+}
+
 // Dialer opens a stream to a node by its cluster address (a *raftmux.Layer).
 type Dialer interface {
 	Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error)

@@ -422,7 +422,7 @@ func TestUnreachableNodeFailsFast(t *testing.T) {
 	dead := ln.Addr().String()
 	_ = ln.Close() // nothing listens there now
 	d := &countingDialer{Dialer: lb}
-	c := NewClient(d, zerolog.Nop())
+	c := NewClient(d, zerolog.Nop(), Options{})
 	c.redial = time.Hour // however slow the machine, the five publishes are within it
 	defer c.Close()
 	var errs []error

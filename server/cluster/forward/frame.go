@@ -31,7 +31,8 @@ const (
 	tPurgeOk   byte = 14 // A→B: id, result, count
 	tStats     byte = 15 // B→A: id, vhost, queue
 	tStatsOk   byte = 16 // A→B: id, result, messages, consumers
-	tLast           = tStatsOk
+	tPing      byte = 17 // both ways, every heartbeat interval: the sender is alive
+	tLast           = tPing
 )
 
 // Flag bits.
@@ -131,7 +132,7 @@ func appendFrame(b []byte, f *frame) []byte {
 		b = append(b, f.flags)
 	case tCredit:
 		b = binary.BigEndian.AppendUint32(b, f.n1)
-	case tCancel, tClose:
+	case tCancel, tClose, tPing:
 	case tGet, tPurge, tStats:
 		if f.typ == tGet {
 			b = append(b, f.flags)
@@ -271,7 +272,7 @@ func decodeFrame(p []byte) (frame, error) {
 		}
 	case tCredit:
 		f.n1 = d.u32()
-	case tCancel, tClose:
+	case tCancel, tClose, tPing:
 	case tGet, tPurge, tStats:
 		if f.typ == tGet {
 			f.flags = d.u8()

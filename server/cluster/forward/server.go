@@ -18,6 +18,7 @@ type Server struct {
 	ln    net.Listener
 	local Local
 	log   zerolog.Logger
+	opts  Options
 
 	mu     sync.Mutex
 	closed bool
@@ -26,8 +27,8 @@ type Server struct {
 }
 
 // Serve accepts streams on ln until Close.
-func Serve(ln net.Listener, local Local, log zerolog.Logger) *Server {
-	s := &Server{ln: ln, local: local, log: log.With().Str("component", "forward server").Logger(),
+func Serve(ln net.Listener, local Local, log zerolog.Logger, opts Options) *Server {
+	s := &Server{ln: ln, local: local, opts: opts, log: log.With().Str("component", "forward server").Logger(),
 		conns: map[*serverConn]struct{}{}}
 	s.wg.Add(1)
 	go s.acceptLoop()
@@ -74,8 +75,15 @@ func (s *Server) acceptLoop() {
 			return
 		}
 		s.conns[sc] = struct{}{}
-		s.wg.Add(2)
+		s.wg.Add(3)
 		s.mu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			sc.w.watch(s.opts.heartbeat(), func(err error) {
+				s.log.Warn().Err(err).Str("peer", sc.peer).Msg("forwarding stream: the other node is silent, closing it")
+				sc.w.close(broken(sc.peer, err))
+			})
+		}()
 		go func() {
 			defer s.wg.Done()
 			sc.w.run(func(err error) { sc.w.close(err) })
@@ -122,6 +130,7 @@ func (sc *serverConn) serve() {
 			}
 			break
 		}
+		sc.w.recv.Add(1)
 		if err = sc.handle(&f); err != nil {
 			sc.s.log.Error().Err(err).Str("peer", sc.peer).Msg("forwarding stream: bad request, closing it")
 			break
@@ -164,6 +173,7 @@ func (sc *serverConn) answer(f *frame) {
 func (sc *serverConn) handle(f *frame) error {
 	l := sc.s.local
 	switch f.typ {
+	case tPing:
 	case tPublish:
 		m := &Message{Exchange: f.exchange, RoutingKey: f.key, Properties: f.props, Body: f.body,
 			Persistent: f.flags&fPersistent != 0}

@@ -1,8 +1,11 @@
 package forward
 
 import (
+	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // Output buffer bounds: a consumer's deliveries wait (Sink.Deliver refuses) beyond
@@ -19,6 +22,8 @@ const (
 // coalesced and flushed as soon as it drains.
 type wire struct {
 	conn net.Conn
+	// recv counts the frames read (the reader adds to it), for the heartbeat watch.
+	recv atomic.Uint64
 
 	mu    sync.Mutex
 	cond  sync.Cond // the writer waits for data, publishers for room, on it
@@ -171,6 +176,9 @@ func (w *wire) close(err error) {
 	}
 	w.cond.Broadcast()
 	w.mu.Unlock()
+	// A yamux stream's Close is a half-close: a Read (or a Write waiting for window) would
+	// wait for a silent peer's answer. The deadline ends them now.
+	_ = w.conn.SetDeadline(time.Now())
 	_ = w.conn.Close()
 }
 
@@ -179,4 +187,36 @@ func (w *wire) closed() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.err
+}
+
+// DefaultHeartbeat is how often each end of a stream sends a ping; an end that has read
+// nothing for missedBeats intervals takes the other for dead (a paused or partitioned node,
+// whose connection stays open) and breaks the stream.
+const (
+	DefaultHeartbeat = 2 * time.Second
+	missedBeats      = 3
+)
+
+// watch sends a ping every interval and calls dead once nothing was read for missedBeats
+// intervals; it returns then, or when the writer has exited.
+func (w *wire) watch(interval time.Duration, dead func(error)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	last, missed := w.recv.Load(), 0
+	for {
+		select {
+		case <-w.done:
+			return
+		case <-t.C:
+		}
+		_ = w.send(&frame{typ: tPing})
+		if n := w.recv.Load(); n != last {
+			last, missed = n, 0
+			continue
+		}
+		if missed++; missed >= missedBeats {
+			dead(fmt.Errorf("nothing heard from the other node in %s (heartbeat)", time.Duration(missed)*interval))
+			return
+		}
+	}
 }

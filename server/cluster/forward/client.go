@@ -230,7 +230,10 @@ func (cc *clientConn) readLoop() {
 			return
 		}
 		cc.w.recv.Add(1)
-		if err := cc.dispatch(&f); err != nil {
+		cc.w.busy.Store(true)
+		err = cc.dispatch(&f)
+		cc.w.busy.Store(false)
+		if err != nil {
 			cc.c.log.Error().Err(err).Str("node", cc.addr).Msg("forwarding stream: bad answer")
 			cc.fail(err)
 			return

@@ -144,3 +144,63 @@ func TestIdleStreamStaysUp(t *testing.T) {
 		t.Fatal("an idle stream between live nodes was broken")
 	}
 }
+
+// blockingLocal's Publish waits for release, as a publish held by a disk that is behind.
+type blockingLocal struct {
+	*fakeLocal
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (l *blockingLocal) Publish(vhost, queue string, m *Message, confirm bool, done func(error, func())) {
+	close(l.entered)
+	<-l.release
+	l.fakeLocal.Publish(vhost, queue, m, confirm, done)
+}
+
+// TestBusyNodeIsNotSilent: a queue's node whose stream reader is stuck in its own work (a
+// publish waiting for the disk) for many heartbeat intervals keeps the stream: the peer's
+// pings it has not read yet are not silence.
+func TestBusyNodeIsNotSilent(t *testing.T) {
+	local := &blockingLocal{fakeLocal: newFakeLocal("q"), entered: make(chan struct{}), release: make(chan struct{})}
+	a, b := newMux(t, "a"), newMux(t, "b")
+	la, err := a.Layer(Group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lb, err := b.Layer(Group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := Serve(la, local, zerolog.Nop(), Options{Heartbeat: testBeat})
+	c := NewClient(lb, zerolog.Nop(), Options{Heartbeat: testBeat})
+	defer func() {
+		c.Close()
+		_ = srv.Close()
+		_ = b.Close()
+		_ = a.Close()
+	}()
+	done := make(chan error, 1)
+	c.Publish(a.Addr(), "/", "q", msg("slow"), true, func(err error) { done <- err })
+	<-local.entered
+	c.mu.Lock()
+	cc := c.conns[a.Addr()]
+	c.mu.Unlock()
+	// Ten of A's pings arrive while its reader is stuck: ten intervals.
+	deadline := time.Now().Add(30 * time.Second)
+	for cc.w.recv.Load() < 10 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d frames from A in 30s", cc.w.recv.Load())
+		}
+		time.Sleep(testBeat)
+	}
+	close(local.release)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("the slow publish: %v, want its confirm", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no answer to the slow publish")
+	}
+}

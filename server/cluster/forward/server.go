@@ -131,7 +131,10 @@ func (sc *serverConn) serve() {
 			break
 		}
 		sc.w.recv.Add(1)
-		if err = sc.handle(&f); err != nil {
+		sc.w.busy.Store(true)
+		err = sc.handle(&f)
+		sc.w.busy.Store(false)
+		if err != nil {
 			sc.s.log.Error().Err(err).Str("peer", sc.peer).Msg("forwarding stream: bad request, closing it")
 			break
 		}

@@ -22,8 +22,11 @@ const (
 // coalesced and flushed as soon as it drains.
 type wire struct {
 	conn net.Conn
-	// recv counts the frames read (the reader adds to it), for the heartbeat watch.
+	// recv counts the frames read (the reader adds to it) and busy is set while the reader
+	// handles one, for the heartbeat watch: a reader stuck in its own work (a publish
+	// waiting for the disk) is not a silent peer.
 	recv atomic.Uint64
+	busy atomic.Bool
 
 	mu    sync.Mutex
 	cond  sync.Cond // the writer waits for data, publishers for room, on it
@@ -210,7 +213,7 @@ func (w *wire) watch(interval time.Duration, dead func(error)) {
 		case <-t.C:
 		}
 		_ = w.send(&frame{typ: tPing})
-		if n := w.recv.Load(); n != last {
+		if n := w.recv.Load(); n != last || w.busy.Load() {
 			last, missed = n, 0
 			continue
 		}

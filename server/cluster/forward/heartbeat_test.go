@@ -5,6 +5,7 @@ import (
 	"errors"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -180,6 +181,9 @@ func TestBusyNodeIsNotSilent(t *testing.T) {
 		_ = b.Close()
 		_ = a.Close()
 	}()
+	var releaseOnce sync.Once
+	release := func() { releaseOnce.Do(func() { close(local.release) }) }
+	defer release() // before the nodes stop, whatever happened
 	done := make(chan error, 1)
 	c.Publish(a.Addr(), "/", "q", msg("slow"), true, func(err error) { done <- err })
 	<-local.entered
@@ -194,7 +198,7 @@ func TestBusyNodeIsNotSilent(t *testing.T) {
 		}
 		time.Sleep(testBeat)
 	}
-	close(local.release)
+	release()
 	select {
 	case err := <-done:
 		if err != nil {

@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"io"
+	"net"
 	"testing"
+
+	"github.com/rs/zerolog"
 
 	"github.com/warrenmq/warren/amqpwire"
 )
@@ -86,5 +90,50 @@ func FuzzDecodeFrame(f *testing.F) {
 		if got := appendFrame(nil, &fr)[4:]; !bytes.Equal(got, p) {
 			t.Fatalf("decoded %x as %+v, which encodes as %x", p, fr, got)
 		}
+	})
+}
+
+// FuzzHandleFrames: whatever frame a peer sends (decodable, in any state), neither end
+// panics: A handles it after a consumer and a get are set up, B dispatches it with a publish,
+// a request and a subscription in flight.
+func FuzzHandleFrames(f *testing.F) {
+	for _, fr := range sampleFrames(f) {
+		f.Add(appendFrame(nil, &fr)[4:])
+	}
+	f.Fuzz(func(t *testing.T, p []byte) {
+		fr, err := decodeFrame(p)
+		if err != nil {
+			return
+		}
+		// A's side.
+		local := newFakeLocal("q")
+		local.queues["q"].put("m1", "m2", "m3")
+		a1, a2 := net.Pipe()
+		go func() { _, _ = io.Copy(io.Discard, a2) }()
+		sc := &serverConn{s: &Server{local: local, log: zerolog.Nop()}, w: newWire(a1),
+			subs: map[uint64]*serverSub{}, got: map[uint64]gotEntry{}}
+		go sc.w.run(func(error) {})
+		_ = sc.handle(&frame{typ: tConsume, id: 1, n1: 1, vhost: "/", queue: "q"})
+		_ = sc.handle(&frame{typ: tGet, id: 2, vhost: "/", queue: "q"})
+		_ = sc.handle(&fr)
+		sc.w.close(ErrClosed)
+		<-sc.w.done
+		sc.cleanup()
+		_ = a2.Close()
+
+		// B's side.
+		b1, b2 := net.Pipe()
+		go func() { _, _ = io.Copy(io.Discard, b2) }()
+		c := &Client{log: zerolog.Nop(), conns: map[string]*clientConn{}}
+		cc := &clientConn{c: c, addr: "a", w: newWire(b1), pending: map[uint64]waiter{}, subs: map[uint64]*Subscription{}}
+		go cc.w.run(func(error) {})
+		cc.pending[1] = waiter{done: func(error) {}}
+		cc.pending[2] = waiter{reply: make(chan reply, 1)}
+		s := &Subscription{cc: cc, id: 3, h: newRecorder(), started: make(chan error, 1), running: true}
+		cc.subs[3] = s
+		_ = cc.dispatch(&fr)
+		cc.fail(ErrClosed)
+		<-cc.w.done
+		_ = b2.Close()
 	})
 }

@@ -9,9 +9,11 @@
 // node's cluster transport (raftmux, group Group): one stream per pair of nodes, opened by B,
 // carrying length-prefixed binary frames (frame.go). Requests are pipelined: each has an id,
 // and answers may come back in any order. Writes are coalesced in a buffer a writer goroutine
-// moves to the stream, so a burst of publishes is one write. A broken stream fails everything
-// in flight on it, ends every subscription on it with an error, and makes A requeue what its
-// consumers had not acknowledged.
+// moves to the stream, so a burst of publishes is one write. Both ends ping every
+// Options.Heartbeat, and a stream on which nothing was heard for three intervals counts as
+// broken (a paused or cut-off node keeps its connection open). A broken stream fails
+// everything in flight on it, ends every subscription on it with an error, and makes A
+// requeue what its consumers had not acknowledged.
 package forward
 
 import (

@@ -13,8 +13,9 @@ import (
 
 // ForwardLocal is this node's queues as the other nodes of a cluster use them: publishes,
 // consumers, gets, purges and counts forwarded by the node a client is connected to
-// (server/cluster/forward). Exclusive queues stay with their connection: another node gets
-// 405 RESOURCE_LOCKED, as another connection would.
+// (server/cluster/forward). Exclusive queues stay with their connection: another node may
+// publish to one but gets 405 RESOURCE_LOCKED for anything else, as another connection
+// would.
 func (s *Server) ForwardLocal() forward.Local { return &forwardLocal{s: s} }
 
 // forwardLocal implements forward.Local on the server's vhosts.
@@ -42,9 +43,10 @@ func (l *forwardLocal) queue(vh, name string) (*vhost.Vhost, *vhost.Queue, error
 // the default exchange's path, so a persistent message for a durable queue is written and,
 // with confirm, held from consumers until durable, as a local confirmed publish is.
 func (l *forwardLocal) Publish(vh, name string, m *forward.Message, confirm bool, done func(error, func())) {
-	v, _, err := l.queue(vh, name)
-	if err != nil {
-		done(err, nil)
+	// Any connection may publish to an exclusive queue, as in RabbitMQ: no owner check here.
+	v := l.s.vhost(vh)
+	if v == nil || !v.HasQueue(name) {
+		done(forward.NotFound(vh, name, 0, 0), nil)
 		return
 	}
 	msg := &queue.Message{Exchange: m.Exchange, RoutingKey: m.RoutingKey, RawProperties: m.Properties,

@@ -237,8 +237,8 @@ func TestForwardedConsumerOnAQueue(t *testing.T) {
 }
 
 // TestForwardedConsumerCancelledByDelete: deleting the queue under a forwarded consumer
-// ends it on the other node with RabbitMQ's 404; an exclusive queue is not served to
-// another node (405).
+// ends it on the other node with RabbitMQ's 404; an exclusive queue takes publishes from
+// another node but not its consumers (405).
 func TestForwardedConsumerCancelledByDelete(t *testing.T) {
 	s := reopen(t, t.TempDir())
 	if _, err := s.DeclareQueueAs("guest", "/", vhost.QueueDecl{Name: "q"}); err != nil {
@@ -263,6 +263,13 @@ func TestForwardedConsumerCancelledByDelete(t *testing.T) {
 	_, err := n.client.Consume(fwdCtx(t), n.a.Addr(), "/", "mine", forward.ConsumeOptions{}, rec)
 	if !errors.As(err, &ce) || ce.Code != amqpwire.CodeResourceLocked {
 		t.Fatalf("consume on another connection's exclusive queue: %v, want 405", err)
+	}
+	// Publishing to it is allowed, from another node as from another connection.
+	if err := n.publish(t, "mine", "for the owner"); err != nil {
+		t.Fatalf("publish to an exclusive queue from another node: %v", err)
+	}
+	if q, _ := s.vhost("/").QueueFor(&owner, "mine"); q.Core().Stats().Ready != 1 {
+		t.Fatal("the exclusive queue did not get the forwarded message")
 	}
 }
 

@@ -138,7 +138,7 @@ func TestDelayedWindowRoutesInDueOrder(t *testing.T) {
 	if got := x.Pending(); got != n {
 		t.Fatalf("Pending = %d, want %d", got, n)
 	}
-	q := v.queues["q"].q
+	q := v.queues["q"].Core()
 	var got []string
 	for now := clock.Now(); len(got) < n && now < clock.Now()+30_000; {
 		now += 250

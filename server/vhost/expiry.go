@@ -19,7 +19,7 @@ func (v *Vhost) checkExpiry(rec *Queue) {
 		return // a policy took x-expires away; applyPolicy re-arms if one brings it back
 	}
 	idle := time.Since(time.UnixMilli(rec.lastUsed.Load()))
-	if rec.q.Stats().Consumers > 0 {
+	if rec.Core().Stats().Consumers > 0 {
 		rec.touch()
 		rec.expiry.Reset(expires)
 		return

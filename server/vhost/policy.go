@@ -187,7 +187,7 @@ func (v *Vhost) applyPolicy(q *Queue) {
 		return
 	}
 	v.setEffective(q, qa, p)
-	q.q.Reconfigure(qa.features)
+	q.Core().Reconfigure(qa.features)
 	switch {
 	case qa.expires == old.expires:
 	case q.expiry == nil:

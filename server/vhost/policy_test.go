@@ -65,7 +65,7 @@ func TestPolicyPriorityAndLiveChange(t *testing.T) {
 	mustDeclareQ(t, v, "other")
 	q := v.queues["jobs.a"]
 	for i := 0; i < 5; i++ {
-		q.q.Publish(&queue.Message{Body: []byte{byte(i)}}, nil)
+		q.Core().Publish(&queue.Message{Body: []byte{byte(i)}}, nil)
 	}
 	all, _ := configs.CompilePattern("*")
 	jobs, _ := configs.CompilePattern("jobs.*")
@@ -74,13 +74,13 @@ func TestPolicyPriorityAndLiveChange(t *testing.T) {
 		{Name: "jobs", Pattern: jobs, ApplyTo: PolicyQueues, Priority: 1, Def: PolicyDef{MaxLength: i64(2)}},
 		{Name: "xs", Pattern: all, ApplyTo: PolicyExchanges, Priority: 9, Def: PolicyDef{MaxLength: i64(1)}},
 	})
-	if q.policy != "jobs" || q.q.Stats().Ready != 2 {
-		t.Fatalf("jobs.a: policy %q, %d ready; want jobs and 2", q.policy, q.q.Stats().Ready)
+	if q.policy != "jobs" || q.Core().Stats().Ready != 2 {
+		t.Fatalf("jobs.a: policy %q, %d ready; want jobs and 2", q.policy, q.Core().Stats().Ready)
 	}
 	if o := v.queues["other"]; o.policy != "wide" || o.cur().features.MaxLength != 4 {
 		t.Fatalf("other: policy %q max-length %d; want wide and 4", o.policy, o.cur().features.MaxLength)
 	}
-	if e, _ := q.q.Get(true); e == nil || e.Msg.Body[0] != 3 {
+	if e, _ := q.Core().Get(true); e == nil || e.Msg.Body[0] != 3 {
 		t.Fatalf("the oldest messages should have been dropped; head is %v", e)
 	}
 	v.SetPolicies(nil)

@@ -100,8 +100,8 @@ func (s *Scratch) Routed() int { return len(s.queues) }
 // publishers now (queue.Queue.Congested), or nil.
 func (s *Scratch) Congested() *queue.Queue {
 	for _, q := range s.queues {
-		if q.q.Congested() {
-			return q.q
+		if q.Core().Congested() {
+			return q.Core()
 		}
 	}
 	return nil
@@ -141,17 +141,17 @@ func (v *Vhost) enqueue(msg *queue.Message, qs []*Queue, stored int, c Confirm) 
 		var written bool
 		if hold {
 			var e *queue.Entry
-			if res, e, written = q.q.PublishHeld(msg, done); e != nil {
-				c.Hold(q.q, e)
+			if res, e, written = q.Core().PublishHeld(msg, done); e != nil {
+				c.Hold(q.Core(), e)
 			}
 		} else {
-			res, written = q.q.Publish(msg, done)
+			res, written = q.Core().Publish(msg, done)
 		}
 		if c != nil && !written {
 			c.Done(nil)
 		}
 		if res == queue.Enqueued {
-			q.q.Counters().Publish.Add(1)
+			q.Core().Counters().Publish.Add(1)
 			routed = true
 		} else {
 			forgetQueueID(q, msg)

@@ -13,7 +13,9 @@ import (
 
 // Queue is a declared queue: the queue core and the metadata declares are checked against.
 type Queue struct {
-	q          *queue.Queue
+	// core holds the messages; it changes only for a quorum queue in a cluster, whose core
+	// is the one its Raft group's leader runs (SetCore).
+	core       atomic.Pointer[queue.Queue]
 	name       string
 	durable    bool
 	autoDelete bool
@@ -58,7 +60,7 @@ func (q *Queue) Type() string { return q.declared.Type() }
 
 // Core is the queue core that holds the messages and delivers them: consume, get, settle and
 // purge go to it directly.
-func (q *Queue) Core() *queue.Queue { return q.q }
+func (q *Queue) Core() *queue.Queue { return q.core.Load() }
 
 // OwnedBy reports whether o declared the queue exclusive.
 func (q *Queue) OwnedBy(o Owner) bool { return q.owner != nil && q.owner == o }
@@ -69,7 +71,7 @@ func (q *Queue) AddConsumer(c Consumer, tag string, opts queue.ConsumerOptions) 
 	if err := q.CheckLocal(); err != nil {
 		return err
 	}
-	if err := q.q.AddConsumer(c, opts); err != nil {
+	if err := q.Core().AddConsumer(c, opts); err != nil {
 		return err
 	}
 	q.cmu.Lock()
@@ -236,7 +238,7 @@ func (v *Vhost) DeclareQueue(o Owner, d QueueDecl) (*Queue, error) {
 		dst = v.st
 	}
 	q.dedup = v.newDedupCache(qa.dedup, store.DedupQueue, d.Name, dst)
-	q.q = queue.New(d.Name, v.queueOptions(q))
+	q.core.Store(queue.New(d.Name, v.queueOptions(q)))
 	v.mu.Lock()
 	v.queues[d.Name] = q
 	v.mu.Unlock()
@@ -281,7 +283,7 @@ func (v *Vhost) DeleteQueue(o Owner, name string, ifUnused, ifEmpty bool) (int, 
 		v.mu.Unlock()
 		return 0, v.errLocked(name)
 	}
-	st := q.q.Stats()
+	st := q.Core().Stats()
 	if ifUnused && st.Consumers > 0 {
 		v.mu.Unlock()
 		return 0, amqpwire.NewChannelError(amqpwire.CodePreconditionFailed, 0, 0, "queue '%s' in vhost '%s' in use", name, v.name)
@@ -326,7 +328,7 @@ func (v *Vhost) removeQueueLocked(q *Queue) {
 // finishQueueDelete runs after the queue left the maps: it drops the messages and tells the
 // consumers (server-sent basic.cancel).
 func (v *Vhost) finishQueueDelete(q *Queue) int {
-	consumers, n := q.q.Delete()
+	consumers, n := q.Core().Delete()
 	q.cmu.Lock()
 	clear(q.consumers)
 	q.cmu.Unlock()
@@ -345,7 +347,7 @@ func (v *Vhost) RemoveConsumer(q *Queue, c Consumer) {
 	q.cmu.Lock()
 	delete(q.consumers, c)
 	q.cmu.Unlock()
-	if remaining, ok := q.q.RemoveConsumer(c); ok && remaining == 0 {
+	if remaining, ok := q.Core().RemoveConsumer(c); ok && remaining == 0 {
 		v.autoDeleteQueue(q)
 	}
 }
@@ -358,7 +360,7 @@ func (v *Vhost) autoDeleteQueue(q *Queue) {
 	v.defs.Lock()
 	defer v.defs.Unlock()
 	v.mu.Lock()
-	if v.queues[q.name] != q || q.q.Stats().Consumers > 0 {
+	if v.queues[q.name] != q || q.Core().Stats().Consumers > 0 {
 		v.mu.Unlock()
 		return
 	}

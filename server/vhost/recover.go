@@ -76,7 +76,7 @@ func (v *Vhost) restoreQueue(q store.Queue, idx store.QueueIndex, clean bool) er
 	if rec.dedup != nil {
 		rec.dedup.load()
 	}
-	rec.q = queue.Recover(q.Name, v.queueOptions(rec), levels)
+	rec.core.Store(queue.Recover(q.Name, v.queueOptions(rec), levels))
 	v.queues[q.Name] = rec
 	v.armExpiry(rec)
 	return nil

@@ -76,9 +76,9 @@ func (v *Vhost) Queues() []QueueInfo {
 		if q.owner != nil {
 			infos[i].Owner = q.owner.OwnerName()
 		}
-		st := q.q.Stats()
+		st := q.Core().Stats()
 		infos[i].Ready, infos[i].Unacked, infos[i].Consumers, infos[i].ReadyBytes = st.Ready, st.Unacked, st.Consumers, st.ReadyBytes
-		infos[i].Counts = q.q.Counters().Load()
+		infos[i].Counts = q.Core().Counters().Load()
 		infos[i].Deduplication, infos[i].Deduplicated, infos[i].DedupIDs = q.dedup.stats()
 	}
 	slices.SortFunc(infos, func(a, b QueueInfo) int { return strings.Compare(a.Name, b.Name) })

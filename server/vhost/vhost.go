@@ -107,8 +107,8 @@ func (v *Vhost) SetWindow(w queue.Window) []*queue.Queue {
 	v.window.Store(&w)
 	qs := make([]*queue.Queue, 0, len(v.queues))
 	for _, rec := range v.queues {
-		if rec.q != nil {
-			qs = append(qs, rec.q)
+		if c := rec.Core(); c != nil {
+			qs = append(qs, c)
 		}
 	}
 	return qs

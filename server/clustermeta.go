@@ -231,6 +231,9 @@ func (s *Server) applyTopology(c cluster.Command) error {
 			return fmt.Errorf("%s: %w", c.Op, err)
 		}
 		d.Passive, d.Exclusive = false, false
+		if c.Queue != nil && c.Queue.Type == cluster.QueueQuorum && c.Queue.Group != 0 {
+			d.StoreID = vhost.ReplicatedQueueID(c.Queue.Group)
+		}
 		if _, err := v.DeclareQueue(nil, d); err != nil {
 			return err
 		}

@@ -160,7 +160,16 @@ type QueueDecl struct {
 	Args       amqpwire.Table
 	// ServerNamed says the client asked for a name ("") and Name is the one generated.
 	ServerNamed bool
+	// StoreID, when not 0, is the id the queue's record takes in the store, instead of the
+	// next of the store's sequence: a quorum queue in a cluster has the same id on every node
+	// (ReplicatedQueueID), its Raft group's.
+	StoreID uint64 `json:"-"`
 }
+
+// ReplicatedQueueID is the store id of the quorum queue whose Raft group is group on every
+// node of a cluster: above the ids the store's sequence hands out, below the priority levels'
+// bits (store.LevelQueueID).
+func ReplicatedQueueID(group uint64) uint64 { return 1<<47 | group }
 
 // DeclareQueue creates a queue, owned by o when exclusive, or checks a redeclare by o; it
 // returns the queue.
@@ -222,7 +231,7 @@ func (v *Vhost) DeclareQueue(o Owner, d QueueDecl) (*Queue, error) {
 					return nil, v.persistFailed(err)
 				}
 			}
-			sq := store.Queue{Vhost: v.name, Name: d.Name, AutoDelete: d.AutoDelete, Args: storedArgs(d.Args, qa, q.cur())}
+			sq := store.Queue{Vhost: v.name, Name: d.Name, AutoDelete: d.AutoDelete, Args: storedArgs(d.Args, qa, q.cur()), ID: d.StoreID}
 			if err := v.st.PutQueue(&sq); err != nil {
 				return nil, v.persistFailed(err)
 			}

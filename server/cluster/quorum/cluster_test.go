@@ -30,6 +30,7 @@ type member struct {
 	name, dir, addr string
 	st              *store.Store
 	mux             *raftmux.Mux
+	hub             *Hub
 	g               *Group
 	leads           chan *queue.Queue
 	follows         chan []queue.Consumer
@@ -93,9 +94,13 @@ func (c *testCluster) start(m *member) {
 		t.Fatal(err)
 	}
 	mux := raftmux.New(raftmux.Config{Listener: ln, Node: m.name, Secret: []byte("0123456789abcdef"), Logger: zerolog.Nop()})
-	m.st, m.mux = st, mux
+	hub, err := NewHub(mux, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.st, m.mux, m.hub = st, mux, hub
 	m.leads, m.follows = make(chan *queue.Queue, 16), make(chan []queue.Consumer, 16)
-	g, err := Start(Config{ID: testQueueID, Name: "qq", Self: m.name, Members: c.members, Mux: mux, Store: st,
+	g, err := Start(Config{ID: testQueueID, Name: "qq", Self: m.name, Members: c.members, Hub: hub, Store: st,
 		DataDir: m.dir, Timing: c.timing, Logger: zerolog.Nop(),
 		Options: func() queue.Options {
 			return queue.Options{Features: queue.NoFeatures, Window: queue.Window{Count: 4, Bytes: 1 << 20}}
@@ -115,6 +120,7 @@ func (c *testCluster) stop(m *member) {
 	if err := m.g.Close(); err != nil {
 		c.t.Error(err)
 	}
+	_ = m.hub.Close()
 	_ = m.mux.Close()
 	if err := m.st.Close(); err != nil {
 		c.t.Error(err)

@@ -13,7 +13,6 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/rs/zerolog"
 
-	"github.com/warrenmq/warren/server/cluster/raftmux"
 	"github.com/warrenmq/warren/server/queue"
 	"github.com/warrenmq/warren/store"
 )
@@ -92,8 +91,9 @@ type Config struct {
 	// on every member.
 	Self    string
 	Members []Member
-	Mux     *raftmux.Mux
-	Store   *store.Store
+	// Hub is the node's transport for its quorum queues (NewHub).
+	Hub   *Hub
+	Store *store.Store
 	// DataDir holds the group's snapshots, in DataDir/raft/q<ID>.
 	DataDir string
 	// Options give the leader's core its behaviours (features, dead-lettering, window). The
@@ -120,7 +120,7 @@ type Group struct {
 	log     zerolog.Logger
 	fsm     *fsm
 	r       *raft.Raft
-	trans   *trackedTransport
+	trans   *groupTransport
 	snapDir string
 
 	mu   sync.Mutex
@@ -175,13 +175,12 @@ func (g *Group) startRaft() error {
 	if err != nil {
 		return fmt.Errorf("snapshots in %s: %w", g.snapDir, err)
 	}
-	layer, err := cfg.Mux.Layer(cfg.ID)
+	trans, err := cfg.Hub.transport(cfg.ID)
 	if err != nil {
 		return err
 	}
-	nt := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream: layer, MaxPool: 2, Timeout: 10 * time.Second, Logger: hlog})
-	g.trans = newTrackedTransport(nt)
+	g.trans = trans
+
 	t := g.timing
 	conf := raft.DefaultConfig()
 	conf.LocalID = raft.ServerID(cfg.Self)
@@ -191,7 +190,7 @@ func (g *Group) startRaft() error {
 	conf.SnapshotInterval, conf.SnapshotThreshold, conf.TrailingLogs = t.SnapshotInterval, t.SnapshotThreshold, t.TrailingLogs
 	has, err := raft.HasExistingState(logs, logs, snaps)
 	if err != nil {
-		_ = nt.Close()
+		_ = trans.Close()
 		return err
 	}
 	if !has {
@@ -200,7 +199,7 @@ func (g *Group) startRaft() error {
 			servers = append(servers, raft.Server{ID: raft.ServerID(m.Name), Address: raft.ServerAddress(m.Address)})
 		}
 		if err := raft.BootstrapCluster(conf, logs, logs, snaps, g.trans, raft.Configuration{Servers: servers}); err != nil {
-			_ = nt.Close()
+			_ = trans.Close()
 			return fmt.Errorf("bootstrap: %w", err)
 		}
 	}
@@ -208,12 +207,12 @@ func (g *Group) startRaft() error {
 	// last few entries' data in memory.
 	cached, err := raft.NewLogCache(logCache, logs)
 	if err != nil {
-		_ = nt.Close()
+		_ = trans.Close()
 		return err
 	}
 	r, err := raft.NewRaft(conf, g.fsm, cached, logs, snaps, g.trans)
 	if err != nil {
-		_ = nt.Close()
+		_ = trans.Close()
 		return err
 	}
 	g.r = r
@@ -334,8 +333,9 @@ func (g *Group) Close() error {
 	var err error
 	g.once.Do(func() {
 		close(g.stop)
-		<-g.done
+		// Raft first: a takeover waiting on its barrier gives up at once.
 		err = g.r.Shutdown().Error()
+		<-g.done
 		err = errors.Join(err, g.trans.Close())
 	})
 	if err != nil {

@@ -197,6 +197,7 @@ func TestDeleteCleansEveryMember(t *testing.T) {
 		if err := m.g.Delete(); err != nil {
 			t.Fatal(err)
 		}
+		_ = m.hub.Close()
 		_ = m.mux.Close()
 		if got := records(t, m); got != "" {
 			t.Errorf("%s still stores %q", m.name, got)

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -22,6 +23,7 @@ import (
 var (
 	idleGroups = flag.Int("quorum.idle-groups", 1000, "groups in BenchmarkIdleGroups")
 	idleFor    = flag.Duration("quorum.idle-for", 20*time.Second, "how long BenchmarkIdleGroups measures")
+	idleHeap   = flag.String("quorum.heap-profile", "", "file for a heap profile of BenchmarkIdleGroups's idle groups")
 	idleHB     = flag.Duration("quorum.heartbeat-timeout", 0, "HeartbeatTimeout (and ElectionTimeout, CommitTimeout) in BenchmarkIdleGroups; 0 is the default timing")
 )
 
@@ -117,6 +119,21 @@ func BenchmarkIdleGroups(b *testing.B) {
 	b.ReportMetric(cpu.Seconds()/wall.Seconds()*100, "%cpu")
 	b.ReportMetric(float64(rssBytes(b))/(1<<20), "MiB-rss")
 	b.ReportMetric(float64(runtime.NumGoroutine()), "goroutines")
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "MiB-heap")
+	b.ReportMetric(float64(ms.StackInuse)/(1<<20), "MiB-stacks")
+	if *idleHeap != "" {
+		f, err := os.Create(*idleHeap)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.WriteHeapProfile(f); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
 
 func cpuTime(b *testing.B) time.Duration {

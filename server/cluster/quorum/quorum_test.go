@@ -141,8 +141,25 @@ func TestRestartedMemberCatchesUpFromTheLog(t *testing.T) {
 	}
 	c.stop(down)
 	publishConfirmed(t, q, "1", "2", "3")
+	// The leader shows the member offline and behind.
+	eventually(t, "the leader's view of the stopped member", func() string {
+		for _, ms := range leader.g.Status().Members {
+			if ms.Name == down.name && (!ms.Known || ms.Online || ms.Lag == 0) {
+				return fmt.Sprintf("%+v, want known, offline, lagging", ms)
+			}
+		}
+		return ""
+	})
 	c.start(down)
 	c.everyMemberHolds("1,2,3", 3)
+	eventually(t, "the leader's view of the restarted member", func() string {
+		for _, ms := range leader.g.Status().Members {
+			if ms.Name == down.name && (!ms.Online || ms.Lag != 0) {
+				return fmt.Sprintf("%+v, want online, caught up", ms)
+			}
+		}
+		return ""
+	})
 }
 
 // A member that was down for longer than the log kept behind a snapshot catches up from the

@@ -167,7 +167,7 @@ func (g *Group) startRaft() error {
 	if err != nil {
 		return err
 	}
-	hlog := raftLogger(g.log)
+	hlog := raftLogger(cfg.Hub.raftLog.With().Uint64("queue_id", cfg.ID).Logger())
 	if err := os.MkdirAll(g.snapDir, 0o755); err != nil {
 		return fmt.Errorf("snapshot directory: %w", err)
 	}
@@ -357,11 +357,9 @@ func (g *Group) Delete() error {
 	return nil
 }
 
-// raftLogger sends hashicorp/raft's errors to zerolog, at most a few lines per period per
-// group: a node that is down would otherwise make every group log each failed append.
+// raftLogger sends hashicorp/raft's errors to log (the hub's, sampled for the whole node).
 func raftLogger(log zerolog.Logger) hclog.Logger {
-	sampled := log.Sample(&zerolog.BurstSampler{Burst: 3, Period: 30 * time.Second})
-	return hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Error, Output: lineWriter{sampled}, DisableTime: true})
+	return hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Error, Output: lineWriter{log}, DisableTime: true})
 }
 
 type lineWriter struct{ log zerolog.Logger }

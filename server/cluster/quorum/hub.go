@@ -27,6 +27,9 @@ const TransportGroup = ^uint64(0) - 3
 type Hub struct {
 	nt  *raft.NetworkTransport
 	log zerolog.Logger
+	// raftLog is where every group's raft library lines go: one sampler for the node, so a
+	// peer that is down (every group failing its appends) makes a few lines, not thousands.
+	raftLog zerolog.Logger
 
 	mu     sync.RWMutex
 	groups map[uint64]*groupTransport
@@ -47,9 +50,10 @@ func NewHub(mux *raftmux.Mux, log zerolog.Logger) (*Hub, error) {
 	if err != nil {
 		return nil, fmt.Errorf("quorum queues' transport: %w", err)
 	}
-	h := &Hub{log: log, groups: map[uint64]*groupTransport{}, done: make(chan struct{})}
+	h := &Hub{log: log, groups: map[uint64]*groupTransport{}, done: make(chan struct{}),
+		raftLog: log.Sample(&zerolog.BurstSampler{Burst: 20, Period: 30 * time.Second})}
 	h.nt = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream: layer, MaxPool: hubPool, Timeout: hubTimeout, Logger: raftLogger(log)})
+		Stream: layer, MaxPool: hubPool, Timeout: hubTimeout, Logger: raftLogger(h.raftLog)})
 	h.nt.SetHeartbeatHandler(func(rpc raft.RPC) { h.route(rpc, true) })
 	h.wg.Add(1)
 	go h.dispatch()

@@ -3,6 +3,7 @@ package quorum
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
@@ -234,4 +235,28 @@ func TestDeleteCleansEveryMember(t *testing.T) {
 		}
 		m.g = nil
 	}
+}
+
+// Stopping every member (group, transports, store) leaves no goroutine behind, even with a
+// publish that was waiting for a majority when its leader stopped.
+func TestStoppedMembersLeaveNoGoroutines(t *testing.T) {
+	before := runtime.NumGoroutine()
+	c := newCluster(t, 3, testTiming)
+	leader, q := c.leader()
+	publishConfirmed(t, q, "a")
+	for _, m := range c.nodes {
+		if m != leader {
+			c.stop(m)
+		}
+	}
+	pending := publish(t, q, "b")
+	c.stop(leader)
+	waitDone(t, pending)
+	eventually(t, "goroutines after stopping every member", func() string {
+		if n := runtime.NumGoroutine(); n > before {
+			buf := make([]byte, 1<<16)
+			return fmt.Sprintf("%d goroutines, %d before; %s", n, before, buf[:runtime.Stack(buf, true)])
+		}
+		return ""
+	})
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/raft"
 	"github.com/rs/zerolog"
@@ -109,6 +110,20 @@ func TestApplyingTheLogAgainChangesNothing(t *testing.T) {
 		apply(f, from)
 		if got := state(); got != want {
 			t.Errorf("replaying from entry %d leaves %q, want %q", from+1, got, want)
+		}
+	}
+}
+
+// A timing that sets only the heartbeat timeout is one raft accepts.
+func TestTimingDefaultsFitTheHeartbeatTimeout(t *testing.T) {
+	for _, hb := range []time.Duration{100 * time.Millisecond, 10 * time.Second} {
+		tm := Timing{HeartbeatTimeout: hb}.withDefaults()
+		conf := raft.DefaultConfig()
+		conf.LocalID = "n1"
+		conf.HeartbeatTimeout, conf.ElectionTimeout, conf.LeaderLeaseTimeout = tm.HeartbeatTimeout, tm.ElectionTimeout, tm.LeaderLeaseTimeout
+		conf.CommitTimeout = tm.CommitTimeout
+		if err := raft.ValidateConfig(conf); err != nil {
+			t.Errorf("heartbeat timeout %s: %v", hb, err)
 		}
 	}
 }

@@ -67,7 +67,7 @@ func (t Timing) withDefaults() Timing {
 		}
 	}
 	set(&t.HeartbeatTimeout, d.HeartbeatTimeout)
-	set(&t.ElectionTimeout, d.ElectionTimeout)
+	set(&t.ElectionTimeout, max(d.ElectionTimeout, t.HeartbeatTimeout)) // raft wants it >= the heartbeat timeout
 	set(&t.LeaderLeaseTimeout, min(d.LeaderLeaseTimeout, t.HeartbeatTimeout))
 	set(&t.CommitTimeout, d.CommitTimeout)
 	set(&t.CommitBound, d.CommitBound)

@@ -37,15 +37,25 @@ type member struct {
 }
 
 type testCluster struct {
-	t       *testing.T
+	t       testing.TB
 	members []Member
 	nodes   []*member
 	timing  Timing
+	noSync  bool
 }
 
 func newCluster(t *testing.T, n int, timing Timing) *testCluster {
 	t.Helper()
-	c := &testCluster{t: t, timing: timing}
+	return startCluster(t, n, timing, true)
+}
+
+// newBenchCluster is a cluster of three whose stores sync to disk.
+func newBenchCluster(b *testing.B) *testCluster {
+	return startCluster(b, 3, testTiming, false)
+}
+
+func startCluster(t testing.TB, n int, timing Timing, noSync bool) *testCluster {
+	c := &testCluster{t: t, timing: timing, noSync: noSync}
 	for i := 0; i < n; i++ {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -74,7 +84,7 @@ func newCluster(t *testing.T, n int, timing Timing) *testCluster {
 func (c *testCluster) start(m *member) {
 	t := c.t
 	t.Helper()
-	st, err := store.Open(store.Options{Dir: m.dir, NoSync: true, Logger: zerolog.Nop()})
+	st, err := store.Open(store.Options{Dir: m.dir, NoSync: c.noSync, Logger: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +168,7 @@ func (c *testCluster) running() []*member {
 }
 
 // eventually retries check until it returns "" or the wait runs out.
-func eventually(t *testing.T, what string, check func() string) {
+func eventually(t testing.TB, what string, check func() string) {
 	t.Helper()
 	deadline := time.Now().Add(waitLong)
 	var last string
@@ -213,7 +223,7 @@ func publishConfirmed(t *testing.T, q *queue.Queue, bodies ...string) {
 }
 
 // records describes m's stored records of the queue: body(deliveries) in seq order.
-func records(t *testing.T, m *member) string {
+func records(t testing.TB, m *member) string {
 	t.Helper()
 	recs, err := m.st.ReadQueue(testQueueID, 0, 1<<20, 1<<30)
 	if err != nil {

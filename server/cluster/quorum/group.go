@@ -54,9 +54,9 @@ var DefaultTiming = Timing{
 	LeaderLeaseTimeout: time.Second,
 	CommitTimeout:      time.Second,
 	CommitBound:        5 * time.Second,
-	SnapshotInterval:   30 * time.Second,
-	SnapshotThreshold:  8192,
-	TrailingLogs:       4096,
+	SnapshotInterval:   time.Minute,
+	SnapshotThreshold:  4096,
+	TrailingLogs:       2048,
 }
 
 func (t Timing) withDefaults() Timing {

@@ -19,8 +19,9 @@ var (
 	ErrCommitTimeout = errors.New("quorum queue: not committed within the bound (no majority of members reachable)")
 )
 
-// maxBatch bounds the commands of one Raft log entry (a larger message goes alone).
-const maxBatch = 4 << 20
+// maxBatch bounds the commands of one Raft log entry (a larger message goes alone), and with
+// the snapshot threshold and trailing logs the size of a group's log.
+const maxBatch = 1 << 20
 
 type pending struct {
 	data []byte // one encoded command

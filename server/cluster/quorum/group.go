@@ -274,6 +274,9 @@ func (g *Group) lead() error {
 	g.trans.reset()
 	j := newJournal(g, ix.LastSeq)
 	opts := g.cfg.Options()
+	if opts.Features == (queue.Features{}) {
+		opts.Features = queue.NoFeatures // the zero value is "none" to the core only as a whole
+	}
 	opts.Journal, opts.LevelJournal, opts.Durable = j, nil, true
 	opts.Features.Quorum, opts.Features.MaxPriority = true, 0
 	core := queue.Recover(g.cfg.Name, opts, []queue.Restored{{Count: int(ix.Count), Bytes: int(ix.Bytes), First: ix.FirstSeq, Last: ix.LastSeq}})

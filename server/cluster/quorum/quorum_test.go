@@ -3,11 +3,16 @@ package quorum
 import (
 	"errors"
 	"fmt"
+	"net"
 	"runtime"
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
+	"github.com/warrenmq/warren/server/cluster/raftmux"
 	"github.com/warrenmq/warren/server/queue"
+	"github.com/warrenmq/warren/store"
 )
 
 // A publish through the leader's core is confirmed only once its message is committed and in
@@ -259,4 +264,45 @@ func TestStoppedMembersLeaveNoGoroutines(t *testing.T) {
 		}
 		return ""
 	})
+}
+
+// A core whose options give no features (the zero value) is a plain quorum queue, not one
+// limited to zero messages.
+func TestZeroFeaturesAreNoLimits(t *testing.T) {
+	dir := t.TempDir()
+	st, err := store.Open(store.Options{Dir: dir, NoSync: true, Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := raftmux.New(raftmux.Config{Listener: ln, Node: "solo", Logger: zerolog.Nop()})
+	defer mux.Close()
+	hub, err := NewHub(mux, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hub.Close()
+	leads := make(chan *queue.Queue, 1)
+	g, err := Start(Config{ID: 7, Name: "zero", Self: "solo", Members: []Member{{Name: "solo", Address: ln.Addr().String()}},
+		Hub: hub, Store: st, DataDir: dir, Timing: testTiming, Logger: zerolog.Nop(),
+		Options:  func() queue.Options { return queue.Options{} },
+		OnLeader: func(q *queue.Queue) { leads <- q }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	var q *queue.Queue
+	select {
+	case q = <-leads:
+	case <-time.After(waitLong):
+		t.Fatal("the single member never led")
+	}
+	publishConfirmed(t, q, "a", "b")
+	if s := q.Stats(); s.Ready != 2 {
+		t.Errorf("%d ready after two publishes, want 2", s.Ready)
+	}
 }

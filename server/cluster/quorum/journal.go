@@ -185,6 +185,9 @@ func (j *journal) pump() {
 func (j *journal) commit(entry []byte) error {
 	g := j.g
 	bound := g.timing.CommitBound
+	// The bound counts from here: Apply itself may wait for the leader's loop.
+	t := time.NewTimer(bound)
+	defer t.Stop()
 	res := make(chan error, 1)
 	f := g.r.Apply(entry, bound)
 	go func() {
@@ -203,8 +206,6 @@ func (j *journal) commit(entry []byte) error {
 		}
 		res <- nil
 	}()
-	t := time.NewTimer(bound)
-	defer t.Stop()
 	select {
 	case err := <-res:
 		return err

@@ -111,9 +111,17 @@ func (h *Hub) route(rpc raft.RPC, heartbeat bool) {
 			return
 		}
 	}
+	gt.mu.Lock()
+	if gt.stopped {
+		gt.mu.Unlock()
+		rpc.Respond(nil, raft.ErrTransportShutdown)
+		return
+	}
 	select {
 	case gt.ch <- rpc:
+		gt.mu.Unlock()
 	default:
+		gt.mu.Unlock()
 		// The group is busy: wait for it without holding up the others.
 		go func() {
 			select {
@@ -150,6 +158,7 @@ type groupTransport struct {
 	once   sync.Once
 
 	mu        sync.Mutex
+	stopped   bool // Close: RPCs are refused, and the ones waiting were answered
 	heartbeat func(raft.RPC)
 	peers     map[raft.ServerID]*peerState
 }
@@ -250,6 +259,20 @@ func (t *groupTransport) Close() error {
 		}
 		t.h.mu.Unlock()
 		close(t.closed)
+		// Raft has stopped reading: answer what it left, or the connections that carried
+		// those RPCs would wait for answers until the hub closes.
+		t.mu.Lock()
+		t.stopped = true
+		for {
+			select {
+			case rpc := <-t.ch:
+				rpc.Respond(nil, raft.ErrTransportShutdown)
+				continue
+			default:
+			}
+			break
+		}
+		t.mu.Unlock()
 	})
 	return nil
 }

@@ -30,8 +30,9 @@
 //
 // The API the broker calls:
 //
+//	hub, err := quorum.NewHub(mux, log) // once per node, on its cluster transport; Close last
 //	g, err := quorum.Start(quorum.Config{ID: queueID, Name: name, Self: node, Members: members,
-//		Mux: mux, Store: st, DataDir: dataDir, Options: coreOptions,
+//		Hub: hub, Store: st, DataDir: dataDir, Options: coreOptions,
 //		OnLeader: attach, OnFollower: detach})
 //	g.Core()        // the leader's core, nil on a follower
 //	g.Committed()   // committed messages and bytes on this member
@@ -39,6 +40,15 @@
 //	g.Status()      // state, term, indexes, members (online, match index, lag) for the API
 //	g.Close()       // the node stops: the member keeps its state and rejoins at the next Start
 //	g.Delete()      // the queue is deleted: log, snapshots and records go (on every member)
+//
+// Every group of a node shares the hub: one set of connections to each peer (cluster stream
+// TransportGroup), whatever the number of queues.
+//
+// Every message of a quorum queue must reach the journal when it is published, as RabbitMQ
+// keeps every message of a quorum queue whatever its delivery mode: the core journals a
+// message at publish only when it is persistent, so the broker must publish to a quorum
+// queue's core as persistent (a transient message would be confirmed at once and replicated
+// only if it is paged out).
 //
 // Start bootstraps a fresh group with Members (every member bootstraps the same list, as the
 // metadata group does); a member with Raft state for the queue rejoins with it. Timing

@@ -115,8 +115,18 @@ func (c *testCluster) start(m *member) {
 		Options: func() queue.Options {
 			return queue.Options{Features: queue.NoFeatures, Window: queue.Window{Count: 4, Bytes: 1 << 20}}
 		},
-		OnLeader:   func(q *queue.Queue) { m.leads <- q },
-		OnFollower: func(_ *queue.Queue, cs []queue.Consumer) { m.follows <- cs },
+		OnLeader: func(q *queue.Queue) {
+			select {
+			case m.leads <- q:
+			default: // nobody is watching
+			}
+		},
+		OnFollower: func(_ *queue.Queue, cs []queue.Consumer) {
+			select {
+			case m.follows <- cs:
+			default:
+			}
+		},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -336,10 +336,12 @@ func (g *Group) Close() error {
 	var err error
 	g.once.Do(func() {
 		close(g.stop)
-		// Raft first: a takeover waiting on its barrier gives up at once.
-		err = g.r.Shutdown().Error()
+		// The transport first (RPCs to the group are refused from now on, rather than left
+		// unanswered by a stopped raft), then raft: a takeover waiting on its barrier gives
+		// up at once.
+		err = g.trans.Close()
+		err = errors.Join(err, g.r.Shutdown().Error())
 		<-g.done
-		err = errors.Join(err, g.trans.Close())
 	})
 	if err != nil {
 		return fmt.Errorf("quorum queue %q: stopping: %w", g.cfg.Name, err)

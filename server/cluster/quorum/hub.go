@@ -102,6 +102,14 @@ func (h *Hub) route(rpc raft.RPC, heartbeat bool) {
 		rpc.Respond(nil, fmt.Errorf("%w (%d)", errNoGroup, id))
 		return
 	}
+	// Held while the RPC is handed over, so Close waits for it: raft, once stopped, ignores a
+	// heartbeat without answering it.
+	gt.live.RLock()
+	defer gt.live.RUnlock()
+	if gt.stopped {
+		rpc.Respond(nil, raft.ErrTransportShutdown)
+		return
+	}
 	if heartbeat {
 		gt.mu.Lock()
 		fn := gt.heartbeat
@@ -111,19 +119,18 @@ func (h *Hub) route(rpc raft.RPC, heartbeat bool) {
 			return
 		}
 	}
-	gt.mu.Lock()
-	if gt.stopped {
-		gt.mu.Unlock()
-		rpc.Respond(nil, raft.ErrTransportShutdown)
-		return
-	}
 	select {
 	case gt.ch <- rpc:
-		gt.mu.Unlock()
 	default:
-		gt.mu.Unlock()
-		// The group is busy: wait for it without holding up the others.
+		// The group is busy: wait for it without holding up the others. The wait holds
+		// live too, so what it hands over is answered by raft or by Close's drain.
 		go func() {
+			gt.live.RLock()
+			defer gt.live.RUnlock()
+			if gt.stopped {
+				rpc.Respond(nil, raft.ErrTransportShutdown)
+				return
+			}
 			select {
 			case gt.ch <- rpc:
 			case <-gt.closed:
@@ -157,8 +164,12 @@ type groupTransport struct {
 	closed chan struct{}
 	once   sync.Once
 
+	// live guards stopped: set by Close, after which RPCs are refused and the ones waiting
+	// were answered.
+	live    sync.RWMutex
+	stopped bool
+
 	mu        sync.Mutex
-	stopped   bool // Close: RPCs are refused, and the ones waiting were answered
 	heartbeat func(raft.RPC)
 	peers     map[raft.ServerID]*peerState
 }
@@ -259,9 +270,9 @@ func (t *groupTransport) Close() error {
 		}
 		t.h.mu.Unlock()
 		close(t.closed)
-		// Raft has stopped reading: answer what it left, or the connections that carried
-		// those RPCs would wait for answers until the hub closes.
-		t.mu.Lock()
+		// Raft stops reading: answer what it left, or the connections that carried those
+		// RPCs would wait for answers until the hub closes.
+		t.live.Lock()
 		t.stopped = true
 		for {
 			select {
@@ -272,7 +283,7 @@ func (t *groupTransport) Close() error {
 			}
 			break
 		}
-		t.mu.Unlock()
+		t.live.Unlock()
 	})
 	return nil
 }

@@ -45,10 +45,28 @@ var _ cluster.Applier = (*Server)(nil)
 // n. Queues other nodes hold are marked remote again (the marks are not on disk).
 func (s *Server) Attach(n *cluster.Node) {
 	s.meta = n
+	if s.cfg.Store != nil {
+		qq, err := startQuorumQueues(s, n)
+		if err != nil {
+			s.log.Error().Err(err).Msg("cluster: quorum queues cannot be replicated on this node")
+		}
+		s.quorum = qq
+	}
 	for _, r := range n.QueueRecords() {
 		s.applyRecord(r)
 	}
 	s.vhosts.OnQueueGone(s.queueGone)
+}
+
+// quorumChange starts or deletes this node's member of a quorum queue's group
+// (clusterquorum.go) and tells Config.OnQuorumQueue.
+func (s *Server) quorumChange(ch QuorumQueueChange) {
+	if s.quorum != nil {
+		s.quorum.change(ch)
+	}
+	if s.cfg.OnQuorumQueue != nil {
+		s.cfg.OnQuorumQueue(ch)
+	}
 }
 
 // queueGone proposes the deletion of a replicated queue this node holds and deleted by
@@ -184,8 +202,8 @@ func (s *Server) applyRecord(r cluster.QueueRecord) {
 		}
 	}
 	q.SetRemote(remote)
-	if r.Type == cluster.QueueQuorum && s.cfg.OnQuorumQueue != nil {
-		s.cfg.OnQuorumQueue(QuorumQueueChange{Vhost: r.Vhost, Name: r.Name, Group: r.Group, ID: q.StoreID(), Members: r.Members})
+	if r.Type == cluster.QueueQuorum {
+		s.quorumChange(QuorumQueueChange{Vhost: r.Vhost, Name: r.Name, Group: r.Group, ID: q.StoreID(), Members: r.Members})
 	}
 }
 
@@ -252,8 +270,8 @@ func (s *Server) applyTopology(c cluster.Command) error {
 		if _, err := v.DeleteQueue(nil, c.Name, false, false); err != nil {
 			return err
 		}
-		if known && rec.Type == cluster.QueueQuorum && s.cfg.OnQuorumQueue != nil {
-			s.cfg.OnQuorumQueue(QuorumQueueChange{Vhost: c.Vhost, Name: c.Name, Group: rec.Group, ID: id, Members: rec.Members, Deleted: true})
+		if known && rec.Type == cluster.QueueQuorum {
+			s.quorumChange(QuorumQueueChange{Vhost: c.Vhost, Name: c.Name, Group: rec.Group, ID: id, Members: rec.Members, Deleted: true})
 		}
 		return nil
 	case cluster.OpBind, cluster.OpUnbind:

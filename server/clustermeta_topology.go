@@ -76,7 +76,7 @@ func (s *Server) deleteQueue(o vhost.Owner, v *vhost.Vhost, name string, ifUnuse
 	}
 	// Consumers and messages are the holding node's: if-unused and if-empty are checked
 	// here, on this node's view of the queue (exact when the client is on the holding node).
-	st := q.Core().Stats()
+	st := q.Stats()
 	if ifUnused && st.Consumers > 0 {
 		return 0, amqpwire.NewChannelError(amqpwire.CodePreconditionFailed, 0, 0, "queue '%s' in vhost '%s' in use", name, v.Name())
 	}

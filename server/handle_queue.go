@@ -65,7 +65,7 @@ func (ch *channel) queueDeclare(m *amqpwire.QueueDeclare) error {
 	}
 	ch.lastQueue = name
 	if !m.NoWait {
-		st := q.Core().Stats()
+		st := q.Stats()
 		ch.send(&amqpwire.QueueDeclareOk{Queue: name, MessageCount: uint32(st.Ready), ConsumerCount: uint32(st.Consumers)})
 	}
 	return nil

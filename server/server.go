@@ -208,7 +208,10 @@ type Server struct {
 	// meta is the cluster node the replicated model's changes go through; nil on a single
 	// node. Set by Attach before Serve, never changed after. proposeTimeout bounds a change's
 	// wait for a leader (proposeTimeout the constant; tests shorten it).
-	meta           *cluster.Node
+	meta *cluster.Node
+	// quorum runs this node's members of its quorum queues' Raft groups (clusterquorum.go); nil
+	// outside a cluster or without a store.
+	quorum         *quorumQueues
 	proposeTimeout time.Duration
 
 	mu        sync.Mutex

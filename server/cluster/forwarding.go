@@ -35,9 +35,16 @@ func (f *Forwarding) Close() error {
 	return f.server.Close()
 }
 
+// ErrStarting is returned by PeerAddr while the node is starting (before its metadata group
+// runs, while the recovered model is attached).
+var ErrStarting = errors.New("cluster: the node is starting")
+
 // PeerAddr is the cluster address of the member named name, from the metadata group's
 // configuration: where Forwarding.Client reaches that node.
 func (n *Node) PeerAddr(name string) (string, error) {
+	if n.meta == nil {
+		return "", ErrStarting
+	}
 	f := n.meta.GetConfiguration()
 	if err := f.Error(); err != nil {
 		return "", fmt.Errorf("cluster: membership: %w", err)

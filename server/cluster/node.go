@@ -74,6 +74,9 @@ type Node struct {
 	propLayer *raftmux.Layer
 	closed    chan struct{}
 	wg        sync.WaitGroup
+	// beforeClose run first in Close, last added first (OnClose).
+	closeMu     sync.Mutex
+	beforeClose []func() error
 	// Rejoined says the node started on existing Raft state (it did not bootstrap).
 	Rejoined bool
 }
@@ -208,12 +211,28 @@ func (n *Node) startMeta(self configs.Peer, advertise string) error {
 // Close leaves the metadata group (without removing this node from the membership) and closes
 // the cluster connections.
 func (n *Node) Close() error {
+	n.closeMu.Lock()
+	fns := n.beforeClose
+	n.beforeClose = nil
+	n.closeMu.Unlock()
+	var errs []error
+	for i := len(fns) - 1; i >= 0; i-- {
+		errs = append(errs, fns[i]())
+	}
 	close(n.closed)
-	err := n.meta.Shutdown().Error()
+	err := errors.Join(append(errs, n.meta.Shutdown().Error())...)
 	_ = n.propLayer.Close()
 	err = errors.Join(err, n.trans.Close(), n.mux.Close())
 	n.wg.Wait()
 	return err
+}
+
+// OnClose has fn run at the start of Close, while the cluster transport still runs (e.g. to
+// stop the quorum queues' groups, whose transport is the node's).
+func (n *Node) OnClose(fn func() error) {
+	n.closeMu.Lock()
+	n.beforeClose = append(n.beforeClose, fn)
+	n.closeMu.Unlock()
 }
 
 // Name is this node's name.

@@ -43,6 +43,8 @@ type Source interface {
 	HasVhostAccess(user, vhost string) bool
 	Connections() []server.ConnectionInfo
 	CloseConnection(name, reason string) bool
+	// QuorumQueueStatus is a replicated quorum queue's leader, members and Raft state.
+	QuorumQueueStatus(vhost, name string) (server.QuorumQueueStatus, bool)
 }
 
 // Identity names the node in the API's node and cluster_name fields.

@@ -295,6 +295,15 @@ func (a *api) queueJSON(vh string, q vhost.QueueInfo) map[string]any {
 		"recoverable_slaves": nil, "message_bytes_ready": q.ReadyBytes,
 	}
 	queueCounters(m, q)
+	if q.Type == "quorum" {
+		if st, ok := a.src.QuorumQueueStatus(vh, q.Name); ok {
+			// RabbitMQ's fields for a quorum queue, and Warren's view of its Raft group.
+			m["leader"], m["node"], m["members"], m["online"] = st.Leader, st.Leader, st.Members, emptyIfNil(st.Online)
+			if st.Group != nil {
+				m["raft"] = st.Group
+			}
+		}
+	}
 	if q.Deduplication {
 		m["deduplication"] = dedupJSON(q.Deduplicated, q.DedupIDs)
 	}
@@ -467,4 +476,12 @@ func jsonValue(v any) any {
 	default:
 		return v
 	}
+}
+
+// emptyIfNil makes a nil list an empty JSON array.
+func emptyIfNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }

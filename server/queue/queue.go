@@ -305,8 +305,9 @@ func (q *Queue) publish(m *Message, done func(error), hold bool) (res Result, he
 	if hold {
 		held = e
 	}
-	if q.j != nil && q.durable && m.Persistent {
-		// Submitted under the lock, before anyone can see the entry, so an ack's Remove is
+	if q.j != nil && q.durable && (m.Persistent || q.f.Quorum) {
+		// A quorum queue keeps every message it takes, persistent or not, as RabbitMQ's
+		// do. Submitted under the lock, before anyone can see the entry, so an ack's Remove is
 		// always submitted after this Append.
 		e.Stored = true
 		written = true

@@ -16,6 +16,7 @@ type Queue struct {
 	// core holds the messages; it changes only for a quorum queue in a cluster, whose core
 	// is the one its Raft group's leader runs (SetCore).
 	core       atomic.Pointer[queue.Queue]
+	committed  atomic.Pointer[func() (int, int64)] // SetCommitted
 	name       string
 	durable    bool
 	autoDelete bool

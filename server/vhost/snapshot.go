@@ -76,7 +76,7 @@ func (v *Vhost) Queues() []QueueInfo {
 		if q.owner != nil {
 			infos[i].Owner = q.owner.OwnerName()
 		}
-		st := q.Core().Stats()
+		st := q.Stats()
 		infos[i].Ready, infos[i].Unacked, infos[i].Consumers, infos[i].ReadyBytes = st.Ready, st.Unacked, st.Consumers, st.ReadyBytes
 		infos[i].Counts = q.Core().Counters().Load()
 		infos[i].Deduplication, infos[i].Deduplicated, infos[i].DedupIDs = q.dedup.stats()

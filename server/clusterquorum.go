@@ -1,0 +1,329 @@
+package server
+
+import (
+	"errors"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/warrenmq/warren/server/cluster"
+	"github.com/warrenmq/warren/server/cluster/quorum"
+	"github.com/warrenmq/warren/server/queue"
+	"github.com/warrenmq/warren/server/vhost"
+)
+
+// Quorum queues in a cluster. Every member of a quorum queue runs its Raft group
+// (server/cluster/quorum); the member that leads the group holds the queue's core. The group
+// hands the core over when this node becomes the leader (OnLeader) and takes it back when it
+// stops being one (OnFollower); this file installs it in the model (vhost.Queue.SetCore) and
+// names the holder on every member (vhost.Queue.SetRemote): a publish, consume or get on
+// another node is forwarded there. A member that does not lead keeps a closed core, which
+// refuses messages, so nothing is ever enqueued beside the replicated log; it reports the
+// committed count its group applied (vhost.Queue.SetCommitted).
+
+// quorumWatch is how often the members look up their groups' leaders, to name the holder of
+// each queue they do not lead.
+const quorumWatch = 200 * time.Millisecond
+
+// quorumQueues runs this node's members of its quorum queues' groups.
+type quorumQueues struct {
+	s    *Server
+	node *cluster.Node
+	hub  *quorum.Hub
+	log  zerolog.Logger
+
+	mu     sync.Mutex
+	groups map[uint64]*quorumMember // by the queue's store id (its group's id)
+	// pending are changes whose members' addresses were not known yet (the node was
+	// starting): watch applies them again.
+	pending []QuorumQueueChange
+	closed  bool
+	stop    chan struct{}
+	stopped chan struct{}
+}
+
+// quorumMember is this node's member of one queue's group.
+type quorumMember struct {
+	g       *quorum.Group
+	v       *vhost.Vhost
+	q       *vhost.Queue
+	self    string
+	members []string
+
+	mu     sync.Mutex
+	holder string // the node named with SetRemote; "" is this node
+}
+
+// startQuorumQueues starts the node's quorum transport; the groups start as the queue
+// records are applied (change).
+func startQuorumQueues(s *Server, n *cluster.Node) (*quorumQueues, error) {
+	hub, err := n.QuorumHub()
+	if err != nil {
+		return nil, err
+	}
+	qq := &quorumQueues{s: s, node: n, hub: hub, log: s.log.With().Str("component", "quorum queues").Logger(),
+		groups: map[uint64]*quorumMember{}, stop: make(chan struct{}), stopped: make(chan struct{})}
+	n.OnClose(qq.close)
+	go qq.watch()
+	return qq, nil
+}
+
+// change starts or deletes this node's member of a quorum queue's group as its record is
+// applied. It runs on the metadata group's goroutine.
+func (qq *quorumQueues) change(ch QuorumQueueChange) {
+	if ch.Deleted {
+		qq.remove(ch.ID)
+		return
+	}
+	self := qq.node.Name()
+	if !slices.Contains(ch.Members, self) || ch.ID == 0 {
+		return
+	}
+	qq.mu.Lock()
+	running := qq.groups[ch.ID] != nil
+	qq.mu.Unlock()
+	if running || qq.isClosed() {
+		return
+	}
+	log := qq.log.With().Str("vhost", ch.Vhost).Str("queue", ch.Name).Logger()
+	v := qq.s.vhost(ch.Vhost)
+	if v == nil {
+		return
+	}
+	q, err := v.QueueFor(nil, ch.Name)
+	if err != nil {
+		log.Error().Err(err).Msg("quorum queue record without its queue")
+		return
+	}
+	members := make([]quorum.Member, 0, len(ch.Members))
+	for _, name := range ch.Members {
+		addr, err := qq.node.PeerAddr(name)
+		if errors.Is(err, cluster.ErrStarting) {
+			qq.mu.Lock()
+			qq.pending = append(qq.pending, ch)
+			qq.mu.Unlock()
+			return
+		}
+		if err != nil {
+			log.Error().Err(err).Str("member", name).Msg("quorum queue member without an address: its group is not started")
+			return
+		}
+		members = append(members, quorum.Member{Name: name, Address: addr})
+	}
+	m := &quorumMember{v: v, q: q, self: self, members: ch.Members}
+	// Until this node leads the queue, its core is closed: the core the declare (or the
+	// recovery) made journals into the records the group's log owns.
+	if old := q.SetCore(closedCore(q.Name())); old != nil {
+		old.Delete()
+	}
+	m.setHolder(otherMember(ch.Members, self))
+	m.g, err = quorum.Start(quorum.Config{ID: ch.ID, Name: ch.Name, Self: self, Members: members, Hub: qq.hub,
+		Store: qq.s.cfg.Store, DataDir: qq.node.DataDir(), Logger: log,
+		Options:    func() queue.Options { return v.CoreOptions(q) },
+		OnLeader:   func(core *queue.Queue) { qq.lead(m, core) },
+		OnFollower: func(_ *queue.Queue, detached []queue.Consumer) { qq.follow(m, detached) }})
+	if err != nil {
+		log.Error().Err(err).Msg("quorum queue: starting this node's member of its Raft group")
+		return
+	}
+	q.SetCommitted(m.g.Committed)
+	qq.mu.Lock()
+	if qq.closed {
+		qq.mu.Unlock()
+		_ = m.g.Close()
+		return
+	}
+	qq.groups[ch.ID] = m
+	qq.mu.Unlock()
+}
+
+// lead installs the core of a queue this node now leads.
+func (qq *quorumQueues) lead(m *quorumMember, core *queue.Queue) {
+	if old := m.q.SetCore(core); old != nil && old != core {
+		old.Delete()
+	}
+	m.setHolder("")
+	qq.s.quorumMoved(m.v, m.q, nil)
+}
+
+// follow takes the core of a queue this node no longer leads out of the model; the consumers
+// it had are moved on.
+func (qq *quorumQueues) follow(m *quorumMember, detached []queue.Consumer) {
+	m.q.SetCore(closedCore(m.q.Name()))
+	leader, _ := m.g.LeaderID()
+	if leader == "" || leader == m.self {
+		leader = otherMember(m.members, m.self)
+	}
+	m.setHolder(leader)
+	qq.s.quorumMoved(m.v, m.q, detached)
+}
+
+// watch names, on every member, the node that leads each queue it does not lead.
+func (qq *quorumQueues) watch() {
+	defer close(qq.stopped)
+	t := time.NewTicker(quorumWatch)
+	defer t.Stop()
+	for {
+		select {
+		case <-qq.stop:
+			return
+		case <-t.C:
+		}
+		qq.mu.Lock()
+		ms := make([]*quorumMember, 0, len(qq.groups))
+		for _, m := range qq.groups {
+			ms = append(ms, m)
+		}
+		pending := qq.pending
+		qq.pending = nil
+		qq.mu.Unlock()
+		for _, ch := range pending {
+			qq.change(ch)
+		}
+		for _, m := range ms {
+			leader, _ := m.g.LeaderID()
+			if leader == "" || leader == m.self {
+				continue // no leader: the last one stays named; this node: lead names it
+			}
+			if m.setHolder(leader) {
+				qq.s.quorumMoved(m.v, m.q, nil)
+			}
+		}
+	}
+}
+
+// setHolder names the node holding the queue ("" this node); it reports a change.
+func (m *quorumMember) setHolder(node string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.holder == node && m.q.Remote() == node {
+		return false
+	}
+	m.holder = node
+	m.q.SetRemote(node)
+	return true
+}
+
+// remove deletes this node's member of the group of the queue with store id id.
+func (qq *quorumQueues) remove(id uint64) {
+	qq.mu.Lock()
+	m := qq.groups[id]
+	delete(qq.groups, id)
+	qq.mu.Unlock()
+	if m == nil {
+		return
+	}
+	if err := m.g.Delete(); err != nil {
+		qq.log.Warn().Err(err).Str("queue", m.q.Name()).Msg("quorum queue: deleting this node's member of its group")
+	}
+}
+
+func (qq *quorumQueues) isClosed() bool {
+	qq.mu.Lock()
+	defer qq.mu.Unlock()
+	return qq.closed
+}
+
+// close stops every group (their state stays for the next start) and the transport.
+func (qq *quorumQueues) close() error {
+	qq.mu.Lock()
+	if qq.closed {
+		qq.mu.Unlock()
+		return nil
+	}
+	qq.closed = true
+	ms := qq.groups
+	qq.groups = nil
+	qq.mu.Unlock()
+	close(qq.stop)
+	<-qq.stopped
+	for _, m := range ms {
+		if err := m.g.Close(); err != nil {
+			qq.log.Warn().Err(err).Str("queue", m.q.Name()).Msg("quorum queue: stopping this node's member")
+		}
+	}
+	return qq.hub.Close()
+}
+
+// quorumMoved is told that the node holding q changed; detached are the consumers of the core
+// this node just stopped leading. They are cancelled (basic.cancel for clients that
+// announced consumer_cancel_notify): their unacknowledged messages are the new leader's to
+// redeliver.
+func (s *Server) quorumMoved(v *vhost.Vhost, q *vhost.Queue, detached []queue.Consumer) {
+	for _, c := range detached {
+		if vc, ok := c.(vhost.Consumer); ok {
+			v.RemoveConsumer(q, vc)
+			vc.CancelledByServer()
+		}
+	}
+}
+
+// closedCore is the core of a quorum queue on a member that does not lead it: deleted, so it
+// refuses every message and consumer.
+func closedCore(name string) *queue.Queue {
+	c := queue.New(name, queue.Options{Features: queue.NoFeatures, Clock: queue.RealClock{}})
+	c.Delete()
+	return c
+}
+
+// otherMember is the first of members that is not self: the node named as a queue's holder
+// while its leader is not known.
+func otherMember(members []string, self string) string {
+	for _, m := range members {
+		if m != self {
+			return m
+		}
+	}
+	return self
+}
+
+// QuorumQueueStatus is a quorum queue's replication as this node sees it, for the management
+// API: RabbitMQ's leader, members and online, and the Raft group's state.
+type QuorumQueueStatus struct {
+	Leader  string
+	Members []string
+	Online  []string
+	// Group is the Raft group's state on this node; nil on a node outside the group.
+	Group *quorum.Status
+}
+
+// QuorumQueueStatus reports the replication of the quorum queue name in vh; false outside a
+// cluster or for a queue that is not a replicated quorum queue.
+func (s *Server) QuorumQueueStatus(vh, name string) (QuorumQueueStatus, bool) {
+	if s.meta == nil {
+		return QuorumQueueStatus{}, false
+	}
+	rec, ok := s.meta.QueueRecord(vh, name)
+	if !ok || rec.Type != cluster.QueueQuorum {
+		return QuorumQueueStatus{}, false
+	}
+	st := QuorumQueueStatus{Members: rec.Members}
+	var m *quorumMember
+	if v := s.vhost(vh); v != nil && s.quorum != nil {
+		if q, err := v.QueueFor(nil, name); err == nil {
+			s.quorum.mu.Lock()
+			m = s.quorum.groups[q.StoreID()]
+			s.quorum.mu.Unlock()
+			st.Leader = q.Remote()
+			if st.Leader == "" {
+				st.Leader = s.meta.Name()
+			}
+		}
+	}
+	if m == nil {
+		return st, true
+	}
+	gs := m.g.Status()
+	st.Group = &gs
+	if gs.Leader != "" {
+		st.Leader = gs.Leader
+	}
+	for _, ms := range gs.Members {
+		if ms.Online {
+			st.Online = append(st.Online, ms.Name)
+		}
+	}
+	return st, true
+}

@@ -156,7 +156,9 @@ func (v *Vhost) enqueue(msg *queue.Message, qs []*Queue, stored int, c Confirm) 
 		} else {
 			forgetQueueID(q, msg)
 		}
-		refused = refused || res == queue.Refused
+		// A replicated quorum queue whose core went away under this publish (its leadership
+		// moved) refuses rather than drops: the publisher is nacked, never confirmed.
+		refused = refused || res == queue.Refused || (res == queue.Gone && q.replicated())
 	}
 	return routed, refused
 }

@@ -29,3 +29,6 @@ func (q *Queue) Stats() queue.Stats {
 	}
 	return q.Core().Stats()
 }
+
+// replicated says the queue is a quorum queue replicated by a Raft group in a cluster.
+func (q *Queue) replicated() bool { return q.committed.Load() != nil }

@@ -80,6 +80,9 @@ func (n *Node) applyLocal(ctx context.Context, data []byte) (uint64, error, erro
 			return 0, nil, context.DeadlineExceeded
 		}
 	}
+	if idx, applyErr, err, ok := n.changeMembership(data); ok {
+		return idx, applyErr, err
+	}
 	f := n.meta.Apply(data, timeout)
 	if err := f.Error(); err != nil {
 		return 0, nil, fmt.Errorf("applying on the leader: %w", err)

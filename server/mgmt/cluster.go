@@ -94,7 +94,7 @@ func (a *api) memberChangeFailed(w http.ResponseWriter, err error) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusConflict)
 		_ = json.NewEncoder(w).Encode(map[string]string{"error": "not_leader", "reason": err.Error(), "leader": nl.Leader})
-	case errors.Is(err, cluster.ErrUnknownMember):
+	case errors.Is(err, cluster.ErrUnknownMember) || strings.Contains(err.Error(), cluster.ErrUnknownMember.Error()):
 		writeError(w, http.StatusNotFound, "not_found", err.Error())
 	case strings.HasPrefix(err.Error(), "cluster:"):
 		a.log.Warn().Err(err).Msg("cluster membership change failed")

@@ -21,8 +21,13 @@ type consumer struct {
 	exclusive bool
 	args      amqpwire.Table
 
-	unacked   int
-	pending   bool // consume-ok not yet sent: deliver nothing
+	unacked int
+	pending bool // consume-ok not yet sent: deliver nothing
+	// remote: the consumer is not on a local queue core but on another node's
+	// (forward_consume.go): fw is its attachment there, nil while it is re-attached.
+	remote    bool
+	fw        *fwdAttach
+	attaching bool // a re-attachment is under way
 	blocked   bool // refused a delivery for lack of credit: kick its queue when credit returns
 	cancelled bool
 }
@@ -101,6 +106,9 @@ type unackedRec struct {
 	at    int64
 	limit int64
 	kind  ackKind
+	// fw is where a delivery from another node came from (q is nil then); see
+	// forward_consume.go.
+	fw *fwdRef
 }
 
 // unackedList holds a channel's unacked deliveries in tag order. Tags only grow, so pushes
@@ -228,8 +236,10 @@ func (l *unackedList) compact() {
 	}
 }
 
-// forEachQueue calls fn once per run of records from the same queue, in order.
-func forEachQueue(recs []unackedRec, fn func(q *queue.Queue, es []*queue.Entry)) {
+// forEachQueue calls fn once per run of records from the same queue, in order. Records of
+// deliveries from another node (no local queue) are skipped: forwarded says there were
+// some, for the caller to settle with settleForwarded.
+func forEachQueue(recs []unackedRec, fn func(q *queue.Queue, es []*queue.Entry)) (forwarded bool) {
 	var es []*queue.Entry
 	for i := 0; i < len(recs); {
 		q := recs[i].q
@@ -237,8 +247,13 @@ func forEachQueue(recs []unackedRec, fn func(q *queue.Queue, es []*queue.Entry))
 		for ; i < len(recs) && recs[i].q == q; i++ {
 			es = append(es, recs[i].e)
 		}
+		if q == nil {
+			forwarded = true
+			continue
+		}
 		fn(q, es)
 	}
+	return forwarded
 }
 
 // deliveryProperties are the encoded properties a delivery of e carries: the message's own, plus

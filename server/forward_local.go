@@ -36,6 +36,9 @@ func (l *forwardLocal) queue(vh, name string) (*vhost.Vhost, *vhost.Queue, error
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := q.CheckLocal(); err != nil {
+		return nil, nil, err // moved away (a quorum queue's leader changed): B re-attaches
+	}
 	return v, q, nil
 }
 

@@ -1,0 +1,148 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// TestForwardQueueMovedReattachesConsumers drives the QueueMoved contract the quorum wiring
+// uses, with a fake move: a queue held by n1 moves to n2 (SetRemote on every node, then
+// QueueMoved). A consumer on n3 (forwarded to n1) and one on n2 (forwarded to n1, then
+// local) keep consuming without a new basic.consume: messages published after the move
+// reach them, each once. The deliveries they had not acked before the move are forgotten:
+// acking those tags neither fails nor closes the channel (RabbitMQ would close it with 406
+// for an unknown tag).
+func TestForwardQueueMovedReattachesConsumers(t *testing.T) {
+	nodes := startForwardCluster(t)
+	queueOn(t, nodes, 0, "mq")
+
+	type sub struct {
+		ch     *amqp.Channel
+		ds     <-chan amqp.Delivery
+		closed chan *amqp.Error
+	}
+	var subs []sub
+	for _, n := range nodes[1:] {
+		_, ch := n.dial(t)
+		if err := ch.Qos(3, 0, false); err != nil {
+			t.Fatal(err)
+		}
+		ds, err := ch.Consume("mq", "", false, false, false, false, nil)
+		if err != nil {
+			t.Fatalf("consume through %s: %v", n.name, err)
+		}
+		subs = append(subs, sub{ch: ch, ds: ds, closed: ch.NotifyClose(make(chan *amqp.Error, 1))})
+	}
+	_, pub := nodes[0].dial(t)
+	if err := pub.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	publish := func(bodies ...string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		for _, b := range bodies {
+			c, err := pub.PublishWithDeferredConfirm("", "mq", false, false, amqp.Publishing{Body: []byte(b)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok, err := c.WaitContext(ctx); !ok || err != nil {
+				t.Fatalf("publish %s: ack %v, %v", b, ok, err)
+			}
+		}
+	}
+	publish("b1", "b2", "b3", "b4")
+	// Each consumer holds what it got, unacked.
+	var stale [][]amqp.Delivery
+	got := 0
+	stale = make([][]amqp.Delivery, len(subs))
+	for got < 4 {
+		select {
+		case d := <-subs[0].ds:
+			stale[0] = append(stale[0], d)
+		case d := <-subs[1].ds:
+			stale[1] = append(stale[1], d)
+		case <-time.After(30 * time.Second):
+			t.Fatalf("only %d deliveries before the move", got)
+		}
+		got++
+	}
+
+	// The move: n2 holds the queue now.
+	for _, n := range nodes {
+		q, err := n.srv.vhost("/").QueueFor(nil, "mq")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == nodes[1] {
+			q.SetRemote("")
+		} else {
+			q.SetRemote(nodes[1].name)
+		}
+	}
+	for _, n := range nodes {
+		v := n.srv.vhost("/")
+		q, _ := v.QueueFor(nil, "mq")
+		n.srv.QueueMoved(v, q)
+	}
+	newHolder, _ := nodes[1].srv.vhost("/").QueueFor(nil, "mq")
+	eventually(t, "both consumers on the new holder", func() error {
+		if c := newHolder.Core().Stats().Consumers; c != 2 {
+			return fmt.Errorf("%d consumers", c)
+		}
+		return nil
+	})
+
+	// Acks of the deliveries from before the move are ignored, not errors.
+	for i := range subs {
+		for _, d := range stale[i] {
+			if err := d.Ack(false); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	after := []string{"a1", "a2", "a3", "a4", "a5", "a6"}
+	publish(after...) // through n1, forwarded to n2 now
+	var bodies []string
+	per := make([]int, len(subs))
+	for len(bodies) < len(after) {
+		select {
+		case d := <-subs[0].ds:
+			bodies, per[0] = append(bodies, string(d.Body)), per[0]+1
+			_ = d.Ack(false)
+		case d := <-subs[1].ds:
+			bodies, per[1] = append(bodies, string(d.Body)), per[1]+1
+			_ = d.Ack(false)
+		case <-time.After(30 * time.Second):
+			t.Fatalf("after the move only %v arrived", bodies)
+		}
+	}
+	slices.Sort(bodies)
+	if !slices.Equal(bodies, after) {
+		t.Fatalf("after the move the consumers got %v, want %v once each", bodies, after)
+	}
+	if per[0] == 0 || per[1] == 0 {
+		t.Fatalf("deliveries per consumer %v: one consumer was not re-attached", per)
+	}
+	eventually(t, "the new holder's deliveries settled", func() error {
+		if st := newHolder.Core().Stats(); st.Ready != 0 || st.Unacked != 0 {
+			return fmt.Errorf("ready %d unacked %d", st.Ready, st.Unacked)
+		}
+		return nil
+	})
+	for i, s := range subs {
+		select {
+		case err := <-s.closed:
+			t.Fatalf("channel on %s closed: %v", nodes[i+1].name, err)
+		default:
+		}
+		if _, err := s.ch.QueueDeclarePassive("mq", true, false, false, false, nil); err != nil {
+			t.Fatalf("channel on %s after the stale acks: %v", nodes[i+1].name, err)
+		}
+	}
+}

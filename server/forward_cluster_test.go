@@ -10,6 +10,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/warrenmq/warren/amqpwire"
 	"github.com/warrenmq/warren/server/cluster/forward"
 	"github.com/warrenmq/warren/server/vhost"
 )
@@ -63,7 +64,14 @@ func (n *fwdNode) dial(t *testing.T) (*amqp.Connection, *amqp.Channel) {
 // its record, marked as held by owner.
 func queueOn(t *testing.T, nodes []*fwdNode, owner int, name string) {
 	t.Helper()
-	if _, err := nodes[owner].srv.DeclareQueueAs("guest", "/", vhost.QueueDecl{Name: name, Durable: true}); err != nil {
+	queueWith(t, nodes, owner, vhost.QueueDecl{Name: name, Durable: true})
+}
+
+// queueWith is queueOn for the declaration d.
+func queueWith(t *testing.T, nodes []*fwdNode, owner int, d vhost.QueueDecl) {
+	t.Helper()
+	name := d.Name
+	if _, err := nodes[owner].srv.DeclareQueueAs("guest", "/", d); err != nil {
 		t.Fatal(err)
 	}
 	for i, n := range nodes {
@@ -215,4 +223,84 @@ func TestForwardPublishOnOneNodeConsumeOnAnother(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestForwardTxCommitAndQueueDeleted: a transaction on n2 publishing to n1's queue gets
+// tx.commit-ok only once n1 has the messages; deleting the queue on n1 sends basic.cancel
+// to n3's consumer of it.
+func TestForwardTxCommitAndQueueDeleted(t *testing.T) {
+	nodes := startForwardCluster(t)
+	queueOn(t, nodes, 0, "tq")
+	holder, err := nodes[0].srv.vhost("/").QueueFor(nil, "tq")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	_, tx := nodes[1].dial(t)
+	if err := tx.Tx(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := tx.PublishWithContext(context.Background(), "", "tq", false, false,
+			amqp.Publishing{DeliveryMode: amqp.Persistent, Body: fmt.Appendf(nil, "t%d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r := holder.Core().Stats().Ready; r != 0 {
+		t.Fatalf("the holder has %d messages before the commit", r)
+	}
+	if err := tx.TxCommit(); err != nil {
+		t.Fatal(err)
+	}
+	if r := holder.Core().Stats().Ready; r != 3 {
+		t.Fatalf("tx.commit-ok came when the holder had %d of the 3 messages", r)
+	}
+
+	_, cons := nodes[2].dial(t)
+	cancels := cons.NotifyCancel(make(chan string, 1))
+	if _, err := cons.Consume("tq", "watch", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := nodes[0].srv.DeleteQueueAs("guest", "/", "tq", false, false); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case tag := <-cancels:
+		if tag != "watch" {
+			t.Fatalf("basic.cancel for %q", tag)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no basic.cancel for the consumer of a deleted queue on another node")
+	}
+}
+
+// TestForwardRefusalNacks: a queue on n1 that refuses publishes when full (x-overflow
+// reject-publish): a confirmed publisher on n2 gets basic.ack for the message it took and
+// basic.nack for the one it refused.
+func TestForwardRefusalNacks(t *testing.T) {
+	nodes := startForwardCluster(t)
+	args, err := amqpwire.AppendField(nil, "x-max-length", int64(1))
+	if err == nil {
+		args, err = amqpwire.AppendField(args, "x-overflow", "reject-publish")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	queueWith(t, nodes, 0, vhost.QueueDecl{Name: "full", Durable: true, Args: args})
+	_, pub := nodes[1].dial(t)
+	if err := pub.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i, want := range []bool{true, false} {
+		c, err := pub.PublishWithDeferredConfirm("", "full", false, false, amqp.Publishing{Body: []byte("x")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ok, err := c.WaitContext(ctx)
+		if err != nil || ok != want {
+			t.Fatalf("publish %d through n2 to n1's full queue: ack %v, %v; want ack %v", i, ok, err, want)
+		}
+	}
 }

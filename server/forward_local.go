@@ -52,6 +52,13 @@ func (l *forwardLocal) Publish(vh, name string, m *forward.Message, confirm bool
 		done(forward.NotFound(vh, name, 0, 0), nil)
 		return
 	}
+	if node := v.HolderOf(name); node != "" {
+		// Moved away meanwhile (a quorum queue's leader changed): refused (B nacks) rather
+		// than forwarded on, so that two nodes that disagree for a moment never pass a
+		// message back and forth.
+		done(fmt.Errorf("queue '%s' in vhost '%s' is held by node '%s' now", name, vh, node), nil)
+		return
+	}
 	msg := &queue.Message{Exchange: m.Exchange, RoutingKey: m.RoutingKey, RawProperties: m.Properties,
 		Body: m.Body, Persistent: m.Persistent}
 	if err := msg.Properties.Decode(m.Properties); err != nil {

@@ -146,3 +146,29 @@ func TestForwardQueueMovedReattachesConsumers(t *testing.T) {
 		}
 	}
 }
+
+// TestForwardNoPingPongWhileNodesDisagree: for a moment two nodes may each take the other
+// for a queue's holder (a move being applied). A publish through one of them is then
+// nacked by the other, not passed back and forth.
+func TestForwardNoPingPongWhileNodesDisagree(t *testing.T) {
+	nodes := startForwardCluster(t)
+	queueOn(t, nodes, 0, "pp")
+	q, err := nodes[0].srv.vhost("/").QueueFor(nil, "pp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.SetRemote(nodes[1].name) // n1 thinks n2 holds it; n2 still thinks n1 does
+	_, pub := nodes[1].dial(t)
+	if err := pub.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	c, err := pub.PublishWithDeferredConfirm("", "pp", false, false, amqp.Publishing{Body: []byte("x")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if ok, err := c.WaitContext(ctx); ok || err != nil {
+		t.Fatalf("publish while n1 and n2 disagree about the holder: ack %v, %v; want a nack", ok, err)
+	}
+}

@@ -34,3 +34,15 @@ func (h *forwardHook) get() Forwarder {
 // SetForwarder makes the registry's vhosts hand messages routed to remote queues to f
 // instead of enqueueing them on the local copy.
 func (r *Registry) SetForwarder(f Forwarder) { r.fwd.f.Store(&f) }
+
+// HolderOf is the node that holds the named queue ("" when it is this one, or there is no
+// such queue), without counting as a use of the queue (x-expires).
+func (v *Vhost) HolderOf(name string) string {
+	v.mu.RLock()
+	q := v.queues[name]
+	v.mu.RUnlock()
+	if q == nil {
+		return ""
+	}
+	return q.Remote()
+}

@@ -93,7 +93,9 @@ func (a *fwdAttach) deliverLocked(d *forward.Delivery) {
 	c.out.WriteContentRaw(ch.id, amqpwire.ClassBasic, d.Properties, d.Body, c.frameMax)
 	c.wmu.Unlock()
 	if !cs.noAck {
-		ch.unacked.push(unackedRec{tag: ch.nextTag, e: &a.f.mark, cs: cs, fw: &fwdRef{a: a, id: d.ID}})
+		r := unackedRec{tag: ch.nextTag, e: &a.f.mark, cs: cs, fw: &fwdRef{a: a, id: d.ID}}
+		ch.stampLocked(&r, cs.q) // the consumer and delivery timeouts apply here, as to a local delivery
+		ch.unacked.push(r)
 		cs.unacked++
 		ch.globalUnacked++
 	}
@@ -350,4 +352,33 @@ func settleForwarded(recs []unackedRec, mode settleMode) {
 			_ = fw.a.sub.Nack(fw.id, false, op == forward.Requeue)
 		}
 	}
+}
+
+// expireForwarded sends the deliveries from other nodes among recs, past a delivery
+// timeout, back to their holders (requeued, or rejected without requeue so that the holder
+// dead-letters them), and reports whether there were any.
+func expireForwarded(ch *channel, recs []unackedRec) bool {
+	var requeue, drop []unackedRec
+	for _, r := range recs {
+		switch {
+		case r.q != nil:
+		case r.kind == ackDeadLetter:
+			drop = append(drop, r)
+		default:
+			requeue = append(requeue, r)
+		}
+	}
+	if len(requeue)+len(drop) == 0 {
+		return false
+	}
+	settleForwarded(requeue, settleRequeue)
+	settleForwarded(drop, settleDrop)
+	name := append(requeue, drop...)[0].cs.q.Name()
+	detail := fmt.Sprintf("%d requeued, %d dead-lettered, on another node, from channel %d", len(requeue), len(drop), ch.id)
+	if ch.conn.srv.ackTimeoutLog.note(name, detail, time.Now()) {
+		ch.log.Info().Str("queue", name).Int("requeued", len(requeue)).Int("dead_lettered", len(drop)).
+			Msg("deliveries from another node not acknowledged within their queue's delivery timeout were sent back (more are summarised)")
+	}
+	ch.conn.srv.counters.deliveryTimeouts.Add(uint64(len(requeue) + len(drop)))
+	return true
 }

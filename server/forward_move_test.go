@@ -4,10 +4,14 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/warrenmq/warren/amqpwire"
+	"github.com/warrenmq/warren/server/vhost"
 )
 
 // TestForwardQueueMovedReattachesConsumers drives the QueueMoved contract the quorum wiring
@@ -170,5 +174,59 @@ func TestForwardNoPingPongWhileNodesDisagree(t *testing.T) {
 	defer cancel()
 	if ok, err := c.WaitContext(ctx); ok || err != nil {
 		t.Fatalf("publish while n1 and n2 disagree about the holder: ack %v, %v; want a nack", ok, err)
+	}
+}
+
+// TestForwardAckTimeoutsApply: the acknowledgement timeouts of a queue held by n1 apply to
+// its consumer on n3: past x-delivery-timeout an unacked delivery comes again (redelivered)
+// and the late ack of its first tag is ignored; past x-consumer-timeout the channel is
+// closed with RabbitMQ's 406.
+func TestForwardAckTimeoutsApply(t *testing.T) {
+	nodes := startForwardCluster(t)
+	for _, a := range []struct{ queue, key string }{{"dt", "x-delivery-timeout"}, {"ct", "x-consumer-timeout"}} {
+		args, err := amqpwire.AppendField(nil, a.key, int64(300))
+		if err != nil {
+			t.Fatal(err)
+		}
+		queueWith(t, nodes, 0, vhost.QueueDecl{Name: a.queue, Durable: true, Args: args})
+	}
+	_, pub := nodes[1].dial(t)
+	for _, q := range []string{"dt", "ct"} {
+		if err := pub.PublishWithContext(context.Background(), "", q, false, false, amqp.Publishing{Body: []byte(q)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	_, ch := nodes[2].dial(t)
+	closed := ch.NotifyClose(make(chan *amqp.Error, 1))
+	ds, err := ch.Consume("dt", "", false, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := recv(t, ds)
+	again := recv(t, ds) // after the delivery timeout
+	if string(again.Body) != "dt" || !again.Redelivered || again.DeliveryTag == first.DeliveryTag {
+		t.Fatalf("after the delivery timeout: %q redelivered=%v tag %d (first %d)", again.Body, again.Redelivered, again.DeliveryTag, first.DeliveryTag)
+	}
+	if err := first.Ack(false); err != nil {
+		t.Fatal(err)
+	}
+	if err := again.Ack(false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.QueueDeclarePassive("dt", true, false, false, false, nil); err != nil {
+		t.Fatalf("the channel after the late ack: %v", err)
+	}
+
+	if _, err := ch.Consume("ct", "", false, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case e := <-closed:
+		if e == nil || e.Code != amqp.PreconditionFailed || !strings.Contains(e.Reason, "delivery acknowledgement on channel") {
+			t.Fatalf("channel closed with %v, want 406 delivery acknowledgement ... timed out", e)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the consumer timeout of a queue on another node did not close the channel")
 	}
 }

@@ -188,10 +188,10 @@ func TestForwardPublishOnOneNodeConsumeOnAnother(t *testing.T) {
 	}
 
 	// basic.get through n3, acked there.
-	if err := pub.PublishWithContext(ctx, "", "fq", false, false, amqp.Publishing{Body: []byte("got")}); err != nil {
+	if err := cons.Cancel("c1", false); err != nil {
 		t.Fatal(err)
 	}
-	if err := cons.Cancel("c1", false); err != nil {
+	if err := pub.PublishWithContext(ctx, "", "fq", false, false, amqp.Publishing{Body: []byte("got")}); err != nil {
 		t.Fatal(err)
 	}
 	var g amqp.Delivery

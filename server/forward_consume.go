@@ -25,6 +25,12 @@ import (
 // channel with 406 unknown delivery tag. Then the consumer is re-attached wherever the
 // queue is now (forward_attach.go).
 
+// fwdCredit is how many deliveries a holder may send a forwarded consumer ahead of what
+// its client's connection has written: the channel grants more as the connection drains
+// (half a window at a time), so a slow client holds messages on the holder, not in this
+// node's memory.
+const fwdCredit = 256
+
 // Re-attachment backoff while a queue has no reachable holder.
 const (
 	reattachFirst = 50 * time.Millisecond
@@ -42,6 +48,10 @@ type fwdAttach struct {
 	ready bool                // installed: deliveries go to the client
 	gone  bool                // ended or replaced: its records are forgotten
 	early []*forward.Delivery // deliveries that came before it was installed
+	// owed is the credit used since the last grant; stalled: the connection's output was
+	// full, the grant waits for it to be written (conn.blockedFwd).
+	owed    uint32
+	stalled bool
 }
 
 // fwdRef is where an unacked delivery from another node came from.
@@ -74,13 +84,18 @@ func (a *fwdAttach) Deliver(d *forward.Delivery) {
 		ch.mu.Unlock()
 		return
 	}
-	a.deliverLocked(d)
+	grant := a.deliverLocked(d)
 	ch.mu.Unlock()
 	ch.conn.kickWriter()
+	if grant > 0 {
+		_ = a.sub.Credit(grant)
+	}
 }
 
-// deliverLocked writes d to the client as basic.deliver. Called with ch.mu held.
-func (a *fwdAttach) deliverLocked(d *forward.Delivery) {
+// deliverLocked writes d to the client as basic.deliver and returns the credit to grant
+// the holder now (0: none yet, or held until the connection drains). Called with ch.mu
+// held.
+func (a *fwdAttach) deliverLocked(d *forward.Delivery) (grant uint32) {
 	cs := a.cs
 	ch := cs.ch
 	c := ch.conn
@@ -91,6 +106,15 @@ func (a *fwdAttach) deliverLocked(d *forward.Delivery) {
 		Exchange: d.Exchange, RoutingKey: d.RoutingKey}
 	c.out.WriteMethod(ch.id, &ch.deliver)
 	c.out.WriteContentRaw(ch.id, amqpwire.ClassBasic, d.Properties, d.Body, c.frameMax)
+	a.owed++
+	switch {
+	case a.stalled:
+	case c.out.Buffered() >= c.srv.cfg.WriteBacklog:
+		a.stalled = true
+		c.blockedFwd = append(c.blockedFwd, a)
+	case a.owed >= fwdCredit/2:
+		grant, a.owed = a.owed, 0
+	}
 	c.wmu.Unlock()
 	if !cs.noAck {
 		r := unackedRec{tag: ch.nextTag, e: &a.f.mark, cs: cs, fw: &fwdRef{a: a, id: d.ID}}
@@ -98,6 +122,23 @@ func (a *fwdAttach) deliverLocked(d *forward.Delivery) {
 		ch.unacked.push(r)
 		cs.unacked++
 		ch.globalUnacked++
+	}
+	return grant
+}
+
+// resumeAttachments grants the credit held back while their connection's output was full;
+// the connection's writer calls it once the output is written.
+func resumeAttachments(as []*fwdAttach) {
+	for _, a := range as {
+		ch := a.cs.ch
+		ch.mu.Lock()
+		grant := a.owed
+		a.owed, a.stalled = 0, false
+		gone := a.gone || ch.released || a.sub == nil
+		ch.mu.Unlock()
+		if grant > 0 && !gone {
+			_ = a.sub.Credit(grant)
+		}
 	}
 }
 
@@ -173,7 +214,8 @@ func (cs *consumer) consumeOptions() forward.ConsumeOptions {
 	if g := uint32(cs.ch.globalLimit); g > 0 && (prefetch == 0 || g < prefetch) {
 		prefetch = g
 	}
-	return forward.ConsumeOptions{Tag: cs.tag, Prefetch: prefetch, NoAck: cs.noAck, Exclusive: cs.exclusive, Arguments: cs.args}
+	return forward.ConsumeOptions{Tag: cs.tag, Prefetch: prefetch, Credit: fwdCredit, NoAck: cs.noAck, Exclusive: cs.exclusive,
+		Arguments: cs.args}
 }
 
 // consumeRemote is basic.consume on a queue another node holds; cs is already in
@@ -245,12 +287,16 @@ func (f *forwarding) attach(cs *consumer, installed func()) error {
 		installed()
 	}
 	a.ready = true
+	var grant uint32
 	for _, d := range a.early {
-		a.deliverLocked(d)
+		grant += a.deliverLocked(d)
 	}
 	a.early = nil
 	ch.mu.Unlock()
 	ch.conn.kickWriter()
+	if grant > 0 {
+		_ = sub.Credit(grant)
+	}
 	return nil
 }
 

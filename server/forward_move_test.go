@@ -1,8 +1,11 @@
 package server
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -229,4 +232,108 @@ func TestForwardAckTimeoutsApply(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the consumer timeout of a queue on another node did not close the channel")
 	}
+}
+
+// stalledAttachments counts the forwarded consumers of s's connections whose credit is
+// held back because their connection's output is full.
+func stalledAttachments(s *Server) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for c := range s.conns {
+		c.wmu.Lock()
+		n += len(c.blockedFwd)
+		c.wmu.Unlock()
+	}
+	return n
+}
+
+// TestForwardSlowConsumerHoldsMessagesOnHolder: a no-ack consumer on n3 whose client does
+// not read: once n3's output for it is full, n3 stops granting the holder credit, so the
+// messages stay on n1 (not in n3's memory); when the client reads again, every message
+// arrives, once.
+func TestForwardSlowConsumerHoldsMessagesOnHolder(t *testing.T) {
+	nodes := startForwardCluster(t)
+	queueOn(t, nodes, 0, "slow")
+	holder, err := nodes[0].srv.vhost("/").QueueFor(nil, "slow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, pub := nodes[0].dial(t)
+	const n = 600
+	body := make([]byte, 64<<10)
+	for i := range n {
+		if err := pub.PublishWithContext(context.Background(), "", "slow", false, false,
+			amqp.Publishing{Body: append(fmt.Appendf(nil, "%04d", i), body...)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "the messages on the holder", func() error {
+		if r := holder.Core().Stats().Ready; r != n {
+			return fmt.Errorf("%d ready", r)
+		}
+		return nil
+	})
+	// A raw no-ack consumer on n3 that reads up to consume-ok and then nothing for a while.
+	raw, err := net.Dial("tcp", strings.TrimSuffix(strings.TrimPrefix(nodes[2].url, "amqp://guest:guest@"), "/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	var hs bytes.Buffer
+	fw := amqpwire.NewFrameWriter(&hs)
+	writeHandshake(&hs, fw, 131072)
+	fw.WriteMethod(1, &amqpwire.BasicConsume{Queue: "slow", ConsumerTag: "slow", NoAck: true})
+	if err := fw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Write(hs.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	fr := amqpwire.NewFrameReader(raw, 131072)
+	_ = raw.SetReadDeadline(time.Now().Add(60 * time.Second))
+	deliveries := 0
+	next := func() {
+		t.Helper()
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("raw consumer after %d deliveries: %v", deliveries, err)
+		}
+		if f.Type != amqpwire.FrameMethod {
+			return
+		}
+		m, err := amqpwire.DecodeMethod(f.Payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch m.(type) {
+		case *amqpwire.BasicDeliver:
+			deliveries++
+		case *amqpwire.ChannelClose, *amqpwire.ConnectionClose:
+			t.Fatalf("raw consumer: %#v", m)
+		}
+	}
+	for deliveries == 0 {
+		next()
+	}
+	eventually(t, "n3 holding back the holder's credit", func() error {
+		if stalledAttachments(nodes[2].srv) == 0 {
+			return errors.New("not stalled")
+		}
+		return nil
+	})
+	// A window, not an event: had n3 kept granting, the holder would be emptied meanwhile.
+	time.Sleep(500 * time.Millisecond)
+	if r := holder.Core().Stats().Ready; r == 0 {
+		t.Fatal("the holder sent every message to n3 although n3's client was not reading")
+	}
+	for deliveries < n {
+		next()
+	}
+	eventually(t, "the holder emptied", func() error {
+		if r := holder.Core().Stats().Ready; r != 0 {
+			return fmt.Errorf("%d ready", r)
+		}
+		return nil
+	})
 }

@@ -30,19 +30,29 @@ func (f *forwarding) reattach(cs *consumer) {
 	f.mu.Unlock()
 	go func() {
 		defer f.wg.Done()
-		defer func() {
+		// done clears attaching; unless stop, only if the consumer is attached (an
+		// attachment that ended at once, before attaching was cleared, is retried).
+		done := func(stop bool) bool {
 			ch.mu.Lock()
+			defer ch.mu.Unlock()
+			if !stop && cs.remote && cs.fw == nil && !cs.cancelled && !ch.released {
+				return false
+			}
 			cs.attaching = false
-			ch.mu.Unlock()
-		}()
+			return true
+		}
 		retry := cs.q.Type() == "quorum"
 		wait := reattachFirst
 		for {
 			err := f.attach(cs, nil)
 			if err == nil {
-				return
+				if done(false) {
+					return
+				}
+				continue
 			}
 			if !retry || !ch.vh.HasQueue(cs.q.Name()) {
+				done(true)
 				ch.log.Warn().Err(err).Str("queue", cs.q.Name()).Str("consumer", cs.tag).
 					Msg("consumer cancelled: its queue cannot be reached")
 				cs.CancelledByServer()
@@ -51,6 +61,7 @@ func (f *forwarding) reattach(cs *consumer) {
 			ch.log.Debug().Err(err).Str("queue", cs.q.Name()).Dur("retry_in", wait).Msg("re-attaching consumer")
 			select {
 			case <-f.ctx.Done():
+				done(true)
 				return
 			case <-time.After(wait):
 			}
@@ -58,6 +69,7 @@ func (f *forwarding) reattach(cs *consumer) {
 			stop := cs.cancelled || ch.released
 			ch.mu.Unlock()
 			if stop {
+				done(true)
 				return
 			}
 			wait = min(2*wait, reattachMax)

@@ -15,8 +15,8 @@ import (
 // declared on n1 is used through the other two: amqp091-go publishes with confirms through
 // n2 (every message acked) and consumes with acks through n3 (every message once, in
 // order; a nack with requeue redelivers). kill -9 of n1, the queue's node: publishes through
-// n2 are nacked, n3's consumer gets basic.cancel, and a new consume through n3 gets
-// RabbitMQ's 404 "home node ... is down or inaccessible". Once n1 is back on its data dir,
+// n2 are nacked, n3's consumer gets basic.cancel, and a new consume or passive declare
+// through n3 gets RabbitMQ's 404 "home node ... is down or inaccessible". Once n1 is back on its data dir,
 // publishing through n2 and consuming through n3 work again.
 func TestClusterForwardsBetweenProcesses(t *testing.T) {
 	var nodes []*clusterNode
@@ -143,6 +143,11 @@ func TestClusterForwardsBetweenProcesses(t *testing.T) {
 	if !errors.As(err, &aerr) || aerr.Code != amqp.NotFound ||
 		aerr.Reason != "NOT_FOUND - home node 'n1' of durable queue 'fwd-q' in vhost '/' is down or inaccessible" {
 		t.Fatalf("consume through n3 while n1 is down: %v, want 404 home node 'n1' ... is down or inaccessible", err)
+	}
+	_, passive := n3.dial(t, "guest", "guest")
+	if _, err := passive.QueueDeclarePassive("fwd-q", true, false, false, false, nil); !errors.As(err, &aerr) ||
+		aerr.Code != amqp.NotFound || !strings.Contains(aerr.Reason, "home node 'n1'") {
+		t.Fatalf("passive declare through n3 while n1 is down: %v, want the same 404", err)
 	}
 
 	start(0)

@@ -291,7 +291,15 @@ func (ch *channel) release() {
 		// Acks taken under a transaction that never committed go back too.
 		recs = append(recs, ch.tx.takeAcks()...)
 	}
-	if forEachQueue(recs, func(q *queue.Queue, es []*queue.Entry) { q.Requeue(es) }) {
+	fwd := false
+	forEachQueue(recs, func(q *queue.Queue, es []*queue.Entry) {
+		if q == nil {
+			fwd = true // from another node: settleForwarded
+			return
+		}
+		q.Requeue(es)
+	})
+	if fwd {
 		settleForwarded(recs, settleRequeue)
 	}
 	closeAttachments(fwdOpen)

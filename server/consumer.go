@@ -237,9 +237,8 @@ func (l *unackedList) compact() {
 }
 
 // forEachQueue calls fn once per run of records from the same queue, in order. Records of
-// deliveries from another node (no local queue) are skipped: forwarded says there were
-// some, for the caller to settle with settleForwarded.
-func forEachQueue(recs []unackedRec, fn func(q *queue.Queue, es []*queue.Entry)) (forwarded bool) {
+// deliveries from another node come in runs with a nil queue (forward_consume.go).
+func forEachQueue(recs []unackedRec, fn func(q *queue.Queue, es []*queue.Entry)) {
 	var es []*queue.Entry
 	for i := 0; i < len(recs); {
 		q := recs[i].q
@@ -247,13 +246,8 @@ func forEachQueue(recs []unackedRec, fn func(q *queue.Queue, es []*queue.Entry))
 		for ; i < len(recs) && recs[i].q == q; i++ {
 			es = append(es, recs[i].e)
 		}
-		if q == nil {
-			forwarded = true
-			continue
-		}
 		fn(q, es)
 	}
-	return forwarded
 }
 
 // deliveryProperties are the encoded properties a delivery of e carries: the message's own, plus

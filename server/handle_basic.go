@@ -239,7 +239,12 @@ func kickQueues(qs []*queue.Queue) {
 
 // applySettle tells the queues what happened to their deliveries.
 func applySettle(recs []unackedRec, mode settleMode) {
-	fwd := forEachQueue(recs, func(q *queue.Queue, es []*queue.Entry) {
+	fwd := false
+	forEachQueue(recs, func(q *queue.Queue, es []*queue.Entry) {
+		if q == nil {
+			fwd = true // from another node: settleForwarded
+			return
+		}
 		switch mode {
 		case settleRequeue:
 			q.Requeue(es)

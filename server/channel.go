@@ -55,6 +55,7 @@ type channel struct {
 	confirmed     confirmState   // publisher confirms answered so far; see confirms.go
 	acks          ackTimers      // acknowledgement timeouts; see consumertimeout.go
 	reply         *replyConsumer // the direct reply-to consumer, if any; see replyto.go
+	fwdOpen       []*fwdAttach   // attachments to other nodes' queues to close at release
 
 	stats chanCounters // for listings (management_channels.go); atomics
 }
@@ -274,8 +275,12 @@ func (ch *channel) release() {
 	consumers := make([]*consumer, 0, len(ch.consumers))
 	for _, cs := range ch.consumers {
 		cs.cancelled = true
-		consumers = append(consumers, cs)
+		if !cs.remote {
+			consumers = append(consumers, cs)
+		}
 	}
+	fwdOpen := ch.fwdOpen
+	ch.fwdOpen = nil
 	clear(ch.consumers)
 	ch.dropReplyLocked()
 	recs := ch.unacked.takeAll(nil)
@@ -286,7 +291,18 @@ func (ch *channel) release() {
 		// Acks taken under a transaction that never committed go back too.
 		recs = append(recs, ch.tx.takeAcks()...)
 	}
-	forEachQueue(recs, func(q *queue.Queue, es []*queue.Entry) { q.Requeue(es) })
+	fwd := false
+	forEachQueue(recs, func(q *queue.Queue, es []*queue.Entry) {
+		if q == nil {
+			fwd = true // from another node: settleForwarded
+			return
+		}
+		q.Requeue(es)
+	})
+	if fwd {
+		settleForwarded(recs, settleRequeue)
+	}
+	closeAttachments(fwdOpen)
 	for _, cs := range consumers {
 		ch.vh.RemoveConsumer(cs.q, cs)
 	}

@@ -248,17 +248,29 @@ func (qq *quorumQueues) close() error {
 }
 
 // quorumMoved is told that the node holding q changed; detached are the consumers of the core
-// this node just stopped leading. They are cancelled (basic.cancel for clients that
-// announced consumer_cancel_notify): their unacknowledged messages are the new leader's to
-// redeliver.
+// this node just stopped leading. Other nodes' forwarded consumers are told the queue moved
+// (not that it was deleted), so their nodes attach them to the new leader; this node's own
+// consumers follow the queue (QueueMoved). Their unacknowledged messages are the new leader's
+// to redeliver. Without forwarding, this node's consumers are cancelled (basic.cancel for
+// clients that announced consumer_cancel_notify).
 func (s *Server) quorumMoved(v *vhost.Vhost, q *vhost.Queue, detached []queue.Consumer) {
 	for _, c := range detached {
-		if vc, ok := c.(vhost.Consumer); ok {
-			v.RemoveConsumer(q, vc)
-			vc.CancelledByServer()
+		switch c := c.(type) {
+		case *forwardConsumer:
+			v.RemoveConsumer(q, c)
+			c.sink.Cancelled(errQueueMoved)
+		case vhost.Consumer:
+			if s.fwd == nil {
+				v.RemoveConsumer(q, c)
+				c.CancelledByServer()
+			}
 		}
 	}
+	s.QueueMoved(v, q)
 }
+
+// errQueueMoved ends a forwarded consumer whose quorum queue's leadership left this node.
+var errQueueMoved = errors.New("the quorum queue's leader moved to another node")
 
 // closedCore is the core of a quorum queue on a member that does not lead it: deleted, so it
 // refuses every message and consumer.

@@ -65,6 +65,9 @@ type conn struct {
 	out     *amqpwire.FrameWriter
 	spare   *amqpwire.FrameWriter
 	blocked []*queue.Queue // queues whose delivery was refused because out was full
+	// blockedFwd are forwarded consumers whose credit is held back because out was full
+	// (forward_consume.go); granted again once out is written.
+	blockedFwd []*fwdAttach
 
 	// Publisher confirms completed by the store, answered by the writer (confirms.go).
 	confirms       settledList
@@ -400,6 +403,8 @@ func (c *conn) flush() bool {
 	c.out, c.spare = c.spare, w
 	blocked := c.blocked
 	c.blocked = nil
+	blockedFwd := c.blockedFwd
+	c.blockedFwd = nil
 	c.wmu.Unlock()
 
 	if writeTimeout := c.srv.cfg.WriteTimeout; !c.writeErr.Load() {
@@ -419,6 +424,9 @@ func (c *conn) flush() bool {
 		if !containsQueue(blocked[:i], q) {
 			q.Kick()
 		}
+	}
+	if blockedFwd != nil {
+		resumeAttachments(blockedFwd)
 	}
 	return true
 }

@@ -21,8 +21,13 @@ type consumer struct {
 	exclusive bool
 	args      amqpwire.Table
 
-	unacked   int
-	pending   bool // consume-ok not yet sent: deliver nothing
+	unacked int
+	pending bool // consume-ok not yet sent: deliver nothing
+	// remote: the consumer is not on a local queue core but on another node's
+	// (forward_consume.go): fw is its attachment there, nil while it is re-attached.
+	remote    bool
+	fw        *fwdAttach
+	attaching bool // a re-attachment is under way
 	blocked   bool // refused a delivery for lack of credit: kick its queue when credit returns
 	cancelled bool
 }
@@ -101,6 +106,9 @@ type unackedRec struct {
 	at    int64
 	limit int64
 	kind  ackKind
+	// fw is where a delivery from another node came from (q is nil then); see
+	// forward_consume.go.
+	fw *fwdRef
 }
 
 // unackedList holds a channel's unacked deliveries in tag order. Tags only grow, so pushes
@@ -228,7 +236,8 @@ func (l *unackedList) compact() {
 	}
 }
 
-// forEachQueue calls fn once per run of records from the same queue, in order.
+// forEachQueue calls fn once per run of records from the same queue, in order. Records of
+// deliveries from another node come in runs with a nil queue (forward_consume.go).
 func forEachQueue(recs []unackedRec, fn func(q *queue.Queue, es []*queue.Entry)) {
 	var es []*queue.Entry
 	for i := 0; i < len(recs); {

@@ -190,6 +190,9 @@ func (ch *channel) checkAckTimeouts(gen uint64) {
 func (ch *channel) expireDeliveries(recs []unackedRec) {
 	srv := ch.conn.srv
 	var es []*queue.Entry
+	if expireForwarded(ch, recs) {
+		recs = slices.DeleteFunc(slices.Clone(recs), func(r unackedRec) bool { return r.q == nil })
+	}
 	for i := 0; i < len(recs); {
 		q, kind, first := recs[i].q, recs[i].kind, recs[i].tag
 		es = es[:0]
@@ -232,9 +235,15 @@ func (ch *channel) consumerTimedOut(r unackedRec) {
 	if r.cs != nil {
 		tag = r.cs.tag
 	}
+	qname := ""
+	if r.q != nil {
+		qname = r.q.Name()
+	} else if r.cs != nil {
+		qname = r.cs.q.Name() // a delivery from another node (forward_consume.go)
+	}
 	detail := fmt.Sprintf("channel %d closed after %d ms", ch.id, r.limit)
-	if ch.conn.srv.ackTimeoutLog.note(r.q.Name(), detail, time.Now()) {
-		ch.log.Warn().Str("queue", r.q.Name()).Str("consumer", tag).Uint64("delivery_tag", r.tag).Int64("timeout_ms", r.limit).
+	if ch.conn.srv.ackTimeoutLog.note(qname, detail, time.Now()) {
+		ch.log.Warn().Str("queue", qname).Str("consumer", tag).Uint64("delivery_tag", r.tag).Int64("timeout_ms", r.limit).
 			Msg("consumer timed out waiting for a delivery acknowledgement, closing the channel (more are summarised)")
 	}
 	ch.closeWith(amqpwire.NewChannelError(amqpwire.CodePreconditionFailed, 0, 0,

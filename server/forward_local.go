@@ -36,6 +36,9 @@ func (l *forwardLocal) queue(vh, name string) (*vhost.Vhost, *vhost.Queue, error
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := q.CheckLocal(); err != nil {
+		return nil, nil, err // moved away (a quorum queue's leader changed): B re-attaches
+	}
 	return v, q, nil
 }
 
@@ -47,6 +50,13 @@ func (l *forwardLocal) Publish(vh, name string, m *forward.Message, confirm bool
 	v := l.s.vhost(vh)
 	if v == nil || !v.HasQueue(name) {
 		done(forward.NotFound(vh, name, 0, 0), nil)
+		return
+	}
+	if node := v.HolderOf(name); node != "" {
+		// Moved away meanwhile (a quorum queue's leader changed): refused (B nacks) rather
+		// than forwarded on, so that two nodes that disagree for a moment never pass a
+		// message back and forth.
+		done(fmt.Errorf("queue '%s' in vhost '%s' is held by node '%s' now", name, vh, node), nil)
 		return
 	}
 	msg := &queue.Message{Exchange: m.Exchange, RoutingKey: m.RoutingKey, RawProperties: m.Properties,

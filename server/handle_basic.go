@@ -55,9 +55,6 @@ func (ch *channel) basicConsume(m *amqpwire.BasicConsume) error {
 	if err := ch.conn.checkAccess(permRead, resQueue, q.Name()); err != nil {
 		return err
 	}
-	if err := q.CheckLocal(); err != nil {
-		return err
-	}
 	prio, err := vhost.ConsumerArgs(q.Name(), ch.vh.Name(), m.Arguments)
 	if err != nil {
 		return err
@@ -83,6 +80,9 @@ func (ch *channel) basicConsume(m *amqpwire.BasicConsume) error {
 		exclusive: m.Exclusive, args: m.Arguments}
 	ch.consumers[tag] = cs
 	ch.mu.Unlock()
+	if q.Remote() != "" {
+		return ch.consumeRemote(cs, m) // held by another node (forward_consume.go)
+	}
 
 	if err := q.AddConsumer(cs, tag, queue.ConsumerOptions{Exclusive: m.Exclusive, NoAck: m.NoAck, Priority: prio}); err != nil {
 		ch.mu.Lock()
@@ -113,16 +113,20 @@ func (ch *channel) basicCancel(m *amqpwire.BasicCancel) error {
 	}
 	ch.mu.Lock()
 	cs := ch.consumers[m.ConsumerTag]
+	var remote bool
 	if cs != nil {
 		delete(ch.consumers, m.ConsumerTag)
 		cs.cancelled = true
+		remote = cs.remote
 	}
 	ch.mu.Unlock()
 	if !m.NoWait {
 		// Cancelling an unknown tag is not an error (0-9-1 §1.8.3.5, and RabbitMQ agrees).
 		ch.send(&amqpwire.BasicCancelOk{ConsumerTag: m.ConsumerTag})
 	}
-	if cs != nil {
+	if remote {
+		ch.cancelRemote(cs)
+	} else if cs != nil {
 		cs.q.Touch()
 		ch.vh.RemoveConsumer(cs.q, cs)
 	}
@@ -137,8 +141,8 @@ func (ch *channel) basicGet(m *amqpwire.BasicGet) error {
 	if err := ch.conn.checkAccess(permRead, resQueue, q.Name()); err != nil {
 		return err
 	}
-	if err := q.CheckLocal(); err != nil {
-		return err
+	if q.Remote() != "" {
+		return ch.getRemote(q, m) // held by another node (forward_get.go)
 	}
 	e, remaining := q.Core().Get(m.NoAck)
 	cn := &ch.conn.srv.counters
@@ -235,7 +239,12 @@ func kickQueues(qs []*queue.Queue) {
 
 // applySettle tells the queues what happened to their deliveries.
 func applySettle(recs []unackedRec, mode settleMode) {
+	fwd := false
 	forEachQueue(recs, func(q *queue.Queue, es []*queue.Entry) {
+		if q == nil {
+			fwd = true // from another node: settleForwarded
+			return
+		}
 		switch mode {
 		case settleRequeue:
 			q.Requeue(es)
@@ -245,6 +254,9 @@ func applySettle(recs []unackedRec, mode settleMode) {
 			q.Settle(es)
 		}
 	})
+	if fwd {
+		settleForwarded(recs, mode)
+	}
 }
 
 // basicRecover redelivers every unacked message of the channel (requeue=true). RabbitMQ does not

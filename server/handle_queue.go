@@ -64,6 +64,9 @@ func (ch *channel) queueDeclare(m *amqpwire.QueueDeclare) error {
 		ch.conn.exclusive = append(ch.conn.exclusive, q.Name())
 	}
 	ch.lastQueue = name
+	if !m.NoWait && q.Remote() != "" && ch.conn.srv.fwd != nil {
+		return ch.declareOkRemote(q) // held by another node (forward_get.go)
+	}
 	if !m.NoWait {
 		st := q.Stats()
 		ch.send(&amqpwire.QueueDeclareOk{Queue: name, MessageCount: uint32(st.Ready), ConsumerCount: uint32(st.Consumers)})
@@ -134,9 +137,16 @@ func (ch *channel) queuePurge(m *amqpwire.QueuePurge) error {
 	if err := ch.conn.checkAccess(permRead, resQueue, q.Name()); err != nil {
 		return err
 	}
-	n := q.Core().Purge()
+	var n uint32
+	if q.Remote() != "" && ch.conn.srv.fwd != nil {
+		if n, err = ch.purgeRemote(q); err != nil { // held by another node (forward_get.go)
+			return err
+		}
+	} else {
+		n = uint32(q.Core().Purge())
+	}
 	if !m.NoWait {
-		ch.send(&amqpwire.QueuePurgeOk{MessageCount: uint32(n)})
+		ch.send(&amqpwire.QueuePurgeOk{MessageCount: n})
 	}
 	return nil
 }

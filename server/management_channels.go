@@ -91,7 +91,9 @@ func (c *chanCounters) delivered(q *queue.Queue, get, noAck, redelivered bool) {
 func (c *chanCounters) acked(recs []unackedRec) {
 	c.ack.Add(uint64(len(recs)))
 	for _, r := range recs {
-		r.q.Counters().Ack.Add(1)
+		if r.q != nil { // nil: a delivery from another node, counted there
+			r.q.Counters().Ack.Add(1)
+		}
 	}
 }
 

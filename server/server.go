@@ -213,6 +213,9 @@ type Server struct {
 	// outside a cluster or without a store.
 	quorum         *quorumQueues
 	proposeTimeout time.Duration
+	// fwd forwards traffic to the queues other nodes hold (forward_publish.go); nil on a
+	// single node. Set by StartForwarding before Serve, never changed after.
+	fwd *forwarding
 
 	mu        sync.Mutex
 	conns     map[*conn]struct{}    // open or opening, counted against MaxConnections

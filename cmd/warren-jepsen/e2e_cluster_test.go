@@ -1,5 +1,3 @@
-//go:build jepsen_cluster
-
 package main
 
 import (
@@ -7,9 +5,8 @@ import (
 	"testing"
 )
 
-// TestClusterUnderFaults is the CI run of issue 18 (it needs replicated quorum queues and
-// forwarding between nodes, so it is behind the jepsen_cluster build tag until they are
-// merged; docs/cluster.md, "Fault testing"): three real nodes dialing each other through the
+// TestClusterUnderFaults is the CI run of issue 18 (docs/cluster.md, "Fault testing"): three
+// real nodes dialing each other through the
 // harness's proxies, a quorum queue, three publishers with confirms on n1, n2, n3 and three
 // consumers with manual acks each on another node than its publisher, and 12 faults drawn
 // from kill -9 and restart (the leader more often than not), SIGSTOP/SIGCONT and a partition

@@ -18,6 +18,7 @@ import (
 
 	"github.com/warrenmq/warren/configs"
 	"github.com/warrenmq/warren/server"
+	"github.com/warrenmq/warren/server/cluster/forward"
 	"github.com/warrenmq/warren/server/metrics"
 	"github.com/warrenmq/warren/server/mgmt"
 	"github.com/warrenmq/warren/store"
@@ -354,6 +355,17 @@ Flags (they override the configuration file; docs/configuration.md lists every s
 		defer func() {
 			if err := member.Close(); err != nil {
 				log.Warn().Err(err).Msg("leaving the cluster")
+			}
+		}()
+		// Clients may use any node: traffic for the queues other nodes hold is forwarded
+		// (docs/cluster.md); stopped before the node closes.
+		stopForwarding, err := srv.StartForwarding(member, forward.Options{})
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if err := stopForwarding(); err != nil {
+				log.Warn().Err(err).Msg("stopping forwarding")
 			}
 		}()
 	}

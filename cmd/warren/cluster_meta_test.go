@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -84,7 +83,7 @@ func (n *clusterNode) seesTopology(t *testing.T, exchanges ...string) {
 // TestClusterReplicatesMetadata: on three real brokers, an exchange, a durable queue and a
 // binding declared with amqp091-go on node 2 and a user made through node 3's management API
 // are on node 1 (its API lists them, a passive declare finds them, the user logs in there);
-// the queue is node 2's, so consuming from it on node 1 is refused with 405 naming node 2.
+// the queue is node 2's, and consuming from it on node 1 works (forwarded to node 2).
 // After kill -9 of the leader the survivors still take declarations, and the killed node,
 // restarted on its data, has everything, including what was declared while it was down.
 func TestClusterReplicatesMetadata(t *testing.T) {
@@ -131,11 +130,9 @@ func TestClusterReplicatesMetadata(t *testing.T) {
 	nodes[0].seesTopology(t, "orders")
 
 	_, ch1 := nodes[0].dial(t, "guest", "guest")
-	_, err := ch1.Consume("orders-q", "", false, false, false, false, nil)
-	var aerr *amqp.Error
-	if !errors.As(err, &aerr) || aerr.Code != 405 || !strings.Contains(aerr.Reason, "'n2'") {
+	if _, err := ch1.Consume("orders-q", "", false, false, false, false, nil); err != nil {
 		st, body := nodes[0].api(t, "GET", "/api/queues/%2F/orders-q", "")
-		t.Fatalf("consume on n1 from n2's queue: %v, want 405 naming n2 (%d %s)", err, st, body)
+		t.Fatalf("consume on n1 from n2's queue (forwarded to n2): %v (%d %s)", err, st, body)
 	}
 
 	leader := agree(t, nodes)

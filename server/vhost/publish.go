@@ -100,20 +100,20 @@ func (s *Scratch) Routed() int { return len(s.queues) }
 // publishers now (queue.Queue.Congested), or nil.
 func (s *Scratch) Congested() *queue.Queue {
 	for _, q := range s.queues {
-		if q.Core().Congested() {
+		if q.remote.Load() == nil && q.Core().Congested() {
 			return q.Core()
 		}
 	}
 	return nil
 }
 
-// writers is how many of qs write msg's record at publish: durable queues, for a persistent
-// message, with a store.
+// writers is how many of qs write msg's record at publish: durable queues held here, for a
+// persistent message, with a store.
 func (v *Vhost) writers(msg *queue.Message, qs []*Queue) int {
 	n := 0
 	if msg.Persistent && v.st != nil {
 		for _, q := range qs {
-			if q.stored {
+			if q.stored && q.remote.Load() == nil {
 				n++
 			}
 		}
@@ -132,6 +132,14 @@ func (v *Vhost) enqueue(msg *queue.Message, qs []*Queue, stored int, c Confirm) 
 	// are durable: if one fails, the nack is the truth (queue/held.go).
 	hold := stored > 0 && c != nil && c.Nackable()
 	for _, q := range qs {
+		if node := q.remote.Load(); node != nil {
+			// Held by another node: forwarded there when the cluster forwards (forward.go).
+			if f := v.fwd.get(); f != nil {
+				f.Forward(v, q, *node, msg, c)
+				routed = true
+				continue
+			}
+		}
 		var done func(error)
 		if c != nil {
 			c.Add()

@@ -20,6 +20,8 @@ type Registry struct {
 	churn QueueChurn // shared by its vhosts
 	// gone is told of the queues its vhosts delete by themselves (remote.go).
 	gone queueGone
+	// fwd takes the messages routed to remote queues (forward.go).
+	fwd forwardHook
 
 	mu     sync.RWMutex
 	vhosts map[string]*Vhost
@@ -30,7 +32,7 @@ type Registry struct {
 func NewRegistry(log zerolog.Logger, st *store.Store, window queue.Window) *Registry {
 	r := &Registry{log: log, st: st, window: window, vhosts: make(map[string]*Vhost)}
 	v := New("/", log, st, window)
-	v.churn, v.gone = &r.churn, &r.gone
+	v.churn, v.gone, v.fwd = &r.churn, &r.gone, &r.fwd
 	r.vhosts["/"] = v
 	return r
 }
@@ -49,7 +51,7 @@ func (r *Registry) Ensure(name string) *Vhost {
 	v := r.vhosts[name]
 	if v == nil {
 		v = New(name, r.log, r.st, r.window)
-		v.churn, v.gone = &r.churn, &r.gone
+		v.churn, v.gone, v.fwd = &r.churn, &r.gone, &r.fwd
 		r.vhosts[name] = v
 	}
 	return v

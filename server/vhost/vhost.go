@@ -56,6 +56,7 @@ type Vhost struct {
 	window atomic.Pointer[queue.Window] // for queues declared from now on; see setWindow
 	churn  *QueueChurn                  // the registry's; nil for a vhost made outside one
 	gone   *queueGone                   // the registry's; nil for a vhost made outside one
+	fwd    *forwardHook                 // the registry's; nil for a vhost made outside one
 
 	defs sync.Mutex
 	ops  []func(*store.Store) error // store deletes collected under mu; guarded by defs

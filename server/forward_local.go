@@ -289,10 +289,18 @@ func (l *forwardLocal) Purge(vh, name string) (uint32, error) {
 
 // Stats implements forward.Local: what a passive queue.declare-ok reports.
 func (l *forwardLocal) Stats(vh, name string) (forward.Stats, error) {
+	if v := l.s.vhost(vh); v != nil {
+		if q, err := v.QueueFor(nil, name); err == nil && q.Replicated() {
+			// A quorum queue's member answers with the committed count whether or not it
+			// leads the queue now.
+			st := q.Stats()
+			return forward.Stats{Messages: uint32(st.Ready), Consumers: uint32(st.Consumers)}, nil
+		}
+	}
 	_, q, err := l.queue(vh, name)
 	if err != nil {
 		return forward.Stats{}, err
 	}
-	st := q.Core().Stats()
+	st := q.Stats()
 	return forward.Stats{Messages: uint32(st.Ready), Consumers: uint32(st.Consumers)}, nil
 }

@@ -64,7 +64,7 @@ func (ch *channel) queueDeclare(m *amqpwire.QueueDeclare) error {
 		ch.conn.exclusive = append(ch.conn.exclusive, q.Name())
 	}
 	ch.lastQueue = name
-	if !m.NoWait && q.Remote() != "" && ch.conn.srv.fwd != nil {
+	if !m.NoWait && q.Remote() != "" && ch.conn.srv.fwd != nil && !q.Replicated() {
 		return ch.declareOkRemote(q) // held by another node (forward_get.go)
 	}
 	if !m.NoWait {

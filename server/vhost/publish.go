@@ -166,7 +166,7 @@ func (v *Vhost) enqueue(msg *queue.Message, qs []*Queue, stored int, c Confirm) 
 		}
 		// A replicated quorum queue whose core went away under this publish (its leadership
 		// moved) refuses rather than drops: the publisher is nacked, never confirmed.
-		refused = refused || res == queue.Refused || (res == queue.Gone && q.replicated())
+		refused = refused || res == queue.Refused || (res == queue.Gone && q.Replicated())
 	}
 	return routed, refused
 }

@@ -30,5 +30,6 @@ func (q *Queue) Stats() queue.Stats {
 	return q.Core().Stats()
 }
 
-// replicated says the queue is a quorum queue replicated by a Raft group in a cluster.
-func (q *Queue) replicated() bool { return q.committed.Load() != nil }
+// Replicated says the queue is a quorum queue replicated by a Raft group this node is a
+// member of: its committed count is known here (Stats) whoever leads it.
+func (q *Queue) Replicated() bool { return q.committed.Load() != nil }

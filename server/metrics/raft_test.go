@@ -140,15 +140,25 @@ func TestRaftMetricsOfAQuorumQueue(t *testing.T) {
 		if err := ch.Confirm(false); err != nil {
 			t.Fatal(err)
 		}
-		for i := range n {
+		// The leader refuses (nacks) publishes until it has installed the queue's core, a
+		// moment after its election: a nacked publish is tried again, for 45 s.
+		deadline := time.Now().Add(45 * time.Second)
+		for i := 0; i < n; {
 			c, err := ch.PublishWithDeferredConfirmWithContext(context.Background(), "", "qq", false, false,
 				amqp.Publishing{Body: []byte(fmt.Sprint(i)), DeliveryMode: amqp.Persistent})
 			if err != nil {
 				t.Fatal(err)
 			}
 			ok, err := c.WaitContext(context.Background())
-			if err != nil || !ok {
-				t.Fatalf("publish %d to the leader %s: acked %v, %v", i, leader.name, ok, err)
+			switch {
+			case err != nil:
+				t.Fatalf("publish %d to the leader %s: %v", i, leader.name, err)
+			case ok:
+				i++
+			case time.Now().After(deadline):
+				t.Fatalf("publish %d to the leader %s: still nacked after 45 s", i, leader.name)
+			default:
+				time.Sleep(100 * time.Millisecond)
 			}
 		}
 	}

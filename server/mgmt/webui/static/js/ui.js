@@ -56,12 +56,15 @@ export function features(o) {
 export const badge = (text, title) => h('span', { class: 'badge', title }, text);
 
 // memberState is a quorum queue member's state as the answering node knows it: 'online',
-// 'offline', or 'unknown' (a follower does not know the other followers: raft.members says
-// known false).
+// 'offline', or 'unknown': a follower does not know the other followers (raft.members says
+// known false), and a Warren node outside a smaller group knows none (no raft object, no
+// member online).
 export function memberState(q, name) {
+  const online = q.online || [];
+  if (!q.raft && !online.length) return 'unknown';
   const m = (q.raft?.members || []).find((x) => x.name === name);
   if (m && !m.known) return 'unknown';
-  return (q.online || []).includes(name) ? 'online' : 'offline';
+  return online.includes(name) ? 'online' : 'offline';
 }
 
 // replicas shows where a queue runs: a quorum queue's members, the leader first (starred),

@@ -61,4 +61,10 @@ for i in 0 1 2; do
   awk -v a="${c0[$i]}" -v b="$c1" -v t="$tck" -v m="$MEASURE" -v n="${names[$i]}" -v r="$rss" -v th="$thr" -v l="$led" -v q="$nq" \
     'BEGIN { printf "%s\t%.1f\t%d\t%s\t%d\t%s\n", n, 100*(b-a)/t/m, r, th, l/2, q }'
 done
+# What a scrape costs with these groups (after the measurement, so as not to disturb it).
+for i in 0 1 2; do
+  for path in /metrics /metrics/per-object; do
+    curl -sf -o /dev/null -w "${names[$i]} $path: %{time_total} s, %{size_download} bytes\n" "http://127.0.0.1:${prom[$i]}$path" || true
+  done
+done
 uptime

@@ -224,3 +224,60 @@ func mustStatus(t *testing.T, n *clusterBroker) server.QuorumQueueStatus {
 	st, _ := n.srv.QuorumQueueStatus("/", "qq")
 	return st
 }
+
+// A node outside a smaller quorum queue's group (x-quorum-initial-group-size 2 of 3) cannot
+// know its members' state: its queue page shows them unknown, not offline, while a member's
+// page shows them online.
+func TestClusterPagesOutsideGroup(t *testing.T) {
+	nodes := newCluster(t)
+	c := nodes[0].dial(t, "cluster-ui")
+	ch := channel(t, c)
+	if _, err := ch.QueueDeclare("qq2", true, false, false, false, map[string]any{"x-queue-type": "quorum", "x-quorum-initial-group-size": 2}); err != nil {
+		t.Fatal(err)
+	}
+	var outside, member *clusterBroker
+	var members []string
+	deadline := time.Now().Add(waitTimeout)
+	for outside == nil || member == nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("qq2's two members do not both see each other online: %v", members)
+		}
+		time.Sleep(50 * time.Millisecond)
+		outside, member = nil, nil
+		for _, n := range nodes {
+			st, ok := n.srv.QuorumQueueStatus("/", "qq2")
+			if !ok {
+				break
+			}
+			members = st.Members
+			switch {
+			case st.Group == nil:
+				outside = n
+			case len(st.Online) == 2 && st.Group.State == "Leader":
+				member = n
+			}
+		}
+	}
+	if len(members) != 2 {
+		t.Fatalf("qq2 has members %v, want 2", members)
+	}
+	state := func(name string) string {
+		return fmt.Sprintf(`(%s?.cells[2].textContent ?? '')`, row(name))
+	}
+
+	tb := newTab(t, outside.broker)
+	tb.open("#/queues/%2F/qq2")
+	tb.login("guest", "guest")
+	tb.waitUntil("qq2's members on a node outside its group", fmt.Sprintf(`%s !== '' && %s !== ''`, state(members[0]), state(members[1])), "")
+	for _, m := range members {
+		if got := eval[string](tb, state(m)); got != "unknown" {
+			t.Errorf("on %s, outside qq2's group, member %s is %q, want unknown", outside.name, m, got)
+		}
+	}
+	tb.shot("outside")
+
+	tm := newTab(t, member.broker)
+	tm.open("#/queues/%2F/qq2")
+	tm.login("guest", "guest")
+	tm.waitUntil("qq2's members online on its leader", fmt.Sprintf(`%s === 'online' && %s === 'online'`, state(members[0]), state(members[1])), "")
+}

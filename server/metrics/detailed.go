@@ -42,6 +42,8 @@ func writeDetailed(t *textWriter, id Identity, s *snapshot, d detailedQuery) {
 	writeObjects(t, prefix, queueFamilies(), want, queueLabels, s.queueRows(d.vhosts))
 	writeObjects(t, prefix, channelFamilies(), want, channelLabels, s.channelRows())
 	writeObjects(t, prefix, connectionFamilies(), want, connectionLabels, s.connectionRows())
+	writeObjects(t, prefix, raftFamilies(), want, queueLabels, s.raftRows())
+	writeObjects(t, "", memberFamilies(), want, memberLabels, s.memberRows())
 	if want(tableVhostStatus) {
 		name := "rabbitmq_cluster_vhost_status"
 		t.header(name, "Whether a given vhost is running", "gauge")

@@ -158,6 +158,8 @@ func writePerObject(t *textWriter, id Identity, s *snapshot) {
 	writeObjects(t, prefix, queueFamilies(), all, queueLabels, s.queueRows(nil))
 	writeObjects(t, prefix, channelFamilies(), all, channelLabels, s.channelRows())
 	writeObjects(t, prefix, connectionFamilies(), all, connectionLabels, s.connectionRows())
+	writeObjects(t, prefix, raftFamilies(), all, queueLabels, s.raftRows())
+	writeObjects(t, "", memberFamilies(), all, memberLabels, s.memberRows())
 }
 
 // acceptsText says whether an Accept header takes text/plain: absent, or a text/plain,

@@ -37,6 +37,8 @@ type Source interface {
 	Vhosts() []*vhost.Vhost
 	Connections() []server.ConnectionInfo
 	Channels() []server.ChannelInfo
+	// QuorumGroups is this node's quorum queue Raft groups (nil outside a cluster).
+	QuorumGroups() []server.QuorumGroupStatus
 }
 
 // Identity names the node for rabbitmq_identity_info and rabbitmq_build_info.
@@ -179,7 +181,12 @@ type collector struct {
 	descs map[string]*prometheus.Desc
 	kinds map[string]prometheus.ValueType
 	size  *prometheus.Desc
-	log   zerolog.Logger
+	// raft are RabbitMQ's ra_metrics summed over this node's groups (raftFamilies' order),
+	// then Warren's maxLag and offline.
+	raft            []*prometheus.Desc
+	raftKinds       []prometheus.ValueType
+	maxLag, offline *prometheus.Desc
+	log             zerolog.Logger
 }
 
 // NewCollector returns a collector of src's aggregated metrics, named by id.
@@ -193,6 +200,12 @@ func NewCollector(src Source, id Identity, log zerolog.Logger) prometheus.Collec
 			c.kinds[f.name] = f.kind
 		}
 	}
+	for _, f := range raftFamilies() {
+		c.raft = append(c.raft, prometheus.NewDesc("rabbitmq_"+f.name, f.help, nil, nil))
+		c.raftKinds = append(c.raftKinds, f.kind)
+	}
+	c.maxLag = prometheus.NewDesc(maxLagName, maxLagHelp, nil, nil)
+	c.offline = prometheus.NewDesc(offlineName, offlineHelp, nil, nil)
 	return c
 }
 
@@ -201,7 +214,12 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range c.descs {
 		ch <- d
 	}
+	for _, d := range c.raft {
+		ch <- d
+	}
 	ch <- c.size
+	ch <- c.maxLag
+	ch <- c.offline
 }
 
 // Collect implements prometheus.Collector.
@@ -225,10 +243,26 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- m
 	})
+	rt := sumRaft(c.src.QuorumGroups())
+	for i, d := range c.raft {
+		c.constMetric(ch, d, c.raftKinds[i], rt.sums[i])
+	}
+	c.constMetric(ch, c.maxLag, prometheus.GaugeValue, rt.maxLag)
+	c.constMetric(ch, c.offline, prometheus.GaugeValue, rt.membersOffline)
 	buckets, count := sizeBuckets(&nv.st)
 	m, err := prometheus.NewConstHistogram(c.size, count, float64(nv.st.MessageSizeSum), buckets, protoAMQP091)
 	if err != nil {
 		c.log.Error().Err(err).Str("metric", sizeName).Msg("metric not built")
+		return
+	}
+	ch <- m
+}
+
+// constMetric sends one label-less sample of d.
+func (c *collector) constMetric(ch chan<- prometheus.Metric, d *prometheus.Desc, kind prometheus.ValueType, v float64) {
+	m, err := prometheus.NewConstMetric(d, kind, v)
+	if err != nil {
+		c.log.Error().Err(err).Str("metric", d.String()).Msg("metric not built")
 		return
 	}
 	ch <- m

@@ -115,6 +115,7 @@ type snapshot struct {
 	queues   [][]vhost.QueueInfo // by vhost, in vhosts' order
 	channels []server.ChannelInfo
 	conns    []server.ConnectionInfo
+	raft     []server.QuorumGroupStatus // this node's quorum queue groups
 	node     *nodeValues
 }
 
@@ -127,6 +128,7 @@ func takeSnapshot(src Source) *snapshot {
 	s.node = readNode(src.Stats(), s.queues)
 	s.channels = src.Channels()
 	s.conns = src.Connections()
+	s.raft = src.QuorumGroups()
 	return s
 }
 

@@ -52,7 +52,8 @@ func loadReference(t *testing.T) map[string]refFamily {
 // TestFamiliesMatchRabbitMQ checks every family Warren serves on /metrics/per-object and on
 // /metrics/detailed (every family asked for) against RabbitMQ 3.10.8's: the same name, type
 // and label names, so queries and dashboards written for RabbitMQ find them. The exceptions
-// are documented: RabbitMQ 4's message size histogram, and build_info's product labels
+// are documented: RabbitMQ 4's message size histogram, Warren's own warren_* families, and
+// build_info's product labels
 // (RabbitMQ adds them when a product name is configured).
 func TestFamiliesMatchRabbitMQ(t *testing.T) {
 	ref := loadReference(t)
@@ -65,8 +66,8 @@ func TestFamiliesMatchRabbitMQ(t *testing.T) {
 			t.Fatalf("%s: only %d families", path, len(fams))
 		}
 		for name, f := range fams {
-			if name == "rabbitmq_message_size_bytes" {
-				continue
+			if name == "rabbitmq_message_size_bytes" || strings.HasPrefix(name, "warren_") {
+				continue // RabbitMQ 4's; Warren's own (documented as such)
 			}
 			rf, ok := ref[name]
 			if !ok {
@@ -89,7 +90,7 @@ func TestFamiliesMatchRabbitMQ(t *testing.T) {
 		}
 	}
 	check("/metrics/per-object")
-	check("/metrics/detailed?family=connection_churn_metrics&family=node_coarse_metrics&family=node_metrics&family=queue_coarse_metrics&family=queue_consumer_count&family=channel_metrics&family=connection_metrics&family=vhost_status&family=exchange_bindings&family=exchange_names")
+	check("/metrics/detailed?family=connection_churn_metrics&family=node_coarse_metrics&family=node_metrics&family=queue_coarse_metrics&family=queue_consumer_count&family=channel_metrics&family=connection_metrics&family=vhost_status&family=exchange_bindings&family=exchange_names&family=ra_metrics")
 	check("/metrics/detailed?family=queue_metrics")
 }
 

@@ -31,6 +31,7 @@ type Status struct {
 	LastIndex     uint64         `json:"last_index"`
 	CommitIndex   uint64         `json:"commit_index"`
 	AppliedIndex  uint64         `json:"applied_index"`
+	SnapshotIndex uint64         `json:"snapshot_index"` // the last snapshot's index; 0 before the first
 	Messages      int            `json:"messages"`
 	Bytes         int64          `json:"message_bytes"`
 	Members       []MemberStatus `json:"members"`
@@ -49,7 +50,9 @@ func (g *Group) Status() Status {
 	addr, leader := r.LeaderWithID()
 	s := Status{State: r.State().String(), Leader: string(leader), LeaderAddress: string(addr),
 		LastIndex: r.LastIndex(), CommitIndex: r.CommitIndex(), AppliedIndex: r.AppliedIndex()}
-	s.Term, _ = strconv.ParseUint(r.Stats()["term"], 10, 64)
+	stats := r.Stats()
+	s.Term, _ = strconv.ParseUint(stats["term"], 10, 64)
+	s.SnapshotIndex, _ = strconv.ParseUint(stats["last_snapshot_index"], 10, 64)
 	s.Messages, s.Bytes = g.Committed()
 	isLeader := r.State() == raft.Leader
 	self := raft.ServerID(g.cfg.Self)

@@ -54,6 +54,32 @@ export function features(o) {
   return out;
 }
 export const badge = (text, title) => h('span', { class: 'badge', title }, text);
+
+// memberState is a quorum queue member's state as the answering node knows it: 'online',
+// 'offline', or 'unknown': a follower does not know the other followers (raft.members says
+// known false), and a Warren node outside a smaller group knows none (no raft object, no
+// member online).
+export function memberState(q, name) {
+  const online = q.online || [];
+  if (!q.raft && !online.length) return 'unknown';
+  const m = (q.raft?.members || []).find((x) => x.name === name);
+  if (m && !m.known) return 'unknown';
+  return online.includes(name) ? 'online' : 'offline';
+}
+
+// replicas shows where a queue runs: a quorum queue's members, the leader first (starred),
+// each marked online, offline or unknown; another queue's node.
+export function replicas(q) {
+  const members = q.members || [];
+  if (!members.length) return q.node ?? '';
+  const sorted = [...members].sort((a, b) => (b === q.leader) - (a === q.leader) || a.localeCompare(b));
+  return h('span', { class: 'replicas' }, sorted.map((m) => {
+    const st = memberState(q, m);
+    const leader = m === q.leader;
+    return h('span', { class: `member ${st}${leader ? ' leader' : ''}`, dataset: { member: m, state: st },
+      title: `${m}: ${leader ? 'leader, ' : ''}${st}` }, (leader ? '\u2605 ' : '') + m);
+  }));
+}
 export const stateText = (s) => h('span', { class: 'state-' + String(s || 'unknown') }, s ?? '');
 
 // table renders rows with columns {label, value(row) -> node|text, num}; key(row) names a row

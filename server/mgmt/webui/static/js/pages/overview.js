@@ -38,13 +38,15 @@ export default {
     const rateCanvas = h('canvas', { class: 'chart', id: 'chart-rates' });
     const depthCanvas = h('canvas', { class: 'chart', id: 'chart-depths' });
     const node = h('div', { id: 'node' });
+    const clusterCard = h('section', { class: 'card', id: 'cluster', hidden: true });
     main.append(
       h('div', { class: 'pagehead' }, h('h1', {}, 'Overview'), h('span', { class: 'muted', id: 'updated' })),
       err, tiles,
       h('div', { class: 'grid' },
         h('section', { class: 'card' }, h('h2', {}, 'Message rates'), rateCanvas, legend(RATES), rateNow),
         h('section', { class: 'card' }, h('h2', {}, 'Queued messages'), depthCanvas, legend(DEPTHS))),
-      h('section', { class: 'card' }, h('h2', {}, 'Node'), node));
+      h('section', { class: 'card' }, h('h2', {}, 'Node'), node),
+      clusterCard);
     const rates = new LineChart(rateCanvas, RATES, { unit: '/s' });
     const depths = new LineChart(depthCanvas, DEPTHS);
     ctx.onStop(() => { rates.dispose(); depths.dispose(); });
@@ -78,6 +80,7 @@ export default {
       clear(rateNow, RATES.map((s) => h('span', {}, `${s.label}: ${rate(point[s.key] ?? 0)}`)));
       depths.push(now, o.queue_totals || {});
       clear(node, nodeInfo(o));
+      await showCluster(ctx, clusterCard);
       const updated = document.getElementById('updated');
       updated.textContent = 'Updated ' + new Date(now).toLocaleTimeString() + ' · every 5 s';
       updated.dataset.polls = String(Number(updated.dataset.polls || 0) + 1);
@@ -85,6 +88,27 @@ export default {
     return null;
   },
 };
+
+// showCluster fills the cluster card from Warren's /api/warren/cluster: the members and the
+// leader of the metadata group as this node sees them. A broker without one (RabbitMQ, or a
+// Warren running alone) leaves the card hidden.
+async function showCluster(ctx, card) {
+  let c;
+  try { c = await ctx.api.get('/warren/cluster'); } catch { c = null; }
+  card.hidden = !c?.clustered;
+  if (!c?.clustered) return;
+  const members = c.members || [];
+  clear(card, h('h2', {}, 'Cluster'),
+    h('dl', { class: 'kv' },
+      h('dt', {}, 'Leader'), h('dd', { id: 'cluster-leader' }, c.leader || 'none (election under way)'),
+      h('dt', {}, 'This node'), h('dd', {}, `${c.node} (${String(c.state || '').toLowerCase()})`),
+      h('dt', {}, 'Term'), h('dd', {}, num(c.term))),
+    table([
+      { label: 'Member', value: (m) => (m.name === c.leader ? '\u2605 ' : '') + m.name },
+      { label: 'Address', value: (m) => h('span', { class: 'mono' }, m.address) },
+      { label: 'Role', value: (m) => (m.name === c.leader ? 'leader' : m.voter ? 'follower' : 'non-voter') },
+    ], members, { key: (m) => m.name, empty: 'No members known yet.' }));
+}
 
 function nodeInfo(o) {
   const kv = [

@@ -1,6 +1,6 @@
 // One queue: its depth and details, and what an operator does to it: get messages (requeued
 // by default, so looking loses nothing), publish, move dead letters back, purge, delete.
-import { bytes, clear, dialog, features, h, num, problem, stateText, table, values, field, actionError } from '../ui.js';
+import { bytes, clear, dialog, features, h, memberState, num, problem, replicas, stateText, table, values, field, actionError } from '../ui.js';
 import { publish, publishFields } from './publish.js';
 
 export default {
@@ -13,6 +13,7 @@ export default {
     const info = h('div', { id: 'queue-info' });
     const bindings = h('div', { id: 'queue-bindings' });
     const consumers = h('div', { id: 'queue-consumers' });
+    const replication = h('section', { class: 'card', id: 'queue-replication', hidden: true });
     main.append(
       h('div', { class: 'pagehead' },
         h('h1', {}, h('span', { class: 'muted' }, 'Queue '), h('span', { id: 'queue-name' }, name),
@@ -24,6 +25,7 @@ export default {
       h('div', { class: 'grid' },
         h('section', { class: 'card' }, h('h2', {}, 'Details'), info),
         h('section', { class: 'card' }, h('h2', {}, 'Consumers'), consumers)),
+      replication,
       h('div', { class: 'grid' },
         getPanel(ctx, path),
         publishPanel(ctx, vhost, name, () => load())),
@@ -44,10 +46,13 @@ export default {
       const kv = [
         ['Type', q.type || 'classic'], ['State', stateText(q.state)], ['Features', features(q)],
         ['Policy', q.policy || q.effective_policy_definition?.name], ['Exclusive owner', q.owner_pid_details?.name],
-        ['Memory', bytes(q.memory)], ['Message bytes', bytes(q.message_bytes)], ['Node', q.node],
+        ['Memory', bytes(q.memory)], ['Message bytes', bytes(q.message_bytes)],
+        q.members?.length ? ['Leader', q.leader] : ['Node', q.node],
+        ['Members', q.members?.length ? replicas(q) : null],
         ['Arguments', Object.keys(q.arguments || {}).length ? h('pre', {}, JSON.stringify(q.arguments, null, 2)) : null],
       ].filter(([, v]) => v !== undefined && v !== null && v !== '' && !(Array.isArray(v) && !v.length));
       clear(info, h('dl', { class: 'kv' }, kv.map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)])));
+      showReplication(replication, q);
       const cs = q.consumer_details || [];
       clear(consumers, table([
         { label: 'Tag', value: (c) => h('span', { class: 'mono' }, c.consumer_tag) },
@@ -70,6 +75,27 @@ export default {
     ctx.every(5000, load);
   },
 };
+
+// showReplication fills the card of a quorum queue's members, as the answering node's Raft
+// group sees them (the leader knows every member's log; a follower only its own and the
+// leader's); hidden for other queues.
+function showReplication(card, q) {
+  const members = q.members || [];
+  card.hidden = !members.length;
+  if (!members.length) return;
+  const raft = q.raft || {};
+  const byName = Object.fromEntries((raft.members || []).map((m) => [m.name, m]));
+  const leads = raft.state === 'Leader';
+  clear(card, h('h2', {}, 'Replication'),
+    raft.state ? h('p', { class: 'muted', id: 'raft-state' },
+      `This node is ${raft.state.toLowerCase()} · term ${num(raft.term)} · last index ${num(raft.last_index)} · committed ${num(raft.commit_index)} · applied ${num(raft.applied_index)}`) : null,
+    table([
+      { label: 'Member', value: (m) => m },
+      { label: 'Role', value: (m) => (m === q.leader ? 'leader' : 'follower') },
+      { label: 'State', value: (m) => { const st = memberState(q, m); return h('span', { class: 'member ' + st }, st); } },
+      { label: 'Behind leader', value: (m) => (leads && m !== q.leader && byName[m]?.known ? num(byName[m].lag) : ''), num: true },
+    ], members, { key: (m) => m }));
+}
 
 function getPanel(ctx, path) {
   const out = h('div', { id: 'get-results' });

@@ -1,5 +1,5 @@
 // Queues: depth, rates and state of every queue; add one; each links to its queue page.
-import { clear, detailRate, dialog, features, h, num, parseJSON, problem, rate, stateText, table, vhostOptions } from '../ui.js';
+import { clear, detailRate, dialog, features, h, num, parseJSON, problem, rate, replicas, stateText, table, vhostOptions } from '../ui.js';
 
 export const queueHref = (q) => `#/queues/${encodeURIComponent(q.vhost)}/${encodeURIComponent(q.name)}`;
 
@@ -11,10 +11,14 @@ export default {
       let list;
       try { list = await ctx.api.get('/queues'); } catch (e) { clear(body, problem(e, 'Queues')); return; }
       if (!Array.isArray(list)) list = list.items || [];
+      // Where each queue runs matters in a cluster only: the column shows when a queue has
+      // replicas (a quorum queue's members).
+      const clustered = list.some((q) => (q.members || []).length);
       clear(body, table([
         { label: 'Vhost', value: (q) => q.vhost },
         { label: 'Name', value: (q) => h('a', { href: queueHref(q), class: 'queue-link' }, q.name) },
         { label: 'Type', value: (q) => q.type || 'classic' },
+        clustered && { label: 'Node', value: (q) => replicas(q) },
         { label: 'Features', value: (q) => features(q) },
         { label: 'State', value: (q) => stateText(q.state) },
         { label: 'Ready', value: (q) => num(q.messages_ready), num: true },
@@ -24,7 +28,7 @@ export default {
         { label: 'Incoming', value: (q) => rate(detailRate(q.message_stats, 'publish')), num: true },
         { label: 'Deliver / get', value: (q) => rate(detailRate(q.message_stats, 'deliver_get')), num: true },
         { label: 'Ack', value: (q) => rate(detailRate(q.message_stats, 'ack')), num: true },
-      ], list, { empty: 'No queues.', key: (q) => `${q.vhost}|${q.name}` }));
+      ].filter(Boolean), list, { empty: 'No queues.', key: (q) => `${q.vhost}|${q.name}` }));
     };
     main.append(h('div', { class: 'pagehead' }, h('h1', {}, 'Queues'),
       h('div', { class: 'actions' }, h('button', { class: 'primary', id: 'add-queue', onclick: () => add(ctx, load) }, 'Add queue'))),

@@ -201,7 +201,11 @@ func (s *Server) applyRecord(r cluster.QueueRecord) {
 			remote = r.Members[0]
 		}
 	}
-	q.SetRemote(remote)
+	// A quorum queue's member names the holder as its group's leadership goes
+	// (clusterquorum.go), never "" before it leads.
+	if r.Type != cluster.QueueQuorum || remote != "" {
+		q.SetRemote(remote)
+	}
 	if r.Type == cluster.QueueQuorum {
 		s.quorumChange(QuorumQueueChange{Vhost: r.Vhost, Name: r.Name, Group: r.Group, ID: q.StoreID(), Members: r.Members})
 	}

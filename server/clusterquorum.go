@@ -46,11 +46,10 @@ type quorumQueues struct {
 
 // quorumMember is this node's member of one queue's group.
 type quorumMember struct {
-	g       *quorum.Group
-	v       *vhost.Vhost
-	q       *vhost.Queue
-	self    string
-	members []string
+	g    *quorum.Group
+	v    *vhost.Vhost
+	q    *vhost.Queue
+	self string
 
 	mu     sync.Mutex
 	holder string // the node named with SetRemote; "" is this node
@@ -97,6 +96,18 @@ func (qq *quorumQueues) change(ch QuorumQueueChange) {
 		log.Error().Err(err).Msg("quorum queue record without its queue")
 		return
 	}
+	if h := q.Remote(); h == "" || h == vhost.PendingHolder || !q.Replicated() {
+		// Until this node leads the queue, its core is closed, at once, even while the group
+		// waits for the node to finish starting: the core the declare (or the recovery) made
+		// journals into the records the group's log owns, so a publish it took (from a client
+		// or forwarded by a node that still names this one) would be confirmed without being
+		// replicated. A closed core refuses it (the publisher is nacked).
+		if old := q.SetCore(closedCore(q.Name())); old != nil {
+			old.Delete()
+		}
+		q.SetRemote(vhost.PendingHolder)
+		q.SetCommitted(func() (int, int64) { return 0, 0 })
+	}
 	members := make([]quorum.Member, 0, len(ch.Members))
 	for _, name := range ch.Members {
 		addr, err := qq.node.PeerAddr(name)
@@ -112,13 +123,7 @@ func (qq *quorumQueues) change(ch QuorumQueueChange) {
 		}
 		members = append(members, quorum.Member{Name: name, Address: addr})
 	}
-	m := &quorumMember{v: v, q: q, self: self, members: ch.Members}
-	// Until this node leads the queue, its core is closed: the core the declare (or the
-	// recovery) made journals into the records the group's log owns.
-	if old := q.SetCore(closedCore(q.Name())); old != nil {
-		old.Delete()
-	}
-	m.setHolder(otherMember(ch.Members, self))
+	m := &quorumMember{v: v, q: q, self: self, holder: q.Remote()}
 	m.g, err = quorum.Start(quorum.Config{ID: ch.ID, Name: ch.Name, Self: self, Members: members, Hub: qq.hub,
 		Store: qq.s.cfg.Store, DataDir: qq.node.DataDir(), Logger: log,
 		Options:    func() queue.Options { return v.CoreOptions(q) },
@@ -154,7 +159,7 @@ func (qq *quorumQueues) follow(m *quorumMember, detached []queue.Consumer) {
 	m.q.SetCore(closedCore(m.q.Name()))
 	leader, _ := m.g.LeaderID()
 	if leader == "" || leader == m.self {
-		leader = otherMember(m.members, m.self)
+		leader = vhost.PendingHolder // until watch sees the new leader
 	}
 	m.setHolder(leader)
 	qq.s.quorumMoved(m.v, m.q, detached)
@@ -280,17 +285,6 @@ func closedCore(name string) *queue.Queue {
 	return c
 }
 
-// otherMember is the first of members that is not self: the node named as a queue's holder
-// while its leader is not known.
-func otherMember(members []string, self string) string {
-	for _, m := range members {
-		if m != self {
-			return m
-		}
-	}
-	return self
-}
-
 // QuorumQueueStatus is a quorum queue's replication as this node sees it, for the management
 // API: RabbitMQ's leader, members and online, and the Raft group's state.
 type QuorumQueueStatus struct {
@@ -318,9 +312,11 @@ func (s *Server) QuorumQueueStatus(vh, name string) (QuorumQueueStatus, bool) {
 			s.quorum.mu.Lock()
 			m = s.quorum.groups[q.StoreID()]
 			s.quorum.mu.Unlock()
-			st.Leader = q.Remote()
-			if st.Leader == "" {
+			switch st.Leader = q.Remote(); st.Leader {
+			case "":
 				st.Leader = s.meta.Name()
+			case vhost.PendingHolder:
+				st.Leader = ""
 			}
 		}
 	}

@@ -249,6 +249,12 @@ func (v *Vhost) DeclareQueue(o Owner, d QueueDecl) (*Queue, error) {
 	}
 	q.dedup = v.newDedupCache(qa.dedup, store.DedupQueue, d.Name, dst)
 	q.core.Store(queue.New(d.Name, v.queueOptions(q)))
+	if d.StoreID != 0 {
+		// A replicated quorum queue takes nothing until its Raft group's wiring installs the
+		// leader's core or names the holder (quorumcore.go).
+		q.Core().Delete()
+		q.SetRemote(PendingHolder)
+	}
 	v.mu.Lock()
 	v.queues[d.Name] = q
 	v.mu.Unlock()

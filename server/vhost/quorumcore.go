@@ -33,3 +33,7 @@ func (q *Queue) Stats() queue.Stats {
 // Replicated says the queue is a quorum queue replicated by a Raft group this node is a
 // member of: its committed count is known here (Stats) whoever leads it.
 func (q *Queue) Replicated() bool { return q.committed.Load() != nil }
+
+// PendingHolder is the holder a replicated quorum queue names until its Raft group's wiring
+// knows better: no node has that name, so what would be forwarded there is refused.
+const PendingHolder = "(electing)"

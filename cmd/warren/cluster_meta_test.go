@@ -128,6 +128,7 @@ func TestClusterReplicatesMetadata(t *testing.T) {
 		}
 	}
 	nodes[0].seesTopology(t, "orders")
+	nodes[0].waitAPI(t, "/api/queues/%2F/orders-q", `"node":"n2"`) // the node that holds it
 
 	_, ch1 := nodes[0].dial(t, "guest", "guest")
 	if _, err := ch1.Consume("orders-q", "", false, false, false, false, nil); err != nil {

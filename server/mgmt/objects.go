@@ -295,6 +295,9 @@ func (a *api) queueJSON(vh string, q vhost.QueueInfo) map[string]any {
 		"recoverable_slaves": nil, "message_bytes_ready": q.ReadyBytes,
 	}
 	queueCounters(m, q)
+	if q.Holder != "" && q.Holder != vhost.PendingHolder {
+		m["node"] = q.Holder // another node of the cluster holds it
+	}
 	if q.Type == "quorum" {
 		if st, ok := a.src.QuorumQueueStatus(vh, q.Name); ok {
 			// RabbitMQ's fields for a quorum queue, and Warren's view of its Raft group.

@@ -29,6 +29,8 @@ type QueueInfo struct {
 	ReadyBytes                int
 	// Counts are the queue's message counters (publish, deliver, ack, ...).
 	Counts queue.CounterValues
+	// Holder is the cluster node that holds the queue when it is not this one (Queue.Remote).
+	Holder string
 	// Deduplication says the queue has x-message-deduplication; Deduplicated counts the
 	// duplicates it dropped and DedupIDs the ids its cache holds.
 	Deduplication          bool
@@ -66,7 +68,7 @@ func (v *Vhost) Queues() []QueueInfo {
 	infos := make([]QueueInfo, 0, len(qs))
 	for _, q := range qs {
 		infos = append(infos, QueueInfo{Name: q.name, Durable: q.durable, AutoDelete: q.autoDelete, Arguments: q.args, Policy: q.policy,
-			Type: q.declared.Type()})
+			Type: q.declared.Type(), Holder: q.Remote()})
 	}
 	v.mu.RUnlock()
 	v.defs.Unlock()

@@ -15,7 +15,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -24,6 +23,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/warrenmq/warren/configs"
+	"github.com/warrenmq/warren/server/cluster/raftlog"
 	"github.com/warrenmq/warren/server/cluster/raftmux"
 	"github.com/warrenmq/warren/store"
 )
@@ -133,7 +133,7 @@ func (n *Node) startMeta(self configs.Peer, advertise string) error {
 	if err != nil {
 		return fmt.Errorf("cluster: %w", err)
 	}
-	hlog := raftLogger(n.log)
+	hlog := raftlog.New(n.log, hclog.Warn)
 	dir := filepath.Join(n.cfg.DataDir, "raft", "meta")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("cluster: %w", err)
@@ -301,21 +301,4 @@ func (n *Node) Status() Status {
 		}
 	}
 	return s
-}
-
-// raftLogger sends hashicorp/raft's log lines (warnings and worse) to zerolog.
-func raftLogger(log zerolog.Logger) hclog.Logger {
-	return hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: lineWriter{log}, DisableTime: true})
-}
-
-// lineWriter logs each line written to it.
-type lineWriter struct{ log zerolog.Logger }
-
-func (w lineWriter) Write(p []byte) (int, error) {
-	for _, line := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
-		if line != "" {
-			w.log.Warn().Str("component", "raft").Msg(line)
-		}
-	}
-	return len(p), nil
 }

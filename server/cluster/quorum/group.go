@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/rs/zerolog"
 
+	"github.com/warrenmq/warren/server/cluster/raftlog"
 	"github.com/warrenmq/warren/server/queue"
 	"github.com/warrenmq/warren/store"
 )
@@ -167,7 +167,7 @@ func (g *Group) startRaft() error {
 	if err != nil {
 		return err
 	}
-	hlog := raftLogger(cfg.Hub.raftLog.With().Uint64("queue_id", cfg.ID).Logger())
+	hlog := raftlog.New(cfg.Hub.raftLog.With().Uint64("queue_id", cfg.ID).Logger(), hclog.Error)
 	if err := os.MkdirAll(g.snapDir, 0o755); err != nil {
 		return fmt.Errorf("snapshot directory: %w", err)
 	}
@@ -360,20 +360,4 @@ func (g *Group) Delete() error {
 		return fmt.Errorf("quorum queue %q: deleting: %w", g.cfg.Name, err)
 	}
 	return nil
-}
-
-// raftLogger sends hashicorp/raft's errors to log (the hub's, sampled for the whole node).
-func raftLogger(log zerolog.Logger) hclog.Logger {
-	return hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Error, Output: lineWriter{log}, DisableTime: true})
-}
-
-type lineWriter struct{ log zerolog.Logger }
-
-func (w lineWriter) Write(p []byte) (int, error) {
-	for _, line := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
-		if line != "" {
-			w.log.Warn().Str("component", "raft").Msg(line)
-		}
-	}
-	return len(p), nil
 }

@@ -8,9 +8,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	"github.com/rs/zerolog"
 
+	"github.com/warrenmq/warren/server/cluster/raftlog"
 	"github.com/warrenmq/warren/server/cluster/raftmux"
 )
 
@@ -53,7 +55,7 @@ func NewHub(mux *raftmux.Mux, log zerolog.Logger) (*Hub, error) {
 	h := &Hub{log: log, groups: map[uint64]*groupTransport{}, done: make(chan struct{}),
 		raftLog: log.Sample(&zerolog.BurstSampler{Burst: 20, Period: 30 * time.Second})}
 	h.nt = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream: layer, MaxPool: hubPool, Timeout: hubTimeout, Logger: raftLogger(h.raftLog)})
+		Stream: layer, MaxPool: hubPool, Timeout: hubTimeout, Logger: raftlog.New(h.raftLog, hclog.Error)})
 	h.nt.SetHeartbeatHandler(func(rpc raft.RPC) { h.route(rpc, true) })
 	h.wg.Add(1)
 	go h.dispatch()

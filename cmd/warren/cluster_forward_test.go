@@ -19,26 +19,7 @@ import (
 // through n3 gets RabbitMQ's 404 "home node ... is down or inaccessible". Once n1 is back on its data dir,
 // publishing through n2 and consuming through n3 work again.
 func TestClusterForwardsBetweenProcesses(t *testing.T) {
-	var nodes []*clusterNode
-	var peers []string
-	for _, name := range []string{"n1", "n2", "n3"} {
-		nodes = append(nodes, &clusterNode{name: name, apiAddr: freeAddr(t), dataDir: t.TempDir()})
-		peers = append(peers, name+"@"+freeAddr(t))
-	}
-	start := func(i int) {
-		n := nodes[i]
-		cmd, amqpAddr, lines := startBroker(t, "--data-dir", n.dataDir, "--management-listen", n.apiAddr,
-			"--node-name", n.name, "--cluster-listen", strings.SplitN(peers[i], "@", 2)[1],
-			"--cluster-peers", strings.Join(peers, ","))
-		n.cmd, n.amqp = cmd, amqpAddr
-		go func() {
-			for range lines {
-			}
-		}()
-	}
-	for i := range nodes {
-		start(i)
-	}
+	nodes, start := procCluster(t, "n1", "n2", "n3")
 	agree(t, nodes)
 	n1, n2, n3 := nodes[0], nodes[1], nodes[2]
 

@@ -87,26 +87,7 @@ func (n *clusterNode) seesTopology(t *testing.T, exchanges ...string) {
 // After kill -9 of the leader the survivors still take declarations, and the killed node,
 // restarted on its data, has everything, including what was declared while it was down.
 func TestClusterReplicatesMetadata(t *testing.T) {
-	var nodes []*clusterNode
-	var peers []string
-	for _, name := range []string{"n1", "n2", "n3"} {
-		nodes = append(nodes, &clusterNode{name: name, apiAddr: freeAddr(t), dataDir: t.TempDir()})
-		peers = append(peers, name+"@"+freeAddr(t))
-	}
-	start := func(i int) {
-		n := nodes[i]
-		cmd, amqpAddr, lines := startBroker(t, "--data-dir", n.dataDir, "--management-listen", n.apiAddr,
-			"--node-name", n.name, "--cluster-listen", strings.SplitN(peers[i], "@", 2)[1],
-			"--cluster-peers", strings.Join(peers, ","))
-		n.cmd, n.amqp = cmd, amqpAddr
-		go func() {
-			for range lines {
-			}
-		}()
-	}
-	for i := range nodes {
-		start(i)
-	}
+	nodes, start := procCluster(t, "n1", "n2", "n3")
 	agree(t, nodes)
 
 	_, ch2 := nodes[1].dial(t, "guest", "guest")

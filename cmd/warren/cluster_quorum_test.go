@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -91,29 +90,7 @@ func publishConfirmed(t *testing.T, ch *amqp.Channel, queue string, from, to int
 // one redelivered), takes new confirmed publishes with one node down, and the killed node,
 // restarted, catches up to the same count.
 func TestClusterQuorumQueueSurvivesLeaderKill(t *testing.T) {
-	var nodes []*clusterNode
-	var peers []string
-	for _, name := range []string{"n1", "n2", "n3"} {
-		nodes = append(nodes, &clusterNode{name: name, apiAddr: freeAddr(t), dataDir: t.TempDir()})
-		peers = append(peers, name+"@"+freeAddr(t))
-	}
-	start := func(i int) {
-		n := nodes[i]
-		cmd, amqpAddr, lines := startBroker(t, "--data-dir", n.dataDir, "--management-listen", n.apiAddr,
-			"--node-name", n.name, "--cluster-listen", strings.SplitN(peers[i], "@", 2)[1],
-			"--cluster-peers", strings.Join(peers, ","))
-		n.cmd, n.amqp = cmd, amqpAddr
-		go func() {
-			for l := range lines {
-				if strings.Contains(l, `"level":"error"`) || strings.Contains(l, `"level":"fatal"`) {
-					t.Logf("%s: %s", n.name, l)
-				}
-			}
-		}()
-	}
-	for i := range nodes {
-		start(i)
-	}
+	nodes, start := procCluster(t, "n1", "n2", "n3")
 	agree(t, nodes)
 	byName := func(name string) *clusterNode {
 		for _, n := range nodes {

@@ -16,6 +16,33 @@ type clusterNode struct {
 	cmd                          *exec.Cmd
 }
 
+// procCluster starts real brokers named names as one cluster on loopback (the same
+// --cluster-peers on each) and returns them with start, which (re)starts node i on its data
+// dir; it waits for nothing (see agree). Each node's log is drained so that it never blocks.
+func procCluster(t *testing.T, names ...string) (nodes []*clusterNode, start func(i int)) {
+	t.Helper()
+	var peers []string
+	for _, name := range names {
+		nodes = append(nodes, &clusterNode{name: name, apiAddr: freeAddr(t), dataDir: t.TempDir()})
+		peers = append(peers, name+"@"+freeAddr(t))
+	}
+	start = func(i int) {
+		n := nodes[i]
+		cmd, amqpAddr, lines := startBroker(t, "--data-dir", n.dataDir, "--management-listen", n.apiAddr,
+			"--node-name", n.name, "--cluster-listen", strings.SplitN(peers[i], "@", 2)[1],
+			"--cluster-peers", strings.Join(peers, ","))
+		n.cmd, n.amqp = cmd, amqpAddr
+		go func() {
+			for range lines {
+			}
+		}()
+	}
+	for i := range nodes {
+		start(i)
+	}
+	return nodes, start
+}
+
 type clusterReport struct {
 	Clustered bool   `json:"clustered"`
 	Node      string `json:"node"`

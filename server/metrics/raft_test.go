@@ -3,7 +3,6 @@ package metrics_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -12,12 +11,10 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/rs/zerolog"
 
-	"github.com/warrenmq/warren/configs"
 	"github.com/warrenmq/warren/server"
 	"github.com/warrenmq/warren/server/cluster"
 	"github.com/warrenmq/warren/server/metrics"
 	"github.com/warrenmq/warren/server/servertest"
-	"github.com/warrenmq/warren/store"
 )
 
 // clusterMember is one in-process broker of a three-node cluster, with its Prometheus
@@ -31,53 +28,16 @@ type clusterMember struct {
 	stop    func()
 }
 
-// startCluster runs three brokers, each with its store, cluster node and metrics endpoint,
-// all on 127.0.0.1.
+// startCluster runs three brokers (servertest.Cluster), each with a metrics endpoint.
 func startCluster(t *testing.T) []*clusterMember {
 	t.Helper()
-	var peers []configs.Peer
-	for _, name := range []string{"n1", "n2", "n3"} {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		peers = append(peers, configs.Peer{Name: name, Addr: ln.Addr().String()})
-		_ = ln.Close()
-	}
 	var out []*clusterMember
-	for _, p := range peers {
-		dir := t.TempDir()
-		st, err := store.Open(store.Options{Dir: dir, NoSync: true, Logger: zerolog.Nop()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = st.Close() })
-		srv := servertest.New(t, server.Config{Store: st, MemoryLimit: 1 << 40})
-		addr := servertest.Serve(t, srv)
-		c := configs.Cluster{NodeName: p.Name, Peers: peers, Listen: p.Addr}
-		n, err := cluster.Start(cluster.Config{Cluster: c, DataDir: dir, Store: st, Logger: zerolog.Nop(), Applier: srv,
-			HeartbeatTimeout: 300 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond})
-		if err != nil {
-			t.Fatal(err)
-		}
-		hs := httptest.NewServer(metrics.Handler(srv, metrics.Identity{Node: "warren@" + p.Name}, zerolog.Nop()))
-		m := &clusterMember{name: p.Name, srv: srv, node: n, amqp: servertest.URL(addr), metrics: hs.URL}
-		stopped := false
-		m.stop = func() {
-			if stopped {
-				return
-			}
-			stopped = true
-			hs.Close()
-			if err := n.Close(); err != nil {
-				t.Errorf("%s: closing the cluster node: %v", p.Name, err)
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			_ = srv.Shutdown(ctx)
-		}
-		t.Cleanup(m.stop)
-		out = append(out, m)
+	for _, cm := range servertest.Cluster(t, "n1", "n2", "n3") {
+		hs := httptest.NewServer(metrics.Handler(cm.Srv, metrics.Identity{Node: "warren@" + cm.Name}, zerolog.Nop()))
+		t.Cleanup(hs.Close)
+		stop := cm.Stop
+		out = append(out, &clusterMember{name: cm.Name, srv: cm.Srv, node: cm.Node, amqp: servertest.URL(cm.Addr), metrics: hs.URL,
+			stop: func() { hs.Close(); stop() }})
 	}
 	return out
 }

@@ -5,16 +5,16 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 
-	"github.com/warrenmq/warren/configs"
 	"github.com/warrenmq/warren/server"
 	"github.com/warrenmq/warren/server/cluster"
 	"github.com/warrenmq/warren/server/mgmt"
-	"github.com/warrenmq/warren/store"
+	"github.com/warrenmq/warren/server/servertest"
 )
 
 // clusterBroker is one in-process member of a three-node cluster, with its management API
@@ -26,89 +26,49 @@ type clusterBroker struct {
 	stop func()
 }
 
-// newCluster starts three brokers on 127.0.0.1 with the same peers, each with its store,
-// cluster node and management listener; they stop when the test ends.
-func newCluster(t *testing.T) []*clusterBroker {
+// newCluster starts three brokers (servertest.Cluster), each with its management listener;
+// they stop when the test ends.
+func newCluster(t *testing.T, names ...string) []*clusterBroker {
 	t.Helper()
-	var peers []configs.Peer
-	for _, name := range []string{"n1", "n2", "n3"} {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		peers = append(peers, configs.Peer{Name: name, Addr: ln.Addr().String()})
-		_ = ln.Close()
+	if len(names) == 0 {
+		names = []string{"n1", "n2", "n3"}
 	}
 	var out []*clusterBroker
-	for _, p := range peers {
-		out = append(out, startClusterBroker(t, p, peers))
+	for _, cm := range servertest.Cluster(t, names...) {
+		out = append(out, withManagement(t, cm))
 	}
 	return out
 }
 
-func startClusterBroker(t *testing.T, self configs.Peer, peers []configs.Peer) *clusterBroker {
+// withManagement serves cm's management API and UI on a loopback port.
+func withManagement(t *testing.T, cm *servertest.ClusterMember) *clusterBroker {
 	t.Helper()
-	log := zerolog.Nop()
-	dir := t.TempDir()
-	st, err := store.Open(store.Options{Dir: dir, NoSync: true, Logger: log})
-	if err != nil {
-		t.Fatalf("opening the store: %v", err)
-	}
-	srv := server.New(server.Config{Logger: log, Store: st})
-	if err := srv.Recover(); err != nil {
-		t.Fatalf("recovering: %v", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		_ = srv.Serve(ctx, ln)
-	}()
-	n, err := cluster.Start(cluster.Config{Cluster: configs.Cluster{NodeName: self.Name, Peers: peers, Listen: self.Addr},
-		DataDir: dir, Store: st, Logger: log, Applier: srv,
-		HeartbeatTimeout: 300 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond})
-	if err != nil {
-		t.Fatalf("starting %s's cluster node: %v", self.Name, err)
-	}
 	hln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	id := mgmt.Identity{Node: self.Name, Listen: hln.Addr().String(), Members: n,
+	ctx, cancel := context.WithCancel(context.Background())
+	n := cm.Node
+	id := mgmt.Identity{Node: cm.Name, Listen: hln.Addr().String(), Members: n,
 		Membership: func() (cluster.Status, bool) { return n.Status(), true }}
-	hs := &http.Server{Handler: mgmt.Handler(ctx, srv, id, log), ReadHeaderTimeout: 10 * time.Second}
+	hs := &http.Server{Handler: mgmt.Handler(ctx, cm.Srv, id, zerolog.Nop()), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = hs.Serve(hln) }()
-	stopped := false
+	var once sync.Once
 	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer scancel()
-		if err := hs.Shutdown(sctx); err != nil {
-			t.Errorf("%s: stopping the management listener: %v", self.Name, err)
-		}
-		if err := n.Close(); err != nil {
-			t.Errorf("%s: closing the cluster node: %v", self.Name, err)
-		}
-		if err := srv.Shutdown(sctx); err != nil {
-			t.Errorf("%s: stopping the broker: %v", self.Name, err)
-		}
-		cancel()
-		<-served
-		if err := st.Close(); err != nil {
-			t.Errorf("%s: closing the store: %v", self.Name, err)
-		}
+		once.Do(func() {
+			sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer scancel()
+			if err := hs.Shutdown(sctx); err != nil {
+				t.Errorf("%s: stopping the management listener: %v", cm.Name, err)
+			}
+			cancel()
+			cm.Stop()
+		})
 	}
 	t.Cleanup(stop)
-	b := &broker{amqpURL: "amqp://guest:guest@" + ln.Addr().String() + "/", addr: ln.Addr().String(),
-		base: "http://" + hln.Addr().String(), srv: srv, api: "http://" + hln.Addr().String()}
-	return &clusterBroker{broker: b, name: self.Name, node: n, stop: stop}
+	b := &broker{amqpURL: servertest.URL(cm.Addr), addr: cm.Addr,
+		base: "http://" + hln.Addr().String(), srv: cm.Srv, api: "http://" + hln.Addr().String()}
+	return &clusterBroker{broker: b, name: cm.Name, node: n, stop: stop}
 }
 
 // The pages of a cluster: the overview shows the members and the metadata leader; the queues

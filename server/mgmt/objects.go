@@ -302,6 +302,11 @@ func (a *api) queueJSON(vh string, q vhost.QueueInfo) map[string]any {
 		if st, ok := a.src.QuorumQueueStatus(vh, q.Name); ok {
 			// RabbitMQ's fields for a quorum queue, and Warren's view of its Raft group.
 			m["leader"], m["node"], m["members"], m["online"] = st.Leader, st.Leader, st.Members, emptyIfNil(st.Online)
+			if st.Leader == "" {
+				// No leader that this node knows of (no majority of the members reachable):
+				// RabbitMQ's state of a quorum queue whose leader is gone. Publishes are nacked.
+				m["state"] = "down"
+			}
 			if st.Group != nil {
 				m["raft"] = st.Group
 			}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"time"
 
 	"github.com/warrenmq/warren/amqpwire"
@@ -198,7 +199,12 @@ func (s *Server) applyRecord(r cluster.QueueRecord) {
 	if !r.Local(s.meta.Name()) {
 		remote = r.Owner
 		if r.Type == cluster.QueueQuorum && len(r.Members) > 0 {
+			// A node outside the group forwards to the member that announced it leads
+			// (OpQueueLeader), else to the first member.
 			remote = r.Members[0]
+			if slices.Contains(r.Members, r.Leader) {
+				remote = r.Leader
+			}
 		}
 	}
 	// A quorum queue's member names the holder as its group's leadership goes
@@ -225,6 +231,16 @@ func (s *Server) ApplyMeta(c cluster.Command) error {
 	case cluster.OpExchangeDeclare, cluster.OpExchangeDelete, cluster.OpQueueDeclare, cluster.OpQueueDelete,
 		cluster.OpBind, cluster.OpUnbind:
 		return s.applyTopology(c)
+	case cluster.OpQueueLeader:
+		// A queue deleted meanwhile has no record; the members know their leader already.
+		if r := c.Queue; r != nil && !r.Local(s.meta.Name()) && slices.Contains(r.Members, r.Leader) {
+			if v := s.vhost(r.Vhost); v != nil {
+				if q, err := v.QueueFor(nil, r.Name); err == nil {
+					q.SetRemote(r.Leader)
+				}
+			}
+		}
+		return nil
 	}
 	return s.applyAPI(c)
 }

@@ -151,6 +151,12 @@ func (qq *quorumQueues) lead(m *quorumMember, core *queue.Queue) {
 	}
 	m.setHolder("")
 	qq.s.quorumMoved(m.v, m.q, nil)
+	// The nodes outside the group learn the new leader through the metadata group.
+	go func() {
+		if err := qq.s.propose(cluster.OpQueueLeader, m.v.Name(), m.q.Name(), m.self, nil); err != nil {
+			qq.log.Info().Err(err).Str("queue", m.q.Name()).Msg("quorum queue: announcing this node's leadership to the nodes outside its group")
+		}
+	}()
 }
 
 // follow takes the core of a queue this node no longer leads out of the model; the consumers

@@ -38,6 +38,10 @@ const (
 	OpBind            = "bind"
 	OpUnbind          = "unbind"
 	OpImport          = "definitions.import"
+	// OpQueueLeader records the member that leads a quorum queue's group now (Name the queue,
+	// Body the leader's name as a JSON string), so nodes outside the group know where to
+	// forward.
+	OpQueueLeader = "queue.leader"
 )
 
 // Command is one change of the replicated metadata, as the metadata group logs it (JSON).
@@ -69,6 +73,8 @@ type QueueRecord struct {
 	// Group is a quorum queue's Raft group id, the same on every node: the log index of its
 	// declaration (store ids are each node's own).
 	Group uint64 `json:"group,omitempty"`
+	// Leader is the member that last announced it leads the quorum queue (OpQueueLeader).
+	Leader string `json:"leader,omitempty"`
 }
 
 // Local says whether node holds the queue's messages: the owner of a classic queue, a member
@@ -169,6 +175,14 @@ func (f *metaFSM) Apply(l *raft.Log) any {
 	} else if c.V > CommandVersion {
 		err = fmt.Errorf("cluster: metadata command version %d at index %d is newer than this node's %d", c.V, l.Index, CommandVersion)
 	} else {
+		if c.Op == OpQueueLeader {
+			c.Queue = nil
+			var leader string
+			if r, ok := f.record(c.Vhost, c.Name); ok && json.Unmarshal(c.Body, &leader) == nil {
+				r.Leader = leader
+				c.Queue = &r
+			}
+		}
 		if c.Op == OpQueueDeclare && c.Queue != nil {
 			// Two nodes may declare the same queue at once, each naming itself: the first
 			// record applied stays (the second declaration is a redeclare of that queue).
@@ -187,6 +201,10 @@ func (f *metaFSM) Apply(l *raft.Log) any {
 	if err == nil {
 		switch c.Op {
 		case OpQueueDeclare:
+			if c.Queue != nil {
+				f.state.Records[recordKey(c.Vhost, c.Name)] = *c.Queue
+			}
+		case OpQueueLeader:
 			if c.Queue != nil {
 				f.state.Records[recordKey(c.Vhost, c.Name)] = *c.Queue
 			}

@@ -38,10 +38,11 @@ type quorumQueues struct {
 	groups map[uint64]*quorumMember // by the queue's store id (its group's id)
 	// pending are changes whose members' addresses were not known yet (the node was
 	// starting): watch applies them again.
-	pending []QuorumQueueChange
-	closed  bool
-	stop    chan struct{}
-	stopped chan struct{}
+	pending  []QuorumQueueChange
+	starting map[uint64]bool // changes being applied now
+	closed   bool
+	stop     chan struct{}
+	stopped  chan struct{}
 }
 
 // quorumMember is this node's member of one queue's group.
@@ -63,7 +64,7 @@ func startQuorumQueues(s *Server, n *cluster.Node) (*quorumQueues, error) {
 		return nil, err
 	}
 	qq := &quorumQueues{s: s, node: n, hub: hub, log: s.log.With().Str("component", "quorum queues").Logger(),
-		groups: map[uint64]*quorumMember{}, stop: make(chan struct{}), stopped: make(chan struct{})}
+		groups: map[uint64]*quorumMember{}, starting: map[uint64]bool{}, stop: make(chan struct{}), stopped: make(chan struct{})}
 	n.OnClose(qq.close)
 	go qq.watch()
 	return qq, nil
@@ -81,11 +82,20 @@ func (qq *quorumQueues) change(ch QuorumQueueChange) {
 		return
 	}
 	qq.mu.Lock()
-	running := qq.groups[ch.ID] != nil
+	busy := qq.groups[ch.ID] != nil || qq.starting[ch.ID] || qq.closed
+	if !busy {
+		// The metadata goroutine and watch (retrying a pending change) may both get here.
+		qq.starting[ch.ID] = true
+	}
 	qq.mu.Unlock()
-	if running || qq.isClosed() {
+	if busy {
 		return
 	}
+	defer func() {
+		qq.mu.Lock()
+		delete(qq.starting, ch.ID)
+		qq.mu.Unlock()
+	}()
 	log := qq.log.With().Str("vhost", ch.Vhost).Str("queue", ch.Name).Logger()
 	v := qq.s.vhost(ch.Vhost)
 	if v == nil {
@@ -229,12 +239,6 @@ func (qq *quorumQueues) remove(id uint64) {
 	if err := m.g.Delete(); err != nil {
 		qq.log.Warn().Err(err).Str("queue", m.q.Name()).Msg("quorum queue: deleting this node's member of its group")
 	}
-}
-
-func (qq *quorumQueues) isClosed() bool {
-	qq.mu.Lock()
-	defer qq.mu.Unlock()
-	return qq.closed
 }
 
 // close stops every group (their state stays for the next start) and the transport.

@@ -173,11 +173,9 @@ func (qq *quorumQueues) lead(m *quorumMember, core *queue.Queue) {
 // it had are moved on.
 func (qq *quorumQueues) follow(m *quorumMember, detached []queue.Consumer) {
 	m.q.SetCore(closedCore(m.q.Name()))
-	leader, _ := m.g.LeaderID()
-	if leader == "" || leader == m.self {
-		leader = vhost.PendingHolder // until watch sees the new leader
-	}
-	m.setHolder(leader)
+	// The new leader is named by watch once the group knows it (m.g may not even be set yet:
+	// the group can lead and step down before Start returns).
+	m.setHolder(vhost.PendingHolder)
 	qq.s.quorumMoved(m.v, m.q, detached)
 }
 

@@ -289,17 +289,20 @@ func (l *forwardLocal) Purge(vh, name string) (uint32, error) {
 
 // Stats implements forward.Local: what a passive queue.declare-ok reports.
 func (l *forwardLocal) Stats(vh, name string) (forward.Stats, error) {
-	if v := l.s.vhost(vh); v != nil {
-		if q, err := v.QueueFor(nil, name); err == nil && q.Replicated() {
-			// A quorum queue's member answers with the committed count whether or not it
-			// leads the queue now.
-			st := q.Stats()
-			return forward.Stats{Messages: uint32(st.Ready), Consumers: uint32(st.Consumers)}, nil
-		}
+	v := l.s.vhost(vh)
+	if v == nil {
+		return forward.Stats{}, forward.NotFound(vh, name, 0, 0)
 	}
-	_, q, err := l.queue(vh, name)
+	q, err := v.QueueFor(nil, name)
 	if err != nil {
 		return forward.Stats{}, err
+	}
+	// A quorum queue's member answers with the committed count whether or not it leads the
+	// queue now; any other queue must be held here.
+	if !q.Replicated() {
+		if err := q.CheckLocal(); err != nil {
+			return forward.Stats{}, err
+		}
 	}
 	st := q.Stats()
 	return forward.Stats{Messages: uint32(st.Ready), Consumers: uint32(st.Consumers)}, nil

@@ -167,6 +167,10 @@ func remoteErr(v *vhost.Vhost, q *vhost.Queue, node string, err error) error {
 
 // errNodeDown is RabbitMQ's error for a queue whose node cannot be reached.
 func errNodeDown(v *vhost.Vhost, q *vhost.Queue, node string) error {
+	if node == vhost.PendingHolder {
+		return amqpwire.NewChannelError(amqpwire.CodeNotFound, 0, 0,
+			"quorum queue '%s' in vhost '%s' has no leader now (a majority of its members is not reachable yet)", q.Name(), v.Name())
+	}
 	return amqpwire.NewChannelError(amqpwire.CodeNotFound, 0, 0,
 		"home node '%s' of durable queue '%s' in vhost '%s' is down or inaccessible", node, q.Name(), v.Name())
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -91,6 +90,11 @@ type Config struct {
 	// on every member.
 	Self    string
 	Members []Member
+	// Join: a member without Raft state for the group does not bootstrap Members; it waits
+	// for the group's leader to add it (AddMember) and catches up from the leader. Set once the
+	// members changed since the declaration, when bootstrapping the declared ones would start a
+	// second history of the group.
+	Join bool
 	// Hub is the node's transport for its quorum queues (NewHub).
 	Hub   *Hub
 	Store *store.Store
@@ -134,15 +138,15 @@ type Group struct {
 }
 
 // Start starts this node's member of the queue's group: a fresh queue's group is
-// bootstrapped with Members (every member bootstraps the same configuration); a member with
-// Raft state for it rejoins with that state.
+// bootstrapped with Members (every member bootstraps the same configuration) unless Join; a
+// member with Raft state for it rejoins with that state.
 func Start(cfg Config) (*Group, error) {
 	if cfg.Options == nil {
 		cfg.Options = func() queue.Options { return queue.Options{Features: queue.NoFeatures} }
 	}
 	g := &Group{cfg: cfg, timing: cfg.Timing.withDefaults(), failed: make(chan *journal, 1),
 		stop: make(chan struct{}), done: make(chan struct{}),
-		snapDir: filepath.Join(cfg.DataDir, "raft", fmt.Sprintf("q%d", cfg.ID))}
+		snapDir: snapshotDir(cfg.DataDir, cfg.ID)}
 	g.log = cfg.Logger.With().Uint64("queue_id", cfg.ID).Str("queue", cfg.Name).Logger()
 	g.fsm = newFSM(cfg.Store, cfg.ID, g.log)
 	if err := g.startRaft(); err != nil {
@@ -193,7 +197,7 @@ func (g *Group) startRaft() error {
 		_ = trans.Close()
 		return err
 	}
-	if !has {
+	if !has && !cfg.Join {
 		var servers []raft.Server
 		for _, m := range cfg.Members {
 			servers = append(servers, raft.Server{ID: raft.ServerID(m.Name), Address: raft.ServerAddress(m.Address)})

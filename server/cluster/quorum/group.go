@@ -149,14 +149,19 @@ func Start(cfg Config) (*Group, error) {
 		snapDir: snapshotDir(cfg.DataDir, cfg.ID)}
 	g.log = cfg.Logger.With().Uint64("queue_id", cfg.ID).Str("queue", cfg.Name).Logger()
 	g.fsm = newFSM(cfg.Store, cfg.ID, g.log)
-	if err := g.startRaft(); err != nil {
+	bootstrapped, err := g.startRaft()
+	if err != nil {
 		return nil, fmt.Errorf("quorum queue %q: %w", cfg.Name, err)
 	}
 	go g.run()
+	if bootstrapped && cfg.Members[0].Name == cfg.Self {
+		go g.campaign()
+	}
 	return g, nil
 }
 
-func (g *Group) startRaft() error {
+// startRaft starts the member's raft; it reports whether it bootstrapped a fresh group.
+func (g *Group) startRaft() (bool, error) {
 	cfg := g.cfg
 	var self *Member
 	for i := range cfg.Members {
@@ -165,23 +170,23 @@ func (g *Group) startRaft() error {
 		}
 	}
 	if self == nil {
-		return fmt.Errorf("node %q is not among the members", cfg.Self)
+		return false, fmt.Errorf("node %q is not among the members", cfg.Self)
 	}
 	logs, err := cfg.Store.RaftLog(cfg.ID)
 	if err != nil {
-		return err
+		return false, err
 	}
 	hlog := raftlog.New(cfg.Hub.raftLog.With().Uint64("queue_id", cfg.ID).Logger(), hclog.Error)
 	if err := os.MkdirAll(g.snapDir, 0o755); err != nil {
-		return fmt.Errorf("snapshot directory: %w", err)
+		return false, fmt.Errorf("snapshot directory: %w", err)
 	}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(g.snapDir, 1, hlog)
 	if err != nil {
-		return fmt.Errorf("snapshots in %s: %w", g.snapDir, err)
+		return false, fmt.Errorf("snapshots in %s: %w", g.snapDir, err)
 	}
 	trans, err := cfg.Hub.transport(cfg.ID)
 	if err != nil {
-		return err
+		return false, err
 	}
 	g.trans = trans
 
@@ -195,7 +200,7 @@ func (g *Group) startRaft() error {
 	has, err := raft.HasExistingState(logs, logs, snaps)
 	if err != nil {
 		_ = trans.Close()
-		return err
+		return false, err
 	}
 	if !has && !cfg.Join {
 		var servers []raft.Server
@@ -204,7 +209,7 @@ func (g *Group) startRaft() error {
 		}
 		if err := raft.BootstrapCluster(conf, logs, logs, snaps, g.trans, raft.Configuration{Servers: servers}); err != nil {
 			_ = trans.Close()
-			return fmt.Errorf("bootstrap: %w", err)
+			return false, fmt.Errorf("bootstrap: %w", err)
 		}
 	}
 	// A small cache: replication reads the newest entries, and every idle group keeps its
@@ -212,15 +217,15 @@ func (g *Group) startRaft() error {
 	cached, err := raft.NewLogCache(logCache, logs)
 	if err != nil {
 		_ = trans.Close()
-		return err
+		return false, err
 	}
 	r, err := raft.NewRaft(conf, g.fsm, cached, logs, snaps, g.trans)
 	if err != nil {
 		_ = trans.Close()
-		return err
+		return false, err
 	}
 	g.r = r
-	return nil
+	return !has && !cfg.Join, nil
 }
 
 // run follows the node's leadership of the group: a core while it leads, none otherwise.

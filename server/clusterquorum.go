@@ -142,7 +142,11 @@ func (qq *quorumQueues) change(ch QuorumQueueChange) {
 		if old := q.SetCore(closedCore(q.Name())); old != nil {
 			old.Delete()
 		}
-		q.SetRemote(vhost.PendingHolder)
+		// A node added to the queue keeps forwarding to the leader it knows while it
+		// catches up; watch names the leader once its group hears from it.
+		if h == "" || !ch.Reconfigured {
+			q.SetRemote(vhost.PendingHolder)
+		}
 		q.SetCommitted(func() (int, int64) { return 0, 0 })
 	}
 	members := make([]quorum.Member, 0, len(ch.Members))

@@ -258,6 +258,9 @@ func (qq *quorumQueues) converge(m *quorumMember) {
 		qq.retire(m)
 		return
 	}
+	m.mu.Lock()
+	m.since = time.Time{} // added back before it retired
+	m.mu.Unlock()
 	if !m.g.Leading() {
 		m.converged(want) // lead asks again if this node becomes the leader
 		return

@@ -69,6 +69,7 @@ func TestQuorumQueueMembersChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	args := amqp.Table{"x-queue-type": "quorum", "x-quorum-initial-group-size": int32(2)}
+	declared := time.Now()
 	if _, err := ch.QueueDeclare("qm", true, false, false, false, args); err != nil {
 		t.Fatal(err)
 	}
@@ -93,6 +94,7 @@ func TestQuorumQueueMembersChange(t *testing.T) {
 		}
 		return nil
 	})
+	t.Logf("a leader of qm known on every node %v after the declaration", time.Since(declared).Round(time.Millisecond))
 	const total = 20
 	if err := ch.Confirm(false); err != nil {
 		t.Fatal(err)

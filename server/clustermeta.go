@@ -237,11 +237,16 @@ func (s *Server) ApplyMeta(c cluster.Command) error {
 		cluster.OpBind, cluster.OpUnbind:
 		return s.applyTopology(c)
 	case cluster.OpQueueLeader:
-		// A queue deleted meanwhile has no record; the members know their leader already.
-		if r := c.Queue; r != nil && !r.Local(s.meta.Name()) && slices.Contains(r.Members, r.Leader) {
+		// A queue deleted meanwhile has no record. A member learns its leader from its group
+		// (clusterquorum.go); the announcement names it at once on a member still waiting.
+		if r := c.Queue; r != nil && slices.Contains(r.Members, r.Leader) {
 			if v := s.vhost(r.Vhost); v != nil {
 				if q, err := v.QueueFor(nil, r.Name); err == nil {
-					q.SetRemote(r.Leader)
+					if !r.Local(s.meta.Name()) {
+						q.SetRemote(r.Leader)
+					} else {
+						s.quorum.announced(q.StoreID(), r.Leader)
+					}
 				}
 			}
 		}

@@ -246,6 +246,25 @@ func (qq *quorumQueues) watch() {
 	}
 }
 
+// announced is told that leader announced it leads the queue with store id id (the metadata
+// group's queue.leader): a member that still names no holder names it now rather than at
+// watch's next look, so that a client of this node publishing right after the declaration
+// is forwarded there. watch corrects it if the group knows better.
+func (qq *quorumQueues) announced(id uint64, leader string) {
+	if qq == nil {
+		return
+	}
+	qq.mu.Lock()
+	m := qq.groups[id]
+	qq.mu.Unlock()
+	if m == nil || leader == m.self || m.g.Leading() || m.q.Remote() != vhost.PendingHolder {
+		return
+	}
+	if m.setHolder(leader) {
+		qq.s.quorumMoved(m.v, m.q, nil)
+	}
+}
+
 // setHolder names the node holding the queue ("" this node); it reports a change.
 func (m *quorumMember) setHolder(node string) bool {
 	m.mu.Lock()

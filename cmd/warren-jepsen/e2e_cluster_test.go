@@ -9,10 +9,11 @@ import (
 // real nodes dialing each other through the
 // harness's proxies, a quorum queue, three publishers with confirms on n1, n2, n3 and three
 // consumers with manual acks each on another node than its publisher, and 12 faults drawn
-// from kill -9 and restart (the leader more often than not), SIGSTOP/SIGCONT and a partition
-// that cuts a running node off. After the heal and a drain: every confirmed message was
+// from kill -9 and restart (the leader more often than not), SIGSTOP/SIGCONT, a partition
+// that cuts a running node off and a member change (the node taken out of the queue's
+// members through the management API, then added back). After the heal and a drain: every confirmed message was
 // delivered, nothing unpublished was, no node exited on its own, and the three nodes report
-// the same queues, the queue empty and the same three members.
+// the same queues, the queue empty and the same three members, of the cluster and of the queue.
 func TestClusterUnderFaults(t *testing.T) {
 	warren, jepsen := buildTools(t)
 	code, summary, rep := runJepsen(t, jepsen, "--warren", warren, "--nodes", "3", "--faults", "12", "--seed", "18",
@@ -22,7 +23,7 @@ func TestClusterUnderFaults(t *testing.T) {
 		t.Fatalf("the run failed (exit %d): %d lost %v, phantoms %v, crashes %v, disagreements %v, problems %v",
 			code, len(rep.Result.Lost), sampleOf(rep.Result.Lost), rep.Result.Phantoms, rep.Crashes, rep.Disagreements, rep.Problems)
 	}
-	for _, k := range []string{faultKill, faultPause, faultPartition} {
+	for _, k := range []string{faultKill, faultPause, faultPartition, faultMember} {
 		if rep.FaultsByKind[k] == 0 {
 			t.Errorf("no %s among the faults %v", k, rep.FaultsByKind)
 		}
@@ -34,8 +35,8 @@ func TestClusterUnderFaults(t *testing.T) {
 		t.Fatalf("result = %+v: nothing confirmed, or fewer distinct deliveries than confirms", r)
 	}
 	for _, name := range []string{"n1", "n2", "n3"} {
-		if st := rep.States[name]; len(st.Members) != 3 || st.Messages != 0 {
-			t.Errorf("%s's final state = %+v, want 3 members and the queue empty", name, st)
+		if st := rep.States[name]; len(st.Members) != 3 || len(st.QueueMembers) != 3 || st.Messages != 0 {
+			t.Errorf("%s's final state = %+v, want 3 members, the queue on all three and empty", name, st)
 		}
 	}
 }

@@ -1,8 +1,8 @@
 // Command warren-jepsen is a Jepsen-style fault-injection harness for Warren, all on
 // 127.0.0.1 with real processes: it starts N brokers (a cluster behind TCP proxies, or one
 // broker), runs publishers with confirms and consumers with manual acks on different nodes,
-// lets a seeded nemesis kill -9 and restart, pause (SIGSTOP/SIGCONT) and partition nodes,
-// then heals everything, drains the queue and checks that every confirmed message was
+// lets a seeded nemesis kill -9 and restart, pause (SIGSTOP/SIGCONT) and partition nodes and
+// take them out of the queue's members and back (RabbitMQ's replicas/delete and add), then heals everything, drains the queue and checks that every confirmed message was
 // delivered, nothing was delivered that was never published, and every node agrees on the
 // final state. It exits 1 on a violation, 2 when the run itself could not be made.
 // docs/cluster.md, "Fault testing", tells how to run it.
@@ -50,7 +50,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.nodes, "nodes", 3, "brokers to run; 1 is a single broker without cluster settings")
 	fs.IntVar(&c.faults, "faults", 10, "faults to inject")
 	fs.Int64Var(&c.seed, "seed", 0, "the nemesis's random seed (default: from the clock; printed)")
-	kinds := fs.String("kinds", "", "faults to draw from: kill,pause,partition (default: all; no partition on one node)")
+	kinds := fs.String("kinds", "", "faults to draw from: kill,pause,partition,member (default: all; kill and pause on one node)")
 	fs.IntVar(&c.publishers, "publishers", 3, "publishers (with confirms), on nodes 1, 2, ... in turn")
 	fs.IntVar(&c.consumers, "consumers", 3, "consumers (manual acks), each on the node after its publisher's")
 	fs.IntVar(&c.rate, "rate", 50, "messages per second per publisher")
@@ -80,7 +80,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	all := []string{faultKill, faultPause}
 	if c.nodes > 1 {
-		all = append(all, faultPartition)
+		all = append(all, faultPartition, faultMember)
 	}
 	if *kinds == "" {
 		c.kinds = all
@@ -88,12 +88,12 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		for _, k := range strings.Split(*kinds, ",") {
 			k = strings.TrimSpace(k)
 			switch {
-			case k == faultPartition && c.nodes == 1:
-				return c, fmt.Errorf("--kinds: a partition needs --nodes > 1")
-			case k == faultKill || k == faultPause || k == faultPartition:
+			case (k == faultPartition || k == faultMember) && c.nodes == 1:
+				return c, fmt.Errorf("--kinds: %s needs --nodes > 1", k)
+			case k == faultKill || k == faultPause || k == faultPartition || k == faultMember:
 				c.kinds = append(c.kinds, k)
 			default:
-				return c, fmt.Errorf("--kinds: unknown fault %q (kill, pause, partition)", k)
+				return c, fmt.Errorf("--kinds: unknown fault %q (kill, pause, partition, member)", k)
 			}
 		}
 	}

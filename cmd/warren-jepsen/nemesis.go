@@ -15,6 +15,7 @@ const (
 	faultKill      = "kill"      // kill -9, then restart on the same data dir
 	faultPause     = "pause"     // SIGSTOP, then SIGCONT
 	faultPartition = "partition" // cut the node off from the others, then heal
+	faultMember    = "member"    // take the node out of the queue's members, then add it back
 )
 
 // Fault is one fault the nemesis injected.
@@ -121,6 +122,15 @@ func (m *nemesis) inject(ctx context.Context, kind string) (Fault, error) {
 		m.ns.net.partition(n.name)
 		sleep(ctx, hold)
 		m.ns.net.heal()
+	case faultMember:
+		if !m.ns.clustered() {
+			err = fmt.Errorf("a member change needs a cluster (--nodes > 1)")
+			break
+		}
+		if err = m.ns.changeMember(ctx, m.queue, n, false); err == nil {
+			sleep(ctx, hold)
+			err = m.ns.changeMember(context.WithoutCancel(ctx), m.queue, n, true)
+		}
 	default:
 		err = fmt.Errorf("unknown fault %q", kind)
 	}

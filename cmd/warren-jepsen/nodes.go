@@ -281,6 +281,26 @@ func (ns *nodes) getJSON(n *node, path string, v any) error {
 	return nil
 }
 
+// send makes a request with a JSON body to n's management API as guest.
+func (ns *nodes) send(n *node, method, path, body string) (int, string, error) {
+	req, err := http.NewRequest(method, "http://"+n.mgmt+path, strings.NewReader(body))
+	if err != nil {
+		return 0, "", fmt.Errorf("%s %s: %w", n.name, path, err)
+	}
+	req.SetBasicAuth("guest", "guest")
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := ns.http.Do(req)
+	if err != nil {
+		return 0, "", fmt.Errorf("%s %s: %w", n.name, path, err)
+	}
+	defer resp.Body.Close()
+	text, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, "", fmt.Errorf("%s %s: %w", n.name, path, err)
+	}
+	return resp.StatusCode, strings.TrimSpace(string(text)), nil
+}
+
 // byName finds a node by its name as a broker reports it ("n2", or "rabbit@n2").
 func (ns *nodes) byName(s string) *node {
 	if i := strings.LastIndex(s, "@"); i >= 0 {

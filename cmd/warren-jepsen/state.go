@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"net/url"
 	"reflect"
 	"sort"
@@ -101,6 +102,8 @@ type nodeState struct {
 	Queues   []string `json:"queues"`   // vhost/name, sorted
 	Messages float64  `json:"messages"` // the run's queue; -1 when the node does not list it
 	Members  []string `json:"members"`  // cluster membership, sorted (none for a single node)
+	// QueueMembers are the run's queue's members (a quorum queue's), sorted.
+	QueueMembers []string `json:"queue_members,omitempty"`
 }
 
 func (ns *nodes) stateOf(n *node, queue string) (nodeState, error) {
@@ -115,6 +118,13 @@ func (ns *nodes) stateOf(n *node, queue string) (nodeState, error) {
 		st.Queues = append(st.Queues, vh+"/"+name)
 		if vh == "/" && name == queue {
 			st.Messages, _ = q["messages"].(float64)
+			ms, _ := q["members"].([]any)
+			for _, m := range ms {
+				if s, ok := m.(string); ok {
+					st.QueueMembers = append(st.QueueMembers, s)
+				}
+			}
+			sort.Strings(st.QueueMembers)
 		}
 	}
 	sort.Strings(st.Queues)
@@ -156,10 +166,50 @@ func (ns *nodes) agree(ctx context.Context, queue string, timeout time.Duration)
 			if !reflect.DeepEqual(st.Members, first.Members) {
 				problems = append(problems, fmt.Sprintf("%s sees members %v, %s sees %v", n.name, st.Members, firstName, first.Members))
 			}
+			if !reflect.DeepEqual(st.QueueMembers, first.QueueMembers) {
+				problems = append(problems, fmt.Sprintf("%s lists %s's members %v, %s lists %v", n.name, queue, st.QueueMembers, firstName, first.QueueMembers))
+			}
 		}
 		if len(problems) == 0 || time.Now().After(deadline) || ctx.Err() != nil {
 			return problems, views
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
+}
+
+// changeMember takes n out of queue's members (add false) or adds it back, through the
+// management API of a running node other than n (RabbitMQ's replicas/delete and
+// replicas/add). It retries for 30 s while the cluster answers 5xx or cannot be reached (a
+// metadata leader being elected after the previous fault); a change that was already made
+// (400: not a member, already a member) counts as done.
+func (ns *nodes) changeMember(ctx context.Context, queue string, n *node, add bool) error {
+	method, path, want := "DELETE", "/api/queues/quorum/%2F/"+url.PathEscape(queue)+"/replicas/delete", http.StatusAccepted
+	if add {
+		method, path, want = "POST", "/api/queues/quorum/%2F/"+url.PathEscape(queue)+"/replicas/add", http.StatusNoContent
+	}
+	body := `{"node":"` + n.name + `"}`
+	deadline := time.Now().Add(30 * time.Second)
+	var last string
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		for _, via := range ns.list {
+			if via == n || via.down() || via.isPaused() {
+				continue
+			}
+			code, text, err := ns.send(via, method, path, body)
+			switch {
+			case err != nil:
+				last = err.Error()
+			case code == want:
+				return nil
+			case code == http.StatusBadRequest && (strings.Contains(text, "not a member") || strings.Contains(text, "already a member")):
+				return nil
+			case code < 500:
+				return fmt.Errorf("%s %s through %s: HTTP %d: %s", method, path, via.name, code, text)
+			default:
+				last = fmt.Sprintf("%s: HTTP %d: %s", via.name, code, text)
+			}
+		}
+		sleep(ctx, 500*time.Millisecond)
+	}
+	return fmt.Errorf("%s %s: not done within 30 s: %s", method, path, last)
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/warrenmq/warren/server"
+	"github.com/warrenmq/warren/server/cluster"
 )
 
 // quorumMemberSource changes the members of quorum queues (server/clusterquorum_members.go).
@@ -184,13 +185,16 @@ func (a *api) quorumMemberAdmin(w http.ResponseWriter, r *http.Request, u user) 
 }
 
 // quorumMemberFailure answers a refused member change: 400 when the node runs alone or the
-// change is not possible, 404 for a node that is not a cluster member, and the API's usual
-// answers otherwise (404 for a missing queue or vhost, 503 without a quorum).
+// change is not possible, 404 for a node that is not a cluster member, 503 while this node's
+// cluster is starting (RabbitMQ's service_unavailable), and the API's usual answers otherwise
+// (404 for a missing queue or vhost, 503 without a quorum).
 func (a *api) quorumMemberFailure(w http.ResponseWriter, r *http.Request, u user, err error) {
 	var qm *server.QuorumMemberError
 	switch {
 	case errors.Is(err, server.ErrNoSuchNode):
 		a.refuse(w, r, u, http.StatusNotFound, "not_found", err.Error())
+	case errors.Is(err, cluster.ErrStarting):
+		a.refuse(w, r, u, http.StatusServiceUnavailable, "service_unavailable", err.Error())
 	case errors.Is(err, server.ErrNotClustered), errors.As(err, &qm):
 		a.writeFailure(w, r, u, bad(err.Error()), direct)
 	default:

@@ -15,6 +15,7 @@ import (
 
 	"github.com/warrenmq/warren/amqpwire"
 	"github.com/warrenmq/warren/server"
+	"github.com/warrenmq/warren/server/cluster"
 	"github.com/warrenmq/warren/server/mgmt"
 )
 
@@ -145,6 +146,7 @@ func TestQuorumMemberRequests(t *testing.T) {
 		{server.ErrNotClustered, 400, "bad_request", "this node runs alone (no cluster-peers)"},
 		{&server.QuorumMemberError{Reason: "queue 'a b' in vhost 'v/1' is not a quorum queue"}, 400, "bad_request", "queue 'a b' in vhost 'v/1' is not a quorum queue"},
 		{noQuorum, 503, "no_quorum", "INTERNAL_ERROR - the cluster has no leader"},
+		{fmt.Errorf("add: %w", cluster.ErrStarting), 503, "service_unavailable", "add: cluster: the node is starting"},
 	} {
 		src.set(c.err)
 		for _, r := range []struct{ method, url, body string }{

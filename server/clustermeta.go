@@ -37,7 +37,9 @@ type QuorumQueueChange struct {
 	// ID is the queue's id in this node's store (each node's own); 0 without a store record.
 	ID      uint64
 	Members []string
-	Deleted bool
+	// Reconfigured: the members changed since the declaration (cluster.QueueRecord).
+	Reconfigured bool
+	Deleted      bool
 }
 
 var _ cluster.Applier = (*Server)(nil)
@@ -123,6 +125,7 @@ func errNoQuorum(op, vh, name string) error {
 		cluster.OpExchangeDeclare: "declare exchange", cluster.OpExchangeDelete: "delete exchange",
 		cluster.OpQueueDeclare: "declare queue", cluster.OpQueueDelete: "delete queue",
 		cluster.OpBind: "bind to", cluster.OpUnbind: "unbind from",
+		cluster.OpQueueMembers: "change the members of queue",
 	}[op]
 	if what == "" {
 		what = "apply " + op + " to"
@@ -208,12 +211,14 @@ func (s *Server) applyRecord(r cluster.QueueRecord) {
 		}
 	}
 	// A quorum queue's member names the holder as its group's leadership goes
-	// (clusterquorum.go), never "" before it leads.
-	if r.Type != cluster.QueueQuorum || remote != "" {
+	// (clusterquorum.go), never "" before it leads; so does a member being removed, until its
+	// group lets it go.
+	if r.Type != cluster.QueueQuorum || (remote != "" && !s.quorum.runs(q.StoreID())) {
 		q.SetRemote(remote)
 	}
 	if r.Type == cluster.QueueQuorum {
-		s.quorumChange(QuorumQueueChange{Vhost: r.Vhost, Name: r.Name, Group: r.Group, ID: q.StoreID(), Members: r.Members})
+		s.quorumChange(QuorumQueueChange{Vhost: r.Vhost, Name: r.Name, Group: r.Group, ID: q.StoreID(),
+			Members: r.Members, Reconfigured: r.Reconfigured})
 	}
 }
 
@@ -240,6 +245,12 @@ func (s *Server) ApplyMeta(c cluster.Command) error {
 				}
 			}
 		}
+		return nil
+	case cluster.OpQueueMembers:
+		if c.Queue == nil {
+			return amqpwire.NewChannelError(amqpwire.CodeNotFound, 0, 0, "no quorum queue '%s' in vhost '%s'", c.Name, c.Vhost)
+		}
+		s.applyRecord(*c.Queue)
 		return nil
 	}
 	return s.applyAPI(c)

@@ -2,6 +2,7 @@ package server
 
 import (
 	"strings"
+	"time"
 
 	"github.com/warrenmq/warren/amqpwire"
 	"github.com/warrenmq/warren/binding"
@@ -50,10 +51,33 @@ func (s *Server) declareQueue(o vhost.Owner, v *vhost.Vhost, d vhost.QueueDecl) 
 	if err := v.ValidateQueue(d); err != nil {
 		return nil, err
 	}
-	if err := s.propose(cluster.OpQueueDeclare, v.Name(), d.Name, d, s.queueRecord(v.Name(), d)); err != nil {
+	rec := s.queueRecord(v.Name(), d)
+	if err := s.propose(cluster.OpQueueDeclare, v.Name(), d.Name, d, rec); err != nil {
 		return nil, err
 	}
+	if rec.Type == cluster.QueueQuorum {
+		s.awaitQuorumLeader(v.Name(), d.Name)
+	}
 	return v.DeclareQueue(o, d) // applied here: the equivalence check of a redeclare
+}
+
+// quorumElection bounds how long a quorum queue's declaration waits for the queue's first
+// leader.
+const quorumElection = 5 * time.Second
+
+// awaitQuorumLeader waits until this node knows the leader of the quorum queue vh/name just
+// declared (its announcement is applied here), for quorumElection at most: as with
+// RabbitMQ, whose declaration returns once the queue's Raft cluster started, a publish right
+// after declare-ok finds a leader instead of being nacked. Without one in time (no majority
+// of the members up) the declaration succeeds all the same; the queue's state says down.
+func (s *Server) awaitQuorumLeader(vh, name string) {
+	deadline := time.Now().Add(quorumElection)
+	for time.Now().Before(deadline) {
+		if r, ok := s.meta.QueueRecord(vh, name); !ok || r.Leader != "" {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // deleteQueue is queue.delete by o; it returns the messages the queue had ready.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -43,6 +44,9 @@ type quorumQueues struct {
 	closed   bool
 	stop     chan struct{}
 	stopped  chan struct{}
+	// converging counts the membership changes under way (clusterquorum_members.go); close
+	// waits for them.
+	converging sync.WaitGroup
 }
 
 // quorumMember is this node's member of one queue's group.
@@ -54,6 +58,16 @@ type quorumMember struct {
 
 	mu     sync.Mutex
 	holder string // the node named with SetRemote; "" is this node
+	// members are the queue's members as its record says (who the group should have);
+	// converge is set while the group's Raft configuration may differ from them (the record
+	// changed, this node became the leader) and cleared once it matches.
+	members  []string
+	converge bool
+	// busy while a goroutine converges the group; since is when this node learnt it is no
+	// longer a member (zero while it is one); lastErr is the last failure logged.
+	busy    atomic.Bool
+	since   time.Time
+	lastErr string
 }
 
 // startQuorumQueues starts the node's quorum transport; the groups start as the queue
@@ -77,8 +91,21 @@ func (qq *quorumQueues) change(ch QuorumQueueChange) {
 		qq.remove(ch.ID)
 		return
 	}
+	if ch.ID == 0 {
+		return
+	}
 	self := qq.node.Name()
-	if !slices.Contains(ch.Members, self) || ch.ID == 0 {
+	qq.mu.Lock()
+	m := qq.groups[ch.ID]
+	qq.mu.Unlock()
+	if m != nil {
+		m.want(ch.Members) // the leader changes the group to match (converge)
+		return
+	}
+	if !slices.Contains(ch.Members, self) {
+		if ch.Reconfigured {
+			qq.purge(ch) // this node was taken out of the group while it was down
+		}
 		return
 	}
 	qq.mu.Lock()
@@ -115,7 +142,11 @@ func (qq *quorumQueues) change(ch QuorumQueueChange) {
 		if old := q.SetCore(closedCore(q.Name())); old != nil {
 			old.Delete()
 		}
-		q.SetRemote(vhost.PendingHolder)
+		// A node added to the queue keeps forwarding to the leader it knows while it
+		// catches up; watch names the leader once its group hears from it.
+		if h == "" || !ch.Reconfigured {
+			q.SetRemote(vhost.PendingHolder)
+		}
 		q.SetCommitted(func() (int, int64) { return 0, 0 })
 	}
 	members := make([]quorum.Member, 0, len(ch.Members))
@@ -133,8 +164,8 @@ func (qq *quorumQueues) change(ch QuorumQueueChange) {
 		}
 		members = append(members, quorum.Member{Name: name, Address: addr})
 	}
-	m := &quorumMember{v: v, q: q, self: self, holder: q.Remote()}
-	m.g, err = quorum.Start(quorum.Config{ID: ch.ID, Name: ch.Name, Self: self, Members: members, Hub: qq.hub,
+	m = &quorumMember{v: v, q: q, self: self, holder: q.Remote(), members: ch.Members, converge: true}
+	m.g, err = quorum.Start(quorum.Config{ID: ch.ID, Name: ch.Name, Self: self, Members: members, Join: ch.Reconfigured, Hub: qq.hub,
 		Store: qq.s.cfg.Store, DataDir: qq.node.DataDir(), Logger: log,
 		Options:    func() queue.Options { return v.CoreOptions(q) },
 		OnLeader:   func(core *queue.Queue) { qq.lead(m, core) },
@@ -160,6 +191,7 @@ func (qq *quorumQueues) lead(m *quorumMember, core *queue.Queue) {
 		old.Delete()
 	}
 	m.setHolder("")
+	m.want(nil) // a new leader finishes a membership change its predecessor began
 	qq.s.quorumMoved(m.v, m.q, nil)
 	// The nodes outside the group learn the new leader through the metadata group.
 	go func() {
@@ -202,6 +234,7 @@ func (qq *quorumQueues) watch() {
 			qq.change(ch)
 		}
 		for _, m := range ms {
+			qq.startConverge(m)
 			leader, _ := m.g.LeaderID()
 			if leader == "" || leader == m.self {
 				continue // no leader: the last one stays named; this node: lead names it
@@ -257,6 +290,7 @@ func (qq *quorumQueues) close() error {
 			qq.log.Warn().Err(err).Str("queue", m.q.Name()).Msg("quorum queue: stopping this node's member")
 		}
 	}
+	qq.converging.Wait() // their raft stopped: a change under way fails at once
 	return qq.hub.Close()
 }
 

@@ -224,11 +224,13 @@ func (ch *channel) consumeRemote(cs *consumer, m *amqpwire.BasicConsume) error {
 	f := ch.conn.srv.fwd
 	err := cs.q.CheckLocal() // without forwarding, RabbitMQ-like refusal
 	if f != nil {
-		err = f.attach(cs, func() {
-			if !m.NoWait {
-				ch.send(&amqpwire.BasicConsumeOk{ConsumerTag: cs.tag})
-			}
-			cs.pending = false
+		err = whileSettling(cs.q, func() error {
+			return f.attach(cs, func() {
+				if !m.NoWait {
+					ch.send(&amqpwire.BasicConsumeOk{ConsumerTag: cs.tag})
+				}
+				cs.pending = false
+			})
 		})
 	}
 	if err != nil {

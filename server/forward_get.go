@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/warrenmq/warren/amqpwire"
+	"github.com/warrenmq/warren/server/cluster/forward"
 	"github.com/warrenmq/warren/server/vhost"
 )
 
@@ -26,15 +27,27 @@ func (ch *channel) remote(q *vhost.Queue) (*forwarding, string, string, error) {
 
 // getRemote is basic.get on a queue another node holds.
 func (ch *channel) getRemote(q *vhost.Queue, m *amqpwire.BasicGet) error {
-	f, node, addr, err := ch.remote(q)
+	var (
+		f         *forwarding
+		d         *forward.Delivery
+		remaining uint32
+	)
+	err := whileSettling(q, func() error {
+		var node, addr string
+		var err error
+		if f, node, addr, err = ch.remote(q); err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(f.ctx, forwardCallTimeout)
+		d, remaining, err = f.client.Get(ctx, addr, ch.vh.Name(), q.Name(), m.NoAck)
+		cancel()
+		if err != nil {
+			return remoteErr(ch.vh, q, node, err)
+		}
+		return nil
+	})
 	if err != nil {
 		return err
-	}
-	ctx, cancel := context.WithTimeout(f.ctx, forwardCallTimeout)
-	d, remaining, err := f.client.Get(ctx, addr, ch.vh.Name(), q.Name(), m.NoAck)
-	cancel()
-	if err != nil {
-		return remoteErr(ch.vh, q, node, err)
 	}
 	cn := &ch.conn.srv.counters
 	if d == nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -163,6 +164,36 @@ func remoteErr(v *vhost.Vhost, q *vhost.Queue, node string, err error) error {
 		return err
 	}
 	return errNodeDown(v, q, node)
+}
+
+// quorumSettle bounds how long a consume or get on a quorum queue waits, retrying, for this
+// node to learn the queue's new leader (a leader elected elsewhere is announced through the
+// metadata group, within a second or two).
+const quorumSettle = 5 * time.Second
+
+// whileSettling runs op, and again every 100 ms for quorumSettle, while it fails because q is
+// a quorum queue whose holder, as this node knows it, no longer leads it (the holder
+// answers 405) or that has no leader yet: the client waits a moment instead of losing its
+// channel to a failover it cannot see.
+func whileSettling(q *vhost.Queue, op func() error) error {
+	err := op()
+	if q.Type() != "quorum" {
+		return err
+	}
+	for deadline := time.Now().Add(quorumSettle); settling(err) && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+		err = op()
+	}
+	return err
+}
+
+// settling says err is a holder's "held elsewhere now" or a quorum queue's "no leader now".
+func settling(err error) bool {
+	var che *amqpwire.ChannelError
+	if !errors.As(err, &che) {
+		return false
+	}
+	return che.Code == amqpwire.CodeResourceLocked || (che.Code == amqpwire.CodeNotFound && strings.Contains(che.Text, "has no leader now"))
 }
 
 // errNodeDown is RabbitMQ's error for a queue whose node cannot be reached.

@@ -403,8 +403,8 @@ Flags (they override the configuration file; docs/configuration.md lists every s
 	}
 	if mgmtLn != nil {
 		id := mgmt.Identity{Node: node, Product: product, Listen: mgmtLn.Addr().String(), TLS: b.ManagementTLS != nil, Membership: clusterView(member)}
-		if member != nil {
-			id.Members = member
+		if m := srv.ClusterMembership(); m != nil && member != nil {
+			id.Members = m // a node that leaves is taken out of the quorum queues first
 		}
 		h := mgmt.Handler(mctx, srv, id, log)
 		defer serveHTTP(mgmtLn, h, "the management API on /api", log)()

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -32,6 +34,19 @@ func buildBinary(t *testing.T) string {
 // freeAddr returns a loopback address with a port that was free a moment ago.
 func freeAddr(t *testing.T) string {
 	t.Helper()
+	// A port the kernel hands out for ":0" is an ephemeral one, which any outgoing connection
+	// of the tests running beside this one may take as its source port before the broker
+	// binds it (CI saw a broker exit with "address already in use"). Ports below Linux's
+	// ephemeral range (32768-60999) are only ever taken on purpose.
+	for range 200 {
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000)))
+		if err != nil {
+			continue
+		}
+		addr := ln.Addr().String()
+		_ = ln.Close()
+		return addr
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -115,14 +130,18 @@ func TestSIGTERMClosesConnectionsWith320(t *testing.T) {
 func waitForLine(t *testing.T, lines <-chan string, substr string) {
 	t.Helper()
 	deadline := time.After(30 * time.Second)
+	var last []string
 	for {
 		select {
 		case l, ok := <-lines:
 			if !ok {
-				t.Fatalf("broker exited before logging %q", substr)
+				t.Fatalf("broker exited before logging %q; its last lines:\n%s", substr, strings.Join(last, "\n"))
 			}
 			if strings.Contains(l, substr) {
 				return
+			}
+			if last = append(last, l); len(last) > 20 {
+				last = last[1:]
 			}
 		case <-deadline:
 			t.Fatalf("no %q log line within 30s", substr)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"sync"
 
@@ -42,7 +43,33 @@ const (
 	// Body the leader's name as a JSON string), so nodes outside the group know where to
 	// forward.
 	OpQueueLeader = "queue.leader"
+	// OpQueueMembers changes a quorum queue's members (Name the queue, Body a MembersChange). The record says who the members should be; each group's leader
+	// changes the group's Raft configuration to match (server/clusterquorum_members.go).
+	OpQueueMembers = "queue.members"
 )
+
+// MembersChange is the body of OpQueueMembers: one node added to or removed from a quorum
+// queue's members. It is applied to the record as it is when the command is applied, so two
+// changes made at once both count.
+type MembersChange struct {
+	Add    string `json:"add,omitempty"`
+	Remove string `json:"remove,omitempty"`
+}
+
+// apply returns members with the change made: an added node goes last (once), a removed one
+// goes unless it is the last member (a queue always keeps one).
+func (mc MembersChange) apply(members []string) []string {
+	out := make([]string, 0, len(members)+1)
+	for _, m := range members {
+		if m != mc.Remove || len(members) == 1 {
+			out = append(out, m)
+		}
+	}
+	if mc.Add != "" && !slices.Contains(out, mc.Add) {
+		out = append(out, mc.Add)
+	}
+	return out
+}
 
 // Command is one change of the replicated metadata, as the metadata group logs it (JSON).
 type Command struct {
@@ -75,6 +102,10 @@ type QueueRecord struct {
 	Group uint64 `json:"group,omitempty"`
 	// Leader is the member that last announced it leads the quorum queue (OpQueueLeader).
 	Leader string `json:"leader,omitempty"`
+	// Reconfigured says the members changed since the declaration (OpQueueMembers): a member
+	// without Raft state for the group then waits for the leader to add it instead of
+	// bootstrapping the declared membership.
+	Reconfigured bool `json:"reconfigured,omitempty"`
 }
 
 // Local says whether node holds the queue's messages: the owner of a classic queue, a member
@@ -183,6 +214,14 @@ func (f *metaFSM) Apply(l *raft.Log) any {
 				c.Queue = &r
 			}
 		}
+		if c.Op == OpQueueMembers {
+			c.Queue = nil
+			var mc MembersChange
+			if r, ok := f.record(c.Vhost, c.Name); ok && r.Type == QueueQuorum && json.Unmarshal(c.Body, &mc) == nil {
+				r.Members, r.Reconfigured = mc.apply(r.Members), true
+				c.Queue = &r
+			}
+		}
 		if c.Op == OpQueueDeclare && c.Queue != nil {
 			// Two nodes may declare the same queue at once, each naming itself: the first
 			// record applied stays (the second declaration is a redeclare of that queue).
@@ -204,7 +243,7 @@ func (f *metaFSM) Apply(l *raft.Log) any {
 			if c.Queue != nil {
 				f.state.Records[recordKey(c.Vhost, c.Name)] = *c.Queue
 			}
-		case OpQueueLeader:
+		case OpQueueLeader, OpQueueMembers:
 			if c.Queue != nil {
 				f.state.Records[recordKey(c.Vhost, c.Name)] = *c.Queue
 			}

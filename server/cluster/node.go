@@ -238,8 +238,21 @@ func (n *Node) OnClose(fn func() error) {
 // Name is this node's name.
 func (n *Node) Name() string { return n.cfg.Cluster.NodeName }
 
-// Members are the names of the nodes of the initial membership, in cluster-peers order.
+// Members are the names of the cluster's voting nodes now (joined nodes included, nodes
+// that left not), in the order of the metadata group's configuration; the initial membership
+// (cluster-peers) while that cannot be read.
 func (n *Node) Members() []string {
+	if f := n.meta.GetConfiguration(); f.Error() == nil {
+		var out []string
+		for _, s := range f.Configuration().Servers {
+			if s.Suffrage == raft.Voter {
+				out = append(out, string(s.ID))
+			}
+		}
+		if len(out) > 0 {
+			return out
+		}
+	}
 	out := make([]string, 0, len(n.cfg.Cluster.Peers))
 	for _, p := range n.cfg.Cluster.Peers {
 		out = append(out, p.Name)

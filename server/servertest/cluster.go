@@ -12,15 +12,17 @@ import (
 	"github.com/warrenmq/warren/configs"
 	"github.com/warrenmq/warren/server"
 	"github.com/warrenmq/warren/server/cluster"
+	"github.com/warrenmq/warren/server/cluster/forward"
 	"github.com/warrenmq/warren/store"
 )
 
 // ClusterMember is one in-process broker of a test cluster: its own store in a temporary
 // directory, AMQP on a loopback port, its cluster node.
 type ClusterMember struct {
-	Name string
-	Srv  *server.Server
-	Node *cluster.Node
+	Name  string
+	Srv   *server.Server
+	Node  *cluster.Node
+	Store *store.Store
 	// Addr is the AMQP listener's host:port (URL(Addr) to dial it).
 	Addr string
 	// Stop stops the member (cluster node, broker, store); it runs at the end of the test too.
@@ -60,21 +62,29 @@ func startMember(t testing.TB, self configs.Peer, peers []configs.Peer) *Cluster
 	if err != nil {
 		t.Fatal(err)
 	}
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		_ = srv.Serve(context.Background(), ln)
-	}()
 	n, err := cluster.Start(cluster.Config{Cluster: configs.Cluster{NodeName: self.Name, Peers: peers, Listen: self.Addr},
 		DataDir: dir, Store: st, Logger: log, Applier: srv,
 		HeartbeatTimeout: 300 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatalf("starting %s's cluster node: %v", self.Name, err)
 	}
-	m := &ClusterMember{Name: self.Name, Srv: srv, Node: n, Addr: ln.Addr().String()}
+	// As the broker does: clients of any node reach the queues the others hold.
+	stopForwarding, err := srv.StartForwarding(n, forward.Options{Heartbeat: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatalf("%s: %v", self.Name, err)
+	}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = srv.Serve(context.Background(), ln)
+	}()
+	m := &ClusterMember{Name: self.Name, Srv: srv, Node: n, Store: st, Addr: ln.Addr().String()}
 	var once sync.Once
 	m.Stop = func() {
 		once.Do(func() {
+			if err := stopForwarding(); err != nil {
+				t.Errorf("%s: stopping forwarding: %v", self.Name, err)
+			}
 			if err := n.Close(); err != nil {
 				t.Errorf("%s: closing the cluster node: %v", self.Name, err)
 			}

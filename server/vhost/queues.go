@@ -55,8 +55,9 @@ func (q *Queue) cur() *queueArgs { return q.eff.Load() }
 // Name is the queue's name.
 func (q *Queue) Name() string { return q.name }
 
-// Type is the queue's x-queue-type: classic or quorum. Warren's quorum queues are single-node:
-// they differ from classic ones in their declare rules and delivery semantics only.
+// Type is the queue's x-queue-type: classic or quorum. On a single node a quorum queue differs
+// from a classic one in its declare rules and delivery semantics; in a cluster it is
+// replicated (server/clusterquorum.go).
 func (q *Queue) Type() string { return q.declared.Type() }
 
 // Core is the queue core that holds the messages and delivers them: consume, get, settle and

@@ -17,8 +17,15 @@ func (v *Vhost) CoreOptions(q *Queue) queue.Options { return v.queueOptions(q) }
 
 // SetCommitted makes fn the source of the queue's message count while another node holds it
 // (Remote): a quorum queue member's committed messages and their bytes, as its Raft group has
-// applied them, so every member reports the same count once idle.
-func (q *Queue) SetCommitted(fn func() (messages int, bytes int64)) { q.committed.Store(&fn) }
+// applied them, so every member reports the same count once idle. nil: this node is no longer
+// a member (the count is the holder's).
+func (q *Queue) SetCommitted(fn func() (messages int, bytes int64)) {
+	if fn == nil {
+		q.committed.Store(nil)
+		return
+	}
+	q.committed.Store(&fn)
+}
 
 // Stats are the queue's counts: its core's, or, for a quorum queue another node leads, the
 // committed messages this node has applied (all ready: deliveries are the leader's).

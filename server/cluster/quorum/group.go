@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -91,6 +90,11 @@ type Config struct {
 	// on every member.
 	Self    string
 	Members []Member
+	// Join: a member without Raft state for the group does not bootstrap Members; it waits
+	// for the group's leader to add it (AddMember) and catches up from the leader. Set once the
+	// members changed since the declaration, when bootstrapping the declared ones would start a
+	// second history of the group.
+	Join bool
 	// Hub is the node's transport for its quorum queues (NewHub).
 	Hub   *Hub
 	Store *store.Store
@@ -134,25 +138,30 @@ type Group struct {
 }
 
 // Start starts this node's member of the queue's group: a fresh queue's group is
-// bootstrapped with Members (every member bootstraps the same configuration); a member with
-// Raft state for it rejoins with that state.
+// bootstrapped with Members (every member bootstraps the same configuration) unless Join; a
+// member with Raft state for it rejoins with that state.
 func Start(cfg Config) (*Group, error) {
 	if cfg.Options == nil {
 		cfg.Options = func() queue.Options { return queue.Options{Features: queue.NoFeatures} }
 	}
 	g := &Group{cfg: cfg, timing: cfg.Timing.withDefaults(), failed: make(chan *journal, 1),
 		stop: make(chan struct{}), done: make(chan struct{}),
-		snapDir: filepath.Join(cfg.DataDir, "raft", fmt.Sprintf("q%d", cfg.ID))}
+		snapDir: snapshotDir(cfg.DataDir, cfg.ID)}
 	g.log = cfg.Logger.With().Uint64("queue_id", cfg.ID).Str("queue", cfg.Name).Logger()
 	g.fsm = newFSM(cfg.Store, cfg.ID, g.log)
-	if err := g.startRaft(); err != nil {
+	bootstrapped, err := g.startRaft()
+	if err != nil {
 		return nil, fmt.Errorf("quorum queue %q: %w", cfg.Name, err)
 	}
 	go g.run()
+	if bootstrapped && cfg.Members[0].Name == cfg.Self {
+		go g.campaign()
+	}
 	return g, nil
 }
 
-func (g *Group) startRaft() error {
+// startRaft starts the member's raft; it reports whether it bootstrapped a fresh group.
+func (g *Group) startRaft() (bool, error) {
 	cfg := g.cfg
 	var self *Member
 	for i := range cfg.Members {
@@ -161,23 +170,23 @@ func (g *Group) startRaft() error {
 		}
 	}
 	if self == nil {
-		return fmt.Errorf("node %q is not among the members", cfg.Self)
+		return false, fmt.Errorf("node %q is not among the members", cfg.Self)
 	}
 	logs, err := cfg.Store.RaftLog(cfg.ID)
 	if err != nil {
-		return err
+		return false, err
 	}
 	hlog := raftlog.New(cfg.Hub.raftLog.With().Uint64("queue_id", cfg.ID).Logger(), hclog.Error)
 	if err := os.MkdirAll(g.snapDir, 0o755); err != nil {
-		return fmt.Errorf("snapshot directory: %w", err)
+		return false, fmt.Errorf("snapshot directory: %w", err)
 	}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(g.snapDir, 1, hlog)
 	if err != nil {
-		return fmt.Errorf("snapshots in %s: %w", g.snapDir, err)
+		return false, fmt.Errorf("snapshots in %s: %w", g.snapDir, err)
 	}
 	trans, err := cfg.Hub.transport(cfg.ID)
 	if err != nil {
-		return err
+		return false, err
 	}
 	g.trans = trans
 
@@ -191,16 +200,16 @@ func (g *Group) startRaft() error {
 	has, err := raft.HasExistingState(logs, logs, snaps)
 	if err != nil {
 		_ = trans.Close()
-		return err
+		return false, err
 	}
-	if !has {
+	if !has && !cfg.Join {
 		var servers []raft.Server
 		for _, m := range cfg.Members {
 			servers = append(servers, raft.Server{ID: raft.ServerID(m.Name), Address: raft.ServerAddress(m.Address)})
 		}
 		if err := raft.BootstrapCluster(conf, logs, logs, snaps, g.trans, raft.Configuration{Servers: servers}); err != nil {
 			_ = trans.Close()
-			return fmt.Errorf("bootstrap: %w", err)
+			return false, fmt.Errorf("bootstrap: %w", err)
 		}
 	}
 	// A small cache: replication reads the newest entries, and every idle group keeps its
@@ -208,15 +217,15 @@ func (g *Group) startRaft() error {
 	cached, err := raft.NewLogCache(logCache, logs)
 	if err != nil {
 		_ = trans.Close()
-		return err
+		return false, err
 	}
 	r, err := raft.NewRaft(conf, g.fsm, cached, logs, snaps, g.trans)
 	if err != nil {
 		_ = trans.Close()
-		return err
+		return false, err
 	}
 	g.r = r
-	return nil
+	return !has && !cfg.Join, nil
 }
 
 // run follows the node's leadership of the group: a core while it leads, none otherwise.

@@ -324,12 +324,16 @@ func TestQuorumMembersOnCluster(t *testing.T) {
 			third = n.name
 		}
 	}
-	if err := ch.Confirm(false); err != nil {
+	// Published through the queue's leader: a follower may still forward to the placeholder
+	// holder "(electing)" (and nack) for a moment after every node names the leader.
+	qv, _ := viewQueue(t, n1, "q")
+	pch := amqpChannel(t, byName[qv.Leader].amqp)
+	if err := pch.Confirm(false); err != nil {
 		t.Fatal(err)
 	}
 	const published = 5
 	for i := range published {
-		dc, err := ch.PublishWithDeferredConfirm("", "q", false, false, amqp.Publishing{DeliveryMode: amqp.Persistent, Body: fmt.Appendf(nil, "m%d", i)})
+		dc, err := pch.PublishWithDeferredConfirm("", "q", false, false, amqp.Publishing{DeliveryMode: amqp.Persistent, Body: fmt.Appendf(nil, "m%d", i)})
 		if err != nil {
 			t.Fatal(err)
 		}

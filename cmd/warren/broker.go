@@ -240,8 +240,9 @@ func run(args []string, logOut *os.File) error {
   warren definitions export [--config F | --data-dir D | --control-socket S]
   warren definitions drift [--config F | --data-dir D | --control-socket S]
   warren definitions import FILE.json       print a RabbitMQ definitions.json as YAML
-  warren ctl COMMAND [ARG...]               list, close, purge, delete, status over the
-                                            management API (warren ctl --help)
+  warren ctl COMMAND [ARG...]               list, close, purge, delete, status, definitions,
+                                            cluster, queues over the management API
+                                            (warren ctl --help)
 
 Flags (they override the configuration file; docs/configuration.md lists every setting):
 `)

@@ -30,6 +30,14 @@ Commands (over the management HTTP API; flags may come before or after the comma
   cluster join NAME@HOST:PORT    add a node (started with cluster-advertise HOST:PORT and a
                                  node-name outside cluster-peers) to the cluster
   cluster leave NAME             remove a node from the cluster
+  queues add-member QUEUE NODE   add NODE to a quorum queue's members (in --vhost)
+  queues delete-member QUEUE NODE
+                                 remove NODE from a quorum queue's members (in --vhost)
+  queues grow NODE all|even      add NODE to every quorum queue (even: only those with an even
+                                 member count) whose vhost and name match --vhost-pattern and
+                                 --queue-pattern (regular expressions, default all)
+  queues shrink NODE             remove NODE from every quorum queue (never the last member)
+                                 (add_member, delete_member: rabbitmq-queues' spellings work too)
 
 Output: an aligned table with a header on a terminal, tab-separated values without a header
 otherwise (as rabbitmqctl); --format forces one. The environment variables WARREN_CTL_URL,
@@ -45,7 +53,11 @@ type ctlOptions struct {
 	format              string
 	vhost               string
 	vhostSet            bool
-	timeout             time.Duration
+	// vhostPattern and queuePattern pick the queues of `queues grow`; patternSet says one
+	// was given.
+	vhostPattern, queuePattern string
+	patternSet                 bool
+	timeout                    time.Duration
 }
 
 // ctlFlags is the flag set of warren ctl, filling o.
@@ -64,6 +76,8 @@ func ctlFlags(o *ctlOptions, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.format, "format", "", "output format: table, tsv or json (default: table on a terminal, else tsv)")
 	fs.StringVar(&o.vhost, "vhost", "", "the virtual host: limits a listing to it; for purge and delete the default is /")
 	fs.StringVar(&o.vhost, "p", "", "short for --vhost")
+	fs.StringVar(&o.vhostPattern, "vhost-pattern", "", "queues grow: a regular expression the vhosts must match (default all)")
+	fs.StringVar(&o.queuePattern, "queue-pattern", "", "queues grow: a regular expression the queue names must match (default all)")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "how long to wait for each API request")
 	return fs
 }
@@ -111,8 +125,11 @@ func ctl(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return err
 	}
 	fs.Visit(func(f *flag.Flag) {
-		if f.Name == "vhost" || f.Name == "p" {
+		switch f.Name {
+		case "vhost", "p":
 			o.vhostSet = true
+		case "vhost-pattern", "queue-pattern":
+			o.patternSet = true
 		}
 	})
 	if o.password == "" {
@@ -137,6 +154,9 @@ func ctl(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return err
 	}
 	cmd, rest := pos[0], pos[1:]
+	if o.patternSet && cmd != "queues" {
+		return ctlUsageError("ctl %s: --vhost-pattern and --queue-pattern apply to queues grow only", cmd)
+	}
 	switch cmd {
 	case "list":
 		return ctlList(c, o, rest, stdout)
@@ -168,6 +188,8 @@ func ctl(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return ctlDefinitions(c, o, rest, stdin, stdout)
 	case "cluster":
 		return ctlCluster(c, o, rest, stdout)
+	case "queues":
+		return ctlQueues(c, o, rest, stdout, stderr)
 	}
 	return ctlUsageError("ctl: unknown command %q", cmd)
 }

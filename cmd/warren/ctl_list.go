@@ -40,7 +40,7 @@ func ctlObjectSpec(name string) (ctlObject, bool) {
 				"messages_persistent", "messages_paged_out", "message_bytes", "message_bytes_ready",
 				"message_bytes_unacknowledged", "message_bytes_ram", "message_bytes_persistent", "message_bytes_paged_out",
 				"head_message_timestamp", "idle_since", "memory", "reductions", "garbage_collection",
-				"backing_queue_status", "message_stats"}}, true
+				"backing_queue_status", "message_stats", "leader", "members", "online"}}, true
 	case "exchanges":
 		return ctlObject{coll: "exchanges", inVhost: under("exchanges"), defaults: []string{"name", "type"},
 			fields: []string{"name", "vhost", "type", "durable", "auto_delete", "internal", "arguments", "policy",

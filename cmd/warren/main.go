@@ -7,7 +7,8 @@
 //	warren definitions export [--config F | --data-dir D | --control-socket S]
 //	warren definitions drift [--config F | --data-dir D | --control-socket S]
 //	warren definitions import FILE.json       print a RabbitMQ definitions.json as YAML
-//	warren ctl COMMAND [ARG...]               list, close, purge, delete, status, definitions
+//	warren ctl COMMAND [ARG...]               list, close, purge, delete, status, definitions,
+//	                                          cluster, queues (quorum queue members)
 //	                                          over the management HTTP API (warren ctl --help)
 //
 // SIGTERM or SIGINT closes every connection with connection.close 320, flushes the store and

@@ -21,6 +21,8 @@ func TestHelpAndBadFlagsExitStatus(t *testing.T) {
 		{[]string{"-h"}, 0, []string{"Usage:", "-listen"}},
 		{[]string{"config", "reload", "--help"}, 0, []string{"-control-socket"}},
 		{[]string{"passwd", "--help"}, 0, []string{"usage: warren passwd"}}, // not hashed as a password
+		{[]string{"ctl", "--help"}, 0, []string{"Usage: warren ctl", "queues grow NODE all|even", "-queue-pattern"}},
+		{[]string{"ctl", "queues", "grow", "n4", "some"}, 2, []string{`strategy "some": want all or even`}},
 		{[]string{"--no-such-flag"}, 2, []string{"flag provided but not defined: -no-such-flag", "Usage:"}},
 		{[]string{"--heartbeat"}, 2, []string{"flag needs an argument: -heartbeat"}},
 		{[]string{"stray"}, 2, []string{`unexpected argument "stray"`}},

@@ -36,6 +36,7 @@ type Source interface {
 	accessSource
 	limitsSource
 	opsSource
+	quorumMemberSource
 
 	Stats() server.Stats
 	Vhosts() []*vhost.Vhost
@@ -150,7 +151,7 @@ type endpoint struct {
 // (access*.go), operations on queue contents and the broker's health (ops*.go).
 func (a *api) endpoints() []endpoint {
 	var all []endpoint
-	for _, group := range [][]endpoint{a.readEndpoints(), a.writeEndpoints(), a.accessEndpoints(), a.limitsEndpoints(), a.opsEndpoints(), a.clusterEndpoints()} {
+	for _, group := range [][]endpoint{a.readEndpoints(), a.writeEndpoints(), a.accessEndpoints(), a.limitsEndpoints(), a.opsEndpoints(), a.clusterEndpoints(), a.quorumMemberEndpoints()} {
 		all = append(all, group...)
 	}
 	return all

@@ -37,9 +37,10 @@ type QuorumQueueChange struct {
 	// ID is the queue's id in this node's store (each node's own); 0 without a store record.
 	ID      uint64
 	Members []string
-	// Reconfigured: the members changed since the declaration (cluster.QueueRecord).
-	Reconfigured bool
-	Deleted      bool
+	// Reconfigured: the members changed since the declaration; Converged: the group's leader
+	// found its Raft configuration equal to Members since (cluster.QueueRecord).
+	Reconfigured, Converged bool
+	Deleted                 bool
 }
 
 var _ cluster.Applier = (*Server)(nil)
@@ -200,15 +201,7 @@ func (s *Server) applyRecord(r cluster.QueueRecord) {
 	}
 	remote := ""
 	if !r.Local(s.meta.Name()) {
-		remote = r.Owner
-		if r.Type == cluster.QueueQuorum && len(r.Members) > 0 {
-			// A node outside the group forwards to the member that announced it leads
-			// (OpQueueLeader), else to the first member.
-			remote = r.Members[0]
-			if slices.Contains(r.Members, r.Leader) {
-				remote = r.Leader
-			}
-		}
+		remote = recordHolder(r)
 	}
 	// A quorum queue's member names the holder as its group's leadership goes
 	// (clusterquorum.go), never "" before it leads; so does a member being removed, until its
@@ -218,8 +211,21 @@ func (s *Server) applyRecord(r cluster.QueueRecord) {
 	}
 	if r.Type == cluster.QueueQuorum {
 		s.quorumChange(QuorumQueueChange{Vhost: r.Vhost, Name: r.Name, Group: r.Group, ID: q.StoreID(),
-			Members: r.Members, Reconfigured: r.Reconfigured})
+			Members: r.Members, Reconfigured: r.Reconfigured, Converged: r.Converged})
 	}
+}
+
+// recordHolder is the node a node that does not hold r's queue forwards to: a classic
+// queue's owner; for a quorum queue, the member that announced it leads (OpQueueLeader), else
+// the first member.
+func recordHolder(r cluster.QueueRecord) string {
+	if r.Type != cluster.QueueQuorum || len(r.Members) == 0 {
+		return r.Owner
+	}
+	if slices.Contains(r.Members, r.Leader) {
+		return r.Leader
+	}
+	return r.Members[0]
 }
 
 // Bodies of the topology commands.
@@ -249,6 +255,11 @@ func (s *Server) ApplyMeta(c cluster.Command) error {
 					}
 				}
 			}
+		}
+		return nil
+	case cluster.OpQueueConverged:
+		if c.Queue != nil { // nil: the members changed again meanwhile, or the queue went
+			s.applyRecord(*c.Queue)
 		}
 		return nil
 	case cluster.OpQueueMembers:

@@ -63,10 +63,8 @@ type quorumMember struct {
 	// changed, this node became the leader) and cleared once it matches.
 	members  []string
 	converge bool
-	// busy while a goroutine converges the group; since is when this node learnt it is no
-	// longer a member (zero while it is one); lastErr is the last failure logged.
+	// busy while a goroutine converges the group; lastErr is the last failure logged.
 	busy    atomic.Bool
-	since   time.Time
 	lastErr string
 }
 
@@ -103,7 +101,8 @@ func (qq *quorumQueues) change(ch QuorumQueueChange) {
 		return
 	}
 	if !slices.Contains(ch.Members, self) {
-		if ch.Reconfigured {
+		qq.outside(ch)
+		if ch.Reconfigured && ch.Converged {
 			qq.purge(ch) // this node was taken out of the group while it was down
 		}
 		return
@@ -231,6 +230,13 @@ func (qq *quorumQueues) watch() {
 		qq.pending = nil
 		qq.mu.Unlock()
 		for _, ch := range pending {
+			// The record as it is now: its members may have changed (or the queue gone)
+			// since the change was put aside, and a stale one must not start a member.
+			rec, ok := qq.s.meta.QueueRecord(ch.Vhost, ch.Name)
+			if !ok || rec.Group != ch.Group {
+				continue
+			}
+			ch.Members, ch.Reconfigured, ch.Converged = rec.Members, rec.Reconfigured, rec.Converged
 			qq.change(ch)
 		}
 		for _, m := range ms {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
-	"time"
 
 	"github.com/warrenmq/warren/amqpwire"
 	"github.com/warrenmq/warren/server/cluster"
@@ -16,16 +15,12 @@ import (
 // Changing a quorum queue's members (RabbitMQ's rabbitmq-queues add_member, delete_member,
 // grow and shrink). A change is a metadata command (cluster.OpQueueMembers) that edits the
 // queue's record: who the members should be. Every node applies it; the group's leader then
-// changes the group's Raft configuration to match, one member at a time (converge), a new
-// member starting its part of the group without bootstrapping (it catches up from the
-// leader), a removed member deleting its copy once the group no longer includes it (retire).
+// changes the group's Raft configuration to match, one step at a time (converge), a new
+// member starting its part of the group without bootstrapping and joining it as a learner
+// (it gets the log, or a snapshot, from the leader and becomes a voter once it caught up,
+// so that it never holds up the queue's commits meanwhile), a removed member deleting its copy once the group no longer includes it (retire).
 // A leader that changes mid-way leaves the rest to the next one, which converges the same
 // record.
-
-// retireGrace is how long a member taken out of a queue's record waits to see the group's
-// configuration without itself (the leader's last replication to it carries it) before it
-// deletes its copy anyway.
-const retireGrace = time.Minute
 
 // ErrNotClustered answers a membership change on a node that runs alone.
 var ErrNotClustered = errors.New("this node runs alone (no cluster-peers)")
@@ -258,18 +253,16 @@ func (qq *quorumQueues) converge(m *quorumMember) {
 		qq.retire(m)
 		return
 	}
-	m.mu.Lock()
-	m.since = time.Time{} // added back before it retired
-	m.mu.Unlock()
 	if !m.g.Leading() {
 		m.converged(want) // lead asks again if this node becomes the leader
 		return
 	}
-	have, err := m.g.Configuration()
+	voters, learners, err := m.g.Configuration()
 	if err != nil {
 		m.failed(qq, err)
 		return
 	}
+	have := append(voters, learners...)
 	for _, name := range want {
 		if slices.Contains(have, name) {
 			continue
@@ -282,7 +275,27 @@ func (qq *quorumQueues) converge(m *quorumMember) {
 			m.failed(qq, err)
 			return
 		}
-		qq.log.Info().Str("vhost", m.v.Name()).Str("queue", m.q.Name()).Str("member", name).Msg("quorum queue: member added to its group")
+		qq.log.Info().Str("vhost", m.v.Name()).Str("queue", m.q.Name()).Str("member", name).Msg("quorum queue: member added to its group; it votes once it caught up")
+		return
+	}
+	waiting := false
+	for _, name := range learners {
+		if !slices.Contains(want, name) {
+			continue
+		}
+		if !m.g.CaughtUp(name) {
+			waiting = true // asked again at watch's next look
+			continue
+		}
+		addr, err := qq.node.PeerAddr(name)
+		if err == nil {
+			err = m.g.Promote(name, addr)
+		}
+		if err != nil {
+			m.failed(qq, err)
+			return
+		}
+		qq.log.Info().Str("vhost", m.v.Name()).Str("queue", m.q.Name()).Str("member", name).Msg("quorum queue: member caught up; it votes now")
 		return
 	}
 	for _, name := range have {
@@ -295,6 +308,16 @@ func (qq *quorumQueues) converge(m *quorumMember) {
 		}
 		qq.log.Info().Str("vhost", m.v.Name()).Str("queue", m.q.Name()).Str("member", name).Msg("quorum queue: member removed from its group")
 		return
+	}
+	if waiting {
+		return
+	}
+	// The group is what the record says: a member taken out may now delete its copy.
+	if rec, ok := qq.s.meta.QueueRecord(m.v.Name(), m.q.Name()); ok && rec.Reconfigured && !rec.Converged {
+		if err := qq.s.propose(cluster.OpQueueConverged, m.v.Name(), m.q.Name(), want, nil); err != nil {
+			m.failed(qq, err)
+			return
+		}
 	}
 	m.converged(want)
 }
@@ -312,23 +335,22 @@ func (m *quorumMember) failed(qq *quorumQueues, err error) {
 
 // retire ends this node's membership of a queue whose record no longer names it: a leader
 // removes itself from the group first (its raft stops once that is committed); a follower
-// waits until its configuration no longer has it, or retireGrace. Then its copy is deleted
-// and the queue is held elsewhere.
+// keeps its copy until the group no longer includes it: its own configuration says so, or
+// the group's leader recorded that the group has the record's members (OpQueueConverged).
+// A copy is deleted only once the others can do without it. Then the queue is held
+// elsewhere.
 func (qq *quorumQueues) retire(m *quorumMember) {
-	m.mu.Lock()
-	if m.since.IsZero() {
-		m.since = time.Now()
-	}
-	since := m.since
-	m.mu.Unlock()
 	if m.g.Leading() {
 		if err := m.g.RemoveMember(m.self); err != nil {
 			m.failed(qq, err)
 			return
 		}
 	}
-	if !m.g.Stopped() && time.Since(since) < retireGrace {
-		if have, err := m.g.Configuration(); err != nil || slices.Contains(have, m.self) {
+	if !m.g.Stopped() {
+		rec, _ := qq.s.meta.QueueRecord(m.v.Name(), m.q.Name())
+		voters, learners, err := m.g.Configuration()
+		out := err == nil && !slices.Contains(voters, m.self) && !slices.Contains(learners, m.self)
+		if !out && !(rec.Converged && !slices.Contains(rec.Members, m.self)) {
 			return // the leader has not taken it out yet
 		}
 	}
@@ -346,10 +368,7 @@ func (qq *quorumQueues) retire(m *quorumMember) {
 	m.q.SetCommitted(nil)
 	holder := vhost.PendingHolder
 	if rec, ok := qq.s.meta.QueueRecord(m.v.Name(), m.q.Name()); ok && len(rec.Members) > 0 {
-		holder = rec.Members[0]
-		if slices.Contains(rec.Members, rec.Leader) {
-			holder = rec.Leader
-		}
+		holder = recordHolder(rec)
 	}
 	if m.q.Remote() != holder {
 		m.q.SetRemote(holder)
@@ -357,6 +376,26 @@ func (qq *quorumQueues) retire(m *quorumMember) {
 	}
 	qq.log.Info().Str("vhost", m.v.Name()).Str("queue", m.q.Name()).Str("holder", holder).
 		Msg("quorum queue: this node is no longer a member; its copy is deleted")
+}
+
+// outside makes a quorum queue this node is not a member of, and runs no member of, held
+// elsewhere: forwarded to the holder its record names, counted by the holder (a start that
+// began as a member, on a record that was not current yet, may have set it up as one).
+func (qq *quorumQueues) outside(ch QuorumQueueChange) {
+	v := qq.s.vhost(ch.Vhost)
+	if v == nil {
+		return
+	}
+	q, err := v.QueueFor(nil, ch.Name)
+	if err != nil {
+		return
+	}
+	q.SetCommitted(nil)
+	if h := q.Remote(); h == "" || h == vhost.PendingHolder {
+		if rec, ok := qq.s.meta.QueueRecord(ch.Vhost, ch.Name); ok && len(rec.Members) > 0 {
+			q.SetRemote(recordHolder(rec))
+		}
+	}
 }
 
 // purge deletes the copy this node kept of a queue it was taken out of while it was down.

@@ -33,14 +33,16 @@ func waitUntil(t *testing.T, what string, check func() error) {
 }
 
 // groupView is what one node's Raft group says of a quorum queue: its committed messages
-// and the members of its Raft configuration (nil: the node runs no member of the group).
+// and the voters of its Raft configuration (nil: the node runs no member of the group).
 func groupView(m *servertest.ClusterMember, queue string) (messages int, members []string, leader string, ok bool) {
 	st, found := m.Srv.QuorumQueueStatus("/", queue)
 	if !found || st.Group == nil {
 		return 0, nil, "", false
 	}
 	for _, ms := range st.Group.Members {
-		members = append(members, ms.Name)
+		if ms.Voter {
+			members = append(members, ms.Name)
+		}
 	}
 	slices.Sort(members)
 	return st.Group.Messages, members, st.Group.Leader, true
@@ -48,7 +50,7 @@ func groupView(m *servertest.ClusterMember, queue string) (messages int, members
 
 // TestQuorumQueueMembersChange: a quorum queue declared on two of three nodes holds confirmed
 // messages; adding the third node (through a node that is not a member) makes it a voter of
-// the group with the same committed messages, caught up from the leader; deleting the
+// the group, once caught up from the leader, with the same committed messages; deleting the
 // leader's node takes it out of the group, a new leader is elected among the two others,
 // the removed node keeps no Raft state or records of the queue and still serves it by
 // forwarding: every message is consumed through it, once. Changes that cannot be made are

@@ -46,6 +46,10 @@ const (
 	// OpQueueMembers changes a quorum queue's members (Name the queue, Body a MembersChange). The record says who the members should be; each group's leader
 	// changes the group's Raft configuration to match (server/clusterquorum_members.go).
 	OpQueueMembers = "queue.members"
+	// OpQueueConverged records that a quorum queue's group has the members its record names
+	// (Body those members, as a JSON array): the leader proposes it once its Raft
+	// configuration matches, and a member taken out deletes its copy only then.
+	OpQueueConverged = "queue.converged"
 )
 
 // MembersChange is the body of OpQueueMembers: one node added to or removed from a quorum
@@ -54,6 +58,14 @@ const (
 type MembersChange struct {
 	Add    string `json:"add,omitempty"`
 	Remove string `json:"remove,omitempty"`
+}
+
+// sameMembers says whether a and b name the same nodes, in any order.
+func sameMembers(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
 }
 
 // apply returns members with the change made: an added node goes last (once), a removed one
@@ -106,6 +118,9 @@ type QueueRecord struct {
 	// without Raft state for the group then waits for the leader to add it instead of
 	// bootstrapping the declared membership.
 	Reconfigured bool `json:"reconfigured,omitempty"`
+	// Converged says the group's leader found the group's Raft configuration equal to
+	// Members (OpQueueConverged) since they last changed.
+	Converged bool `json:"converged,omitempty"`
 }
 
 // Local says whether node holds the queue's messages: the owner of a classic queue, a member
@@ -218,7 +233,15 @@ func (f *metaFSM) Apply(l *raft.Log) any {
 			c.Queue = nil
 			var mc MembersChange
 			if r, ok := f.record(c.Vhost, c.Name); ok && r.Type == QueueQuorum && json.Unmarshal(c.Body, &mc) == nil {
-				r.Members, r.Reconfigured = mc.apply(r.Members), true
+				r.Members, r.Reconfigured, r.Converged = mc.apply(r.Members), true, false
+				c.Queue = &r
+			}
+		}
+		if c.Op == OpQueueConverged {
+			c.Queue = nil
+			var members []string
+			if r, ok := f.record(c.Vhost, c.Name); ok && json.Unmarshal(c.Body, &members) == nil && sameMembers(r.Members, members) {
+				r.Converged = true
 				c.Queue = &r
 			}
 		}
@@ -243,7 +266,7 @@ func (f *metaFSM) Apply(l *raft.Log) any {
 			if c.Queue != nil {
 				f.state.Records[recordKey(c.Vhost, c.Name)] = *c.Queue
 			}
-		case OpQueueLeader, OpQueueMembers:
+		case OpQueueLeader, OpQueueMembers, OpQueueConverged:
 			if c.Queue != nil {
 				f.state.Records[recordKey(c.Vhost, c.Name)] = *c.Queue
 			}

@@ -22,28 +22,57 @@ func (g *Group) Leading() bool { return g.r.State() == raft.Leader }
 // removed itself from it.
 func (g *Group) Stopped() bool { return g.r.State() == raft.Shutdown }
 
-// Configuration returns the names of the group's members in the newest Raft configuration
-// this node has (committed or not).
-func (g *Group) Configuration() ([]string, error) {
+// Configuration returns the group's members in the newest Raft configuration this node has
+// (committed or not): the voters, and the learners (non-voters catching up).
+func (g *Group) Configuration() (voters, learners []string, err error) {
 	f := g.r.GetConfiguration()
 	if err := f.Error(); err != nil {
-		return nil, fmt.Errorf("quorum queue %q: reading its members: %w", g.cfg.Name, err)
+		return nil, nil, fmt.Errorf("quorum queue %q: reading its members: %w", g.cfg.Name, err)
 	}
-	var out []string
 	for _, s := range f.Configuration().Servers {
-		out = append(out, string(s.ID))
+		if s.Suffrage == raft.Voter {
+			voters = append(voters, string(s.ID))
+		} else {
+			learners = append(learners, string(s.ID))
+		}
 	}
-	return out, nil
+	return voters, learners, nil
 }
 
-// AddMember adds the node name, reached at addr, to the group as a voter. Only the leader
-// can; the new member catches up from the leader's log or a snapshot.
+// catchUpLag is how close to the leader's log a learner must be to become a voter.
+const catchUpLag = 64
+
+// AddMember adds the node name, reached at addr, to the group as a learner: it gets the log
+// (or a snapshot, then the log) but does not count toward the majority until Promote, so a
+// member that is catching up, or down, never holds up the queue's commits. Only the leader
+// can.
 func (g *Group) AddMember(name, addr string) error {
 	if !g.Leading() {
 		return ErrNotLeader // the caller asks the leader's node
 	}
-	if err := g.r.AddVoter(raft.ServerID(name), raft.ServerAddress(addr), 0, membershipTimeout).Error(); err != nil {
+	if err := g.r.AddNonvoter(raft.ServerID(name), raft.ServerAddress(addr), 0, membershipTimeout).Error(); err != nil {
 		return fmt.Errorf("quorum queue %q: adding member %s: %w", g.cfg.Name, name, err)
+	}
+	return nil
+}
+
+// CaughtUp says whether the member name answered the leader lately and its log is within
+// catchUpLag entries of the leader's. Only the leader knows.
+func (g *Group) CaughtUp(name string) bool {
+	if !g.Leading() {
+		return false
+	}
+	match, contact := g.trans.state(raft.ServerID(name))
+	return !contact.IsZero() && time.Since(contact) <= g.timing.HeartbeatTimeout && match+catchUpLag >= g.r.LastIndex()
+}
+
+// Promote makes the learner name, reached at addr, a voter. Only the leader can.
+func (g *Group) Promote(name, addr string) error {
+	if !g.Leading() {
+		return ErrNotLeader
+	}
+	if err := g.r.AddVoter(raft.ServerID(name), raft.ServerAddress(addr), 0, membershipTimeout).Error(); err != nil {
+		return fmt.Errorf("quorum queue %q: making member %s a voter: %w", g.cfg.Name, name, err)
 	}
 	return nil
 }
@@ -52,7 +81,7 @@ func (g *Group) AddMember(name, addr string) error {
 // removes itself steps down once the change is committed, and its raft stops.
 func (g *Group) RemoveMember(name string) error {
 	if !g.Leading() {
-		return ErrNotLeader // the caller asks the leader's node
+		return ErrNotLeader
 	}
 	if err := g.r.RemoveServer(raft.ServerID(name), 0, membershipTimeout).Error(); err != nil {
 		return fmt.Errorf("quorum queue %q: removing member %s: %w", g.cfg.Name, name, err)

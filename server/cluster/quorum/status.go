@@ -12,6 +12,8 @@ type MemberStatus struct {
 	Name    string `json:"name"`
 	Address string `json:"address"`
 	Leader  bool   `json:"leader"`
+	// Voter: the member counts toward the majority; false while a new member catches up.
+	Voter bool `json:"voter"`
 	// Known: this node knows whether the member is online. The leader knows every member; a
 	// follower only itself and the leader.
 	Known  bool `json:"known"`
@@ -62,7 +64,7 @@ func (g *Group) Status() Status {
 		return s
 	}
 	for _, srv := range f.Configuration().Servers {
-		m := MemberStatus{Name: string(srv.ID), Address: string(srv.Address), Leader: srv.ID == leader}
+		m := MemberStatus{Name: string(srv.ID), Address: string(srv.Address), Leader: srv.ID == leader, Voter: srv.Suffrage == raft.Voter}
 		switch {
 		case srv.ID == self:
 			m.Known, m.Online = true, true

@@ -305,5 +305,5 @@ func (l *forwardLocal) Stats(vh, name string) (forward.Stats, error) {
 		}
 	}
 	st := q.Stats()
-	return forward.Stats{Messages: uint32(st.Ready), Consumers: uint32(st.Consumers)}, nil
+	return forward.Stats{Messages: uint32(st.Ready), Consumers: uint32(st.Consumers), Unacked: uint32(st.Unacked)}, nil
 }

@@ -51,6 +51,8 @@ type forwarding struct {
 	mark queue.Entry
 	// failLog summarises forwarded publishes that failed without a confirm to nack.
 	failLog *summaryLog
+	// stats are the holders' counts of their queues, for listings (forward_stats.go).
+	stats holderStats
 }
 
 // StartForwarding makes this node serve the other nodes' forwarded traffic on its queues

@@ -20,6 +20,7 @@ import (
 
 	"github.com/warrenmq/warren/server"
 	"github.com/warrenmq/warren/server/cluster"
+	"github.com/warrenmq/warren/server/cluster/forward"
 	"github.com/warrenmq/warren/server/mgmt/webui"
 	"github.com/warrenmq/warren/server/vhost"
 )
@@ -46,6 +47,8 @@ type Source interface {
 	CloseConnection(name, reason string) bool
 	// QuorumQueueStatus is a replicated quorum queue's leader, members and Raft state.
 	QuorumQueueStatus(vhost, name string) (server.QuorumQueueStatus, bool)
+	// HolderStats are the counts of a queue another node holds, as that node reports them.
+	HolderStats(vhost, name string) (forward.Stats, bool)
 }
 
 // Identity names the node in the API's node and cluster_name fields.

@@ -111,9 +111,8 @@ func (a *api) overviewJSON(u user, ql queueLists) map[string]any {
 	for _, v := range a.visibleVhosts(u, true) {
 		for _, q := range ql.of(v) {
 			queues++
-			ready += q.Ready
-			unacked += q.Unacked
-			consumers += q.Consumers
+			r, u, c := a.queueCounts(v.Name(), q)
+			ready, unacked, consumers = ready+r, unacked+u, consumers+c
 		}
 		exchanges += len(v.Exchanges())
 	}
@@ -296,7 +295,10 @@ func (a *api) queueJSON(vh string, q vhost.QueueInfo) map[string]any {
 	}
 	queueCounters(m, q)
 	if q.Holder != "" && q.Holder != vhost.PendingHolder {
-		m["node"] = q.Holder // another node of the cluster holds it
+		m["node"] = q.Holder // another node of the cluster holds it: its counts are there
+		ready, unacked, consumers := a.queueCounts(vh, q)
+		counters(m, "messages", ready+unacked, "messages_ready", ready, "messages_unacknowledged", unacked)
+		m["consumers"] = consumers
 	}
 	if q.Type == "quorum" {
 		if st, ok := a.src.QuorumQueueStatus(vh, q.Name); ok {
@@ -321,6 +323,18 @@ func (a *api) queueJSON(vh string, q vhost.QueueInfo) map[string]any {
 // dedupJSON is Warren's own field for a queue or exchange with x-message-deduplication.
 func dedupJSON(dropped, ids uint64) map[string]any {
 	return map[string]any{"duplicates_dropped": dropped, "cached_ids": ids}
+}
+
+// queueCounts are q's ready and unacknowledged messages and its consumers: this node's, or
+// for a queue another node holds, the holder's (server.HolderStats; this node's zeros when it
+// cannot answer).
+func (a *api) queueCounts(vh string, q vhost.QueueInfo) (ready, unacked, consumers int) {
+	if q.Holder != "" && q.Holder != vhost.PendingHolder {
+		if st, ok := a.src.HolderStats(vh, q.Name); ok {
+			return int(st.Messages), int(st.Unacked), int(st.Consumers)
+		}
+	}
+	return q.Ready, q.Unacked, q.Consumers
 }
 
 // queueCounters puts q's lengths and message_stats, the fields with rates, in m.

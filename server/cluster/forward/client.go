@@ -410,5 +410,5 @@ func (c *Client) Stats(ctx context.Context, addr, vhost, queue string) (Stats, e
 	if err != nil {
 		return Stats{}, err
 	}
-	return Stats{Messages: a.n1, Consumers: a.n2}, nil
+	return Stats{Messages: a.n1, Consumers: a.n2, Unacked: a.n3}, nil
 }

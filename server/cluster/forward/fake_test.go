@@ -52,6 +52,7 @@ type fakeQueue struct {
 	acked     []string
 	discarded []string
 	requeued  int
+	unacked   int // delivered (to a consumer or a get) with acks, not settled yet
 }
 
 type fakeConsumer struct {
@@ -120,6 +121,8 @@ func (q *fakeQueue) dispatchLocked() {
 				took = true
 				if c.opts.NoAck {
 					q.acked = append(q.acked, m.body)
+				} else {
+					q.unacked++
 				}
 				break
 			}
@@ -192,6 +195,8 @@ func (l *fakeLocal) Get(vhost, queue string, noAck bool) (*Delivery, Settler, ui
 	q.ready = q.ready[1:]
 	if noAck {
 		q.acked = append(q.acked, m.body)
+	} else {
+		q.unacked++
 	}
 	return &Delivery{Redelivered: m.redelivered, DeliveryCount: m.count, Exchange: "x", RoutingKey: queue,
 		Body: []byte(m.body), Ref: m}, q, uint32(len(q.ready)), nil
@@ -216,7 +221,7 @@ func (l *fakeLocal) Stats(vhost, queue string) (Stats, error) {
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return Stats{Messages: uint32(len(q.ready)), Consumers: uint32(len(q.consumers))}, nil
+	return Stats{Messages: uint32(len(q.ready)), Consumers: uint32(len(q.consumers)), Unacked: uint32(q.unacked)}, nil
 }
 
 // deleteQueue removes the queue; its consumers are cancelled with RabbitMQ's 404.
@@ -241,6 +246,7 @@ func (q *fakeQueue) Settle(refs []any, op SettleOp) {
 	q.mu.Lock()
 	for _, r := range refs {
 		m := r.(*fakeMsg)
+		q.unacked--
 		switch op {
 		case Ack:
 			q.acked = append(q.acked, m.body)

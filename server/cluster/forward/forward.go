@@ -84,7 +84,9 @@ const (
 
 // Stats are a queue's counts, for a passive queue.declare.
 type Stats struct {
-	Messages, Consumers uint32
+	// Messages are the ready ones (a passive queue.declare-ok's count); Unacked the ones
+	// delivered and not acknowledged yet.
+	Messages, Consumers, Unacked uint32
 }
 
 // Local is what a node offers the others on its own queues. Errors the client should see

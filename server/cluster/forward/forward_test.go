@@ -111,8 +111,9 @@ func TestConsumeHonoursPrefetchAndSettles(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := rec.deliveries()
-	if len(got) != 3 || bodies(got) != "m1,m2,m3" || st.Messages != 7 || st.Consumers != 1 {
-		t.Fatalf("with prefetch 3: B got %q, A has %d ready and %d consumers; want m1..m3, 7, 1", bodies(got), st.Messages, st.Consumers)
+	if len(got) != 3 || bodies(got) != "m1,m2,m3" || st.Messages != 7 || st.Consumers != 1 || st.Unacked != 3 {
+		t.Fatalf("with prefetch 3: B got %q, A has %d ready, %d unacked and %d consumers; want m1..m3, 7, 3, 1",
+			bodies(got), st.Messages, st.Unacked, st.Consumers)
 	}
 	if err := sub.Ack(got[1].ID, true); err != nil { // m1, m2
 		t.Fatal(err)

@@ -69,6 +69,7 @@ type frame struct {
 	id2      uint64 // delivery id
 	flags    byte
 	n1, n2   uint32 // prefetch and credit; count; messages and consumers; delivery count (n1 in tDeliver, n2 in tGetOk)
+	n3       uint32 // unacknowledged messages (tStatsOk)
 	vhost    string // also a delivery's exchange
 	queue    string // also a delivery's routing key
 	exchange string // a publish's exchange; a consume's tag
@@ -145,6 +146,7 @@ func appendFrame(b []byte, f *frame) []byte {
 		b = binary.BigEndian.AppendUint32(b, f.n1)
 		if f.typ == tStatsOk {
 			b = binary.BigEndian.AppendUint32(b, f.n2)
+			b = binary.BigEndian.AppendUint32(b, f.n3)
 		}
 	case tGetOk:
 		b = appendResult(b, &f.res)
@@ -284,7 +286,7 @@ func decodeFrame(p []byte) (frame, error) {
 		f.res = d.result()
 		f.n1 = d.u32()
 		if f.typ == tStatsOk {
-			f.n2 = d.u32()
+			f.n2, f.n3 = d.u32(), d.u32()
 		}
 	case tGetOk:
 		f.res, f.flags, f.n1 = d.result(), d.u8(), d.u32()

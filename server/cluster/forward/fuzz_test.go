@@ -38,7 +38,7 @@ func sampleFrames(t testing.TB) []frame {
 		{typ: tPurge, id: 18, vhost: "/", queue: "q"},
 		{typ: tPurgeOk, id: 19, n1: 7},
 		{typ: tStats, id: 20, vhost: "/", queue: "q"},
-		{typ: tStatsOk, id: 21, n1: 1, n2: 2},
+		{typ: tStatsOk, id: 21, n1: 1, n2: 2, n3: 3},
 		{typ: tPing},
 	}
 }

@@ -223,7 +223,7 @@ func (sc *serverConn) handle(f *frame) error {
 		sc.answer(&frame{typ: tPurgeOk, id: f.id, res: toResult(err), n1: n})
 	case tStats:
 		st, err := l.Stats(f.vhost, f.queue)
-		sc.answer(&frame{typ: tStatsOk, id: f.id, res: toResult(err), n1: st.Messages, n2: st.Consumers})
+		sc.answer(&frame{typ: tStatsOk, id: f.id, res: toResult(err), n1: st.Messages, n2: st.Consumers, n3: st.Unacked})
 	default:
 		return fmt.Errorf("%w: type %d is not a request", errBadFrame, f.typ)
 	}

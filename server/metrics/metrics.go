@@ -74,6 +74,19 @@ type nodeValues struct {
 }
 
 // readNode reads the broker's counters, and sums the queues of qs (one listing per vhost).
+// heldHere keeps the queues this node holds (in a cluster every node lists every replicated
+// queue): as RabbitMQ, a node reports the queues it hosts (a quorum queue on its leader's
+// node), so that summing a metric over the nodes counts each queue once.
+func heldHere(qs []vhost.QueueInfo) []vhost.QueueInfo {
+	out := qs[:0]
+	for _, q := range qs {
+		if q.Holder == "" {
+			out = append(out, q)
+		}
+	}
+	return out
+}
+
 func readNode(st server.Stats, qs [][]vhost.QueueInfo) *nodeValues {
 	nv := &nodeValues{st: st}
 	for _, list := range qs {
@@ -227,7 +240,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	vhosts := c.src.Vhosts()
 	qs := make([][]vhost.QueueInfo, 0, len(vhosts))
 	for _, v := range vhosts {
-		qs = append(qs, v.Queues())
+		qs = append(qs, heldHere(v.Queues()))
 	}
 	nv := readNode(c.src.Stats(), qs)
 	emitNode(c.id, nv, func(name string, v float64, labels ...string) {

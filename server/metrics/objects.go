@@ -123,7 +123,7 @@ func takeSnapshot(src Source) *snapshot {
 	s := &snapshot{vhosts: src.Vhosts()}
 	s.queues = make([][]vhost.QueueInfo, len(s.vhosts))
 	for i, v := range s.vhosts {
-		s.queues[i] = v.Queues()
+		s.queues[i] = heldHere(v.Queues())
 	}
 	s.node = readNode(src.Stats(), s.queues)
 	s.channels = src.Channels()

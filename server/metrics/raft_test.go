@@ -171,6 +171,24 @@ func TestRaftMetricsOfAQuorumQueue(t *testing.T) {
 		}
 	}
 
+	// The queue's depth is reported by the node that holds it, its leader, alone: summed over
+	// the nodes (as RabbitMQ's dashboards do) it counts the 5 messages once.
+	waitFor(t, "the queue's depth on its leader's node only", func() error {
+		var sum float64
+		for _, n := range nodes {
+			agg, _ := scrape(t, n.metrics+"/metrics")
+			sum += agg["rabbitmq_queue_messages"]
+			po, _ := scrape(t, n.metrics+"/metrics/per-object")
+			if v, ok := po["rabbitmq_queue_messages"+series]; ok != (n == leader) || (ok && v != 5) {
+				return fmt.Errorf("%s (leader %s): per-object depth %v (listed %v)", n.name, leader.name, v, ok)
+			}
+		}
+		if sum != 5 {
+			return fmt.Errorf("rabbitmq_queue_messages summed over the nodes: %v, want 5", sum)
+		}
+		return nil
+	})
+
 	// The leader knows every other member; a follower knows none of them.
 	member := func(metric, name string) string {
 		return fmt.Sprintf(`%s{vhost="/",queue="qq",member=%q}`, metric, name)

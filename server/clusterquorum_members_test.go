@@ -15,23 +15,6 @@ import (
 	"github.com/warrenmq/warren/server/vhost"
 )
 
-// waitUntil retries check until it returns nil, for 45 s (a shared 2-core machine elects
-// slowly).
-func waitUntil(t *testing.T, what string, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(45 * time.Second)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // groupView is what one node's Raft group says of a quorum queue: its committed messages
 // and the voters of its Raft configuration (nil: the node runs no member of the group).
 func groupView(m *servertest.ClusterMember, queue string) (messages int, members []string, leader string, ok bool) {
@@ -88,7 +71,7 @@ func TestQuorumQueueMembersChange(t *testing.T) {
 			outsider = n
 		}
 	}
-	waitUntil(t, "a leader of qm known on every node", func() error {
+	servertest.Eventually(t, "a leader of qm known on every node", func() error {
 		for _, n := range nodes {
 			if st, _ := n.Srv.QuorumQueueStatus("/", "qm"); st.Leader == "" {
 				return fmt.Errorf("%s knows no leader", n.Name)
@@ -131,7 +114,7 @@ func TestQuorumQueueMembersChange(t *testing.T) {
 		t.Fatalf("adding %s through %s: %v", outsider.Name, asker.Name, err)
 	}
 	all := []string{"n1", "n2", "n3"}
-	waitUntil(t, outsider.Name+" a caught-up voter of qm's group", func() error {
+	servertest.Eventually(t, outsider.Name+" a caught-up voter of qm's group", func() error {
 		msgs, members, leader, ok := groupView(outsider, "qm")
 		if !ok || msgs != total || !slices.Equal(members, all) || leader == "" {
 			return fmt.Errorf("runs a member %v, %d messages, members %v, leader %q", ok, msgs, members, leader)
@@ -155,7 +138,7 @@ func TestQuorumQueueMembersChange(t *testing.T) {
 	}
 	rest := slices.DeleteFunc(slices.Clone(all), func(s string) bool { return s == oldLeader })
 	removed := byName[oldLeader]
-	waitUntil(t, "qm led by one of "+fmt.Sprint(rest)+" without "+oldLeader, func() error {
+	servertest.Eventually(t, "qm led by one of "+fmt.Sprint(rest)+" without "+oldLeader, func() error {
 		if _, _, _, ok := groupView(removed, "qm"); ok {
 			return errors.New(oldLeader + " still runs a member of the group")
 		}

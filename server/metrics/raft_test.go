@@ -42,22 +42,6 @@ func startCluster(t *testing.T) []*clusterMember {
 	return out
 }
 
-// waitFor retries check until it returns nil, for 45 s (a shared 2-core machine elects slowly).
-func waitFor(t *testing.T, what string, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(45 * time.Second)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // TestRaftMetricsOfAQuorumQueue: on a three-node cluster, every member of a quorum queue's
 // group serves RabbitMQ's ra_metrics for it (per object labelled vhost and queue, summed on
 // /metrics, in /metrics/detailed?family=ra_metrics) and they agree once the publishes are
@@ -76,7 +60,7 @@ func TestRaftMetricsOfAQuorumQueue(t *testing.T) {
 	_ = conn.Close()
 
 	var leader *clusterMember
-	waitFor(t, "a leader of qq's group known on every node", func() error {
+	servertest.Eventually(t, "a leader of qq's group known on every node", func() error {
 		names := map[string]bool{}
 		for _, n := range nodes {
 			st, ok := n.srv.QuorumQueueStatus("/", "qq")
@@ -126,7 +110,7 @@ func TestRaftMetricsOfAQuorumQueue(t *testing.T) {
 
 	const series = `{vhost="/",queue="qq"}`
 	var commit float64
-	waitFor(t, "every member's ra_metrics agree", func() error {
+	servertest.Eventually(t, "every member's ra_metrics agree", func() error {
 		commit = -1
 		for _, n := range nodes {
 			v, types := scrape(t, n.metrics+"/metrics/per-object")
@@ -173,7 +157,7 @@ func TestRaftMetricsOfAQuorumQueue(t *testing.T) {
 
 	// The queue's depth is reported by the node that holds it, its leader, alone: summed over
 	// the nodes (as RabbitMQ's dashboards do) it counts the 5 messages once.
-	waitFor(t, "the queue's depth on its leader's node only", func() error {
+	servertest.Eventually(t, "the queue's depth on its leader's node only", func() error {
 		var sum float64
 		for _, n := range nodes {
 			agg, _ := scrape(t, n.metrics+"/metrics")
@@ -199,7 +183,7 @@ func TestRaftMetricsOfAQuorumQueue(t *testing.T) {
 			followers = append(followers, n)
 		}
 	}
-	waitFor(t, "the leader sees both followers online and caught up", func() error {
+	servertest.Eventually(t, "the leader sees both followers online and caught up", func() error {
 		v, _ := scrape(t, leader.metrics+"/metrics/per-object")
 		for _, f := range followers {
 			if v[member("warren_raft_member_online", f.name)] != 1 || v[member("warren_raft_member_lag", f.name)] != 0 ||
@@ -222,7 +206,7 @@ func TestRaftMetricsOfAQuorumQueue(t *testing.T) {
 	// A member stops: the leader shows it offline, and behind by what is written since.
 	down := followers[0]
 	down.stop()
-	waitFor(t, "the leader sees the stopped member offline", func() error {
+	servertest.Eventually(t, "the leader sees the stopped member offline", func() error {
 		agg, _ := scrape(t, leader.metrics+"/metrics")
 		if agg["warren_raft_members_offline"] != 1 {
 			return fmt.Errorf("warren_raft_members_offline %v", agg["warren_raft_members_offline"])
@@ -230,7 +214,7 @@ func TestRaftMetricsOfAQuorumQueue(t *testing.T) {
 		return nil
 	})
 	publish(10)
-	waitFor(t, "the stopped member's lag grows", func() error {
+	servertest.Eventually(t, "the stopped member's lag grows", func() error {
 		v, _ := scrape(t, leader.metrics+"/metrics/per-object")
 		agg, _ := scrape(t, leader.metrics+"/metrics")
 		lag := v[member("warren_raft_member_lag", down.name)]

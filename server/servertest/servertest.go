@@ -66,3 +66,20 @@ func WaitReady(t testing.TB, ch *amqp.Channel, queue string, n int) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// Eventually retries check until it returns nil, failing the test with check's last error
+// after 45 s (a shared 2-core machine elects slowly).
+func Eventually(t testing.TB, what string, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(45 * time.Second)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -75,7 +75,7 @@ func withManagement(t *testing.T, cm *servertest.ClusterMember) *clusterBroker {
 // page adds the Node column, with a quorum queue's members, its leader starred and each
 // online; the queue page names the leader and lists the members with their role, state and,
 // on the leader's page, how far behind each is. When a member stops, the leader's pages show
-// it offline.
+// it offline; taken out of the queue and added back while down, it is shown as a learner.
 func TestClusterPages(t *testing.T) {
 	nodes := newCluster(t)
 	byName := map[string]*clusterBroker{}
@@ -176,6 +176,18 @@ func TestClusterPages(t *testing.T) {
 	down.stop()
 	tb.waitUntil("the stopped member offline", fmt.Sprintf(`(%s?.cells[2].textContent ?? '') === 'offline'`, row(down.name)), "")
 	tb.shot("queue-member-down")
+
+	// Taken out of the queue and added back while it is down: the leader adds it as a
+	// learner, which cannot catch up, so it stays one (it does not count toward the majority).
+	if err := leader.srv.DeleteQuorumMember("/", "qq", down.name); err != nil {
+		t.Fatal(err)
+	}
+	tb.waitUntil("the removed member gone from the page", fmt.Sprintf(`document.querySelectorAll('#queue-replication tr[data-key]').length === 2 && !%s`, row(down.name)), "")
+	if err := leader.srv.AddQuorumMember("/", "qq", down.name); err != nil {
+		t.Fatal(err)
+	}
+	tb.waitUntil("the member added back shown as a learner", fmt.Sprintf(`(%s?.cells[1].textContent ?? '') === 'learner (catching up)'`, row(down.name)), "")
+	tb.shot("queue-member-learner")
 }
 
 // mustStatus is the queue qq's status on n.

@@ -91,10 +91,20 @@ function showReplication(card, q) {
       `This node is ${raft.state.toLowerCase()} · term ${num(raft.term)} · last index ${num(raft.last_index)} · committed ${num(raft.commit_index)} · applied ${num(raft.applied_index)}`) : null,
     table([
       { label: 'Member', value: (m) => m },
-      { label: 'Role', value: (m) => (m === q.leader ? 'leader' : 'follower') },
+      { label: 'Role', value: (m) => memberRole(q, m, byName[m]) },
       { label: 'State', value: (m) => { const st = memberState(q, m); return h('span', { class: 'member ' + st }, st); } },
       { label: 'Behind leader', value: (m) => (leads && m !== q.leader && byName[m]?.known ? num(byName[m].lag) : ''), num: true },
     ], members, { key: (m) => m }));
+}
+
+// memberRole is a member's part in the group: the leader, a follower, a learner (a member
+// added lately, catching up before it votes), or joining (named by the queue's record, not
+// yet in this node's view of the group).
+function memberRole(q, m, rm) {
+  if (m === q.leader) return 'leader';
+  if (rm && rm.voter === false) return 'learner (catching up)';
+  if (q.raft && !rm) return 'joining';
+  return 'follower';
 }
 
 function getPanel(ctx, path) {

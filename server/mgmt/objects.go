@@ -2,6 +2,7 @@ package mgmt
 
 import (
 	"net/http"
+	"sync"
 
 	"github.com/warrenmq/warren/amqpwire"
 	"github.com/warrenmq/warren/server"
@@ -109,7 +110,9 @@ func (a *api) overviewJSON(u user, ql queueLists) map[string]any {
 	st := a.src.Stats()
 	var queues, exchanges, ready, unacked, consumers int
 	for _, v := range a.visibleVhosts(u, true) {
-		for _, q := range ql.of(v) {
+		qs := ql.of(v)
+		a.warmHolderStats(v.Name(), qs)
+		for _, q := range qs {
 			queues++
 			r, u, c := a.queueCounts(v.Name(), q)
 			ready, unacked, consumers = ready+r, unacked+u, consumers+c
@@ -250,7 +253,11 @@ func (a *api) queues(w http.ResponseWriter, r *http.Request, u user, args []stri
 	}
 	out := []map[string]any{}
 	for _, v := range vs {
-		for _, q := range v.Queues() {
+		qs := v.Queues()
+		if len(args) < 2 {
+			a.warmHolderStats(v.Name(), qs)
+		}
+		for _, q := range qs {
 			if len(args) == 2 && q.Name != args[1] {
 				continue
 			}
@@ -335,6 +342,30 @@ func (a *api) queueCounts(vh string, q vhost.QueueInfo) (ready, unacked, consume
 		}
 	}
 	return q.Ready, q.Unacked, q.Consumers
+}
+
+// holderAsks bounds the holders asked at once for their counts by one listing.
+const holderAsks = 16
+
+// warmHolderStats asks the holders of the queues among qs that another node holds for their
+// counts, holderAsks at a time, so that a listing of many such queues waits for the slowest
+// answers rather than for all of them in turn (answers are kept a few seconds:
+// server.HolderStats).
+func (a *api) warmHolderStats(vh string, qs []vhost.QueueInfo) {
+	sem := make(chan struct{}, holderAsks)
+	var wg sync.WaitGroup
+	for _, q := range qs {
+		if q.Holder == "" || q.Holder == vhost.PendingHolder {
+			continue
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func(name string) {
+			defer func() { <-sem; wg.Done() }()
+			a.src.HolderStats(vh, name)
+		}(q.Name)
+	}
+	wg.Wait()
 }
 
 // queueCounters puts q's lengths and message_stats, the fields with rates, in m.

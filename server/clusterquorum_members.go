@@ -1,10 +1,13 @@
 package server
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
 	"slices"
+	"time"
 
 	"github.com/warrenmq/warren/amqpwire"
 	"github.com/warrenmq/warren/server/cluster"
@@ -314,12 +317,34 @@ func (qq *quorumQueues) converge(m *quorumMember) {
 	}
 	// The group is what the record says: a member taken out may now delete its copy.
 	if rec, ok := qq.s.meta.QueueRecord(m.v.Name(), m.q.Name()); ok && rec.Reconfigured && !rec.Converged {
-		if err := qq.s.propose(cluster.OpQueueConverged, m.v.Name(), m.q.Name(), want, nil); err != nil {
+		if err := qq.proposeConverged(m, want); err != nil {
 			m.failed(qq, err)
 			return
 		}
 	}
 	m.converged(want)
+}
+
+// convergedWait bounds the wait for the metadata group to commit a queue.converged (tried
+// again at watch's next look); the node's close ends it at once.
+const convergedWait = 5 * time.Second
+
+// proposeConverged records that m's group has the members want.
+func (qq *quorumQueues) proposeConverged(m *quorumMember, want []string) error {
+	body, err := json.Marshal(want)
+	if err != nil {
+		return fmt.Errorf("encoding %s: %w", cluster.OpQueueConverged, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), convergedWait)
+	defer cancel()
+	go func() {
+		select {
+		case <-qq.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return qq.s.meta.Propose(ctx, cluster.Command{Op: cluster.OpQueueConverged, Vhost: m.v.Name(), Name: m.q.Name(), Body: body})
 }
 
 // failed logs a failed step once per distinct error (converge retries every quorumWatch).

@@ -72,7 +72,9 @@ type Node struct {
 	app   Applier
 	// propLayer carries proposals forwarded to the leader (ProposeGroup).
 	propLayer *raftmux.Layer
-	closed    chan struct{}
+	// nudges asks the leader to tell the followers its commit index now (nudgeFollowers).
+	nudges chan struct{}
+	closed chan struct{}
 	wg        sync.WaitGroup
 	// beforeClose run first in Close, last added first (OnClose).
 	closeMu     sync.Mutex
@@ -111,7 +113,7 @@ func Start(cfg Config) (*Node, error) {
 	if app == nil {
 		app = nopApplier{}
 	}
-	n := &Node{cfg: cfg, log: log, ln: ln, app: app, closed: make(chan struct{})}
+	n := &Node{cfg: cfg, log: log, ln: ln, app: app, closed: make(chan struct{}), nudges: make(chan struct{}, 1)}
 	muxCfg := raftmux.Config{Listener: ln, Advertise: advertise, Node: c.NodeName, Secret: cfg.Secret, Logger: log}
 	if cfg.ClientTLS != nil {
 		muxCfg.Dial = tlsDialer(cfg.ClientTLS)
@@ -121,8 +123,9 @@ func Start(cfg Config) (*Node, error) {
 		_ = n.mux.Close()
 		return nil, err
 	}
-	n.wg.Add(1)
+	n.wg.Add(2)
 	go n.serveProposals()
+	go n.nudgeFollowers()
 	log.Info().Str("listen", ln.Addr().String()).Str("advertise", advertise).Bool("rejoined", n.Rejoined).
 		Int("peers", len(c.Peers)).Msg("cluster: node started")
 	return n, nil

@@ -75,7 +75,7 @@ type Node struct {
 	// nudges asks the leader to tell the followers its commit index now (nudgeFollowers).
 	nudges chan struct{}
 	closed chan struct{}
-	wg        sync.WaitGroup
+	wg     sync.WaitGroup
 	// beforeClose run first in Close, last added first (OnClose).
 	closeMu     sync.Mutex
 	beforeClose []func() error

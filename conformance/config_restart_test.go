@@ -40,7 +40,7 @@ func testConfigReloadRestart(t *testing.T, bin string) {
 	if r.code != 0 || !strings.Contains(r.stdout, "not applied until a restart: listeners, heartbeat\n") {
 		t.Errorf("warren config reload: want exit status 0 and the settings that wait for a restart:\n%v", r)
 	}
-	// The command's reply is sent after the warning is logged.
+	// The command's reply is sent after the warning is logged (and it is in the log by now).
 	wantRestartWarning(t, b, mark, "warren config reload")
 }
 
@@ -48,6 +48,9 @@ func testConfigReloadRestart(t *testing.T, bin string) {
 // listeners and heartbeat and nothing that a reload applies.
 func wantRestartWarning(t *testing.T, b *cfgBroker, mark int, what string) {
 	t.Helper()
+	// The broker logs it before it answers, but the test reads the broker's log through a
+	// pipe: the line may not have been read yet (CI saw it).
+	b.log.waitFor(mark, timeout, func(s string) bool { return strings.Contains(s, restartWarning) })
 	b.log.mu.Lock()
 	var warnings []string
 	for _, l := range b.log.lines[mark:] {

@@ -35,6 +35,11 @@ func (s *Server) deleteExchange(v *vhost.Vhost, name string, ifUnused bool) erro
 	if !s.clustered() || name == "" || strings.HasPrefix(name, "amq.") {
 		return v.DeleteExchange(name, ifUnused)
 	}
+	if ifUnused && v.ExchangeInUse(name) {
+		// Checked here too: bindings to this node's own queues (exclusive, non-durable) are
+		// not replicated, so the leader cannot see them.
+		return amqpwire.NewChannelError(amqpwire.CodePreconditionFailed, 0, 0, "exchange '%s' in vhost '%s' in use", name, v.Name())
+	}
 	return s.propose(cluster.OpExchangeDelete, v.Name(), name, deleteArgs{IfUnused: ifUnused}, nil)
 }
 

@@ -176,6 +176,19 @@ func (v *Vhost) CheckExchangeEquivalent(d exchange.Definition) error {
 
 // DeleteExchange removes an exchange and every binding from or to it. A missing exchange is not
 // an error (RabbitMQ's delete is idempotent).
+// ExchangeInUse says whether the exchange name has bindings from it, or is the destination
+// of one (exchange.delete's if-unused).
+func (v *Vhost) ExchangeInUse(name string) bool {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.exchangeInUseLocked(name)
+}
+
+func (v *Vhost) exchangeInUseLocked(name string) bool {
+	x := v.exchanges[name]
+	return x != nil && (x.router.Len() > 0 || v.isDestinationLocked(binding.Destination{Kind: binding.DestExchange, Name: name}))
+}
+
 func (v *Vhost) DeleteExchange(name string, ifUnused bool) error {
 	if name == "" {
 		return errDefaultExchange()
@@ -192,7 +205,7 @@ func (v *Vhost) DeleteExchange(name string, ifUnused bool) error {
 		v.mu.Unlock()
 		return nil
 	}
-	if ifUnused && (x.router.Len() > 0 || v.isDestinationLocked(binding.Destination{Kind: binding.DestExchange, Name: name})) {
+	if ifUnused && v.exchangeInUseLocked(name) {
 		v.mu.Unlock()
 		return amqpwire.NewChannelError(amqpwire.CodePreconditionFailed, 0, 0, "exchange '%s' in vhost '%s' in use", name, v.name)
 	}

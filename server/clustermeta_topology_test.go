@@ -1,0 +1,64 @@
+package server_test
+
+import (
+	"errors"
+	"testing"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/warrenmq/warren/server/servertest"
+)
+
+// TestClusterExchangeDeleteIfUnusedSeesLocalBindings: in a cluster, exchange.delete with
+// if-unused, by a client of a follower, of an exchange bound only to a non-durable queue on
+// that follower (such a queue stays on its node, with its bindings) is refused with 406, as
+// on a single node: the leader, which does not see the binding, must not delete the exchange
+// from under it.
+func TestClusterExchangeDeleteIfUnusedSeesLocalBindings(t *testing.T) {
+	nodes := servertest.Cluster(t, "n1", "n2", "n3")
+	// A client of a follower: the leader applies the deletion with what it knows.
+	var follower *servertest.ClusterMember
+	servertest.Eventually(t, "a metadata leader", func() error {
+		leader := nodes[0].Node.Status().Leader
+		for _, n := range nodes {
+			if leader != "" && n.Name != leader {
+				follower = n
+				return nil
+			}
+		}
+		return errors.New("none")
+	})
+	conn, err := amqp.Dial(servertest.URL(follower.Addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.ExchangeDeclare("x", "direct", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.QueueDeclare("local", false, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.QueueBind("local", "k", "x", false, nil); err != nil {
+		t.Fatal(err)
+	}
+	err = ch.ExchangeDelete("x", true, false)
+	var ae *amqp.Error
+	if !errors.As(err, &ae) || ae.Code != amqp.PreconditionFailed {
+		t.Fatalf("exchange.delete if-unused of an exchange bound to a local queue: %v, want 406", err)
+	}
+	servertest.Eventually(t, "the exchange on every node", func() error {
+		for _, n := range nodes {
+			for _, v := range n.Srv.Vhosts() {
+				if v.Name() == "/" && !v.HasExchange("x") {
+					return errors.New(n.Name + " lost exchange x")
+				}
+			}
+		}
+		return nil
+	})
+}

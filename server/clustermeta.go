@@ -49,6 +49,7 @@ var _ cluster.Applier = (*Server)(nil)
 // n. Queues other nodes hold are marked remote again (the marks are not on disk).
 func (s *Server) Attach(n *cluster.Node) {
 	s.meta = n
+	s.vhosts.PersistTransientExchanges()
 	if s.cfg.Store != nil {
 		qq, err := startQuorumQueues(s, n)
 		if err != nil {

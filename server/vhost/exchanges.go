@@ -58,15 +58,21 @@ func (v *Vhost) storeBinding(b binding.Binding) store.Binding {
 		RoutingKey: b.RoutingKey, Args: b.Args, ArgsHash: h}
 }
 
+// persists says whether an exchange declared as d is stored: a durable one, or any in a
+// cluster (Registry.PersistTransientExchanges).
+func (v *Vhost) persists(d exchange.Definition) bool {
+	return v.st != nil && (d.Durable || (v.keepTransient != nil && v.keepTransient.Load()))
+}
+
 // bindingDurableLocked says whether b is persisted: both its ends are (RabbitMQ's rule).
 func (v *Vhost) bindingDurableLocked(b binding.Binding) bool {
 	x := v.exchanges[b.Source]
-	if x == nil || !x.def.Durable || v.st == nil {
+	if x == nil || !v.persists(x.def) {
 		return false
 	}
 	if b.Dest.Kind == binding.DestExchange {
 		d := v.exchanges[b.Dest.Name]
-		return d != nil && d.def.Durable
+		return d != nil && v.persists(d.def)
 	}
 	q := v.queues[b.Dest.Name]
 	return q != nil && q.stored
@@ -133,7 +139,7 @@ func (v *Vhost) DeclareExchange(d exchange.Definition, passive bool) error {
 	}
 	alt, _ := d.AlternateExchange()
 	var dst *store.Store
-	if d.Durable && v.st != nil {
+	if v.persists(d) {
 		if da.on {
 			if err := v.freshDedup(store.DedupExchange, d.Name); err != nil {
 				return v.persistFailed(err)
@@ -263,7 +269,7 @@ func (v *Vhost) removeExchangeLocked(name string) {
 	delete(v.exchanges, name)
 	v.dropDedupLocked(x.dedup)
 	v.dropHeldLocked(x)
-	if x.def.Durable {
+	if v.persists(x.def) {
 		v.record(func(st *store.Store) error { return st.DeleteExchange(v.name, name) })
 	}
 }

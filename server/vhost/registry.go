@@ -3,6 +3,7 @@ package vhost
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -22,6 +23,9 @@ type Registry struct {
 	gone queueGone
 	// fwd takes the messages routed to remote queues (forward.go).
 	fwd forwardHook
+	// keepTransient: non-durable exchanges and their bindings are persisted too (a cluster
+	// node's replicated model must survive its restart: PersistTransientExchanges).
+	keepTransient atomic.Bool
 
 	mu     sync.RWMutex
 	vhosts map[string]*Vhost
@@ -32,10 +36,17 @@ type Registry struct {
 func NewRegistry(log zerolog.Logger, st *store.Store, window queue.Window) *Registry {
 	r := &Registry{log: log, st: st, window: window, vhosts: make(map[string]*Vhost)}
 	v := New("/", log, st, window)
-	v.churn, v.gone, v.fwd = &r.churn, &r.gone, &r.fwd
+	v.churn, v.gone, v.fwd, v.keepTransient = &r.churn, &r.gone, &r.fwd, &r.keepTransient
 	r.vhosts["/"] = v
 	return r
 }
+
+// PersistTransientExchanges makes the vhosts store non-durable exchanges and the bindings
+// from and to them as they store durable ones. A cluster node needs it: such exchanges are
+// part of the replicated model, which a node that restarts keeps from its store (it does not
+// apply again what it applied before), so without it the node would lose them while the
+// others keep them. They then outlive a restart of the whole cluster too, unlike RabbitMQ's.
+func (r *Registry) PersistTransientExchanges() { r.keepTransient.Store(true) }
 
 // Get returns the named vhost, nil if there is none.
 func (r *Registry) Get(name string) *Vhost {
@@ -51,7 +62,7 @@ func (r *Registry) Ensure(name string) *Vhost {
 	v := r.vhosts[name]
 	if v == nil {
 		v = New(name, r.log, r.st, r.window)
-		v.churn, v.gone, v.fwd = &r.churn, &r.gone, &r.fwd
+		v.churn, v.gone, v.fwd, v.keepTransient = &r.churn, &r.gone, &r.fwd, &r.keepTransient
 		r.vhosts[name] = v
 	}
 	return v

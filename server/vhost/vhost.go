@@ -57,6 +57,8 @@ type Vhost struct {
 	churn  *QueueChurn                  // the registry's; nil for a vhost made outside one
 	gone   *queueGone                   // the registry's; nil for a vhost made outside one
 	fwd    *forwardHook                 // the registry's; nil for a vhost made outside one
+	// keepTransient is the registry's (PersistTransientExchanges); nil outside one.
+	keepTransient *atomic.Bool
 
 	defs sync.Mutex
 	ops  []func(*store.Store) error // store deletes collected under mu; guarded by defs

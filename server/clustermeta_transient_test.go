@@ -1,0 +1,48 @@
+package server
+
+import (
+	"errors"
+	"slices"
+	"testing"
+
+	"github.com/warrenmq/warren/binding"
+	"github.com/warrenmq/warren/exchange"
+	"github.com/warrenmq/warren/server/vhost"
+)
+
+// TestClusterTransientExchangeSurvivesANodeRestart: a non-durable exchange, and a binding from
+// it to a durable queue, are part of the cluster's replicated model: a node that restarts
+// while the others run still has them (it does not apply again what it applied before its
+// restart, so it keeps them in its store), as RabbitMQ keeps a transient exchange while its
+// cluster runs.
+func TestClusterTransientExchangeSurvivesANodeRestart(t *testing.T) {
+	nodes := startMetaCluster(t)
+	a, c := nodes[0], nodes[2]
+	if _, err := a.srv.DeclareExchangeAs("guest", "/", exchange.Definition{Name: "tx", Kind: "direct"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.srv.DeclareQueueAs("guest", "/", vhost.QueueDecl{Name: "dq", Durable: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.srv.BindAs("guest", "/", binding.Binding{Source: "tx", Dest: binding.Destination{Kind: binding.DestQueue, Name: "dq"}, RoutingKey: "k"}); err != nil {
+		t.Fatal(err)
+	}
+	has := func() error {
+		if !slices.Contains(exchangeNames(c.srv, "/"), "tx") {
+			return errors.New("no exchange tx")
+		}
+		if !slices.ContainsFunc(c.srv.vhost("/").Bindings(), func(b binding.Binding) bool { return b.Source == "tx" && b.Dest.Name == "dq" }) {
+			return errors.New("no binding tx -> dq")
+		}
+		return nil
+	}
+	eventually(t, "tx and its binding on the third node", has)
+	c.stop(t)
+	c.start(t)
+	eventually(t, "tx and its binding on the third node after its restart", has)
+	for _, x := range c.srv.vhost("/").Exchanges() {
+		if x.Name == "tx" && x.Durable {
+			t.Errorf("tx is listed durable after the restart")
+		}
+	}
+}

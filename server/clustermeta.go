@@ -57,10 +57,42 @@ func (s *Server) Attach(n *cluster.Node) {
 		}
 		s.quorum = qq
 	}
+	var gone []cluster.QueueRecord
 	for _, r := range n.QueueRecords() {
+		if r.Transient && r.Owner == n.Name() {
+			gone = append(gone, r) // this node restarted: its non-durable queues are gone
+			continue
+		}
 		s.applyRecord(r)
 	}
 	s.vhosts.OnQueueGone(s.queueGone)
+	if len(gone) > 0 {
+		go s.deleteRecords(n, gone, "its owner restarted")
+	}
+}
+
+// deleteRecords proposes the deletion of queues that no longer exist (non-durable ones of a
+// node that restarted or left), retrying every second while the cluster has no leader, until
+// each is done or the node closes.
+func (s *Server) deleteRecords(n *cluster.Node, recs []cluster.QueueRecord, why string) {
+	if !n.WaitStarted() { // Attach runs before the metadata group does
+		return
+	}
+	for _, r := range recs {
+		for {
+			err := s.propose(cluster.OpQueueDelete, r.Vhost, r.Name, deleteArgs{}, &r)
+			if err == nil {
+				s.log.Info().Str("vhost", r.Vhost).Str("queue", r.Name).Str("owner", r.Owner).Str("why", why).
+					Msg("cluster: non-durable queue deleted")
+				break
+			}
+			if n.Closed() {
+				return
+			}
+			s.log.Warn().Err(err).Str("vhost", r.Vhost).Str("queue", r.Name).Msg("cluster: deleting a non-durable queue that is gone; retrying")
+			time.Sleep(time.Second)
+		}
+	}
 }
 
 // quorumChange starts or deletes this node's member of a quorum queue's group
@@ -149,6 +181,10 @@ func (e *NoQuorumError) Unwrap() error { return e.ConnectionError }
 func (s *Server) queueRecord(vh string, d vhost.QueueDecl) *cluster.QueueRecord {
 	r := &cluster.QueueRecord{Vhost: vh, Name: d.Name, Type: cluster.QueueClassic, Owner: s.meta.Name()}
 	if t, _ := vhost.StringArg(d.Args, "x-queue-type"); t != "quorum" {
+		if !d.Durable {
+			r.Transient = true
+			r.Decl, _ = json.Marshal(d) // plain fields and a table of bytes
+		}
 		return r
 	}
 	nodes := s.meta.Members()
@@ -197,6 +233,15 @@ func (s *Server) applyRecord(r cluster.QueueRecord) {
 		return
 	}
 	q, err := v.QueueFor(nil, r.Name)
+	if err != nil && r.Transient && len(r.Decl) > 0 && r.Owner != s.meta.Name() {
+		// Another node's non-durable queue, which this node (restarted) did not keep: declared
+		// again from its record, to be forwarded to its owner.
+		var d vhost.QueueDecl
+		if jerr := json.Unmarshal(r.Decl, &d); jerr == nil {
+			d.Passive, d.Exclusive = false, false
+			q, err = v.DeclareQueue(nil, d)
+		}
+	}
 	if err != nil {
 		return
 	}

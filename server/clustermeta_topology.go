@@ -43,10 +43,10 @@ func (s *Server) deleteExchange(v *vhost.Vhost, name string, ifUnused bool) erro
 	return s.propose(cluster.OpExchangeDelete, v.Name(), name, deleteArgs{IfUnused: ifUnused}, nil)
 }
 
-// replicatedQueue says whether a queue declared as d is one of the cluster's: durable and not
-// exclusive. Exclusive queues stay on their connection's node, as in RabbitMQ; so do
-// non-durable ones.
-func replicatedQueue(d vhost.QueueDecl) bool { return d.Durable && !d.Exclusive }
+// replicatedQueue says whether a queue declared as d is one of the cluster's: every queue but
+// an exclusive one, which stays on its connection's node, as in RabbitMQ. A non-durable
+// queue lives on the node that declared it while that node runs (cluster.QueueRecord.Transient).
+func replicatedQueue(d vhost.QueueDecl) bool { return !d.Exclusive }
 
 // declareQueue is queue.declare by o.
 func (s *Server) declareQueue(o vhost.Owner, v *vhost.Vhost, d vhost.QueueDecl) (*vhost.Queue, error) {
@@ -101,6 +101,11 @@ func (s *Server) deleteQueue(o vhost.Owner, v *vhost.Vhost, name string, ifUnuse
 	}
 	q, err := v.QueueFor(o, name)
 	if err != nil {
+		if !v.HasQueue(name) {
+			// Gone from this node by itself (auto-delete, x-expires), its deletion on the way
+			// to the others: deleting what does not exist succeeds, as in RabbitMQ.
+			return 0, s.propose(cluster.OpQueueDelete, v.Name(), name, deleteArgs{}, &rec)
+		}
 		return 0, err
 	}
 	// Consumers and messages are the holding node's: if-unused and if-empty are checked

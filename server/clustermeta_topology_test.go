@@ -62,3 +62,56 @@ func TestClusterExchangeDeleteIfUnusedSeesLocalBindings(t *testing.T) {
 		return nil
 	})
 }
+
+// TestClusterQuorumDeclareOkFromTheLeader: a passive queue.declare of a quorum queue through
+// a member that does not lead it answers with the leader's counts, as RabbitMQ's: the
+// consumer attached there is counted (a member's own view has no consumers), and so is a
+// message the leader has just taken.
+func TestClusterQuorumDeclareOkFromTheLeader(t *testing.T) {
+	nodes := servertest.Cluster(t, "n1", "n2", "n3")
+	byName := map[string]*servertest.ClusterMember{}
+	for _, n := range nodes {
+		byName[n.Name] = n
+	}
+	dial := func(m *servertest.ClusterMember) *amqp.Channel {
+		t.Helper()
+		conn, err := amqp.Dial(servertest.URL(m.Addr))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = conn.Close() })
+		ch, err := conn.Channel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ch
+	}
+	if _, err := dial(nodes[0]).QueueDeclare("qd", true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
+		t.Fatal(err)
+	}
+	var leader, follower *servertest.ClusterMember
+	servertest.Eventually(t, "qd's leader", func() error {
+		st, _ := nodes[0].Srv.QuorumQueueStatus("/", "qd")
+		if st.Group == nil || byName[st.Group.Leader] == nil {
+			return errors.New("no leader yet")
+		}
+		leader = byName[st.Group.Leader]
+		for _, n := range nodes {
+			if n != leader {
+				follower = n
+			}
+		}
+		if fst, _ := follower.Srv.QuorumQueueStatus("/", "qd"); fst.Leader != leader.Name {
+			return errors.New(follower.Name + " does not name the leader yet")
+		}
+		return nil
+	})
+	lch := dial(leader)
+	if _, err := lch.Consume("qd", "c", false, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	q, err := dial(follower).QueueDeclarePassive("qd", true, false, false, false, amqp.Table{"x-queue-type": "quorum"})
+	if err != nil || q.Consumers != 1 {
+		t.Fatalf("passive declare through the member %s: %+v, %v; want the leader's consumer counted", follower.Name, q, err)
+	}
+}

@@ -46,3 +46,42 @@ func TestClusterTransientExchangeSurvivesANodeRestart(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterNonDurableQueueAcrossRestarts: a non-durable queue lives as long as its owner
+// node runs. Another node that restarts declares it again from its record (it keeps no such
+// queue in its store) and forwards to the owner; when the owner restarts, the queue is gone,
+// and its record is deleted on every node.
+func TestClusterNonDurableQueueAcrossRestarts(t *testing.T) {
+	nodes := startMetaCluster(t)
+	a, c := nodes[0], nodes[2]
+	if _, err := a.srv.DeclareQueueAs("guest", "/", vhost.QueueDecl{Name: "tq"}); err != nil {
+		t.Fatal(err)
+	}
+	known := func(m *metaNode) error {
+		if m.srv.vhost("/").HasQueue("tq") {
+			return nil
+		}
+		return errors.New(m.name + " does not know tq")
+	}
+	eventually(t, "tq on the third node", func() error { return known(c) })
+	c.stop(t)
+	c.start(t)
+	eventually(t, "tq on the third node after its restart", func() error { return known(c) })
+	if q, err := c.srv.vhost("/").QueueFor(nil, "tq"); err != nil || q.Remote() != a.name {
+		t.Fatalf("tq on the restarted node: %v, held by %q, want %s", err, q.Remote(), a.name)
+	}
+
+	a.stop(t)
+	a.start(t)
+	eventually(t, "tq gone everywhere once its owner restarted", func() error {
+		for _, m := range nodes {
+			if m.srv.vhost("/").HasQueue("tq") {
+				return errors.New(m.name + " still has tq")
+			}
+			if _, ok := m.n.QueueRecord("/", "tq"); ok {
+				return errors.New(m.name + " still has tq's record")
+			}
+		}
+		return nil
+	})
+}

@@ -190,12 +190,24 @@ func (c *ClusterMembership) AddMember(name, addr string) error { return c.s.meta
 
 // RemoveMember takes the node name out of every quorum queue it is a member of (as
 // RabbitMQ's forget_cluster_node shrinks them; a queue it is the only member of keeps it),
-// then out of the cluster.
+// then out of the cluster, and deletes its non-durable queues, which went with it.
 func (c *ClusterMembership) RemoveMember(name string) error {
 	if _, err := c.s.ShrinkQuorumQueues(name); err != nil {
 		return err
 	}
-	return c.s.meta.RemoveMember(name)
+	if err := c.s.meta.RemoveMember(name); err != nil {
+		return err
+	}
+	var gone []cluster.QueueRecord
+	for _, r := range c.s.meta.QueueRecords() {
+		if r.Transient && r.Owner == name {
+			gone = append(gone, r)
+		}
+	}
+	if len(gone) > 0 {
+		go c.s.deleteRecords(c.s.meta, gone, "its owner left the cluster")
+	}
+	return nil
 }
 
 // runs says whether this node runs a member of the group of the queue with store id id.

@@ -64,8 +64,13 @@ func (ch *channel) queueDeclare(m *amqpwire.QueueDeclare) error {
 		ch.conn.exclusive = append(ch.conn.exclusive, q.Name())
 	}
 	ch.lastQueue = name
-	if !m.NoWait && q.Remote() != "" && ch.conn.srv.fwd != nil && !q.Replicated() {
-		return ch.declareOkRemote(q) // held by another node (forward_get.go)
+	if !m.NoWait && q.Remote() != "" && ch.conn.srv.fwd != nil {
+		// Held by another node (forward_get.go), a quorum queue's leader included: its counts
+		// are exact there (consumers too), as RabbitMQ answers from the leader. A member that
+		// cannot reach a leader answers with the messages its group committed.
+		if err := ch.declareOkRemote(q); err == nil || !q.Replicated() {
+			return err
+		}
 	}
 	if !m.NoWait {
 		st := q.Stats()

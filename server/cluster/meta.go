@@ -121,6 +121,11 @@ type QueueRecord struct {
 	// Converged says the group's leader found the group's Raft configuration equal to
 	// Members (OpQueueConverged) since they last changed.
 	Converged bool `json:"converged,omitempty"`
+	// Transient marks a non-durable classic queue: it lives as long as its owner node runs.
+	// Decl is its declaration (the Applier's encoding), from which a node that restarts
+	// declares it again, since it keeps no such queue in its store.
+	Transient bool            `json:"transient,omitempty"`
+	Decl      json.RawMessage `json:"decl,omitempty"`
 }
 
 // Local says whether node holds the queue's messages: the owner of a classic queue, a member

@@ -74,8 +74,11 @@ type Node struct {
 	propLayer *raftmux.Layer
 	// nudges asks the leader to tell the followers its commit index now (nudgeFollowers).
 	nudges chan struct{}
-	closed chan struct{}
-	wg     sync.WaitGroup
+	// started is closed once the metadata group runs (Start returned it): the Applier's
+	// Attach runs before, and must not propose until then (WaitStarted).
+	started chan struct{}
+	closed  chan struct{}
+	wg      sync.WaitGroup
 	// beforeClose run first in Close, last added first (OnClose).
 	closeMu     sync.Mutex
 	beforeClose []func() error
@@ -113,7 +116,8 @@ func Start(cfg Config) (*Node, error) {
 	if app == nil {
 		app = nopApplier{}
 	}
-	n := &Node{cfg: cfg, log: log, ln: ln, app: app, closed: make(chan struct{}), nudges: make(chan struct{}, 1)}
+	n := &Node{cfg: cfg, log: log, ln: ln, app: app, closed: make(chan struct{}), nudges: make(chan struct{}, 1),
+		started: make(chan struct{})}
 	muxCfg := raftmux.Config{Listener: ln, Advertise: advertise, Node: c.NodeName, Secret: cfg.Secret, Logger: log}
 	if cfg.ClientTLS != nil {
 		muxCfg.Dial = tlsDialer(cfg.ClientTLS)
@@ -121,8 +125,10 @@ func Start(cfg Config) (*Node, error) {
 	n.mux = raftmux.New(muxCfg)
 	if err := n.startMeta(self, advertise); err != nil {
 		_ = n.mux.Close()
+		close(n.closed) // what waits in WaitStarted gives up
 		return nil, err
 	}
+	close(n.started)
 	n.wg.Add(2)
 	go n.serveProposals()
 	go n.nudgeFollowers()
@@ -239,6 +245,27 @@ func (n *Node) OnClose(fn func() error) {
 }
 
 // Name is this node's name.
+// WaitStarted waits until the node's metadata group runs (changes can be proposed); false
+// if the node failed to start or was closed.
+func (n *Node) WaitStarted() bool {
+	select {
+	case <-n.started:
+		return true
+	case <-n.closed:
+		return false
+	}
+}
+
+// Closed says whether the node has been closed.
+func (n *Node) Closed() bool {
+	select {
+	case <-n.closed:
+		return true
+	default:
+		return false
+	}
+}
+
 func (n *Node) Name() string { return n.cfg.Cluster.NodeName }
 
 // Members are the names of the cluster's voting nodes now (joined nodes included, nodes

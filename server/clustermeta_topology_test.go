@@ -28,15 +28,7 @@ func TestClusterExchangeDeleteIfUnusedSeesLocalBindings(t *testing.T) {
 		}
 		return errors.New("none")
 	})
-	conn, err := amqp.Dial(servertest.URL(follower.Addr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ch := servertest.Channel(t, follower.Addr)
 	if err := ch.ExchangeDeclare("x", "direct", true, false, false, false, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +38,7 @@ func TestClusterExchangeDeleteIfUnusedSeesLocalBindings(t *testing.T) {
 	if err := ch.QueueBind("local", "k", "x", false, nil); err != nil {
 		t.Fatal(err)
 	}
-	err = ch.ExchangeDelete("x", true, false)
+	err := ch.ExchangeDelete("x", true, false)
 	var ae *amqp.Error
 	if !errors.As(err, &ae) || ae.Code != amqp.PreconditionFailed {
 		t.Fatalf("exchange.delete if-unused of an exchange bound to a local queue: %v, want 406", err)
@@ -73,19 +65,7 @@ func TestClusterQuorumDeclareOkFromTheLeader(t *testing.T) {
 	for _, n := range nodes {
 		byName[n.Name] = n
 	}
-	dial := func(m *servertest.ClusterMember) *amqp.Channel {
-		t.Helper()
-		conn, err := amqp.Dial(servertest.URL(m.Addr))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = conn.Close() })
-		ch, err := conn.Channel()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return ch
-	}
+	dial := func(m *servertest.ClusterMember) *amqp.Channel { return servertest.Channel(t, m.Addr) }
 	if _, err := dial(nodes[0]).QueueDeclare("qd", true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
 		t.Fatal(err)
 	}

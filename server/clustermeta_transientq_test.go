@@ -17,19 +17,7 @@ import (
 // and a message published through a third node reaches a consumer of the second.
 func TestClusterNonDurableQueueIsShared(t *testing.T) {
 	nodes := servertest.Cluster(t, "n1", "n2", "n3")
-	channel := func(m *servertest.ClusterMember) *amqp.Channel {
-		t.Helper()
-		conn, err := amqp.Dial(servertest.URL(m.Addr))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = conn.Close() })
-		ch, err := conn.Channel()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return ch
-	}
+	channel := func(m *servertest.ClusterMember) *amqp.Channel { return servertest.Channel(t, m.Addr) }
 	owner := channel(nodes[0])
 	if _, err := owner.QueueDeclare("tq", false, false, false, false, nil); err != nil {
 		t.Fatal(err)

@@ -83,3 +83,19 @@ func Eventually(t testing.TB, what string, check func() error) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// Channel dials the broker at addr as guest and opens a channel; the connection closes when
+// the test ends.
+func Channel(t testing.TB, addr string) *amqp.Channel {
+	t.Helper()
+	conn, err := amqp.Dial(URL(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ch
+}

@@ -18,8 +18,8 @@ import (
 )
 
 // TestForwardQueueMovedReattachesConsumers drives the QueueMoved contract the quorum wiring
-// uses, with a fake move: a queue held by n1 moves to n2 (SetRemote on every node, then
-// QueueMoved). A consumer on n3 (forwarded to n1) and one on n2 (forwarded to n1, then
+// uses, with a fake move: a queue held by n1 moves to n2 (SetRemote on every node; n1 drops
+// its core with its consumers, as a leader that steps down does; then QueueMoved). A consumer on n3 (forwarded to n1) and one on n2 (forwarded to n1, then
 // local) keep consuming without a new basic.consume: messages published after the move
 // reach them, each once. The deliveries they had not acked before the move are forgotten:
 // acking those tags neither fails nor closes the channel (RabbitMQ would close it with 406
@@ -92,9 +92,17 @@ func TestForwardQueueMovedReattachesConsumers(t *testing.T) {
 			q.SetRemote(nodes[1].name)
 		}
 	}
-	for _, n := range nodes {
+	for i, n := range nodes {
 		v := n.srv.vhost("/")
 		q, _ := v.QueueFor(nil, "mq")
+		if i == 0 {
+			// The old holder drops its core with every consumer at once, as a quorum queue's
+			// leader does when it steps down (clusterquorum.go's follow): a consumer still
+			// attached there must not be handed the deliveries another one left.
+			detached, _ := q.SetCore(closedCore(q.Name())).Delete()
+			n.srv.quorumMoved(v, q, detached)
+			continue
+		}
 		n.srv.QueueMoved(v, q)
 	}
 	newHolder, _ := nodes[1].srv.vhost("/").QueueFor(nil, "mq")

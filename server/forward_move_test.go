@@ -19,9 +19,10 @@ import (
 
 // TestForwardQueueMovedReattachesConsumers drives the QueueMoved contract the quorum wiring
 // uses, with a fake move: a queue held by n1 moves to n2 (SetRemote on every node; n1 drops
-// its core with its consumers, as a leader that steps down does; then QueueMoved). A consumer on n3 (forwarded to n1) and one on n2 (forwarded to n1, then
-// local) keep consuming without a new basic.consume: messages published after the move
-// reach them, each once. The deliveries they had not acked before the move are forgotten:
+// its core with its consumers, as a leader that steps down does; then QueueMoved). A
+// consumer on n3 (forwarded to n1) and one on n2 (forwarded to n1, then local) keep
+// consuming without a new basic.consume: messages published after the move reach them, each
+// once. The deliveries they had not acked before the move are forgotten:
 // acking those tags neither fails nor closes the channel (RabbitMQ would close it with 406
 // for an unknown tag).
 func TestForwardQueueMovedReattachesConsumers(t *testing.T) {

@@ -229,8 +229,20 @@ func (n *Node) nudgeFollowers() {
 			return
 		case <-n.nudges:
 		}
-		if n.meta.State() == raft.Leader {
-			_ = n.meta.Barrier(5 * time.Second).Error() // not the leader any more, or closing: the next one does
+		if n.meta.State() != raft.Leader {
+			continue
+		}
+		// Its future is not waited for: a barrier raft takes as it shuts down is never
+		// answered. The commit index passing the log as it was is what the next round waits
+		// for (5 s at most: a leader without a majority).
+		last := n.meta.LastIndex()
+		n.meta.Barrier(time.Second)
+		for deadline := time.Now().Add(5 * time.Second); n.meta.CommitIndex() <= last && time.Now().Before(deadline); {
+			select {
+			case <-n.closed:
+				return
+			case <-time.After(time.Millisecond):
+			}
 		}
 	}
 }

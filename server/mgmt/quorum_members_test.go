@@ -267,19 +267,7 @@ func waitMembers(t *testing.T, nodes []*memberNode, queue string, want ...string
 
 func memberBody(node string) string { return `{"node":"` + node + `"}` }
 
-func amqpChannel(t *testing.T, addr string) *amqp.Channel {
-	t.Helper()
-	conn, err := amqp.Dial(servertest.URL(addr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ch
-}
+func amqpChannel(t *testing.T, addr string) *amqp.Channel { return servertest.Channel(t, addr) }
 
 // TestQuorumMembersOnCluster: on a three-node cluster, a quorum queue declared on two nodes
 // gains the third through the API (every node lists three members and the new member holds

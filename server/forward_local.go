@@ -7,6 +7,7 @@ import (
 
 	"github.com/warrenmq/warren/amqpwire"
 	"github.com/warrenmq/warren/server/cluster/forward"
+	"github.com/warrenmq/warren/server/cluster/quorum"
 	"github.com/warrenmq/warren/server/queue"
 	"github.com/warrenmq/warren/server/vhost"
 )
@@ -56,7 +57,7 @@ func (l *forwardLocal) Publish(vh, name string, m *forward.Message, confirm bool
 		// Moved away meanwhile (a quorum queue's leader changed): refused (B nacks) rather
 		// than forwarded on, so that two nodes that disagree for a moment never pass a
 		// message back and forth.
-		done(fmt.Errorf("queue '%s' in vhost '%s' is held by node '%s' now", name, vh, node), nil)
+		done(forwardMoved(vh, name, node), nil)
 		return
 	}
 	msg := &queue.Message{Exchange: m.Exchange, RoutingKey: m.RoutingKey, RawProperties: m.Properties,
@@ -78,7 +79,8 @@ func (l *forwardLocal) Publish(vh, name string, m *forward.Message, confirm bool
 		done(fmt.Errorf("forwarded publish to queue '%s': %w", name, err), nil)
 		return
 	}
-	var scratch vhost.Scratch
+	// The node that forwarded the message resends it if the queue's leadership moved.
+	scratch := vhost.Scratch{NoResend: true}
 	if !confirm {
 		v.Publish(x, msg, []string{name}, nil, &scratch)
 		done(nil, nil)
@@ -88,7 +90,8 @@ func (l *forwardLocal) Publish(vh, name string, m *forward.Message, confirm bool
 	w := &forwardWait{done: done, queue: name, vhost: vh}
 	w.remaining.Store(1)
 	routed, refused := v.Publish(x, msg, []string{name}, w, &scratch)
-	w.refused.Store(refused)
+	w.refused.Store(refused && !scratch.Moved())
+	w.moved.Store(scratch.Moved())
 	w.gone.Store(!routed && !refused && scratch.Routed() == 0)
 	w.Done(nil) // the publisher's own count
 	l.pace()
@@ -113,6 +116,8 @@ type forwardWait struct {
 	failed       atomic.Bool
 	refused      atomic.Bool
 	gone         atomic.Bool
+	moved        atomic.Bool // a quorum queue's leadership moved away under the publish
+	notLeader    atomic.Bool // a write failed because the leadership was lost before its commit
 	held         []heldEntry
 	done         func(error, func())
 	vhost, queue string
@@ -129,6 +134,9 @@ func (w *forwardWait) Hold(q *queue.Queue, e *queue.Entry) { w.held = append(w.h
 func (w *forwardWait) Done(err error) {
 	if err != nil {
 		w.failed.Store(true)
+		if errors.Is(err, quorum.ErrNotLeader) {
+			w.notLeader.Store(true)
+		}
 	}
 	if w.remaining.Add(-1) != 0 {
 		return
@@ -138,6 +146,8 @@ func (w *forwardWait) Done(err error) {
 		settle = w.settle
 	}
 	switch {
+	case w.moved.Load() || w.notLeader.Load():
+		w.done(forwardMoved(w.vhost, w.queue, ""), settle)
 	case w.failed.Load():
 		w.done(errors.New("the queue's node could not store the message"), settle)
 	case w.refused.Load():

@@ -11,6 +11,7 @@ import (
 	"github.com/warrenmq/warren/amqpwire"
 	"github.com/warrenmq/warren/server/cluster"
 	"github.com/warrenmq/warren/server/cluster/forward"
+	"github.com/warrenmq/warren/server/cluster/quorum"
 	"github.com/warrenmq/warren/server/queue"
 	"github.com/warrenmq/warren/server/vhost"
 )
@@ -130,7 +131,7 @@ func (f *forwarding) Forward(v *vhost.Vhost, q *vhost.Queue, node string, msg *q
 	}
 	addr, err := f.addr(node)
 	if err != nil {
-		if c != nil {
+		if c != nil && q.Type() != "quorum" {
 			f.publishFailed(node, v.Name(), q.Name(), err)
 		}
 		done(err)
@@ -138,14 +139,40 @@ func (f *forwarding) Forward(v *vhost.Vhost, q *vhost.Queue, node string, msg *q
 	}
 	if c != nil {
 		inner := done
+		quorumQ := q.Type() == "quorum"
 		done = func(err error) {
-			if err != nil {
+			// A quorum queue's publish that failed while its leadership moves is resent, not
+			// nacked: only a final failure is worth a line (vhost/resend.go).
+			if err != nil && !(quorumQ && f.LeaderMoving(err)) {
 				f.publishFailed(node, v.Name(), q.Name(), err)
 			}
 			inner(err)
 		}
 	}
 	f.client.Publish(addr, v.Name(), q.Name(), m, c != nil, done)
+}
+
+// LeaderMoving implements vhost.Forwarder: err, a forwarded publish's failure, lasts only
+// while a quorum queue's leadership moves. The node named as the holder cannot be reached or
+// its stream broke (it died: a new leader is being elected), or it answered that it does not
+// lead the queue now (forwardMoved). The publish is resent (vhost/resend.go).
+func (f *forwarding) LeaderMoving(err error) bool {
+	if errors.Is(err, forward.ErrStreamBroken) || errors.Is(err, forward.ErrUnreachable) || errors.Is(err, quorum.ErrNotLeader) {
+		return true
+	}
+	var che *amqpwire.ChannelError
+	return errors.As(err, &che) && che.Code == amqpwire.CodeResourceLocked
+}
+
+// forwardMoved is a holder's answer to a publish forwarded to a quorum queue it does not lead
+// (any more): 405, which the sender takes for "resend" (LeaderMoving).
+func forwardMoved(vh, name, node string) error {
+	if node == "" || node == vhost.PendingHolder {
+		return amqpwire.NewChannelError(amqpwire.CodeResourceLocked, 0, 0,
+			"quorum queue '%s' in vhost '%s' is not led by this node now", name, vh)
+	}
+	return amqpwire.NewChannelError(amqpwire.CodeResourceLocked, 0, 0,
+		"queue '%s' in vhost '%s' is held by node '%s' now", name, vh, node)
 }
 
 // publishFailed logs a forwarded publish that failed (summarised per node when they flood).

@@ -64,7 +64,7 @@ func (d *deadLetterer) publish(args *queueArgs, dead queue.Dead) {
 		qs = dropCycles(qs, props.Headers)
 	}
 	qs, _ = dedupQueues(msg, qs)
-	d.v.enqueue(msg, qs, d.v.writers(msg, qs), nil)
+	d.v.enqueue(msg, qs, d.v.writers(msg, qs), nil, nil)
 }
 
 // routingKeys: the queue's dead-letter routing key, or else the message's routing key and CC.

@@ -13,6 +13,9 @@ type Forwarder interface {
 	// write (Add before it returns, Done with the node's answer): a confirm or
 	// tx.commit-ok waits for it, and an error nacks.
 	Forward(v *Vhost, q *Queue, node string, msg *queue.Message, c Confirm)
+	// LeaderMoving says err, the failure of a forwarded publish to a quorum queue, lasts
+	// only while the queue's leadership moves: the message is sent again (resend.go).
+	LeaderMoving(err error) bool
 }
 
 // forwardHook holds the registry's Forwarder, shared by its vhosts.

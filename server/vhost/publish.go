@@ -75,7 +75,7 @@ func (v *Vhost) publishNow(x *Exchange, xid string, msg *queue.Message, keys []s
 		s.queues = s.queues[:0]
 		return false, true
 	}
-	routed, refused = v.enqueue(msg, qs, stored, c)
+	routed, refused = v.enqueue(msg, qs, stored, c, s)
 	if refused && !routed && x.dedup != nil {
 		x.dedup.forget(xid) // no queue took it: a retry must not be a duplicate
 	}
@@ -124,14 +124,31 @@ func (v *Vhost) writers(msg *queue.Message, qs []*Queue) int {
 // enqueue publishes msg to the queues it was routed to, writing its body once when several
 // durable queues keep it, and reports whether any queue took it and whether any refused it.
 // stored is how many of qs write its record (writers).
-func (v *Vhost) enqueue(msg *queue.Message, qs []*Queue, stored int, c Confirm) (routed, refused bool) {
+// With s (nil for a dead-lettered message) a confirmed message to a quorum queue of a
+// cluster is resent while the queue's leadership moves (resend.go), unless s.NoResend.
+func (v *Vhost) enqueue(msg *queue.Message, qs []*Queue, stored int, c Confirm, s *Scratch) (routed, refused bool) {
 	if stored > 1 {
 		v.shareBody(msg, stored, c)
 	}
 	// A confirmed message that is written anywhere is held in every queue until its writes
 	// are durable: if one fails, the nack is the truth (queue/held.go).
 	hold := stored > 0 && c != nil && c.Nackable()
+	if s != nil {
+		s.moved = false
+	}
 	for _, q := range qs {
+		if q.declared.quorum && c != nil && s != nil && !s.NoResend && v.fwd.get() != nil {
+			switch v.publishResending(q, msg, c) {
+			case queue.Enqueued:
+				routed = true
+			case queue.Refused:
+				refused = true
+				forgetQueueID(q, msg)
+			default:
+				forgetQueueID(q, msg)
+			}
+			continue
+		}
 		if node := q.remote.Load(); node != nil {
 			// Held by another node: forwarded there when the cluster forwards (forward.go).
 			if f := v.fwd.get(); f != nil {
@@ -166,7 +183,11 @@ func (v *Vhost) enqueue(msg *queue.Message, qs []*Queue, stored int, c Confirm) 
 		}
 		// A replicated quorum queue whose core went away under this publish (its leadership
 		// moved) refuses rather than drops: the publisher is nacked, never confirmed.
-		refused = refused || res == queue.Refused || (res == queue.Gone && q.Replicated())
+		moved := res == queue.Gone && q.Replicated()
+		refused = refused || res == queue.Refused || moved
+		if moved && s != nil {
+			s.moved = true
+		}
 	}
 	return routed, refused
 }

@@ -41,6 +41,9 @@ type Queue struct {
 	consumers map[Consumer]consumerRec
 	// remote names the cluster node that holds this queue when it is not this one (remote.go).
 	remote atomic.Pointer[string]
+	// resend holds a quorum queue's publishes waiting for a leader (resend.go); nil until one
+	// had to wait.
+	resend atomic.Pointer[resender]
 }
 
 // consumerRec is what a listing shows of a consumer.

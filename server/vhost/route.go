@@ -14,7 +14,16 @@ type Scratch struct {
 	seen   []*Exchange
 	queues []*Queue
 	seenQ  map[*Queue]struct{} // used once queues outgrows a linear scan
+	// NoResend: a confirmed message routed to a quorum queue whose leadership moves is
+	// refused at once (Moved says so), not resent. For a message another node forwarded:
+	// that node resends it (resend.go).
+	NoResend bool
+	moved    bool
 }
+
+// Moved says the last Publish with s refused its message because a quorum queue's
+// leadership moved away from this node (with NoResend).
+func (s *Scratch) Moved() bool { return s.moved }
 
 // linearDedupe is how many queues a route collects before it switches from scanning its result
 // to a set, so a fanout to thousands of queues stays linear.

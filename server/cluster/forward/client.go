@@ -94,7 +94,7 @@ func (c *Client) conn(addr string) (*clientConn, error) {
 	c.mu.Unlock()
 	st, err := c.d.Dial(raft.ServerAddress(addr), dialTimeout)
 	if err != nil {
-		err = fmt.Errorf("forward to %s: %w", addr, err)
+		err = fmt.Errorf("%w (%s): %w", ErrUnreachable, addr, err)
 		c.mu.Lock()
 		c.failed[addr] = dialFailure{at: time.Now(), err: err}
 		c.mu.Unlock()

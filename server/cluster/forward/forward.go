@@ -173,6 +173,9 @@ func (e *RemoteError) Error() string { return "forward: remote node: " + e.Text 
 // broke, and of every subscription it ended.
 var ErrStreamBroken = errors.New("forward: stream to the queue's node broke")
 
+// ErrUnreachable is wrapped by the error of a request to a node that could not be dialled.
+var ErrUnreachable = errors.New("forward: the queue's node cannot be reached")
+
 // ErrClosed is returned by a closed Client.
 var ErrClosed = errors.New("forward: closed")
 

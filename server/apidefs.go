@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/warrenmq/warren/amqpwire"
+	"github.com/warrenmq/warren/binding"
 	"github.com/warrenmq/warren/configs"
 	"github.com/warrenmq/warren/server/vhost"
 )
@@ -133,13 +135,31 @@ func ParseTags(raw json.RawMessage) ([]string, error) {
 // checked before anything changes; runtime parameters are refused. user, the API's user,
 // gets every permission on the vhosts the import creates, as in RabbitMQ.
 func (s *Server) importDefinitions(data []byte, vh, user string) error {
+	p, err := s.planImport(data, vh)
+	if err != nil {
+		return err
+	}
+	return s.applyImport(p, user)
+}
+
+// importPlan is a definitions document checked against the live broker, ready to apply.
+type importPlan struct {
+	doc     importDoc
+	vlimits []importedLimits
+	tags    [][]string
+	ulimits []map[string]int64
+	topo    *configs.Definitions // the exchanges, queues and bindings
+}
+
+// planImport checks a definitions document (importDefinitions) and changes nothing.
+func (s *Server) planImport(data []byte, vh string) (*importPlan, error) {
 	var doc importDoc
 	if err := json.Unmarshal(data, &doc); err != nil {
-		return refused("failed_to_parse_json")
+		return nil, refused("failed_to_parse_json")
 	}
 	vlimits, err := importVhostLimits(doc.Parameters)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if vh != "" {
 		doc.Users, doc.Vhosts, doc.Permissions, doc.TopicPermissions = nil, nil, nil, nil
@@ -150,7 +170,7 @@ func (s *Server) importDefinitions(data []byte, vh, user string) error {
 	// The topology: checked by the definitions importer, then against the live broker.
 	var topo map[string]json.RawMessage
 	if err := json.Unmarshal(data, &topo); err != nil {
-		return refused("failed_to_parse_json")
+		return nil, refused("failed_to_parse_json")
 	}
 	topoDoc := map[string]any{}
 	for _, k := range []string{"queues", "exchanges", "bindings"} {
@@ -166,22 +186,22 @@ func (s *Server) importDefinitions(data []byte, vh, user string) error {
 	}
 	tdefs, err := configs.ImportRabbitMQ("definitions", mustJSON(topoDoc))
 	if err != nil {
-		return refused("%s", errorReason(err))
+		return nil, refused("%s", errorReason(err))
 	}
 	// Check the access objects before changing anything.
 	tags := make([][]string, len(doc.Users))
 	for i, u := range doc.Users {
 		if tags[i], err = ParseTags(u.Tags); err != nil {
-			return err
+			return nil, err
 		}
 		if u.Name == "" {
-			return refused("a user has no name")
+			return nil, refused("a user has no name")
 		}
 	}
 	ulimits := make([]map[string]int64, len(doc.Users))
 	for i, u := range doc.Users {
 		if ulimits[i], err = importLimits(u.Limits, UserLimitNames, "user-limits"); err != nil {
-			return refused("user '%s': %s", u.Name, errorReason(err))
+			return nil, refused("user '%s': %s", u.Name, errorReason(err))
 		}
 	}
 	for _, u := range doc.Users {
@@ -189,26 +209,32 @@ func (s *Server) importDefinitions(data []byte, vh, user string) error {
 			alg := algorithmName(u.HashingAlgorithm)
 			item := map[string]any{"name": u.Name, "password_hash": *u.PasswordHash, "hashing_algorithm": alg}
 			if _, err := configs.ImportRabbitMQ("definitions", mustJSON(map[string]any{"users": []any{item}})); err != nil {
-				return refused("user '%s': %s", u.Name, errorReason(err))
+				return nil, refused("user '%s': %s", u.Name, errorReason(err))
 			}
 		}
 	}
 	for _, p := range doc.Permissions {
 		if _, err := newAPIPermission(apiPermissionJSON{p.Configure, p.Write, p.Read}); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if err := s.checkImportRefs(&doc, tdefs); err != nil {
-		return err
+		return nil, err
 	}
 	for _, p := range doc.Policies {
 		if _, err := checkPolicy(p.Vhost, p.Name, apiPolicy{Pattern: p.Pattern, ApplyTo: applyTo(p.ApplyTo), Priority: p.Priority, Definition: p.Definition}); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if vh != "" && s.vhost(vh) == nil {
-		return ErrVhostNotFound
+		return nil, ErrVhostNotFound
 	}
+	return &importPlan{doc: doc, vlimits: vlimits, tags: tags, ulimits: ulimits, topo: tdefs}, nil
+}
+
+// applyImport makes the changes of a checked document, user importing it.
+func (s *Server) applyImport(plan *importPlan, user string) error {
+	doc, vlimits, tags, ulimits := &plan.doc, plan.vlimits, plan.tags, plan.ulimits
 
 	for i, u := range doc.Users {
 		c := UserChange{Password: u.Password, PasswordHash: u.PasswordHash, HashingAlgorithm: u.HashingAlgorithm, Tags: tags[i]}
@@ -257,7 +283,7 @@ func (s *Server) importDefinitions(data []byte, vh, user string) error {
 			return fmt.Errorf("policy '%s' in '%s': %w", p.Name, p.Vhost, err)
 		}
 	}
-	return s.importTopology(tdefs)
+	return s.importTopology(plan.topo)
 }
 
 // importTopology declares the exchanges, queues and bindings of defs that do not exist yet,
@@ -305,6 +331,77 @@ func (s *Server) importTopology(defs *configs.Definitions) error {
 	res := s.vhosts.ApplyTopology(plan, &scratch, s.log)
 	s.refreshPolicies(s.fileDefs())
 	s.log.Info().Strs("created", res.Created).Msg("definitions imported through the management API")
+	return nil
+}
+
+// withoutQueues is a definitions document without its queues and the bindings to queues:
+// in a cluster those are declared one by one (importQueues), the rest is one change.
+func withoutQueues(data []byte) ([]byte, error) {
+	var doc map[string]json.RawMessage
+	if err := json.Unmarshal(data, &doc); err != nil {
+		return nil, refused("failed_to_parse_json")
+	}
+	delete(doc, "queues")
+	if raw, ok := doc["bindings"]; ok {
+		var bs []map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &bs); err != nil {
+			return nil, refused("failed_to_parse_json")
+		}
+		kept := make([]map[string]json.RawMessage, 0, len(bs))
+		for _, b := range bs {
+			var dest string
+			if json.Unmarshal(b["destination_type"], &dest) == nil && dest == "exchange" {
+				kept = append(kept, b)
+			}
+		}
+		doc["bindings"] = mustJSON(kept)
+	}
+	return json.Marshal(doc)
+}
+
+// importQueues declares the queues of defs that do not exist yet, and binds them, each as a
+// client's declaration through the management API would be: in a cluster each is its own
+// change and gets a queue record (ImportDefinitions). defs was checked by planImport.
+func (s *Server) importQueues(defs *configs.Definitions) error {
+	var created []string
+	for _, q := range defs.Queues {
+		v := s.vhost(q.Vhost)
+		if v == nil {
+			return refused("vhost_not_found: %s", q.Vhost)
+		}
+		if v.HasQueue(q.Name) || strings.HasPrefix(q.Name, "amq.") {
+			continue
+		}
+		args, err := amqpwire.NewTable(q.Arguments)
+		if err != nil {
+			return refused("queue '%s' in vhost '%s': arguments: %v", q.Name, q.Vhost, err)
+		}
+		if _, err := s.declareQueue(nil, v, vhost.QueueDecl{Name: q.Name, Durable: q.Durable, AutoDelete: q.AutoDelete, Args: args}); err != nil {
+			return fmt.Errorf("queue '%s' in vhost '%s': %w", q.Name, q.Vhost, err)
+		}
+		created = append(created, q.Vhost+"/"+q.Name)
+	}
+	for _, b := range defs.Bindings {
+		if b.DestinationType == "exchange" {
+			continue // imported with the rest of the document
+		}
+		v := s.vhost(b.Vhost)
+		if v == nil {
+			return refused("vhost_not_found: %s", b.Vhost)
+		}
+		args, err := amqpwire.NewTable(b.Arguments)
+		if err != nil {
+			return refused("binding from '%s' to '%s' in vhost '%s': arguments: %v", b.Source, b.Destination, b.Vhost, err)
+		}
+		bb := binding.Binding{Source: b.Source, Dest: binding.Destination{Kind: binding.DestQueue, Name: b.Destination},
+			RoutingKey: b.RoutingKey, Args: args}
+		if err := s.bind(nil, v, bb); err != nil {
+			return fmt.Errorf("binding from '%s' to queue '%s' in vhost '%s': %w", b.Source, b.Destination, b.Vhost, err)
+		}
+	}
+	if len(created) > 0 {
+		s.log.Info().Strs("created", created).Msg("queues imported through the management API")
+	}
 	return nil
 }
 

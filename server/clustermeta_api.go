@@ -216,8 +216,12 @@ func (s *Server) DeleteUserLimit(user, name string) error {
 }
 
 // ImportDefinitions merges RabbitMQ's definitions JSON (importDefinitions). In a cluster the
-// whole document is one change; its exchanges, queues and bindings are created on every node
-// as each node's own (they get no queue record: see docs/cluster.md).
+// whole document is checked on this node first, so a refused one changes nothing. Then its
+// users, vhosts, permissions, policies, exchanges and the bindings between exchanges are one
+// change, applied on every node; its queues and the bindings to them follow, each declared
+// as through PUT /api/queues and POST /api/bindings (importQueues): every queue gets its
+// record, a classic one held by this node, a quorum one by its members, so that every node
+// routes to the same queue.
 func (s *Server) ImportDefinitions(data []byte, vh, user string) error {
 	if !s.clustered() {
 		return s.importDefinitions(data, vh, user)
@@ -226,7 +230,18 @@ func (s *Server) ImportDefinitions(data []byte, vh, user string) error {
 	if err != nil {
 		return err
 	}
-	return s.propose(cluster.OpImport, vh, "", importArgs{Data: data, User: user}, nil)
+	plan, err := s.planImport(data, vh)
+	if err != nil {
+		return err
+	}
+	rest, err := withoutQueues(data)
+	if err != nil {
+		return err
+	}
+	if err := s.propose(cluster.OpImport, vh, "", importArgs{Data: rest, User: user}, nil); err != nil {
+		return err
+	}
+	return s.importQueues(plan.topo)
 }
 
 // hashImportPasswords replaces the plain-text passwords of a definitions document's users by

@@ -216,6 +216,8 @@ type Server struct {
 	// fwd forwards traffic to the queues other nodes hold (forward_publish.go); nil on a
 	// single node. Set by StartForwarding before Serve, never changed after.
 	fwd *forwarding
+	// nodeReport is this node's report of itself to the other nodes (forward_node.go).
+	nodeReport atomic.Pointer[func() []byte]
 
 	mu        sync.Mutex
 	conns     map[*conn]struct{}    // open or opening, counted against MaxConnections

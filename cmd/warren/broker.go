@@ -396,13 +396,16 @@ Flags (they override the configuration file; docs/configuration.md lists every s
 	if *debugListen != "" {
 		startDebug(*debugListen, log)
 	}
-	node, product := nodeName(), server.Product{Name: b.Product.Name, Version: b.Product.Version}
+	node, clusterName, product := identity(b), "", server.Product{Name: b.Product.Name, Version: b.Product.Version}
+	if b.Cluster.Enabled() {
+		clusterName = b.Cluster.Peers[0].Name // the same on every node (the list is)
+	}
 	if promLn != nil {
-		h := metrics.Handler(srv, metrics.Identity{Node: node, Product: product}, log)
+		h := metrics.Handler(srv, metrics.Identity{Node: node, Cluster: clusterName, Product: product}, log)
 		defer serveHTTP(promLn, h, "Prometheus metrics on /metrics, /metrics/per-object, /metrics/detailed", log)()
 	}
 	if mgmtLn != nil {
-		id := mgmt.Identity{Node: node, Product: product, Listen: mgmtLn.Addr().String(), TLS: b.ManagementTLS != nil, Membership: clusterView(member)}
+		id := mgmt.Identity{Node: node, Cluster: clusterName, Product: product, Listen: mgmtLn.Addr().String(), TLS: b.ManagementTLS != nil, Membership: clusterView(member)}
 		if m := srv.ClusterMembership(); m != nil && member != nil {
 			id.Members = m // a node that leaves is taken out of the quorum queues first
 		}

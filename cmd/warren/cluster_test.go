@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -102,9 +103,10 @@ func agree(t *testing.T, running []*clusterNode) string {
 }
 
 // TestClusterOfThreeProcesses: three real brokers started with the same --cluster-peers on
-// loopback form one cluster (warren ctl cluster status lists the three, one leader); when the
-// leader is killed with SIGKILL the other two elect a new one; the killed node restarted on
-// its data dir rejoins (it does not bootstrap a second cluster) and follows the new leader.
+// loopback form one cluster (warren ctl cluster status lists the three, one leader; each
+// node's /api/nodes lists the three, each with its own PID); when the leader is killed with
+// SIGKILL the other two elect a new one and list it as not running; the killed node restarted
+// on its data dir rejoins (it does not bootstrap a second cluster) and follows the new leader.
 func TestClusterOfThreeProcesses(t *testing.T) {
 	var nodes []*clusterNode
 	var peers []string
@@ -146,6 +148,14 @@ func TestClusterOfThreeProcesses(t *testing.T) {
 		t.Fatalf("warren ctl cluster status:\n%s", out)
 	}
 
+	// Each node lists every member in /api/nodes, each with its own figures: its own PID.
+	listed := nodesListed(t, nodes[0])
+	for _, n := range nodes {
+		if v := listed[n.name]; v["running"] != true || v["os_pid"] != strconv.Itoa(n.cmd.Process.Pid) {
+			t.Fatalf("GET /api/nodes on %s lists %s as %v, want it running with os_pid %d", nodes[0].name, n.name, v, n.cmd.Process.Pid)
+		}
+	}
+
 	var survivors []*clusterNode
 	var killed *clusterNode
 	var killedAt int
@@ -164,6 +174,13 @@ func TestClusterOfThreeProcesses(t *testing.T) {
 	if next == leader {
 		t.Fatalf("the killed leader %s is still leader", leader)
 	}
+	// A member that is down is listed, not running, as RabbitMQ lists a stopped node.
+	if v := nodesListed(t, survivors[0])[killed.name]; v["running"] != false {
+		t.Fatalf("GET /api/nodes on %s lists the killed %s as %v, want running false", survivors[0].name, killed.name, v)
+	}
+	if status, body := survivors[0].api(t, "GET", "/api/nodes/"+killed.name, ""); status != 200 || !strings.Contains(body, `"running":false`) {
+		t.Fatalf("GET /api/nodes/%s on %s = %d %s", killed.name, survivors[0].name, status, body)
+	}
 
 	if !start(killed, killedAt) {
 		t.Fatal("the restarted node bootstrapped again instead of rejoining")
@@ -175,4 +192,23 @@ func TestClusterOfThreeProcesses(t *testing.T) {
 	if v.State != "Follower" && v.State != "Leader" {
 		t.Fatalf("the restarted node is %+v", v)
 	}
+}
+
+// nodesListed is GET /api/nodes on n, by node name.
+func nodesListed(t *testing.T, n *clusterNode) map[string]map[string]any {
+	t.Helper()
+	status, body := n.api(t, "GET", "/api/nodes", "")
+	var list []map[string]any
+	if status != 200 || json.Unmarshal([]byte(body), &list) != nil {
+		t.Fatalf("GET /api/nodes on %s = %d %s", n.name, status, body)
+	}
+	byName := map[string]map[string]any{}
+	for _, v := range list {
+		name, _ := v["name"].(string)
+		byName[name] = v
+	}
+	if len(byName) != len(list) {
+		t.Fatalf("GET /api/nodes on %s lists a node twice: %s", n.name, body)
+	}
+	return byName
 }

@@ -70,7 +70,17 @@ func serveHTTP(ln net.Listener, h http.Handler, what string, log zerolog.Logger)
 	}
 }
 
-// nodeName is the node name the HTTP endpoints report, RabbitMQ's shape: warren@host.
+// identity is the node name the HTTP endpoints and metrics report: in a cluster the node's
+// --node-name (the name the queues' leader, members and node fields use), else RabbitMQ's
+// shape, warren@host.
+func identity(b *configs.Broker) string {
+	if b.Cluster.Enabled() {
+		return b.Cluster.NodeName
+	}
+	return nodeName()
+}
+
+// nodeName is warren@host.
 func nodeName() string {
 	host, err := os.Hostname()
 	if err != nil || host == "" {

@@ -31,6 +31,8 @@ func (l statsLocal) Stats(vhost, queue string) (forward.Stats, error) {
 	return forward.Stats{Messages: uint32(len(l.node))}, nil
 }
 
+func (l statsLocal) Node() ([]byte, error) { return []byte(`{"name":"` + l.node + `"}`), nil }
+
 // TestForwardingBetweenNodes: two cluster nodes reach each other's queues by member name
 // over the cluster transport, and each answers on its own queues.
 func TestForwardingBetweenNodes(t *testing.T) {

@@ -49,6 +49,10 @@ type Source interface {
 	QuorumQueueStatus(vhost, name string) (server.QuorumQueueStatus, bool)
 	// HolderStats are the counts of a queue another node holds, as that node reports them.
 	HolderStats(vhost, name string) (forward.Stats, bool)
+	// SetNodeReport and NodeReport: this node's /api/nodes object, given to the other
+	// nodes of a cluster, and theirs, asked of them (nodes.go).
+	SetNodeReport(fn func() []byte)
+	NodeReport(ctx context.Context, name string) ([]byte, error)
 }
 
 // Identity names the node in the API's node and cluster_name fields.
@@ -112,6 +116,7 @@ func Handler(ctx context.Context, src Source, id Identity, log zerolog.Logger) h
 		authLog:  log.Sample(&zerolog.BurstSampler{Burst: 10, Period: time.Minute}),
 		refusals: &refusalLog{log: log}}
 	a.router = newRouter(a.endpoints())
+	src.SetNodeReport(func() []byte { return mustJSON(a.nodeJSON()) })
 	interval := id.StatsInterval
 	if interval <= 0 {
 		interval = defaultStatsInterval

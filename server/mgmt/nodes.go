@@ -3,19 +3,25 @@ package mgmt
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
-// The node (rabbit_mgmt_wm_nodes, _node), the cluster name and UI extensions. Warren is one
-// node: /api/nodes lists it alone.
+// The nodes (rabbit_mgmt_wm_nodes, _node), the cluster name and UI extensions. A node running
+// alone lists itself; a cluster node lists every member of the cluster, as RabbitMQ does:
+// itself as it sees itself, the others with the object each makes of itself, asked over the
+// cluster transport (peerNodeJSON), and one that does not answer within peerNodeWait as not
+// running.
 
 // procTotal is RabbitMQ's default Erlang process limit, reported as proc_total; Warren's
 // "processes" are goroutines, which have no limit.
@@ -26,20 +32,80 @@ func (a *api) nodes(w http.ResponseWriter, r *http.Request, u user, _ []string) 
 		writeError(w, http.StatusUnauthorized, "not_authorised", "Not monitor user")
 		return
 	}
-	a.replyList(w, r, []map[string]any{a.nodeJSON()}, false, "name")
+	a.replyList(w, r, a.nodesJSON(r.Context()), false, "name")
 }
 
-// node serves /api/nodes/{name}; a name other than this node's is 404.
+// node serves /api/nodes/{name}: this node or another member of its cluster; any other
+// name is 404.
 func (a *api) node(w http.ResponseWriter, r *http.Request, u user, args []string) {
 	if !u.isMonitor() {
 		writeError(w, http.StatusUnauthorized, "not_authorised", "Not monitor user")
 		return
 	}
-	if args[0] != a.id.Node {
+	if args[0] == a.id.Node {
+		replyObject(w, r, a.nodeJSON())
+		return
+	}
+	if !slices.Contains(a.memberNames(), args[0]) {
 		notFound(w)
 		return
 	}
-	replyObject(w, r, a.nodeJSON())
+	replyObject(w, r, a.peerNodeJSON(r.Context(), args[0]))
+}
+
+// peerNodeWait bounds how long /api/nodes waits for another node's report.
+const peerNodeWait = 2 * time.Second
+
+// memberNames are the cluster's members (nil for a node running alone).
+func (a *api) memberNames() []string {
+	if a.id.Membership == nil {
+		return nil
+	}
+	st, _ := a.id.Membership()
+	names := make([]string, 0, len(st.Members))
+	for _, m := range st.Members {
+		names = append(names, m.Name)
+	}
+	return names
+}
+
+// nodesJSON is this node and every other member of its cluster, asked in parallel.
+func (a *api) nodesJSON(ctx context.Context) []map[string]any {
+	out := []map[string]any{a.nodeJSON()}
+	var others []string
+	for _, name := range a.memberNames() {
+		if name != a.id.Node {
+			others = append(others, name)
+		}
+	}
+	peers := make([]map[string]any, len(others))
+	var wg sync.WaitGroup
+	for i, name := range others {
+		wg.Go(func() { peers[i] = a.peerNodeJSON(ctx, name) })
+	}
+	wg.Wait()
+	return append(out, peers...)
+}
+
+// peerNodeJSON is the object another member of the cluster makes of itself, or, when it
+// cannot be reached or does not answer within peerNodeWait, RabbitMQ's object for a node
+// that is not running.
+func (a *api) peerNodeJSON(ctx context.Context, name string) map[string]any {
+	ctx, cancel := context.WithTimeout(ctx, peerNodeWait)
+	defer cancel()
+	var m map[string]any
+	raw, err := a.src.NodeReport(ctx, name)
+	if err == nil {
+		err = json.Unmarshal(raw, &m)
+	}
+	if err != nil || m == nil {
+		return map[string]any{"name": name, "type": "disc", "running": false}
+	}
+	m["name"], m["running"] = name, true
+	if m["type"] == nil {
+		m["type"] = "disc"
+	}
+	return m
 }
 
 func (a *api) nodeJSON() map[string]any {
@@ -211,4 +277,13 @@ func (a *api) clusterName(w http.ResponseWriter, r *http.Request, u user, _ []st
 // extensions serves /api/extensions: Warren's API has no UI plugins.
 func (a *api) extensions(w http.ResponseWriter, r *http.Request, _ user, _ []string) {
 	writeJSON(w, []any{})
+}
+
+// mustJSON is v as JSON ("null" if it cannot be encoded, which a map of plain values never is).
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return []byte("null")
+	}
+	return b
 }

@@ -250,7 +250,7 @@ func (cc *clientConn) dispatch(f *frame) error {
 			return fmt.Errorf("%w: answer to publish %d, which is not in flight", errBadFrame, f.id)
 		}
 		w.done(f.res.err())
-	case tGetOk, tPurgeOk, tStatsOk:
+	case tGetOk, tPurgeOk, tStatsOk, tNodeOk:
 		w, ok := cc.take(f.id)
 		if !ok {
 			// The caller gave up waiting (its context ended). A message got for it goes back.
@@ -411,4 +411,18 @@ func (c *Client) Stats(ctx context.Context, addr, vhost, queue string) (Stats, e
 		return Stats{}, err
 	}
 	return Stats{Messages: a.n1, Consumers: a.n2, Unacked: a.n3}, nil
+}
+
+// Node asks the node at addr for its report of itself (Local.Node): what the management API
+// lists for it in /api/nodes.
+func (c *Client) Node(ctx context.Context, addr string) ([]byte, error) {
+	cc, err := c.conn(addr)
+	if err != nil {
+		return nil, err
+	}
+	a, err := cc.call(ctx, &frame{typ: tNode})
+	if err != nil {
+		return nil, err
+	}
+	return a.body, nil
 }

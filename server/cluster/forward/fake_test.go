@@ -224,6 +224,13 @@ func (l *fakeLocal) Stats(vhost, queue string) (Stats, error) {
 	return Stats{Messages: uint32(len(q.ready)), Consumers: uint32(len(q.consumers)), Unacked: uint32(q.unacked)}, nil
 }
 
+// Node reports the fake node: its queue count.
+func (l *fakeLocal) Node() ([]byte, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return fmt.Appendf(nil, `{"queues":%d}`, len(l.queues)), nil
+}
+
 // deleteQueue removes the queue; its consumers are cancelled with RabbitMQ's 404.
 func (l *fakeLocal) deleteQueue(name string) {
 	l.mu.Lock()

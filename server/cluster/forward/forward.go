@@ -112,6 +112,9 @@ type Local interface {
 	// Purge removes the queue's ready messages and returns how many.
 	Purge(vhost, queue string) (uint32, error)
 	Stats(vhost, queue string) (Stats, error)
+	// Node is this node's report of itself, for another node's management API (/api/nodes):
+	// a JSON object.
+	Node() ([]byte, error)
 }
 
 // Settler settles delivered entries by their Refs.

@@ -290,9 +290,9 @@ func TestCreditLimitsNoAckDeliveries(t *testing.T) {
 	}
 }
 
-// TestGetPurgeStats: basic.get with and without ack, purge, and a passive declare's counts,
-// forwarded.
-func TestGetPurgeStats(t *testing.T) {
+// TestGetPurgeStatsNode: basic.get with and without ack, purge, a passive declare's counts
+// and the node's report of itself, forwarded.
+func TestGetPurgeStatsNode(t *testing.T) {
 	local := newFakeLocal("q")
 	q := local.queues["q"]
 	q.put(nums("m", 4)...)
@@ -320,6 +320,9 @@ func TestGetPurgeStats(t *testing.T) {
 	}
 	if d, left, err := p.client.Get(ctx, p.addr(), "/", "q", false); err != nil || d != nil || left != 0 {
 		t.Fatalf("get on an empty queue = %v, %d, %v", d, left, err)
+	}
+	if report, err := p.client.Node(ctx, p.addr()); err != nil || string(report) != `{"queues":1}` {
+		t.Fatalf("node report = %s, %v; want the node's own", report, err)
 	}
 	_, err = p.client.Stats(ctx, p.addr(), "/", "nope")
 	channelError(t, err, amqpwire.CodeNotFound, "NOT_FOUND - no queue 'nope' in vhost '/'")
@@ -439,6 +442,9 @@ func TestUnreachableNodeFailsFast(t *testing.T) {
 	}
 	if n := d.n.Load(); n != 1 {
 		t.Fatalf("%d dials for 5 publishes in a row, want 1", n)
+	}
+	if _, err := c.Node(context.Background(), dead); !errors.Is(err, ErrUnreachable) {
+		t.Fatalf("node report of a dead node: %v, want ErrUnreachable", err)
 	}
 }
 

@@ -32,7 +32,9 @@ const (
 	tStats     byte = 15 // B→A: id, vhost, queue
 	tStatsOk   byte = 16 // A→B: id, result, messages, consumers
 	tPing      byte = 17 // both ways, every heartbeat interval: the sender is alive
-	tLast           = tPing
+	tNode      byte = 18 // B→A: id: A's report of itself
+	tNodeOk    byte = 19 // A→B: id, result, report (Local.Node)
+	tLast           = tNodeOk
 )
 
 // Flag bits.
@@ -133,7 +135,9 @@ func appendFrame(b []byte, f *frame) []byte {
 		b = append(b, f.flags)
 	case tCredit:
 		b = binary.BigEndian.AppendUint32(b, f.n1)
-	case tCancel, tClose, tPing:
+	case tCancel, tClose, tPing, tNode:
+	case tNodeOk:
+		b = append(appendResult(b, &f.res), f.body...)
 	case tGet, tPurge, tStats:
 		if f.typ == tGet {
 			b = append(b, f.flags)
@@ -274,7 +278,10 @@ func decodeFrame(p []byte) (frame, error) {
 		}
 	case tCredit:
 		f.n1 = d.u32()
-	case tCancel, tClose, tPing:
+	case tCancel, tClose, tPing, tNode:
+	case tNodeOk:
+		f.res = d.result()
+		f.body = d.rest()
 	case tGet, tPurge, tStats:
 		if f.typ == tGet {
 			f.flags = d.u8()

@@ -224,6 +224,9 @@ func (sc *serverConn) handle(f *frame) error {
 	case tStats:
 		st, err := l.Stats(f.vhost, f.queue)
 		sc.answer(&frame{typ: tStatsOk, id: f.id, res: toResult(err), n1: st.Messages, n2: st.Consumers, n3: st.Unacked})
+	case tNode:
+		report, err := l.Node()
+		sc.answer(&frame{typ: tNodeOk, id: f.id, res: toResult(err), body: report})
 	default:
 		return fmt.Errorf("%w: type %d is not a request", errBadFrame, f.typ)
 	}

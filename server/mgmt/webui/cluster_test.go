@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -117,10 +118,14 @@ func TestClusterPages(t *testing.T) {
 	if got := tb.text("#cluster-leader"); got != metaLeader {
 		t.Errorf("the overview names %q as the cluster's leader, want %q", got, metaLeader)
 	}
+	tb.waitUntil("every member's state from /api/nodes", `[...document.querySelectorAll('#cluster tr[data-key]')].every((r) => r.cells[3].textContent === 'running')`, "")
 	for _, n := range nodes {
 		role := eval[string](tb, fmt.Sprintf(`(%s?.cells[2].textContent ?? '')`, row(n.name)))
 		if want := map[bool]string{true: "leader", false: "follower"}[n.name == metaLeader]; role != want {
 			t.Errorf("the overview says %s is %q, want %q", n.name, role, want)
+		}
+		if mem := eval[string](tb, fmt.Sprintf(`(%s?.cells[4].textContent ?? '')`, row(n.name))); !strings.Contains(mem, " of ") {
+			t.Errorf("the overview shows %s's memory as %q, want its use of its limit", n.name, mem)
 		}
 	}
 	tb.shot("overview")
@@ -176,6 +181,12 @@ func TestClusterPages(t *testing.T) {
 	down.stop()
 	tb.waitUntil("the stopped member offline", fmt.Sprintf(`(%s?.cells[2].textContent ?? '') === 'offline'`, row(down.name)), "")
 	tb.shot("queue-member-down")
+	// The overview lists it as not running (from the leader's /api/nodes).
+	tb.open("#/overview")
+	tb.waitUntil("the stopped member not running on the overview", fmt.Sprintf(`(%s?.cells[3].textContent ?? '') === 'not running'`, row(down.name)), "")
+	tb.shot("overview-member-down")
+	tb.open("#/queues/%2F/qq")
+	tb.waitUntil("the replication card again", `document.getElementById('queue-replication')?.hidden === false`, "")
 
 	// Taken out of the queue and added back while it is down: the leader adds it as a
 	// learner, which cannot catch up, so it stays one (it does not count toward the majority).

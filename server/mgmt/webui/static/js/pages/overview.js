@@ -1,6 +1,6 @@
 // Overview: object and message totals, the node, and live charts of message rates and depths.
 import { LineChart } from '../chart.js';
-import { clear, h, num, problem, rate, table } from '../ui.js';
+import { bytes, clear, h, num, problem, rate, table } from '../ui.js';
 
 const TOTALS = [
   ['connections', 'Connections', (o) => o.object_totals?.connections],
@@ -90,13 +90,17 @@ export default {
 };
 
 // showCluster fills the cluster card from Warren's /api/warren/cluster: the members and the
-// leader of the metadata group as this node sees them. A broker without one (RabbitMQ, or a
-// Warren running alone) leaves the card hidden.
+// leader of the metadata group as this node sees them, with each member's state and memory
+// from /api/nodes (a member that is down is listed there as not running). A broker without
+// one (RabbitMQ, or a Warren running alone) leaves the card hidden.
 async function showCluster(ctx, card) {
   let c;
   try { c = await ctx.api.get('/warren/cluster'); } catch { c = null; }
   card.hidden = !c?.clustered;
   if (!c?.clustered) return;
+  let nodes;
+  try { nodes = await ctx.api.get('/nodes'); } catch { nodes = []; }
+  const byName = new Map((nodes || []).map((n) => [n.name, n]));
   const members = c.members || [];
   clear(card, h('h2', {}, 'Cluster'),
     h('dl', { class: 'kv' },
@@ -107,7 +111,31 @@ async function showCluster(ctx, card) {
       { label: 'Member', value: (m) => (m.name === c.leader ? '\u2605 ' : '') + m.name },
       { label: 'Address', value: (m) => h('span', { class: 'mono' }, m.address) },
       { label: 'Role', value: (m) => (m.name === c.leader ? 'leader' : m.voter ? 'follower' : 'non-voter') },
+      { label: 'State', value: (m) => nodeState(byName.get(m.name)) },
+      { label: 'Memory', value: (m) => memory(byName.get(m.name)) },
+      { label: 'Up for', value: (m) => uptime(byName.get(m.name)) },
     ], members, { key: (m) => m.name, empty: 'No members known yet.' }));
+}
+
+// nodeState is a member as /api/nodes lists it: running, or not (down, or not answering).
+function nodeState(n) {
+  if (!n) return '';
+  return n.running ? h('span', { class: 'state-running' }, 'running') : h('span', { class: 'state-down' }, 'not running');
+}
+
+function memory(n) {
+  if (!n?.running || n.mem_used === undefined) return '';
+  const alarm = n.mem_alarm ? ' \u26a0 alarm' : '';
+  return n.mem_limit ? `${bytes(n.mem_used)} of ${bytes(n.mem_limit)}${alarm}` : bytes(n.mem_used) + alarm;
+}
+
+function uptime(n) {
+  if (!n?.running || !n.uptime) return '';
+  const s = Math.floor(n.uptime / 1000);
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+  return `${Math.floor(s / 86400)} d ${Math.floor((s % 86400) / 3600)} h`;
 }
 
 function nodeInfo(o) {

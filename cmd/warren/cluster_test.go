@@ -178,6 +178,10 @@ func TestClusterOfThreeProcesses(t *testing.T) {
 	if v := nodesListed(t, survivors[0])[killed.name]; v["running"] != false {
 		t.Fatalf("GET /api/nodes on %s lists the killed %s as %v, want running false", survivors[0].name, killed.name, v)
 	}
+	out, err = exec.Command(nodes[0].cmd.Path, "ctl", "--url", "http://"+survivors[0].apiAddr, "list", "nodes", "name", "running").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), killed.name+"\tfalse") || !strings.Contains(string(out), survivors[1].name+"\ttrue") {
+		t.Fatalf("warren ctl list nodes name running, with %s down: %v\n%s", killed.name, err, out)
+	}
 	if status, body := survivors[0].api(t, "GET", "/api/nodes/"+killed.name, ""); status != 200 || !strings.Contains(body, `"running":false`) {
 		t.Fatalf("GET /api/nodes/%s on %s = %d %s", killed.name, survivors[0].name, status, body)
 	}

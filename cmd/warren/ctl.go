@@ -17,7 +17,7 @@ const ctlUsage = `Usage: warren ctl [flags] COMMAND [ARG...]
 
 Commands (over the management HTTP API; flags may come before or after the command):
   list OBJECTS [COLUMN...]       OBJECTS: queues exchanges bindings connections channels consumers
-                                 users vhosts policies permissions; COLUMN is a field of the API's
+                                 users vhosts policies permissions nodes; COLUMN is a field of the API's
                                  JSON, or a dotted path into it (message_stats.publish_details.rate)
   close connection NAME [REASON] close a client connection (320 CONNECTION_FORCED - REASON)
   purge queue NAME               remove a queue's ready messages (in --vhost)

@@ -22,7 +22,7 @@ type ctlObject struct {
 	fields   []string
 }
 
-const ctlObjectNames = "queues exchanges bindings connections channels consumers users vhosts policies permissions"
+const ctlObjectNames = "queues exchanges bindings connections channels consumers users vhosts policies permissions nodes"
 
 // ctlObjectSpec describes the objects warren ctl list OBJECTS lists.
 func ctlObjectSpec(name string) (ctlObject, bool) {
@@ -79,6 +79,14 @@ func ctlObjectSpec(name string) (ctlObject, bool) {
 		return ctlObject{coll: "policies", inVhost: under("policies"),
 			defaults: []string{"vhost", "name", "pattern", "apply-to", "definition", "priority"},
 			fields:   []string{"vhost", "name", "pattern", "apply-to", "definition", "priority"}}, true
+	case "nodes":
+		// Every member of a cluster, each with its own figures; a member that is down is
+		// listed with running false (as rabbitmqadmin list nodes shows it).
+		return ctlObject{coll: "nodes", noVhost: true, defaults: []string{"name", "running", "mem_used", "fd_used", "uptime"},
+			fields: []string{"name", "type", "running", "uptime", "os_pid", "mem_used", "mem_limit", "mem_alarm",
+				"disk_free", "disk_free_limit", "disk_free_alarm", "fd_used", "fd_total", "sockets_used", "sockets_total",
+				"proc_used", "proc_total", "run_queue", "processors", "partitions", "rates_mode", "net_ticktime",
+				"exchange_types", "applications", "contexts", "listeners", "enabled_plugins", "auth_mechanisms"}}, true
 	case "permissions":
 		return ctlObject{coll: "permissions",
 			inVhost:  func(v string) string { return apiPath("vhosts", v, "permissions") },

@@ -69,17 +69,22 @@ func (s *Server) Attach(n *cluster.Node) {
 	if len(gone) > 0 {
 		go s.deleteRecords(n, gone, "its owner restarted")
 	}
+	go s.watchDownNodes(n)
 }
 
 // deleteRecords proposes the deletion of queues that no longer exist (non-durable ones of a
-// node that restarted or left), retrying every second while the cluster has no leader, until
-// each is done or the node closes.
+// node that restarted, left or is down), retrying every second while the cluster has no
+// leader, until each is done, or its record is gone or names another owner (the name was
+// declared again), or the node closes.
 func (s *Server) deleteRecords(n *cluster.Node, recs []cluster.QueueRecord, why string) {
 	if !n.WaitStarted() { // Attach runs before the metadata group does
 		return
 	}
 	for _, r := range recs {
 		for {
+			if cur, ok := n.QueueRecord(r.Vhost, r.Name); !ok || !cur.Transient || cur.Owner != r.Owner {
+				break // deleted already, or declared again since on another node (ErrStaleRecord)
+			}
 			err := s.propose(cluster.OpQueueDelete, r.Vhost, r.Name, deleteArgs{}, &r)
 			if err == nil {
 				s.log.Info().Str("vhost", r.Vhost).Str("queue", r.Name).Str("owner", r.Owner).Str("why", why).

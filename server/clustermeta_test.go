@@ -44,6 +44,7 @@ func (m *metaNode) start(t *testing.T) {
 	srv := New(Config{Store: st, Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel),
 		OnQuorumQueue: func(c QuorumQueueChange) { m.quorum <- c }})
 	srv.proposeTimeout = 3 * time.Second
+	srv.downAfter = 2 * time.Second
 	if err := srv.Recover(); err != nil {
 		t.Fatal(err)
 	}

@@ -85,3 +85,60 @@ func TestClusterNonDurableQueueAcrossRestarts(t *testing.T) {
 		return nil
 	})
 }
+
+// TestClusterDownNodeLosesItsNonDurableQueues: when the node of a non-durable queue goes down
+// and stays down, the queue is deleted on every node, as RabbitMQ deletes the non-durable
+// queues of a node that went down (its durable queues stay); a client of another node can
+// then declare the name and gets a queue of its own, which the first node, back, finds held
+// there.
+func TestClusterDownNodeLosesItsNonDurableQueues(t *testing.T) {
+	nodes := startMetaCluster(t)
+	owner, other := nodes[0], nodes[1]
+	for _, d := range []vhost.QueueDecl{{Name: "tq"}, {Name: "dq", Durable: true}} {
+		if _, err := owner.srv.DeclareQueueAs("guest", "/", d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "tq and dq on every node", func() error {
+		for _, m := range nodes {
+			if !m.srv.vhost("/").HasQueue("tq") || !m.srv.vhost("/").HasQueue("dq") {
+				return errors.New(m.name + " does not know both")
+			}
+		}
+		return nil
+	})
+	owner.stop(t)
+	eventually(t, "tq gone from the running nodes", func() error {
+		for _, m := range nodes[1:] {
+			if m.srv.vhost("/").HasQueue("tq") {
+				return errors.New(m.name + " still has tq")
+			}
+			if _, ok := m.n.QueueRecord("/", "tq"); ok {
+				return errors.New(m.name + " still has tq's record")
+			}
+		}
+		return nil
+	})
+	for _, m := range nodes[1:] {
+		if q, err := m.srv.vhost("/").QueueFor(nil, "dq"); err != nil || q.Remote() != owner.name {
+			t.Fatalf("the durable dq on %s: %v; want it kept, held by %s", m.name, err, owner.name)
+		}
+	}
+	if _, err := other.srv.DeclareQueueAs("guest", "/", vhost.QueueDecl{Name: "tq"}); err != nil {
+		t.Fatalf("declaring tq again on %s: %v", other.name, err)
+	}
+	if q, err := other.srv.vhost("/").QueueFor(nil, "tq"); err != nil || q.Remote() != "" {
+		t.Fatalf("tq declared again on %s: %v, held by %q; want its own", other.name, err, q.Remote())
+	}
+	owner.start(t)
+	eventually(t, "the owner, back, finds tq held by "+other.name, func() error {
+		q, err := owner.srv.vhost("/").QueueFor(nil, "tq")
+		if err != nil {
+			return err
+		}
+		if q.Remote() != other.name {
+			return errors.New("tq held by " + q.Remote())
+		}
+		return nil
+	})
+}

@@ -213,6 +213,10 @@ type Server struct {
 	// outside a cluster or without a store.
 	quorum         *quorumQueues
 	proposeTimeout time.Duration
+	// downAfter: a member the metadata leader has not reached for this long is down
+	// (nodeDownAfter the constant; tests shorten it): its non-durable queues are deleted
+	// (clustermeta_down.go).
+	downAfter time.Duration
 	// fwd forwards traffic to the queues other nodes hold (forward_publish.go); nil on a
 	// single node. Set by StartForwarding before Serve, never changed after.
 	fwd *forwarding
@@ -239,6 +243,7 @@ func New(cfg Config) *Server {
 		api:       newAPILayer(),
 
 		proposeTimeout: proposeTimeout,
+		downAfter:      nodeDownAfter,
 	}
 	s.flow = newFlowControl(!cfg.DisableFlowControl, s.log)
 	s.alarms = newAlarms(s.log)

@@ -13,6 +13,10 @@ import (
 	"github.com/rs/zerolog"
 )
 
+// ErrStaleRecord refuses the deletion of a non-durable queue's record that has since been
+// replaced (the queue was declared again, on another node).
+var ErrStaleRecord = errors.New("the queue's record changed")
+
 // CommandVersion is the encoding of Command this node writes and reads. A node meeting a
 // command of a later version logs it and leaves its model as it is (a mixed-version cluster
 // is not supported yet).
@@ -259,7 +263,17 @@ func (f *metaFSM) Apply(l *raft.Log) any {
 				c.Queue.Group = l.Index
 			}
 		}
-		err = f.app.ApplyMeta(c)
+		if c.Op == OpQueueDelete && c.Queue != nil && c.Queue.Transient {
+			// The deletion of a non-durable queue that went with its node (restarted, left,
+			// down) names the record it deletes: one declared again meanwhile, on another
+			// node, stays.
+			if r, ok := f.record(c.Vhost, c.Name); !ok || !r.Transient || r.Owner != c.Queue.Owner {
+				err = fmt.Errorf("cluster: queue '%s' in vhost '%s' was declared again since: %w", c.Name, c.Vhost, ErrStaleRecord)
+			}
+		}
+		if err == nil {
+			err = f.app.ApplyMeta(c)
+		}
 	}
 	if err != nil {
 		f.log.Debug().Err(err).Uint64("index", l.Index).Str("op", c.Op).Msg("cluster: metadata command refused")

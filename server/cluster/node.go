@@ -82,6 +82,8 @@ type Node struct {
 	// beforeClose run first in Close, last added first (OnClose).
 	closeMu     sync.Mutex
 	beforeClose []func() error
+	// peers are the followers this node, leading, fails to reach (peers.go).
+	peers peerWatch
 	// Rejoined says the node started on existing Raft state (it did not bootstrap).
 	Rejoined bool
 }
@@ -214,6 +216,7 @@ func (n *Node) startMeta(self configs.Peer, advertise string) error {
 		return fmt.Errorf("cluster: %w", err)
 	}
 	n.meta = r
+	n.watchPeers()
 	return nil
 }
 

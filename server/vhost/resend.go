@@ -2,6 +2,7 @@ package vhost
 
 import (
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,11 +21,14 @@ import (
 // leader). A message whose first send was replicated before its leader was lost may then be
 // stored twice: at least once, never lost, never confirmed unless a majority has it.
 //
-// The queue keeps the messages waiting to be resent in publish order (resender): while any
-// wait, a new publish to the queue waits behind them, and once the leader is known again one
-// of them is sent alone (a probe); when it is confirmed the rest follow. Only the node a
-// publisher is connected to resends: a node that was forwarded a message and cannot take it
-// answers that the queue moved (Scratch.NoResend), and the sender resends it.
+// Order. Each queue's resender numbers the publishes to it and keeps those waiting to be
+// resent in that order. A publish waits behind them while any wait, and also while earlier
+// sends to another holder are still unanswered (the holder changed under them: they may yet
+// fail and be resent), so that the queue takes each publisher's messages in the order it
+// published them. Once the leader is known again the first waiting message is sent alone (a
+// probe); when it is stored the others follow. Only the node a publisher is connected to
+// resends: a node that was forwarded a message and cannot take it answers that the queue
+// moved (Scratch.NoResend), and the sender resends it.
 
 // ResendFor bounds how long a publish to a quorum queue is resent while the queue has no
 // reachable leader; then its publisher is nacked.
@@ -42,6 +46,7 @@ const (
 var (
 	errMoved    = errors.New("quorum queue: the leadership moved away from this node")
 	errElecting = errors.New("quorum queue: no leader known now")
+	errNoLeader = errors.New("quorum queue: no leader took the message in time")
 )
 
 // resend is one publish to one quorum queue, sent until it is stored or its time is up. It is
@@ -53,8 +58,10 @@ type resend struct {
 	msg      *queue.Message
 	c        Confirm // the publish's own: Done once, with the outcome
 	deadline time.Time
-	first    bool // the try made while the publisher's goroutine waits (Hold goes to c)
-	drained  bool // sent by a drain: its end is counted (resender.drains); under resender.mu
+	seq      uint64 // its place among the queue's publishes (resender.seq)
+	// first: the try made while the publisher's goroutine waits (Hold goes to c). Written
+	// before each try, read by the try and its settle.
+	first bool
 
 	remaining atomic.Int32
 	err       atomic.Pointer[error] // the try's first failure
@@ -68,37 +75,50 @@ var _ Confirm = (*resend)(nil)
 // leadership moves. c is the publish's Confirm. It reports the first try's result: Enqueued
 // when the message was taken (stored, or to be resent), Refused or Gone as a plain publish.
 func (v *Vhost) publishResending(q *Queue, msg *queue.Message, c Confirm) queue.Result {
-	c.Add() // Done once, by settle
+	c.Add() // Done once, when the publish is settled
 	p := &resend{v: v, q: q, msg: msg, c: c, deadline: time.Now().Add(ResendFor)}
-	if rs := q.resend.Load(); rs != nil && rs.active.Load() && rs.wait(p) {
-		return queue.Enqueued // behind the messages waiting to be resent, in order
+	rs := q.resender()
+	rs.mu.Lock()
+	rs.seq++
+	p.seq = rs.seq
+	dest := q.Remote()
+	if len(rs.waiting) > 0 || rs.probe != nil || rs.draining || (rs.inflight > 0 && dest != rs.dest) {
+		rs.waiting = append(rs.waiting, p) // the newest: last in order
+		batch := rs.kickLocked()
+		rs.mu.Unlock()
+		rs.sendAll(batch)
+		return queue.Enqueued
 	}
+	rs.inflight++
+	rs.dest = dest
+	rs.mu.Unlock()
 	p.first = true
-	return p.try()
+	return p.try(dest)
 }
 
-// try sends the message to q's holder: this node's core when it leads the queue, else the
-// node that does. Its outcome comes to settle.
-func (p *resend) try() queue.Result {
+// try sends the message to dest, the queue's holder when the try was counted: this node's
+// core ("") or the node that leads the queue. Its outcome comes to settle.
+func (p *resend) try(dest string) queue.Result {
 	v, q := p.v, p.q
 	p.remaining.Store(1)
 	p.err.Store(nil)
 	p.core, p.entry = nil, nil
 	res := queue.Enqueued
-	if !p.first && !v.holds(q) {
+	switch {
+	case !p.first && !v.holds(q):
 		// Deleted meanwhile: dropped, as a message routed to a queue deleted under its publish
 		// is, and confirmed (RabbitMQ confirms what it routed nowhere). A resend never runs on
 		// a goroutine that could hold the vhost's lock.
-		p.Done(nil)
-		return queue.Gone
-	}
-	if node := q.remote.Load(); node != nil {
-		if f := v.fwd.get(); f == nil || *node == PendingHolder {
-			p.fail(errElecting)
+		res = queue.Gone
+	case dest == PendingHolder:
+		p.fail(errElecting)
+	case dest != "":
+		if f := v.fwd.get(); f != nil {
+			f.Forward(v, q, dest, p.msg, p)
 		} else {
-			f.Forward(v, q, *node, p.msg, p)
+			p.fail(errElecting)
 		}
-	} else {
+	default:
 		core := q.Core()
 		p.Add()
 		var written bool
@@ -154,33 +174,47 @@ func (p *resend) Nackable() bool { return p.c.Nackable() }
 // settle ends a try: the publish is settled, or waits to be resent while the failure is one
 // that lasts only while the leadership moves.
 func (p *resend) settle() {
-	ep := p.err.Load()
-	if ep == nil {
-		if p.entry != nil && !p.first {
-			p.core.Release(p.entry)
-		}
-		p.untrack()
-		p.c.Done(nil)
-		return
+	var err error
+	if ep := p.err.Load(); ep != nil {
+		err = *ep
 	}
-	err := *ep
-	if p.entry != nil {
+	switch {
+	case err == nil && p.entry != nil && !p.first:
+		p.core.Release(p.entry)
+	case err != nil && p.entry != nil:
 		p.core.Withdraw(p.entry) // never delivered from a failed try (c's Release is then a no-op)
 	}
-	p.first = false
-	if p.moving(err) && time.Now().Before(p.deadline) {
-		p.q.resender().tried(p, false)
-		return
+	retry := err != nil && p.moving(err) && time.Now().Before(p.deadline)
+	rs := p.q.resender()
+	rs.mu.Lock()
+	rs.inflight--
+	if rs.probe == p {
+		rs.probe = nil
+		if retry {
+			rs.delay = min(2*rs.delay, resendMax)
+		}
 	}
-	p.untrack()
-	forgetQueueID(p.q, p.msg)
-	p.c.Done(err)
-}
-
-// untrack tells the queue's resender, if it is at work, that p is settled.
-func (p *resend) untrack() {
-	if rs := p.q.resend.Load(); rs != nil && rs.active.Load() {
-		rs.tried(p, true)
+	switch {
+	case retry:
+		p.first = false
+		rs.insertLocked(p)
+		rs.failing = true
+	case err == nil:
+		rs.failing = false
+		rs.delay = resendFirst
+	}
+	batch := rs.kickLocked()
+	rs.mu.Unlock()
+	if !retry {
+		if err != nil {
+			forgetQueueID(p.q, p.msg)
+		}
+		p.c.Done(err)
+	}
+	// Not on this goroutine: it may be a forwarding stream's reader or the journal's pump,
+	// which a send must not wait on.
+	if batch != nil {
+		go rs.sendAll(batch)
 	}
 }
 
@@ -193,15 +227,18 @@ func (p *resend) moving(err error) bool {
 	return f != nil && f.LeaderMoving(err)
 }
 
-// resender is a quorum queue's publishes waiting to be resent, in publish order.
+// resender orders a quorum queue's publishes while its leadership moves.
 type resender struct {
-	active  atomic.Bool // something waits or is being resent: new publishes wait behind it
-	mu      sync.Mutex
-	waiting []*resend
-	probe   *resend // the one try in flight while the others wait
-	timer   *time.Timer
-	delay   time.Duration
-	drains  int // resends a drain sent, not yet settled
+	mu       sync.Mutex
+	seq      uint64    // publishes numbered so far
+	waiting  []*resend // to send, by seq
+	inflight int       // tries sent and not settled
+	dest     string    // the holder the last try went to ("" this node)
+	probe    *resend   // the one try in flight while the others wait
+	draining bool      // sendAll is sending waiting ones: new publishes wait behind them
+	failing  bool      // the last try settled failed: the next goes alone, after delay
+	timer    *time.Timer
+	delay    time.Duration
 }
 
 // resender returns the queue's resender, made on first use.
@@ -213,78 +250,76 @@ func (q *Queue) resender() *resender {
 	return q.resend.Load()
 }
 
-// wait puts a new publish behind the ones waiting; false when nothing waits any more (the
-// caller tries it at once).
-func (rs *resender) wait(p *resend) bool {
-	rs.mu.Lock()
-	defer rs.mu.Unlock()
-	if !rs.active.Load() {
-		return false
-	}
-	rs.waiting = append(rs.waiting, p)
-	rs.kickLocked(false)
-	return true
+// insertLocked puts p back among the waiting, in publish order.
+func (rs *resender) insertLocked(p *resend) {
+	i, _ := slices.BinarySearchFunc(rs.waiting, p.seq, func(w *resend, seq uint64) int {
+		switch {
+		case w.seq < seq:
+			return -1
+		case w.seq > seq:
+			return 1
+		}
+		return 0
+	})
+	rs.waiting = slices.Insert(rs.waiting, i, p)
 }
 
-// tried takes the end of a try: done when the publish is settled, else it waits to be sent
-// again.
-func (rs *resender) tried(p *resend, done bool) {
-	rs.mu.Lock()
-	probe := rs.probe == p
-	if probe {
-		rs.probe = nil
+// kickLocked moves the waiting publishes on once nothing is in flight: all of them when the
+// queue takes messages (the caller sends the batch returned, sendAll), else the first alone
+// when the timer fires (fire).
+func (rs *resender) kickLocked() []*resend {
+	if len(rs.waiting) == 0 || rs.probe != nil || rs.inflight > 0 || rs.draining {
+		return nil
 	}
-	if p.drained {
-		p.drained = false
-		rs.drains--
+	if rs.failing {
+		if rs.timer == nil {
+			rs.timer = time.AfterFunc(rs.delay, rs.fire)
+		}
+		return nil
 	}
-	stored := done && p.err.Load() == nil
-	switch {
-	case stored:
-		rs.delay = resendFirst
-	case !done && probe:
-		rs.waiting = append([]*resend{p}, rs.waiting...) // it stays first
-		rs.delay = min(2*rs.delay, resendMax)
-		rs.active.Store(true)
-	case !done:
-		rs.waiting = append(rs.waiting, p)
-		rs.active.Store(true)
-	}
-	rs.kickLocked(stored)
-	rs.mu.Unlock()
+	batch := rs.waiting
+	rs.waiting = nil
+	rs.draining = true
+	return batch
 }
 
-// kickLocked gets the waiting publishes going: all of them at once after a try was stored
-// (the queue takes messages again), else a probe when the timer fires. With nothing left to
-// do the resender goes idle.
-func (rs *resender) kickLocked(stored bool) {
-	switch {
-	case len(rs.waiting) == 0:
-		if rs.probe == nil && rs.timer == nil && rs.drains == 0 {
-			rs.active.Store(false)
-		}
-	case rs.probe != nil || rs.timer != nil:
-		// the probe's outcome, or the timer, moves them on
-	case stored:
-		batch := rs.waiting
-		rs.waiting = nil
-		rs.drains += len(batch)
-		for _, p := range batch {
-			p.drained = true
-		}
-		// Not on this goroutine: it may be a forwarding stream's reader or the journal's
-		// pump, which a send must not wait on.
-		go func() {
-			for _, p := range batch {
-				p.try()
+// sendAll sends batch, in order, then whatever joined the waiting meanwhile, until none
+// waits or a try failed (then the timer takes over).
+func (rs *resender) sendAll(batch []*resend) {
+	for len(batch) > 0 {
+		for i, p := range batch {
+			rs.mu.Lock()
+			if rs.failing {
+				// A try of this batch failed: the rest wait for the next probe, in order.
+				for _, rest := range batch[i:] {
+					rs.insertLocked(rest)
+				}
+				rs.mu.Unlock()
+				break
 			}
-		}()
-	case rs.drains == 0:
-		rs.timer = time.AfterFunc(rs.delay, rs.fire)
+			dest := p.q.Remote()
+			rs.inflight++
+			rs.dest = dest
+			rs.mu.Unlock()
+			p.try(dest)
+		}
+		rs.mu.Lock()
+		batch = nil
+		if !rs.failing && len(rs.waiting) > 0 {
+			batch = rs.waiting
+			rs.waiting = nil
+		} else {
+			rs.draining = false
+			if more := rs.kickLocked(); more != nil {
+				batch = more
+			}
+		}
+		rs.mu.Unlock()
 	}
 }
 
-// fire sends the first waiting publish alone (the probe); those whose time is up are nacked.
+// fire sends the first waiting publish alone (the probe) once nothing else is in flight;
+// those whose time is up are nacked.
 func (rs *resender) fire() {
 	rs.mu.Lock()
 	rs.timer = nil
@@ -295,19 +330,22 @@ func (rs *resender) fire() {
 		rs.waiting = rs.waiting[1:]
 	}
 	var p *resend
-	if len(rs.waiting) > 0 {
+	var dest string
+	if len(rs.waiting) > 0 && rs.probe == nil && rs.inflight == 0 && !rs.draining {
 		p = rs.waiting[0]
 		rs.waiting = rs.waiting[1:]
 		rs.probe = p
+		dest = p.q.Remote()
+		rs.inflight++
+		rs.dest = dest
 	}
-	rs.kickLocked(false)
 	rs.mu.Unlock()
 	for _, e := range expired {
 		forgetQueueID(e.q, e.msg)
-		e.c.Done(errors.New("quorum queue: no leader took the message in time"))
+		e.c.Done(errNoLeader)
 	}
 	if p != nil {
-		p.try()
+		p.try(dest)
 	}
 }
 

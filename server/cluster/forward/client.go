@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -203,8 +205,9 @@ func (cc *clientConn) fail(err error) {
 		cc.c.log.Warn().Err(err).Str("node", cc.addr).Int("in_flight", len(pending)).
 			Int("subscriptions", len(subs)).Msg("forwarding stream ended")
 	}
-	for _, w := range pending {
-		if w.done != nil {
+	// In the order they were sent (ids increase): a caller that sends them again keeps it.
+	for _, id := range slices.Sorted(maps.Keys(pending)) {
+		if w := pending[id]; w.done != nil {
 			w.done(err)
 		} else {
 			w.reply <- reply{err: err}

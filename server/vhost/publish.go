@@ -121,6 +121,20 @@ func (v *Vhost) writers(msg *queue.Message, qs []*Queue) int {
 	return n
 }
 
+// sharers is how many of qs keep msg's record among the store's queue records, which can
+// refer to one shared body: writers, less the quorum queues this node leads in a cluster,
+// whose journal is their Raft log (it keeps the body in its own entries and would never
+// release a reference to a shared one).
+func (v *Vhost) sharers(qs []*Queue, stored int) int {
+	n := stored
+	for _, q := range qs {
+		if q.stored && q.remote.Load() == nil && q.Replicated() {
+			n--
+		}
+	}
+	return n
+}
+
 // enqueue publishes msg to the queues it was routed to, writing its body once when several
 // durable queues keep it, and reports whether any queue took it and whether any refused it.
 // stored is how many of qs write its record (writers).
@@ -128,7 +142,9 @@ func (v *Vhost) writers(msg *queue.Message, qs []*Queue) int {
 // cluster is resent while the queue's leadership moves (resend.go), unless s.NoResend.
 func (v *Vhost) enqueue(msg *queue.Message, qs []*Queue, stored int, c Confirm, s *Scratch) (routed, refused bool) {
 	if stored > 1 {
-		v.shareBody(msg, stored, c)
+		if n := v.sharers(qs, stored); n > 1 {
+			v.shareBody(msg, n, c)
+		}
 	}
 	// A confirmed message that is written anywhere is held in every queue until its writes
 	// are durable: if one fails, the nack is the truth (queue/held.go).

@@ -2,7 +2,8 @@
 // client connected to node B publishes to an exchange whose bindings reach a queue that runs
 // on node A (a classic queue A owns, or a quorum queue whose Raft leader is A), or consumes
 // from, gets from, purges or passively declares such a queue: B routes locally (the metadata
-// is replicated) and forwards the queue part to A.
+// is replicated) and forwards the queue part to A. B's management API also asks A for A's
+// report of itself (Client.Node, Local.Node), which it lists in /api/nodes.
 //
 // B's side is a Client; A's side is a Server over a Local, the interface the broker
 // implements on its own queues, so A needs no knowledge of B. Both talk over streams of the

@@ -3,10 +3,12 @@ package server
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/warrenmq/warren/binding"
 	"github.com/warrenmq/warren/exchange"
+	"github.com/warrenmq/warren/server/cluster"
 	"github.com/warrenmq/warren/server/vhost"
 )
 
@@ -141,4 +143,40 @@ func TestClusterDownNodeLosesItsNonDurableQueues(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestClusterNonDurableQueueDeletedTwice: two deletions of the same non-durable queue (its
+// auto-delete or expiry on its node, and a client's queue.delete that named the record it
+// saw) both succeed, as deleting a queue that is gone does; only a record replaced since by
+// another node's declaration refuses the deletion of the old one.
+func TestClusterNonDurableQueueDeletedTwice(t *testing.T) {
+	nodes := startMetaCluster(t)
+	a, b := nodes[0], nodes[1]
+	if _, err := a.srv.DeclareQueueAs("guest", "/", vhost.QueueDecl{Name: "tq"}); err != nil {
+		t.Fatal(err)
+	}
+	rec, ok := a.n.QueueRecord("/", "tq")
+	if !ok || !rec.Transient {
+		t.Fatalf("tq's record: %+v, %v", rec, ok)
+	}
+	for i := range 2 {
+		if err := a.srv.propose(cluster.OpQueueDelete, "/", "tq", deleteArgs{}, &rec); err != nil {
+			t.Fatalf("deletion %d of tq: %v", i+1, err)
+		}
+	}
+	if _, err := b.srv.DeclareQueueAs("guest", "/", vhost.QueueDecl{Name: "tq"}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "b's tq known on a", func() error {
+		if r, ok := a.n.QueueRecord("/", "tq"); !ok || r.Owner != b.name {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	if err := a.srv.propose(cluster.OpQueueDelete, "/", "tq", deleteArgs{}, &rec); !errors.Is(err, cluster.ErrStaleRecord) && (err == nil || !strings.Contains(err.Error(), cluster.ErrStaleRecord.Error())) {
+		t.Fatalf("deleting a's old tq after b declared it again: %v, want it refused as stale", err)
+	}
+	if r, ok := a.n.QueueRecord("/", "tq"); !ok || r.Owner != b.name {
+		t.Fatalf("b's tq after a stale deletion: %+v, %v", r, ok)
+	}
 }

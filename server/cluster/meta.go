@@ -264,10 +264,11 @@ func (f *metaFSM) Apply(l *raft.Log) any {
 			}
 		}
 		if c.Op == OpQueueDelete && c.Queue != nil && c.Queue.Transient {
-			// The deletion of a non-durable queue that went with its node (restarted, left,
-			// down) names the record it deletes: one declared again meanwhile, on another
-			// node, stays.
-			if r, ok := f.record(c.Vhost, c.Name); !ok || !r.Transient || r.Owner != c.Queue.Owner {
+			// The deletion of a non-durable queue names the record it deletes: one declared
+			// again meanwhile, on another node, stays (its node restarted, left or is down,
+			// and another client declared the name). Without a record the deletion goes on
+			// as any other (a queue that deleted itself meanwhile).
+			if r, ok := f.record(c.Vhost, c.Name); ok && (!r.Transient || r.Owner != c.Queue.Owner) {
 				err = fmt.Errorf("cluster: queue '%s' in vhost '%s' was declared again since: %w", c.Name, c.Vhost, ErrStaleRecord)
 			}
 		}

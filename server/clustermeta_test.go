@@ -79,12 +79,16 @@ func (m *metaNode) stop(t *testing.T) {
 func startMetaCluster(t *testing.T) []*metaNode {
 	t.Helper()
 	var peers []configs.Peer
+	var lns []net.Listener
 	for _, name := range []string{"n1", "n2", "n3"} {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
 		peers = append(peers, configs.Peer{Name: name, Addr: ln.Addr().String()})
+		lns = append(lns, ln) // held until every port is picked: no two nodes get the same one
+	}
+	for _, ln := range lns {
 		_ = ln.Close()
 	}
 	var nodes []*metaNode

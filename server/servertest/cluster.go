@@ -34,12 +34,16 @@ type ClusterMember struct {
 func Cluster(t testing.TB, names ...string) []*ClusterMember {
 	t.Helper()
 	var peers []configs.Peer
+	var lns []net.Listener
 	for _, name := range names {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
 		peers = append(peers, configs.Peer{Name: name, Addr: ln.Addr().String()})
+		lns = append(lns, ln) // held until every port is picked: no two nodes get the same one
+	}
+	for _, ln := range lns {
 		_ = ln.Close()
 	}
 	var out []*ClusterMember

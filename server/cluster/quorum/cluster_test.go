@@ -56,16 +56,20 @@ func newBenchCluster(b *testing.B) *testCluster {
 
 func startCluster(t testing.TB, n int, timing Timing, noSync bool) *testCluster {
 	c := &testCluster{t: t, timing: timing, noSync: noSync}
+	var lns []net.Listener
 	for i := 0; i < n; i++ {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
 		addr := ln.Addr().String()
-		_ = ln.Close()
+		lns = append(lns, ln) // held until every port is picked: no two members get the same one
 		name := fmt.Sprintf("n%d", i+1)
 		c.members = append(c.members, Member{Name: name, Address: addr})
 		c.nodes = append(c.nodes, &member{name: name, dir: t.TempDir(), addr: addr})
+	}
+	for _, ln := range lns {
+		_ = ln.Close()
 	}
 	for _, m := range c.nodes {
 		c.start(m)

@@ -382,19 +382,17 @@ func (s *Server) importQueues(defs *configs.Definitions) error {
 		created = append(created, q.Vhost+"/"+q.Name)
 	}
 	for _, b := range defs.Bindings {
-		if b.DestinationType == "exchange" {
+		bb, err := vhost.BindingOf(b)
+		if err != nil {
+			return refused("binding from '%s' to '%s' in vhost '%s': %v", b.Source, b.Destination, b.Vhost, err)
+		}
+		if bb.Dest.Kind != binding.DestQueue {
 			continue // imported with the rest of the document
 		}
 		v := s.vhost(b.Vhost)
 		if v == nil {
 			return refused("vhost_not_found: %s", b.Vhost)
 		}
-		args, err := amqpwire.NewTable(b.Arguments)
-		if err != nil {
-			return refused("binding from '%s' to '%s' in vhost '%s': arguments: %v", b.Source, b.Destination, b.Vhost, err)
-		}
-		bb := binding.Binding{Source: b.Source, Dest: binding.Destination{Kind: binding.DestQueue, Name: b.Destination},
-			RoutingKey: b.RoutingKey, Args: args}
 		if err := s.bind(nil, v, bb); err != nil {
 			return fmt.Errorf("binding from '%s' to queue '%s' in vhost '%s': %w", b.Source, b.Destination, b.Vhost, err)
 		}

@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
-
 	"github.com/warrenmq/warren/server/servertest"
 )
 
@@ -31,15 +29,7 @@ func BenchmarkClusterDeclare(b *testing.B) {
 			}
 		}
 		b.Run(role, func(b *testing.B) {
-			conn, err := amqp.Dial(servertest.URL(via.Addr))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer conn.Close()
-			ch, err := conn.Channel()
-			if err != nil {
-				b.Fatal(err)
-			}
+			ch := servertest.Channel(b, via.Addr)
 			i := 0
 			for b.Loop() {
 				i++

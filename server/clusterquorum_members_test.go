@@ -180,15 +180,7 @@ func TestQuorumQueueMembersChange(t *testing.T) {
 	}
 
 	// Consume everything through the removed node: it forwards to the leader.
-	rconn, err := amqp.Dial(servertest.URL(removed.Addr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rconn.Close()
-	rch, err := rconn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
+	rch := servertest.Channel(t, removed.Addr)
 	deliveries, err := rch.Consume("qm", "", false, false, false, false, nil)
 	if err != nil {
 		t.Fatal(err)

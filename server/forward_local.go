@@ -91,7 +91,9 @@ func (l *forwardLocal) Publish(vh, name string, m *forward.Message, confirm bool
 	w.remaining.Store(1)
 	routed, refused := v.Publish(x, msg, []string{name}, w, &scratch)
 	w.refused.Store(refused && !scratch.Moved())
-	w.moved.Store(scratch.Moved())
+	if scratch.Moved() {
+		w.moved.Store(true)
+	}
 	w.gone.Store(!routed && !refused && scratch.Routed() == 0)
 	w.Done(nil) // the publisher's own count
 	l.pace()
@@ -112,12 +114,13 @@ func (l *forwardLocal) pace() {
 // failed) by the settle work it hands the forwarding stream, which runs it on its writer
 // goroutine before the answer, as a local publisher's connection writer does (confirms.go).
 type forwardWait struct {
-	remaining    atomic.Int32
-	failed       atomic.Bool
-	refused      atomic.Bool
-	gone         atomic.Bool
-	moved        atomic.Bool // a quorum queue's leadership moved away under the publish
-	notLeader    atomic.Bool // a write failed because the leadership was lost before its commit
+	remaining atomic.Int32
+	failed    atomic.Bool
+	refused   atomic.Bool
+	gone      atomic.Bool
+	// moved: a quorum queue's leadership moved away under the publish, or was lost before
+	// its write committed; the sender resends it.
+	moved        atomic.Bool
 	held         []heldEntry
 	done         func(error, func())
 	vhost, queue string
@@ -135,7 +138,7 @@ func (w *forwardWait) Done(err error) {
 	if err != nil {
 		w.failed.Store(true)
 		if errors.Is(err, quorum.ErrNotLeader) {
-			w.notLeader.Store(true)
+			w.moved.Store(true)
 		}
 	}
 	if w.remaining.Add(-1) != 0 {
@@ -146,7 +149,7 @@ func (w *forwardWait) Done(err error) {
 		settle = w.settle
 	}
 	switch {
-	case w.moved.Load() || w.notLeader.Load():
+	case w.moved.Load():
 		w.done(forwardMoved(w.vhost, w.queue, ""), settle)
 	case w.failed.Load():
 		w.done(errors.New("the queue's node could not store the message"), settle)

@@ -131,7 +131,7 @@ func (f *forwarding) Forward(v *vhost.Vhost, q *vhost.Queue, node string, msg *q
 	}
 	addr, err := f.addr(node)
 	if err != nil {
-		if c != nil && q.Type() != "quorum" {
+		if c != nil && q.Type() != "quorum" { // a quorum queue's publish is resent, or GaveUp logs it
 			f.publishFailed(node, v.Name(), q.Name(), err)
 		}
 		done(err)
@@ -141,9 +141,9 @@ func (f *forwarding) Forward(v *vhost.Vhost, q *vhost.Queue, node string, msg *q
 		inner := done
 		quorumQ := q.Type() == "quorum"
 		done = func(err error) {
-			// A quorum queue's publish that failed while its leadership moves is resent, not
-			// nacked: only a final failure is worth a line (vhost/resend.go).
-			if err != nil && !(quorumQ && f.LeaderMoving(err)) {
+			// A quorum queue's publish is resent while its leadership moves, and GaveUp logs
+			// the one finally nacked (vhost/resend.go).
+			if err != nil && !quorumQ {
 				f.publishFailed(node, v.Name(), q.Name(), err)
 			}
 			inner(err)
@@ -162,6 +162,17 @@ func (f *forwarding) LeaderMoving(err error) bool {
 	}
 	var che *amqpwire.ChannelError
 	return errors.As(err, &che) && che.Code == amqpwire.CodeResourceLocked
+}
+
+// GaveUp implements vhost.Forwarder: a publish to a quorum queue nacked after its resends
+// (no leader took it in time, or a failure that is not a leadership move) is logged,
+// summarised with the forwarding failures when they flood.
+func (f *forwarding) GaveUp(v *vhost.Vhost, q *vhost.Queue, err error) {
+	node := q.Remote()
+	if f.failLog.note(node, err.Error(), time.Now()) {
+		f.s.log.Warn().Err(err).Str("node", node).Str("vhost", v.Name()).Str("queue", q.Name()).
+			Msg("publish to a quorum queue nacked (the error says why; more are summarised)")
+	}
 }
 
 // forwardMoved is a holder's answer to a publish forwarded to a quorum queue it does not lead

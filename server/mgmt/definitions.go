@@ -11,7 +11,7 @@ import (
 	"github.com/warrenmq/warren/configs"
 )
 
-// accMarshal encodes a value decoded from JSON.
+// accMarshal encodes a value decoded from JSON, or made of JSON's values ("null" if it cannot).
 func accMarshal(v any) []byte {
 	b, err := json.Marshal(v)
 	if err != nil {

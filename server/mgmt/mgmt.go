@@ -116,7 +116,7 @@ func Handler(ctx context.Context, src Source, id Identity, log zerolog.Logger) h
 		authLog:  log.Sample(&zerolog.BurstSampler{Burst: 10, Period: time.Minute}),
 		refusals: &refusalLog{log: log}}
 	a.router = newRouter(a.endpoints())
-	src.SetNodeReport(func() []byte { return mustJSON(a.nodeJSON()) })
+	src.SetNodeReport(func() []byte { return accMarshal(a.nodeJSON()) })
 	interval := id.StatsInterval
 	if interval <= 0 {
 		interval = defaultStatsInterval

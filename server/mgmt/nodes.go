@@ -278,12 +278,3 @@ func (a *api) clusterName(w http.ResponseWriter, r *http.Request, u user, _ []st
 func (a *api) extensions(w http.ResponseWriter, r *http.Request, _ user, _ []string) {
 	writeJSON(w, []any{})
 }
-
-// mustJSON is v as JSON ("null" if it cannot be encoded, which a map of plain values never is).
-func mustJSON(v any) []byte {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return []byte("null")
-	}
-	return b
-}

@@ -140,17 +140,26 @@ func (r *Registry) PlanTopology(defs *configs.Definitions) (*Topology, configs.E
 	return t, errs
 }
 
-func plannedBindingOf(b configs.Binding) (plannedBinding, error) {
+// BindingOf is the binding a definitions file's binding declares.
+func BindingOf(b configs.Binding) (binding.Binding, error) {
 	args, err := amqpwire.NewTable(b.Arguments)
 	if err != nil {
-		return plannedBinding{}, fmt.Errorf("arguments: %w", err)
+		return binding.Binding{}, fmt.Errorf("arguments: %w", err)
 	}
 	kind := binding.DestQueue
 	if b.DestinationType == "exchange" {
 		kind = binding.DestExchange
 	}
-	bb := binding.Binding{Source: b.Source, Dest: binding.Destination{Kind: kind, Name: b.Destination},
-		RoutingKey: b.RoutingKey, Args: args}
+	return binding.Binding{Source: b.Source, Dest: binding.Destination{Kind: kind, Name: b.Destination},
+		RoutingKey: b.RoutingKey, Args: args}, nil
+}
+
+func plannedBindingOf(b configs.Binding) (plannedBinding, error) {
+	bb, err := BindingOf(b)
+	if err != nil {
+		return plannedBinding{}, err
+	}
+	kind, args := bb.Dest.Kind, bb.Args
 	ak, err := binding.ArgsKey(args)
 	if err != nil {
 		return plannedBinding{}, fmt.Errorf("arguments: %w", err)

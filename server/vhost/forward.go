@@ -16,6 +16,9 @@ type Forwarder interface {
 	// LeaderMoving says err, the failure of a forwarded publish to a quorum queue, lasts
 	// only while the queue's leadership moves: the message is sent again (resend.go).
 	LeaderMoving(err error) bool
+	// GaveUp is told of a publish to the quorum queue q that is nacked (err: why: no leader
+	// took it within ResendFor, or a failure no resend mends), for the log.
+	GaveUp(v *Vhost, q *Queue, err error)
 }
 
 // forwardHook holds the registry's Forwarder, shared by its vhosts.

@@ -207,7 +207,7 @@ func (p *resend) settle() {
 	rs.mu.Unlock()
 	if !retry {
 		if err != nil {
-			forgetQueueID(p.q, p.msg)
+			p.gaveUp(err)
 		}
 		p.c.Done(err)
 	}
@@ -215,6 +215,15 @@ func (p *resend) settle() {
 	// which a send must not wait on.
 	if batch != nil {
 		go rs.sendAll(batch)
+	}
+}
+
+// gaveUp ends a publish that is nacked: its deduplication id is forgotten (a retry is not a
+// duplicate) and the failure logged.
+func (p *resend) gaveUp(err error) {
+	forgetQueueID(p.q, p.msg)
+	if f := p.v.fwd.get(); f != nil {
+		f.GaveUp(p.v, p.q, err)
 	}
 }
 
@@ -341,7 +350,7 @@ func (rs *resender) fire() {
 	}
 	rs.mu.Unlock()
 	for _, e := range expired {
-		forgetQueueID(e.q, e.msg)
+		e.gaveUp(errNoLeader)
 		e.c.Done(errNoLeader)
 	}
 	if p != nil {
